@@ -1,0 +1,63 @@
+/*
+ * px_avro.h - Avro codec for the four record schemas, in Avro's
+ * single-object encoding: C3 01, the 8-byte little-endian CRC-64-AVRO
+ * fingerprint of the schema's Parsing Canonical Form, then the binary body.
+ *
+ * The schemas (schemas/*.avsc) are compiled into the library, so programs
+ * need no schema files at run time. avro-c does the body; this module
+ * computes the Parsing Canonical Form and fingerprint itself (avro-c has
+ * neither), and a unit test checks both against python3-avro.
+ *
+ * Decoding is hostile-input safe: truncated bodies, bad varints, huge
+ * lengths, unknown fingerprints, strings over the px_event.h bounds and
+ * invalid UTF-8 all return an error, never crash or allocate without bound.
+ * A decoded event has been through px_event_validate().
+ * Related: px_event.h, schemas/, tests/unit/test_avro.c.
+ */
+#ifndef PX_AVRO_H
+#define PX_AVRO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "px_buf.h"
+#include "px_event.h"
+
+/* The most bytes a single-object-encoded event can take; decoders refuse
+ * anything larger before touching avro-c. */
+#define PX_AVRO_MAX_RECORD 8192
+
+typedef struct px_avro px_avro_t;
+
+/* Parse the built-in schemas and set up reusable values and buffers.
+ * Returns NULL with the reason in errstr. Free with px_avro_free(). One
+ * codec per thread: it is not safe for concurrent use. */
+px_avro_t *px_avro_new(char *errstr, size_t errstr_size);
+void px_avro_free(px_avro_t *c); /* NULL is a no-op */
+
+/* Append the single-object encoding of ev (its kind picks the schema) to
+ * out. ev must pass px_event_validate(). 0, PX_EINVAL or PX_ENOMEM. */
+int px_avro_encode(px_avro_t *c, const px_event_t *ev, px_buf_t *out, char *errstr,
+                   size_t errstr_size);
+
+/* Decode one single-object-encoded record of any of the four schemas (the
+ * fingerprint says which) into out. Returns 0, PX_EPROTO (not Avro, unknown
+ * fingerprint, truncated or trailing bytes, bad varint) or PX_EINVAL
+ * (decodes but fails validation), with the reason in errstr. */
+int px_avro_decode(px_avro_t *c, const void *buf, size_t len, px_event_t *out, char *errstr,
+                   size_t errstr_size);
+
+/* The schema JSON compiled in for a kind (the .avsc text), its Parsing
+ * Canonical Form, and the CRC-64-AVRO fingerprint of that form. */
+const char *px_avro_schema_json(px_kind_t kind);
+const char *px_avro_canonical_form(px_avro_t *c, px_kind_t kind);
+uint64_t px_avro_fingerprint(px_avro_t *c, px_kind_t kind);
+
+/* Parsing Canonical Form (Avro spec, "Transforming into Parsing Canonical
+ * Form") of any schema given as JSON text, appended to out. */
+int px_avro_pcf(const char *schema_json, px_buf_t *out, char *errstr, size_t errstr_size);
+
+/* CRC-64-AVRO (the Rabin fingerprint of the Avro spec) of buf[0..len). */
+uint64_t px_crc64_avro(const void *buf, size_t len);
+
+#endif

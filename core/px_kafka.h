@@ -1,0 +1,41 @@
+/*
+ * px_kafka.h - librdkafka glue shared by the programs.
+ *
+ * Building a rd_kafka_conf_t from the `kafka.*` settings (librdkafka's own
+ * error message stops start-up on a bad key), routing librdkafka's log into
+ * px_log, and wiring a queue's IO event into a libuv loop so a consumer or
+ * producer never needs a thread of its own.
+ */
+#ifndef PX_KAFKA_H
+#define PX_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <uv.h>
+
+#include "px_config.h"
+
+/* New conf with px defaults (log routed to px_log, given client.id), then
+ * every kv of `kafka` applied in order. NULL with librdkafka's message in
+ * errstr on a bad key or value. */
+rd_kafka_conf_t *px_kafka_conf_new(const px_kvlist_t *kafka, const char *client_id,
+                                   char *errstr, size_t errstr_size);
+
+/* Set one property or fail with librdkafka's message. */
+int px_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, char *errstr,
+                      size_t errstr_size);
+
+/* Readiness of a librdkafka queue on a libuv loop: librdkafka writes a byte
+ * to a pipe when the queue goes from empty to non-empty; the loop wakes and
+ * calls `cb`, which must drain the queue (poll with timeout 0 until empty).
+ * A repeating timer (period_ms) also calls cb so quiet handles keep being
+ * served. */
+typedef struct px_kafka_uv px_kafka_uv_t;
+typedef void (*px_kafka_uv_cb)(void *arg);
+
+/* Takes no ownership of rkqu. NULL on failure (logged). */
+px_kafka_uv_t *px_kafka_uv_start(uv_loop_t *loop, rd_kafka_queue_t *rkqu, uint64_t period_ms,
+                                 px_kafka_uv_cb cb, void *arg);
+/* Stop watching and free once libuv has closed the handles. NULL no-op. */
+void px_kafka_uv_stop(px_kafka_uv_t *k);
+
+#endif
