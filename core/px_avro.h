@@ -3,7 +3,7 @@
  * single-object encoding: C3 01, the 8-byte little-endian CRC-64-AVRO
  * fingerprint of the schema's Parsing Canonical Form, then the binary body.
  *
- * The schemas (schemas/*.avsc) are compiled into the library, so programs
+ * The schemas (schemas/<Name>.avsc) are compiled into the library, so programs
  * need no schema files at run time. avro-c does the body; this module
  * computes the Parsing Canonical Form and fingerprint itself (avro-c has
  * neither), and a unit test checks both against python3-avro.

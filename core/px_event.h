@@ -8,7 +8,7 @@
  * no NUL; an empty string means "absent" for optional fields. Integer
  * fields that are optional use PX_NONE (-1) for absent.
  *
- * The Avro schemas in schemas/*.avsc mirror this struct field for field;
+ * The Avro schemas in schemas/<Name>.avsc mirror this struct field for field;
  * px_avro.c maps between them and px_proto.c maps WebSocket JSON onto it.
  * Related: px_key.h (the entity key), px_avro.h, px_proto.h.
  */

@@ -1,0 +1,120 @@
+/* px_view.c - Redis view value formats and aggregation. See px_view.h. */
+#include "px_view.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "px_err.h"
+
+int px_view_key(const px_key_t *key, const char *suffix, char *out, size_t out_size) {
+    int n = snprintf(out, out_size, "presence:{%s:%s:%s}:%s", key->tenant, key->entity, key->id,
+                     suffix);
+    return (n < 0 || (size_t)n >= out_size) ? -1 : n;
+}
+
+int px_view_channel(const px_key_t *key, char *out, size_t out_size) {
+    int n = snprintf(out, out_size, "presence:updates:{%s:%s:%s}", key->tenant, key->entity,
+                     key->id);
+    return (n < 0 || (size_t)n >= out_size) ? -1 : n;
+}
+
+int px_view_channel_parse(const char *channel, size_t len, px_key_t *out) {
+    static const char pre[] = "presence:updates:{";
+    size_t pl = sizeof pre - 1;
+    if (len < pl + 2 || memcmp(channel, pre, pl) != 0 || channel[len - 1] != '}')
+        return PX_EINVAL;
+    return px_key_parse(channel + pl, len - pl - 1, out, NULL, 0) ? PX_EINVAL : 0;
+}
+
+static const char *mode_name(px_mode_t m) { return m == PX_MODE_EDIT ? "edit" : "view"; }
+static const char *status_name(px_status_t s) { return s == PX_STATUS_AWAY ? "away" : "online"; }
+
+int px_view_tab_encode(const px_view_tab_t *t, px_buf_t *out) {
+    size_t mark = out->len;
+    int rc = px_buf_puts(out, "{\"user\":");
+    if (!rc) rc = px_proto_write_string(out, t->user_id);
+    if (!rc) rc = px_buf_puts(out, ",\"name\":");
+    if (!rc) rc = px_proto_write_string(out, t->user_name);
+    if (!rc) rc = px_buf_printf(out, ",\"mode\":\"%s\",\"dirty\":%s,\"status\":\"%s\",\"field\":",
+                                mode_name(t->mode), t->dirty ? "true" : "false",
+                                status_name(t->status));
+    if (!rc) rc = px_proto_write_string(out, t->field);
+    if (!rc) rc = px_buf_puts(out, ",\"cursor\":");
+    if (!rc) rc = px_proto_write_string(out, t->cursor);
+    if (!rc) rc = px_buf_printf(out, ",\"since\":%lld}", (long long)t->since_ms);
+    if (rc) {
+        out->len = mark;
+        if (out->data) out->data[mark] = '\0';
+    }
+    return rc;
+}
+
+/* Copy a JSON string member into dst (size n); absent is empty, anything
+ * else that is not a string that fits is an error. */
+static int get_str(json_t *o, const char *k, char *dst, size_t n, int required) {
+    json_t *v = json_object_get(o, k);
+    if (!v) {
+        if (required) return PX_EINVAL;
+        dst[0] = '\0';
+        return 0;
+    }
+    if (!json_is_string(v)) return PX_EINVAL;
+    size_t l = json_string_length(v);
+    const char *s = json_string_value(v);
+    if (l >= n || memchr(s, '\0', l)) return PX_EINVAL;
+    memcpy(dst, s, l);
+    dst[l] = '\0';
+    return 0;
+}
+
+int px_view_tab_decode(const char *json, size_t len, px_view_tab_t *out) {
+    json_error_t jerr;
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = PX_EINVAL;
+    char mode[8], status[8];
+    if (!o || !json_is_object(o)) goto done;
+    if (get_str(o, "user", out->user_id, sizeof out->user_id, 1)) goto done;
+    if (get_str(o, "name", out->user_name, sizeof out->user_name, 0)) goto done;
+    if (get_str(o, "mode", mode, sizeof mode, 0)) goto done;
+    if (get_str(o, "status", status, sizeof status, 0)) goto done;
+    if (get_str(o, "field", out->field, sizeof out->field, 0)) goto done;
+    if (get_str(o, "cursor", out->cursor, sizeof out->cursor, 0)) goto done;
+    out->mode = strcmp(mode, "edit") == 0 ? PX_MODE_EDIT : PX_MODE_VIEW;
+    out->status = strcmp(status, "away") == 0 ? PX_STATUS_AWAY : PX_STATUS_ONLINE;
+    json_t *d = json_object_get(o, "dirty");
+    if (d && !json_is_boolean(d)) goto done;
+    out->dirty = d && json_is_true(d);
+    json_t *s = json_object_get(o, "since");
+    if (s && !json_is_integer(s)) goto done;
+    out->since_ms = s ? (int64_t)json_integer_value(s) : 0;
+    rc = 0;
+done:
+    json_decref(o);
+    return rc;
+}
+
+size_t px_view_aggregate(const px_view_tab_t *tabs, size_t n, px_viewer_t *viewers) {
+    size_t nv = 0;
+    for (size_t i = 0; i < n; i++) {
+        const px_view_tab_t *t = &tabs[i];
+        size_t j = 0;
+        while (j < nv && strcmp(viewers[j].user_id, t->user_id) != 0) j++;
+        if (j == nv) {
+            viewers[nv++] = (px_viewer_t){.user_id = t->user_id,
+                                          .name = t->user_name,
+                                          .tabs = 0,
+                                          .has_dirty_tab = false,
+                                          .mode = PX_MODE_VIEW,
+                                          .status = PX_STATUS_AWAY};
+        }
+        px_viewer_t *v = &viewers[j];
+        v->tabs++;
+        if (t->dirty) v->has_dirty_tab = true;
+        if (t->mode == PX_MODE_EDIT) v->mode = PX_MODE_EDIT;
+        if (t->status == PX_STATUS_ONLINE) v->status = PX_STATUS_ONLINE;
+        if (!v->name[0] && t->user_name[0]) v->name = t->user_name;
+    }
+    return nv;
+}

@@ -1,0 +1,243 @@
+/*
+ * gw_redis.c - the gateway's two Redis connections on the libuv loop.
+ *
+ * `rcmd` runs reads (one Lua script per entity read, so the tabs ZSET and
+ * the tab HASH are read at one point in time); `rsub` carries SUBSCRIBE for
+ * the channels of the entities local connections watch. On a lost
+ * connection both are dropped and re-dialled every second; on reconnect
+ * every watched channel is subscribed again and every entity re-read, so a
+ * Redis restart heals by itself.
+ * Related: gw_subs.c (which channels), docs/redis-keys.md (the view).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libuv.h>
+
+#include "gw.h"
+#include "px_log.h"
+#include "px_time.h"
+#include "px_view.h"
+
+
+/* Live tabs of one entity: [tab_id, deadline, value, ...] with deadline >
+ * now. KEYS: tabs zset, tab hash. ARGV: now_ms, limit. */
+static const char READ_SCRIPT[] =
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', "
+    "'LIMIT', 0, tonumber(ARGV[2]))\n"
+    "local out = {}\n"
+    "for i = 1, #ids, 2 do\n"
+    "  local v = redis.call('HGET', KEYS[2], ids[i])\n"
+    "  if v then out[#out+1] = ids[i]; out[#out+1] = ids[i+1]; out[#out+1] = v end\n"
+    "end\n"
+    "return out\n";
+
+static void redis_connect(gw_ctx_t *gw);
+
+static void on_retry(uv_timer_t *t) {
+    gw_ctx_t *gw = t->data;
+    if (!gw->stopping) redis_connect(gw);
+}
+
+static void schedule_retry(gw_ctx_t *gw) {
+    if (gw->stopping || uv_is_active((uv_handle_t *)&gw->redis_retry)) return;
+    uv_timer_start(&gw->redis_retry, on_retry, 1000, 0);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    gw_ctx_t *gw = ac->data;
+    bool is_sub = ac == gw->rsub;
+    if (status != REDIS_OK) {
+        px_counter_add(gw->m_redis_err, 1);
+        PX_WARN(GW_COMP, "redis connect failed", "conn=%s err=\"%s\"", is_sub ? "sub" : "cmd",
+                ac->errstr);
+        if (is_sub) gw->rsub = NULL;
+        else gw->rcmd = NULL;
+        schedule_retry(gw);
+        return;
+    }
+    PX_INFO(GW_COMP, "redis connected", "conn=%s", is_sub ? "sub" : "cmd");
+    if (is_sub) {
+        gw->rsub_up = true;
+        char ch[PX_KEY_MAX + 32];
+        for (size_t i = 0; i < gw->n_ent_buckets; i++)
+            for (gw_entity_t *e = gw->ents[i]; e; e = e->next) {
+                px_view_channel(&e->key, ch, sizeof ch);
+                gw_redis_channel(gw, ch, true);
+            }
+    } else {
+        gw->rcmd_up = true;
+        for (size_t i = 0; i < gw->n_ent_buckets; i++)
+            for (gw_entity_t *e = gw->ents[i]; e; e = e->next) {
+                e->refreshing = false;
+                gw_redis_refresh(gw, e);
+            }
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    gw_ctx_t *gw = ac->data;
+    bool is_sub = ac == gw->rsub;
+    if (is_sub) {
+        gw->rsub = NULL;
+        gw->rsub_up = false;
+    } else {
+        gw->rcmd = NULL;
+        gw->rcmd_up = false;
+    }
+    if (gw->stopping) return;
+    px_counter_add(gw->m_redis_err, 1);
+    PX_WARN(GW_COMP, "redis disconnected", "conn=%s err=\"%s\"", is_sub ? "sub" : "cmd",
+            ac->errstr[0] ? ac->errstr : "closed");
+    schedule_retry(gw);
+}
+
+static redisAsyncContext *dial(gw_ctx_t *gw) {
+    redisAsyncContext *ac = redisAsyncConnect(gw->cfg.redis_host, (int)gw->cfg.redis_port);
+    if (!ac) return NULL;
+    if (ac->err) {
+        PX_WARN(GW_COMP, "redis connect failed", "err=\"%s\"", ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = gw;
+    redisLibuvAttach(ac, gw->loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    return ac;
+}
+
+static void redis_connect(gw_ctx_t *gw) {
+    if (!gw->rcmd) gw->rcmd = dial(gw);
+    if (!gw->rsub) gw->rsub = dial(gw);
+    if (!gw->rcmd || !gw->rsub) schedule_retry(gw);
+}
+
+int gw_redis_start(gw_ctx_t *gw) {
+    gw->tabs = calloc(GW_MAX_TABS, sizeof *gw->tabs);
+    gw->viewers = calloc(GW_MAX_TABS, sizeof *gw->viewers);
+    if (!gw->tabs || !gw->viewers) return PX_ENOMEM;
+    uv_timer_init(gw->loop, &gw->redis_retry);
+    gw->redis_retry.data = gw;
+    redis_connect(gw);
+    return 0;
+}
+
+void gw_redis_stop(gw_ctx_t *gw) {
+    if (!gw->redis_retry.loop) return; /* never started */
+    uv_timer_stop(&gw->redis_retry);
+    uv_close((uv_handle_t *)&gw->redis_retry, NULL);
+    if (gw->rcmd) redisAsyncDisconnect(gw->rcmd);
+    if (gw->rsub) redisAsyncDisconnect(gw->rsub);
+}
+
+void gw_redis_term(gw_ctx_t *gw) {
+    free(gw->tabs);
+    free(gw->viewers);
+    gw->tabs = NULL;
+    gw->viewers = NULL;
+}
+
+/* A message on a watched channel: the processor changed the entity. */
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv) {
+    gw_ctx_t *gw = ac->data;
+    redisReply *reply = r;
+    if (!reply || gw->stopping) return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
+    if (strcmp(reply->element[0]->str, "message") != 0) return;
+    redisReply *ch = reply->element[1];
+    px_key_t key;
+    if (px_view_channel_parse(ch->str, ch->len, &key)) return;
+    char ks[PX_KEY_MAX + 1];
+    px_key_format(&key, ks, sizeof ks);
+    gw_entity_t *e = gw_entity_find(gw, ks);
+    if (e) gw_redis_refresh(gw, e);
+}
+
+void gw_redis_channel(gw_ctx_t *gw, const char *channel, bool subscribe) {
+    if (!gw->rsub || !gw->rsub_up) return;
+    if (redisAsyncCommand(gw->rsub, subscribe ? on_sub_reply : NULL, NULL, "%s %s",
+                          subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE", channel) != REDIS_OK) {
+        px_counter_add(gw->m_redis_err, 1);
+        PX_WARN(GW_COMP, "redis subscribe failed", "channel=%s", channel);
+    }
+}
+
+typedef struct read_req {
+    char keystr[PX_KEY_MAX + 1];
+} read_req_t;
+
+static void push_presence(gw_ctx_t *gw, gw_entity_t *e, redisReply *r) {
+    px_view_tab_t *tabs = gw->tabs;
+    px_viewer_t *viewers = gw->viewers;
+    size_t n = 0;
+    for (size_t i = 0; i + 2 < r->elements && n < GW_MAX_TABS; i += 3) {
+        redisReply *id = r->element[i], *val = r->element[i + 2];
+        if (id->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING) continue;
+        px_view_tab_t *t = &tabs[n];
+        if (id->len > PX_ID_MAX || px_view_tab_decode(val->str, val->len, t)) {
+            px_counter_add(gw->m_redis_err, 1);
+            continue;
+        }
+        memcpy(t->tab_id, id->str, id->len);
+        t->tab_id[id->len] = '\0';
+        n++;
+    }
+    size_t nv = px_view_aggregate(tabs, n, viewers);
+    px_presence_view_t v = {.key = &e->key, .viewers = viewers, .n_viewers = nv};
+    px_buf_reset(&gw->scratch);
+    if (px_proto_write_presence(&gw->scratch, &v)) {
+        px_counter_add(gw->m_errors, 1);
+        PX_WARN(GW_COMP, "presence too large", "key=%s viewers=%zu", e->keystr, nv);
+        return;
+    }
+    for (gw_sub_t *s = e->subs, *next; s; s = next) {
+        next = s->next_in_ent; /* a send may close and unlink the conn */
+        gw_conn_send(s->conn, gw->scratch.data, gw->scratch.len);
+    }
+    px_counter_add(gw->m_pushes, 1);
+}
+
+static void on_read(redisAsyncContext *ac, void *r, void *priv) {
+    gw_ctx_t *gw = ac->data;
+    read_req_t *req = priv;
+    redisReply *reply = r;
+    gw_entity_t *e = gw->stopping ? NULL : gw_entity_find(gw, req->keystr);
+    free(req);
+    if (!e) return;
+    e->refreshing = false;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        px_counter_add(gw->m_redis_err, 1);
+        PX_WARN(GW_COMP, "redis read failed", "key=%s err=\"%s\"", e->keystr,
+                reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
+        return;
+    }
+    push_presence(gw, e, reply);
+    if (e->refresh_again) {
+        e->refresh_again = false;
+        gw_redis_refresh(gw, e);
+    }
+}
+
+void gw_redis_refresh(gw_ctx_t *gw, gw_entity_t *e) {
+    if (e->refreshing) {
+        e->refresh_again = true;
+        return;
+    }
+    if (!gw->rcmd || !gw->rcmd_up) return; /* re-read on reconnect */
+    read_req_t *req = malloc(sizeof *req);
+    if (!req) return;
+    memcpy(req->keystr, e->keystr, sizeof req->keystr);
+    char ktabs[PX_KEY_MAX + 64], ktab[PX_KEY_MAX + 64], now[24], lim[16];
+    px_view_key(&e->key, "tabs", ktabs, sizeof ktabs);
+    px_view_key(&e->key, "tab", ktab, sizeof ktab);
+    snprintf(now, sizeof now, "%lld", (long long)px_now_ms());
+    snprintf(lim, sizeof lim, "%d", GW_MAX_TABS);
+    const char *argv[] = {"EVAL", READ_SCRIPT, "2", ktabs, ktab, now, lim};
+    if (redisAsyncCommandArgv(gw->rcmd, on_read, req, 7, argv, NULL) != REDIS_OK) {
+        free(req);
+        px_counter_add(gw->m_redis_err, 1);
+        return;
+    }
+    e->refreshing = true;
+}

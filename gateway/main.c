@@ -1,0 +1,125 @@
+/*
+ * main.c - presence-gateway: configuration, start-up and clean shutdown.
+ *
+ * Start: config (defaults < file < env < flags), metrics, Avro codec, the
+ * Kafka producer, the two Redis connections, then the listener. SIGTERM or
+ * SIGINT stops the loop; shutdown then closes every WebSocket (publishing
+ * UNSUB for its tabs), flushes the producer, disconnects Redis and runs the
+ * loop until every handle is closed. Options: docs/configuration.md.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw.h"
+#include "px_log.h"
+#include "px_signal.h"
+
+#define OPT(n, t, d, h, f, lo, hi) {n, t, d, h, offsetof(gw_config_t, f), lo, hi}
+static const px_opt_t gw_opts[] = {
+    OPT("http.host", PX_OPT_STR, "127.0.0.1", "address to listen on (0.0.0.0 for all)", http_host, 0, 0),
+    OPT("http.port", PX_OPT_INT, "8080", "HTTP and WebSocket port", http_port, 1, 65535),
+    OPT("redis.host", PX_OPT_STR, "127.0.0.1", "Redis host", redis_host, 0, 0),
+    OPT("redis.port", PX_OPT_INT, "6379", "Redis port", redis_port, 1, 65535),
+    OPT("topic.prefix", PX_OPT_STR, "", "prefix of every topic name", topic_prefix, 0, 0),
+    OPT("topic.heartbeats", PX_OPT_STR, "presence.heartbeats", "presence topic", topic_heartbeats, 0, 0),
+    OPT("auth.jwt_secret", PX_OPT_STR, "", "HS256 shared secret for access tokens", jwt_secret, 0, 0),
+    OPT("auth.dev_mode", PX_OPT_BOOL, "false",
+        "DEVELOPMENT ONLY: accept ?user=&name=&tenant= instead of a token", dev_mode, 0, 0),
+    OPT("web.dir", PX_OPT_STR, PX_WEB_DIR, "directory of the demo page and client", web_dir, 0, 0),
+    OPT("gateway.id", PX_OPT_STR, "", "name of this instance (default gw-<pid>)", gateway_id, 0, 0),
+    OPT("log.level", PX_OPT_STR, "info", "debug | info | warn | error", log_level, 0, 0),
+    OPT("limits.subscriptions_per_connection", PX_OPT_INT, "64", "entities one connection may watch",
+        max_subs_per_conn, 1, 100000),
+    OPT("limits.out_bytes_per_connection", PX_OPT_INT, "262144",
+        "bytes queued to one client before it is closed as too slow", max_out_bytes, 4096, 1 << 30),
+    OPT("limits.connections", PX_OPT_INT, "100000", "WebSocket connections per process",
+        max_connections, 1, 10000000),
+};
+
+static void on_stop(void *arg) {
+    gw_ctx_t *gw = arg;
+    PX_INFO(GW_COMP, "stopping", NULL);
+    gw->stopping = true;
+    uv_stop(gw->loop);
+}
+
+static void register_metrics(gw_ctx_t *gw) {
+    px_metrics_t *m = gw->metrics;
+    gw->m_conns = px_metrics_gauge(m, "presence_gateway_connections", "open WebSocket connections", NULL);
+    gw->m_entities = px_metrics_gauge(m, "presence_gateway_entities_watched",
+                                      "entities watched by local connections", NULL);
+    gw->m_msgs_in = px_metrics_counter(m, "presence_gateway_messages_in_total", "client messages received", NULL);
+    gw->m_msgs_out = px_metrics_counter(m, "presence_gateway_messages_out_total", "messages sent to clients", NULL);
+    gw->m_errors = px_metrics_counter(m, "presence_gateway_errors_total", "ERROR messages and refused requests", NULL);
+    gw->m_kafka_err = px_metrics_counter(m, "presence_gateway_kafka_errors_total", "Kafka produce and client errors", NULL);
+    gw->m_redis_err = px_metrics_counter(m, "presence_gateway_redis_errors_total", "Redis errors and reconnects", NULL);
+    gw->m_pushes = px_metrics_counter(m, "presence_gateway_pushes_total", "PRESENCE fan-outs", NULL);
+}
+
+int main(int argc, char **argv) {
+    static gw_ctx_t gw_storage; /* large; zeroed; lives for the process */
+    gw_ctx_t *gw = &gw_storage;
+    char errstr[512];
+    uv_loop_t loop;
+    px_signal_uv_t *sig = NULL;
+    int rc = px_config_load(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &gw->cfg, &gw->kafka_kv, argc,
+                            argv, "presence-gateway", stdout, errstr, sizeof errstr);
+    if (rc == PX_CONFIG_EXIT) return 0;
+    if (rc) {
+        fprintf(stderr, "presence-gateway: %s\n", errstr);
+        return 2;
+    }
+    int lvl = px_log_level_parse(gw->cfg.log_level);
+    if (lvl < 0) {
+        fprintf(stderr, "presence-gateway: log.level '%s' is not debug|info|warn|error\n", gw->cfg.log_level);
+        return 2;
+    }
+    px_log_set_level((px_log_level_t)lvl);
+    if (!gw->cfg.gateway_id[0]) snprintf(gw->cfg.gateway_id, sizeof gw->cfg.gateway_id, "gw-%d", (int)getpid());
+    if (gw->cfg.dev_mode)
+        PX_WARN(GW_COMP, "DEVELOPMENT MODE: identities come from the URL, no token is checked; never expose this",
+                "auth.dev_mode=true");
+    else if (!gw->cfg.jwt_secret[0])
+        PX_WARN(GW_COMP, "no auth.jwt_secret: every WebSocket will be refused", NULL);
+
+    uv_loop_init(&loop);
+    gw->loop = &loop;
+    gw->metrics = px_metrics_new();
+    gw->avro = px_avro_new(errstr, sizeof errstr);
+    px_buf_init(&gw->scratch, 1u << 20);
+    if (!gw->metrics || !gw->avro) {
+        PX_ERROR(GW_COMP, "start-up failed", "err=\"%s\"", gw->avro ? "out of memory" : errstr);
+        rc = 1;
+        goto out;
+    }
+    register_metrics(gw);
+    if (gw_subs_init(gw, 4096) || gw_redis_start(gw) || gw_kafka_start(gw, errstr, sizeof errstr) ||
+        gw_ws_start(gw, errstr, sizeof errstr) ||
+        px_signal_uv_start(&loop, on_stop, gw, &sig)) {
+        PX_ERROR(GW_COMP, "start-up failed", "err=\"%s\"", errstr);
+        rc = 1;
+    } else {
+        PX_INFO(GW_COMP, "started", "id=%s url=http://%s:%lld/", gw->cfg.gateway_id, gw->cfg.http_host,
+                (long long)gw->cfg.http_port);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        rc = 0;
+    }
+    gw->stopping = true;
+    gw_ws_stop(gw);     /* closes every connection: UNSUBs are produced */
+    gw_kafka_stop(gw);  /* flushes them */
+    gw_redis_stop(gw);
+    px_signal_uv_stop(sig);
+    uv_run(&loop, UV_RUN_DEFAULT); /* let every handle close */
+    if (uv_loop_close(&loop)) PX_WARN(GW_COMP, "loop closed with handles open", NULL);
+out:
+    gw_redis_term(gw);
+    gw_subs_term(gw);
+    px_buf_term(&gw->scratch);
+    px_avro_free(gw->avro);
+    px_metrics_free(gw->metrics);
+    PX_INFO(GW_COMP, "stopped", "rc=%d", rc);
+    return rc;
+}

@@ -1,0 +1,204 @@
+"""pxtest.py - shared helpers for the integration tests (Python 3, Debian's
+python3-websockets). Starts presence daemons against the Kafka + Redis
+stack the ctest fixture started, mints HS256 tokens, and talks WebSocket.
+
+Environment (set by tests/integration/CMakeLists.txt):
+  PX_STACK_DIR   state dir of the running stack (holds stack.env)
+  PX_BUILD_DIR   build tree with processor/ and gateway/ binaries
+  PX_SOURCE_DIR  the repository
+"""
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+SECRET = "integration-test-secret"
+
+
+def stack_env():
+    env = {}
+    path = os.path.join(os.environ["PX_STACK_DIR"], "stack.env")
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, v = line.split("=", 1)
+                env[k] = v.strip('"')
+    return env
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def token(sub, tenant, name=None, exp_in=3600, secret=SECRET):
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = {"sub": sub, "tenant": tenant, "exp": int(time.time()) + exp_in}
+    if name:
+        claims["name"] = name
+    payload = b64url(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64url(sig)}"
+
+
+def unique(prefix):
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+class Daemon:
+    """A presence daemon in the background; its log goes to a file that is
+    printed when a test fails."""
+
+    def __init__(self, name, args, logdir):
+        self.name = name
+        self.log_path = os.path.join(logdir, f"{name}.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait; returns the exit code (fails on a hang)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"{self.name} did not stop within {timeout}s of SIGTERM")
+        self.log.close()
+        return self.proc.returncode
+
+    def dump(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            sys.stderr.write(f"----- {self.name} log -----\n")
+            sys.stderr.write(f.read().decode(errors="replace")[-20000:])
+
+
+class Stack:
+    """The processor and gateway of one test, on the fixture's Kafka/Redis."""
+
+    def __init__(self, name):
+        self.env = stack_env()
+        self.build = os.environ["PX_BUILD_DIR"]
+        self.logdir = os.path.join(self.build, "test-logs", name)
+        os.makedirs(self.logdir, exist_ok=True)
+        self.http_port = free_port()
+        self.group = unique("it-")
+        self.daemons = []
+
+    def common(self):
+        prefix = self.env.get("PRESENCE_TOPIC_PREFIX", "")
+        return ["--set", f"kafka.bootstrap.servers={self.env['KAFKA_BOOTSTRAP']}",
+                "--set", f"redis.host={self.env.get('REDIS_HOST', '127.0.0.1')}",
+                "--set", f"redis.port={self.env['REDIS_PORT']}",
+                "--set", f"topic.prefix={prefix}"]
+
+    def start_processor(self):
+        d = Daemon("processor", [os.path.join(self.build, "processor", "presence-processor")]
+                   + self.common() + ["--set", f"kafka.group.id={self.group}"], self.logdir)
+        self.daemons.append(d)
+        return d
+
+    def start_gateway(self, *extra):
+        d = Daemon("gateway", [os.path.join(self.build, "gateway", "presence-gateway")]
+                   + self.common() + ["--set", f"http.port={self.http_port}",
+                                      "--set", f"auth.jwt_secret={SECRET}"] + list(extra),
+                   self.logdir)
+        self.daemons.append(d)
+        return d
+
+    def http(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def wait_ready(self, timeout=60):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            for d in self.daemons:
+                if d.proc.poll() is not None:
+                    raise AssertionError(f"{d.name} exited early with {d.proc.returncode}")
+            try:
+                last = self.http("/readyz")
+                if last[0] == 200:
+                    return
+            except OSError as e:
+                last = e
+            time.sleep(0.2)
+        raise AssertionError(f"gateway not ready after {timeout}s: {last}")
+
+    def ws_url(self, tok):
+        return f"ws://127.0.0.1:{self.http_port}/ws/presence?access_token={tok}"
+
+    def stop(self):
+        codes = {}
+        for d in reversed(self.daemons):
+            codes[d.name] = d.stop()
+        return codes
+
+    def dump(self):
+        for d in self.daemons:
+            d.dump()
+
+
+async def recv_until(ws, pred, timeout=30.0, what="message"):
+    """Receive messages until pred(msg) holds; returns that message."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out waiting for {what}; got {seen[-5:]}")
+        try:
+            raw = await asyncio.wait_for(ws.recv(), left)
+        except asyncio.TimeoutError:
+            continue
+        msg = json.loads(raw)
+        seen.append(msg)
+        if pred(msg):
+            return msg
+
+
+def run(test_fn, name):
+    """Run an async test with a Stack; print daemon logs on failure; exit
+    non-zero on failure so ctest sees it."""
+    stack = Stack(name)
+    ok = False
+    try:
+        asyncio.run(test_fn(stack))
+        ok = True
+    finally:
+        try:
+            codes = stack.stop()
+        except AssertionError as e:
+            print(f"FAIL: {e}", file=sys.stderr)
+            ok = False
+            codes = {}
+        if ok:
+            for n, c in codes.items():
+                if c != 0:
+                    print(f"FAIL: {n} exited with {c} after SIGTERM", file=sys.stderr)
+                    ok = False
+        if not ok:
+            stack.dump()
+    print(f"{name}: {'1 passed, 0 failed' if ok else '0 passed, 1 failed'}")
+    sys.exit(0 if ok else 1)

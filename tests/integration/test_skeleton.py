@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""Walking skeleton, end to end: two users (two real WebSocket clients) SUB
+to one entity through the gateway; the records go through Kafka to the
+processor, into Redis, and back out as PRESENCE pushes. Each user must see
+both; when one disconnects without UNSUB, the other must see them leave.
+Also checks the Redis view directly and that both daemons stop cleanly."""
+import json
+import subprocess
+
+import websockets
+
+import pxtest
+
+
+async def test(stack):
+    tenant = pxtest.unique("t")
+    order = pxtest.unique("o")
+    stack.start_processor()
+    stack.start_gateway()
+    stack.wait_ready()
+
+    alice = await websockets.connect(stack.ws_url(pxtest.token("alice", tenant, "Alice")))
+    bob = await websockets.connect(stack.ws_url(pxtest.token("bob", tenant, "Bob")))
+    for ws, mode in ((alice, "edit"), (bob, "view")):
+        await ws.send(json.dumps({"type": "SUB", "entity": "order", "id": order, "mode": mode}))
+
+    def both(m):
+        return m.get("type") == "PRESENCE" and sorted(m.get("users", [])) == ["alice", "bob"]
+
+    for ws in (alice, bob):
+        m = await pxtest.recv_until(ws, both, what="PRESENCE naming alice and bob")
+        assert m["entity"] == "order" and m["id"] == order, m
+        viewers = {v["id"]: v for v in m["viewers"]}
+        assert viewers["alice"]["user_name"] == "Alice", viewers
+        assert viewers["alice"]["mode"] == "edit", viewers
+        assert viewers["bob"]["mode"] == "view", viewers
+        assert viewers["alice"]["tabs"] == 1 and viewers["bob"]["tabs"] == 1, viewers
+
+    # The Redis view holds both tabs under the entity's hash tag.
+    env = stack.env
+    out = subprocess.run(["redis-cli", "-p", env["REDIS_PORT"], "ZCARD",
+                          f"presence:{{{tenant}:order:{order}}}:tabs"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "2", f"expected 2 tabs in Redis, got {out!r}"
+
+    # A heartbeat that flips bob to dirty reaches alice as an update.
+    await bob.send(json.dumps({"type": "HB", "dirty": True}))
+    await pxtest.recv_until(
+        alice, lambda m: m.get("type") == "PRESENCE" and any(
+            v["id"] == "bob" and v["has_dirty_tab"] for v in m.get("viewers", [])),
+        what="PRESENCE with bob dirty")
+
+    # Bob's connection drops without UNSUB: the gateway publishes it for him.
+    await bob.close()
+    await pxtest.recv_until(alice, lambda m: m.get("type") == "PRESENCE" and m.get("users") == ["alice"],
+                            what="PRESENCE after bob left")
+
+    # A bad message gets an ERROR and the connection keeps working.
+    await alice.send("{not json")
+    err = await pxtest.recv_until(alice, lambda m: m.get("type") == "ERROR", what="ERROR")
+    assert err["code"] == "BAD_JSON", err
+    await alice.send(json.dumps({"type": "HB", "status": "away"}))
+    await pxtest.recv_until(
+        alice, lambda m: m.get("type") == "PRESENCE" and m["viewers"][0]["status"] == "away",
+        what="PRESENCE with alice away")
+    await alice.close()
+
+    # No token: refused with an ERROR UNAUTHORIZED and close code 4401.
+    ws = await websockets.connect(f"ws://127.0.0.1:{stack.http_port}/ws/presence")
+    err = json.loads(await ws.recv())
+    assert err["type"] == "ERROR" and err["code"] == "UNAUTHORIZED", err
+    try:
+        await ws.recv()
+        raise AssertionError("connection without token stayed open")
+    except websockets.ConnectionClosed as e:
+        assert e.code == 4401, e.code
+
+
+if __name__ == "__main__":
+    pxtest.run(test, "test_skeleton")
