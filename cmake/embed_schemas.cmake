@@ -1,7 +1,7 @@
 # Writes ${OUT}: one C string per ${DIR}/*.avsc, named px_schema_<file stem>.
 file(GLOB files ${DIR}/*.avsc)
 list(SORT files)
-set(body "/* Generated from schemas/*.avsc by cmake/embed_schemas.cmake. Do not edit. */\n")
+set(body "/* Generated from the schemas directory by cmake/embed_schemas.cmake. Do not edit. */\n")
 foreach(f ${files})
   get_filename_component(stem ${f} NAME_WE)
   file(READ ${f} text)
