@@ -139,7 +139,7 @@ static void handle_message(gw_conn_t *c, const char *buf, size_t len) {
         target = gw_subs_find(c, &key);
     } else if (m.type != PX_MSG_HB) {
         if (c->n_subs != 1) {
-            gw_conn_send_error(c, "BAD_FIELD", "entity and id are required", m.request_id);
+            gw_conn_send_error(c, "NOT_SUBSCRIBED", "no entity and id, and not exactly one subscription", m.request_id);
             return;
         }
         target = c->subs;
