@@ -8,8 +8,12 @@
  * is never used because start-up stops.
  *
  * Limits: file lines are at most PX_CONF_LINE_MAX bytes (not counting the
- * line ending; CRLF is accepted); keys and values are taken verbatim after
- * trimming blanks around them (no quoting, no escapes, no includes).
+ * line ending; CRLF is accepted). In a file, blanks around the key and the
+ * value are trimmed; in --set only around the key, and environment values
+ * are taken as they are (the shell already did the quoting). No quoting,
+ * escapes or includes. Every PRESENCE_* environment variable must name a
+ * known option or a kafka.* property. If --config is given twice, the
+ * last one is read.
  */
 #include "px_config.h"
 

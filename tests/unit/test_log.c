@@ -4,6 +4,7 @@
  * Lines are captured through px_log_set_fd() on a pipe and checked with
  * POSIX regexes for the exact shape, then by substring for the details.
  */
+#include <pthread.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -183,6 +184,52 @@ static void test_q(void **state) {
     assert_string_equal(px_log_q(b, 2, "abc"), "");
 }
 
+#define LOG_THREADS 4
+#define LOG_LINES 200
+
+static void *log_worker(void *arg) {
+    long id = (long)arg;
+    char pad[600];
+    memset(pad, 'a' + (int)id, sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    for (int i = 0; i < LOG_LINES; i++) PX_INFO("mt", "line", "t=%ld i=%d pad=%s", id, i, pad);
+    return NULL;
+}
+
+/* Four threads write long lines to one pipe while this thread reads: every
+ * line must arrive whole (one write(2) below PIPE_BUF each). */
+static void test_threads_lines_whole(void **state) {
+    cap_t *c = *state;
+    pthread_t t[LOG_THREADS];
+    for (long i = 0; i < LOG_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, log_worker, (void *)i), 0);
+    static char all[LOG_THREADS * LOG_LINES * 800];
+    size_t n = 0, lines = 0;
+    while (lines < LOG_THREADS * LOG_LINES) {
+        ssize_t r = read(c->rfd, all + n, sizeof all - 1 - n);
+        assert_true(r > 0);
+        for (ssize_t i = 0; i < r; i++) lines += all[n + (size_t)i] == '\n';
+        n += (size_t)r;
+    }
+    for (int i = 0; i < LOG_THREADS; i++) pthread_join(t[i], NULL);
+    all[n] = '\0';
+    int seen[LOG_THREADS] = {0};
+    for (char *line = all, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        *nl = '\0';
+        long id;
+        int i;
+        char padc;
+        assert_int_equal(sscanf(strstr(line, " t="), " t=%ld i=%d pad=%c", &id, &i, &padc), 3);
+        assert_true(id >= 0 && id < LOG_THREADS);
+        assert_int_equal(i, seen[id]); /* in order per thread, none lost */
+        seen[id]++;
+        assert_int_equal(padc, 'a' + (int)id);
+        assert_int_equal(strlen(strstr(line, "pad=") + 4), 599);
+        assert_match(TS_RE "level=info comp=mt msg=\"line\" t=[0-9] i=[0-9]+ pad=[a-d]+$", line);
+    }
+    for (int i = 0; i < LOG_THREADS; i++) assert_int_equal(seen[i], LOG_LINES);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_shape),
@@ -195,6 +242,7 @@ int main(void) {
         cmocka_unit_test(test_truncate_long_tail),
         cmocka_unit_test(test_truncate_long_msg),
         cmocka_unit_test(test_q),
+        cmocka_unit_test(test_threads_lines_whole),
     };
     return cmocka_run_group_tests(tests, cap_setup, cap_teardown);
 }
