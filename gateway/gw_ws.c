@@ -204,7 +204,7 @@ static int conn_open(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss) {
     px_buf_init(&c->rx, PX_PROTO_MAX_MSG);
     gw->n_conns++;
     px_gauge_set(gw->m_conns, gw->n_conns);
-    snprintf(c->tab_id, sizeof c->tab_id, "%s-%llu", gw->cfg.gateway_id,
+    snprintf(c->tab_id, sizeof c->tab_id, "%.100s-%llu", gw->cfg.gateway_id,
              (unsigned long long)++gw->tab_seq);
 
     if (lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_GET_URI) <= 0 ||

@@ -79,6 +79,10 @@ int main(int argc, char **argv) {
     }
     px_log_set_level((px_log_level_t)lvl);
     if (!gw->cfg.gateway_id[0]) snprintf(gw->cfg.gateway_id, sizeof gw->cfg.gateway_id, "gw-%d", (int)getpid());
+    if (strlen(gw->cfg.gateway_id) > 100 || !px_key_part_valid(gw->cfg.gateway_id, strlen(gw->cfg.gateway_id))) {
+        fprintf(stderr, "presence-gateway: gateway.id must be 1-100 characters of [A-Za-z0-9._-]\n");
+        return 2;
+    }
     if (gw->cfg.dev_mode)
         PX_WARN(GW_COMP, "DEVELOPMENT MODE: identities come from the URL, no token is checked; never expose this",
                 "auth.dev_mode=true");
