@@ -1,0 +1,684 @@
+/*
+ * px_avro.c - Avro single-object codec for the four event schemas.
+ * See px_avro.h for the contract.
+ *
+ * One table per kind lists the record's fields in wire order with their
+ * Avro shape and the px_event_t member they map to. px_avro_new() checks
+ * each table against the compiled-in schema as parsed by avro-c (field
+ * names, shapes, enum symbols equal to px_event.h's names), so a schema
+ * edit that the table does not follow stops start-up instead of
+ * corrupting records.
+ *
+ * Encoding goes through avro-c's generic value API: one value, one memory
+ * writer and one scratch buffer per codec, reset for every record. avro-c
+ * reuses string storage across resets; switching an optional field
+ * between null and a string re-initialises the union branch, which can
+ * allocate - that is avro-c's limit, not a per-field copy of ours.
+ *
+ * Decoding does not trust avro-c with hostile bytes: avro-c allocates
+ * whatever a string length says and has no trailing-byte or UTF-8 checks.
+ * The body is read by a bounded decoder driven by the same table, straight
+ * into the caller's px_event_t, with no allocation. Every varint is at
+ * most 10 bytes (5 for int), every length is checked against the bytes
+ * left and the px_event.h bound, unions and enums are range-checked,
+ * booleans must be 0 or 1, strings must be UTF-8 without NUL, and nothing
+ * may follow the record. px_avro_decode_avroc() (px_avro_int.h) decodes
+ * with avro-c after that pass, for cross-checking in tests.
+ *
+ * Errors: PX_EPROTO for bytes that are not a valid record of a known
+ * schema, PX_EINVAL for valid Avro whose content px_event.h refuses
+ * (over a bound, embedded NUL, negative optional, px_event_validate).
+ * Related: px_avro_pcf.c, px_crc64.c, schemas/, tests/unit/test_avro.c.
+ */
+#include "px_avro.h"
+
+#include <avro.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "px_avro_int.h"
+#include "px_err.h"
+#include "px_utf8.h"
+
+/* Generated from the schemas/ directory (.avsc files) by cmake/embed_schemas.cmake. */
+extern const char px_schema_PresenceEvent[];
+extern const char px_schema_LockEvent[];
+extern const char px_schema_LifecycleEvent[];
+extern const char px_schema_ChangeEvent[];
+
+/* The Avro shape of a field. OPT_* are ["null", T] with null first. */
+typedef enum {
+    PX_W_ENUM,
+    PX_W_STRING,
+    PX_W_OPT_STRING,
+    PX_W_LONG,
+    PX_W_OPT_LONG,
+    PX_W_BOOL,
+    PX_W_OPT_INT,
+} px_wire_t;
+
+/* The px_event_t member a field maps to. */
+typedef enum {
+    PX_F_TYPE,
+    PX_F_TENANT,
+    PX_F_ENTITY,
+    PX_F_ID,
+    PX_F_TS,
+    PX_F_TAB_ID,
+    PX_F_USER_ID,
+    PX_F_USER_NAME,
+    PX_F_MODE,
+    PX_F_DIRTY,
+    PX_F_STATUS,
+    PX_F_CURSOR,
+    PX_F_FIELD,
+    PX_F_REQUEST_ID,
+    PX_F_EXPIRES_AT,
+    PX_F_BUSY_BY,
+    PX_F_WRITE_ID,
+    PX_F_VERSION,
+    PX_F_TOKEN,
+    PX_F_HOLDER_USER_ID,
+    PX_F_HOLDER_NAME,
+    PX_F_SRC_TOPIC,
+    PX_F_SRC_PARTITION,
+    PX_F_SRC_OFFSET,
+} px_fid_t;
+
+typedef struct px_avro_field {
+    const char *name; /* the Avro field name */
+    px_fid_t fid;
+    px_wire_t wire;
+} px_avro_field_t;
+
+/* The common head of every record: type, key parts, ts. */
+#define PX_AVRO_HEAD                                                                                     \
+    {"type", PX_F_TYPE, PX_W_ENUM}, {"tenant", PX_F_TENANT, PX_W_STRING},                                \
+        {"entity", PX_F_ENTITY, PX_W_STRING}, {"id", PX_F_ID, PX_W_STRING}, {"ts", PX_F_TS, PX_W_LONG}
+
+static const px_avro_field_t px_avro_presence_fields[] = {
+    PX_AVRO_HEAD,
+    {"tab_id", PX_F_TAB_ID, PX_W_STRING},
+    {"user_id", PX_F_USER_ID, PX_W_STRING},
+    {"user_name", PX_F_USER_NAME, PX_W_OPT_STRING},
+    {"mode", PX_F_MODE, PX_W_ENUM},
+    {"dirty", PX_F_DIRTY, PX_W_BOOL},
+    {"status", PX_F_STATUS, PX_W_ENUM},
+    {"cursor", PX_F_CURSOR, PX_W_OPT_STRING},
+    {"field", PX_F_FIELD, PX_W_OPT_STRING},
+    {"expires_at_ms", PX_F_EXPIRES_AT, PX_W_OPT_LONG},
+};
+
+static const px_avro_field_t px_avro_lock_fields[] = {
+    PX_AVRO_HEAD,
+    {"tab_id", PX_F_TAB_ID, PX_W_STRING},
+    {"user_id", PX_F_USER_ID, PX_W_STRING},
+    {"user_name", PX_F_USER_NAME, PX_W_OPT_STRING},
+    {"field", PX_F_FIELD, PX_W_STRING},
+    {"request_id", PX_F_REQUEST_ID, PX_W_OPT_STRING},
+    {"expires_at_ms", PX_F_EXPIRES_AT, PX_W_OPT_LONG},
+};
+
+static const px_avro_field_t px_avro_lifecycle_fields[] = {
+    PX_AVRO_HEAD,
+    {"busy_by", PX_F_BUSY_BY, PX_W_OPT_STRING},
+    {"write_id", PX_F_WRITE_ID, PX_W_OPT_STRING},
+    {"version", PX_F_VERSION, PX_W_OPT_LONG},
+};
+
+static const px_avro_field_t px_avro_change_fields[] = {
+    PX_AVRO_HEAD,
+    {"tab_id", PX_F_TAB_ID, PX_W_OPT_STRING},
+    {"user_id", PX_F_USER_ID, PX_W_OPT_STRING},
+    {"user_name", PX_F_USER_NAME, PX_W_OPT_STRING},
+    {"field", PX_F_FIELD, PX_W_OPT_STRING},
+    {"token", PX_F_TOKEN, PX_W_OPT_LONG},
+    {"holder_user_id", PX_F_HOLDER_USER_ID, PX_W_OPT_STRING},
+    {"holder_name", PX_F_HOLDER_NAME, PX_W_OPT_STRING},
+    {"busy_by", PX_F_BUSY_BY, PX_W_OPT_STRING},
+    {"version", PX_F_VERSION, PX_W_OPT_LONG},
+    {"request_id", PX_F_REQUEST_ID, PX_W_OPT_STRING},
+    {"src_topic", PX_F_SRC_TOPIC, PX_W_OPT_STRING},
+    {"src_partition", PX_F_SRC_PARTITION, PX_W_OPT_INT},
+    {"src_offset", PX_F_SRC_OFFSET, PX_W_OPT_LONG},
+};
+
+typedef struct px_avro_kind_desc {
+    const char *schema_json;
+    const px_avro_field_t *fields;
+    size_t nfields;
+} px_avro_kind_desc_t;
+
+static const px_avro_kind_desc_t px_avro_kinds[PX_KIND__COUNT] = {
+    [PX_KIND_PRESENCE] = {px_schema_PresenceEvent, px_avro_presence_fields,
+                          sizeof px_avro_presence_fields / sizeof px_avro_presence_fields[0]},
+    [PX_KIND_LOCK] = {px_schema_LockEvent, px_avro_lock_fields,
+                      sizeof px_avro_lock_fields / sizeof px_avro_lock_fields[0]},
+    [PX_KIND_LIFECYCLE] = {px_schema_LifecycleEvent, px_avro_lifecycle_fields,
+                           sizeof px_avro_lifecycle_fields / sizeof px_avro_lifecycle_fields[0]},
+    [PX_KIND_CHANGE] = {px_schema_ChangeEvent, px_avro_change_fields,
+                        sizeof px_avro_change_fields / sizeof px_avro_change_fields[0]},
+};
+
+/* Per-kind avro-c state, reused for every record of that kind. */
+typedef struct px_avro_schema {
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+    bool has_value;
+    px_buf_t pcf;         /* Parsing Canonical Form */
+    uint64_t fingerprint; /* CRC-64-AVRO of pcf */
+    unsigned char fp_le[8];
+} px_avro_schema_t;
+
+struct px_avro {
+    px_avro_schema_t k[PX_KIND__COUNT];
+    avro_writer_t writer;
+    avro_reader_t reader;
+    char scratch[PX_AVRO_MAX_RECORD]; /* encoder output before the header is prepended */
+};
+
+/* ---- field access ------------------------------------------------------ */
+
+/* The string member for a field and its bound; NULL for non-strings. */
+static char *px_avro_str(px_event_t *ev, px_fid_t f, size_t *max) {
+    switch (f) {
+    case PX_F_TENANT: *max = PX_KEY_PART_MAX; return ev->key.tenant;
+    case PX_F_ENTITY: *max = PX_KEY_PART_MAX; return ev->key.entity;
+    case PX_F_ID: *max = PX_KEY_PART_MAX; return ev->key.id;
+    case PX_F_TAB_ID: *max = PX_ID_MAX; return ev->tab_id;
+    case PX_F_USER_ID: *max = PX_ID_MAX; return ev->user_id;
+    case PX_F_USER_NAME: *max = PX_NAME_MAX; return ev->user_name;
+    case PX_F_CURSOR: *max = PX_NAME_MAX; return ev->cursor;
+    case PX_F_FIELD: *max = PX_ID_MAX; return ev->field;
+    case PX_F_REQUEST_ID: *max = PX_ID_MAX; return ev->request_id;
+    case PX_F_BUSY_BY: *max = PX_NAME_MAX; return ev->busy_by;
+    case PX_F_WRITE_ID: *max = PX_ID_MAX; return ev->write_id;
+    case PX_F_HOLDER_USER_ID: *max = PX_ID_MAX; return ev->holder_user_id;
+    case PX_F_HOLDER_NAME: *max = PX_NAME_MAX; return ev->holder_name;
+    case PX_F_SRC_TOPIC: *max = PX_TOPIC_MAX; return ev->src_topic;
+    default: *max = 0; return NULL;
+    }
+}
+
+static const char *px_avro_cstr(const px_event_t *ev, px_fid_t f, size_t *max) {
+    return px_avro_str((px_event_t *)ev, f, max); /* read only */
+}
+
+/* The integer value of a non-string field (enums as their index, bool as 0/1). */
+static int64_t px_avro_get_int(const px_event_t *ev, px_fid_t f) {
+    switch (f) {
+    case PX_F_TYPE: return ev->type;
+    case PX_F_TS: return ev->ts_ms;
+    case PX_F_MODE: return (int64_t)ev->mode;
+    case PX_F_DIRTY: return ev->dirty ? 1 : 0;
+    case PX_F_STATUS: return (int64_t)ev->status;
+    case PX_F_EXPIRES_AT: return ev->expires_at_ms;
+    case PX_F_VERSION: return ev->version;
+    case PX_F_TOKEN: return ev->token;
+    case PX_F_SRC_PARTITION: return ev->src_partition;
+    case PX_F_SRC_OFFSET: return ev->src_offset;
+    default: return 0;
+    }
+}
+
+/* Store v; callers have range-checked it for the member's type. */
+static void px_avro_set_int(px_event_t *ev, px_fid_t f, int64_t v) {
+    switch (f) {
+    case PX_F_TYPE: ev->type = (int)v; break;
+    case PX_F_TS: ev->ts_ms = v; break;
+    case PX_F_MODE: ev->mode = (px_mode_t)v; break;
+    case PX_F_DIRTY: ev->dirty = v != 0; break;
+    case PX_F_STATUS: ev->status = (px_status_t)v; break;
+    case PX_F_EXPIRES_AT: ev->expires_at_ms = v; break;
+    case PX_F_VERSION: ev->version = v; break;
+    case PX_F_TOKEN: ev->token = v; break;
+    case PX_F_SRC_PARTITION: ev->src_partition = (int32_t)v; break;
+    case PX_F_SRC_OFFSET: ev->src_offset = v; break;
+    default: break;
+    }
+}
+
+/* Number of symbols of an enum field of this kind. */
+static int px_avro_enum_count(px_kind_t kind, px_fid_t f) {
+    return f == PX_F_TYPE ? px_event_type_count(kind) : 2; /* mode, status */
+}
+
+/* Symbol name of an enum field's value, as px_event.h spells it. */
+static const char *px_avro_enum_name(px_kind_t kind, px_fid_t f, int i) {
+    static const char *const modes[] = {"VIEW", "EDIT"}, *const statuses[] = {"ONLINE", "AWAY"};
+    if (f == PX_F_TYPE) return px_event_type_name(kind, i);
+    if (i < 0 || i > 1) return "?";
+    return f == PX_F_MODE ? modes[i] : statuses[i];
+}
+
+/* ---- set-up: parse, check tables against schemas, fingerprint ----------- */
+
+/* The avro-c type a wire shape needs (the non-null branch for OPT_*). */
+static avro_type_t px_avro_wire_type(px_wire_t w) {
+    switch (w) {
+    case PX_W_ENUM: return AVRO_ENUM;
+    case PX_W_STRING:
+    case PX_W_OPT_STRING: return AVRO_STRING;
+    case PX_W_LONG:
+    case PX_W_OPT_LONG: return AVRO_INT64;
+    case PX_W_BOOL: return AVRO_BOOLEAN;
+    case PX_W_OPT_INT: return AVRO_INT32;
+    }
+    return AVRO_NULL;
+}
+
+static bool px_avro_wire_optional(px_wire_t w) {
+    return w == PX_W_OPT_STRING || w == PX_W_OPT_LONG || w == PX_W_OPT_INT;
+}
+
+/* Check that the parsed schema of a kind is exactly what its table says. */
+static int px_avro_check_schema(px_kind_t kind, avro_schema_t s, char *errstr, size_t errstr_size) {
+    const px_avro_kind_desc_t *d = &px_avro_kinds[kind];
+    if (!is_avro_record(s) || avro_schema_record_size(s) != d->nfields)
+        return px_errf(PX_ECONFIG, errstr, errstr_size, "avro: %s schema: expected a record of %zu fields",
+                       px_kind_name(kind), d->nfields);
+    for (size_t i = 0; i < d->nfields; i++) {
+        const px_avro_field_t *f = &d->fields[i];
+        const char *name = avro_schema_record_field_name(s, (int)i);
+        avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
+        if (!name || strcmp(name, f->name) != 0)
+            return px_errf(PX_ECONFIG, errstr, errstr_size, "avro: %s schema: field %zu is '%s', expected '%s'",
+                           px_kind_name(kind), i, name ? name : "?", f->name);
+        if (px_avro_wire_optional(f->wire)) {
+            if (!is_avro_union(fs) || avro_schema_union_size(fs) != 2 ||
+                !is_avro_null(avro_schema_union_branch(fs, 0)))
+                return px_errf(PX_ECONFIG, errstr, errstr_size,
+                               "avro: %s schema: field '%s' must be [\"null\", T]", px_kind_name(kind), f->name);
+            fs = avro_schema_union_branch(fs, 1);
+        }
+        if (avro_typeof(fs) != px_avro_wire_type(f->wire))
+            return px_errf(PX_ECONFIG, errstr, errstr_size, "avro: %s schema: field '%s' has the wrong type",
+                           px_kind_name(kind), f->name);
+        if (f->wire == PX_W_ENUM) {
+            int n = px_avro_enum_count(kind, f->fid);
+            if (avro_schema_enum_number_of_symbols(fs) != n)
+                return px_errf(PX_ECONFIG, errstr, errstr_size, "avro: %s schema: enum '%s' needs %d symbols",
+                               px_kind_name(kind), f->name, n);
+            for (int k = 0; k < n; k++) {
+                const char *sym = avro_schema_enum_get(fs, k);
+                if (!sym || strcmp(sym, px_avro_enum_name(kind, f->fid, k)) != 0)
+                    return px_errf(PX_ECONFIG, errstr, errstr_size,
+                                   "avro: %s schema: enum '%s' symbol %d is '%s', expected '%s'",
+                                   px_kind_name(kind), f->name, k, sym ? sym : "?",
+                                   px_avro_enum_name(kind, f->fid, k));
+            }
+        }
+    }
+    return 0;
+}
+
+void px_avro_free(px_avro_t *c) {
+    if (!c) return;
+    for (int k = 0; k < PX_KIND__COUNT; k++) {
+        px_avro_schema_t *s = &c->k[k];
+        if (s->has_value) avro_value_decref(&s->value);
+        if (s->iface) avro_value_iface_decref(s->iface);
+        if (s->schema) avro_schema_decref(s->schema);
+        px_buf_term(&s->pcf);
+    }
+    if (c->writer) avro_writer_free(c->writer);
+    if (c->reader) avro_reader_free(c->reader);
+    free(c);
+}
+
+px_avro_t *px_avro_new(char *errstr, size_t errstr_size) {
+    px_avro_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        px_errf(PX_ENOMEM, errstr, errstr_size, "avro: out of memory");
+        return NULL;
+    }
+    for (int k = 0; k < PX_KIND__COUNT; k++) px_buf_init(&c->k[k].pcf, 64 * 1024);
+    c->writer = avro_writer_memory(c->scratch, sizeof c->scratch);
+    c->reader = avro_reader_memory(c->scratch, 0);
+    if (!c->writer || !c->reader) {
+        px_errf(PX_ENOMEM, errstr, errstr_size, "avro: cannot create memory reader/writer");
+        goto err;
+    }
+    for (int k = 0; k < PX_KIND__COUNT; k++) {
+        px_avro_schema_t *s = &c->k[k];
+        const char *json = px_avro_kinds[k].schema_json;
+        if (avro_schema_from_json_length(json, strlen(json), &s->schema)) {
+            px_errf(PX_ECONFIG, errstr, errstr_size, "avro: %s schema: %s", px_kind_name((px_kind_t)k),
+                    avro_strerror());
+            s->schema = NULL;
+            goto err;
+        }
+        if (px_avro_check_schema((px_kind_t)k, s->schema, errstr, errstr_size)) goto err;
+        s->iface = avro_generic_class_from_schema(s->schema);
+        if (!s->iface || avro_generic_value_new(s->iface, &s->value)) {
+            px_errf(PX_ENOMEM, errstr, errstr_size, "avro: %s value: %s", px_kind_name((px_kind_t)k),
+                    avro_strerror());
+            goto err;
+        }
+        s->has_value = true;
+        if (px_avro_pcf(json, &s->pcf, errstr, errstr_size)) goto err;
+        s->fingerprint = px_crc64_avro(s->pcf.data, s->pcf.len);
+        for (int b = 0; b < 8; b++) s->fp_le[b] = (unsigned char)(s->fingerprint >> (8 * b));
+    }
+    return c;
+err:
+    px_avro_free(c);
+    return NULL;
+}
+
+const char *px_avro_schema_json(px_kind_t kind) {
+    return ((unsigned)kind < PX_KIND__COUNT) ? px_avro_kinds[kind].schema_json : NULL;
+}
+
+const char *px_avro_canonical_form(px_avro_t *c, px_kind_t kind) {
+    return ((unsigned)kind < PX_KIND__COUNT) ? c->k[kind].pcf.data : NULL;
+}
+
+uint64_t px_avro_fingerprint(px_avro_t *c, px_kind_t kind) {
+    return ((unsigned)kind < PX_KIND__COUNT) ? c->k[kind].fingerprint : 0;
+}
+
+/* ---- encode ------------------------------------------------------------ */
+
+/* Set one field of the generic record from ev. avro-c's string length
+ * counts the NUL terminator. */
+static int px_avro_set_field(const px_event_t *ev, const px_avro_field_t *f, avro_value_t *fv) {
+    avro_value_t bv;
+    size_t max;
+    const char *s;
+    int64_t v;
+    switch (f->wire) {
+    case PX_W_ENUM: return avro_value_set_enum(fv, (int)px_avro_get_int(ev, f->fid));
+    case PX_W_STRING:
+        s = px_avro_cstr(ev, f->fid, &max);
+        return avro_value_set_string_len(fv, s, strlen(s) + 1);
+    case PX_W_OPT_STRING:
+        s = px_avro_cstr(ev, f->fid, &max);
+        if (!*s) return avro_value_set_branch(fv, 0, &bv) || avro_value_set_null(&bv);
+        return avro_value_set_branch(fv, 1, &bv) || avro_value_set_string_len(&bv, s, strlen(s) + 1);
+    case PX_W_LONG: return avro_value_set_long(fv, px_avro_get_int(ev, f->fid));
+    case PX_W_BOOL: return avro_value_set_boolean(fv, (int)px_avro_get_int(ev, f->fid));
+    case PX_W_OPT_LONG:
+    case PX_W_OPT_INT:
+        v = px_avro_get_int(ev, f->fid);
+        if (v == PX_NONE) return avro_value_set_branch(fv, 0, &bv) || avro_value_set_null(&bv);
+        if (avro_value_set_branch(fv, 1, &bv)) return EINVAL;
+        return f->wire == PX_W_OPT_LONG ? avro_value_set_long(&bv, v) : avro_value_set_int(&bv, (int32_t)v);
+    }
+    return EINVAL;
+}
+
+int px_avro_encode(px_avro_t *c, const px_event_t *ev, px_buf_t *out, char *errstr, size_t errstr_size) {
+    int rc = px_event_validate(ev, errstr, errstr_size);
+    if (rc) return rc;
+    px_avro_schema_t *s = &c->k[ev->kind];
+    const px_avro_kind_desc_t *d = &px_avro_kinds[ev->kind];
+    avro_value_reset(&s->value);
+    for (size_t i = 0; i < d->nfields; i++) {
+        avro_value_t fv;
+        if (avro_value_get_by_index(&s->value, i, &fv, NULL) || px_avro_set_field(ev, &d->fields[i], &fv))
+            return px_errf(PX_EINVAL, errstr, errstr_size, "avro: encode %s.%s: %s", px_kind_name(ev->kind),
+                           d->fields[i].name, avro_strerror());
+    }
+    avro_writer_memory_set_dest(c->writer, c->scratch, sizeof c->scratch);
+    if (avro_value_write(c->writer, &s->value))
+        return px_errf(PX_EINVAL, errstr, errstr_size, "avro: encode %s: %s", px_kind_name(ev->kind),
+                       avro_strerror());
+    size_t n = (size_t)avro_writer_tell(c->writer);
+    if (n + PX_AVRO_HEADER_LEN > PX_AVRO_MAX_RECORD)
+        return px_errf(PX_EINVAL, errstr, errstr_size, "avro: encoded %s is %zu bytes, over %d",
+                       px_kind_name(ev->kind), n + PX_AVRO_HEADER_LEN, PX_AVRO_MAX_RECORD);
+    if (px_buf_reserve(out, PX_AVRO_HEADER_LEN + n))
+        return px_errf(PX_ENOMEM, errstr, errstr_size, "avro: output buffer full");
+    unsigned char hdr[PX_AVRO_HEADER_LEN] = {0xC3, 0x01};
+    memcpy(hdr + 2, s->fp_le, 8);
+    px_buf_append(out, hdr, sizeof hdr); /* cannot fail after the reserve */
+    px_buf_append(out, c->scratch, n);
+    return 0;
+}
+
+/* ---- decode ------------------------------------------------------------ */
+
+typedef struct px_avro_rd {
+    const unsigned char *p, *start, *end;
+    char *errstr;
+    size_t errstr_size;
+} px_avro_rd_t;
+
+/* Zigzag varint of at most maxbytes (10 for long, 5 for int). */
+static int px_avro_rd_varint(px_avro_rd_t *r, int maxbytes, const char *what, int64_t *out) {
+    uint64_t u = 0;
+    size_t at = (size_t)(r->p - r->start);
+    for (int i = 0;; i++) {
+        if (i == maxbytes)
+            return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: varint longer than %d bytes at %zu",
+                           what, maxbytes, at);
+        if (r->p == r->end)
+            return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: truncated at %zu", what, at);
+        unsigned b = *r->p++;
+        u |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (i == maxbytes - 1 && (b & 0x7f) >> (maxbytes == 10 ? 1 : 4))
+            return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: varint overflows at %zu", what, at);
+        if (!(b & 0x80)) break;
+    }
+    uint64_t z = (u >> 1) ^ (~(u & 1) + 1); /* zigzag, in unsigned arithmetic */
+    *out = maxbytes == 5 ? (int64_t)(int32_t)(uint32_t)z : (int64_t)z;
+    return 0;
+}
+
+/* A union or enum index (an Avro int) in [0, n). */
+static int px_avro_rd_index(px_avro_rd_t *r, int n, const char *kind, const char *field, int64_t *out) {
+    size_t at = (size_t)(r->p - r->start);
+    int rc = px_avro_rd_varint(r, 5, field, out);
+    if (rc) return rc;
+    if (*out < 0 || *out >= n)
+        return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: %s index %lld out of range [0,%d) at %zu",
+                       field, kind, (long long)*out, n, at);
+    return 0;
+}
+
+/* A string into dst (max bytes + NUL). */
+static int px_avro_rd_string(px_avro_rd_t *r, const char *field, char *dst, size_t max) {
+    int64_t len;
+    size_t at = (size_t)(r->p - r->start);
+    int rc = px_avro_rd_varint(r, 10, field, &len);
+    if (rc) return rc;
+    size_t left = (size_t)(r->end - r->p);
+    if (len < 0)
+        return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: negative string length %lld at %zu", field,
+                       (long long)len, at);
+    if ((uint64_t)len > left)
+        return px_errf(PX_EPROTO, r->errstr, r->errstr_size,
+                       "avro: %s: string length %lld exceeds the %zu bytes left at %zu", field, (long long)len,
+                       left, at);
+    if ((uint64_t)len > max)
+        return px_errf(PX_EINVAL, r->errstr, r->errstr_size, "avro: %s: %lld bytes, more than %zu", field,
+                       (long long)len, max);
+    if (memchr(r->p, '\0', (size_t)len))
+        return px_errf(PX_EINVAL, r->errstr, r->errstr_size, "avro: %s: contains NUL", field);
+    if (!px_utf8_valid((const char *)r->p, (size_t)len))
+        return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: invalid UTF-8 at %zu", field, at);
+    memcpy(dst, r->p, (size_t)len);
+    dst[len] = '\0';
+    r->p += len;
+    return 0;
+}
+
+/* Decode the body of a record of `kind` into ev (already px_event_init'ed). */
+static int px_avro_decode_body(px_kind_t kind, const unsigned char *body, size_t len, px_event_t *ev,
+                               char *errstr, size_t errstr_size) {
+    const px_avro_kind_desc_t *d = &px_avro_kinds[kind];
+    px_avro_rd_t r = {body, body, body + len, errstr, errstr_size};
+    int rc;
+    for (size_t i = 0; i < d->nfields; i++) {
+        const px_avro_field_t *f = &d->fields[i];
+        int64_t v, branch;
+        size_t max;
+        char *dst;
+        switch (f->wire) {
+        case PX_W_ENUM:
+            if ((rc = px_avro_rd_index(&r, px_avro_enum_count(kind, f->fid), "enum", f->name, &v))) return rc;
+            px_avro_set_int(ev, f->fid, v);
+            break;
+        case PX_W_STRING:
+        case PX_W_OPT_STRING:
+            dst = px_avro_str(ev, f->fid, &max);
+            if (f->wire == PX_W_OPT_STRING) {
+                if ((rc = px_avro_rd_index(&r, 2, "union", f->name, &branch))) return rc;
+                if (branch == 0) { /* null: already empty */
+                    dst[0] = '\0';
+                    break;
+                }
+            }
+            if ((rc = px_avro_rd_string(&r, f->name, dst, max))) return rc;
+            break;
+        case PX_W_BOOL:
+            if (r.p == r.end)
+                return px_errf(PX_EPROTO, errstr, errstr_size, "avro: %s: truncated at %zu", f->name, len);
+            if (*r.p > 1)
+                return px_errf(PX_EPROTO, errstr, errstr_size, "avro: %s: boolean byte %u at %zu", f->name,
+                               (unsigned)*r.p, (size_t)(r.p - body));
+            px_avro_set_int(ev, f->fid, *r.p++);
+            break;
+        case PX_W_LONG:
+            if ((rc = px_avro_rd_varint(&r, 10, f->name, &v))) return rc;
+            px_avro_set_int(ev, f->fid, v);
+            break;
+        case PX_W_OPT_LONG:
+        case PX_W_OPT_INT:
+            if ((rc = px_avro_rd_index(&r, 2, "union", f->name, &branch))) return rc;
+            if (branch == 0) {
+                px_avro_set_int(ev, f->fid, PX_NONE);
+                break;
+            }
+            if ((rc = px_avro_rd_varint(&r, f->wire == PX_W_OPT_INT ? 5 : 10, f->name, &v))) return rc;
+            if (v < 0)
+                return px_errf(PX_EINVAL, errstr, errstr_size, "avro: %s: %lld is negative", f->name,
+                               (long long)v);
+            px_avro_set_int(ev, f->fid, v);
+            break;
+        }
+    }
+    if (r.p != r.end)
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: %zu trailing bytes after the %s record",
+                       (size_t)(r.end - r.p), px_kind_name(kind));
+    return 0;
+}
+
+/* Check the single-object header and length; find the kind. */
+static int px_avro_header(px_avro_t *c, const unsigned char *b, size_t len, px_kind_t *kind, char *errstr,
+                          size_t errstr_size) {
+    if (len > PX_AVRO_MAX_RECORD)
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: record of %zu bytes, more than %d", len,
+                       PX_AVRO_MAX_RECORD);
+    if (len < 2 || b[0] != 0xC3 || b[1] != 0x01) {
+        if (len >= 1 && b[0] != 0xC3) /* wrong magic even if short */
+            return px_errf(PX_EPROTO, errstr, errstr_size, "avro: not single-object encoded (no C3 01 magic)");
+        if (len >= 2)
+            return px_errf(PX_EPROTO, errstr, errstr_size, "avro: not single-object encoded (no C3 01 magic)");
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: truncated header (%zu of %d bytes)", len,
+                       PX_AVRO_HEADER_LEN);
+    }
+    if (len < PX_AVRO_HEADER_LEN)
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: truncated header (%zu of %d bytes)", len,
+                       PX_AVRO_HEADER_LEN);
+    for (int k = 0; k < PX_KIND__COUNT; k++)
+        if (memcmp(b + 2, c->k[k].fp_le, 8) == 0) {
+            *kind = (px_kind_t)k;
+            return 0;
+        }
+    uint64_t fp = 0;
+    for (int i = 7; i >= 0; i--) fp = (fp << 8) | b[2 + i];
+    return px_errf(PX_EPROTO, errstr, errstr_size, "avro: unknown schema fingerprint %016llx",
+                   (unsigned long long)fp);
+}
+
+int px_avro_decode(px_avro_t *c, const void *buf, size_t len, px_event_t *out, char *errstr,
+                   size_t errstr_size) {
+    const unsigned char *b = buf;
+    px_kind_t kind;
+    int rc = px_avro_header(c, b, len, &kind, errstr, errstr_size);
+    if (rc) return rc;
+    px_event_init(out, kind);
+    rc = px_avro_decode_body(kind, b + PX_AVRO_HEADER_LEN, len - PX_AVRO_HEADER_LEN, out, errstr, errstr_size);
+    if (rc) return rc;
+    return px_event_validate(out, errstr, errstr_size);
+}
+
+/* ---- decode through avro-c (tests) -------------------------------------- */
+
+/* Copy a string out of an avro-c string value, with the same checks. */
+static int px_avro_get_string(avro_value_t *v, const char *field, char *dst, size_t max, char *errstr,
+                              size_t errstr_size) {
+    const char *s;
+    size_t size; /* counts the NUL */
+    if (avro_value_get_string(v, &s, &size) || size == 0)
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro-c: %s: %s", field, avro_strerror());
+    if (size - 1 > max)
+        return px_errf(PX_EINVAL, errstr, errstr_size, "avro-c: %s: more than %zu bytes", field, max);
+    memcpy(dst, s, size - 1);
+    dst[size - 1] = '\0';
+    return 0;
+}
+
+int px_avro_decode_avroc(px_avro_t *c, const void *buf, size_t len, px_event_t *out, char *errstr,
+                         size_t errstr_size) {
+    int rc = px_avro_decode(c, buf, len, out, errstr, errstr_size); /* the bounded pass first */
+    if (rc) return rc;
+    px_kind_t kind = out->kind;
+    px_avro_schema_t *s = &c->k[kind];
+    const px_avro_kind_desc_t *d = &px_avro_kinds[kind];
+    px_event_init(out, kind);
+    avro_value_reset(&s->value);
+    avro_reader_memory_set_source(c->reader, (const char *)buf + PX_AVRO_HEADER_LEN,
+                                  (int64_t)(len - PX_AVRO_HEADER_LEN));
+    if (avro_value_read(c->reader, &s->value))
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro-c: read %s: %s", px_kind_name(kind), avro_strerror());
+    for (size_t i = 0; i < d->nfields; i++) {
+        const px_avro_field_t *f = &d->fields[i];
+        avro_value_t fv, bv;
+        int disc = 1, e;
+        int32_t i32;
+        int64_t i64;
+        size_t max;
+        if (avro_value_get_by_index(&s->value, i, &fv, NULL))
+            return px_errf(PX_EPROTO, errstr, errstr_size, "avro-c: %s: %s", f->name, avro_strerror());
+        if (px_avro_wire_optional(f->wire)) {
+            if (avro_value_get_discriminant(&fv, &disc) || avro_value_get_current_branch(&fv, &bv))
+                return px_errf(PX_EPROTO, errstr, errstr_size, "avro-c: %s: %s", f->name, avro_strerror());
+            fv = bv;
+        }
+        switch (f->wire) {
+        case PX_W_ENUM:
+            if (avro_value_get_enum(&fv, &e)) return PX_EPROTO;
+            px_avro_set_int(out, f->fid, e);
+            break;
+        case PX_W_STRING:
+        case PX_W_OPT_STRING:
+            if (disc == 1 &&
+                (rc = px_avro_get_string(&fv, f->name, px_avro_str(out, f->fid, &max), max, errstr, errstr_size)))
+                return rc;
+            break;
+        case PX_W_BOOL:
+            if (avro_value_get_boolean(&fv, &e)) return PX_EPROTO;
+            px_avro_set_int(out, f->fid, e);
+            break;
+        case PX_W_LONG:
+        case PX_W_OPT_LONG:
+            if (disc == 1) {
+                if (avro_value_get_long(&fv, &i64)) return PX_EPROTO;
+                px_avro_set_int(out, f->fid, i64);
+            }
+            break;
+        case PX_W_OPT_INT:
+            if (disc == 1) {
+                if (avro_value_get_int(&fv, &i32)) return PX_EPROTO;
+                px_avro_set_int(out, f->fid, i32);
+            }
+            break;
+        }
+    }
+    return px_event_validate(out, errstr, errstr_size);
+}

@@ -1,0 +1,19 @@
+/*
+ * px_utf8.h - strict UTF-8 validation.
+ *
+ * Strict means RFC 3629: no overlong forms, no UTF-16 surrogates
+ * (U+D800..U+DFFF), nothing above U+10FFFF, no truncated sequences.
+ * NUL is valid UTF-8; callers that store C strings check for it
+ * themselves. Pure function, no allocation.
+ * Related: px_event.c, px_avro.c (every decoded string passes here).
+ */
+#ifndef PX_UTF8_H
+#define PX_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True if buf[0..len) is well-formed UTF-8. buf may be NULL when len is 0. */
+bool px_utf8_valid(const char *buf, size_t len);
+
+#endif
