@@ -112,7 +112,7 @@ pid_is() {
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$pattern"
 }
 
-read_pid() { [ -f "$1" ] && cat "$1" || true; }
+read_pid() { if [ -f "$1" ]; then cat "$1"; fi; }
 
 now_ms() { date +%s%3N; }
 secs_since() { # ms timestamp -> "S.s"
@@ -337,7 +337,7 @@ cmd_up() {
   # Redis: no persistence, loopback only, in the background of its own session.
   setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
     --daemonize no --dir "$STATE/redis" --logfile "$STATE/redis.log" \
-    </dev/null >>"$STATE/redis.log" 2>&1 &
+    </dev/null >"$STATE/redis.out" 2>&1 &
   echo $! >"$STATE/redis.pid"
   STARTED_PIDS+=("$STATE/redis.pid:redis-server")
   say "redis: starting on 127.0.0.1:$REDIS_PORT (pid $!, log $STATE/redis.log)"
@@ -356,7 +356,7 @@ cmd_up() {
   setsid java "${KAFKA_JAVA_OPTS[@]}" \
     -Dlog4j.configuration=file:"$STATE/kafka/log4j.properties" -Dkafka.logs.dir="$STATE" \
     -cp "$LIBS/*" kafka.Kafka "$STATE/kafka/server.properties" \
-    </dev/null >>"$STATE/kafka.out" 2>&1 &
+    </dev/null >"$STATE/kafka.out" 2>&1 &
   echo $! >"$STATE/kafka.pid"
   kpid=$!
   STARTED_PIDS+=("$STATE/kafka.pid:kafka.Kafka")
@@ -366,7 +366,7 @@ cmd_up() {
   local deadline=$(( $(date +%s) + 10 ))
   until [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; do
     if ! pid_is "$(read_pid "$STATE/redis.pid")" redis-server || [ "$(date +%s)" -ge "$deadline" ]; then
-      tail -n 20 "$STATE/redis.log" >&2
+      tail -n 20 "$STATE/redis.log" "$STATE/redis.out" >&2
       die "redis did not answer PING on 127.0.0.1:$REDIS_PORT (log: $STATE/redis.log)"
     fi
     sleep 0.1

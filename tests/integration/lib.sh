@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/integration/lib.sh - shell helpers for integration tests. Source it:
 #
 #   . "$PX_SOURCE_DIR/tests/integration/lib.sh"
