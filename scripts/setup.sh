@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# scripts/setup.sh - prepare a fresh Debian 12 machine to build and test presence.
+#
+# 1. Installs the Debian packages the build, the tests and the local stack
+#    need. It asks dpkg first and runs apt-get (update + install) only when
+#    something is missing, so a warm run is fast and needs no network.
+# 2. Fetches the Apache Kafka 3.9.1 broker jars from Maven Central with
+#    stack/kafka/pom.xml into ${PRESENCE_CACHE:-$HOME/.cache/presence}/kafka-3.9.1/libs.
+#    A marker file written after a complete copy makes later runs skip it.
+#
+# Idempotent; safe to run again. Related: scripts/stack.sh (runs the broker
+# and Redis from these jars), docs/operations.md, /work/shared/KAFKA.md.
+#
+# Environment:
+#   PRESENCE_CACHE       cache root (default ~/.cache/presence)
+#   PX_SETUP_SKIP_APT=1  do not install Debian packages (check only)
+set -euo pipefail
+
+readonly KAFKA_VERSION=3.9.1
+readonly DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.6.1
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${PRESENCE_CACHE:-$HOME/.cache/presence}
+KAFKA_HOME=$CACHE/kafka-$KAFKA_VERSION
+LIBS=$KAFKA_HOME/libs
+MARKER=$KAFKA_HOME/libs.complete
+
+# Build, unit tests, local stack (Kafka runs on the JDK, fetched by Maven).
+PACKAGES=(
+  build-essential cmake pkg-config
+  librdkafka-dev libhiredis-dev libavro-dev libwebsockets-dev libuv1-dev
+  libjansson-dev libjwt-dev libcmocka-dev
+  python3-avro python3-websockets python3-yaml
+  kcat redis-server valgrind
+  openjdk-17-jdk-headless maven
+)
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root (or sudo) to run: $*"
+  fi
+}
+
+# --- 1. Debian packages --------------------------------------------------
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  [ "${status:0:2}" = "ii" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  say "packages: all ${#PACKAGES[@]} installed"
+elif [ "${PX_SETUP_SKIP_APT:-0}" = 1 ]; then
+  die "missing packages (PX_SETUP_SKIP_APT=1): ${missing[*]}"
+else
+  say "packages: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq || die "apt-get update failed"
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install failed for: ${missing[*]}"
+  say "packages: done"
+fi
+
+# The stack starts redis itself on its own ports; a packaged redis-server
+# service left running is harmless, so it is not touched here.
+
+command -v java >/dev/null || die "java not found after install (openjdk-17-jdk-headless)"
+command -v mvn >/dev/null || die "mvn not found after install (maven)"
+
+# --- 2. Kafka broker jars ------------------------------------------------
+if [ -f "$MARKER" ] && [ -d "$LIBS" ]; then
+  say "kafka $KAFKA_VERSION: jars cached in $LIBS ($(find "$LIBS" -name '*.jar' | wc -l) jars)"
+else
+  say "kafka $KAFKA_VERSION: fetching jars with maven into $LIBS"
+  mkdir -p "$KAFKA_HOME"
+  rm -rf "$LIBS" "$LIBS.partial" "$MARKER"
+  log=$KAFKA_HOME/maven.log
+  # Copy into a scratch dir and rename it, so an interrupted run never
+  # leaves a half-filled libs/ that looks usable.
+  if ! mvn -q -B -f "$ROOT/stack/kafka/pom.xml" \
+        "$DEP_PLUGIN:copy-dependencies" \
+        -DincludeScope=runtime -Dmdep.prependGroupId=true \
+        -DoutputDirectory="$LIBS.partial" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    rm -rf "$LIBS.partial"
+    die "maven could not fetch the Kafka jars (full log: $log)"
+  fi
+  for need in 'org.apache.kafka.kafka_2.13-*.jar' 'ch.qos.reload4j.reload4j-*.jar' \
+              'org.slf4j.slf4j-reload4j-*.jar'; do
+    compgen -G "$LIBS.partial/$need" >/dev/null || die "jar $need missing after maven copy"
+  done
+  mv "$LIBS.partial" "$LIBS"
+  rm -rf "$ROOT/stack/kafka/target"
+  printf 'kafka %s fetched %s\n' "$KAFKA_VERSION" "$(date -u +%FT%TZ)" >"$MARKER"
+  say "kafka $KAFKA_VERSION: $(find "$LIBS" -name '*.jar' | wc -l) jars in $LIBS"
+fi
+
+say "ok"

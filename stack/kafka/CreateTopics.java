@@ -1,0 +1,66 @@
+// stack/kafka/CreateTopics.java - creates many topics in one JVM and one
+// CreateTopics request (Kafka's AdminClient), for scripts/stack.sh.
+//
+//   java -cp <this dir>:<kafka libs>/* CreateTopics BOOTSTRAP PARTITIONS TOPIC...
+//
+// Replication factor 1 (single-node dev/test stack). A topic that already
+// exists is fine if its partition count matches; a mismatch is an error,
+// because every input topic must have the same partition count (DESIGN.md 3).
+// Exit 0 on success, 1 on any error (printed to stderr). Why not
+// TopicCommand: it costs one JVM start per topic (about 2 s of CPU each).
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.KafkaFuture;
+import org.apache.kafka.common.errors.TopicExistsException;
+
+public final class CreateTopics {
+  public static void main(String[] args) throws Exception {
+    if (args.length < 3) {
+      System.err.println("usage: CreateTopics BOOTSTRAP PARTITIONS TOPIC...");
+      System.exit(2);
+    }
+    int partitions = Integer.parseInt(args[1]);
+    List<NewTopic> topics = new ArrayList<>();
+    for (int i = 2; i < args.length; i++) topics.add(new NewTopic(args[i], partitions, (short) 1));
+
+    Properties props = new Properties();
+    props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+    props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 15000);
+    props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30000);
+    int failed = 0;
+    try (Admin admin = Admin.create(props)) {
+      List<String> existing = new ArrayList<>();
+      for (Map.Entry<String, KafkaFuture<Void>> e : admin.createTopics(topics).values().entrySet()) {
+        try {
+          e.getValue().get(30, TimeUnit.SECONDS);
+        } catch (ExecutionException ex) {
+          if (ex.getCause() instanceof TopicExistsException) {
+            existing.add(e.getKey());
+          } else {
+            System.err.println("CreateTopics: " + e.getKey() + ": " + ex.getCause());
+            failed++;
+          }
+        }
+      }
+      if (!existing.isEmpty()) {
+        Map<String, TopicDescription> d = admin.describeTopics(existing).allTopicNames().get(30, TimeUnit.SECONDS);
+        for (TopicDescription t : d.values()) {
+          if (t.partitions().size() != partitions) {
+            System.err.println("CreateTopics: " + t.name() + " exists with " + t.partitions().size()
+                + " partitions, wanted " + partitions);
+            failed++;
+          }
+        }
+      }
+    }
+    System.exit(failed == 0 ? 0 : 1);
+  }
+}
