@@ -57,6 +57,12 @@ int px_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, c
 
 rd_kafka_conf_t *px_kafka_conf_new(const px_kvlist_t *kafka, const char *client_id,
                                    char *errstr, size_t errstr_size) {
+    return px_kafka_conf_new_with(NULL, 0, kafka, client_id, errstr, errstr_size);
+}
+
+rd_kafka_conf_t *px_kafka_conf_new_with(const char *const (*defaults)[2], size_t ndefaults,
+                                        const px_kvlist_t *kafka, const char *client_id,
+                                        char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!conf) {
         px_errf(PX_ENOMEM, errstr, errstr_size, "rd_kafka_conf_new failed");
@@ -65,6 +71,9 @@ rd_kafka_conf_t *px_kafka_conf_new(const px_kvlist_t *kafka, const char *client_
     rd_kafka_conf_set_log_cb(conf, px_kafka_log_cb);
     if (client_id && px_kafka_conf_set(conf, "client.id", client_id, errstr, errstr_size) != 0)
         goto err;
+    for (size_t i = 0; i < ndefaults; i++)
+        if (px_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size) != 0)
+            goto err;
     for (size_t i = 0; kafka && i < kafka->n; i++) {
         char rkerr[512];
         if (px_kafka_conf_set(conf, kafka->kv[i].key, kafka->kv[i].val, rkerr, sizeof rkerr)) {

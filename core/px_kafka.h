@@ -20,6 +20,12 @@
 rd_kafka_conf_t *px_kafka_conf_new(const px_kvlist_t *kafka, const char *client_id,
                                    char *errstr, size_t errstr_size);
 
+/* The same, with defaults[i] = {key, value} applied before the user's
+ * settings, so kafka.* overrides them. */
+rd_kafka_conf_t *px_kafka_conf_new_with(const char *const (*defaults)[2], size_t ndefaults,
+                                        const px_kvlist_t *kafka, const char *client_id,
+                                        char *errstr, size_t errstr_size);
+
 /* Set one property or fail with librdkafka's message. */
 int px_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, char *errstr,
                       size_t errstr_size);

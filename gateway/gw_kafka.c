@@ -43,7 +43,14 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 }
 
 int gw_kafka_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
-    rd_kafka_conf_t *conf = px_kafka_conf_new(&gw->kafka_kv, gw->cfg.gateway_id, errstr, errstr_size);
+    static const char *const defaults[][2] = {
+        {"bootstrap.servers", "127.0.0.1:9092"},
+        {"linger.ms", "1"}, /* latency first: a LOCK waits for its ACK */
+        {"statistics.interval.ms", "1000"}, /* broker state for /readyz */
+    };
+    rd_kafka_conf_t *conf = px_kafka_conf_new_with(defaults, sizeof defaults / sizeof defaults[0],
+                                                   &gw->kafka_kv, gw->cfg.gateway_id, errstr,
+                                                   errstr_size);
     if (!conf) return PX_ECONFIG;
     /* Defaults the user's kafka.* may not override: they are the contract. */
     static const char *fixed[][2] = {
@@ -55,11 +62,6 @@ int gw_kafka_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
             rd_kafka_conf_destroy(conf);
             return PX_ECONFIG;
         }
-    char v[16];
-    size_t vl = sizeof v;
-    if (rd_kafka_conf_get(conf, "statistics.interval.ms", v, &vl) == RD_KAFKA_CONF_OK &&
-        strcmp(v, "0") == 0)
-        rd_kafka_conf_set(conf, "statistics.interval.ms", "1000", NULL, 0);
     rd_kafka_conf_set_opaque(conf, gw);
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_conf_set_error_cb(conf, on_error);

@@ -267,6 +267,8 @@ static void conn_close(gw_ctx_t *gw, gw_pss_t *pss) {
                 gw->n_conns);
 }
 
+/* One lws_write per callback: a message, or (when the queue is empty and
+ * the connection is to be closed) the close frame. */
 static int conn_writeable(gw_pss_t *pss) {
     gw_conn_t *c = &pss->conn;
     if (c->closing && !pss->close_after_flush) {
@@ -274,20 +276,19 @@ static int conn_writeable(gw_pss_t *pss) {
         return -1;
     }
     gw_out_t *o = c->out_head;
-    if (o) {
-        c->out_head = o->next;
-        if (!c->out_head) c->out_tail = NULL;
-        c->out_bytes -= o->len;
-        int n = lws_write(c->wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
-        free(o);
-        if (n < 0) return -1;
-        px_counter_add(c->gw->m_msgs_out, 1);
-    }
-    if (c->out_head) lws_callback_on_writable(c->wsi);
-    else if (pss->close_after_flush) {
+    if (!o) {
+        if (!pss->close_after_flush) return 0;
         lws_close_reason(c->wsi, (enum lws_close_status)pss->close_code, NULL, 0);
         return -1;
     }
+    c->out_head = o->next;
+    if (!c->out_head) c->out_tail = NULL;
+    c->out_bytes -= o->len;
+    int n = lws_write(c->wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
+    free(o);
+    if (n < 0) return -1;
+    px_counter_add(c->gw->m_msgs_out, 1);
+    if (c->out_head || pss->close_after_flush) lws_callback_on_writable(c->wsi);
     return 0;
 }
 
@@ -392,6 +393,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         conn_receive(pss, wsi, in, len);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
+        PX_DEBUG(GW_COMP, "writeable", "q=%p caf=%d", (void*)pss->conn.out_head, pss->close_after_flush);
         return conn_writeable(pss);
     case LWS_CALLBACK_CLOSED:
         conn_close(gw, pss);
@@ -413,14 +415,16 @@ static void lws_log_emit(int level, const char *line) {
     memcpy(buf, line, n);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
     buf[n] = '\0';
-    px_log(level & LLL_ERR ? PX_LOG_ERROR : level & LLL_WARN ? PX_LOG_WARN : PX_LOG_INFO, "lws",
+    px_log(level & LLL_ERR ? PX_LOG_ERROR : level & LLL_WARN ? PX_LOG_WARN : level & LLL_NOTICE ? PX_LOG_INFO : PX_LOG_DEBUG, "lws",
            buf, NULL);
 }
 
 int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     struct lws_context_creation_info info;
     void *foreign[1] = {gw->loop};
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    int lvl = LLL_ERR | LLL_WARN;
+    if (px_log_get_level() == PX_LOG_DEBUG) lvl |= LLL_NOTICE | LLL_INFO;
+    lws_set_log_level(lvl, lws_log_emit);
     memset(&info, 0, sizeof info);
     info.port = (int)gw->cfg.http_port;
     info.iface = gw->cfg.http_host[0] ? gw->cfg.http_host : NULL;

@@ -327,12 +327,14 @@ static void on_stop(void *arg) {
 }
 
 static int kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
-    rd_kafka_conf_t *conf = px_kafka_conf_new(&pr->kafka_kv, "presence-processor", errstr, n);
+    static const char *const defaults[][2] = {
+        {"group.id", "presence-processor"},
+        {"auto.offset.reset", "earliest"}, /* a new group starts at the beginning of the log */
+        {"bootstrap.servers", "127.0.0.1:9092"},
+    };
+    rd_kafka_conf_t *conf = px_kafka_conf_new_with(defaults, sizeof defaults / sizeof defaults[0],
+                                                   &pr->kafka_kv, "presence-processor", errstr, n);
     if (!conf) return PX_ECONFIG;
-    char v[256];
-    size_t vl = sizeof v;
-    if (rd_kafka_conf_get(conf, "group.id", v, &vl) != RD_KAFKA_CONF_OK || !v[0])
-        rd_kafka_conf_set(conf, "group.id", "presence-processor", NULL, 0);
     static const char *fixed[][2] = {
         {"enable.auto.offset.store", "false"}, /* store only what Redis acknowledged */
         {"partition.assignment.strategy", "cooperative-sticky"},
@@ -342,9 +344,6 @@ static int kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
             rd_kafka_conf_destroy(conf);
             return PX_ECONFIG;
         }
-    vl = sizeof v;
-    if (rd_kafka_conf_get(conf, "auto.offset.reset", v, &vl) == RD_KAFKA_CONF_OK && strcmp(v, "largest") == 0)
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
     pr->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n);
     if (!pr->rk) {
         rd_kafka_conf_destroy(conf);

@@ -84,7 +84,8 @@ class Daemon:
         return self.proc.returncode
 
     def dump(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             sys.stderr.write(f"----- {self.name} log -----\n")
             sys.stderr.write(f.read().decode(errors="replace")[-20000:])
