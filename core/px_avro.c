@@ -598,7 +598,7 @@ static int px_avro_header(px_avro_t *c, const unsigned char *b, size_t len, px_k
 int px_avro_decode(px_avro_t *c, const void *buf, size_t len, px_event_t *out, char *errstr,
                    size_t errstr_size) {
     const unsigned char *b = buf;
-    px_kind_t kind;
+    px_kind_t kind = PX_KIND__COUNT; /* set by px_avro_header on success */
     int rc = px_avro_header(c, b, len, &kind, errstr, errstr_size);
     if (rc) return rc;
     px_event_init(out, kind);
@@ -656,11 +656,11 @@ int px_avro_decode_avroc(px_avro_t *c, const void *buf, size_t len, px_event_t *
             px_avro_set_int(out, f->fid, e);
             break;
         case PX_W_STRING:
-        case PX_W_OPT_STRING:
-            if (disc == 1 &&
-                (rc = px_avro_get_string(&fv, f->name, px_avro_str(out, f->fid, &max), max, errstr, errstr_size)))
-                return rc;
+        case PX_W_OPT_STRING: {
+            char *dst = px_avro_str(out, f->fid, &max); /* sets max: not inside the call below */
+            if (disc == 1 && (rc = px_avro_get_string(&fv, f->name, dst, max, errstr, errstr_size))) return rc;
             break;
+        }
         case PX_W_BOOL:
             if (avro_value_get_boolean(&fv, &e)) return PX_EPROTO;
             px_avro_set_int(out, f->fid, e);
