@@ -120,6 +120,7 @@ typedef struct gw_ctx {
     /* Kafka */
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt_hb;
+    rd_kafka_queue_t *rkqu; /* main queue, watched by rk_uv */
     px_kafka_uv_t *rk_uv;
     bool kafka_up;
     char topic_hb[PX_CONF_STR_MAX * 2];
@@ -139,6 +140,7 @@ typedef struct gw_ctx {
     uint64_t tab_seq;
 
     bool stopping;
+    struct px_signal_uv *sig;
 
     /* metrics */
     px_gauge_t *m_conns, *m_entities;
@@ -153,7 +155,8 @@ int gw_auth_token(const gw_config_t *cfg, const char *token, int64_t now_s, gw_i
 
 /* gw_kafka.c */
 int gw_kafka_start(gw_ctx_t *gw, char *errstr, size_t errstr_size);
-void gw_kafka_stop(gw_ctx_t *gw);
+void gw_kafka_unwatch(gw_ctx_t *gw); /* stop watching the queue (in the loop) */
+void gw_kafka_stop(gw_ctx_t *gw);    /* flush and destroy (after the loop) */
 /* Produce ev (Avro) keyed by its entity key to presence.heartbeats.
  * 0, or PX_EBACKEND when Kafka refuses (queue full, unknown topic). */
 int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev);

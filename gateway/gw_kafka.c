@@ -74,18 +74,23 @@ int gw_kafka_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     snprintf(gw->topic_hb, sizeof gw->topic_hb, "%s%s", gw->cfg.topic_prefix,
              gw->cfg.topic_heartbeats);
     gw->rkt_hb = rd_kafka_topic_new(gw->rk, gw->topic_hb, NULL);
-    rd_kafka_queue_t *q = rd_kafka_queue_get_main(gw->rk);
-    gw->rk_uv = px_kafka_uv_start(gw->loop, q, 100, on_poll, gw);
-    rd_kafka_queue_destroy(q);
+    gw->rkqu = rd_kafka_queue_get_main(gw->rk);
+    gw->rk_uv = px_kafka_uv_start(gw->loop, gw->rkqu, 100, on_poll, gw);
     if (!gw->rk_uv) return px_errf(PX_EIO, errstr, errstr_size, "cannot watch the kafka queue");
     PX_INFO(GW_COMP, "kafka producer started", "topic=%s", gw->topic_hb);
     return 0;
 }
 
-void gw_kafka_stop(gw_ctx_t *gw) {
-    if (!gw->rk) return;
+void gw_kafka_unwatch(gw_ctx_t *gw) {
     px_kafka_uv_stop(gw->rk_uv);
     gw->rk_uv = NULL;
+    if (gw->rkqu) rd_kafka_queue_destroy(gw->rkqu);
+    gw->rkqu = NULL;
+}
+
+void gw_kafka_stop(gw_ctx_t *gw) {
+    if (!gw->rk) return;
+    gw_kafka_unwatch(gw);
     rd_kafka_resp_err_t err = rd_kafka_flush(gw->rk, 5000);
     if (err) PX_WARN(GW_COMP, "kafka flush incomplete", "err=%s left=%d", rd_kafka_err2name(err),
                      rd_kafka_outq_len(gw->rk));

@@ -124,7 +124,7 @@ int gw_redis_start(gw_ctx_t *gw) {
 }
 
 void gw_redis_stop(gw_ctx_t *gw) {
-    if (!gw->redis_retry.loop) return; /* never started */
+    if (!gw->redis_retry.loop || uv_is_closing((uv_handle_t *)&gw->redis_retry)) return;
     uv_timer_stop(&gw->redis_retry);
     uv_close((uv_handle_t *)&gw->redis_retry, NULL);
     if (gw->rcmd) redisAsyncDisconnect(gw->rcmd);

@@ -27,6 +27,7 @@ typedef struct gw_pss {
     px_buf_t http_body;   /* HTTP responses: LWS_PRE zero bytes, then the body */
     bool is_ws;
     bool close_after_flush;
+    bool close_sent;
     uint16_t close_code;
 } gw_pss_t;
 
@@ -267,20 +268,32 @@ static void conn_close(gw_ctx_t *gw, gw_pss_t *pss) {
                 gw->n_conns);
 }
 
+/* Close with `code`. In lws 4.1 a -1 from SERVER_WRITEABLE (and a user
+ * timeout) is taken as a dead socket and no close frame is sent, yet
+ * clients need the code (4401 says "do not retry with this token"). So
+ * write the close frame here (lws_write's CLOSE opcode, value 4, which the
+ * public enum leaves out), then give the peer 5 s to answer before lws
+ * drops the connection. */
+#define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+static int conn_send_close(gw_pss_t *pss, uint16_t code) {
+    unsigned char frame[LWS_PRE + 2];
+    if (pss->close_sent) return 0;
+    pss->close_sent = true;
+    frame[LWS_PRE] = (unsigned char)(code >> 8);
+    frame[LWS_PRE + 1] = (unsigned char)(code & 0xff);
+    if (lws_write(pss->conn.wsi, frame + LWS_PRE, 2, GW_LWS_WRITE_CLOSE) < 0) return -1;
+    lws_set_timeout(pss->conn.wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
+    return 0;
+}
+
 /* One lws_write per callback: a message, or (when the queue is empty and
  * the connection is to be closed) the close frame. */
 static int conn_writeable(gw_pss_t *pss) {
     gw_conn_t *c = &pss->conn;
-    if (c->closing && !pss->close_after_flush) {
-        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"slow", 4);
-        return -1;
-    }
+    if (pss->close_sent) return 0;
+    if (c->closing && !pss->close_after_flush) return conn_send_close(pss, LWS_CLOSE_STATUS_POLICY_VIOLATION);
     gw_out_t *o = c->out_head;
-    if (!o) {
-        if (!pss->close_after_flush) return 0;
-        lws_close_reason(c->wsi, (enum lws_close_status)pss->close_code, NULL, 0);
-        return -1;
-    }
+    if (!o) return pss->close_after_flush ? conn_send_close(pss, pss->close_code) : 0;
     c->out_head = o->next;
     if (!c->out_head) c->out_tail = NULL;
     c->out_bytes -= o->len;
@@ -393,7 +406,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         conn_receive(pss, wsi, in, len);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        PX_DEBUG(GW_COMP, "writeable", "q=%p caf=%d", (void*)pss->conn.out_head, pss->close_after_flush);
         return conn_writeable(pss);
     case LWS_CALLBACK_CLOSED:
         conn_close(gw, pss);
@@ -433,6 +445,7 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
                    LWS_SERVER_OPTION_DISABLE_IPV6;
     info.foreign_loops = foreign;
     info.user = gw;
+    info.pcontext = &gw->lws; /* lws clears it when the destroy completes */
     info.timeout_secs = 10;
     gw->lws = lws_create_context(&info);
     if (!gw->lws)
@@ -444,7 +457,8 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     return 0;
 }
 
+/* Begin (in the loop) or finish (after it) destroying the context; lws
+ * sets gw->lws to NULL once it is gone. */
 void gw_ws_stop(gw_ctx_t *gw) {
     if (gw->lws) lws_context_destroy(gw->lws);
-    gw->lws = NULL;
 }

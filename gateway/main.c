@@ -39,11 +39,19 @@ static const px_opt_t gw_opts[] = {
         max_connections, 1, 10000000),
 };
 
+/* Shutdown starts inside the loop, as lws wants with a foreign loop: the
+ * context is destroyed while the loop runs (every connection closes and
+ * publishes its UNSUBs), Redis and the Kafka queue watcher let go of their
+ * handles, and uv_run returns once nothing is left. */
 static void on_stop(void *arg) {
     gw_ctx_t *gw = arg;
     PX_INFO(GW_COMP, "stopping", NULL);
     gw->stopping = true;
-    uv_stop(gw->loop);
+    gw_ws_stop(gw);
+    gw_redis_stop(gw);
+    gw_kafka_unwatch(gw);
+    px_signal_uv_stop(gw->sig);
+    gw->sig = NULL;
 }
 
 static void register_metrics(gw_ctx_t *gw) {
@@ -64,7 +72,6 @@ int main(int argc, char **argv) {
     gw_ctx_t *gw = &gw_storage;
     char errstr[512];
     uv_loop_t loop;
-    px_signal_uv_t *sig = NULL;
     int rc = px_config_load(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &gw->cfg, &gw->kafka_kv, argc,
                             argv, "presence-gateway", stdout, errstr, sizeof errstr);
     if (rc == PX_CONFIG_EXIT) return 0;
@@ -102,21 +109,19 @@ int main(int argc, char **argv) {
     register_metrics(gw);
     if (gw_subs_init(gw, 4096) || gw_redis_start(gw) || gw_kafka_start(gw, errstr, sizeof errstr) ||
         gw_ws_start(gw, errstr, sizeof errstr) ||
-        px_signal_uv_start(&loop, on_stop, gw, &sig)) {
+        px_signal_uv_start(&loop, on_stop, gw, &gw->sig)) {
         PX_ERROR(GW_COMP, "start-up failed", "err=\"%s\"", errstr);
+        on_stop(gw);
         rc = 1;
     } else {
         PX_INFO(GW_COMP, "started", "id=%s url=http://%s:%lld/", gw->cfg.gateway_id, gw->cfg.http_host,
                 (long long)gw->cfg.http_port);
-        uv_run(&loop, UV_RUN_DEFAULT);
         rc = 0;
     }
-    gw->stopping = true;
-    gw_ws_stop(gw);     /* closes every connection: UNSUBs are produced */
-    gw_kafka_stop(gw);  /* flushes them */
-    gw_redis_stop(gw);
-    px_signal_uv_stop(sig);
-    uv_run(&loop, UV_RUN_DEFAULT); /* let every handle close */
+    uv_run(&loop, UV_RUN_DEFAULT); /* until on_stop let go of every handle */
+    gw_ws_stop(gw);                /* lws finishes a destroy begun in the loop */
+    gw_kafka_stop(gw);             /* flush what the closing connections produced */
+    uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop)) PX_WARN(GW_COMP, "loop closed with handles open", NULL);
 out:
     gw_redis_term(gw);

@@ -106,6 +106,7 @@ typedef struct pr_ctx {
     px_kvlist_t kafka_kv;
     uv_loop_t *loop;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *rkqu; /* the consumer queue, watched by rk_uv */
     px_kafka_uv_t *rk_uv;
     char topic[PX_CONF_STR_MAX * 2];
     redisAsyncContext *redis;
@@ -356,9 +357,8 @@ static int kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) return px_errf(PX_EBACKEND, errstr, n, "subscribe %s: %s", pr->topic, rd_kafka_err2str(err));
-    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(pr->rk);
-    pr->rk_uv = px_kafka_uv_start(pr->loop, q, 100, consume, pr);
-    rd_kafka_queue_destroy(q);
+    pr->rkqu = rd_kafka_queue_get_consumer(pr->rk);
+    pr->rk_uv = px_kafka_uv_start(pr->loop, pr->rkqu, 100, consume, pr);
     if (!pr->rk_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");
     PX_INFO(COMP, "consuming", "topic=%s", pr->topic);
     return 0;
@@ -413,6 +413,7 @@ int main(int argc, char **argv) {
     }
     pr->stopping = true;
     px_kafka_uv_stop(pr->rk_uv);
+    if (pr->rkqu) rd_kafka_queue_destroy(pr->rkqu);
     if (pr->redis) redisAsyncDisconnect(pr->redis); /* waits for pending replies */
     uv_timer_stop(&pr->redis_retry);
     uv_close((uv_handle_t *)&pr->redis_retry, NULL);
