@@ -28,10 +28,10 @@ MARKER=$KAFKA_HOME/libs.complete
 # Build, unit tests, local stack (Kafka runs on the JDK, fetched by Maven).
 PACKAGES=(
   build-essential cmake pkg-config
-  librdkafka-dev libhiredis-dev libavro-dev libwebsockets-dev libuv1-dev
+  librdkafka-dev libhiredis-dev libavro-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
   libjansson-dev libjwt-dev libcmocka-dev
   python3-avro python3-websockets python3-yaml
-  kcat redis-server valgrind
+  kcat redis-server redis-tools valgrind curl
   openjdk-17-jdk-headless maven
 )
 
