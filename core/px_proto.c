@@ -21,6 +21,7 @@
  * px_key.c (identifier charset), gateway/ (the only caller).
  */
 #include "px_proto.h"
+#include "px_utf8.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -338,36 +339,6 @@ static void px_jw_bool(px_jw_t *w, bool v) {
         px_jw_lit(w, "false");
 }
 
-/* Length of the well-formed UTF-8 sequence at s[0..n) (1..4), or the
- * negated length of its maximal ill-formed subpart (Unicode 3.9, D93b),
- * so that each broken sequence becomes exactly one U+FFFD, as browsers'
- * TextDecoder does. Rejects overlongs, surrogates and > U+10FFFF. */
-static int px_utf8_next(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    int need;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (c == 0xE0) lo = 0xA0;      /* overlong */
-        else if (c == 0xED) hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (c == 0xF0) lo = 0x90;      /* overlong */
-        else if (c == 0xF4) hi = 0x8F; /* > U+10FFFF */
-    } else {
-        return -1; /* continuation byte, C0, C1, F5..FF */
-    }
-    for (int k = 1; k <= need; k++) {
-        if ((size_t)k >= n || s[k] < lo || s[k] > hi) return -k;
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    return need + 1;
-}
-
 /* Append s[0..n) as a JSON string literal. Runs of bytes that need no
  * escaping are copied with one append; everything else is escaped:
  * '"' '\\' and the short forms \b \f \n \r \t, other C0 controls and DEL
@@ -385,7 +356,7 @@ static void px_jw_escaped(px_jw_t *w, const char *str, size_t n) {
         }
         int k = 1;
         if (c >= 0x80) {
-            k = px_utf8_next(s + i, n - i);
+            k = px_utf8_seq(s + i, n - i);
             bool ls_ps = k == 3 && c == 0xE2 && s[i + 1] == 0x80 && (s[i + 2] == 0xA8 || s[i + 2] == 0xA9);
             if (k > 0 && !ls_ps) {
                 i += (size_t)k;

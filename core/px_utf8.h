@@ -16,4 +16,11 @@
 /* True if buf[0..len) is well-formed UTF-8. buf may be NULL when len is 0. */
 bool px_utf8_valid(const char *buf, size_t len);
 
+/* The one decoder both functions here and the JSON writer use: the length
+ * (1..4) of the well-formed sequence at s[0..n) (n >= 1), or the negated
+ * length of its maximal ill-formed subpart (Unicode 3.9, D93b), so a writer
+ * can replace each broken sequence by exactly one U+FFFD, as browsers'
+ * TextDecoder does. */
+int px_utf8_seq(const unsigned char *s, size_t n);
+
 #endif
