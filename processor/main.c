@@ -69,30 +69,33 @@ static const px_opt_t pr_opts[] = {
 
 /* Apply one presence record. KEYS: tabs zset, tab hash. ARGV: op, tab_id,
  * deadline_ms, tab value, channel, ts_ms, user_id. Tabs whose deadline is
- * at or before the record's event time are dropped first (TIMED_OUT). */
+ * at or before the record's event time are dropped first (TIMED_OUT). A
+ * live tab belongs to the user who opened it: a record naming the same
+ * tab id for another user changes nothing (tab ids come from clients). */
 static const char APPLY_SCRIPT[] =
-    "local tabs, tab, op, tid, ch = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[5]\n"
+    "local tabs, tab, op, tid, ch, uid = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[5], ARGV[7]\n"
     "local gone = redis.call('ZRANGEBYSCORE', tabs, '-inf', ARGV[6])\n"
     "for _, g in ipairs(gone) do\n"
     "  redis.call('ZREM', tabs, g); redis.call('HDEL', tab, g)\n"
     "  redis.call('PUBLISH', ch, cjson.encode({type='TIMED_OUT', tab_id=g}))\n"
     "end\n"
+    "local old = redis.call('HGET', tab, tid)\n"
+    "if old and cjson.decode(old).user ~= uid then return -1 end\n"
     "if op == 'UNSUB' then\n"
     "  if redis.call('ZREM', tabs, tid) == 1 then\n"
     "    redis.call('HDEL', tab, tid)\n"
-    "    redis.call('PUBLISH', ch, cjson.encode({type='LEFT', tab_id=tid, user=ARGV[7]}))\n"
+    "    redis.call('PUBLISH', ch, cjson.encode({type='LEFT', tab_id=tid, user=uid}))\n"
     "  end\n"
     "  return 0\n"
     "end\n"
-    "local old = redis.call('HGET', tab, tid)\n"
     "redis.call('ZADD', tabs, ARGV[3], tid)\n"
     "redis.call('HSET', tab, tid, ARGV[4])\n"
     "local top = redis.call('ZRANGE', tabs, -1, -1, 'WITHSCORES')\n"
     "redis.call('PEXPIREAT', tabs, top[2]); redis.call('PEXPIREAT', tab, top[2])\n"
     "if not old then\n"
-    "  redis.call('PUBLISH', ch, cjson.encode({type='JOINED', tab_id=tid, user=ARGV[7]}))\n"
+    "  redis.call('PUBLISH', ch, cjson.encode({type='JOINED', tab_id=tid, user=uid}))\n"
     "elseif old ~= ARGV[4] then\n"
-    "  redis.call('PUBLISH', ch, cjson.encode({type='UPDATED', tab_id=tid, user=ARGV[7]}))\n"
+    "  redis.call('PUBLISH', ch, cjson.encode({type='UPDATED', tab_id=tid, user=uid}))\n"
     "end\n"
     "return 1\n";
 

@@ -50,6 +50,29 @@ async def test(stack):
             v["id"] == "bob" and v["has_dirty_tab"] for v in m.get("viewers", [])),
         what="PRESENCE with bob dirty")
 
+    # Tab ids come from clients: mallory claiming alice's tab id must neither
+    # replace nor remove alice's tab.
+    alice_tab = None
+    keys = subprocess.run(["redis-cli", "-p", env["REDIS_PORT"], "HGETALL",
+                           f"presence:{{{tenant}:order:{order}}}:tab"],
+                          capture_output=True, text=True, check=True).stdout.split("\n")
+    for k, v in zip(keys[0::2], keys[1::2]):
+        if json.loads(v)["user"] == "alice":
+            alice_tab = k
+    assert alice_tab, keys
+    mallory = await websockets.connect(stack.ws_url(pxtest.token("mallory", tenant, "Mallory")))
+    await mallory.send(json.dumps({"type": "SUB", "entity": "order", "id": order, "tab_id": alice_tab}))
+    await mallory.send(json.dumps({"type": "UNSUB"}))
+    await mallory.close()
+    # A marker after mallory's records: once bob's status change shows, the
+    # processor has applied everything before it.
+    await bob.send(json.dumps({"type": "HB", "status": "away"}))
+    m = await pxtest.recv_until(
+        alice, lambda m: m.get("type") == "PRESENCE" and any(
+            v["id"] == "bob" and v["status"] == "away" for v in m.get("viewers", [])),
+        what="PRESENCE with bob away")
+    assert sorted(m["users"]) == ["alice", "bob"], m
+
     # Bob's connection drops without UNSUB: the gateway publishes it for him.
     await bob.close()
     await pxtest.recv_until(alice, lambda m: m.get("type") == "PRESENCE" and m.get("users") == ["alice"],
