@@ -32,6 +32,7 @@
 #include "px_config.h"
 #include "px_err.h"
 #include "px_event.h"
+#include "px_http.h"
 #include "px_kafka.h"
 #include "px_log.h"
 #include "px_metrics.h"
@@ -50,6 +51,8 @@ typedef struct pr_config {
     int64_t batch_max;
     int64_t max_inflight;
     char log_level[PX_CONF_STR_MAX];
+    char http_host[PX_CONF_STR_MAX];
+    int64_t http_port;
 } pr_config_t;
 
 #define OPT(n, t, d, h, f, lo, hi) {n, t, d, h, offsetof(pr_config_t, f), lo, hi}
@@ -65,6 +68,8 @@ static const px_opt_t pr_opts[] = {
     OPT("batch.max_inflight", PX_OPT_INT, "20000", "records sent to Redis and not yet acknowledged",
         max_inflight, 1, 10000000),
     OPT("log.level", PX_OPT_STR, "info", "debug | info | warn | error", log_level, 0, 0),
+    OPT("http.host", PX_OPT_STR, "127.0.0.1", "address of /metrics, /healthz, /readyz", http_host, 0, 0),
+    OPT("http.port", PX_OPT_INT, "9102", "port of /metrics, /healthz, /readyz (0: none)", http_port, 0, 65535),
 };
 
 /* Apply one presence record. KEYS: tabs zset, tab hash. ARGV: op, tab_id,
@@ -122,7 +127,9 @@ typedef struct pr_ctx {
     int64_t inflight;
     bool stopping;
     pr_part_t parts[MAX_PARTITIONS];
+    px_httpd_t *httpd;
     px_counter_t *m_ok, *m_bad, *m_redis_err;
+    px_gauge_t *m_ready;
 } pr_ctx_t;
 
 typedef struct pr_req {
@@ -323,6 +330,27 @@ static void consume(void *arg) {
     }
 }
 
+/* Ready: Redis connected, consumption not paused, and the consumer holds
+ * an assignment or is waiting for one without an error. */
+static bool is_ready(pr_ctx_t *pr) { return pr->redis_up && !pr->paused; }
+
+static void on_http(void *arg, const char *path, int *status, const char **ctype, px_buf_t *body) {
+    pr_ctx_t *pr = arg;
+    if (strcmp(path, "/healthz") == 0) {
+        *status = 200;
+        px_buf_puts(body, "ok\n");
+    } else if (strcmp(path, "/readyz") == 0) {
+        bool ready = is_ready(pr);
+        *status = ready ? 200 : 503;
+        px_buf_printf(body, "%s redis=%s consuming=%s\n", ready ? "ready" : "not-ready",
+                      pr->redis_up ? "up" : "down", pr->paused ? "paused" : "yes");
+    } else if (strcmp(path, "/metrics") == 0) {
+        px_gauge_set(pr->m_ready, is_ready(pr));
+        *status = px_metrics_render(pr->metrics, body) == 0 ? 200 : 500;
+        *ctype = "text/plain; version=0.0.4";
+    }
+}
+
 static void on_stop(void *arg) {
     pr_ctx_t *pr = arg;
     PX_INFO(COMP, "stopping", NULL);
@@ -406,6 +434,19 @@ int main(int argc, char **argv) {
                                    "outcome=\"skipped\"");
     pr->m_redis_err = px_metrics_counter(pr->metrics, "presence_processor_redis_errors_total",
                                          "Redis errors and reconnects", NULL);
+    pr->m_ready = px_metrics_gauge(pr->metrics, "presence_processor_ready",
+                                   "1 when Redis is up and consumption runs", NULL);
+    if (pr->cfg.http_port) {
+        pr->httpd = px_httpd_start(&loop, pr->cfg.http_host, (int)pr->cfg.http_port, on_http, pr,
+                                   errstr, sizeof errstr);
+        if (!pr->httpd) {
+            PX_ERROR(COMP, "start-up failed", "err=\"%s\"", errstr);
+            rc = 1;
+            goto out_loop;
+        }
+        PX_INFO(COMP, "ops endpoint", "url=http://%s:%lld/metrics", pr->cfg.http_host,
+                (long long)pr->cfg.http_port);
+    }
     redis_dial(pr);
     if (kafka_start(pr, errstr, sizeof errstr) || px_signal_uv_start(&loop, on_stop, pr, &sig)) {
         PX_ERROR(COMP, "start-up failed", "err=\"%s\"", errstr);
@@ -414,7 +455,9 @@ int main(int argc, char **argv) {
         uv_run(&loop, UV_RUN_DEFAULT);
         rc = 0;
     }
+out_loop:
     pr->stopping = true;
+    px_httpd_stop(pr->httpd);
     px_kafka_uv_stop(pr->rk_uv);
     if (pr->rkqu) rd_kafka_queue_destroy(pr->rkqu);
     if (pr->redis) redisAsyncDisconnect(pr->redis); /* waits for pending replies */

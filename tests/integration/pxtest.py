@@ -100,6 +100,7 @@ class Stack:
         self.logdir = os.path.join(self.build, "test-logs", name)
         os.makedirs(self.logdir, exist_ok=True)
         self.http_port = free_port()
+        self.proc_port = free_port()
         self.group = unique("it-")
         self.daemons = []
 
@@ -112,7 +113,8 @@ class Stack:
 
     def start_processor(self):
         d = Daemon("processor", [os.path.join(self.build, "processor", "presence-processor")]
-                   + self.common() + ["--set", f"kafka.group.id={self.group}"], self.logdir)
+                   + self.common() + ["--set", f"kafka.group.id={self.group}",
+                                      "--set", f"http.port={self.proc_port}"], self.logdir)
         self.daemons.append(d)
         return d
 
@@ -124,9 +126,9 @@ class Stack:
         self.daemons.append(d)
         return d
 
-    def http(self, path):
+    def http(self, path, port=None):
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port or self.http_port}{path}", timeout=5) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()

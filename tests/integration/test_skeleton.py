@@ -78,6 +78,16 @@ async def test(stack):
     await pxtest.recv_until(alice, lambda m: m.get("type") == "PRESENCE" and m.get("users") == ["alice"],
                             what="PRESENCE after bob left")
 
+    # The processor's operations endpoint.
+    status, body = stack.http("/readyz", stack.proc_port)
+    assert status == 200 and body.startswith("ready"), (status, body)
+    status, body = stack.http("/healthz", stack.proc_port)
+    assert (status, body) == (200, "ok\n"), (status, body)
+    status, body = stack.http("/metrics", stack.proc_port)
+    applied = [l for l in body.splitlines()
+               if l.startswith('presence_processor_records_total{outcome="applied"}')]
+    assert status == 200 and applied and int(applied[0].split()[-1]) >= 4, body
+
     # A bad message gets an ERROR and the connection keeps working.
     await alice.send("{not json")
     err = await pxtest.recv_until(alice, lambda m: m.get("type") == "ERROR", what="ERROR")
