@@ -570,9 +570,28 @@ static int px_fold_mutated(px_entity_t *e, const px_fold_conf_t *c, const px_eve
 
 /* ---- apply ------------------------------------------------------------------------- */
 
-int px_fold_apply(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
-                  px_fold_emit_fn emit, void *arg) {
-    if (!e || !c || !ev || !src) return PX_EINVAL;
+/* Give back the arrays of parts that became empty: most entities are idle
+ * most of the time, and an idle entity should cost its struct only. */
+static void px_fold_trim(px_entity_t *e) {
+    if (!e->n_tabs && e->tabs) {
+        free(e->tabs);
+        e->tabs = NULL;
+        e->cap_tabs = 0;
+    }
+    if (!e->n_locks && e->locks) {
+        free(e->locks);
+        e->locks = NULL;
+        e->cap_locks = 0;
+    }
+    if (!e->n_writes && e->writes) {
+        free(e->writes);
+        e->writes = NULL;
+        e->cap_writes = 0;
+    }
+}
+
+static int px_fold_dispatch(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
+                            px_fold_emit_fn emit, void *arg) {
     if (!px_key_equal(&e->key, &ev->key)) return PX_EINVAL;
     if (src->partition < 0 || src->offset < 0) return PX_EINVAL; /* changes must name their source */
     switch (src->topic) {
@@ -593,6 +612,14 @@ int px_fold_apply(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev,
     default:
         return PX_EINVAL;
     }
+}
+
+int px_fold_apply(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
+                  px_fold_emit_fn emit, void *arg) {
+    if (!e || !c || !ev || !src) return PX_EINVAL;
+    int rc = px_fold_dispatch(e, c, ev, src, emit, arg);
+    px_fold_trim(e);
+    return rc;
 }
 
 /* ---- deadlines -------------------------------------------------------------------- */
