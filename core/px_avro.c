@@ -126,6 +126,7 @@ static const px_avro_field_t px_avro_lifecycle_fields[] = {
     {"busy_by", PX_F_BUSY_BY, PX_W_OPT_STRING},
     {"write_id", PX_F_WRITE_ID, PX_W_OPT_STRING},
     {"version", PX_F_VERSION, PX_W_OPT_LONG},
+    {"expires_at_ms", PX_F_EXPIRES_AT, PX_W_OPT_LONG},
 };
 
 static const px_avro_field_t px_avro_change_fields[] = {

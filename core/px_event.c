@@ -20,7 +20,7 @@ static const char *const px_kind_names[PX_KIND__COUNT] = {"presence", "lock", "l
 
 static const char *const px_pres_names[PX_PRES__COUNT] = {"SUB", "HB", "UNSUB", "EXPIRE"};
 static const char *const px_lock_names[PX_LOCK__COUNT] = {"LOCK", "UNLOCK", "EXPIRE"};
-static const char *const px_lc_names[PX_LC__COUNT] = {"MUTATING", "MUTATED"};
+static const char *const px_lc_names[PX_LC__COUNT] = {"MUTATING", "MUTATED", "EXPIRE"};
 static const char *const px_change_names[PX_CH__COUNT] = {
     "JOINED",        "LEFT",          "TIMED_OUT",   "UPDATED",     "LOCK_GRANTED",  "LOCK_DENIED",
     "LOCK_RELEASED", "LOCK_EXPIRED",  "STALE_SET",   "STALE_CLEARED", "VERSION_BUMPED"};
@@ -170,8 +170,9 @@ int px_event_validate(const px_event_t *ev, char *errstr, size_t errstr_size) {
         PX_REQUIRE(ev->user_id[0], "user_id is required");
         if (ev->type == PX_LOCK_EXPIRE) PX_REQUIRE(ev->expires_at_ms >= 0, "expires_at_ms is required");
         break;
-    case PX_KIND_LIFECYCLE:
-        break; /* key and ts only; busy_by, write_id and version are optional */
+    case PX_KIND_LIFECYCLE: /* key and ts; busy_by, write_id and version are optional */
+        if (ev->type == PX_LC_EXPIRE) PX_REQUIRE(ev->expires_at_ms >= 0, "expires_at_ms is required");
+        break;
     case PX_KIND_CHANGE: {
         bool st = ev->src_topic[0] != '\0', sp = ev->src_partition >= 0, so = ev->src_offset >= 0;
         PX_REQUIRE(st == sp && sp == so, "src_topic, src_partition and src_offset go together");

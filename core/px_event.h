@@ -39,8 +39,8 @@ typedef enum {
 typedef enum { PX_PRES_SUB = 0, PX_PRES_HB, PX_PRES_UNSUB, PX_PRES_EXPIRE, PX_PRES__COUNT } px_pres_type_t;
 /* LockEvent.type */
 typedef enum { PX_LOCK_LOCK = 0, PX_LOCK_UNLOCK, PX_LOCK_EXPIRE, PX_LOCK__COUNT } px_lock_type_t;
-/* LifecycleEvent.type */
-typedef enum { PX_LC_MUTATING = 0, PX_LC_MUTATED, PX_LC__COUNT } px_lc_type_t;
+/* LifecycleEvent.type (EXPIRE: the processor's stale deadline, mutating topic only) */
+typedef enum { PX_LC_MUTATING = 0, PX_LC_MUTATED, PX_LC_EXPIRE, PX_LC__COUNT } px_lc_type_t;
 /* ChangeEvent.type */
 typedef enum {
     PX_CH_JOINED = 0,

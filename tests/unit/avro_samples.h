@@ -56,10 +56,12 @@ static inline void px_sample_event(px_event_t *ev, px_kind_t kind, int type, boo
         }
         break;
     case PX_KIND_LIFECYCLE:
+        if (type == PX_LC_EXPIRE) ev->expires_at_ms = 1717172017171LL;
         if (full) {
             strcpy(ev->busy_by, "billing-service \xe2\x9c\x93");
             strcpy(ev->write_id, "w-9f8e");
             ev->version = 9007199254740993LL; /* above 2^53: no double rounding */
+            ev->expires_at_ms = 1717172017171LL;
         }
         break;
     case PX_KIND_CHANGE:

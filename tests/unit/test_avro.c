@@ -30,7 +30,7 @@
  * recognise; see docs/schemas.md before touching a schema. */
 #define FP_PRESENCE 0x98deaeb79d2e9ef1ULL
 #define FP_LOCK 0x2230d28eb6f5b8aaULL
-#define FP_LIFECYCLE 0xb3b185a0d6d0eb65ULL
+#define FP_LIFECYCLE 0x9b79b252830edfb0ULL
 #define FP_CHANGE 0x197672fc0077c248ULL
 
 static int setup(void **state) {

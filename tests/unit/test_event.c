@@ -132,6 +132,7 @@ static const px_bad_event_t px_bad_events[] = {
     {"lock user_id", PX_KIND_LOCK, PX_LOCK_EXPIRE, b_user_missing, "user_id"},
     {"presence EXPIRE deadline", PX_KIND_PRESENCE, PX_PRES_EXPIRE, b_expire_no_deadline, "expires_at_ms"},
     {"lock EXPIRE deadline", PX_KIND_LOCK, PX_LOCK_EXPIRE, b_expire_no_deadline, "expires_at_ms"},
+    {"lifecycle EXPIRE deadline", PX_KIND_LIFECYCLE, PX_LC_EXPIRE, b_expire_no_deadline, "expires_at_ms"},
     {"type 99", PX_KIND_LOCK, PX_LOCK_LOCK, b_type_range, "type"},
     {"type -1", PX_KIND_CHANGE, PX_CH_JOINED, b_type_neg, "type"},
     {"kind 9", PX_KIND_PRESENCE, PX_PRES_SUB, b_kind_range, "kind"},

@@ -1,0 +1,725 @@
+/*
+ * px_fold.c - the fold's transitions (px_fold_apply) and deadlines
+ * (px_fold_due, px_fold_next_deadline). See px_fold.h and docs/fold.md.
+ *
+ * Every transition first checks everything that can refuse the record
+ * (wrong topic, cap, allocation), then changes state and emits: a refused
+ * record leaves the entity untouched. Each part is read and written only by
+ * records of its own topic, which is what makes the result independent of
+ * the interleaving; the lifecycle part keeps that rule by remembering the
+ * writes the mutated topic closed (the `gone` set), see fold_lc_expire().
+ * Time arithmetic saturates, so hostile timestamps cannot overflow.
+ * Related: px_fold_view.c (view, equality, dump).
+ */
+#include "px_fold.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "px_err.h"
+
+px_fold_conf_t px_fold_conf_default(void) {
+    px_fold_conf_t c = {
+        .presence_ttl_ms = 60000,
+        .lock_ttl_ms = 120000,
+        .stale_ttl_ms = 300000,
+        .max_tabs = 256,
+        .max_locks = 64,
+        .max_open_writes = 32,
+    };
+    return c;
+}
+
+/* a + b for a deadline, saturating at INT64_MAX (ts and ttls are >= 0). */
+static int64_t px_fold_add(int64_t a, int64_t b) {
+    return (a > INT64_MAX - b) ? INT64_MAX : a + b;
+}
+
+static int64_t px_fold_max(int64_t a, int64_t b) {
+    return a > b ? a : b;
+}
+
+uint64_t px_fold_id_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* strcpy into a field known to be large enough (both bounded by px_event.h). */
+#define PX_FOLD_CPY(dst, src)                                                                      \
+    do {                                                                                           \
+        _Static_assert(sizeof(dst) >= sizeof(src), "field too small");                             \
+        memcpy((dst), (src), strlen(src) + 1);                                                     \
+    } while (0)
+
+/* ---- entity lifetime ------------------------------------------------------ */
+
+void px_entity_init(px_entity_t *e, const px_key_t *key) {
+    memset(e, 0, sizeof *e);
+    if (key) e->key = *key;
+}
+
+void px_entity_term(px_entity_t *e) {
+    if (!e) return;
+    px_key_t key = e->key;
+    free(e->tabs);
+    free(e->locks);
+    free(e->writes);
+    free(e->gone);
+    free(e->done);
+    px_entity_init(e, &key);
+}
+
+px_entity_t *px_entity_new(const px_key_t *key) {
+    px_entity_t *e = malloc(sizeof *e);
+    if (e) px_entity_init(e, key);
+    return e;
+}
+
+void px_entity_free(px_entity_t *e) {
+    if (!e) return;
+    px_entity_term(e);
+    free(e);
+}
+
+/* Duplicate n elements of size sz (NULL for n == 0); *ok false on OOM. */
+static void *px_fold_dup(const void *p, size_t n, size_t sz, bool *ok) {
+    if (n == 0) return NULL;
+    void *q = malloc(n * sz);
+    if (!q) {
+        *ok = false;
+        return NULL;
+    }
+    memcpy(q, p, n * sz);
+    return q;
+}
+
+int px_entity_copy(px_entity_t *dst, const px_entity_t *src) {
+    if (dst == src) return 0;
+    px_entity_term(dst);
+    px_entity_t t = *src;
+    bool ok = true;
+    t.tabs = px_fold_dup(src->tabs, src->n_tabs, sizeof *src->tabs, &ok);
+    t.locks = px_fold_dup(src->locks, src->n_locks, sizeof *src->locks, &ok);
+    t.writes = px_fold_dup(src->writes, src->n_writes, sizeof *src->writes, &ok);
+    t.gone = px_fold_dup(src->gone, src->n_gone, sizeof *src->gone, &ok);
+    t.done = px_fold_dup(src->done, src->n_done, sizeof *src->done, &ok);
+    t.cap_tabs = src->n_tabs;
+    t.cap_locks = src->n_locks;
+    t.cap_writes = src->n_writes;
+    t.cap_gone = src->n_gone;
+    t.cap_done = src->n_done;
+    if (!ok) {
+        px_entity_term(&t);
+        px_entity_init(dst, &src->key);
+        return PX_ENOMEM;
+    }
+    *dst = t;
+    return 0;
+}
+
+/* Make room for `need` elements in *arr (capacity *cap), doubling up to
+ * max. 0 or PX_ENOMEM; *arr unchanged on failure. */
+static int px_fold_reserve(void **arr, size_t *cap, size_t need, size_t max, size_t sz) {
+    if (need <= *cap) return 0;
+    if (need > max) return PX_ENOMEM;
+    size_t n = *cap ? *cap : 2;
+    while (n < need) n *= 2;
+    if (n > max) n = max;
+    void *p = realloc(*arr, n * sz);
+    if (!p) return PX_ENOMEM;
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+static int px_fold_reserve_tabs(px_entity_t *e, size_t need, size_t max) {
+    void *p = e->tabs;
+    size_t cap = e->cap_tabs;
+    int rc = px_fold_reserve(&p, &cap, need, max, sizeof *e->tabs);
+    e->tabs = p;
+    e->cap_tabs = (uint32_t)cap;
+    return rc;
+}
+
+static int px_fold_reserve_locks(px_entity_t *e, size_t need, size_t max) {
+    void *p = e->locks;
+    size_t cap = e->cap_locks;
+    int rc = px_fold_reserve(&p, &cap, need, max, sizeof *e->locks);
+    e->locks = p;
+    e->cap_locks = (uint16_t)cap;
+    return rc;
+}
+
+static int px_fold_reserve_writes(px_entity_t *e, size_t need, size_t max) {
+    void *p = e->writes;
+    size_t cap = e->cap_writes;
+    int rc = px_fold_reserve(&p, &cap, need, max, sizeof *e->writes);
+    e->writes = p;
+    e->cap_writes = (uint16_t)cap;
+    return rc;
+}
+
+static int px_fold_reserve_gone(px_entity_t *e, size_t need) {
+    void *p = e->gone;
+    size_t cap = e->cap_gone;
+    if (need > PX_FOLD_GONE_MAX) need = PX_FOLD_GONE_MAX;
+    int rc = px_fold_reserve(&p, &cap, need, PX_FOLD_GONE_MAX, sizeof *e->gone);
+    e->gone = p;
+    e->cap_gone = (uint16_t)cap;
+    return rc;
+}
+
+static int px_fold_reserve_done(px_entity_t *e, size_t need) {
+    void *p = e->done;
+    size_t cap = e->cap_done;
+    if (need > PX_FOLD_DONE_MAX) need = PX_FOLD_DONE_MAX;
+    int rc = px_fold_reserve(&p, &cap, need, PX_FOLD_DONE_MAX, sizeof *e->done);
+    e->done = p;
+    e->cap_done = (uint16_t)cap;
+    return rc;
+}
+
+/* ---- lookups ---------------------------------------------------------------- */
+
+/* Binary search of the tab_id-sorted tabs: the index of id, or where it
+ * would go (*found false). */
+static size_t px_fold_tab_find(const px_entity_t *e, const char *id, bool *found) {
+    size_t lo = 0, hi = e->n_tabs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(e->tabs[mid].tab_id, id);
+        if (cmp == 0) {
+            *found = true;
+            return mid;
+        }
+        if (cmp < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static size_t px_fold_lock_find(const px_entity_t *e, const char *field, bool *found) {
+    size_t lo = 0, hi = e->n_locks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(e->locks[mid].field, field);
+        if (cmp == 0) {
+            *found = true;
+            return mid;
+        }
+        if (cmp < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+/* The tab a lock's holder is, if it is present and still the holder user's. */
+static const px_fold_tab_t *px_fold_holder_tab(const px_entity_t *e, const px_fold_lock_t *l) {
+    bool found;
+    size_t i = px_fold_tab_find(e, l->tab_id, &found);
+    if (!found || strcmp(e->tabs[i].user_id, l->user_id) != 0) return NULL;
+    return &e->tabs[i];
+}
+
+static bool px_fold_done_has(const px_entity_t *e, uint64_t h) {
+    for (size_t i = 0; i < e->n_done; i++)
+        if (e->done[i] == h) return true;
+    return false;
+}
+
+static bool px_fold_gone_has(const px_entity_t *e, uint64_t h) {
+    for (size_t i = 0; i < e->n_gone; i++)
+        if (e->gone[i].id_hash == h) return true;
+    return false;
+}
+
+static int px_fold_write_find(const px_entity_t *e, const char *id) {
+    for (size_t i = 0; i < e->n_writes; i++)
+        if (strcmp(e->writes[i].write_id, id) == 0) return (int)i;
+    return -1;
+}
+
+static int px_fold_gone_cmp(int64_t ts_a, uint64_t h_a, const px_fold_gone_t *b) {
+    if (ts_a != b->ts_ms) return ts_a < b->ts_ms ? -1 : 1;
+    if (h_a != b->id_hash) return h_a < b->id_hash ? -1 : 1;
+    return 0;
+}
+
+/* Insert (ts, h) into the sorted gone set; when full, the oldest of the
+ * full set plus the new entry is dropped. Capacity must be reserved. */
+static void px_fold_gone_insert(px_entity_t *e, int64_t ts, uint64_t h) {
+    if (e->n_gone == PX_FOLD_GONE_MAX) {
+        if (px_fold_gone_cmp(ts, h, &e->gone[0]) <= 0) return; /* the new one is the oldest */
+        memmove(&e->gone[0], &e->gone[1], (size_t)(e->n_gone - 1) * sizeof *e->gone);
+        e->n_gone--;
+    }
+    size_t i = e->n_gone;
+    while (i > 0 && px_fold_gone_cmp(ts, h, &e->gone[i - 1]) < 0) i--;
+    memmove(&e->gone[i + 1], &e->gone[i], (size_t)(e->n_gone - i) * sizeof *e->gone);
+    e->gone[i].ts_ms = ts;
+    e->gone[i].id_hash = h;
+    e->n_gone++;
+}
+
+/* Append h to the completed-ids ring. Capacity must be reserved. */
+static void px_fold_done_push(px_entity_t *e, uint64_t h) {
+    if (e->n_done < PX_FOLD_DONE_MAX) {
+        e->done[e->n_done++] = h;
+    } else {
+        e->done[e->done_head] = h;
+        e->done_head = (uint16_t)((e->done_head + 1) % PX_FOLD_DONE_MAX);
+    }
+}
+
+/* ---- change events ---------------------------------------------------------- */
+
+/* Start a change of type t caused by ev from src. */
+static void px_fold_change(px_event_t *ch, const px_entity_t *e, int t, const px_event_t *ev,
+                           const px_src_t *src) {
+    px_event_init(ch, PX_KIND_CHANGE);
+    ch->type = t;
+    ch->key = e->key;
+    ch->ts_ms = ev->ts_ms;
+    ch->src_partition = src->partition;
+    ch->src_offset = src->offset;
+}
+
+static void px_fold_change_tab(px_fold_emit_fn emit, void *arg, const px_entity_t *e, int t,
+                               const px_fold_tab_t *tab, const px_event_t *ev, const px_src_t *src) {
+    if (!emit) return;
+    px_event_t ch;
+    px_fold_change(&ch, e, t, ev, src);
+    PX_FOLD_CPY(ch.tab_id, tab->tab_id);
+    PX_FOLD_CPY(ch.user_id, tab->user_id);
+    PX_FOLD_CPY(ch.user_name, tab->user_name);
+    emit(arg, &ch);
+}
+
+/* A lock change: who and what from the lock l (or the request when l is
+ * NULL); the request id from the record. */
+static void px_fold_change_lock(px_fold_emit_fn emit, void *arg, const px_entity_t *e, int t,
+                                const px_fold_lock_t *l, const px_event_t *ev, const px_src_t *src) {
+    if (!emit) return;
+    px_event_t ch;
+    px_fold_change(&ch, e, t, ev, src);
+    PX_FOLD_CPY(ch.field, ev->field);
+    PX_FOLD_CPY(ch.request_id, ev->request_id);
+    if (t == PX_CH_LOCK_DENIED) {
+        PX_FOLD_CPY(ch.tab_id, ev->tab_id);
+        PX_FOLD_CPY(ch.user_id, ev->user_id);
+        PX_FOLD_CPY(ch.user_name, ev->user_name);
+        PX_FOLD_CPY(ch.holder_user_id, l->user_id);
+        PX_FOLD_CPY(ch.holder_name, l->user_name);
+    } else {
+        PX_FOLD_CPY(ch.tab_id, l->tab_id);
+        PX_FOLD_CPY(ch.user_id, l->user_id);
+        PX_FOLD_CPY(ch.user_name, l->user_name);
+        ch.token = l->token;
+    }
+    emit(arg, &ch);
+}
+
+/* ---- presence part ------------------------------------------------------------ */
+
+static int px_fold_presence(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
+                            px_fold_emit_fn emit, void *arg) {
+    bool found;
+    size_t i = px_fold_tab_find(e, ev->tab_id, &found);
+    px_fold_tab_t *t = found ? &e->tabs[i] : NULL;
+    bool owner = t && strcmp(t->user_id, ev->user_id) == 0;
+
+    if (!t && (ev->type == PX_PRES_SUB || ev->type == PX_PRES_HB)) {
+        if (e->n_tabs >= c->max_tabs) return PX_EINVAL;
+        if (px_fold_reserve_tabs(e, (size_t)e->n_tabs + 1, c->max_tabs)) return PX_ENOMEM;
+    }
+    e->pres_ts_ms = px_fold_max(e->pres_ts_ms, ev->ts_ms);
+    if (t && !owner) return 0; /* a live tab belongs to the user who opened it */
+
+    switch ((px_pres_type_t)ev->type) {
+    case PX_PRES_SUB:
+    case PX_PRES_HB:
+        if (!t) {
+            memmove(&e->tabs[i + 1], &e->tabs[i], (size_t)(e->n_tabs - i) * sizeof *e->tabs);
+            e->n_tabs++;
+            t = &e->tabs[i];
+            memset(t, 0, sizeof *t);
+            PX_FOLD_CPY(t->tab_id, ev->tab_id);
+            PX_FOLD_CPY(t->user_id, ev->user_id);
+            PX_FOLD_CPY(t->user_name, ev->user_name);
+            PX_FOLD_CPY(t->field, ev->field);
+            PX_FOLD_CPY(t->cursor, ev->cursor);
+            t->mode = (uint8_t)ev->mode;
+            t->status = (uint8_t)ev->status;
+            t->dirty = ev->dirty;
+            t->since_ms = t->last_seen_ms = ev->ts_ms;
+            px_fold_change_tab(emit, arg, e, PX_CH_JOINED, t, ev, src);
+        } else {
+            bool visible = t->mode != (uint8_t)ev->mode || t->status != (uint8_t)ev->status ||
+                           t->dirty != ev->dirty || strcmp(t->field, ev->field) != 0 ||
+                           strcmp(t->cursor, ev->cursor) != 0 || strcmp(t->user_name, ev->user_name) != 0;
+            if (ev->ts_ms > t->last_seen_ms) {
+                t->last_seen_ms = ev->ts_ms;
+                t->expire_requested = false;
+            }
+            if (visible) {
+                PX_FOLD_CPY(t->user_name, ev->user_name);
+                PX_FOLD_CPY(t->field, ev->field);
+                PX_FOLD_CPY(t->cursor, ev->cursor);
+                t->mode = (uint8_t)ev->mode;
+                t->status = (uint8_t)ev->status;
+                t->dirty = ev->dirty;
+                px_fold_change_tab(emit, arg, e, PX_CH_UPDATED, t, ev, src);
+            }
+        }
+        return 0;
+    case PX_PRES_UNSUB:
+    case PX_PRES_EXPIRE:
+        if (!t) return 0;
+        if (ev->type == PX_PRES_EXPIRE && px_fold_add(t->last_seen_ms, c->presence_ttl_ms) > ev->expires_at_ms)
+            return 0; /* refreshed since the processor decided */
+        {
+            px_fold_tab_t gone = *t;
+            memmove(&e->tabs[i], &e->tabs[i + 1], (size_t)(e->n_tabs - i - 1) * sizeof *e->tabs);
+            e->n_tabs--;
+            px_fold_change_tab(emit, arg, e, ev->type == PX_PRES_UNSUB ? PX_CH_LEFT : PX_CH_TIMED_OUT, &gone, ev,
+                               src);
+        }
+        return 0;
+    default:
+        return PX_EINVAL;
+    }
+}
+
+/* ---- locks part ------------------------------------------------------------------ */
+
+static int px_fold_lock(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
+                        px_fold_emit_fn emit, void *arg) {
+    bool found;
+    size_t i = px_fold_lock_find(e, ev->field, &found);
+    px_fold_lock_t *l = found ? &e->locks[i] : NULL;
+    bool holder = l && strcmp(l->tab_id, ev->tab_id) == 0 && strcmp(l->user_id, ev->user_id) == 0;
+
+    switch ((px_lock_type_t)ev->type) {
+    case PX_LOCK_LOCK:
+        if (!l) {
+            if (e->n_locks >= c->max_locks) return PX_EINVAL;
+            if (px_fold_reserve_locks(e, (size_t)e->n_locks + 1, c->max_locks)) return PX_ENOMEM;
+            memmove(&e->locks[i + 1], &e->locks[i], (size_t)(e->n_locks - i) * sizeof *e->locks);
+            e->n_locks++;
+            l = &e->locks[i];
+            memset(l, 0, sizeof *l);
+            PX_FOLD_CPY(l->field, ev->field);
+            PX_FOLD_CPY(l->tab_id, ev->tab_id);
+            PX_FOLD_CPY(l->user_id, ev->user_id);
+            PX_FOLD_CPY(l->user_name, ev->user_name);
+            l->token = src->offset;
+            l->refreshed_ms = ev->ts_ms;
+            px_fold_change_lock(emit, arg, e, PX_CH_LOCK_GRANTED, l, ev, src);
+        } else if (holder) { /* re-grant: same token, refreshed */
+            if (ev->ts_ms > l->refreshed_ms) {
+                l->refreshed_ms = ev->ts_ms;
+                l->expire_requested = false;
+            }
+            PX_FOLD_CPY(l->user_name, ev->user_name);
+            px_fold_change_lock(emit, arg, e, PX_CH_LOCK_GRANTED, l, ev, src);
+        } else {
+            px_fold_change_lock(emit, arg, e, PX_CH_LOCK_DENIED, l, ev, src);
+        }
+        return 0;
+    case PX_LOCK_UNLOCK:
+        if (!l) return 0; /* a free field: nothing changes, nothing to answer with */
+        if (!holder) {
+            px_fold_change_lock(emit, arg, e, PX_CH_LOCK_DENIED, l, ev, src);
+            return 0;
+        }
+        /* fall through */
+    case PX_LOCK_EXPIRE:
+        if (!holder) return 0;
+        if (ev->type == PX_LOCK_EXPIRE && px_fold_add(l->refreshed_ms, c->lock_ttl_ms) > ev->expires_at_ms)
+            return 0; /* re-locked since the processor decided */
+        {
+            px_fold_lock_t gone = *l;
+            memmove(&e->locks[i], &e->locks[i + 1], (size_t)(e->n_locks - i - 1) * sizeof *e->locks);
+            e->n_locks--;
+            px_fold_change_lock(emit, arg, e, ev->type == PX_LOCK_UNLOCK ? PX_CH_LOCK_RELEASED : PX_CH_LOCK_EXPIRED,
+                                &gone, ev, src);
+        }
+        return 0;
+    default:
+        return PX_EINVAL;
+    }
+}
+
+/* ---- lifecycle parts ------------------------------------------------------------------ */
+
+static void px_fold_change_plain(px_fold_emit_fn emit, void *arg, const px_entity_t *e, int t,
+                                 const px_event_t *ev, const px_src_t *src, const char *busy_by,
+                                 int64_t version) {
+    if (!emit) return;
+    px_event_t ch;
+    px_fold_change(&ch, e, t, ev, src);
+    if (busy_by) PX_FOLD_CPY(ch.busy_by, busy_by);
+    ch.version = version;
+    emit(arg, &ch);
+}
+
+/* Whether the mutated part has closed a write (id, ts). */
+static bool px_fold_closed(const px_entity_t *e, const char *id, uint64_t h, int64_t ts) {
+    return (id[0] && px_fold_done_has(e, h)) || ts <= e->closed_up_to_ms;
+}
+
+/* MUTATING: remember the write (open, or gone when the mutated topic
+ * already closed it); STALE_SET either way, so the record's changes do not
+ * depend on which lifecycle topic was read first. A write id already known
+ * to the mutating topic is a duplicate: ignored. */
+static int px_fold_mutating(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
+                            px_fold_emit_fn emit, void *arg) {
+    uint64_t h = px_fold_id_hash(ev->write_id);
+    if (ev->write_id[0] && (px_fold_write_find(e, ev->write_id) >= 0 || px_fold_gone_has(e, h))) return 0;
+    if (px_fold_closed(e, ev->write_id, h, ev->ts_ms)) {
+        if (px_fold_reserve_gone(e, (size_t)e->n_gone + 1)) return PX_ENOMEM;
+        px_fold_gone_insert(e, ev->ts_ms, h);
+    } else {
+        if (e->n_writes >= c->max_open_writes) return PX_EINVAL;
+        if (px_fold_reserve_writes(e, (size_t)e->n_writes + 1, c->max_open_writes)) return PX_ENOMEM;
+        px_fold_write_t *w = &e->writes[e->n_writes++];
+        memset(w, 0, sizeof *w);
+        PX_FOLD_CPY(w->write_id, ev->write_id);
+        PX_FOLD_CPY(w->busy_by, ev->busy_by);
+        w->ts_ms = ev->ts_ms;
+    }
+    px_fold_change_plain(emit, arg, e, PX_CH_STALE_SET, ev, src, ev->busy_by, PX_NONE);
+    return 0;
+}
+
+/* Lifecycle EXPIRE (mutating topic): forgets the writes with its write_id
+ * (none: the writes without one) whose ts + stale_ttl <= expires_at, open
+ * or gone. Looking in both makes its change (STALE_CLEARED when it forgot
+ * one) the same whether the MUTATED of such a write came first or not. */
+static int px_fold_lc_expire(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
+                             px_fold_emit_fn emit, void *arg) {
+    bool removed = false;
+    size_t k = 0;
+    for (size_t i = 0; i < e->n_writes; i++) {
+        const px_fold_write_t *w = &e->writes[i];
+        if (strcmp(w->write_id, ev->write_id) == 0 && px_fold_add(w->ts_ms, c->stale_ttl_ms) <= ev->expires_at_ms) {
+            removed = true;
+            continue;
+        }
+        if (k != i) e->writes[k] = *w;
+        k++;
+    }
+    e->n_writes = (uint16_t)k;
+    uint64_t h = px_fold_id_hash(ev->write_id);
+    k = 0;
+    for (size_t i = 0; i < e->n_gone; i++) {
+        const px_fold_gone_t *g = &e->gone[i];
+        if (g->id_hash == h && px_fold_add(g->ts_ms, c->stale_ttl_ms) <= ev->expires_at_ms) {
+            removed = true;
+            continue;
+        }
+        if (k != i) e->gone[k] = *g;
+        k++;
+    }
+    e->n_gone = (uint16_t)k;
+    if (removed) px_fold_change_plain(emit, arg, e, PX_CH_STALE_CLEARED, ev, src, NULL, PX_NONE);
+    return 0;
+}
+
+/* MUTATED: closes by write_id, or without one every write opened at or
+ * before its ts; moves the closed open writes to gone; STALE_CLEARED, then
+ * VERSION_BUMPED when the version moved (set: max, absent: +1). A write id
+ * already completed is a duplicate: ignored. */
+static int px_fold_mutated(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
+                           px_fold_emit_fn emit, void *arg) {
+    bool has_id = ev->write_id[0] != '\0';
+    uint64_t h = px_fold_id_hash(ev->write_id);
+    if (has_id && px_fold_done_has(e, h)) return 0;
+    if (px_fold_reserve_gone(e, (size_t)e->n_gone + e->n_writes)) return PX_ENOMEM;
+    if (has_id && px_fold_reserve_done(e, (size_t)e->n_done + 1)) return PX_ENOMEM;
+
+    if (has_id) px_fold_done_push(e, h);
+    else e->closed_up_to_ms = px_fold_max(e->closed_up_to_ms, ev->ts_ms);
+    size_t k = 0;
+    for (size_t i = 0; i < e->n_writes; i++) {
+        const px_fold_write_t *w = &e->writes[i];
+        if (px_fold_closed(e, w->write_id, px_fold_id_hash(w->write_id), w->ts_ms)) {
+            px_fold_gone_insert(e, w->ts_ms, px_fold_id_hash(w->write_id));
+            continue;
+        }
+        if (k != i) e->writes[k] = *w;
+        k++;
+    }
+    e->n_writes = (uint16_t)k;
+    px_fold_change_plain(emit, arg, e, PX_CH_STALE_CLEARED, ev, src, NULL, PX_NONE);
+
+    int64_t v = ev->version >= 0 ? px_fold_max(e->version, ev->version)
+                                 : (e->version < INT64_MAX ? e->version + 1 : INT64_MAX);
+    if (v != e->version) {
+        e->version = v;
+        px_fold_change_plain(emit, arg, e, PX_CH_VERSION_BUMPED, ev, src, NULL, v);
+    }
+    return 0;
+}
+
+/* ---- apply ------------------------------------------------------------------------- */
+
+/* Give back the arrays of parts that became empty: most entities are idle
+ * most of the time, and an idle entity should cost its struct only. */
+static void px_fold_trim(px_entity_t *e) {
+    if (!e->n_tabs && e->tabs) {
+        free(e->tabs);
+        e->tabs = NULL;
+        e->cap_tabs = 0;
+    }
+    if (!e->n_locks && e->locks) {
+        free(e->locks);
+        e->locks = NULL;
+        e->cap_locks = 0;
+    }
+    if (!e->n_writes && e->writes) {
+        free(e->writes);
+        e->writes = NULL;
+        e->cap_writes = 0;
+    }
+}
+
+static int px_fold_dispatch(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
+                            px_fold_emit_fn emit, void *arg) {
+    if (!px_key_equal(&e->key, &ev->key)) return PX_EINVAL;
+    if (src->partition < 0 || src->offset < 0) return PX_EINVAL; /* changes must name their source */
+    switch (src->topic) {
+    case PX_SRC_HEARTBEATS:
+        if (ev->kind != PX_KIND_PRESENCE) return PX_EINVAL;
+        return px_fold_presence(e, c, ev, src, emit, arg);
+    case PX_SRC_LOCKS:
+        if (ev->kind != PX_KIND_LOCK) return PX_EINVAL;
+        return px_fold_lock(e, c, ev, src, emit, arg);
+    case PX_SRC_MUTATING:
+        if (ev->kind != PX_KIND_LIFECYCLE) return PX_EINVAL;
+        if (ev->type == PX_LC_MUTATING) return px_fold_mutating(e, c, ev, src, emit, arg);
+        if (ev->type == PX_LC_EXPIRE) return px_fold_lc_expire(e, c, ev, src, emit, arg);
+        return PX_EINVAL;
+    case PX_SRC_MUTATED:
+        if (ev->kind != PX_KIND_LIFECYCLE || ev->type != PX_LC_MUTATED) return PX_EINVAL;
+        return px_fold_mutated(e, c, ev, src, emit, arg);
+    default:
+        return PX_EINVAL;
+    }
+}
+
+int px_fold_apply(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
+                  px_fold_emit_fn emit, void *arg) {
+    if (!e || !c || !ev || !src) return PX_EINVAL;
+    int rc = px_fold_dispatch(e, c, ev, src, emit, arg);
+    px_fold_trim(e);
+    return rc;
+}
+
+/* ---- deadlines -------------------------------------------------------------------- */
+
+int64_t px_fold_lock_deadline(const px_entity_t *e, const px_fold_conf_t *c, const px_fold_lock_t *l) {
+    const px_fold_tab_t *t = px_fold_holder_tab(e, l);
+    int64_t base = t ? px_fold_max(l->refreshed_ms, t->last_seen_ms) : l->refreshed_ms;
+    return px_fold_add(base, c->lock_ttl_ms);
+}
+
+/* When a lock is due and the deadline its EXPIRE enforces. With the holder
+ * tab present: its deadline. Without it, once the presence part has seen
+ * records up to the lock's refresh time (the tab left, timed out or never
+ * joined, and is not just behind in the other topic): at once, enforcing
+ * refreshed + lock_ttl, which the fold accepts unless a re-LOCK came since. */
+static void px_fold_lock_due_at(const px_entity_t *e, const px_fold_conf_t *c, const px_fold_lock_t *l,
+                                int64_t *due_at, int64_t *expires_at) {
+    const px_fold_tab_t *t = px_fold_holder_tab(e, l);
+    if (t) {
+        *due_at = *expires_at = px_fold_add(px_fold_max(l->refreshed_ms, t->last_seen_ms), c->lock_ttl_ms);
+        return;
+    }
+    *expires_at = px_fold_add(l->refreshed_ms, c->lock_ttl_ms);
+    *due_at = e->pres_ts_ms >= l->refreshed_ms ? l->refreshed_ms : *expires_at;
+}
+
+/* An EXPIRE record of kind for e at now. */
+static void px_fold_expire_init(px_event_t *x, const px_entity_t *e, px_kind_t kind, int type, int64_t now_ms,
+                                int64_t expires_at) {
+    px_event_init(x, kind);
+    x->type = type;
+    x->key = e->key;
+    x->ts_ms = now_ms;
+    x->expires_at_ms = expires_at;
+}
+
+size_t px_fold_due(px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, px_fold_emit_fn emit_expire,
+                   void *arg) {
+    size_t n = 0;
+    px_event_t x;
+    for (size_t i = 0; i < e->n_tabs; i++) {
+        px_fold_tab_t *t = &e->tabs[i];
+        int64_t d = px_fold_add(t->last_seen_ms, c->presence_ttl_ms);
+        if (t->expire_requested || d > now_ms) continue;
+        t->expire_requested = true;
+        if (!emit_expire) continue;
+        px_fold_expire_init(&x, e, PX_KIND_PRESENCE, PX_PRES_EXPIRE, now_ms, d);
+        PX_FOLD_CPY(x.tab_id, t->tab_id);
+        PX_FOLD_CPY(x.user_id, t->user_id);
+        PX_FOLD_CPY(x.user_name, t->user_name);
+        emit_expire(arg, &x);
+        n++;
+    }
+    for (size_t i = 0; i < e->n_locks; i++) {
+        px_fold_lock_t *l = &e->locks[i];
+        int64_t due_at, exp;
+        px_fold_lock_due_at(e, c, l, &due_at, &exp);
+        if (l->expire_requested || due_at > now_ms) continue;
+        l->expire_requested = true;
+        if (!emit_expire) continue;
+        px_fold_expire_init(&x, e, PX_KIND_LOCK, PX_LOCK_EXPIRE, now_ms, exp);
+        PX_FOLD_CPY(x.field, l->field);
+        PX_FOLD_CPY(x.tab_id, l->tab_id);
+        PX_FOLD_CPY(x.user_id, l->user_id);
+        PX_FOLD_CPY(x.user_name, l->user_name);
+        emit_expire(arg, &x);
+        n++;
+    }
+    for (size_t i = 0; i < e->n_writes; i++) {
+        px_fold_write_t *w = &e->writes[i];
+        int64_t d = px_fold_add(w->ts_ms, c->stale_ttl_ms);
+        if (w->expire_requested || d > now_ms) continue;
+        w->expire_requested = true;
+        if (!emit_expire) continue;
+        px_fold_expire_init(&x, e, PX_KIND_LIFECYCLE, PX_LC_EXPIRE, now_ms, d);
+        PX_FOLD_CPY(x.write_id, w->write_id);
+        PX_FOLD_CPY(x.busy_by, w->busy_by);
+        emit_expire(arg, &x);
+        n++;
+    }
+    return n;
+}
+
+int64_t px_fold_next_deadline(const px_entity_t *e, const px_fold_conf_t *c) {
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < e->n_tabs; i++)
+        if (!e->tabs[i].expire_requested) {
+            int64_t d = px_fold_add(e->tabs[i].last_seen_ms, c->presence_ttl_ms);
+            if (d < next) next = d;
+        }
+    for (size_t i = 0; i < e->n_locks; i++) {
+        if (e->locks[i].expire_requested) continue;
+        int64_t due_at, exp;
+        px_fold_lock_due_at(e, c, &e->locks[i], &due_at, &exp);
+        if (due_at < next) next = due_at;
+    }
+    for (size_t i = 0; i < e->n_writes; i++)
+        if (!e->writes[i].expire_requested) {
+            int64_t d = px_fold_add(e->writes[i].ts_ms, c->stale_ttl_ms);
+            if (d < next) next = d;
+        }
+    return next;
+}

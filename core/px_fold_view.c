@@ -1,0 +1,194 @@
+/*
+ * px_fold_view.c - reading a folded entity: the presence view at a given
+ * time (px_fold_view, px_fold_stale), state equality (px_entity_equal) and
+ * the canonical JSON dump (px_entity_dump) used by test diffs and
+ * `presencectl verify`. Nothing here changes an entity. See px_fold.h.
+ */
+#include "px_fold.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "px_err.h"
+
+/* ---- view ------------------------------------------------------------------ */
+
+static int px_fold_viewer_cmp(const void *a, const void *b) {
+    return strcmp(((const px_viewer_t *)a)->user_id, ((const px_viewer_t *)b)->user_id);
+}
+
+bool px_fold_stale(const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, const char **busy_by) {
+    const px_fold_write_t *latest = NULL;
+    for (size_t i = 0; i < e->n_writes; i++) {
+        const px_fold_write_t *w = &e->writes[i];
+        int64_t d = w->ts_ms > INT64_MAX - c->stale_ttl_ms ? INT64_MAX : w->ts_ms + c->stale_ttl_ms;
+        if (d <= now_ms) continue;
+        if (!latest || w->ts_ms >= latest->ts_ms) latest = w; /* ties: the later MUTATING */
+    }
+    if (busy_by) *busy_by = latest ? latest->busy_by : "";
+    return latest != NULL;
+}
+
+int px_fold_view(const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, px_viewer_t *viewers,
+                 size_t viewers_cap, px_lock_view_t *locks, size_t locks_cap, px_presence_view_t *out) {
+    size_t nv = 0, nl = 0;
+    for (size_t i = 0; i < e->n_tabs; i++) {
+        const px_fold_tab_t *t = &e->tabs[i];
+        int64_t d = t->last_seen_ms > INT64_MAX - c->presence_ttl_ms ? INT64_MAX
+                                                                     : t->last_seen_ms + c->presence_ttl_ms;
+        if (d <= now_ms) continue;
+        px_viewer_t *v = NULL;
+        for (size_t j = 0; j < nv; j++)
+            if (strcmp(viewers[j].user_id, t->user_id) == 0) v = &viewers[j];
+        if (!v) {
+            if (nv == viewers_cap) return PX_ENOMEM;
+            v = &viewers[nv++];
+            v->user_id = t->user_id;
+            v->name = t->user_name; /* from the user's first tab by tab id */
+            v->tabs = 0;
+            v->has_dirty_tab = false;
+            v->mode = PX_MODE_VIEW;
+            v->status = PX_STATUS_AWAY;
+        }
+        v->tabs++;
+        if (t->dirty) v->has_dirty_tab = true;
+        if (t->mode == PX_MODE_EDIT) v->mode = PX_MODE_EDIT;
+        if (t->status == PX_STATUS_ONLINE) v->status = PX_STATUS_ONLINE;
+    }
+    if (nv > 1) qsort(viewers, nv, sizeof *viewers, px_fold_viewer_cmp);
+    for (size_t i = 0; i < e->n_locks; i++) {
+        const px_fold_lock_t *l = &e->locks[i];
+        int64_t d = px_fold_lock_deadline(e, c, l);
+        if (d <= now_ms) continue;
+        if (nl == locks_cap) return PX_ENOMEM;
+        px_lock_view_t *lv = &locks[nl++];
+        lv->field = l->field;
+        lv->user_id = l->user_id;
+        lv->name = l->user_name;
+        lv->tab_id = l->tab_id;
+        lv->token = l->token;
+        lv->expires_at_ms = d;
+    }
+    memset(out, 0, sizeof *out);
+    out->key = &e->key;
+    out->viewers = viewers;
+    out->n_viewers = nv;
+    out->locks = locks;
+    out->n_locks = nl;
+    out->stale = px_fold_stale(e, c, now_ms, &out->busy_by);
+    out->version = e->version;
+    return 0;
+}
+
+/* ---- equality ---------------------------------------------------------------- */
+
+static bool px_fold_tab_equal(const px_fold_tab_t *a, const px_fold_tab_t *b) {
+    return strcmp(a->tab_id, b->tab_id) == 0 && strcmp(a->user_id, b->user_id) == 0 &&
+           strcmp(a->user_name, b->user_name) == 0 && strcmp(a->field, b->field) == 0 &&
+           strcmp(a->cursor, b->cursor) == 0 && a->since_ms == b->since_ms && a->last_seen_ms == b->last_seen_ms &&
+           a->mode == b->mode && a->status == b->status && a->dirty == b->dirty;
+}
+
+static bool px_fold_lock_equal(const px_fold_lock_t *a, const px_fold_lock_t *b) {
+    return strcmp(a->field, b->field) == 0 && strcmp(a->tab_id, b->tab_id) == 0 &&
+           strcmp(a->user_id, b->user_id) == 0 && strcmp(a->user_name, b->user_name) == 0 &&
+           a->token == b->token && a->refreshed_ms == b->refreshed_ms;
+}
+
+static bool px_fold_write_equal(const px_fold_write_t *a, const px_fold_write_t *b) {
+    return strcmp(a->write_id, b->write_id) == 0 && strcmp(a->busy_by, b->busy_by) == 0 && a->ts_ms == b->ts_ms;
+}
+
+/* The i-th oldest completed id of the ring. */
+static uint64_t px_fold_done_at(const px_entity_t *e, size_t i) {
+    return e->done[(e->done_head + i) % (e->n_done ? e->n_done : 1)];
+}
+
+bool px_entity_equal(const px_entity_t *a, const px_entity_t *b) {
+    if (!px_key_equal(&a->key, &b->key) || a->n_tabs != b->n_tabs || a->n_locks != b->n_locks ||
+        a->n_writes != b->n_writes || a->n_gone != b->n_gone || a->n_done != b->n_done ||
+        a->pres_ts_ms != b->pres_ts_ms || a->closed_up_to_ms != b->closed_up_to_ms || a->version != b->version)
+        return false;
+    for (size_t i = 0; i < a->n_tabs; i++)
+        if (!px_fold_tab_equal(&a->tabs[i], &b->tabs[i])) return false;
+    for (size_t i = 0; i < a->n_locks; i++)
+        if (!px_fold_lock_equal(&a->locks[i], &b->locks[i])) return false;
+    for (size_t i = 0; i < a->n_writes; i++)
+        if (!px_fold_write_equal(&a->writes[i], &b->writes[i])) return false;
+    for (size_t i = 0; i < a->n_gone; i++)
+        if (a->gone[i].ts_ms != b->gone[i].ts_ms || a->gone[i].id_hash != b->gone[i].id_hash) return false;
+    for (size_t i = 0; i < a->n_done; i++)
+        if (px_fold_done_at(a, i) != px_fold_done_at(b, i)) return false;
+    return true;
+}
+
+/* ---- dump ----------------------------------------------------------------------- */
+
+int px_entity_dump(const px_entity_t *e, px_buf_t *out) {
+    size_t mark = out->len;
+    char key[PX_KEY_MAX + 1];
+    int rc = 0;
+    if (px_key_format(&e->key, key, sizeof key) < 0) key[0] = '\0';
+#define PX_TRY(x)                                                                                  \
+    do {                                                                                           \
+        if ((rc = (x)) != 0) goto err;                                                             \
+    } while (0)
+    PX_TRY(px_buf_puts(out, "{\"key\":"));
+    PX_TRY(px_proto_write_string(out, key));
+    PX_TRY(px_buf_printf(out, ",\"pres_ts\":%" PRId64 ",\"tabs\":[", e->pres_ts_ms));
+    for (size_t i = 0; i < e->n_tabs; i++) {
+        const px_fold_tab_t *t = &e->tabs[i];
+        PX_TRY(px_buf_puts(out, i ? ",{\"tab\":" : "{\"tab\":"));
+        PX_TRY(px_proto_write_string(out, t->tab_id));
+        PX_TRY(px_buf_puts(out, ",\"user\":"));
+        PX_TRY(px_proto_write_string(out, t->user_id));
+        PX_TRY(px_buf_puts(out, ",\"name\":"));
+        PX_TRY(px_proto_write_string(out, t->user_name));
+        PX_TRY(px_buf_printf(out, ",\"mode\":\"%s\",\"dirty\":%s,\"status\":\"%s\",\"field\":",
+                             t->mode == PX_MODE_EDIT ? "edit" : "view", t->dirty ? "true" : "false",
+                             t->status == PX_STATUS_AWAY ? "away" : "online"));
+        PX_TRY(px_proto_write_string(out, t->field));
+        PX_TRY(px_buf_puts(out, ",\"cursor\":"));
+        PX_TRY(px_proto_write_string(out, t->cursor));
+        PX_TRY(px_buf_printf(out, ",\"since\":%" PRId64 ",\"last_seen\":%" PRId64 "}", t->since_ms,
+                             t->last_seen_ms));
+    }
+    PX_TRY(px_buf_puts(out, "],\"locks\":["));
+    for (size_t i = 0; i < e->n_locks; i++) {
+        const px_fold_lock_t *l = &e->locks[i];
+        PX_TRY(px_buf_puts(out, i ? ",{\"field\":" : "{\"field\":"));
+        PX_TRY(px_proto_write_string(out, l->field));
+        PX_TRY(px_buf_puts(out, ",\"tab\":"));
+        PX_TRY(px_proto_write_string(out, l->tab_id));
+        PX_TRY(px_buf_puts(out, ",\"user\":"));
+        PX_TRY(px_proto_write_string(out, l->user_id));
+        PX_TRY(px_buf_puts(out, ",\"name\":"));
+        PX_TRY(px_proto_write_string(out, l->user_name));
+        PX_TRY(px_buf_printf(out, ",\"token\":%" PRId64 ",\"refreshed\":%" PRId64 "}", l->token, l->refreshed_ms));
+    }
+    PX_TRY(px_buf_puts(out, "],\"writes\":["));
+    for (size_t i = 0; i < e->n_writes; i++) {
+        const px_fold_write_t *w = &e->writes[i];
+        PX_TRY(px_buf_puts(out, i ? ",{\"write_id\":" : "{\"write_id\":"));
+        PX_TRY(px_proto_write_string(out, w->write_id));
+        PX_TRY(px_buf_puts(out, ",\"busy_by\":"));
+        PX_TRY(px_proto_write_string(out, w->busy_by));
+        PX_TRY(px_buf_printf(out, ",\"ts\":%" PRId64 "}", w->ts_ms));
+    }
+    PX_TRY(px_buf_puts(out, "],\"gone\":["));
+    for (size_t i = 0; i < e->n_gone; i++)
+        PX_TRY(px_buf_printf(out, "%s{\"ts\":%" PRId64 ",\"id\":\"%016" PRIx64 "\"}", i ? "," : "",
+                             e->gone[i].ts_ms, e->gone[i].id_hash));
+    PX_TRY(px_buf_puts(out, "],\"done\":["));
+    for (size_t i = 0; i < e->n_done; i++)
+        PX_TRY(px_buf_printf(out, "%s\"%016" PRIx64 "\"", i ? "," : "", px_fold_done_at(e, i)));
+    PX_TRY(px_buf_printf(out, "],\"closed_up_to\":%" PRId64 ",\"version\":%" PRId64 "}", e->closed_up_to_ms,
+                         e->version));
+#undef PX_TRY
+    return 0;
+err:
+    out->len = mark; /* leave out as it was */
+    if (out->data) out->data[mark] = '\0';
+    return rc;
+}
