@@ -1,0 +1,184 @@
+/*
+ * pr.h - presence-processor: context and the internal API between its
+ * files. One thread, one libuv loop: the loop wakes on the consumer queue,
+ * on a deadline timer and on the ops HTTP endpoint; each wake runs batches
+ * (pr_batch.c) that use blocking Kafka transaction calls and a pipelined
+ * synchronous Redis connection, which is what a batch needs anyway.
+ *
+ * Files: main.c (config, start, stop, /metrics), pr_kafka.c (consumer,
+ * transactional producer, rebalance, repair ranges), pr_batch.c (one batch:
+ * collect, load, fold, transaction, Redis), pr_redis.c (the Redis
+ * connection: load states, write pipeline, marks, backoff), pr_table.c (the
+ * in-memory entities and their deadline heap).
+ * docs/exactly-once.md is the design this implements.
+ */
+#ifndef PX_PR_H
+#define PX_PR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+#include <uv.h>
+
+#include "px_avro.h"
+#include "px_buf.h"
+#include "px_config.h"
+#include "px_err.h"
+#include "px_fold.h"
+#include "px_http.h"
+#include "px_kafka.h"
+#include "px_metrics.h"
+#include "px_store.h"
+
+#define PR_COMP "processor"
+#define PR_MAX_PARTITIONS 256
+
+typedef struct pr_config {
+    char redis_host[PX_CONF_STR_MAX];
+    int64_t redis_port;
+    int64_t redis_timeout_ms;
+    char topic_prefix[PX_CONF_STR_MAX];
+    char topic_heartbeats[PX_CONF_STR_MAX];
+    char topic_locks[PX_CONF_STR_MAX];
+    char topic_mutating[PX_CONF_STR_MAX];
+    char topic_mutated[PX_CONF_STR_MAX];
+    char topic_changes[PX_CONF_STR_MAX];
+    char instance[PX_CONF_STR_MAX];
+    int64_t presence_ttl_ms;
+    int64_t lock_ttl_ms;
+    int64_t stale_ttl_ms;
+    int64_t batch_max;
+    int64_t txn_timeout_ms;
+    char log_level[PX_CONF_STR_MAX];
+    char http_host[PX_CONF_STR_MAX];
+    int64_t http_port;
+} pr_config_t;
+
+/* One entity in memory. */
+typedef struct pr_entity {
+    px_entity_t st;
+    px_store_wm_t wm;         /* offsets folded into st, per source topic */
+    int32_t partition;        /* the partition number of all its records */
+    bool dirty;               /* changed since the last Redis write */
+    int64_t heap_deadline;    /* deadline it is filed under in the heap, or INT64_MAX */
+    px_buf_t notify;          /* JSON array of this batch's changes, for the gateways */
+    struct pr_entity *next;   /* hash chain */
+    struct pr_entity *next_dirty;
+} pr_entity_t;
+
+/* Per assigned partition number. */
+typedef struct pr_part {
+    bool assigned;
+    /* repair: records below this offset (per source topic) were committed
+     * before this instance owned the partition; fold them, emit nothing */
+    int64_t repair_until[PX_SRC__COUNT];
+    int64_t next[PX_SRC__COUNT];  /* next offset after the last one folded */
+    bool repair_check;            /* assigned (or Redis lost data): run the repair check */
+    bool full_rebuild;            /* ignore the applied marks: re-fold from the start */
+} pr_part_t;
+
+typedef struct pr_heap_item {
+    int64_t deadline;
+    pr_entity_t *ent;
+} pr_heap_item_t;
+
+typedef struct pr_ctx {
+    pr_config_t cfg;
+    px_kvlist_t kafka_kv;
+    px_fold_conf_t fold;
+    uv_loop_t *loop;
+    px_metrics_t *metrics;
+    px_avro_t *avro;
+    px_httpd_t *httpd;
+    bool stopping;
+    int exit_code;
+
+    /* Kafka */
+    rd_kafka_t *consumer, *producer;
+    rd_kafka_queue_t *cq;
+    px_kafka_uv_t *cq_uv;
+    char topics[PX_SRC__COUNT][PX_CONF_STR_MAX * 2];
+    char topic_changes[PX_CONF_STR_MAX * 2];
+    char group[PX_CONF_STR_MAX];
+    pr_part_t parts[PR_MAX_PARTITIONS];
+    bool rebalanced;   /* set by the rebalance callback during a collect */
+    bool kafka_ok;
+
+    /* Redis */
+    redisContext *redis;
+    char script_sha[41];
+    int64_t redis_retry_at;  /* mono ms: next reconnect attempt */
+    int64_t redis_backoff_ms;
+    bool paused;
+
+    /* entities */
+    pr_entity_t **buckets;
+    size_t n_buckets, n_entities;
+    pr_entity_t *dirty;       /* entities changed and not yet written */
+    pr_heap_item_t *heap;
+    size_t heap_n, heap_cap;
+
+    struct batch *batch;      /* buffers of one batch (pr_batch.c) */
+    uv_timer_t timer;
+    px_buf_t scratch, val;
+    px_store_cmd_t cmd;
+
+    /* metrics */
+    px_counter_t *m_folded[PX_SRC__COUNT], *m_dlq, *m_skipped, *m_changes, *m_expires;
+    px_counter_t *m_batches, *m_aborts, *m_redis_err, *m_kafka_err, *m_repaired;
+    px_gauge_t *m_entities, *m_ready, *m_tabs, *m_locks, *m_stale, *m_users;
+    px_counter_t *m_locks_acquired;
+    px_hist_t *m_batch_ms;
+} pr_ctx_t;
+
+/* pr_table.c */
+int pr_table_init(pr_ctx_t *pr, size_t buckets);
+void pr_table_term(pr_ctx_t *pr);
+pr_entity_t *pr_table_find(pr_ctx_t *pr, const px_key_t *key);
+/* Insert a new empty entity (state from Redis is loaded into it after). */
+pr_entity_t *pr_table_add(pr_ctx_t *pr, const px_key_t *key, int32_t partition);
+/* Drop every entity of a partition (revoked): nothing is written. */
+void pr_table_drop_partition(pr_ctx_t *pr, int32_t partition);
+void pr_table_mark_dirty(pr_ctx_t *pr, pr_entity_t *e);
+/* File e under its next deadline (after any change). */
+void pr_heap_update(pr_ctx_t *pr, pr_entity_t *e);
+/* Pop the entities whose filed deadline <= now into out (at most n). */
+size_t pr_heap_due(pr_ctx_t *pr, int64_t now_ms, pr_entity_t **out, size_t n);
+int64_t pr_heap_next(const pr_ctx_t *pr);
+
+/* pr_redis.c */
+/* Connect (or reconnect when due) and load the write script. 0, or
+ * PX_EBACKEND while Redis is unreachable (the backoff grows to 5 s). */
+int pr_redis_ensure(pr_ctx_t *pr);
+void pr_redis_close(pr_ctx_t *pr);
+/* Load the states of n entities (pipelined HMGET); an entity with no
+ * stored state stays empty. PX_EBACKEND on a Redis failure, PX_EINVAL if
+ * a stored state does not decode (logged, counted; the entity starts
+ * empty, with its watermarks, so records are not folded twice). */
+int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n);
+/* Write every dirty entity (pipelined, watermark-guarded), the applied
+ * marks and the deadline index. On success the dirty list is empty. */
+int pr_redis_flush(pr_ctx_t *pr);
+/* Applied marks of one partition number: out[src] = next offset Redis
+ * holds everything below, or -1 when unknown. */
+int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PX_SRC__COUNT]);
+/* Keys of the entities with pending deadlines in a partition. */
+int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, size_t *n);
+
+/* pr_kafka.c */
+int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
+void pr_kafka_unwatch(pr_ctx_t *pr);
+/* Redis lost its dataset: forget every entity and re-fold every owned
+ * partition from the start of the log, emitting nothing (repair mode). */
+void pr_kafka_rebuild(pr_ctx_t *pr);
+void pr_kafka_stop(pr_ctx_t *pr);
+px_src_topic_t pr_topic_src(const pr_ctx_t *pr, const char *topic); /* PX_SRC__COUNT if unknown */
+
+/* pr_batch.c: run batches until the queue is empty or the turn's budget is
+ * spent. Called on every wake. */
+void pr_batch_turn(pr_ctx_t *pr);
+void pr_batch_free(pr_ctx_t *pr);
+
+#endif

@@ -1,0 +1,531 @@
+/*
+ * pr_batch.c - one batch of the processor, the unit of exactly-once
+ * (docs/exactly-once.md):
+ *
+ *   collect  up to batch.max_records records (a rebalance meanwhile drops
+ *            the batch: positions were reset to the committed offsets)
+ *   load     the entities not in memory, one pipelined read
+ *   fold     each record once (the entity watermark skips what the stored
+ *            state already holds); change events, DLQ records and the
+ *            EXPIREs of due deadlines are produced inside a transaction
+ *   commit   the transaction with the consumed offsets
+ *   flush    every changed entity to Redis, watermark-guarded, then the
+ *            applied marks
+ *
+ * Records below a partition's repair bound were committed by an earlier
+ * owner whose Redis writes may be missing: they are folded and written, but
+ * produce nothing and are not part of the offsets. A transaction that must
+ * abort rewinds its partitions and drops their entities, which are loaded
+ * from Redis again (no entity is dirty when a batch starts).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pr.h"
+#include "px_log.h"
+#include "px_proto.h"
+#include "px_time.h"
+
+#define PR_MAX_DUE 4096
+
+typedef struct batch {
+    pr_ctx_t *pr;
+    rd_kafka_message_t **msgs;
+    px_event_t *evs;
+    int *ok;          /* 1: decoded; 0: poison (DLQ) */
+    pr_entity_t **ents;
+    size_t n;
+    /* per partition x source: first offset consumed in this batch */
+    int64_t first[PR_MAX_PARTITIONS][PX_SRC__COUNT];
+    bool txn_open;
+    bool produce_failed;
+    pr_entity_t *cur;
+    rd_kafka_message_t *cur_msg;
+    bool repair;
+} batch_t;
+
+/* ---- producing inside the transaction --------------------------------- */
+
+static int produce(pr_ctx_t *pr, const char *topic, int32_t partition, const void *key, size_t klen,
+                   const void *val, size_t vlen, rd_kafka_headers_t *hdrs) {
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            pr->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (!err) return 0;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 100) {
+            rd_kafka_poll(pr->producer, 10);
+            continue;
+        }
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        px_counter_add(pr->m_kafka_err, 1);
+        PX_ERROR(PR_COMP, "produce failed", "topic=%s err=%s", topic, rd_kafka_err2name(err));
+        return PX_EBACKEND;
+    }
+}
+
+static bool txn_begin(batch_t *b) {
+    if (b->txn_open) return true;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(b->pr->producer);
+    if (e) {
+        PX_ERROR(PR_COMP, "begin_transaction failed", "err=\"%s\"", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        b->produce_failed = true;
+        return false;
+    }
+    b->txn_open = true;
+    return true;
+}
+
+/* The original bytes to <topic>.dlt with the error and where they came from. */
+static void dead_letter(batch_t *b, const rd_kafka_message_t *m, const char *err) {
+    pr_ctx_t *pr = b->pr;
+    char topic[PX_CONF_STR_MAX * 2 + 8], num[32];
+    if (!txn_begin(b)) return;
+    const char *src = rd_kafka_topic_name(m->rkt);
+    snprintf(topic, sizeof topic, "%s.dlt", src);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+    rd_kafka_header_add(h, "px.error", -1, err, -1);
+    rd_kafka_header_add(h, "px.topic", -1, src, -1);
+    snprintf(num, sizeof num, "%" PRId32, m->partition);
+    rd_kafka_header_add(h, "px.partition", -1, num, -1);
+    snprintf(num, sizeof num, "%" PRId64, m->offset);
+    rd_kafka_header_add(h, "px.offset", -1, num, -1);
+    snprintf(num, sizeof num, "%" PRId64, rd_kafka_message_timestamp(m, NULL));
+    rd_kafka_header_add(h, "px.timestamp", -1, num, -1);
+    rd_kafka_header_add(h, "px.attempt", -1, "0", -1);
+    if (produce(pr, topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len, h))
+        b->produce_failed = true;
+    px_counter_add(pr->m_dlq, 1);
+    PX_WARN(PR_COMP, "record sent to the DLQ", "topic=%s partition=%d offset=%lld err=\"%s\"", src, m->partition,
+            (long long)m->offset, err);
+}
+
+/* Append one change to the entity's notification for the gateways. */
+static void notify_add(pr_entity_t *e, const px_event_t *c) {
+    px_buf_t *n = &e->notify;
+    size_t mark = n->len;
+    int rc = px_buf_puts(n, n->len ? "," : "[");
+    if (!rc) rc = px_buf_printf(n, "{\"type\":\"%s\"", px_event_type_name(PX_KIND_CHANGE, c->type));
+    const struct {
+        const char *k, *v;
+    } s[] = {{"user", c->user_id}, {"tab_id", c->tab_id}, {"field", c->field},
+             {"request_id", c->request_id}, {"holder", c->holder_user_id}, {"holder_name", c->holder_name}};
+    for (size_t i = 0; !rc && i < sizeof s / sizeof s[0]; i++)
+        if (s[i].v[0]) {
+            rc = px_buf_printf(n, ",\"%s\":", s[i].k);
+            if (!rc) rc = px_proto_write_string(n, s[i].v);
+        }
+    if (!rc && c->token >= 0) rc = px_buf_printf(n, ",\"token\":%lld", (long long)c->token);
+    if (!rc) rc = px_buf_puts(n, "}");
+    if (rc) { /* too many changes in one batch: the gateways re-read anyway */
+        n->len = mark;
+        if (n->data) n->data[mark] = '\0';
+    }
+}
+
+static void on_change(void *arg, const px_event_t *ev) {
+    batch_t *b = arg;
+    pr_ctx_t *pr = b->pr;
+    if (b->repair) return; /* committed by an earlier owner already */
+    px_event_t c = *ev;
+    snprintf(c.src_topic, sizeof c.src_topic, "%s", rd_kafka_topic_name(b->cur_msg->rkt));
+    char err[256], key[PX_KEY_MAX + 1];
+    px_buf_reset(&pr->val);
+    if (px_avro_encode(pr->avro, &c, &pr->val, err, sizeof err)) {
+        PX_ERROR(PR_COMP, "change event does not encode", "err=\"%s\"", err);
+        b->produce_failed = true;
+        return;
+    }
+    int kl = px_key_format(&c.key, key, sizeof key);
+    if (!txn_begin(b) || produce(pr, pr->topic_changes, RD_KAFKA_PARTITION_UA, key, (size_t)kl, pr->val.data,
+                                 pr->val.len, NULL))
+        b->produce_failed = true;
+    px_counter_add(pr->m_changes, 1);
+    if (c.type == PX_CH_LOCK_GRANTED) px_counter_add(pr->m_locks_acquired, 1);
+    notify_add(b->cur, &c);
+}
+
+static void on_expire(void *arg, const px_event_t *ev) {
+    batch_t *b = arg;
+    pr_ctx_t *pr = b->pr;
+    char err[256], key[PX_KEY_MAX + 1];
+    px_src_topic_t s = ev->kind == PX_KIND_PRESENCE ? PX_SRC_HEARTBEATS
+                       : ev->kind == PX_KIND_LOCK   ? PX_SRC_LOCKS
+                                                    : PX_SRC_MUTATING;
+    px_buf_reset(&pr->val);
+    if (px_avro_encode(pr->avro, ev, &pr->val, err, sizeof err)) {
+        PX_ERROR(PR_COMP, "EXPIRE does not encode", "err=\"%s\"", err);
+        b->produce_failed = true;
+        return;
+    }
+    int kl = px_key_format(&ev->key, key, sizeof key);
+    if (!txn_begin(b) || produce(pr, pr->topics[s], b->cur->partition, key, (size_t)kl, pr->val.data,
+                                 pr->val.len, NULL))
+        b->produce_failed = true;
+    px_counter_add(pr->m_expires, 1);
+}
+
+/* ---- repair check -------------------------------------------------------- */
+
+/* True while some source topic of the partition is below its repair bound. */
+static bool part_repairing(const pr_part_t *pp) {
+    for (int s = 0; s < PX_SRC__COUNT; s++)
+        if (pp->repair_until[s] >= 0 && pp->next[s] < pp->repair_until[s]) return true;
+    return false;
+}
+
+/* For each newly assigned partition number: committed offsets C, applied
+ * marks A; where A < C, seek to A and fold [A, C) in repair mode. Then load
+ * the entities with pending deadlines and resume. */
+static int repair_checks(pr_ctx_t *pr) {
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        pr_part_t *pp = &pr->parts[p];
+        if (!pp->assigned || !pp->repair_check) continue;
+        int64_t applied[PX_SRC__COUNT];
+        if (pr_redis_applied(pr, p, applied)) return PX_EBACKEND;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
+        for (int s = 0; s < PX_SRC__COUNT; s++) rd_kafka_topic_partition_list_add(l, pr->topics[s], p);
+        rd_kafka_resp_err_t err = rd_kafka_committed(pr->consumer, l, 10000);
+        if (err) {
+            PX_WARN(PR_COMP, "cannot read committed offsets; will retry", "partition=%d err=%s", p,
+                    rd_kafka_err2name(err));
+            rd_kafka_topic_partition_list_destroy(l);
+            return PX_EBACKEND;
+        }
+        rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
+        for (int s = 0; s < PX_SRC__COUNT; s++) {
+            int64_t c = l->elems[s].offset; /* < 0: nothing committed yet */
+            int64_t a = pp->full_rebuild ? -1 : applied[s];
+            pp->repair_until[s] = -1;
+            if (c > 0 && a < c) {
+                pp->repair_until[s] = c;
+                rd_kafka_topic_partition_list_add(seek, pr->topics[s], p)->offset =
+                    a < 0 ? RD_KAFKA_OFFSET_BEGINNING : a;
+                PX_INFO(PR_COMP, "repairing", "topic=%s partition=%d from=%lld to=%lld", pr->topics[s], p,
+                        (long long)a, (long long)c);
+            }
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        if (seek->cnt) {
+            rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->consumer, seek, 0);
+            if (e) {
+                PX_ERROR(PR_COMP, "seek failed", "err=\"%s\"", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+        }
+        rd_kafka_topic_partition_list_destroy(seek);
+        /* entities with pending deadlines: their timers live here now */
+        px_key_t *keys = NULL;
+        size_t nk = 0;
+        if (pr_redis_deadline_keys(pr, p, &keys, &nk)) return PX_EBACKEND;
+        pr_entity_t **ents = calloc(nk ? nk : 1, sizeof *ents);
+        size_t ne = 0;
+        for (size_t i = 0; ents && i < nk; i++)
+            if (!pr_table_find(pr, &keys[i])) {
+                pr_entity_t *e = pr_table_add(pr, &keys[i], p);
+                if (e) ents[ne++] = e;
+            }
+        int rc = ne ? pr_redis_load(pr, ents, ne) : 0;
+        free(ents);
+        free(keys);
+        if (rc == PX_EBACKEND) return rc;
+        pp->repair_check = false;
+        pp->full_rebuild = false;
+        rd_kafka_topic_partition_list_t *res = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
+        for (int s = 0; s < PX_SRC__COUNT; s++) rd_kafka_topic_partition_list_add(res, pr->topics[s], p);
+        rd_kafka_resume_partitions(pr->consumer, res);
+        rd_kafka_topic_partition_list_destroy(res);
+    }
+    return 0;
+}
+
+/* ---- the batch --------------------------------------------------------- */
+
+static void batch_free_msgs(batch_t *b) {
+    for (size_t i = 0; i < b->n; i++) rd_kafka_message_destroy(b->msgs[i]);
+    b->n = 0;
+}
+
+/* Undo a batch that did not commit: seek its partitions back to their
+ * first records and drop their entities (Redis has their last state). */
+static void batch_rewind(batch_t *b) {
+    pr_ctx_t *pr = b->pr;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        bool any = false;
+        for (int s = 0; s < PX_SRC__COUNT; s++)
+            if (b->first[p][s] >= 0) {
+                rd_kafka_topic_partition_list_add(l, pr->topics[s], p)->offset = b->first[p][s];
+                pr->parts[p].next[s] = b->first[p][s];
+                any = true;
+            }
+        if (any) pr_table_drop_partition(pr, p);
+    }
+    if (l->cnt) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->consumer, l, 0);
+        if (e) {
+            PX_ERROR(PR_COMP, "rewind failed", "err=\"%s\"", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, px_src_topic_t src, px_event_t *ev, char *err,
+                  size_t n) {
+    if (px_avro_decode(pr->avro, m->payload, m->len, ev, err, n)) return PX_EINVAL;
+    static const px_kind_t want[PX_SRC__COUNT] = {PX_KIND_PRESENCE, PX_KIND_LOCK, PX_KIND_LIFECYCLE,
+                                                  PX_KIND_LIFECYCLE};
+    if (ev->kind != want[src]) return px_errf(PX_EINVAL, err, n, "a %s record on this topic", px_kind_name(ev->kind));
+    char key[PX_KEY_MAX + 1];
+    int kl = px_key_format(&ev->key, key, sizeof key);
+    if (!m->key || (size_t)kl != m->key_len || memcmp(key, m->key, m->key_len) != 0)
+        return px_errf(PX_EINVAL, err, n, "record key does not match the value's tenant:entity:id");
+    return 0;
+}
+
+/* One batch; returns true if it did any work. */
+static bool run_batch(pr_ctx_t *pr, batch_t *b) {
+    int64_t t0 = px_mono_ms();
+    b->n = 0;
+    b->txn_open = b->produce_failed = false;
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++)
+        for (int s = 0; s < PX_SRC__COUNT; s++) b->first[p][s] = -1;
+
+    /* collect */
+    pr->rebalanced = false;
+    while (b->n < (size_t)pr->cfg.batch_max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(pr->consumer, 0);
+        if (!m) break;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                px_counter_add(pr->m_kafka_err, 1);
+                PX_WARN(PR_COMP, "consumer error", "err=\"%s\"", rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        b->msgs[b->n++] = m;
+    }
+    if (pr->rebalanced) { /* positions went back to the committed offsets */
+        batch_free_msgs(b);
+        return true;
+    }
+    if (b->n == 0 && pr_heap_next(pr) > px_now_ms()) return false;
+
+    /* decode, find entities, collect those to load */
+    size_t n_load = 0;
+    pr_entity_t **load = b->ents + pr->cfg.batch_max; /* second half of the array */
+    for (size_t i = 0; i < b->n; i++) {
+        rd_kafka_message_t *m = b->msgs[i];
+        px_src_topic_t src = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
+        char err[256];
+        b->ents[i] = NULL;
+        b->ok[i] = src < PX_SRC__COUNT && m->partition < PR_MAX_PARTITIONS &&
+                   decode(pr, m, src, &b->evs[i], err, sizeof err) == 0;
+        if (!b->ok[i]) continue;
+        pr_entity_t *e = pr_table_find(pr, &b->evs[i].key);
+        if (!e) {
+            e = pr_table_add(pr, &b->evs[i].key, m->partition);
+            if (!e) {
+                b->ok[i] = 0;
+                continue;
+            }
+            load[n_load++] = e;
+        }
+        b->ents[i] = e;
+    }
+    if (n_load && pr_redis_load(pr, load, n_load) == PX_EBACKEND) {
+        batch_rewind(b);
+        batch_free_msgs(b);
+        return false;
+    }
+
+    /* fold */
+    for (size_t i = 0; i < b->n; i++) {
+        rd_kafka_message_t *m = b->msgs[i];
+        px_src_topic_t src = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
+        int32_t p = m->partition;
+        if (src >= PX_SRC__COUNT || p >= PR_MAX_PARTITIONS) continue;
+        pr_part_t *pp = &pr->parts[p];
+        if (b->first[p][src] < 0) b->first[p][src] = m->offset;
+        pp->next[src] = m->offset + 1;
+        b->repair = m->offset < pp->repair_until[src];
+        b->cur_msg = m;
+        if (!b->ok[i]) {
+            char err[256];
+            px_event_t ev;
+            if (src >= PX_SRC__COUNT || decode(pr, m, src, &ev, err, sizeof err) == 0)
+                snprintf(err, sizeof err, "unknown topic or entity table full");
+            if (!b->repair) dead_letter(b, m, err);
+            continue;
+        }
+        pr_entity_t *e = b->ents[i];
+        if (e->wm.off[src] >= m->offset) { /* already in the stored state */
+            px_counter_add(pr->m_skipped, 1);
+            continue;
+        }
+        b->cur = e;
+        px_src_t s = {src, p, m->offset};
+        int rc = px_fold_apply(&e->st, &pr->fold, &b->evs[i], &s, on_change, b);
+        if (rc == PX_EINVAL && !b->repair) dead_letter(b, m, "refused by the fold (cap reached or wrong topic)");
+        e->wm.off[src] = m->offset;
+        if (b->repair) px_counter_add(pr->m_repaired, 1);
+        else px_counter_add(pr->m_folded[src], 1);
+        pr_table_mark_dirty(pr, e);
+        pr_heap_update(pr, e);
+    }
+    b->repair = false;
+
+    /* deadlines that are due: EXPIRE records into the log (not for a
+     * partition still being repaired: its state is not complete yet) */
+    int64_t now = px_now_ms();
+    pr_entity_t *due[PR_MAX_DUE];
+    size_t n_due = pr_heap_due(pr, now, due, PR_MAX_DUE);
+    for (size_t i = 0; i < n_due; i++) {
+        pr_entity_t *e = due[i];
+        b->cur = e;
+        if (!part_repairing(&pr->parts[e->partition])) px_fold_due(&e->st, &pr->fold, now, on_expire, b);
+        pr_heap_update(pr, e);
+    }
+
+    /* commit */
+    if (b->txn_open) {
+        rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(16);
+        for (int p = 0; p < PR_MAX_PARTITIONS; p++)
+            for (int s = 0; s < PX_SRC__COUNT; s++)
+                if (b->first[p][s] >= 0 && pr->parts[p].next[s] > pr->parts[p].repair_until[s])
+                    rd_kafka_topic_partition_list_add(offs, pr->topics[s], p)->offset = pr->parts[p].next[s];
+        rd_kafka_error_t *e = NULL;
+        if (b->produce_failed) {
+            e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "a record of the batch could not be produced");
+        } else if (offs->cnt) {
+            rd_kafka_consumer_group_metadata_t *gm = rd_kafka_consumer_group_metadata(pr->consumer);
+            e = rd_kafka_send_offsets_to_transaction(pr->producer, offs, gm, 30000);
+            rd_kafka_consumer_group_metadata_destroy(gm);
+        }
+        for (int attempt = 0; !e; attempt++) {
+            e = rd_kafka_commit_transaction(pr->producer, 30000);
+            if (!e) break;
+            if (rd_kafka_error_is_retriable(e) && attempt < 3) {
+                rd_kafka_error_destroy(e);
+                e = NULL;
+                continue;
+            }
+        }
+        rd_kafka_topic_partition_list_destroy(offs);
+        b->txn_open = false;
+        if (e) {
+            px_counter_add(pr->m_aborts, 1);
+            PX_WARN(PR_COMP, "transaction failed: aborting and rewinding", "err=\"%s\" fatal=%d",
+                    rd_kafka_error_string(e), rd_kafka_error_is_fatal(e));
+            bool fatal = rd_kafka_error_is_fatal(e);
+            rd_kafka_error_destroy(e);
+            if (fatal) {
+                pr->exit_code = 1;
+                pr->stopping = true;
+                uv_stop(pr->loop);
+                batch_free_msgs(b);
+                return false;
+            }
+            rd_kafka_error_t *ae = rd_kafka_abort_transaction(pr->producer, 30000);
+            if (ae) {
+                PX_ERROR(PR_COMP, "abort_transaction failed", "err=\"%s\"", rd_kafka_error_string(ae));
+                rd_kafka_error_destroy(ae);
+            }
+            batch_rewind(b);
+            batch_free_msgs(b);
+            return false;
+        }
+    }
+    px_counter_add(pr->m_batches, 1);
+    batch_free_msgs(b);
+
+    /* Redis: the committed batch's effects */
+    pr_redis_flush(pr);
+    px_hist_observe(pr->m_batch_ms, (double)(px_mono_ms() - t0));
+    return true;
+}
+
+static batch_t *batch_get(pr_ctx_t *pr) {
+    batch_t *b = pr->batch;
+    if (b) return b;
+    b = pr->batch = calloc(1, sizeof *b);
+    size_t n = (size_t)pr->cfg.batch_max;
+    if (b) {
+        b->pr = pr;
+        b->msgs = calloc(n, sizeof *b->msgs);
+        b->evs = calloc(n, sizeof *b->evs);
+        b->ok = calloc(n, sizeof *b->ok);
+        b->ents = calloc(2 * n, sizeof *b->ents);
+    }
+    if (!b || !b->msgs || !b->evs || !b->ok || !b->ents) {
+        PX_ERROR(PR_COMP, "out of memory for the batch", "batch_max=%zu", n);
+        return NULL;
+    }
+    return b;
+}
+
+void pr_batch_free(pr_ctx_t *pr) {
+    batch_t *b = pr->batch;
+    if (!b) return;
+    batch_free_msgs(b);
+    free(b->msgs);
+    free(b->evs);
+    free(b->ok);
+    free(b->ents);
+    free(b);
+    pr->batch = NULL;
+}
+
+void pr_batch_turn(pr_ctx_t *pr) {
+    if (pr->stopping || !pr->consumer) return;
+    /* Redis first: nothing moves while it is away (not ready) */
+    if (pr_redis_ensure(pr) || (pr->dirty && pr_redis_flush(pr))) {
+        if (!pr->paused) {
+            rd_kafka_topic_partition_list_t *a = NULL;
+            if (!rd_kafka_assignment(pr->consumer, &a) && a) {
+                rd_kafka_pause_partitions(pr->consumer, a);
+                rd_kafka_topic_partition_list_destroy(a);
+            }
+            pr->paused = true;
+        }
+        /* serve rebalances; a record delivered now is not ours to keep */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(pr->consumer, 0);
+        if (m) {
+            if (!m->err) {
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset;
+                rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->consumer, l, 0);
+                if (e) rd_kafka_error_destroy(e);
+                rd_kafka_topic_partition_list_destroy(l);
+            }
+            rd_kafka_message_destroy(m);
+        }
+        return;
+    }
+    if (pr->paused) {
+        rd_kafka_topic_partition_list_t *a = NULL;
+        if (!rd_kafka_assignment(pr->consumer, &a) && a) {
+            /* partitions still waiting for their repair check stay paused */
+            rd_kafka_topic_partition_list_t *r = rd_kafka_topic_partition_list_new(a->cnt);
+            for (int i = 0; i < a->cnt; i++)
+                if (!pr->parts[a->elems[i].partition].repair_check)
+                    rd_kafka_topic_partition_list_add(r, a->elems[i].topic, a->elems[i].partition);
+            rd_kafka_resume_partitions(pr->consumer, r);
+            rd_kafka_topic_partition_list_destroy(r);
+            rd_kafka_topic_partition_list_destroy(a);
+        }
+        pr->paused = false;
+        PX_INFO(PR_COMP, "redis is back: consuming again", NULL);
+    }
+    if (repair_checks(pr)) return;
+    batch_t *b = batch_get(pr);
+    if (!b) return;
+    for (int i = 0; i < 8 && !pr->stopping; i++)
+        if (!run_batch(pr, b)) break;
+}

@@ -1,0 +1,215 @@
+/*
+ * pr_kafka.c - the processor's Kafka side: a read_committed consumer of the
+ * four input topics in one group, and a transactional producer whose
+ * transactions carry change events, EXPIRE and DLQ records and the consumed
+ * offsets (send_offsets_to_transaction, KIP-447 fencing by group metadata).
+ *
+ * Assignment: the **range** assignor, not cooperative-sticky. Only range
+ * gives partition p of every input topic (equal partition counts) to the
+ * same member, and the fold needs all of an entity's records in one place.
+ * Rebalances are therefore eager: on revoke every entity is dropped from
+ * memory (their state is in Redis); on assign, each partition number is
+ * paused until its repair check ran (pr_batch.c): the records between
+ * Redis's applied mark and the committed offset are folded again, emitting
+ * nothing, before normal processing resumes. docs/exactly-once.md.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pr.h"
+#include "px_log.h"
+
+px_src_topic_t pr_topic_src(const pr_ctx_t *pr, const char *topic) {
+    for (int s = 0; s < PX_SRC__COUNT; s++)
+        if (strcmp(pr->topics[s], topic) == 0) return (px_src_topic_t)s;
+    return PX_SRC__COUNT;
+}
+
+static void set_partitions(pr_ctx_t *pr, const rd_kafka_topic_partition_list_t *l, bool assigned) {
+    for (int i = 0; i < l->cnt; i++) {
+        int32_t p = l->elems[i].partition;
+        if (p < 0 || p >= PR_MAX_PARTITIONS) {
+            PX_ERROR(PR_COMP, "partition number beyond the supported maximum", "topic=%s partition=%d max=%d",
+                     l->elems[i].topic, p, PR_MAX_PARTITIONS);
+            continue;
+        }
+        pr_part_t *pp = &pr->parts[p];
+        if (assigned && !pp->assigned) {
+            memset(pp, 0, sizeof *pp);
+            pp->assigned = true;
+            pp->repair_check = true;
+            for (int s = 0; s < PX_SRC__COUNT; s++) pp->repair_until[s] = pp->next[s] = -1;
+        } else if (!assigned && pp->assigned) {
+            pp->assigned = false;
+            pr_table_drop_partition(pr, p);
+        }
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+    pr_ctx_t *pr = opaque;
+    pr->rebalanced = true;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        PX_INFO(PR_COMP, "partitions assigned", "count=%d", parts->cnt);
+        set_partitions(pr, parts, true);
+        rd_kafka_assign(rk, parts);
+        /* held until the repair check of pr_batch.c resumes them */
+        rd_kafka_pause_partitions(rk, parts);
+    } else {
+        PX_INFO(PR_COMP, "partitions revoked", "count=%d", parts->cnt);
+        if (pr->dirty) pr_redis_flush(pr); /* best effort: a new owner repairs anyway */
+        set_partitions(pr, parts, false);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+void pr_kafka_rebuild(pr_ctx_t *pr) {
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (!pr->consumer || rd_kafka_assignment(pr->consumer, &a) || !a) return;
+    PX_WARN(PR_COMP, "redis lost its data: rebuilding the view from the log", "partitions=%d", a->cnt);
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++)
+        if (pr->parts[p].assigned) {
+            pr_table_drop_partition(pr, p);
+            pr->parts[p].repair_check = true;
+            pr->parts[p].full_rebuild = true;
+        }
+    rd_kafka_pause_partitions(pr->consumer, a);
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    pr_ctx_t *pr = opaque;
+    px_counter_add(pr->m_kafka_err, 1);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) pr->kafka_ok = false;
+    PX_WARN(PR_COMP, "kafka error", "client=%s err=%s reason=\"%s\"", rd_kafka_name(rk), rd_kafka_err2name(err),
+            reason);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[256];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        PX_ERROR(PR_COMP, "fatal kafka error: stopping", "reason=\"%s\"", why);
+        pr->exit_code = 1;
+        pr->stopping = true;
+        uv_stop(pr->loop);
+    }
+}
+
+static void on_wake(void *arg) { pr_batch_turn(arg); }
+
+int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
+    static const char *const cdefaults[][2] = {
+        {"group.id", "presence-processor"},
+        {"auto.offset.reset", "earliest"},
+        {"bootstrap.servers", "127.0.0.1:9092"},
+    };
+    static const char *const cfixed[][2] = {
+        {"enable.auto.commit", "false"}, /* offsets go in the transaction */
+        {"enable.auto.offset.store", "false"},
+        {"isolation.level", "read_committed"}, /* our own EXPIREs are transactional */
+        {"partition.assignment.strategy", "range"}, /* co-partitioning: see the file comment */
+    };
+    for (int s = 0; s < PX_SRC__COUNT; s++) {
+        const char *t = s == PX_SRC_HEARTBEATS ? pr->cfg.topic_heartbeats
+                        : s == PX_SRC_LOCKS    ? pr->cfg.topic_locks
+                        : s == PX_SRC_MUTATING ? pr->cfg.topic_mutating
+                                               : pr->cfg.topic_mutated;
+        snprintf(pr->topics[s], sizeof pr->topics[s], "%s%s", pr->cfg.topic_prefix, t);
+    }
+    snprintf(pr->topic_changes, sizeof pr->topic_changes, "%s%s", pr->cfg.topic_prefix, pr->cfg.topic_changes);
+
+    rd_kafka_conf_t *conf = px_kafka_conf_new_with(cdefaults, sizeof cdefaults / sizeof cdefaults[0],
+                                                   &pr->kafka_kv, "presence-processor", errstr, n);
+    if (!conf) return PX_ECONFIG;
+    for (size_t i = 0; i < sizeof cfixed / sizeof cfixed[0]; i++)
+        if (px_kafka_conf_set(conf, cfixed[i][0], cfixed[i][1], errstr, n)) {
+            rd_kafka_conf_destroy(conf);
+            return PX_ECONFIG;
+        }
+    size_t gl = sizeof pr->group;
+    rd_kafka_conf_get(conf, "group.id", pr->group, &gl);
+    rd_kafka_conf_set_opaque(conf, pr);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    pr->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n);
+    if (!pr->consumer) {
+        rd_kafka_conf_destroy(conf);
+        return PX_ECONFIG;
+    }
+    rd_kafka_poll_set_consumer(pr->consumer);
+
+    /* the producer: same kafka.* settings; consumer-only keys are ignored
+     * by librdkafka with a warning */
+    char txn_id[PX_CONF_STR_MAX * 3], tmo[24];
+    snprintf(txn_id, sizeof txn_id, "presence-processor.%s.%s", pr->group, pr->cfg.instance);
+    snprintf(tmo, sizeof tmo, "%lld", (long long)pr->cfg.txn_timeout_ms);
+    const char *const pdefaults[][2] = {
+        {"bootstrap.servers", "127.0.0.1:9092"},
+        {"linger.ms", "5"},
+        {"transaction.timeout.ms", tmo},
+    };
+    static const char *const pfixed[][2] = {
+        {"partitioner", "murmur2_random"},
+        {"enable.idempotence", "true"},
+    };
+    conf = px_kafka_conf_new_with(pdefaults, sizeof pdefaults / sizeof pdefaults[0], &pr->kafka_kv,
+                                  "presence-processor-txn", errstr, n);
+    if (!conf) return PX_ECONFIG;
+    for (size_t i = 0; i < sizeof pfixed / sizeof pfixed[0]; i++)
+        if (px_kafka_conf_set(conf, pfixed[i][0], pfixed[i][1], errstr, n)) {
+            rd_kafka_conf_destroy(conf);
+            return PX_ECONFIG;
+        }
+    if (px_kafka_conf_set(conf, "transactional.id", txn_id, errstr, n)) {
+        rd_kafka_conf_destroy(conf);
+        return PX_ECONFIG;
+    }
+    rd_kafka_conf_set_opaque(conf, pr);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    pr->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, n);
+    if (!pr->producer) {
+        rd_kafka_conf_destroy(conf);
+        return PX_ECONFIG;
+    }
+    rd_kafka_error_t *e = rd_kafka_init_transactions(pr->producer, 60000);
+    if (e) {
+        px_errf(PX_EBACKEND, errstr, n, "init_transactions (%s): %s", txn_id, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return PX_EBACKEND;
+    }
+    pr->kafka_ok = true;
+
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
+    for (int s = 0; s < PX_SRC__COUNT; s++)
+        rd_kafka_topic_partition_list_add(topics, pr->topics[s], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) return px_errf(PX_EBACKEND, errstr, n, "subscribe: %s", rd_kafka_err2str(err));
+    pr->cq = rd_kafka_queue_get_consumer(pr->consumer);
+    pr->cq_uv = px_kafka_uv_start(pr->loop, pr->cq, 100, on_wake, pr);
+    if (!pr->cq_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");
+    PX_INFO(PR_COMP, "consuming", "group=%s transactional_id=%s topics=%s,%s,%s,%s", pr->group, txn_id,
+            pr->topics[0], pr->topics[1], pr->topics[2], pr->topics[3]);
+    return 0;
+}
+
+void pr_kafka_unwatch(pr_ctx_t *pr) {
+    px_kafka_uv_stop(pr->cq_uv);
+    pr->cq_uv = NULL;
+    if (pr->cq) rd_kafka_queue_destroy(pr->cq);
+    pr->cq = NULL;
+}
+
+void pr_kafka_stop(pr_ctx_t *pr) {
+    pr_kafka_unwatch(pr);
+    if (pr->consumer) {
+        rd_kafka_consumer_close(pr->consumer);
+        rd_kafka_destroy(pr->consumer);
+        pr->consumer = NULL;
+    }
+    if (pr->producer) {
+        rd_kafka_flush(pr->producer, 5000);
+        rd_kafka_destroy(pr->producer);
+        pr->producer = NULL;
+    }
+}

@@ -1,0 +1,233 @@
+/*
+ * pr_redis.c - the processor's Redis connection: synchronous hiredis with
+ * a timeout, every batch pipelined (append all commands, then read all
+ * replies), reconnect with capped exponential backoff (100 ms to 5 s).
+ *
+ * Besides entity states (px_store.h) it keeps, per consumer group:
+ *   presence:applied:{group}       HASH "<src>:<partition>" -> next offset
+ *                                  Redis holds every record below
+ *   presence:deadlines:{group}:<p> ZSET entity key -> earliest deadline
+ *   presence:epoch:{group}         STRING set once per Redis dataset; if it
+ *                                  is missing on reconnect, Redis lost its
+ *                                  data and the processor rebuilds from the
+ *                                  log (pr_kafka.c).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pr.h"
+#include "px_log.h"
+#include "px_time.h"
+
+static void redis_fail(pr_ctx_t *pr, const char *what) {
+    px_counter_add(pr->m_redis_err, 1);
+    PX_WARN(PR_COMP, "redis unavailable", "during=%s err=\"%s\" retry_ms=%lld", what,
+            pr->redis && pr->redis->err ? pr->redis->errstr : "error reply",
+            (long long)(pr->redis_backoff_ms ? pr->redis_backoff_ms : 100));
+    if (pr->redis) redisFree(pr->redis);
+    pr->redis = NULL;
+    pr->redis_backoff_ms = pr->redis_backoff_ms ? pr->redis_backoff_ms * 2 : 100;
+    if (pr->redis_backoff_ms > 5000) pr->redis_backoff_ms = 5000;
+    pr->redis_retry_at = px_mono_ms() + pr->redis_backoff_ms;
+}
+
+void pr_redis_close(pr_ctx_t *pr) {
+    if (pr->redis) redisFree(pr->redis);
+    pr->redis = NULL;
+}
+
+/* True when the dataset still carries our epoch marker (set it if not). */
+static int check_epoch(pr_ctx_t *pr, bool *lost) {
+    redisReply *r = redisCommand(pr->redis, "SET presence:epoch:{%s} %lld NX", pr->group,
+                                 (long long)px_now_ms());
+    if (!r) return PX_EBACKEND;
+    /* OK: we created it (fresh or lost dataset); nil: it was there */
+    *lost = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return 0;
+}
+
+int pr_redis_ensure(pr_ctx_t *pr) {
+    if (pr->redis) return 0;
+    if (px_mono_ms() < pr->redis_retry_at) return PX_EBACKEND;
+    struct timeval tv = {(time_t)(pr->cfg.redis_timeout_ms / 1000),
+                         (suseconds_t)(pr->cfg.redis_timeout_ms % 1000) * 1000};
+    pr->redis = redisConnectWithTimeout(pr->cfg.redis_host, (int)pr->cfg.redis_port, tv);
+    if (!pr->redis || pr->redis->err) {
+        redis_fail(pr, "connect");
+        return PX_EBACKEND;
+    }
+    redisSetTimeout(pr->redis, tv);
+    redisReply *r = redisCommand(pr->redis, "SCRIPT LOAD %s", PX_STORE_WRITE_SCRIPT);
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+        if (r) freeReplyObject(r);
+        redis_fail(pr, "script load");
+        return PX_EBACKEND;
+    }
+    memcpy(pr->script_sha, r->str, 40);
+    pr->script_sha[40] = '\0';
+    freeReplyObject(r);
+    bool lost = false;
+    if (check_epoch(pr, &lost)) {
+        redis_fail(pr, "epoch");
+        return PX_EBACKEND;
+    }
+    pr->redis_backoff_ms = 0;
+    PX_INFO(PR_COMP, "redis connected", "host=%s port=%lld fresh_dataset=%s", pr->cfg.redis_host,
+            (long long)pr->cfg.redis_port, lost ? "yes" : "no");
+    if (lost) pr_kafka_rebuild(pr);
+    return 0;
+}
+
+static void decode_wm(const char *s, px_store_wm_t *wm) {
+    long long v[PX_SRC__COUNT];
+    if (s && sscanf(s, "%lld,%lld,%lld,%lld", &v[0], &v[1], &v[2], &v[3]) == PX_SRC__COUNT)
+        for (int i = 0; i < PX_SRC__COUNT; i++) wm->off[i] = v[i];
+}
+
+int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n) {
+    char key[PX_KEY_MAX + 64], err[256];
+    int rc = 0;
+    if (pr_redis_ensure(pr)) return PX_EBACKEND;
+    for (size_t i = 0; i < n; i++) {
+        px_store_state_key(&ents[i]->st.key, key, sizeof key);
+        redisAppendCommand(pr->redis, "HMGET %s wm blob", key);
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
+            redis_fail(pr, "load");
+            return PX_EBACKEND;
+        }
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
+            pr_entity_t *e = ents[i];
+            if (px_store_decode(r->element[1]->str, r->element[1]->len, &e->st, &e->wm, err, sizeof err)) {
+                px_counter_add(pr->m_redis_err, 1);
+                PX_ERROR(PR_COMP, "stored state does not decode; entity starts empty", "err=\"%s\"", err);
+                px_store_wm_init(&e->wm);
+                if (r->element[0]->type == REDIS_REPLY_STRING) decode_wm(r->element[0]->str, &e->wm);
+                rc = PX_EINVAL;
+            }
+            pr_heap_update(pr, e);
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PX_SRC__COUNT]) {
+    for (int s = 0; s < PX_SRC__COUNT; s++) out[s] = -1;
+    if (pr_redis_ensure(pr)) return PX_EBACKEND;
+    redisReply *r = redisCommand(pr->redis, "HMGET presence:applied:{%s} 0:%d 1:%d 2:%d 3:%d", pr->group,
+                                 partition, partition, partition, partition);
+    if (!r) {
+        redis_fail(pr, "applied marks");
+        return PX_EBACKEND;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == PX_SRC__COUNT)
+        for (int s = 0; s < PX_SRC__COUNT; s++)
+            if (r->element[s]->type == REDIS_REPLY_STRING) out[s] = strtoll(r->element[s]->str, NULL, 10);
+    freeReplyObject(r);
+    return 0;
+}
+
+int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, size_t *n) {
+    *keys = NULL;
+    *n = 0;
+    if (pr_redis_ensure(pr)) return PX_EBACKEND;
+    redisReply *r = redisCommand(pr->redis, "ZRANGE presence:deadlines:{%s}:%d 0 -1", pr->group, partition);
+    if (!r) {
+        redis_fail(pr, "deadline index");
+        return PX_EBACKEND;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements) {
+        *keys = calloc(r->elements, sizeof **keys);
+        for (size_t i = 0; *keys && i < r->elements; i++)
+            if (r->element[i]->type == REDIS_REPLY_STRING &&
+                px_key_parse(r->element[i]->str, r->element[i]->len, &(*keys)[*n], NULL, 0) == 0)
+                (*n)++;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int pr_redis_flush(pr_ctx_t *pr) {
+    if (!pr->dirty) return 0;
+    if (pr_redis_ensure(pr)) return PX_EBACKEND;
+    int64_t now = px_now_ms();
+    size_t cmds = 0, writes = 0;
+    char key[PX_KEY_MAX + 1];
+    bool touched[PR_MAX_PARTITIONS] = {false};
+    for (pr_entity_t *e = pr->dirty; e; e = e->next_dirty) {
+        const char *notify = e->notify.len ? e->notify.data : NULL;
+        if (px_store_write_cmd(&pr->cmd, pr->script_sha, &e->st, &pr->fold, &e->wm, now, notify)) {
+            PX_ERROR(PR_COMP, "state too large to write", "entity=%s:%s:%s", e->st.key.tenant,
+                     e->st.key.entity, e->st.key.id);
+            continue;
+        }
+        redisAppendCommandArgv(pr->redis, pr->cmd.argc, pr->cmd.argv, pr->cmd.argvlen);
+        cmds++;
+        writes++;
+        px_key_format(&e->st.key, key, sizeof key);
+        int64_t d = px_fold_next_deadline(&e->st, &pr->fold);
+        if (d != INT64_MAX)
+            redisAppendCommand(pr->redis, "ZADD presence:deadlines:{%s}:%d %lld %s", pr->group, e->partition,
+                               (long long)d, key);
+        else
+            redisAppendCommand(pr->redis, "ZREM presence:deadlines:{%s}:%d %s", pr->group, e->partition, key);
+        cmds++;
+        if (e->partition >= 0 && e->partition < PR_MAX_PARTITIONS) touched[e->partition] = true;
+    }
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        if (!touched[p] && !(pr->parts[p].assigned)) continue;
+        char f[PX_SRC__COUNT][32], v[PX_SRC__COUNT][24];
+        const char *argv[2 + 2 * PX_SRC__COUNT];
+        char hk[PX_CONF_STR_MAX + 32];
+        int argc = 0;
+        snprintf(hk, sizeof hk, "presence:applied:{%s}", pr->group);
+        argv[argc++] = "HSET";
+        argv[argc++] = hk;
+        for (int s = 0; s < PX_SRC__COUNT; s++) {
+            if (pr->parts[p].next[s] < 0) continue;
+            snprintf(f[s], sizeof f[s], "%d:%d", s, p);
+            snprintf(v[s], sizeof v[s], "%" PRId64, pr->parts[p].next[s]);
+            argv[argc++] = f[s];
+            argv[argc++] = v[s];
+        }
+        if (argc == 2) continue;
+        redisAppendCommandArgv(pr->redis, argc, argv, NULL);
+        cmds++;
+    }
+    /* replies come in order: each entity's write, then its deadline-index
+     * command; the applied marks last */
+    bool failed = false;
+    for (size_t i = 0; i < cmds; i++) {
+        bool is_write = i < 2 * writes && i % 2 == 0;
+        redisReply *r = NULL;
+        if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
+            redis_fail(pr, "write");
+            return PX_EBACKEND;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            PX_ERROR(PR_COMP, "redis write refused", "err=\"%s\"", r->str);
+            failed = true;
+        } else if (is_write && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+            px_counter_add(pr->m_skipped, 1); /* stored state was newer: a replay */
+        }
+        freeReplyObject(r);
+    }
+    if (failed) { /* e.g. NOSCRIPT after a Redis restart: reconnect reloads the script */
+        redis_fail(pr, "write");
+        return PX_EBACKEND;
+    }
+    for (pr_entity_t *e = pr->dirty, *n; e; e = n) {
+        n = e->next_dirty;
+        e->dirty = false;
+        e->next_dirty = NULL;
+        px_buf_reset(&e->notify);
+    }
+    pr->dirty = NULL;
+    return 0;
+}

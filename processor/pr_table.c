@@ -1,0 +1,185 @@
+/*
+ * pr_table.c - the processor's entities in memory: a chained hash table
+ * keyed by the entity key, the list of entities changed since the last
+ * Redis write, and a min-heap of deadlines (lazy: an entity may be filed
+ * more than once; stale items are skipped when popped).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pr.h"
+#include "px_log.h"
+
+static uint64_t key_hash(const px_key_t *k) {
+    uint64_t h = 1469598103934665603ULL;
+    const char *parts[3] = {k->tenant, k->entity, k->id};
+    for (int i = 0; i < 3; i++) {
+        for (const char *s = parts[i]; *s; s++) {
+            h ^= (unsigned char)*s;
+            h *= 1099511628211ULL;
+        }
+        h ^= ':';
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+int pr_table_init(pr_ctx_t *pr, size_t buckets) {
+    pr->buckets = calloc(buckets, sizeof *pr->buckets);
+    if (!pr->buckets) return PX_ENOMEM;
+    pr->n_buckets = buckets;
+    return 0;
+}
+
+static void entity_free(pr_entity_t *e) {
+    px_entity_term(&e->st);
+    px_buf_term(&e->notify);
+    free(e);
+}
+
+void pr_table_term(pr_ctx_t *pr) {
+    for (size_t i = 0; i < pr->n_buckets; i++)
+        for (pr_entity_t *e = pr->buckets[i], *n; e; e = n) {
+            n = e->next;
+            entity_free(e);
+        }
+    free(pr->buckets);
+    free(pr->heap);
+    pr->buckets = NULL;
+    pr->heap = NULL;
+    pr->n_buckets = pr->n_entities = pr->heap_n = pr->heap_cap = 0;
+    pr->dirty = NULL;
+}
+
+pr_entity_t *pr_table_find(pr_ctx_t *pr, const px_key_t *key) {
+    for (pr_entity_t *e = pr->buckets[key_hash(key) % pr->n_buckets]; e; e = e->next)
+        if (px_key_equal(&e->st.key, key)) return e;
+    return NULL;
+}
+
+pr_entity_t *pr_table_add(pr_ctx_t *pr, const px_key_t *key, int32_t partition) {
+    pr_entity_t *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    px_entity_init(&e->st, key);
+    px_store_wm_init(&e->wm);
+    px_buf_init(&e->notify, 64 * 1024);
+    e->partition = partition;
+    e->heap_deadline = INT64_MAX;
+    size_t b = key_hash(key) % pr->n_buckets;
+    e->next = pr->buckets[b];
+    pr->buckets[b] = e;
+    pr->n_entities++;
+    px_gauge_set(pr->m_entities, (int64_t)pr->n_entities);
+    return e;
+}
+
+void pr_table_mark_dirty(pr_ctx_t *pr, pr_entity_t *e) {
+    if (e->dirty) return;
+    e->dirty = true;
+    e->next_dirty = pr->dirty;
+    pr->dirty = e;
+}
+
+/* ---- deadline heap ------------------------------------------------------ */
+
+static void heap_swap(pr_heap_item_t *a, pr_heap_item_t *b) {
+    pr_heap_item_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void heap_push(pr_ctx_t *pr, int64_t deadline, pr_entity_t *e) {
+    if (pr->heap_n == pr->heap_cap) {
+        size_t nc = pr->heap_cap ? pr->heap_cap * 2 : 1024;
+        pr_heap_item_t *h = realloc(pr->heap, nc * sizeof *h);
+        if (!h) {
+            PX_ERROR(PR_COMP, "deadline heap full: out of memory", "entities=%zu", pr->n_entities);
+            return;
+        }
+        pr->heap = h;
+        pr->heap_cap = nc;
+    }
+    size_t i = pr->heap_n++;
+    pr->heap[i] = (pr_heap_item_t){deadline, e};
+    while (i > 0 && pr->heap[(i - 1) / 2].deadline > pr->heap[i].deadline) {
+        heap_swap(&pr->heap[(i - 1) / 2], &pr->heap[i]);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_pop(pr_ctx_t *pr) {
+    pr->heap[0] = pr->heap[--pr->heap_n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < pr->heap_n && pr->heap[l].deadline < pr->heap[m].deadline) m = l;
+        if (r < pr->heap_n && pr->heap[r].deadline < pr->heap[m].deadline) m = r;
+        if (m == i) break;
+        heap_swap(&pr->heap[m], &pr->heap[i]);
+        i = m;
+    }
+}
+
+/* File e only when its deadline moved earlier than the one it is filed
+ * under: heartbeats move deadlines later, so the heap holds about one item
+ * per entity instead of one per record. A pop re-checks the entity with
+ * px_fold_due and files it again at its real deadline. */
+void pr_heap_update(pr_ctx_t *pr, pr_entity_t *e) {
+    int64_t d = px_fold_next_deadline(&e->st, &pr->fold);
+    if (d >= e->heap_deadline) return;
+    e->heap_deadline = d;
+    heap_push(pr, d, e);
+}
+
+size_t pr_heap_due(pr_ctx_t *pr, int64_t now_ms, pr_entity_t **out, size_t n) {
+    size_t k = 0;
+    while (pr->heap_n && k < n && pr->heap[0].deadline <= now_ms) {
+        pr_heap_item_t it = pr->heap[0];
+        heap_pop(pr);
+        if (it.ent->heap_deadline != it.deadline) continue; /* superseded by an earlier item */
+        it.ent->heap_deadline = INT64_MAX;
+        out[k++] = it.ent;
+    }
+    return k;
+}
+
+int64_t pr_heap_next(const pr_ctx_t *pr) { return pr->heap_n ? pr->heap[0].deadline : INT64_MAX; }
+
+void pr_table_drop_partition(pr_ctx_t *pr, int32_t partition) {
+    /* heap items of dropped entities must go first: rebuild the heap */
+    size_t w = 0;
+    for (size_t i = 0; i < pr->heap_n; i++)
+        if (pr->heap[i].ent->partition != partition) pr->heap[w++] = pr->heap[i];
+    pr->heap_n = w;
+    for (size_t i = pr->heap_n / 2; i-- > 0;) { /* heapify */
+        size_t j = i;
+        for (;;) {
+            size_t l = 2 * j + 1, r = l + 1, m = j;
+            if (l < pr->heap_n && pr->heap[l].deadline < pr->heap[m].deadline) m = l;
+            if (r < pr->heap_n && pr->heap[r].deadline < pr->heap[m].deadline) m = r;
+            if (m == j) break;
+            heap_swap(&pr->heap[m], &pr->heap[j]);
+            j = m;
+        }
+    }
+    for (pr_entity_t **pp = &pr->dirty; *pp;) {
+        if ((*pp)->partition == partition) {
+            (*pp)->dirty = false;
+            *pp = (*pp)->next_dirty;
+        } else {
+            pp = &(*pp)->next_dirty;
+        }
+    }
+    for (size_t b = 0; b < pr->n_buckets; b++)
+        for (pr_entity_t **pp = &pr->buckets[b]; *pp;) {
+            pr_entity_t *e = *pp;
+            if (e->partition == partition) {
+                *pp = e->next;
+                entity_free(e);
+                pr->n_entities--;
+            } else {
+                pp = &e->next;
+            }
+        }
+    px_gauge_set(pr->m_entities, (int64_t)pr->n_entities);
+}
