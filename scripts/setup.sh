@@ -30,7 +30,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libhiredis-dev libavro-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
   libjansson-dev libjwt-dev libcmocka-dev
-  python3-avro python3-websockets python3-yaml
+  python3-avro python3-websockets python3-yaml python3-confluent-kafka
   kcat redis-server redis-tools valgrind curl
   openjdk-17-jdk-headless maven
 )

@@ -103,18 +103,25 @@ class Stack:
         self.proc_port = free_port()
         self.group = unique("it-")
         self.daemons = []
+        # Topics of this test only: processors of other tests never see
+        # its records, nor it theirs.
+        self.prefix = unique("t") + "."
+        subprocess.run(["bash", os.path.join(os.environ["PX_SOURCE_DIR"], "scripts", "stack.sh"), "topics",
+                        "--state", os.environ["PX_STACK_DIR"], "--prefix", self.prefix, "--partitions", "3"],
+                       check=True, stdout=subprocess.DEVNULL)
 
     def common(self):
-        prefix = self.env.get("PRESENCE_TOPIC_PREFIX", "")
+        prefix = self.prefix
         return ["--set", f"kafka.bootstrap.servers={self.env['KAFKA_BOOTSTRAP']}",
                 "--set", f"redis.host={self.env.get('REDIS_HOST', '127.0.0.1')}",
                 "--set", f"redis.port={self.env['REDIS_PORT']}",
                 "--set", f"topic.prefix={prefix}"]
 
-    def start_processor(self):
-        d = Daemon("processor", [os.path.join(self.build, "processor", "presence-processor")]
+    def start_processor(self, *extra, name="processor", instance="p1"):
+        d = Daemon(name, [os.path.join(self.build, "processor", "presence-processor")]
                    + self.common() + ["--set", f"kafka.group.id={self.group}",
-                                      "--set", f"http.port={self.proc_port}"], self.logdir)
+                                      "--set", f"processor.instance={instance}",
+                                      "--set", f"http.port={self.proc_port}"] + list(extra), self.logdir)
         self.daemons.append(d)
         return d
 
@@ -148,6 +155,41 @@ class Stack:
                 last = e
             time.sleep(0.2)
         raise AssertionError(f"gateway not ready after {timeout}s: {last}")
+
+    def topic(self, name):
+        return self.prefix + name
+
+    def producer(self):
+        from confluent_kafka import Producer
+        return Producer({"bootstrap.servers": self.env["KAFKA_BOOTSTRAP"],
+                         "partitioner": "murmur2_random", "enable.idempotence": True})
+
+    def changes(self, tenant, timeout=30.0, until=None):
+        """Committed change events of one tenant, in order, read from the
+        beginning of presence.changes (read_committed). Reads until `until`
+        (a predicate over the list so far) holds, or the timeout."""
+        from confluent_kafka import Consumer
+        import pxavro
+        codec = pxavro.Codec()
+        c = Consumer({"bootstrap.servers": self.env["KAFKA_BOOTSTRAP"], "group.id": unique("rd-"),
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                      "isolation.level": "read_committed"})
+        c.subscribe([self.topic("presence.changes")])
+        out, deadline = [], time.time() + timeout
+        try:
+            while time.time() < deadline:
+                m = c.poll(0.2)
+                if m is None or m.error():
+                    if until and until(out):
+                        break
+                    continue
+                if m.key().decode().startswith(tenant + ":"):
+                    out.append(codec.decode(m.value())[1])
+                if until and until(out):
+                    break
+        finally:
+            c.close()
+        return out
 
     def ws_url(self, tok):
         return f"ws://127.0.0.1:{self.http_port}/ws/presence?access_token={tok}"

@@ -85,7 +85,7 @@ async def test(stack):
     assert (status, body) == (200, "ok\n"), (status, body)
     status, body = stack.http("/metrics", stack.proc_port)
     applied = [l for l in body.splitlines()
-               if l.startswith('presence_processor_records_total{outcome="applied"}')]
+               if l.startswith('presence_processor_records_total{topic="heartbeats"}')]
     assert status == 200 and applied and int(applied[0].split()[-1]) >= 4, body
 
     # A bad message gets an ERROR and the connection keeps working.
