@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "pr.h"
+#include "px_lcjson.h"
 #include "px_log.h"
 #include "px_proto.h"
 #include "px_time.h"
@@ -277,7 +278,13 @@ static void batch_rewind(batch_t *b) {
 
 static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, px_src_topic_t src, px_event_t *ev, char *err,
                   size_t n) {
-    if (px_avro_decode(pr->avro, m->payload, m->len, ev, err, n)) return PX_EINVAL;
+    const char *v = m->payload;
+    bool lifecycle = src == PX_SRC_MUTATING || src == PX_SRC_MUTATED;
+    if (lifecycle && m->len && v[0] == '{') { /* the JSON form (px_lcjson.h) */
+        if (px_lcjson_decode(v, m->len, rd_kafka_message_timestamp(m, NULL), ev, err, n)) return PX_EINVAL;
+    } else if (px_avro_decode(pr->avro, m->payload, m->len, ev, err, n)) {
+        return PX_EINVAL;
+    }
     static const px_kind_t want[PX_SRC__COUNT] = {PX_KIND_PRESENCE, PX_KIND_LOCK, PX_KIND_LIFECYCLE,
                                                   PX_KIND_LIFECYCLE};
     if (ev->kind != want[src]) return px_errf(PX_EINVAL, err, n, "a %s record on this topic", px_kind_name(ev->kind));

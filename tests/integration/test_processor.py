@@ -64,6 +64,13 @@ async def test(stack):
          write_id="w1", busy_by="erp-sync")
     send("core.entities.lifecycle.mutated", "lifecycle", type="MUTATED", entity="order", id="V2",
          write_id="w1", version=5)
+    # --- lifecycle as JSON (no ts: the record's timestamp is used) -------------
+    prod.produce(stack.topic("core.entities.lifecycle.mutating"), key=f"{tenant}:order:J1",
+                 value=json.dumps({"type": "MUTATING", "tenant": tenant, "entity": "order", "id": "J1",
+                                   "busyBy": "erp", "write_id": "j1"}).encode())
+    prod.produce(stack.topic("core.entities.lifecycle.mutated"), key=f"{tenant}:order:J1",
+                 value=json.dumps({"type": "MUTATED", "tenant": tenant, "entity": "order", "id": "J1",
+                                   "write_id": "j1", "version": 3}).encode())
     # --- poison, then a good record ----------------------------------------
     prod.produce(stack.topic("presence.heartbeats"), key=f"{tenant}:order:P1", value=b"\x00not avro")
     send("presence.heartbeats", "presence", type="SUB", tab_id="tp", user_id="carol", user_name="Carol",
@@ -74,7 +81,7 @@ async def test(stack):
         return [c for c in changes if c.get("request_id") == rid]
 
     changes = stack.changes(tenant, until=lambda cs: len(by_req(cs, "r5")) >= 1 and any(
-        c["id"] == "P1" for c in cs) and sum(c["type"] == "VERSION_BUMPED" for c in cs) >= 2)
+        c["id"] == "P1" for c in cs) and sum(c["type"] == "VERSION_BUMPED" for c in cs) >= 3)
     r = {rid: by_req(changes, rid) for rid in ("r1", "r2", "r3", "r4", "r5")}
     assert [c["type"] for c in r["r1"]] == ["LOCK_GRANTED"], r["r1"]
     assert [c["type"] for c in r["r2"]] == ["LOCK_DENIED"], r["r2"]
@@ -87,10 +94,10 @@ async def test(stack):
     assert lock["user"] == "bob" and lock["token"] == r["r5"][0]["token"], lock
 
     # lifecycle: both orders end in the same state
-    for eid in ("V1", "V2"):
+    for eid, version in (("V1", "5"), ("V2", "5"), ("J1", "3")):
         meta = redis(stack, "HGETALL", f"presence:{{{tenant}:order:{eid}}}:meta").split("\n")
         meta = dict(zip(meta[0::2], meta[1::2]))
-        assert meta.get("version") == "5" and meta.get("stale") == "0", (eid, meta)
+        assert meta.get("version") == version and meta.get("stale") == "0", (eid, meta)
     for eid in ("V1", "V2"):
         types = sorted(c["type"] for c in changes if c["id"] == eid)
         assert types == ["STALE_CLEARED", "STALE_SET", "VERSION_BUMPED"], (eid, types)
