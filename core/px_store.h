@@ -39,6 +39,10 @@ void px_store_wm_init(px_store_wm_t *wm); /* all -1 */
 /* True if every component of a is >= the same component of b. */
 bool px_store_wm_dominates(const px_store_wm_t *a, const px_store_wm_t *b);
 
+/* Largest state blob px_store_decode reads (the worst case at the caps,
+ * every string at its bound and fully escaped, is about 2 MiB). */
+#define PX_STORE_BLOB_MAX (8u << 20)
+
 /* The state blob: every part of the folded state (not the expire-requested
  * bookkeeping) and the watermarks, as canonical JSON. encode appends to out
  * (0 or PX_ENOMEM, out unchanged on error). decode fills e (initialised for
