@@ -517,6 +517,18 @@ static void test_empty(void **state) {
     redisReply *r = cmd("HGET %s wm", sk);
     assert_string_equal(r->str, "1,-1,-1,-1");
     freeReplyObject(r);
+
+    /* a stored watermark of another shape is an error, never an overwrite */
+    freeReplyObject(cmd("HSET %s wm 1,2", sk));
+    assert_int_equal(px_store_write_cmd(&c, sha, &e, &C, &wm, now, NULL), 0);
+    r = redisCommandArgv(rc_cmd, c.argc, c.argv, c.argvlen);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_memory_equal(r->str, "PXWM", 4);
+    freeReplyObject(r);
+    r = cmd("HGET %s wm", sk);
+    assert_string_equal(r->str, "1,2");
+    freeReplyObject(r);
     px_store_cmd_term(&c);
     px_entity_term(&e);
 }
