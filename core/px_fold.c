@@ -23,9 +23,9 @@ px_fold_conf_t px_fold_conf_default(void) {
         .presence_ttl_ms = 60000,
         .lock_ttl_ms = 120000,
         .stale_ttl_ms = 300000,
-        .max_tabs = 256,
-        .max_locks = 64,
-        .max_open_writes = 32,
+        .max_tabs = PX_FOLD_TABS_MAX,
+        .max_locks = PX_FOLD_LOCKS_MAX,
+        .max_open_writes = PX_FOLD_WRITES_MAX,
     };
     return c;
 }
@@ -630,6 +630,14 @@ int64_t px_fold_lock_deadline(const px_entity_t *e, const px_fold_conf_t *c, con
     return px_fold_add(base, c->lock_ttl_ms);
 }
 
+int64_t px_fold_tab_deadline(const px_fold_conf_t *c, const px_fold_tab_t *t) {
+    return px_fold_add(t->last_seen_ms, c->presence_ttl_ms);
+}
+
+int64_t px_fold_write_deadline(const px_fold_conf_t *c, const px_fold_write_t *w) {
+    return px_fold_add(w->ts_ms, c->stale_ttl_ms);
+}
+
 /* When a lock is due and the deadline its EXPIRE enforces. With the holder
  * tab present: its deadline. Without it, once the presence part has seen
  * records up to the lock's refresh time (the tab left, timed out or never
@@ -662,7 +670,7 @@ size_t px_fold_due(px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, px_f
     px_event_t x;
     for (size_t i = 0; i < e->n_tabs; i++) {
         px_fold_tab_t *t = &e->tabs[i];
-        int64_t d = px_fold_add(t->last_seen_ms, c->presence_ttl_ms);
+        int64_t d = px_fold_tab_deadline(c, t);
         if (t->expire_requested || d > now_ms) continue;
         t->expire_requested = true;
         if (!emit_expire) continue;
@@ -690,7 +698,7 @@ size_t px_fold_due(px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, px_f
     }
     for (size_t i = 0; i < e->n_writes; i++) {
         px_fold_write_t *w = &e->writes[i];
-        int64_t d = px_fold_add(w->ts_ms, c->stale_ttl_ms);
+        int64_t d = px_fold_write_deadline(c, w);
         if (w->expire_requested || d > now_ms) continue;
         w->expire_requested = true;
         if (!emit_expire) continue;
@@ -707,7 +715,7 @@ int64_t px_fold_next_deadline(const px_entity_t *e, const px_fold_conf_t *c) {
     int64_t next = INT64_MAX;
     for (size_t i = 0; i < e->n_tabs; i++)
         if (!e->tabs[i].expire_requested) {
-            int64_t d = px_fold_add(e->tabs[i].last_seen_ms, c->presence_ttl_ms);
+            int64_t d = px_fold_tab_deadline(c, &e->tabs[i]);
             if (d < next) next = d;
         }
     for (size_t i = 0; i < e->n_locks; i++) {
@@ -718,7 +726,7 @@ int64_t px_fold_next_deadline(const px_entity_t *e, const px_fold_conf_t *c) {
     }
     for (size_t i = 0; i < e->n_writes; i++)
         if (!e->writes[i].expire_requested) {
-            int64_t d = px_fold_add(e->writes[i].ts_ms, c->stale_ttl_ms);
+            int64_t d = px_fold_write_deadline(c, &e->writes[i]);
             if (d < next) next = d;
         }
     return next;

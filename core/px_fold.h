@@ -33,15 +33,20 @@
 
 #define PX_FOLD_DONE_MAX 64 /* completed write ids remembered (ring of hashes) */
 #define PX_FOLD_GONE_MAX 64 /* writes closed by MUTATED still awaiting a possible EXPIRE */
+/* The largest caps a configuration may set (px_fold_conf_t); also the
+ * defaults. px_store_decode refuses stored states above them. */
+#define PX_FOLD_TABS_MAX 256
+#define PX_FOLD_LOCKS_MAX 64
+#define PX_FOLD_WRITES_MAX 32
 
 /* Semantics settings; validated by the caller's config layer. */
 typedef struct px_fold_conf {
     int64_t presence_ttl_ms; /* a tab lives until last_seen + this (60000) */
     int64_t lock_ttl_ms;     /* a lock lives until max(refreshed, holder last_seen) + this (120000) */
     int64_t stale_ttl_ms;    /* an open write counts until its ts + this (300000) */
-    uint32_t max_tabs;       /* tabs per entity (256) */
-    uint32_t max_locks;      /* locks per entity (64) */
-    uint32_t max_open_writes; /* open writes per entity (32) */
+    uint32_t max_tabs;       /* tabs per entity (256, at most PX_FOLD_TABS_MAX) */
+    uint32_t max_locks;      /* locks per entity (64, at most PX_FOLD_LOCKS_MAX) */
+    uint32_t max_open_writes; /* open writes per entity (32, at most PX_FOLD_WRITES_MAX) */
 } px_fold_conf_t;
 
 /* The defaults above. */
@@ -175,6 +180,12 @@ int64_t px_fold_next_deadline(const px_entity_t *e, const px_fold_conf_t *c);
  * last_seen) + lock_ttl when the holder tab is present (same tab id and
  * user), else refreshed + lock_ttl. */
 int64_t px_fold_lock_deadline(const px_entity_t *e, const px_fold_conf_t *c, const px_fold_lock_t *l);
+
+/* A tab's deadline: last_seen + presence_ttl, saturating. The view, the
+ * EXPIRE records and the Redis keys all use this one formula. */
+int64_t px_fold_tab_deadline(const px_fold_conf_t *c, const px_fold_tab_t *t);
+/* An open write's deadline: ts + stale_ttl, saturating. */
+int64_t px_fold_write_deadline(const px_fold_conf_t *c, const px_fold_write_t *w);
 
 /* Fill out with the view of e at now_ms: viewers aggregated per user over
  * tabs live at now (last_seen + ttl > now), sorted by user_id; locks with

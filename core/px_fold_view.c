@@ -22,7 +22,7 @@ bool px_fold_stale(const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms
     const px_fold_write_t *latest = NULL;
     for (size_t i = 0; i < e->n_writes; i++) {
         const px_fold_write_t *w = &e->writes[i];
-        int64_t d = w->ts_ms > INT64_MAX - c->stale_ttl_ms ? INT64_MAX : w->ts_ms + c->stale_ttl_ms;
+        int64_t d = px_fold_write_deadline(c, w);
         if (d <= now_ms) continue;
         if (!latest || w->ts_ms >= latest->ts_ms) latest = w; /* ties: the later MUTATING */
     }
@@ -35,8 +35,7 @@ int px_fold_view(const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, 
     size_t nv = 0, nl = 0;
     for (size_t i = 0; i < e->n_tabs; i++) {
         const px_fold_tab_t *t = &e->tabs[i];
-        int64_t d = t->last_seen_ms > INT64_MAX - c->presence_ttl_ms ? INT64_MAX
-                                                                     : t->last_seen_ms + c->presence_ttl_ms;
+        int64_t d = px_fold_tab_deadline(c, t);
         if (d <= now_ms) continue;
         px_viewer_t *v = NULL;
         for (size_t j = 0; j < nv; j++)

@@ -39,12 +39,19 @@ void px_store_wm_init(px_store_wm_t *wm); /* all -1 */
 /* True if every component of a is >= the same component of b. */
 bool px_store_wm_dominates(const px_store_wm_t *a, const px_store_wm_t *b);
 
+/* Largest state blob px_store_decode reads (the worst case at the caps,
+ * every string at its bound and fully escaped, is about 2 MiB). */
+#define PX_STORE_BLOB_MAX (8u << 20)
+
 /* The state blob: every part of the folded state (not the expire-requested
  * bookkeeping) and the watermarks, as canonical JSON. encode appends to out
  * (0 or PX_ENOMEM, out unchanged on error). decode fills e (initialised for
  * the entity's key; its previous contents are replaced) and wm, refusing
  * malformed, oversized or out-of-bounds input with PX_EINVAL and a reason;
- * on error e is left empty. decode(encode(x)) equals x (px_entity_equal). */
+ * on error e is left empty. decode(encode(x)) equals x (px_entity_equal).
+ * A blob of another key than e's is refused; an e initialised with a NULL
+ * key takes the blob's. Equal states encode to equal bytes. PX_ENOMEM when
+ * allocating the arrays fails. */
 int px_store_encode(const px_entity_t *e, const px_store_wm_t *wm, px_buf_t *out);
 int px_store_decode(const char *buf, size_t len, px_entity_t *e, px_store_wm_t *wm, char *errstr,
                     size_t errstr_size);
@@ -73,9 +80,11 @@ void px_store_cmd_term(px_store_cmd_t *cmd);
  * writes e's state and view with watermarks wm, as seen at now_ms (view
  * deadlines come from the fold: px_fold_view / px_fold_lock_deadline), and
  * publishes `notify` (may be NULL: nothing published) on the entity's
- * channel if it wrote. Keys get PEXPIREAT of the latest live deadline; the
- * state key is kept while the entity has a version or anything live.
- * 0, or PX_ENOMEM. */
+ * channel if it wrote. View keys get PEXPIREAT of the latest deadline of
+ * their live items (absent when none); meta and state persist once the
+ * entity has a version, else the state is kept while anything is live and
+ * at least max(ttls) past now_ms. Argument layout: docs/redis-keys.md.
+ * Reuses cmd->buf (no allocation once grown). 0, or PX_ENOMEM. */
 int px_store_write_cmd(px_store_cmd_t *cmd, const char *script_sha, const px_entity_t *e,
                        const px_fold_conf_t *c, const px_store_wm_t *wm, int64_t now_ms,
                        const char *notify);

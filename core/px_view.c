@@ -95,6 +95,46 @@ done:
     return rc;
 }
 
+int px_view_lock_encode(const px_view_lock_t *l, px_buf_t *out) {
+    size_t mark = out->len;
+    int rc = px_buf_puts(out, "{\"user\":");
+    if (!rc) rc = px_proto_write_string(out, l->user_id);
+    if (!rc) rc = px_buf_puts(out, ",\"name\":");
+    if (!rc) rc = px_proto_write_string(out, l->user_name);
+    if (!rc) rc = px_buf_puts(out, ",\"tab\":");
+    if (!rc) rc = px_proto_write_string(out, l->tab_id);
+    if (!rc) rc = px_buf_printf(out, ",\"token\":%lld,\"deadline\":%lld}", (long long)l->token,
+                                (long long)l->deadline_ms);
+    if (rc) {
+        out->len = mark;
+        if (out->data) out->data[mark] = '\0';
+    }
+    return rc;
+}
+
+/* A required integer member >= 0. */
+static int get_nonneg(json_t *o, const char *k, int64_t *dst) {
+    json_t *v = json_object_get(o, k);
+    if (!v || !json_is_integer(v) || json_integer_value(v) < 0) return PX_EINVAL;
+    *dst = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+int px_view_lock_decode(const char *json, size_t len, px_view_lock_t *out) {
+    json_error_t jerr;
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = PX_EINVAL;
+    if (!o || !json_is_object(o)) goto done;
+    if (get_str(o, "user", out->user_id, sizeof out->user_id, 1) || !out->user_id[0]) goto done;
+    if (get_str(o, "name", out->user_name, sizeof out->user_name, 1)) goto done;
+    if (get_str(o, "tab", out->tab_id, sizeof out->tab_id, 1)) goto done;
+    if (get_nonneg(o, "token", &out->token) || get_nonneg(o, "deadline", &out->deadline_ms)) goto done;
+    rc = 0;
+done:
+    json_decref(o);
+    return rc;
+}
+
 size_t px_view_aggregate(const px_view_tab_t *tabs, size_t n, px_viewer_t *viewers) {
     size_t nv = 0;
     for (size_t i = 0; i < n; i++) {

@@ -36,6 +36,7 @@
 
 #define GW_COMP "gateway"
 #define GW_MAX_TABS 512 /* most live tabs one PRESENCE reports */
+#define GW_MAX_LOCKS 64 /* most live locks one PRESENCE reports (the fold's cap) */
 
 typedef struct gw_config {
     char http_host[PX_CONF_STR_MAX];
@@ -129,6 +130,8 @@ typedef struct gw_ctx {
     redisAsyncContext *rcmd, *rsub;
     struct px_view_tab *tabs;  /* GW_MAX_TABS scratch for building a PRESENCE */
     px_viewer_t *viewers;
+    struct px_view_lock *locks; /* GW_MAX_LOCKS scratch, decoded from the locks hash */
+    px_lock_view_t *lock_views;
     bool rcmd_up, rsub_up;
     uv_timer_t redis_retry;
 

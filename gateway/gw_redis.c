@@ -1,8 +1,9 @@
 /*
  * gw_redis.c - the gateway's two Redis connections on the libuv loop.
  *
- * `rcmd` runs reads (one Lua script per entity read, so the tabs ZSET and
- * the tab HASH are read at one point in time); `rsub` carries SUBSCRIBE for
+ * `rcmd` runs reads (one Lua script per entity read, so the tabs ZSET, the
+ * tab and locks HASHes and the meta HASH are read at one point in time);
+ * `rsub` carries SUBSCRIBE for
  * the channels of the entities local connections watch. On a lost
  * connection both are dropped and re-dialled every second; on reconnect
  * every watched channel is subscribed again and every entity re-read, so a
@@ -20,17 +21,22 @@
 #include "px_view.h"
 
 
-/* Live tabs of one entity: [tab_id, deadline, value, ...] with deadline >
- * now. KEYS: tabs zset, tab hash. ARGV: now_ms, limit. */
+/* One entity's view, read at one point in time: {tabs, locks, meta} with
+ * tabs = [tab_id, deadline, value, ...] of the tabs with deadline > now,
+ * locks = [field, value, ...] (all of them: the deadline is inside the JSON,
+ * so push_presence filters), meta = [stale, busyBy, stale_until, version]
+ * (nil when absent). KEYS: tabs zset, tab hash, locks hash, meta hash.
+ * ARGV: now_ms, limit. docs/redis-keys.md describes the keys. */
 static const char READ_SCRIPT[] =
     "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', "
     "'LIMIT', 0, tonumber(ARGV[2]))\n"
-    "local out = {}\n"
+    "local tabs = {}\n"
     "for i = 1, #ids, 2 do\n"
     "  local v = redis.call('HGET', KEYS[2], ids[i])\n"
-    "  if v then out[#out+1] = ids[i]; out[#out+1] = ids[i+1]; out[#out+1] = v end\n"
+    "  if v then tabs[#tabs+1] = ids[i]; tabs[#tabs+1] = ids[i+1]; tabs[#tabs+1] = v end\n"
     "end\n"
-    "return out\n";
+    "return {tabs, redis.call('HGETALL', KEYS[3]), "
+    "redis.call('HMGET', KEYS[4], 'stale', 'busyBy', 'stale_until', 'version')}\n";
 
 static void redis_connect(gw_ctx_t *gw);
 
@@ -116,7 +122,9 @@ static void redis_connect(gw_ctx_t *gw) {
 int gw_redis_start(gw_ctx_t *gw) {
     gw->tabs = calloc(GW_MAX_TABS, sizeof *gw->tabs);
     gw->viewers = calloc(GW_MAX_TABS, sizeof *gw->viewers);
-    if (!gw->tabs || !gw->viewers) return PX_ENOMEM;
+    gw->locks = calloc(GW_MAX_LOCKS, sizeof *gw->locks);
+    gw->lock_views = calloc(GW_MAX_LOCKS, sizeof *gw->lock_views);
+    if (!gw->tabs || !gw->viewers || !gw->locks || !gw->lock_views) return PX_ENOMEM;
     uv_timer_init(gw->loop, &gw->redis_retry);
     gw->redis_retry.data = gw;
     redis_connect(gw);
@@ -134,8 +142,12 @@ void gw_redis_stop(gw_ctx_t *gw) {
 void gw_redis_term(gw_ctx_t *gw) {
     free(gw->tabs);
     free(gw->viewers);
+    free(gw->locks);
+    free(gw->lock_views);
     gw->tabs = NULL;
     gw->viewers = NULL;
+    gw->locks = NULL;
+    gw->lock_views = NULL;
 }
 
 /* A message on a watched channel: the processor changed the entity. */
@@ -167,9 +179,61 @@ typedef struct read_req {
     char keystr[PX_KEY_MAX + 1];
 } read_req_t;
 
-static void push_presence(gw_ctx_t *gw, gw_entity_t *e, redisReply *r) {
+static int lock_cmp(const void *a, const void *b) {
+    return strcmp(((const px_view_lock_t *)a)->field, ((const px_view_lock_t *)b)->field);
+}
+
+/* A meta value as an integer >= 0, or -1 when absent or malformed. */
+static int64_t meta_int(const redisReply *v) {
+    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len > 19) return -1;
+    int64_t x = 0;
+    for (size_t i = 0; i < v->len; i++) {
+        int d = v->str[i] - '0';
+        if (d < 0 || d > 9 || x > (INT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+    }
+    return x;
+}
+
+/* The live locks of a [field, value, ...] reply into gw->lock_views,
+ * sorted by field (as the fold's view). Malformed values are counted and
+ * skipped. Returns how many. */
+static size_t read_locks(gw_ctx_t *gw, const redisReply *r, int64_t now) {
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < r->elements && n < GW_MAX_LOCKS; i += 2) {
+        const redisReply *f = r->element[i], *val = r->element[i + 1];
+        px_view_lock_t *l = &gw->locks[n];
+        if (f->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING || f->len == 0 ||
+            f->len > PX_ID_MAX || memchr(f->str, '\0', f->len) || px_view_lock_decode(val->str, val->len, l)) {
+            px_counter_add(gw->m_redis_err, 1);
+            continue;
+        }
+        if (l->deadline_ms <= now) continue; /* expired, not yet removed */
+        memcpy(l->field, f->str, f->len);
+        l->field[f->len] = '\0';
+        n++;
+    }
+    if (n > 1) qsort(gw->locks, n, sizeof *gw->locks, lock_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const px_view_lock_t *l = &gw->locks[i];
+        gw->lock_views[i] = (px_lock_view_t){.field = l->field, .user_id = l->user_id, .name = l->user_name,
+                                             .tab_id = l->tab_id, .token = l->token,
+                                             .expires_at_ms = l->deadline_ms};
+    }
+    return n;
+}
+
+static void push_presence(gw_ctx_t *gw, gw_entity_t *e, redisReply *reply) {
     px_view_tab_t *tabs = gw->tabs;
     px_viewer_t *viewers = gw->viewers;
+    if (reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_ARRAY ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[2]->type != REDIS_REPLY_ARRAY ||
+        reply->element[2]->elements != 4) {
+        px_counter_add(gw->m_redis_err, 1);
+        PX_WARN(GW_COMP, "redis read: unexpected reply shape", "key=%s", e->keystr);
+        return;
+    }
+    const redisReply *r = reply->element[0], *meta = reply->element[2];
     size_t n = 0;
     for (size_t i = 0; i + 2 < r->elements && n < GW_MAX_TABS; i += 3) {
         redisReply *id = r->element[i], *val = r->element[i + 2];
@@ -184,11 +248,25 @@ static void push_presence(gw_ctx_t *gw, gw_entity_t *e, redisReply *r) {
         n++;
     }
     size_t nv = px_view_aggregate(tabs, n, viewers);
-    px_presence_view_t v = {.key = &e->key, .viewers = viewers, .n_viewers = nv};
+    int64_t now = px_now_ms();
+    size_t nl = read_locks(gw, reply->element[1], now);
+    /* stale only while stale_until is ahead: a crashed processor's flag ends by itself */
+    const redisReply *st = meta->element[0], *by = meta->element[1];
+    bool stale = st->type == REDIS_REPLY_STRING && st->len == 1 && st->str[0] == '1' &&
+                 meta_int(meta->element[2]) > now;
+    int64_t version = meta_int(meta->element[3]);
+    px_presence_view_t v = {.key = &e->key,
+                            .viewers = viewers,
+                            .n_viewers = nv,
+                            .locks = gw->lock_views,
+                            .n_locks = nl,
+                            .stale = stale,
+                            .busy_by = stale && by->type == REDIS_REPLY_STRING ? by->str : NULL,
+                            .version = version > 0 ? version : 0};
     px_buf_reset(&gw->scratch);
     if (px_proto_write_presence(&gw->scratch, &v)) {
         px_counter_add(gw->m_errors, 1);
-        PX_WARN(GW_COMP, "presence too large", "key=%s viewers=%zu", e->keystr, nv);
+        PX_WARN(GW_COMP, "presence too large", "key=%s viewers=%zu locks=%zu", e->keystr, nv, nl);
         return;
     }
     for (gw_sub_t *s = e->subs, *next; s; s = next) {
@@ -228,13 +306,16 @@ void gw_redis_refresh(gw_ctx_t *gw, gw_entity_t *e) {
     read_req_t *req = malloc(sizeof *req);
     if (!req) return;
     memcpy(req->keystr, e->keystr, sizeof req->keystr);
-    char ktabs[PX_KEY_MAX + 64], ktab[PX_KEY_MAX + 64], now[24], lim[16];
+    char ktabs[PX_KEY_MAX + 64], ktab[PX_KEY_MAX + 64], klocks[PX_KEY_MAX + 64], kmeta[PX_KEY_MAX + 64];
+    char now[24], lim[16];
     px_view_key(&e->key, "tabs", ktabs, sizeof ktabs);
     px_view_key(&e->key, "tab", ktab, sizeof ktab);
+    px_view_key(&e->key, "locks", klocks, sizeof klocks);
+    px_view_key(&e->key, "meta", kmeta, sizeof kmeta);
     snprintf(now, sizeof now, "%lld", (long long)px_now_ms());
     snprintf(lim, sizeof lim, "%d", GW_MAX_TABS);
-    const char *argv[] = {"EVAL", READ_SCRIPT, "2", ktabs, ktab, now, lim};
-    if (redisAsyncCommandArgv(gw->rcmd, on_read, req, 7, argv, NULL) != REDIS_OK) {
+    const char *argv[] = {"EVAL", READ_SCRIPT, "4", ktabs, ktab, klocks, kmeta, now, lim};
+    if (redisAsyncCommandArgv(gw->rcmd, on_read, req, sizeof argv / sizeof argv[0], argv, NULL) != REDIS_OK) {
         free(req);
         px_counter_add(gw->m_redis_err, 1);
         return;

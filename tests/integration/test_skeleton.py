@@ -6,6 +6,7 @@ both; when one disconnects without UNSUB, the other must see them leave.
 Also checks the Redis view directly and that both daemons stop cleanly."""
 import json
 import subprocess
+import time
 
 import websockets
 
@@ -96,6 +97,26 @@ async def test(stack):
     await pxtest.recv_until(
         alice, lambda m: m.get("type") == "PRESENCE" and m["viewers"][0]["status"] == "away",
         what="PRESENCE with alice away")
+
+    # Locks and the lifecycle flag come from the locks and meta hashes
+    # (docs/redis-keys.md); the gateway shows live ones only.
+    now = int(time.time() * 1000)
+    base = f"presence:{{{tenant}:order:{order}}}"
+
+    def rcli(*args):
+        subprocess.run(["redis-cli", "-p", env["REDIS_PORT"], *args], capture_output=True, text=True, check=True)
+
+    rcli("HSET", base + ":locks",
+         "title", json.dumps({"user": "alice", "name": "Alice", "tab": alice_tab, "token": 42, "deadline": now + 60000}),
+         "old", json.dumps({"user": "bob", "name": "Bob", "tab": "x", "token": 7, "deadline": now - 1000}))
+    rcli("HSET", base + ":meta", "stale", "1", "busyBy", "import job", "stale_until", str(now + 60000), "version", "5")
+    rcli("PUBLISH", f"presence:updates:{{{tenant}:order:{order}}}", "{}")
+    m = await pxtest.recv_until(alice, lambda m: m.get("type") == "PRESENCE" and m.get("locks"),
+                                what="PRESENCE with a lock")
+    assert [l["field"] for l in m["locks"]] == ["title"], m
+    lock = m["locks"][0]
+    assert (lock["user"], lock["user_name"], lock["tab_id"], lock["token"]) == ("alice", "Alice", alice_tab, 42), m
+    assert m["stale"] is True and m["busyBy"] == "import job" and m["version"] == 5, m
     await alice.close()
 
     # No token: refused with an ERROR UNAUTHORIZED and close code 4401.
