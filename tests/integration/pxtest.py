@@ -156,6 +156,11 @@ class Stack:
             time.sleep(0.2)
         raise AssertionError(f"gateway not ready after {timeout}s: {last}")
 
+    def verify(self, *extra):
+        """presencectl verify over this test's topics; the CompletedProcess."""
+        return subprocess.run([os.path.join(self.build, "tools", "presencectl"), "verify"] + self.common()
+                              + list(extra), capture_output=True, text=True, timeout=120)
+
     def topic(self, name):
         return self.prefix + name
 

@@ -80,8 +80,12 @@ async def test(stack):
     def by_req(changes, rid):
         return [c for c in changes if c.get("request_id") == rid]
 
+    def count(cs, t):
+        return sum(c["type"] == t for c in cs)
+
     changes = stack.changes(tenant, until=lambda cs: len(by_req(cs, "r5")) >= 1 and any(
-        c["id"] == "P1" for c in cs) and sum(c["type"] == "VERSION_BUMPED" for c in cs) >= 3)
+        c["id"] == "P1" for c in cs) and count(cs, "VERSION_BUMPED") >= 3 and count(cs, "STALE_SET") >= 3
+        and count(cs, "STALE_CLEARED") >= 3)
     r = {rid: by_req(changes, rid) for rid in ("r1", "r2", "r3", "r4", "r5")}
     assert [c["type"] for c in r["r1"]] == ["LOCK_GRANTED"], r["r1"]
     assert [c["type"] for c in r["r2"]] == ["LOCK_DENIED"], r["r2"]
@@ -130,6 +134,12 @@ async def test(stack):
     assert len(expired) == 1 and expired[0]["user_id"] == "bob" and expired[0]["field"] == "amount", expired
     assert redis(stack, "ZCARD", f"presence:{{{tenant}:order:P1}}:tabs") == "0"
     assert redis(stack, "HLEN", f"presence:{{{tenant}:order:L1}}:locks") == "0"
+
+    # The proof of the whole run: with the processor stopped, an offline fold
+    # of the log equals Redis and the committed presence.changes.
+    assert stack.daemons[0].stop() == 0
+    out = stack.verify("--set", "presence.ttl_ms=3000", "--set", "lock.ttl_ms=60000")
+    assert out.returncode == 0 and "EQUAL: 0 differences" in out.stdout, out.stdout + out.stderr
 
 
 if __name__ == "__main__":
