@@ -683,11 +683,14 @@ static int px_store_list_locks(px_buf_t *b, const px_entity_t *e, const px_fold_
 }
 
 /* Contract: see px_store.h. The argument layout is the table in
- * docs/redis-keys.md; the deadline rules: each view key expires at the
- * latest deadline of its own live items; meta and state persist while the
- * entity has a version, else state expires at the latest live deadline but
- * not before now + the longest ttl (so the watermark outlives a burst that
- * ends with nothing live, and a late zombie write still finds it). */
+ * docs/redis-keys.md; the expiry rules: each view key expires at the latest
+ * deadline of its own live items (readers filter by deadline anyway). The
+ * state key never expires by the clock while the folded state holds
+ * anything (tabs, locks, open writes) or a version: the fold removes items
+ * only through EXPIRE records in the log, and a processor that was down
+ * longer than a ttl must still find what the log says is there. Only a
+ * state with nothing left but its memory of closed writes expires, after
+ * PX_STORE_IDLE_RETENTION_MS. */
 int px_store_write_cmd(px_store_cmd_t *cmd, const char *script_sha, const px_entity_t *e,
                        const px_fold_conf_t *c, const px_store_wm_t *wm, int64_t now_ms,
                        const char *notify) {
@@ -735,11 +738,8 @@ int px_store_write_cmd(px_store_cmd_t *cmd, const char *script_sha, const px_ent
         if (d > now_ms) locks_at = px_store_max(locks_at, d);
     }
     int64_t state_at = 0; /* persist */
-    if (e->version == 0) {
-        int64_t ttl = px_store_max(c->presence_ttl_ms, px_store_max(c->lock_ttl_ms, c->stale_ttl_ms));
-        int64_t keep = now_ms > INT64_MAX - ttl ? INT64_MAX : now_ms + ttl;
-        state_at = px_store_max(px_store_max(tabs_at, locks_at), px_store_max(stale_until, keep));
-    }
+    if (e->version == 0 && e->n_tabs == 0 && e->n_locks == 0 && e->n_writes == 0)
+        state_at = now_ms > INT64_MAX - PX_STORE_IDLE_RETENTION_MS ? INT64_MAX : now_ms + PX_STORE_IDLE_RETENTION_MS;
     PX_TRY(px_store_arg_at(&a, state_at));
     PX_TRY(px_store_arg_at(&a, tabs_at));
     px_store_arg_begin(&a);

@@ -64,6 +64,11 @@ extern const char PX_STORE_WRITE_SCRIPT[];
 
 #define PX_STORE_MAX_ARGS 64
 
+/* How long the state of an entity with nothing left (no tab, lock, open
+ * write or version) is kept: its watermarks and its memory of closed writes
+ * outlive any replay of the records that emptied it. */
+#define PX_STORE_IDLE_RETENTION_MS (24LL * 3600 * 1000)
+
 /* One EVALSHA command ready for redisAppendCommandArgv / redisAsyncCommandArgv.
  * argv/argvlen point into buf; valid until the next build or term. */
 typedef struct px_store_cmd {

@@ -109,6 +109,9 @@ typedef struct pr_ctx {
     /* Redis */
     redisContext *redis;
     char script_sha[41];
+    char epoch[64];           /* the dataset epoch this instance last saw */
+    uint64_t redis_gen;       /* +1 per (re)connect: a batch that saw one aborts */
+    bool rebuild_pending;     /* Redis lost its data: rebuild at the next turn */
     int64_t redis_retry_at;  /* mono ms: next reconnect attempt */
     int64_t redis_backoff_ms;
     bool paused;

@@ -298,6 +298,7 @@ static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, px_src_topic_t src,
 /* One batch; returns true if it did any work. */
 static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     int64_t t0 = px_mono_ms();
+    uint64_t gen = pr->redis_gen;
     b->n = 0;
     b->txn_open = b->produce_failed = false;
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
@@ -316,6 +317,12 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
             rd_kafka_message_destroy(m);
             continue;
         }
+        /* first offsets are known from here on, so any early exit below can
+         * rewind (a dropped record would otherwise never be folded) */
+        px_src_topic_t src = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
+        if (src < PX_SRC__COUNT && m->partition >= 0 && m->partition < PR_MAX_PARTITIONS &&
+            b->first[m->partition][src] < 0)
+            b->first[m->partition][src] = m->offset;
         b->msgs[b->n++] = m;
     }
     if (pr->rebalanced) { /* positions went back to the committed offsets */
@@ -359,7 +366,6 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         int32_t p = m->partition;
         if (src >= PX_SRC__COUNT || p >= PR_MAX_PARTITIONS) continue;
         pr_part_t *pp = &pr->parts[p];
-        if (b->first[p][src] < 0) b->first[p][src] = m->offset;
         pp->next[src] = m->offset + 1;
         b->repair = m->offset < pp->repair_until[src];
         b->cur_msg = m;
@@ -398,6 +404,20 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         b->cur = e;
         if (!part_repairing(&pr->parts[e->partition])) px_fold_due(&e->st, &pr->fold, now, on_expire, b);
         pr_heap_update(pr, e);
+    }
+
+    /* Redis reconnected during the batch: states may have been loaded from
+     * a dataset that is gone. Nothing of this batch may count. */
+    if (gen != pr->redis_gen || pr->rebuild_pending) {
+        if (b->txn_open) {
+            rd_kafka_error_t *ae = rd_kafka_abort_transaction(pr->producer, 30000);
+            if (ae) rd_kafka_error_destroy(ae);
+            b->txn_open = false;
+        }
+        px_counter_add(pr->m_aborts, 1);
+        batch_rewind(b);
+        batch_free_msgs(b);
+        return false;
     }
 
     /* commit */
@@ -529,6 +549,10 @@ void pr_batch_turn(pr_ctx_t *pr) {
         }
         pr->paused = false;
         PX_INFO(PR_COMP, "redis is back: consuming again", NULL);
+    }
+    if (pr->rebuild_pending) {
+        pr->rebuild_pending = false;
+        pr_kafka_rebuild(pr);
     }
     if (repair_checks(pr)) return;
     batch_t *b = batch_get(pr);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pr.h"
 #include "px_log.h"
@@ -38,13 +39,20 @@ void pr_redis_close(pr_ctx_t *pr) {
     pr->redis = NULL;
 }
 
-/* True when the dataset still carries our epoch marker (set it if not). */
+/* Did Redis lose its dataset since this instance last saw it? The epoch
+ * key holds a value set once per dataset. An instance remembers the value
+ * it saw; if the key is missing (we create it) or holds another value
+ * (another instance re-created it after a loss), the data this instance
+ * wrote may be gone and it must rebuild. The first connection of a process
+ * only remembers the value: its partitions get their repair check anyway. */
 static int check_epoch(pr_ctx_t *pr, bool *lost) {
-    redisReply *r = redisCommand(pr->redis, "SET presence:epoch:{%s} %lld NX", pr->group,
-                                 (long long)px_now_ms());
+    char mine[32];
+    snprintf(mine, sizeof mine, "%lld-%d", (long long)px_now_ms(), (int)getpid());
+    redisReply *r = redisCommand(pr->redis, "SET presence:epoch:{%s} %s NX GET", pr->group, mine);
     if (!r) return PX_EBACKEND;
-    /* OK: we created it (fresh or lost dataset); nil: it was there */
-    *lost = r->type == REDIS_REPLY_STATUS;
+    const char *now_epoch = r->type == REDIS_REPLY_STRING ? r->str : mine; /* nil: we created it */
+    *lost = pr->epoch[0] && strcmp(pr->epoch, now_epoch) != 0;
+    snprintf(pr->epoch, sizeof pr->epoch, "%s", now_epoch);
     freeReplyObject(r);
     return 0;
 }
@@ -75,9 +83,10 @@ int pr_redis_ensure(pr_ctx_t *pr) {
         return PX_EBACKEND;
     }
     pr->redis_backoff_ms = 0;
-    PX_INFO(PR_COMP, "redis connected", "host=%s port=%lld fresh_dataset=%s", pr->cfg.redis_host,
+    pr->redis_gen++;
+    PX_INFO(PR_COMP, "redis connected", "host=%s port=%lld dataset_lost=%s", pr->cfg.redis_host,
             (long long)pr->cfg.redis_port, lost ? "yes" : "no");
-    if (lost) pr_kafka_rebuild(pr);
+    if (lost) pr->rebuild_pending = true; /* done at the start of the next turn */
     return 0;
 }
 
@@ -203,6 +212,7 @@ int pr_redis_flush(pr_ctx_t *pr) {
     /* replies come in order: each entity's write, then its deadline-index
      * command; the applied marks last */
     bool failed = false;
+    pr_entity_t *we = pr->dirty; /* the entity of the next write reply */
     for (size_t i = 0; i < cmds; i++) {
         bool is_write = i < 2 * writes && i % 2 == 0;
         redisReply *r = NULL;
@@ -214,8 +224,14 @@ int pr_redis_flush(pr_ctx_t *pr) {
             PX_ERROR(PR_COMP, "redis write refused", "err=\"%s\"", r->str);
             failed = true;
         } else if (is_write && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
-            px_counter_add(pr->m_skipped, 1); /* stored state was newer: a replay */
+            /* Redis holds a state this one does not dominate: only a zombie
+             * or a replay may see this */
+            px_counter_add(pr->m_skipped, 1);
+            PX_WARN(PR_COMP, "write skipped: Redis holds a newer state", "entity=%s:%s:%s wm=%lld,%lld,%lld,%lld",
+                    we->st.key.tenant, we->st.key.entity, we->st.key.id, (long long)we->wm.off[0],
+                    (long long)we->wm.off[1], (long long)we->wm.off[2], (long long)we->wm.off[3]);
         }
+        if (is_write && we) we = we->next_dirty;
         freeReplyObject(r);
     }
     if (failed) { /* e.g. NOSCRIPT after a Redis restart: reconnect reloads the script */

@@ -103,6 +103,7 @@ class Stack:
         self.proc_port = free_port()
         self.group = unique("it-")
         self.daemons = []
+        self.retired = []  # daemons a test killed on purpose: logged, not judged
         # Topics of this test only: processors of other tests never see
         # its records, nor it theirs.
         self.prefix = unique("t") + "."
@@ -205,8 +206,12 @@ class Stack:
             codes[d.name] = d.stop()
         return codes
 
+    def retire(self, d):
+        self.daemons.remove(d)
+        self.retired.append(d)
+
     def dump(self):
-        for d in self.daemons:
+        for d in self.retired[-4:] + self.daemons:
             d.dump()
 
 

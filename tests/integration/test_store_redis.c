@@ -309,7 +309,9 @@ static void test_write_read_back(void **state) {
     assert_memory_equal(r->element[1]->str, blob.data, blob.len);
     freeReplyObject(r);
     assert_int_equal(cmd_int("HLEN %s", k), 2);
-    assert_int_equal(cmd_int("PEXPIRETIME %s", k), now + C.stale_ttl_ms);
+    /* the state holds tabs and locks: it never expires by the clock (only
+     * EXPIRE records in the log remove them) */
+    assert_int_equal(cmd_int("PEXPIRETIME %s", k), -1);
 
     /* tabs: live ones only, scored by deadline */
     key_of(&K, "tabs", k);
@@ -500,7 +502,7 @@ static void test_empty(void **state) {
     assert_int_equal(exists_view(&k2), 0);
     char sk[PX_KEY_MAX + 64];
     assert_true(px_store_state_key(&k2, sk, sizeof sk) > 0);
-    assert_int_equal(cmd_int("PEXPIRETIME %s", sk), now + C.stale_ttl_ms);
+    assert_int_equal(cmd_int("PEXPIRETIME %s", sk), now + PX_STORE_IDLE_RETENTION_MS);
 
     /* the same entity with one tab and a lock, then empty again */
     px_event_t ev = pres(PX_PRES_SUB, "t1", "u1", now);
@@ -509,11 +511,13 @@ static void test_empty(void **state) {
     assert_int_equal(px_fold_apply(&e, &C, &ev, &src, NULL, NULL), 0);
     assert_int_equal(write_entity(&c, &e, &wm, now, NULL), 1);
     assert_int_equal(exists_view(&k2), 3); /* tabs, tab, users */
+    assert_int_equal(cmd_int("PEXPIRETIME %s", sk), -1); /* a tab: kept until an EXPIRE or UNSUB */
     ev.type = PX_PRES_UNSUB;
     src.offset = ++wm.off[PX_SRC_HEARTBEATS];
     assert_int_equal(px_fold_apply(&e, &C, &ev, &src, NULL, NULL), 0);
     assert_int_equal(write_entity(&c, &e, &wm, now, NULL), 1);
     assert_int_equal(exists_view(&k2), 0);
+    assert_int_equal(cmd_int("PEXPIRETIME %s", sk), now + PX_STORE_IDLE_RETENTION_MS);
     redisReply *r = cmd("HGET %s wm", sk);
     assert_string_equal(r->str, "1,-1,-1,-1");
     freeReplyObject(r);

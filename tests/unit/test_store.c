@@ -772,12 +772,12 @@ static void test_write_cmd(void **state) {
     assert_int_equal(n, 8);
     assert_string_equal(it[1], "0");
 
-    /* an empty entity: no view, no meta; state kept for the longest ttl */
+    /* an empty entity: no view, no meta; state kept for the idle retention */
     px_entity_t empty;
     px_entity_init(&empty, &K);
     assert_int_equal(px_store_write_cmd(&cmd, sha, &empty, &c, &wm, now, NULL), 0);
     for (int k = 4; k <= 10; k++) assert_int_equal(cmd.argvlen[A + k], 0);
-    snprintf(wmstr, sizeof wmstr, "%lld", (long long)(now + c.stale_ttl_ms));
+    snprintf(wmstr, sizeof wmstr, "%lld", (long long)(now + PX_STORE_IDLE_RETENTION_MS));
     assert_string_equal(arg(&cmd, A + 3, tmp, sizeof tmp), wmstr);
     px_entity_term(&empty);
     px_store_cmd_term(&cmd);

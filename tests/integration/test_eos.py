@@ -1,0 +1,211 @@
+#!/usr/bin/python3
+"""Exactly-once under crashes (label eos): the proof of docs/exactly-once.md.
+
+A random workload (every record kind and type, Avro and JSON lifecycle
+records, a few poison records) over a few hundred entities is produced while
+the processor is killed with SIGKILL at random moments, at least 20 times; a
+second instance shares the group for part of the run; Redis (this test's own
+server, no persistence) is killed and restarted once, losing its data. When
+the input is quiet and the last processor has committed everything, the
+Redis view and the committed presence.changes must equal an offline fold of
+the whole input log, record for record (presencectl verify)."""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pxavro
+import pxtest
+
+SEED = int(os.environ.get("PX_EOS_SEED", "20261122"))
+KILLS = int(os.environ.get("PX_EOS_KILLS", "22"))
+TTLS = ["--set", "presence.ttl_ms=2000", "--set", "lock.ttl_ms=3000", "--set", "stale.ttl_ms=4000"]
+
+
+class Redis:
+    """A redis-server of this test only, restartable on the same port."""
+
+    def __init__(self, logdir):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.logdir = logdir
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", self.logdir,
+                                      "--logfile", os.path.join(self.logdir, "redis.log")])
+        for _ in range(100):
+            r = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
+            if r.stdout.strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise AssertionError("redis did not start")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def workload(stack, stop, counts):
+    rng = random.Random(SEED)
+    codec = pxavro.Codec()
+    prod = stack.producer()
+    tenant = stack.tenant
+    users = [f"u{i}" for i in range(12)]
+    fields = ["amount", "customer", "notes", "date"]
+    tabs = {}  # entity id -> list of (tab, user)
+    while not stop.is_set():
+        eid = f"e{rng.randrange(300)}"
+        key = f"{tenant}:order:{eid}"
+        now = int(time.time() * 1000)
+        base = {"tenant": tenant, "entity": "order", "id": eid, "ts": now}
+        r = rng.random()
+        live = tabs.setdefault(eid, [])
+        if r < 0.45:
+            if live and rng.random() < 0.8:
+                tab, user = rng.choice(live)
+                kind = rng.choice(["HB", "HB", "HB", "UNSUB"])
+                if kind == "UNSUB":
+                    live.remove((tab, user))
+            else:
+                tab, user = f"t{rng.randrange(10**6)}", rng.choice(users)
+                live.append((tab, user))
+                kind = "SUB"
+            v = dict(base, type=kind, tab_id=tab, user_id=user, user_name=user.upper(),
+                     mode=rng.choice(["VIEW", "EDIT"]), status=rng.choice(["ONLINE", "AWAY"]),
+                     dirty=rng.random() < 0.3, field=rng.choice(fields + [None]))
+            topic, val = "presence.heartbeats", codec.encode("presence", v)
+        elif r < 0.75:
+            tab, user = rng.choice(live) if live and rng.random() < 0.9 else (f"t{rng.randrange(99)}", rng.choice(users))
+            v = dict(base, type=rng.choice(["LOCK", "LOCK", "UNLOCK"]), field=rng.choice(fields), tab_id=tab,
+                     user_id=user, user_name=user.upper(), request_id=f"r{rng.randrange(10**9)}")
+            topic, val = "presence.locks", codec.encode("lock", v)
+        elif r < 0.97:
+            wid = f"w{rng.randrange(40)}" if rng.random() < 0.8 else None
+            mutating = rng.random() < 0.5
+            topic = "core.entities.lifecycle." + ("mutating" if mutating else "mutated")
+            v = dict(base, type="MUTATING" if mutating else "MUTATED", write_id=wid)
+            if mutating:
+                v["busy_by"] = rng.choice(["erp", "import", "api"])
+            elif rng.random() < 0.5:
+                v["version"] = rng.randrange(1, 50)
+            if rng.random() < 0.3:  # the JSON form
+                val = json.dumps({k: x for k, x in v.items() if x is not None}).encode()
+            else:
+                val = codec.encode("lifecycle", v)
+        else:
+            topic, val = rng.choice(["presence.heartbeats", "presence.locks"]), b"\x01poison" + bytes([rng.randrange(256)])
+        for _ in range(100):
+            try:
+                prod.produce(stack.topic(topic), key=key, value=val)
+                break
+            except BufferError:
+                prod.poll(0.05)
+        counts["produced"] += 1
+        prod.poll(0)
+        time.sleep(rng.expovariate(400))
+    prod.flush(30)
+
+
+def lag(stack):
+    """Committed input records after the group's committed offsets. Reading
+    them (read_committed) skips transaction markers and aborted records,
+    which a comparison with the high watermark would count forever."""
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+    c = Consumer({"bootstrap.servers": stack.env["KAFKA_BOOTSTRAP"], "group.id": stack.group,
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "enable.partition.eof": True})
+    try:
+        tps = [TopicPartition(stack.topic(t), p) for t in ("presence.heartbeats", "presence.locks",
+               "core.entities.lifecycle.mutating", "core.entities.lifecycle.mutated") for p in range(3)]
+        start = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                 for tp in c.committed(tps, timeout=10)]
+        c.assign(start)
+        found, eof, deadline = 0, set(), time.time() + 15
+        while len(eof) < len(tps) and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                eof.add((m.topic(), m.partition()))
+            else:
+                found += 1
+        return found if len(eof) == len(tps) else max(found, 1)
+    finally:
+        c.close()
+
+
+async def test(stack):
+    rng = random.Random(SEED + 1)
+    stack.tenant = pxtest.unique("t")
+    redis = Redis(stack.logdir)
+    stack.env["REDIS_PORT"] = str(redis.port)
+    common = TTLS + ["--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=1000",
+                     "--set", "http.port=0"]
+
+    started = [0]
+
+    def start(instance):
+        started[0] += 1
+        return stack.start_processor(*common, "--set", f"kafka.group.instance.id={instance}",
+                                     name=f"processor-{instance}-{started[0]:02d}", instance=instance)
+
+    stop, counts = threading.Event(), {"produced": 0}
+    producer = threading.Thread(target=workload, args=(stack, stop, counts))
+    producer.start()
+    p1 = start("p1")
+    p2 = None
+    kills = 0
+    try:
+        while kills < KILLS:
+            time.sleep(rng.uniform(0.3, 2.5))
+            victim = p1 if p2 is None or rng.random() < 0.6 else p2
+            victim.proc.send_signal(signal.SIGKILL)
+            victim.proc.wait()
+            stack.retire(victim)
+            kills += 1
+            if victim is p1:
+                p1 = start("p1")
+            else:
+                p2 = start("p2") if kills < KILLS * 2 // 3 else None  # p2 leaves for good late in the run
+            if kills == 4 and p2 is None:
+                p2 = start("p2")  # a second instance shares the group from here
+            if kills == KILLS // 2:
+                redis.kill()  # Redis loses everything...
+                time.sleep(2)
+                redis.start()  # ...and comes back empty
+    finally:
+        stop.set()
+        producer.join()
+    print(f"eos: {kills} kills, {counts['produced']} records produced, seed {SEED}")
+
+    # Let deadlines run out (no more EXPIREs) and the group catch up.
+    deadline = time.time() + 120
+    left = None
+    while time.time() < deadline:
+        time.sleep(2)
+        left = lag(stack)
+        if left == 0:
+            time.sleep(6)  # all TTLs (<= 4 s) passed: any EXPIRE is produced by now
+            if lag(stack) == 0:
+                break
+    assert left == 0, f"the group did not catch up: {left} records left"
+    for d in stack.daemons:
+        if d.proc.poll() is None:
+            assert d.stop() == 0, f"{d.name} did not stop cleanly"
+    out = stack.verify(*TTLS)
+    with open(os.path.join(stack.logdir, "verify.txt"), "w") as f:
+        f.write(out.stdout + out.stderr)
+    print(out.stdout[-3000:])
+    assert out.returncode == 0 and "EQUAL: 0 differences" in out.stdout, out.stdout[-5000:] + out.stderr
+    redis.kill()
+
+
+if __name__ == "__main__":
+    pxtest.run(test, "test_eos")
