@@ -215,6 +215,60 @@ class Stack:
             d.dump()
 
 
+class Redis:
+    """A redis-server of this test only, restartable on the same port."""
+
+    def __init__(self, logdir):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.logdir = logdir
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", self.logdir,
+                                      "--logfile", os.path.join(self.logdir, "redis.log")])
+        for _ in range(100):
+            r = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
+            if r.stdout.strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise AssertionError("redis did not start")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def lag(stack):
+    """Committed input records after the group's committed offsets. Reading
+    them (read_committed) skips transaction markers and aborted records,
+    which a comparison with the high watermark would count forever."""
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+    c = Consumer({"bootstrap.servers": stack.env["KAFKA_BOOTSTRAP"], "group.id": stack.group,
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "enable.partition.eof": True})
+    try:
+        tps = [TopicPartition(stack.topic(t), p) for t in ("presence.heartbeats", "presence.locks",
+               "core.entities.lifecycle.mutating", "core.entities.lifecycle.mutated") for p in range(3)]
+        start = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                 for tp in c.committed(tps, timeout=10)]
+        c.assign(start)
+        found, eof, deadline = 0, set(), time.time() + 15
+        while len(eof) < len(tps) and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                eof.add((m.topic(), m.partition()))
+            else:
+                found += 1
+        return found if len(eof) == len(tps) else max(found, 1)
+    finally:
+        c.close()
+
+
 async def recv_until(ws, pred, timeout=30.0, what="message"):
     """Receive messages until pred(msg) holds; returns that message."""
     deadline = time.monotonic() + timeout

@@ -26,32 +26,6 @@ KILLS = int(os.environ.get("PX_EOS_KILLS", "22"))
 TTLS = ["--set", "presence.ttl_ms=2000", "--set", "lock.ttl_ms=3000", "--set", "stale.ttl_ms=4000"]
 
 
-class Redis:
-    """A redis-server of this test only, restartable on the same port."""
-
-    def __init__(self, logdir):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.logdir = logdir
-        self.start()
-
-    def start(self):
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir", self.logdir,
-                                      "--logfile", os.path.join(self.logdir, "redis.log")])
-        for _ in range(100):
-            r = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
-            if r.stdout.strip() == "PONG":
-                return
-            time.sleep(0.05)
-        raise AssertionError("redis did not start")
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
 def workload(stack, stop, counts):
     rng = random.Random(SEED)
     codec = pxavro.Codec()
@@ -113,38 +87,34 @@ def workload(stack, stop, counts):
     prod.flush(30)
 
 
-def lag(stack):
-    """Committed input records after the group's committed offsets. Reading
-    them (read_committed) skips transaction markers and aborted records,
-    which a comparison with the high watermark would count forever."""
-    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
-    c = Consumer({"bootstrap.servers": stack.env["KAFKA_BOOTSTRAP"], "group.id": stack.group,
-                  "enable.auto.commit": False, "isolation.level": "read_committed",
-                  "enable.partition.eof": True})
-    try:
-        tps = [TopicPartition(stack.topic(t), p) for t in ("presence.heartbeats", "presence.locks",
-               "core.entities.lifecycle.mutating", "core.entities.lifecycle.mutated") for p in range(3)]
-        start = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
-                 for tp in c.committed(tps, timeout=10)]
-        c.assign(start)
-        found, eof, deadline = 0, set(), time.time() + 15
-        while len(eof) < len(tps) and time.time() < deadline:
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                eof.add((m.topic(), m.partition()))
-            else:
-                found += 1
-        return found if len(eof) == len(tps) else max(found, 1)
-    finally:
-        c.close()
+def settle_and_verify(stack):
+    """Let deadlines run out (no more EXPIREs) and the group catch up, stop
+    the processors, and require presencectl verify to find everything
+    equal."""
+    deadline = time.time() + 120
+    left = None
+    while time.time() < deadline:
+        time.sleep(2)
+        left = pxtest.lag(stack)
+        if left == 0:
+            time.sleep(6)  # all TTLs (<= 4 s) passed: any EXPIRE is produced by now
+            if pxtest.lag(stack) == 0:
+                break
+    assert left == 0, f"the group did not catch up: {left} records left"
+    for d in stack.daemons:
+        if d.proc.poll() is None:
+            assert d.stop() == 0, f"{d.name} did not stop cleanly"
+    out = stack.verify(*TTLS)
+    with open(os.path.join(stack.logdir, "verify.txt"), "w") as f:
+        f.write(out.stdout + out.stderr)
+    print(out.stdout[-3000:])
+    assert out.returncode == 0 and "EQUAL: 0 differences" in out.stdout, out.stdout[-5000:] + out.stderr
 
 
 async def test(stack):
     rng = random.Random(SEED + 1)
     stack.tenant = pxtest.unique("t")
-    redis = Redis(stack.logdir)
+    redis = pxtest.Redis(stack.logdir)
     stack.env["REDIS_PORT"] = str(redis.port)
     common = TTLS + ["--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=1000",
                      "--set", "http.port=0"]
@@ -185,25 +155,7 @@ async def test(stack):
         producer.join()
     print(f"eos: {kills} kills, {counts['produced']} records produced, seed {SEED}")
 
-    # Let deadlines run out (no more EXPIREs) and the group catch up.
-    deadline = time.time() + 120
-    left = None
-    while time.time() < deadline:
-        time.sleep(2)
-        left = lag(stack)
-        if left == 0:
-            time.sleep(6)  # all TTLs (<= 4 s) passed: any EXPIRE is produced by now
-            if lag(stack) == 0:
-                break
-    assert left == 0, f"the group did not catch up: {left} records left"
-    for d in stack.daemons:
-        if d.proc.poll() is None:
-            assert d.stop() == 0, f"{d.name} did not stop cleanly"
-    out = stack.verify(*TTLS)
-    with open(os.path.join(stack.logdir, "verify.txt"), "w") as f:
-        f.write(out.stdout + out.stderr)
-    print(out.stdout[-3000:])
-    assert out.returncode == 0 and "EQUAL: 0 differences" in out.stdout, out.stdout[-5000:] + out.stderr
+    settle_and_verify(stack)
     redis.kill()
 
 
