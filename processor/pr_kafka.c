@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "pr.h"
 #include "px_log.h"
 
@@ -97,11 +99,52 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 
 static void on_wake(void *arg) { pr_batch_turn(arg); }
 
+/* librdkafka's statistics (every statistics.interval.ms, served by the
+ * consumer poll on the loop thread): consumer lag per assigned partition
+ * into presence_processor_consumer_lag{topic,partition}. Bounded by the
+ * metrics registry's series limit (4 topics x partitions). */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    pr_ctx_t *pr = opaque;
+    json_error_t jerr;
+    json_t *root = json_loads(json, 0, &jerr); /* NUL-terminated; len may count the NUL */
+    if (!root) {
+        PX_WARN(PR_COMP, "kafka statistics do not parse", "err=\"%s\"", jerr.text);
+        return 0;
+    }
+    json_t *topics = json_object_get(root, "topics");
+    const char *tname;
+    json_t *t;
+    json_object_foreach(topics, tname, t) {
+        if (pr_topic_src(pr, tname) >= PX_SRC__COUNT) continue;
+        const char *pname;
+        json_t *p;
+        json_object_foreach(json_object_get(t, "partitions"), pname, p) {
+            /* librdkafka's consumer_lag needs the consumer's own committed
+             * offset, which transactional commits never set: use the last
+             * stable offset (read_committed's end) minus the position */
+            json_t *ls = json_object_get(p, "ls_offset"), *app = json_object_get(p, "app_offset");
+            if (!json_is_integer(ls) || !json_is_integer(app) || json_integer_value(app) < 0 ||
+                json_integer_value(ls) < 0 || strcmp(pname, "-1") == 0)
+                continue;
+            json_int_t lag = json_integer_value(ls) - json_integer_value(app);
+            char labels[PX_CONF_STR_MAX * 2 + 64];
+            snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%s\"", tname, pname);
+            px_gauge_set(px_metrics_gauge(pr->metrics, "presence_processor_consumer_lag",
+                                          "records between the consumer's position and the end of the partition",
+                                          labels),
+                         lag > 0 ? (int64_t)lag : 0);
+        }
+    }
+    json_decref(root);
+    return 0; /* librdkafka frees json */
+}
+
 int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     static const char *const cdefaults[][2] = {
         {"group.id", "presence-processor"},
         {"auto.offset.reset", "earliest"},
         {"bootstrap.servers", "127.0.0.1:9092"},
+        {"statistics.interval.ms", "5000"}, /* consumer lag for /metrics */
     };
     static const char *const cfixed[][2] = {
         {"enable.auto.commit", "false"}, /* offsets go in the transaction */
@@ -131,6 +174,7 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     rd_kafka_conf_set_opaque(conf, pr);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
     pr->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n);
     if (!pr->consumer) {
         rd_kafka_conf_destroy(conf);

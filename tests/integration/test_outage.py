@@ -47,6 +47,8 @@ async def test(stack):
     status, metrics = stack.http("/metrics", stack.proc_port)
     errors = [l for l in metrics.splitlines() if l.startswith("presence_processor_redis_errors_total ")]
     assert errors and int(errors[0].split()[-1]) >= 1, errors
+    lags = [l for l in metrics.splitlines() if l.startswith("presence_processor_consumer_lag{")]
+    assert len(lags) == 12 and all(stack.prefix in l for l in lags), lags  # 4 topics x 3 partitions
     settle_and_verify(stack)
     redis.kill()
 
