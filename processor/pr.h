@@ -62,6 +62,7 @@ typedef struct pr_entity {
     px_store_wm_t wm;         /* offsets folded into st, per source topic */
     int32_t partition;        /* the partition number of all its records */
     bool dirty;               /* changed since the last Redis write */
+    bool poisoned;            /* its stored state does not decode: never written, records to the DLQ */
     int64_t heap_deadline;    /* deadline it is filed under in the heap, or INT64_MAX */
     px_buf_t notify;          /* JSON array of this batch's changes, for the gateways */
     struct pr_entity *next;   /* hash chain */
@@ -158,8 +159,8 @@ int pr_redis_ensure(pr_ctx_t *pr);
 void pr_redis_close(pr_ctx_t *pr);
 /* Load the states of n entities (pipelined HMGET); an entity with no
  * stored state stays empty. PX_EBACKEND on a Redis failure, PX_EINVAL if
- * a stored state does not decode (logged, counted; the entity starts
- * empty, with its watermarks, so records are not folded twice). */
+ * a stored state does not decode: that entity is marked poisoned (logged,
+ * counted), so nothing overwrites what an operator must look at. */
 int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n);
 /* Write every dirty entity (pipelined, watermark-guarded), the applied
  * marks and the deadline index. On success the dirty list is empty. */

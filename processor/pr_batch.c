@@ -378,6 +378,10 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
             continue;
         }
         pr_entity_t *e = b->ents[i];
+        if (e->poisoned) {
+            if (!b->repair) dead_letter(b, m, "the entity's stored state in Redis does not decode");
+            continue;
+        }
         if (e->wm.off[src] >= m->offset) { /* already in the stored state */
             px_counter_add(pr->m_skipped, 1);
             continue;

@@ -90,12 +90,6 @@ int pr_redis_ensure(pr_ctx_t *pr) {
     return 0;
 }
 
-static void decode_wm(const char *s, px_store_wm_t *wm) {
-    long long v[PX_SRC__COUNT];
-    if (s && sscanf(s, "%lld,%lld,%lld,%lld", &v[0], &v[1], &v[2], &v[3]) == PX_SRC__COUNT)
-        for (int i = 0; i < PX_SRC__COUNT; i++) wm->off[i] = v[i];
-}
-
 int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n) {
     char key[PX_KEY_MAX + 64], err[256];
     int rc = 0;
@@ -113,10 +107,14 @@ int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n) {
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
             pr_entity_t *e = ents[i];
             if (px_store_decode(r->element[1]->str, r->element[1]->len, &e->st, &e->wm, err, sizeof err)) {
+                /* never write over it: its records go to the DLQ until an
+                 * operator repairs the key (presencectl verify names it) */
                 px_counter_add(pr->m_redis_err, 1);
-                PX_ERROR(PR_COMP, "stored state does not decode; entity starts empty", "err=\"%s\"", err);
-                px_store_wm_init(&e->wm);
-                if (r->element[0]->type == REDIS_REPLY_STRING) decode_wm(r->element[0]->str, &e->wm);
+                PX_ERROR(PR_COMP, "stored state does not decode: entity poisoned", "entity=%s:%s:%s err=\"%s\"",
+                         e->st.key.tenant, e->st.key.entity, e->st.key.id, err);
+                px_entity_term(&e->st);
+                px_entity_init(&e->st, &e->st.key);
+                e->poisoned = true;
                 rc = PX_EINVAL;
             }
             pr_heap_update(pr, e);
