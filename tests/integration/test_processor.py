@@ -141,6 +141,27 @@ async def test(stack):
     out = stack.verify("--set", "presence.ttl_ms=3000", "--set", "lock.ttl_ms=60000")
     assert out.returncode == 0 and "EQUAL: 0 differences" in out.stdout, out.stdout + out.stderr
 
+    # A stored state that does not decode poisons its entity: its records go
+    # to the DLQ and nothing overwrites the key an operator must look at.
+    state_key = f"presence:{{{tenant}:order:V1}}:state"
+    redis(stack, "HSET", state_key, "blob", "{corrupt")
+    stack.start_processor(name="processor-2", instance="p2")
+    send("core.entities.lifecycle.mutated", "lifecycle", type="MUTATED", entity="order", id="V1",
+         write_id="w9", version=9, ts=now + 1)
+    prod.flush(10)
+    c = Consumer({"bootstrap.servers": stack.env["KAFKA_BOOTSTRAP"], "group.id": pxtest.unique("dlq-"),
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    c.subscribe([stack.topic("core.entities.lifecycle.mutated.dlt")])
+    dead, deadline = None, time.time() + 30
+    while dead is None and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            dead = m
+    c.close()
+    assert dead is not None, "no DLQ record for the poisoned entity"
+    assert "does not decode" in dict(dead.headers())["px.error"].decode(), dead.headers()
+    assert redis(stack, "HGET", state_key, "blob") == "{corrupt"
+
 
 if __name__ == "__main__":
     pxtest.run(test, "test_processor")
