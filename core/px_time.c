@@ -14,3 +14,9 @@ static int64_t px_clock_ms(clockid_t id) {
 int64_t px_now_ms(void) { return px_clock_ms(CLOCK_REALTIME); }
 
 int64_t px_mono_ms(void) { return px_clock_ms(CLOCK_MONOTONIC); }
+
+int64_t px_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

@@ -16,5 +16,7 @@ int64_t px_now_ms(void);
 /* CLOCK_MONOTONIC in ms from an unspecified start; only differences mean
  * anything. */
 int64_t px_mono_ms(void);
+/* CLOCK_MONOTONIC in microseconds, for timing phases. */
+int64_t px_mono_us(void);
 
 #endif

@@ -137,6 +137,11 @@ static void register_metrics(pr_ctx_t *pr) {
     pr->m_stale = px_metrics_gauge(m, "redis_presence_stale_entities", "entities being written now", NULL);
     pr->m_locks_acquired = px_metrics_counter(m, "redis_presence_locks_acquired_total", "lock grants", NULL);
     static const double ms[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+    static const char *const phase[4] = {"phase=\"load\"", "phase=\"fold\"", "phase=\"commit\"",
+                                         "phase=\"redis\""};
+    for (int i = 0; i < 4; i++)
+        pr->m_phase_us[i] = px_metrics_counter(m, "presence_processor_batch_phase_us_total",
+                                               "time spent per batch phase (microseconds)", phase[i]);
     pr->m_batch_ms = px_metrics_histogram(m, "presence_processor_batch_ms", "batch latency (ms)", NULL, ms,
                                           sizeof ms / sizeof ms[0]);
 }
@@ -171,6 +176,8 @@ int main(int argc, char **argv) {
     pr->loop = &loop;
     uv_timer_init(&loop, &pr->timer);
     pr->timer.data = pr;
+    uv_idle_init(&loop, &pr->idle);
+    pr->idle.data = pr;
     pr->metrics = px_metrics_new();
     pr->avro = px_avro_new(errstr, sizeof errstr);
     px_buf_init(&pr->scratch, 1u << 20);
@@ -208,6 +215,8 @@ out_loop:
     pr_kafka_unwatch(pr);
     uv_timer_stop(&pr->timer);
     uv_close((uv_handle_t *)&pr->timer, NULL);
+    uv_idle_stop(&pr->idle);
+    uv_close((uv_handle_t *)&pr->idle, NULL);
     px_signal_uv_stop(sig);
     uv_run(&loop, UV_RUN_DEFAULT);
     pr->stopping = false; /* let the revoke on close flush */

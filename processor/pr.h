@@ -126,6 +126,7 @@ typedef struct pr_ctx {
 
     struct batch *batch;      /* buffers of one batch (pr_batch.c) */
     uv_timer_t timer;
+    uv_idle_t idle;           /* the next batch at once while batches find work */
     px_buf_t scratch, val;
     px_store_cmd_t cmd;
 
@@ -135,6 +136,7 @@ typedef struct pr_ctx {
     px_gauge_t *m_entities, *m_ready, *m_tabs, *m_locks, *m_stale, *m_users;
     px_counter_t *m_locks_acquired;
     px_hist_t *m_batch_ms;
+    px_counter_t *m_phase_us[4]; /* load, fold+produce, commit, redis: where a batch's time goes */
 } pr_ctx_t;
 
 /* pr_table.c */

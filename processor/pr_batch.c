@@ -330,6 +330,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         return true;
     }
     if (b->n == 0 && pr_heap_next(pr) > px_now_ms()) return false;
+    int64_t t_collect = px_mono_us();
 
     /* decode, find entities, collect those to load */
     size_t n_load = 0;
@@ -359,6 +360,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         return false;
     }
 
+    int64_t t_load = px_mono_us();
     /* fold */
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_t *m = b->msgs[i];
@@ -424,6 +426,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         return false;
     }
 
+    int64_t t_fold = px_mono_us();
     /* commit */
     if (b->txn_open) {
         rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(16);
@@ -475,9 +478,15 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     }
     px_counter_add(pr->m_batches, 1);
     batch_free_msgs(b);
+    int64_t t_commit = px_mono_us();
 
     /* Redis: the committed batch's effects */
     pr_redis_flush(pr);
+    int64_t t_flush = px_mono_us();
+    px_counter_add(pr->m_phase_us[0], (uint64_t)(t_load - t_collect));
+    px_counter_add(pr->m_phase_us[1], (uint64_t)(t_fold - t_load));
+    px_counter_add(pr->m_phase_us[2], (uint64_t)(t_commit - t_fold));
+    px_counter_add(pr->m_phase_us[3], (uint64_t)(t_flush - t_commit));
     px_hist_observe(pr->m_batch_ms, (double)(px_mono_ms() - t0));
     return true;
 }
@@ -500,6 +509,8 @@ static batch_t *batch_get(pr_ctx_t *pr) {
     }
     return b;
 }
+
+static void on_idle(uv_idle_t *h) { pr_batch_turn(h->data); }
 
 void pr_batch_free(pr_ctx_t *pr) {
     batch_t *b = pr->batch;
@@ -561,6 +572,10 @@ void pr_batch_turn(pr_ctx_t *pr) {
     if (repair_checks(pr)) return;
     batch_t *b = batch_get(pr);
     if (!b) return;
-    for (int i = 0; i < 8 && !pr->stopping; i++)
-        if (!run_batch(pr, b)) break;
+    /* One batch per loop turn, so the ops endpoint and signals are served
+     * between batches; while batches find work, the idle handle brings the
+     * next turn at once. */
+    bool worked = !pr->stopping && run_batch(pr, b);
+    if (worked && !uv_is_active((uv_handle_t *)&pr->idle)) uv_idle_start(&pr->idle, on_idle);
+    else if (!worked && uv_is_active((uv_handle_t *)&pr->idle)) uv_idle_stop(&pr->idle);
 }

@@ -204,6 +204,12 @@ class Stack:
         codes = {}
         for d in reversed(self.daemons):
             codes[d.name] = d.stop()
+        for d in self.retired:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+        for r in Redis.live:
+            r.kill()
         return codes
 
     def retire(self, d):
@@ -216,9 +222,13 @@ class Stack:
 
 
 class Redis:
-    """A redis-server of this test only, restartable on the same port."""
+    """A redis-server of this test only, restartable on the same port; it is
+    killed when the test ends, whatever the outcome (Stack.stop)."""
+
+    live = []  # every instance, so run() can kill them on any exit
 
     def __init__(self, logdir):
+        Redis.live.append(self)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -237,8 +247,9 @@ class Redis:
         raise AssertionError("redis did not start")
 
     def kill(self):
-        self.proc.kill()
-        self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def lag(stack):

@@ -1,0 +1,116 @@
+/*
+ * px_bench_produce - fills the input topics with a realistic workload for
+ * the processor benchmark (bench/run_processor.sh): the DESIGN.md mix of
+ * 80% HB, 10% SUB/UNSUB, 8% LOCK/UNLOCK, 2% lifecycle over E entities, in
+ * Avro single-object encoding, keyed tenant:entity:id, murmur2_random.
+ *
+ *   px_bench_produce BOOTSTRAP PREFIX COUNT ENTITIES [SEED]
+ *
+ * Prints records produced and the rate. Deterministic for a seed. Not a
+ * test: a load generator.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "px_avro.h"
+#include "px_time.h"
+
+static uint64_t rng_state;
+static uint64_t rnd(void) { /* xorshift64* */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: px_bench_produce BOOTSTRAP PREFIX COUNT ENTITIES [SEED]\n");
+        return 2;
+    }
+    const char *boot = argv[1], *prefix = argv[2];
+    long count = atol(argv[3]), entities = atol(argv[4]);
+    rng_state = argc > 5 ? strtoull(argv[5], NULL, 10) | 1 : 88172645463325252ULL;
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *kv[][2] = {{"bootstrap.servers", boot}, {"partitioner", "murmur2_random"},
+                           {"linger.ms", "20"}, {"batch.num.messages", "10000"},
+                           {"queue.buffering.max.messages", "1000000"}, {"compression.type", "lz4"},
+                           {"enable.idempotence", "true"}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    px_avro_t *avro = px_avro_new(err, sizeof err);
+    if (!rk || !avro) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    static const char *topics[] = {"presence.heartbeats", "presence.locks", "core.entities.lifecycle.mutating",
+                                   "core.entities.lifecycle.mutated"};
+    char tn[4][512];
+    for (int i = 0; i < 4; i++) snprintf(tn[i], sizeof tn[i], "%s%s", prefix, topics[i]);
+    static const char *fields[] = {"amount", "customer", "notes", "date"};
+    px_buf_t val;
+    px_buf_init(&val, 1 << 16);
+    int64_t t0 = px_mono_ms(), now = px_now_ms();
+    for (long n = 0; n < count; n++) {
+        px_event_t ev;
+        long eid = (long)(rnd() % (uint64_t)entities);
+        uint64_t r = rnd() % 100;
+        int user = (int)(rnd() % 20), tab = (int)(eid * 3 + rnd() % 3);
+        int topic;
+        if (r < 90) {
+            px_event_init(&ev, PX_KIND_PRESENCE);
+            ev.type = r < 80 ? PX_PRES_HB : (r < 85 ? PX_PRES_SUB : PX_PRES_UNSUB);
+            ev.mode = rnd() % 4 ? PX_MODE_VIEW : PX_MODE_EDIT;
+            ev.dirty = rnd() % 8 == 0;
+            topic = 0;
+        } else if (r < 98) {
+            px_event_init(&ev, PX_KIND_LOCK);
+            ev.type = r < 94 ? PX_LOCK_LOCK : PX_LOCK_UNLOCK;
+            snprintf(ev.field, sizeof ev.field, "%s", fields[rnd() % 4]);
+            snprintf(ev.request_id, sizeof ev.request_id, "r%ld", n);
+            topic = 1;
+        } else {
+            px_event_init(&ev, PX_KIND_LIFECYCLE);
+            ev.type = r < 99 ? PX_LC_MUTATING : PX_LC_MUTATED;
+            snprintf(ev.write_id, sizeof ev.write_id, "w%ld", eid % 1000);
+            if (ev.type == PX_LC_MUTATING) snprintf(ev.busy_by, sizeof ev.busy_by, "erp");
+            topic = ev.type == PX_LC_MUTATING ? 2 : 3;
+        }
+        if (topic < 2) {
+            snprintf(ev.tab_id, sizeof ev.tab_id, "tab%d", tab);
+            snprintf(ev.user_id, sizeof ev.user_id, "user%d", user);
+            snprintf(ev.user_name, sizeof ev.user_name, "User %d", user);
+        }
+        snprintf(ev.key.tenant, sizeof ev.key.tenant, "bench");
+        snprintf(ev.key.entity, sizeof ev.key.entity, "order");
+        snprintf(ev.key.id, sizeof ev.key.id, "%ld", eid);
+        ev.ts_ms = now + n / 1000; /* a second of event time per 1000 records */
+        char key[PX_KEY_MAX + 1];
+        int kl = px_key_format(&ev.key, key, sizeof key);
+        px_buf_reset(&val);
+        if (px_avro_encode(avro, &ev, &val, err, sizeof err)) {
+            fprintf(stderr, "encode: %s\n", err);
+            return 1;
+        }
+        while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(tn[topic]), RD_KAFKA_V_KEY(key, (size_t)kl),
+                                 RD_KAFKA_V_VALUE(val.data, val.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 10);
+        rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_flush(rk, 120000);
+    double s = (double)(px_mono_ms() - t0) / 1000.0;
+    printf("produced %ld records over %ld entities in %.1f s (%.0f records/s)\n", count, entities, s, count / s);
+    px_buf_term(&val);
+    px_avro_free(avro);
+    rd_kafka_destroy(rk);
+    return 0;
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Processor throughput with exactly-once on (DESIGN.md section 9), beside
+# redis-benchmark running the equivalent per-event Redis work on the same
+# Redis in the same run. Not a test: prints figures for docs/benchmarks.md.
+#
+#   bench/run_processor.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
+#
+# Each run: fresh topics (6 partitions), the input produced in the DESIGN mix
+# by bench/px_bench_produce, then one processor (release build) from the
+# beginning; the rate is records / (time of the last folded record - time
+# of the first), sampled from its /metrics every 0.25 s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+records=${1:-2000000}
+entities=${2:-100000}
+runs=${3:-3}
+
+bash scripts/setup.sh >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPX_TESTS=OFF >/dev/null
+cmake --build build/release -j"$(nproc)" >/dev/null
+state=$root/.state/bench
+bash scripts/stack.sh up --state "$state/stack" --partitions 6 >/dev/null
+pid=""
+cleanup() {
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    bash scripts/stack.sh down --state "$state/stack" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+# shellcheck disable=SC1091
+. "$state/stack/stack.env"
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+folded() { # sum of folded/duplicate/DLQ input records in the processor's metrics (0 before it listens)
+    { curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null || true; } | awk '
+        /^presence_processor_records_total\{/ || /^presence_processor_duplicates_total / || /^presence_processor_dlq_total / { s += $NF }
+        END { print s + 0 }'
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); Kafka 3.9.1 and Redis $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2) on the same machine"
+for run in $(seq 1 "$runs"); do
+    prefix="bench$run-$(date +%s)."
+    redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+    bash scripts/stack.sh topics --state "$state/stack" --prefix "$prefix" --partitions 6 >/dev/null
+    build/release/bench/px_bench_produce "$KAFKA_BOOTSTRAP" "$prefix" "$records" "$entities" "$run" | sed 's/^/  /'
+    build/release/processor/presence-processor --set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" \
+        --set "redis.port=$REDIS_PORT" --set "topic.prefix=$prefix" --set "kafka.group.id=$prefix" \
+        --set "http.port=$port" --set log.level=warn >"$state/processor-$run.log" 2>&1 &
+    pid=$!
+    first="" last="" n=0
+    deadline=$(( $(date +%s) + 900 ))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        n=$(folded)
+        now=$(date +%s.%N)
+        [ -z "$first" ] && [ "$n" -gt 0 ] && first=$now
+        if [ "$n" -ge "$records" ]; then last=$now; break; fi
+        if [ -n "${PX_BENCH_TRACE:-}" ]; then echo "  t=$now folded=$n"; fi
+        sleep 0.25
+    done
+    curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | awk '/^presence_processor_batch_phase_us_total/ { printf "  %s %.1f s\n", $1, $2 / 1e6 }
+        /^presence_processor_batches_total / { printf "  batches %d\n", $2 }' || true
+    kill -TERM "$pid"; wait "$pid" || true
+    pid=""
+    if [ -z "$last" ]; then echo "run $run: did not finish ($n of $records folded)"; exit 1; fi
+    awk -v n="$records" -v a="$first" -v b="$last" -v r="$run" \
+        'BEGIN { printf "run %d: %d records folded in %.2f s: %.0f records/s\n", r, n, b - a, n / (b - a) }'
+done
+
+# Baseline: the per-event Redis work a processor without batching would do
+# for a heartbeat (state, tabs, tab, users, with expiries), one script call
+# per event, 100k random entities, pipelined 32 deep: the ceiling of
+# "one Redis script per event" on this Redis.
+sha=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "
+redis.call('HSET', KEYS[1], 'wm', ARGV[1], 'blob', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]); redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[5]); redis.call('PEXPIREAT', KEYS[3], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[6]); redis.call('PEXPIREAT', KEYS[4], ARGV[3])
+return 1")
+blob=$(printf '{"fmt":1,"key":"bench:order:x","tabs":[{"tab_id":"tab1","user":"user1","name":"User 1","mode":0,"status":0,"dirty":false,"since":1,"last_seen":2}],"locks":[],"writes":[]}')
+tab='{"user":"user1","name":"User 1","mode":"view","dirty":false,"status":"online","field":"","cursor":"","since":1}'
+for run in $(seq 1 "$runs"); do
+    redis-benchmark -p "$REDIS_PORT" -q -n "$records" -r "$entities" -P 32 EVALSHA "$sha" 4 \
+        "presence:{bench:order:__rand_int__}:state" "presence:{bench:order:__rand_int__}:tabs" \
+        "presence:{bench:order:__rand_int__}:tab" "presence:{bench:order:__rand_int__}:users" \
+        "1,2,3,4" "$blob" 9999999999999 tab1 "$tab" user1 | tr '\r' '\n' | grep -v '^$' | tail -1 |
+        sed "s/^/baseline run $run: redis-benchmark, one script per event: /"
+done
