@@ -207,6 +207,10 @@ bool px_entity_equal(const px_entity_t *a, const px_entity_t *b);
 /* Append e's folded state to out as canonical JSON (fixed key order, parts
  * in their sorted order, no marks), for test diffs and verify. 0 or
  * PX_ENOMEM (out's cap reached). */
+/* The folded parts of e as JSON members, from "pres_ts" to "version" (no
+ * braces, no key): the body px_entity_dump and the stored state blob
+ * (px_store_encode) share. Appends to out; 0 or PX_ENOMEM. */
+int px_entity_dump_parts(const px_entity_t *e, px_buf_t *out);
 int px_entity_dump(const px_entity_t *e, px_buf_t *out);
 
 /* The 64-bit FNV-1a hash write ids are remembered by. */

@@ -124,18 +124,13 @@ bool px_entity_equal(const px_entity_t *a, const px_entity_t *b) {
 
 /* ---- dump ----------------------------------------------------------------------- */
 
-int px_entity_dump(const px_entity_t *e, px_buf_t *out) {
-    size_t mark = out->len;
-    char key[PX_KEY_MAX + 1];
+int px_entity_dump_parts(const px_entity_t *e, px_buf_t *out) {
     int rc = 0;
-    if (px_key_format(&e->key, key, sizeof key) < 0) key[0] = '\0';
 #define PX_TRY(x)                                                                                  \
     do {                                                                                           \
-        if ((rc = (x)) != 0) goto err;                                                             \
+        if ((rc = (x)) != 0) return rc;                                                            \
     } while (0)
-    PX_TRY(px_buf_puts(out, "{\"key\":"));
-    PX_TRY(px_proto_write_string(out, key));
-    PX_TRY(px_buf_printf(out, ",\"pres_ts\":%" PRId64 ",\"tabs\":[", e->pres_ts_ms));
+    PX_TRY(px_buf_printf(out, "\"pres_ts\":%" PRId64 ",\"tabs\":[", e->pres_ts_ms));
     for (size_t i = 0; i < e->n_tabs; i++) {
         const px_fold_tab_t *t = &e->tabs[i];
         PX_TRY(px_buf_puts(out, i ? ",{\"tab\":" : "{\"tab\":"));
@@ -182,12 +177,24 @@ int px_entity_dump(const px_entity_t *e, px_buf_t *out) {
     PX_TRY(px_buf_puts(out, "],\"done\":["));
     for (size_t i = 0; i < e->n_done; i++)
         PX_TRY(px_buf_printf(out, "%s\"%016" PRIx64 "\"", i ? "," : "", px_fold_done_at(e, i)));
-    PX_TRY(px_buf_printf(out, "],\"closed_up_to\":%" PRId64 ",\"version\":%" PRId64 "}", e->closed_up_to_ms,
+    PX_TRY(px_buf_printf(out, "],\"closed_up_to\":%" PRId64 ",\"version\":%" PRId64, e->closed_up_to_ms,
                          e->version));
 #undef PX_TRY
     return 0;
-err:
-    out->len = mark; /* leave out as it was */
-    if (out->data) out->data[mark] = '\0';
+}
+
+int px_entity_dump(const px_entity_t *e, px_buf_t *out) {
+    size_t mark = out->len;
+    char key[PX_KEY_MAX + 1];
+    if (px_key_format(&e->key, key, sizeof key) < 0) key[0] = '\0';
+    int rc = px_buf_puts(out, "{\"key\":");
+    if (!rc) rc = px_proto_write_string(out, key);
+    if (!rc) rc = px_buf_puts(out, ",");
+    if (!rc) rc = px_entity_dump_parts(e, out);
+    if (!rc) rc = px_buf_puts(out, "}");
+    if (rc) { /* leave out as it was */
+        out->len = mark;
+        if (out->data) out->data[mark] = '\0';
+    }
     return rc;
 }

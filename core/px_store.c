@@ -63,80 +63,25 @@ int px_store_state_key(const px_key_t *key, char *out, size_t out_size) {
 
 /* ---- encode -------------------------------------------------------------------------- */
 
-/* The i-th oldest completed id of the ring (head is the oldest once full). */
-static uint64_t px_store_done_at(const px_entity_t *e, size_t i) {
-    return e->done[(e->done_head + i) % e->n_done];
-}
-
-/* Contract: see px_store.h. Fixed member order, parts in their sorted
- * order, done oldest first: equal states give equal bytes. */
+/* Contract: see px_store.h. The header (format, key, watermarks), then the
+ * folded parts exactly as px_entity_dump writes them (fixed member order,
+ * parts sorted, done oldest first): equal states give equal bytes. The
+ * stored format is therefore the dump's; "fmt" changes with it. */
 int px_store_encode(const px_entity_t *e, const px_store_wm_t *wm, px_buf_t *out) {
     size_t mark = out->len;
     char key[PX_KEY_MAX + 1];
-    int rc = 0;
     if (px_key_format(&e->key, key, sizeof key) < 0) key[0] = '\0';
-#define PX_TRY(x)                                                                                  \
-    do {                                                                                           \
-        if ((rc = (x)) != 0) goto err;                                                             \
-    } while (0)
-    PX_TRY(px_buf_printf(out, "{\"fmt\":%d,\"key\":", PX_STORE_FMT));
-    PX_TRY(px_proto_write_string(out, key));
-    PX_TRY(px_buf_puts(out, ",\"wm\":["));
-    PX_TRY(px_store_wm_write(out, wm));
-    PX_TRY(px_buf_printf(out, "],\"pres_ts\":%" PRId64 ",\"tabs\":[", e->pres_ts_ms));
-    for (size_t i = 0; i < e->n_tabs; i++) {
-        const px_fold_tab_t *t = &e->tabs[i];
-        PX_TRY(px_buf_puts(out, i ? ",{\"tab\":" : "{\"tab\":"));
-        PX_TRY(px_proto_write_string(out, t->tab_id));
-        PX_TRY(px_buf_puts(out, ",\"user\":"));
-        PX_TRY(px_proto_write_string(out, t->user_id));
-        PX_TRY(px_buf_puts(out, ",\"name\":"));
-        PX_TRY(px_proto_write_string(out, t->user_name));
-        PX_TRY(px_buf_printf(out, ",\"mode\":\"%s\",\"dirty\":%s,\"status\":\"%s\",\"field\":",
-                             t->mode == PX_MODE_EDIT ? "edit" : "view", t->dirty ? "true" : "false",
-                             t->status == PX_STATUS_AWAY ? "away" : "online"));
-        PX_TRY(px_proto_write_string(out, t->field));
-        PX_TRY(px_buf_puts(out, ",\"cursor\":"));
-        PX_TRY(px_proto_write_string(out, t->cursor));
-        PX_TRY(px_buf_printf(out, ",\"since\":%" PRId64 ",\"last_seen\":%" PRId64 "}", t->since_ms,
-                             t->last_seen_ms));
+    int rc = px_buf_printf(out, "{\"fmt\":%d,\"key\":", PX_STORE_FMT);
+    if (!rc) rc = px_proto_write_string(out, key);
+    if (!rc) rc = px_buf_puts(out, ",\"wm\":[");
+    if (!rc) rc = px_store_wm_write(out, wm);
+    if (!rc) rc = px_buf_puts(out, "],");
+    if (!rc) rc = px_entity_dump_parts(e, out);
+    if (!rc) rc = px_buf_puts(out, "}");
+    if (rc) {
+        out->len = mark;
+        if (out->data) out->data[mark] = '\0';
     }
-    PX_TRY(px_buf_puts(out, "],\"locks\":["));
-    for (size_t i = 0; i < e->n_locks; i++) {
-        const px_fold_lock_t *l = &e->locks[i];
-        PX_TRY(px_buf_puts(out, i ? ",{\"field\":" : "{\"field\":"));
-        PX_TRY(px_proto_write_string(out, l->field));
-        PX_TRY(px_buf_puts(out, ",\"tab\":"));
-        PX_TRY(px_proto_write_string(out, l->tab_id));
-        PX_TRY(px_buf_puts(out, ",\"user\":"));
-        PX_TRY(px_proto_write_string(out, l->user_id));
-        PX_TRY(px_buf_puts(out, ",\"name\":"));
-        PX_TRY(px_proto_write_string(out, l->user_name));
-        PX_TRY(px_buf_printf(out, ",\"token\":%" PRId64 ",\"refreshed\":%" PRId64 "}", l->token, l->refreshed_ms));
-    }
-    PX_TRY(px_buf_puts(out, "],\"writes\":["));
-    for (size_t i = 0; i < e->n_writes; i++) {
-        const px_fold_write_t *w = &e->writes[i];
-        PX_TRY(px_buf_puts(out, i ? ",{\"write_id\":" : "{\"write_id\":"));
-        PX_TRY(px_proto_write_string(out, w->write_id));
-        PX_TRY(px_buf_puts(out, ",\"busy_by\":"));
-        PX_TRY(px_proto_write_string(out, w->busy_by));
-        PX_TRY(px_buf_printf(out, ",\"ts\":%" PRId64 "}", w->ts_ms));
-    }
-    PX_TRY(px_buf_puts(out, "],\"gone\":["));
-    for (size_t i = 0; i < e->n_gone; i++)
-        PX_TRY(px_buf_printf(out, "%s{\"ts\":%" PRId64 ",\"id\":\"%016" PRIx64 "\"}", i ? "," : "",
-                             e->gone[i].ts_ms, e->gone[i].id_hash));
-    PX_TRY(px_buf_puts(out, "],\"done\":["));
-    for (size_t i = 0; i < e->n_done; i++)
-        PX_TRY(px_buf_printf(out, "%s\"%016" PRIx64 "\"", i ? "," : "", px_store_done_at(e, i)));
-    PX_TRY(px_buf_printf(out, "],\"closed_up_to\":%" PRId64 ",\"version\":%" PRId64 "}", e->closed_up_to_ms,
-                         e->version));
-#undef PX_TRY
-    return 0;
-err:
-    out->len = mark;
-    if (out->data) out->data[mark] = '\0';
     return rc;
 }
 
