@@ -526,8 +526,13 @@ void pr_batch_free(pr_ctx_t *pr) {
 
 void pr_batch_turn(pr_ctx_t *pr) {
     if (pr->stopping || !pr->consumer) return;
-    /* Redis first: nothing moves while it is away (not ready) */
-    if (pr_redis_ensure(pr) || (pr->dirty && pr_redis_flush(pr))) {
+    /* Redis first: nothing moves while it is away (not ready). A dataset
+     * that lost its data is rebuilt before anything is written to it. */
+    if (pr_redis_ensure(pr) == 0 && pr->rebuild_pending) {
+        pr->rebuild_pending = false;
+        pr_kafka_rebuild(pr);
+    }
+    if (!pr->redis || (pr->dirty && pr_redis_flush(pr))) {
         if (!pr->paused) {
             rd_kafka_topic_partition_list_t *a = NULL;
             if (!rd_kafka_assignment(pr->consumer, &a) && a) {
@@ -564,10 +569,6 @@ void pr_batch_turn(pr_ctx_t *pr) {
         }
         pr->paused = false;
         PX_INFO(PR_COMP, "redis is back: consuming again", NULL);
-    }
-    if (pr->rebuild_pending) {
-        pr->rebuild_pending = false;
-        pr_kafka_rebuild(pr);
     }
     if (repair_checks(pr)) return;
     batch_t *b = batch_get(pr);

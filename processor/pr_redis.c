@@ -163,6 +163,10 @@ int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, siz
 int pr_redis_flush(pr_ctx_t *pr) {
     if (!pr->dirty) return 0;
     if (pr_redis_ensure(pr)) return PX_EBACKEND;
+    /* A dataset that lost its data gets nothing until the rebuild ran: the
+     * applied marks written here would claim records Redis no longer has,
+     * and an instance that starts next would trust them. */
+    if (pr->rebuild_pending) return PX_EBACKEND;
     int64_t now = px_now_ms();
     size_t cmds = 0, writes = 0;
     char key[PX_KEY_MAX + 1];
