@@ -14,6 +14,7 @@
 #include "px_fold.h"
 
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "px_err.h"
@@ -185,13 +186,15 @@ static int px_fold_reserve_done(px_entity_t *e, size_t need) {
 
 /* ---- lookups ---------------------------------------------------------------- */
 
-/* Binary search of the tab_id-sorted tabs: the index of id, or where it
- * would go (*found false). */
-static size_t px_fold_tab_find(const px_entity_t *e, const char *id, bool *found) {
-    size_t lo = 0, hi = e->n_tabs;
+/* Binary search of an array of n structs of `size` bytes sorted by the
+ * string member at `off`: the index of key, or where it would go (*found
+ * false). Tabs are sorted by tab_id, locks by field. */
+static size_t px_fold_bsearch(const void *base, size_t n, size_t size, size_t off, const char *key,
+                              bool *found) {
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int cmp = strcmp(e->tabs[mid].tab_id, id);
+        int cmp = strcmp((const char *)base + mid * size + off, key);
         if (cmp == 0) {
             *found = true;
             return mid;
@@ -203,20 +206,13 @@ static size_t px_fold_tab_find(const px_entity_t *e, const char *id, bool *found
     return lo;
 }
 
+static size_t px_fold_tab_find(const px_entity_t *e, const char *id, bool *found) {
+    return px_fold_bsearch(e->tabs, e->n_tabs, sizeof *e->tabs, offsetof(px_fold_tab_t, tab_id), id, found);
+}
+
 static size_t px_fold_lock_find(const px_entity_t *e, const char *field, bool *found) {
-    size_t lo = 0, hi = e->n_locks;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int cmp = strcmp(e->locks[mid].field, field);
-        if (cmp == 0) {
-            *found = true;
-            return mid;
-        }
-        if (cmp < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    *found = false;
-    return lo;
+    return px_fold_bsearch(e->locks, e->n_locks, sizeof *e->locks, offsetof(px_fold_lock_t, field), field,
+                           found);
 }
 
 /* The tab a lock's holder is, if it is present and still the holder user's. */

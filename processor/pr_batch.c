@@ -36,6 +36,7 @@ typedef struct batch {
     rd_kafka_message_t **msgs;
     px_event_t *evs;
     int *ok;          /* 1: decoded; 0: poison (DLQ) */
+    px_src_topic_t *src; /* the source topic of each record, looked up once */
     pr_entity_t **ents;
     size_t n;
     /* per partition x source: first offset consumed in this batch */
@@ -323,6 +324,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         if (src < PX_SRC__COUNT && m->partition >= 0 && m->partition < PR_MAX_PARTITIONS &&
             b->first[m->partition][src] < 0)
             b->first[m->partition][src] = m->offset;
+        b->src[b->n] = src;
         b->msgs[b->n++] = m;
     }
     if (pr->rebalanced) { /* positions went back to the committed offsets */
@@ -337,7 +339,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     pr_entity_t **load = b->ents + pr->cfg.batch_max; /* second half of the array */
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_t *m = b->msgs[i];
-        px_src_topic_t src = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
+        px_src_topic_t src = b->src[i];
         char err[256];
         b->ents[i] = NULL;
         b->ok[i] = src < PX_SRC__COUNT && m->partition < PR_MAX_PARTITIONS &&
@@ -364,7 +366,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     /* fold */
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_t *m = b->msgs[i];
-        px_src_topic_t src = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
+        px_src_topic_t src = b->src[i];
         int32_t p = m->partition;
         if (src >= PX_SRC__COUNT || p >= PR_MAX_PARTITIONS) continue;
         pr_part_t *pp = &pr->parts[p];
@@ -501,9 +503,10 @@ static batch_t *batch_get(pr_ctx_t *pr) {
         b->msgs = calloc(n, sizeof *b->msgs);
         b->evs = calloc(n, sizeof *b->evs);
         b->ok = calloc(n, sizeof *b->ok);
+        b->src = calloc(n, sizeof *b->src);
         b->ents = calloc(2 * n, sizeof *b->ents);
     }
-    if (!b || !b->msgs || !b->evs || !b->ok || !b->ents) {
+    if (!b || !b->msgs || !b->evs || !b->ok || !b->src || !b->ents) {
         PX_ERROR(PR_COMP, "out of memory for the batch", "batch_max=%zu", n);
         return NULL;
     }
@@ -519,6 +522,7 @@ void pr_batch_free(pr_ctx_t *pr) {
     free(b->msgs);
     free(b->evs);
     free(b->ok);
+    free(b->src);
     free(b->ents);
     free(b);
     pr->batch = NULL;

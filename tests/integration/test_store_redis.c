@@ -34,13 +34,13 @@
 #include "px_store.h"
 #include "px_time.h"
 #include "px_view.h"
+#include "../unit/px_testlib.h"
 
 static const char *redis_bin = "redis-server";
 static pid_t server_pid = -1;
 static int port;
 static redisContext *rc_cmd, *rc_sub;
 static char sha[41];
-static px_key_t K;
 static px_fold_conf_t C;
 
 /* ---- the server ------------------------------------------------------------------ */
@@ -144,14 +144,9 @@ static int group_teardown(void **state) {
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-static px_event_t pres(int type, const char *tab, const char *user, int64_t ts) {
-    px_event_t ev;
-    px_event_init(&ev, PX_KIND_PRESENCE);
-    ev.type = type;
-    ev.key = K;
-    ev.ts_ms = ts;
-    snprintf(ev.tab_id, sizeof ev.tab_id, "%s", tab);
-    snprintf(ev.user_id, sizeof ev.user_id, "%s", user);
+/* pres() with a name JSON must escape, so the view's encoding is checked. */
+static px_event_t presq(int type, const char *tab, const char *user, int64_t ts) {
+    px_event_t ev = pres(type, tab, user, ts);
     snprintf(ev.user_name, sizeof ev.user_name, "Name \"%s\"", user);
     return ev;
 }
@@ -267,15 +262,15 @@ static void expect_no_message(void) {
 static void build(px_entity_t *e, px_store_wm_t *wm, int64_t t0) {
     px_entity_init(e, &K);
     px_store_wm_init(wm);
-    apply(e, wm, pres(PX_PRES_SUB, "t1", "alice", t0));
-    px_event_t hb = pres(PX_PRES_HB, "t2", "alice", t0 + 2000);
+    apply(e, wm, presq(PX_PRES_SUB, "t1", "alice", t0));
+    px_event_t hb = presq(PX_PRES_HB, "t2", "alice", t0 + 2000);
     hb.mode = PX_MODE_EDIT;
     hb.dirty = true;
     snprintf(hb.field, sizeof hb.field, "title");
     snprintf(hb.cursor, sizeof hb.cursor, "{\"line\":3}");
     apply(e, wm, hb);
-    apply(e, wm, pres(PX_PRES_SUB, "t3", "bob", t0 + 1000));
-    apply(e, wm, pres(PX_PRES_SUB, "t0", "carol", t0 - 100000)); /* dead by now */
+    apply(e, wm, presq(PX_PRES_SUB, "t3", "bob", t0 + 1000));
+    apply(e, wm, presq(PX_PRES_SUB, "t0", "carol", t0 - 100000)); /* dead by now */
     apply_lock(e, wm, "title", "t2", "alice", t0 + 2000);
     apply_lock(e, wm, "body", "t8", "dave", t0 - 500000); /* dead by now */
     apply_lc(e, wm, PX_LC_MUTATING, "w1", t0 + 500, PX_NONE);
@@ -404,7 +399,7 @@ static void test_watermark_guard(void **state) {
     px_entity_init(&old, &K);
     assert_int_equal(px_entity_copy(&old, &e), 0);
     old_wm = wm;
-    apply(&e, &wm, pres(PX_PRES_UNSUB, "t3", "bob", t0 + 3000));
+    apply(&e, &wm, presq(PX_PRES_UNSUB, "t3", "bob", t0 + 3000));
     apply_lc(&e, &wm, PX_LC_MUTATED, "w1", t0 + 3000, 7);
     px_store_cmd_t c;
     px_store_cmd_init(&c);
@@ -459,7 +454,7 @@ static void test_watermark_guard(void **state) {
     px_entity_t e2;
     px_entity_init(&e2, &K);
     assert_int_equal(px_entity_copy(&e2, &e), 0);
-    apply(&e2, &wm, pres(PX_PRES_HB, "t1", "alice", t0 + 4000));
+    apply(&e2, &wm, presq(PX_PRES_HB, "t1", "alice", t0 + 4000));
     assert_int_equal(write_entity(&c, &e2, &wm, now, NULL), 1);
     key_of(&K, "tabs", k);
     r = cmd("ZSCORE %s t1", k);
@@ -505,7 +500,7 @@ static void test_empty(void **state) {
     assert_int_equal(cmd_int("PEXPIRETIME %s", sk), now + PX_STORE_IDLE_RETENTION_MS);
 
     /* the same entity with one tab and a lock, then empty again */
-    px_event_t ev = pres(PX_PRES_SUB, "t1", "u1", now);
+    px_event_t ev = presq(PX_PRES_SUB, "t1", "u1", now);
     ev.key = k2;
     px_src_t src = {PX_SRC_HEARTBEATS, 0, ++wm.off[PX_SRC_HEARTBEATS]};
     assert_int_equal(px_fold_apply(&e, &C, &ev, &src, NULL, NULL), 0);
@@ -552,7 +547,7 @@ static void test_at_caps(void **state) {
         id[PX_ID_MAX] = '\0';
         snprintf(id, 5, "%04d", i);
         id[4] = 'x';
-        px_event_t ev = pres(PX_PRES_SUB, id, id, now);
+        px_event_t ev = presq(PX_PRES_SUB, id, id, now);
         ev.key = k3;
         memset(ev.cursor, '\n', PX_NAME_MAX);
         ev.cursor[PX_NAME_MAX] = '\0';

@@ -21,10 +21,10 @@
 
 #include "px_err.h"
 #include "px_fold.h"
+#include "px_testlib.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static px_key_t K;
 
 static void key_init(px_key_t *k, const char *id) {
     assert_int_equal(px_key_set(k, "acme", "doc", id, NULL, 0), 0);
@@ -40,52 +40,6 @@ static void rec_emit(void *arg, const px_event_t *ev) {
     rec_t *r = arg;
     assert_true(r->n < REC_MAX);
     r->ev[r->n++] = *ev;
-}
-
-static px_event_t pres(int type, const char *tab, const char *user, int64_t ts) {
-    px_event_t ev;
-    px_event_init(&ev, PX_KIND_PRESENCE);
-    ev.type = type;
-    ev.key = K;
-    ev.ts_ms = ts;
-    strcpy(ev.tab_id, tab);
-    strcpy(ev.user_id, user);
-    snprintf(ev.user_name, sizeof ev.user_name, "Name %s", user);
-    return ev;
-}
-
-static px_event_t lockev(int type, const char *field, const char *tab, const char *user, int64_t ts) {
-    px_event_t ev;
-    px_event_init(&ev, PX_KIND_LOCK);
-    ev.type = type;
-    ev.key = K;
-    ev.ts_ms = ts;
-    strcpy(ev.field, field);
-    strcpy(ev.tab_id, tab);
-    strcpy(ev.user_id, user);
-    snprintf(ev.user_name, sizeof ev.user_name, "Name %s", user);
-    strcpy(ev.request_id, "req");
-    return ev;
-}
-
-static px_event_t lcev(int type, const char *write_id, int64_t ts, int64_t version) {
-    px_event_t ev;
-    px_event_init(&ev, PX_KIND_LIFECYCLE);
-    ev.type = type;
-    ev.key = K;
-    ev.ts_ms = ts;
-    strcpy(ev.write_id, write_id);
-    if (type == PX_LC_MUTATING) strcpy(ev.busy_by, write_id[0] ? write_id : "anon");
-    ev.version = version;
-    return ev;
-}
-
-static px_src_topic_t topic_of(const px_event_t *ev) {
-    switch (ev->kind) {
-    case PX_KIND_PRESENCE: return PX_SRC_HEARTBEATS;
-    case PX_KIND_LOCK: return PX_SRC_LOCKS;
-    default: return ev->type == PX_LC_MUTATED ? PX_SRC_MUTATED : PX_SRC_MUTATING;
-    }
 }
 
 /* Apply ev from its natural topic at offset off, recording changes in r. */
@@ -883,20 +837,6 @@ static void test_extreme_times(void **state) {
 
 /* ---- PRNG ------------------------------------------------------------------------------ */
 
-typedef struct {
-    uint64_t s;
-} rng_t;
-
-static uint64_t rng_next(rng_t *r) { /* splitmix64 */
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_below(rng_t *r, uint32_t n) {
-    return (uint32_t)(rng_next(r) % n);
-}
 
 /* ---- property 1: interleaving invariance -------------------------------------------- */
 

@@ -32,25 +32,9 @@
 #include "px_err.h"
 #include "px_store.h"
 #include "px_view.h"
+#include "px_testlib.h"
 
-static px_key_t K;
 
-/* ---- PRNG and record helpers (as in test_fold.c) ------------------------------------ */
-
-typedef struct {
-    uint64_t s;
-} rng_t;
-
-static uint64_t rng_next(rng_t *r) { /* splitmix64 */
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_below(rng_t *r, uint32_t n) {
-    return (uint32_t)(rng_next(r) % n);
-}
 
 /* A valid UTF-8 string of up to max bytes mixing what JSON must escape,
  * multi-byte characters and U+2028 (the writer escapes it). */
@@ -66,51 +50,6 @@ static void nasty_string(rng_t *g, char *dst, size_t max) {
         n += l;
     }
     dst[n] = '\0';
-}
-
-static px_event_t pres(int type, const char *tab, const char *user, int64_t ts) {
-    px_event_t ev;
-    px_event_init(&ev, PX_KIND_PRESENCE);
-    ev.type = type;
-    ev.key = K;
-    ev.ts_ms = ts;
-    snprintf(ev.tab_id, sizeof ev.tab_id, "%s", tab);
-    snprintf(ev.user_id, sizeof ev.user_id, "%s", user);
-    snprintf(ev.user_name, sizeof ev.user_name, "Name %s", user);
-    return ev;
-}
-
-static px_event_t lockev(int type, const char *field, const char *tab, const char *user, int64_t ts) {
-    px_event_t ev;
-    px_event_init(&ev, PX_KIND_LOCK);
-    ev.type = type;
-    ev.key = K;
-    ev.ts_ms = ts;
-    snprintf(ev.field, sizeof ev.field, "%s", field);
-    snprintf(ev.tab_id, sizeof ev.tab_id, "%s", tab);
-    snprintf(ev.user_id, sizeof ev.user_id, "%s", user);
-    snprintf(ev.user_name, sizeof ev.user_name, "Name %s", user);
-    return ev;
-}
-
-static px_event_t lcev(int type, const char *write_id, int64_t ts, int64_t version) {
-    px_event_t ev;
-    px_event_init(&ev, PX_KIND_LIFECYCLE);
-    ev.type = type;
-    ev.key = K;
-    ev.ts_ms = ts;
-    snprintf(ev.write_id, sizeof ev.write_id, "%s", write_id);
-    if (type == PX_LC_MUTATING) snprintf(ev.busy_by, sizeof ev.busy_by, "%s", write_id[0] ? write_id : "anon");
-    ev.version = version;
-    return ev;
-}
-
-static px_src_topic_t topic_of(const px_event_t *ev) {
-    switch (ev->kind) {
-    case PX_KIND_PRESENCE: return PX_SRC_HEARTBEATS;
-    case PX_KIND_LOCK: return PX_SRC_LOCKS;
-    default: return ev->type == PX_LC_MUTATED ? PX_SRC_MUTATED : PX_SRC_MUTATING;
-    }
 }
 
 /* A random input record at time now (test_fold.c's mix, wider id pools and
