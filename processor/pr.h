@@ -75,7 +75,8 @@ typedef struct pr_part {
     /* repair: records below this offset (per source topic) were committed
      * before this instance owned the partition; fold them, emit nothing */
     int64_t repair_until[PX_SRC__COUNT];
-    int64_t next[PX_SRC__COUNT];  /* next offset after the last one folded */
+    int64_t next[PX_SRC__COUNT];  /* next offset after the last one folded; -1 = none */
+    int64_t marked[PX_SRC__COUNT]; /* the applied mark last written to Redis; -1 = none */
     bool repair_check;            /* assigned (or Redis lost data): run the repair check */
     bool full_rebuild;            /* ignore the applied marks: re-fold from the start */
 } pr_part_t;

@@ -192,6 +192,17 @@ static int repair_checks(pr_ctx_t *pr) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
         for (int s = 0; s < PX_SRC__COUNT; s++) rd_kafka_topic_partition_list_add(l, pr->topics[s], p);
         rd_kafka_resp_err_t err = rd_kafka_committed(pr->consumer, l, 10000);
+        /* librdkafka sorts the list by topic name in the request: look each
+         * source topic up by name, never by its index in the list (reading
+         * by index took one topic's committed offset for another's, and a
+         * repair then skipped records Redis did not hold) */
+        int64_t committed[PX_SRC__COUNT] = {-1, -1, -1, -1};
+        for (int s = 0; !err && s < PX_SRC__COUNT; s++) {
+            const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l, pr->topics[s], p);
+            if (!tp) err = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+            else if (tp->err) err = tp->err; /* e.g. UNSTABLE_OFFSET_COMMIT: a transaction still open */
+            else committed[s] = tp->offset;
+        }
         if (err) {
             PX_WARN(PR_COMP, "cannot read committed offsets; will retry", "partition=%d err=%s", p,
                     rd_kafka_err2name(err));
@@ -200,19 +211,29 @@ static int repair_checks(pr_ctx_t *pr) {
         }
         rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
         for (int s = 0; s < PX_SRC__COUNT; s++) {
-            int64_t c = l->elems[s].offset; /* < 0: nothing committed yet */
+            int64_t c = committed[s]; /* < 0: nothing committed yet */
             int64_t a = pp->full_rebuild ? -1 : applied[s];
             pp->repair_until[s] = -1;
+            /* Every source is sought explicitly, the ones without a gap to
+             * their committed offset too: a record delivered (and dropped)
+             * between the assignment and this check moved the position on,
+             * and resuming from there would skip it. */
+            int64_t from = c >= 0 ? c : RD_KAFKA_OFFSET_BEGINNING;
             if (c > 0 && a < c) {
                 pp->repair_until[s] = c;
-                rd_kafka_topic_partition_list_add(seek, pr->topics[s], p)->offset =
-                    a < 0 ? RD_KAFKA_OFFSET_BEGINNING : a;
+                pp->next[s] = a; /* Redis holds everything below a (-1: nothing) */
+                from = a < 0 ? RD_KAFKA_OFFSET_BEGINNING : a;
                 PX_INFO(PR_COMP, "repairing", "topic=%s partition=%d from=%lld to=%lld", pr->topics[s], p,
                         (long long)a, (long long)c);
             }
+            rd_kafka_topic_partition_list_add(seek, pr->topics[s], p)->offset = from;
         }
+        PX_INFO(PR_COMP, "repair check", "partition=%d committed=%lld,%lld,%lld,%lld applied=%lld,%lld,%lld,%lld rebuild=%d",
+                p, (long long)committed[0], (long long)committed[1], (long long)committed[2], (long long)committed[3],
+                (long long)applied[0], (long long)applied[1], (long long)applied[2],
+                (long long)applied[3], pp->full_rebuild);
         rd_kafka_topic_partition_list_destroy(l);
-        if (seek->cnt) {
+        {
             rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->consumer, seek, 0);
             if (e) {
                 PX_ERROR(PR_COMP, "seek failed", "err=\"%s\"", rd_kafka_error_string(e));
@@ -307,7 +328,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
 
     /* collect */
     pr->rebalanced = false;
-    while (b->n < (size_t)pr->cfg.batch_max) {
+    while (b->n < (size_t)pr->cfg.batch_max && !pr->rebalanced) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(pr->consumer, 0);
         if (!m) break;
         if (m->err) {
@@ -327,7 +348,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         b->src[b->n] = src;
         b->msgs[b->n++] = m;
     }
-    if (pr->rebalanced) { /* positions went back to the committed offsets */
+    if (pr->rebalanced) { /* eager: all was revoked; the repair check seeks every assigned source */
         batch_free_msgs(b);
         return true;
     }

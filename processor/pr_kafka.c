@@ -41,7 +41,7 @@ static void set_partitions(pr_ctx_t *pr, const rd_kafka_topic_partition_list_t *
             memset(pp, 0, sizeof *pp);
             pp->assigned = true;
             pp->repair_check = true;
-            for (int s = 0; s < PX_SRC__COUNT; s++) pp->repair_until[s] = pp->next[s] = -1;
+            for (int s = 0; s < PX_SRC__COUNT; s++) pp->repair_until[s] = pp->next[s] = pp->marked[s] = -1;
         } else if (!assigned && pp->assigned) {
             pp->assigned = false;
             pr_table_drop_partition(pr, p);
@@ -73,9 +73,15 @@ void pr_kafka_rebuild(pr_ctx_t *pr) {
     PX_WARN(PR_COMP, "redis lost its data: rebuilding the view from the log", "partitions=%d", a->cnt);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
         if (pr->parts[p].assigned) {
+            pr_part_t *pp = &pr->parts[p];
             pr_table_drop_partition(pr, p);
-            pr->parts[p].repair_check = true;
-            pr->parts[p].full_rebuild = true;
+            pp->repair_check = true;
+            pp->full_rebuild = true;
+            /* the positions reached before the loss say nothing about the
+             * new dataset: a flush during the rebuild must not write them
+             * as applied marks (it did, and a later owner then skipped the
+             * part of the rebuild still to come) */
+            for (int s = 0; s < PX_SRC__COUNT; s++) pp->repair_until[s] = pp->next[s] = pp->marked[s] = -1;
         }
     rd_kafka_pause_partitions(pr->consumer, a);
     rd_kafka_topic_partition_list_destroy(a);

@@ -160,8 +160,17 @@ int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, siz
     return 0;
 }
 
+/* True if partition p has an applied mark Redis does not hold yet. */
+static bool mark_pending(const pr_part_t *pp) {
+    for (int s = 0; s < PX_SRC__COUNT; s++)
+        if (pp->next[s] >= 0 && pp->next[s] != pp->marked[s]) return true;
+    return false;
+}
+
 int pr_redis_flush(pr_ctx_t *pr) {
-    if (!pr->dirty) return 0;
+    bool marks = false;
+    for (int p = 0; !marks && p < PR_MAX_PARTITIONS; p++) marks = pr->parts[p].assigned && mark_pending(&pr->parts[p]);
+    if (!pr->dirty && !marks) return 0;
     if (pr_redis_ensure(pr)) return PX_EBACKEND;
     /* A dataset that lost its data gets nothing until the rebuild ran: the
      * applied marks written here would claim records Redis no longer has,
@@ -170,7 +179,6 @@ int pr_redis_flush(pr_ctx_t *pr) {
     int64_t now = px_now_ms();
     size_t cmds = 0, writes = 0;
     char key[PX_KEY_MAX + 1];
-    bool touched[PR_MAX_PARTITIONS] = {false};
     for (pr_entity_t *e = pr->dirty; e; e = e->next_dirty) {
         const char *notify = e->notify.len ? e->notify.data : NULL;
         if (px_store_write_cmd(&pr->cmd, pr->script_sha, &e->st, &pr->fold, &e->wm, now, notify)) {
@@ -189,10 +197,16 @@ int pr_redis_flush(pr_ctx_t *pr) {
         else
             redisAppendCommand(pr->redis, "ZREM presence:deadlines:{%s}:%d %s", pr->group, e->partition, key);
         cmds++;
-        if (e->partition >= 0 && e->partition < PR_MAX_PARTITIONS) touched[e->partition] = true;
     }
+    /* The applied marks after the entity writes (a pipeline runs in order):
+     * a mark never claims a write that Redis has not received first. Only
+     * assigned partitions have marks to write: a revoked one was flushed in
+     * the revoke callback, before it stopped being assigned. */
+    int64_t sent[PR_MAX_PARTITIONS][PX_SRC__COUNT];
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
-        if (!touched[p] && !(pr->parts[p].assigned)) continue;
+        pr_part_t *pp = &pr->parts[p];
+        for (int s = 0; s < PX_SRC__COUNT; s++) sent[p][s] = -1;
+        if (!pp->assigned || !mark_pending(pp)) continue;
         char f[PX_SRC__COUNT][32], v[PX_SRC__COUNT][24];
         const char *argv[2 + 2 * PX_SRC__COUNT];
         char hk[PX_CONF_STR_MAX + 32];
@@ -201,13 +215,13 @@ int pr_redis_flush(pr_ctx_t *pr) {
         argv[argc++] = "HSET";
         argv[argc++] = hk;
         for (int s = 0; s < PX_SRC__COUNT; s++) {
-            if (pr->parts[p].next[s] < 0) continue;
+            if (pp->next[s] < 0) continue;
             snprintf(f[s], sizeof f[s], "%d:%d", s, p);
-            snprintf(v[s], sizeof v[s], "%" PRId64, pr->parts[p].next[s]);
+            snprintf(v[s], sizeof v[s], "%" PRId64, pp->next[s]);
             argv[argc++] = f[s];
             argv[argc++] = v[s];
+            sent[p][s] = pp->next[s];
         }
-        if (argc == 2) continue;
         redisAppendCommandArgv(pr->redis, argc, argv, NULL);
         cmds++;
     }
@@ -240,6 +254,9 @@ int pr_redis_flush(pr_ctx_t *pr) {
         redis_fail(pr, "write");
         return PX_EBACKEND;
     }
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++)
+        for (int s = 0; s < PX_SRC__COUNT; s++)
+            if (sent[p][s] >= 0) pr->parts[p].marked[s] = sent[p][s];
     for (pr_entity_t *e = pr->dirty, *n; e; e = n) {
         n = e->next_dirty;
         e->dirty = false;

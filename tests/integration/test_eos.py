@@ -23,6 +23,7 @@ import pxtest
 
 SEED = int(os.environ.get("PX_EOS_SEED", "20261122"))
 KILLS = int(os.environ.get("PX_EOS_KILLS", "22"))
+BATCH = os.environ.get("PX_EOS_BATCH")  # e.g. 40: many small batches
 TTLS = ["--set", "presence.ttl_ms=2000", "--set", "lock.ttl_ms=3000", "--set", "stale.ttl_ms=4000"]
 
 
@@ -117,7 +118,7 @@ async def test(stack):
     redis = pxtest.Redis(stack.logdir)
     stack.env["REDIS_PORT"] = str(redis.port)
     common = TTLS + ["--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=1000",
-                     "--set", "http.port=0"]
+                     "--set", "http.port=0"] + (["--set", f"batch.max_records={BATCH}"] if BATCH else [])
 
     started = [0]
 
@@ -160,4 +161,4 @@ async def test(stack):
 
 
 if __name__ == "__main__":
-    pxtest.run(test, "test_eos")
+    pxtest.run(test, "test_eos" + (f"_batch{BATCH}" if BATCH else ""))
