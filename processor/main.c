@@ -45,6 +45,10 @@ static const px_opt_t pr_opts[] = {
     OPT("batch.max_records", PX_OPT_INT, "10000", "records per batch (one transaction)", batch_max, 1, 1000000),
     OPT("kafka.transaction_timeout_ms", PX_OPT_INT, "10000",
         "how long a crashed instance's open transaction blocks readers", txn_timeout_ms, 1000, 900000),
+    OPT("retry.max_attempts", PX_OPT_INT, "3", "retries of a record whose failure may pass, then the DLQ",
+        retry_max_attempts, 0, 20),
+    OPT("retry.base_ms", PX_OPT_INT, "1000", "delay before retry k: base * 3^(k-1) (1 s, 3 s, 9 s)", retry_base_ms,
+        1, 3600000),
     OPT("log.level", PX_OPT_STR, "info", "debug | info | warn | error", log_level, 0, 0),
     OPT("http.host", PX_OPT_STR, "127.0.0.1", "address of /metrics, /healthz, /readyz", http_host, 0, 0),
     OPT("http.port", PX_OPT_INT, "9102", "port of /metrics, /healthz, /readyz (0: none)", http_port, 0, 65535),
@@ -119,6 +123,10 @@ static void register_metrics(pr_ctx_t *pr) {
         pr->m_folded[s] = px_metrics_counter(m, "presence_processor_records_total", "input records folded",
                                              src_label[s]);
     pr->m_dlq = px_metrics_counter(m, "presence_processor_dlq_total", "records sent to a dead-letter topic", NULL);
+    pr->m_retries = px_metrics_counter(m, "presence_processor_retries_total",
+                                       "records sent to a retry topic after a failure that may pass", NULL);
+    pr->m_retry_dlq = px_metrics_counter(m, "presence_processor_retries_exhausted_total",
+                                         "records sent to the DLQ after their last retry", NULL);
     pr->m_skipped = px_metrics_counter(m, "presence_processor_duplicates_total",
                                        "records or writes skipped because Redis already held them", NULL);
     pr->m_repaired = px_metrics_counter(m, "presence_processor_repaired_total",

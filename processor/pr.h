@@ -34,6 +34,12 @@
 
 #define PR_COMP "processor"
 #define PR_MAX_PARTITIONS 256
+/* Consumed topics: the four input topics (px_src_topic_t), then their
+ * retry topics in the same order (PR_RETRY(s) = the retry topic of s). */
+#define PR_N_SRC (2 * PX_SRC__COUNT)
+#define PR_RETRY(s) ((s) + PX_SRC__COUNT)
+#define PR_IS_RETRY(s) ((s) >= PX_SRC__COUNT)
+#define PR_FOLD_SRC(s) ((px_src_topic_t)((s) % PX_SRC__COUNT))
 
 typedef struct pr_config {
     char redis_host[PX_CONF_STR_MAX];
@@ -51,6 +57,8 @@ typedef struct pr_config {
     int64_t stale_ttl_ms;
     int64_t batch_max;
     int64_t txn_timeout_ms;
+    int64_t retry_max_attempts; /* transient failures: retries before the DLQ */
+    int64_t retry_base_ms;      /* delay of attempt k: base * 3^(k-1) (1 s, 3 s, 9 s) */
     char log_level[PX_CONF_STR_MAX];
     char http_host[PX_CONF_STR_MAX];
     int64_t http_port;
@@ -65,6 +73,14 @@ typedef struct pr_entity {
     bool poisoned;            /* its stored state does not decode: never written, records to the DLQ */
     int64_t heap_deadline;    /* deadline it is filed under in the heap, or INT64_MAX */
     px_buf_t notify;          /* JSON array of this batch's changes, for the gateways */
+    /* Retry order: every record of the entity diverted to a retry topic
+     * gets the next sequence number; only the head may be applied, so
+     * records keep their order (DESIGN.md 7). head == next: none waiting. */
+    uint32_t retry_head, retry_next;
+    /* From the scan at assignment: the lowest original offset per source
+     * topic still waiting in a retry topic (INT64_MAX: none). A repair
+     * leaves those records to the retry path. */
+    int64_t hold_from[PX_SRC__COUNT];
     struct pr_entity *next;   /* hash chain */
     struct pr_entity *next_dirty;
 } pr_entity_t;
@@ -74,9 +90,10 @@ typedef struct pr_part {
     bool assigned;
     /* repair: records below this offset (per source topic) were committed
      * before this instance owned the partition; fold them, emit nothing */
-    int64_t repair_until[PX_SRC__COUNT];
-    int64_t next[PX_SRC__COUNT];  /* next offset after the last one folded; -1 = none */
-    int64_t marked[PX_SRC__COUNT]; /* the applied mark last written to Redis; -1 = none */
+    int64_t repair_until[PR_N_SRC];
+    int64_t next[PR_N_SRC];   /* next offset after the last one folded; -1 = none */
+    int64_t marked[PR_N_SRC]; /* the applied mark last written to Redis; -1 = none */
+    int64_t retry_due[PX_SRC__COUNT]; /* retry topic held until this wall-clock ms (0: not held) */
     bool repair_check;            /* assigned (or Redis lost data): run the repair check */
     bool full_rebuild;            /* ignore the applied marks: re-fold from the start */
 } pr_part_t;
@@ -101,7 +118,8 @@ typedef struct pr_ctx {
     rd_kafka_t *consumer, *producer;
     rd_kafka_queue_t *cq;
     px_kafka_uv_t *cq_uv;
-    char topics[PX_SRC__COUNT][PX_CONF_STR_MAX * 2];
+    char topics[PR_N_SRC][PX_CONF_STR_MAX * 2 + 8];
+    rd_kafka_t *scanner;      /* reads retry topics at assignment (assign only, no group) */
     char topic_changes[PX_CONF_STR_MAX * 2];
     char group[PX_CONF_STR_MAX];
     pr_part_t parts[PR_MAX_PARTITIONS];
@@ -136,6 +154,7 @@ typedef struct pr_ctx {
     px_counter_t *m_batches, *m_aborts, *m_redis_err, *m_kafka_err, *m_repaired;
     px_gauge_t *m_entities, *m_ready, *m_tabs, *m_locks, *m_stale, *m_users;
     px_counter_t *m_locks_acquired;
+    px_counter_t *m_retries, *m_retry_dlq;
     px_hist_t *m_batch_ms;
     px_counter_t *m_phase_us[4]; /* load, fold+produce, commit, redis: where a batch's time goes */
 } pr_ctx_t;
@@ -170,7 +189,7 @@ int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n);
 int pr_redis_flush(pr_ctx_t *pr);
 /* Applied marks of one partition number: out[src] = next offset Redis
  * holds everything below, or -1 when unknown. */
-int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PX_SRC__COUNT]);
+int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PR_N_SRC]);
 /* Keys of the entities with pending deadlines in a partition. */
 int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, size_t *n);
 
@@ -181,7 +200,16 @@ void pr_kafka_unwatch(pr_ctx_t *pr);
  * partition from the start of the log, emitting nothing (repair mode). */
 void pr_kafka_rebuild(pr_ctx_t *pr);
 void pr_kafka_stop(pr_ctx_t *pr);
-px_src_topic_t pr_topic_src(const pr_ctx_t *pr, const char *topic); /* PX_SRC__COUNT if unknown */
+/* Index of a consumed topic (0..PR_N_SRC-1), PR_N_SRC if unknown. */
+int pr_topic_src(const pr_ctx_t *pr, const char *topic);
+/* The retry records of partition p still waiting (from the committed
+ * offsets in committed[PR_N_SRC] to the end): sets each entity's retry
+ * head/next and hold_from (adding and loading entities as needed). 0, or
+ * PX_EBACKEND (Kafka or Redis unreachable: try again). */
+/* The integer value of header `name` of m: 0, or -1 if absent or not an
+ * integer. */
+int pr_header_int(const rd_kafka_message_t *m, const char *name, int64_t *out);
+int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC]);
 
 /* pr_batch.c: run batches until the queue is empty or the turn's budget is
  * spent. Called on every wake. */

@@ -2,12 +2,13 @@
  * pr_batch.c - one batch of the processor, the unit of exactly-once
  * (docs/exactly-once.md):
  *
- *   collect  up to batch.max_records records (a rebalance meanwhile drops
- *            the batch: positions were reset to the committed offsets)
+ *   collect  up to batch.max_records records of the input and retry topics
+ *            (a rebalance meanwhile drops the batch; the repair check of
+ *            each new partition then seeks every topic explicitly)
  *   load     the entities not in memory, one pipelined read
  *   fold     each record once (the entity watermark skips what the stored
- *            state already holds); change events, DLQ records and the
- *            EXPIREs of due deadlines are produced inside a transaction
+ *            state already holds); change events, retry and DLQ records and
+ *            the EXPIREs of due deadlines are produced inside a transaction
  *   commit   the transaction with the consumed offsets
  *   flush    every changed entity to Redis, watermark-guarded, then the
  *            applied marks
@@ -15,8 +16,12 @@
  * Records below a partition's repair bound were committed by an earlier
  * owner whose Redis writes may be missing: they are folded and written, but
  * produce nothing and are not part of the offsets. A transaction that must
- * abort rewinds its partitions and drops their entities, which are loaded
- * from Redis again (no entity is dirty when a batch starts).
+ * abort drops the entities of its partitions and runs their repair check
+ * again, as after an assignment (no entity is dirty when a batch starts).
+ * Retry topics: a record whose failure may pass goes to <topic>.retry with
+ * a due time and its entity's sequence number; an entity's later records
+ * follow it there, so its records apply in order ("Retry topics" in
+ * docs/exactly-once.md).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,16 +36,27 @@
 
 #define PR_MAX_DUE 4096
 
+/* Where a record came from before it went through a retry topic (for a
+ * record of an input topic: its own coordinates, attempt 0). */
+typedef struct orig {
+    int64_t offset, ts, attempt, due, seq;
+} orig_t;
+
 typedef struct batch {
     pr_ctx_t *pr;
     rd_kafka_message_t **msgs;
     px_event_t *evs;
     int *ok;          /* 1: decoded; 0: poison (DLQ) */
-    px_src_topic_t *src; /* the source topic of each record, looked up once */
+    int *src;         /* the consumed topic of each record (0..PR_N_SRC), looked up once */
+    orig_t *orig;
     pr_entity_t **ents;
     size_t n;
     /* per partition x source: first offset consumed in this batch */
-    int64_t first[PR_MAX_PARTITIONS][PX_SRC__COUNT];
+    int64_t first[PR_MAX_PARTITIONS][PR_N_SRC];
+    /* per partition x retry topic: the first record not yet due (-1: none);
+     * the topic is held there until blocked_due */
+    int64_t blocked[PR_MAX_PARTITIONS][PX_SRC__COUNT], blocked_due[PR_MAX_PARTITIONS][PX_SRC__COUNT];
+    bool redis_failed; /* a reload in the fold failed: the batch must not count */
     bool txn_open;
     bool produce_failed;
     pr_entity_t *cur;
@@ -82,28 +98,65 @@ static bool txn_begin(batch_t *b) {
     return true;
 }
 
-/* The original bytes to <topic>.dlt with the error and where they came from. */
-static void dead_letter(batch_t *b, const rd_kafka_message_t *m, const char *err) {
-    pr_ctx_t *pr = b->pr;
-    char topic[PX_CONF_STR_MAX * 2 + 8], num[32];
-    if (!txn_begin(b)) return;
-    const char *src = rd_kafka_topic_name(m->rkt);
-    snprintf(topic, sizeof topic, "%s.dlt", src);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+/* Headers naming a record's origin: the input topic, partition, offset
+ * and timestamp it was first consumed at, and the attempt. */
+static rd_kafka_headers_t *origin_headers(const char *topic, int32_t p, const orig_t *o, const char *err) {
+    char num[32];
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
     rd_kafka_header_add(h, "px.error", -1, err, -1);
-    rd_kafka_header_add(h, "px.topic", -1, src, -1);
-    snprintf(num, sizeof num, "%" PRId32, m->partition);
+    rd_kafka_header_add(h, "px.topic", -1, topic, -1);
+    snprintf(num, sizeof num, "%" PRId32, p);
     rd_kafka_header_add(h, "px.partition", -1, num, -1);
-    snprintf(num, sizeof num, "%" PRId64, m->offset);
+    snprintf(num, sizeof num, "%" PRId64, o->offset);
     rd_kafka_header_add(h, "px.offset", -1, num, -1);
-    snprintf(num, sizeof num, "%" PRId64, rd_kafka_message_timestamp(m, NULL));
+    snprintf(num, sizeof num, "%" PRId64, o->ts);
     rd_kafka_header_add(h, "px.timestamp", -1, num, -1);
-    rd_kafka_header_add(h, "px.attempt", -1, "0", -1);
+    snprintf(num, sizeof num, "%" PRId64, o->attempt);
+    rd_kafka_header_add(h, "px.attempt", -1, num, -1);
+    return h;
+}
+
+/* The original bytes to <input topic>.dlt with the error and where they
+ * came from (fs: the input topic; o: the original coordinates). */
+static void dead_letter(batch_t *b, const rd_kafka_message_t *m, int fs, const orig_t *o, const char *err) {
+    pr_ctx_t *pr = b->pr;
+    char topic[sizeof pr->topics[0] + 8];
+    if (!txn_begin(b)) return;
+    const char *src = pr->topics[fs];
+    snprintf(topic, sizeof topic, "%s.dlt", src);
+    rd_kafka_headers_t *h = origin_headers(src, m->partition, o, err);
     if (produce(pr, topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len, h))
         b->produce_failed = true;
     px_counter_add(pr->m_dlq, 1);
-    PX_WARN(PR_COMP, "record sent to the DLQ", "topic=%s partition=%d offset=%lld err=\"%s\"", src, m->partition,
-            (long long)m->offset, err);
+    PX_WARN(PR_COMP, "record sent to the DLQ", "topic=%s partition=%d offset=%lld attempt=%lld err=\"%s\"", src,
+            m->partition, (long long)o->offset, (long long)o->attempt, err);
+}
+
+/* The original bytes to <input topic>.retry, same partition, with the
+ * attempt, the wall-clock time it is due and the entity's sequence number
+ * (pr.h: retry order). */
+static void send_retry(batch_t *b, const rd_kafka_message_t *m, int fs, const orig_t *o, int64_t attempt,
+                       int64_t due, uint32_t seq, const char *err) {
+    pr_ctx_t *pr = b->pr;
+    char num[32];
+    if (!txn_begin(b)) return;
+    orig_t n = *o;
+    n.attempt = attempt;
+    rd_kafka_headers_t *h = origin_headers(pr->topics[fs], m->partition, &n, err);
+    snprintf(num, sizeof num, "%" PRId64, due);
+    rd_kafka_header_add(h, "px.due", -1, num, -1);
+    snprintf(num, sizeof num, "%" PRIu32, seq);
+    rd_kafka_header_add(h, "px.seq", -1, num, -1);
+    if (produce(pr, pr->topics[PR_RETRY(fs)], m->partition, m->key, m->key_len, m->payload, m->len, h))
+        b->produce_failed = true;
+    if (attempt > 0) px_counter_add(pr->m_retries, 1);
+}
+
+/* Delay before attempt k (1-based): base * 3^(k-1). */
+static int64_t retry_delay(const pr_ctx_t *pr, int64_t k) {
+    int64_t d = pr->cfg.retry_base_ms;
+    for (int64_t i = 1; i < k && d < 3600000; i++) d *= 3;
+    return d;
 }
 
 /* Append one change to the entity's notification for the gateways. */
@@ -155,7 +208,7 @@ static void on_expire(void *arg, const px_event_t *ev) {
     batch_t *b = arg;
     pr_ctx_t *pr = b->pr;
     char err[256], key[PX_KEY_MAX + 1];
-    px_src_topic_t s = ev->kind == PX_KIND_PRESENCE ? PX_SRC_HEARTBEATS
+    int s = ev->kind == PX_KIND_PRESENCE ? PX_SRC_HEARTBEATS
                        : ev->kind == PX_KIND_LOCK   ? PX_SRC_LOCKS
                                                     : PX_SRC_MUTATING;
     px_buf_reset(&pr->val);
@@ -175,7 +228,7 @@ static void on_expire(void *arg, const px_event_t *ev) {
 
 /* True while some source topic of the partition is below its repair bound. */
 static bool part_repairing(const pr_part_t *pp) {
-    for (int s = 0; s < PX_SRC__COUNT; s++)
+    for (int s = 0; s < PR_N_SRC; s++)
         if (pp->repair_until[s] >= 0 && pp->next[s] < pp->repair_until[s]) return true;
     return false;
 }
@@ -187,17 +240,18 @@ static int repair_checks(pr_ctx_t *pr) {
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
         pr_part_t *pp = &pr->parts[p];
         if (!pp->assigned || !pp->repair_check) continue;
-        int64_t applied[PX_SRC__COUNT];
+        int64_t applied[PR_N_SRC];
         if (pr_redis_applied(pr, p, applied)) return PX_EBACKEND;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
-        for (int s = 0; s < PX_SRC__COUNT; s++) rd_kafka_topic_partition_list_add(l, pr->topics[s], p);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PR_N_SRC);
+        for (int s = 0; s < PR_N_SRC; s++) rd_kafka_topic_partition_list_add(l, pr->topics[s], p);
         rd_kafka_resp_err_t err = rd_kafka_committed(pr->consumer, l, 10000);
         /* librdkafka sorts the list by topic name in the request: look each
          * source topic up by name, never by its index in the list (reading
          * by index took one topic's committed offset for another's, and a
          * repair then skipped records Redis did not hold) */
-        int64_t committed[PX_SRC__COUNT] = {-1, -1, -1, -1};
-        for (int s = 0; !err && s < PX_SRC__COUNT; s++) {
+        int64_t committed[PR_N_SRC];
+        for (int s = 0; s < PR_N_SRC; s++) committed[s] = -1;
+        for (int s = 0; !err && s < PR_N_SRC; s++) {
             const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l, pr->topics[s], p);
             if (!tp) err = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
             else if (tp->err) err = tp->err; /* e.g. UNSTABLE_OFFSET_COMMIT: a transaction still open */
@@ -209,8 +263,14 @@ static int repair_checks(pr_ctx_t *pr) {
             rd_kafka_topic_partition_list_destroy(l);
             return PX_EBACKEND;
         }
-        rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
-        for (int s = 0; s < PX_SRC__COUNT; s++) {
+        /* records still waiting in the retry topics: their entities' order */
+        if (pr_kafka_scan_retries(pr, p, committed)) {
+            rd_kafka_topic_partition_list_destroy(l);
+            pr_table_drop_partition(pr, p); /* half-scanned: start clean next time */
+            return PX_EBACKEND;
+        }
+        rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(PR_N_SRC);
+        for (int s = 0; s < PR_N_SRC; s++) {
             int64_t c = committed[s]; /* < 0: nothing committed yet */
             int64_t a = pp->full_rebuild ? -1 : applied[s];
             pp->repair_until[s] = -1;
@@ -258,8 +318,9 @@ static int repair_checks(pr_ctx_t *pr) {
         if (rc == PX_EBACKEND) return rc;
         pp->repair_check = false;
         pp->full_rebuild = false;
-        rd_kafka_topic_partition_list_t *res = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
-        for (int s = 0; s < PX_SRC__COUNT; s++) rd_kafka_topic_partition_list_add(res, pr->topics[s], p);
+        for (int s = 0; s < PX_SRC__COUNT; s++) pp->retry_due[s] = 0;
+        rd_kafka_topic_partition_list_t *res = rd_kafka_topic_partition_list_new(PR_N_SRC);
+        for (int s = 0; s < PR_N_SRC; s++) rd_kafka_topic_partition_list_add(res, pr->topics[s], p);
         rd_kafka_resume_partitions(pr->consumer, res);
         rd_kafka_topic_partition_list_destroy(res);
     }
@@ -273,37 +334,41 @@ static void batch_free_msgs(batch_t *b) {
     b->n = 0;
 }
 
-/* Undo a batch that did not commit: seek its partitions back to their
- * first records and drop their entities (Redis has their last state). */
+/* Undo a batch that did not commit: drop the entities of its partitions
+ * (Redis has their last state) and hold the partitions until their repair
+ * check ran again, which seeks every topic back to its committed offset
+ * (or applied mark) and rebuilds the retry order from the retry topics, as
+ * after an assignment. */
 static void batch_rewind(batch_t *b) {
     pr_ctx_t *pr = b->pr;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
         bool any = false;
-        for (int s = 0; s < PX_SRC__COUNT; s++)
-            if (b->first[p][s] >= 0) {
-                rd_kafka_topic_partition_list_add(l, pr->topics[s], p)->offset = b->first[p][s];
-                pr->parts[p].next[s] = b->first[p][s];
-                any = true;
-            }
-        if (any) pr_table_drop_partition(pr, p);
-    }
-    if (l->cnt) {
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->consumer, l, 0);
-        if (e) {
-            PX_ERROR(PR_COMP, "rewind failed", "err=\"%s\"", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
+        for (int s = 0; s < PR_N_SRC; s++) any = any || b->first[p][s] >= 0;
+        if (!any || !pr->parts[p].assigned) continue;
+        pr_table_drop_partition(pr, p);
+        pr->parts[p].repair_check = true;
+        for (int s = 0; s < PR_N_SRC; s++) {
+            pr->parts[p].next[s] = pr->parts[p].repair_until[s] = -1;
+            rd_kafka_topic_partition_list_add(l, pr->topics[s], p);
         }
     }
+    if (l->cnt) rd_kafka_pause_partitions(pr->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, px_src_topic_t src, px_event_t *ev, char *err,
+static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, int s, px_event_t *ev, orig_t *o, char *err,
                   size_t n) {
     const char *v = m->payload;
+    px_src_topic_t src = PR_FOLD_SRC(s);
+    *o = (orig_t){m->offset, rd_kafka_message_timestamp(m, NULL), 0, 0, 0};
+    if (PR_IS_RETRY(s) && (pr_header_int(m, "px.offset", &o->offset) || pr_header_int(m, "px.timestamp", &o->ts) ||
+                           pr_header_int(m, "px.attempt", &o->attempt) || pr_header_int(m, "px.due", &o->due) ||
+                           pr_header_int(m, "px.seq", &o->seq) || o->offset < 0 || o->attempt < 0))
+        return px_errf(PX_EINVAL, err, n, "retry record without valid px.* headers");
     bool lifecycle = src == PX_SRC_MUTATING || src == PX_SRC_MUTATED;
     if (lifecycle && m->len && v[0] == '{') { /* the JSON form (px_lcjson.h) */
-        if (px_lcjson_decode(v, m->len, rd_kafka_message_timestamp(m, NULL), ev, err, n)) return PX_EINVAL;
+        if (px_lcjson_decode(v, m->len, o->ts, ev, err, n)) return PX_EINVAL;
     } else if (px_avro_decode(pr->avro, m->payload, m->len, ev, err, n)) {
         return PX_EINVAL;
     }
@@ -322,9 +387,11 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     int64_t t0 = px_mono_ms();
     uint64_t gen = pr->redis_gen;
     b->n = 0;
-    b->txn_open = b->produce_failed = false;
-    for (int p = 0; p < PR_MAX_PARTITIONS; p++)
-        for (int s = 0; s < PX_SRC__COUNT; s++) b->first[p][s] = -1;
+    b->txn_open = b->produce_failed = b->redis_failed = false;
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        for (int s = 0; s < PR_N_SRC; s++) b->first[p][s] = -1;
+        for (int s = 0; s < PX_SRC__COUNT; s++) b->blocked[p][s] = -1;
+    }
 
     /* collect */
     pr->rebalanced = false;
@@ -341,8 +408,8 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         }
         /* first offsets are known from here on, so any early exit below can
          * rewind (a dropped record would otherwise never be folded) */
-        px_src_topic_t src = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
-        if (src < PX_SRC__COUNT && m->partition >= 0 && m->partition < PR_MAX_PARTITIONS &&
+        int src = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
+        if (src < PR_N_SRC && m->partition >= 0 && m->partition < PR_MAX_PARTITIONS &&
             b->first[m->partition][src] < 0)
             b->first[m->partition][src] = m->offset;
         b->src[b->n] = src;
@@ -360,11 +427,11 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     pr_entity_t **load = b->ents + pr->cfg.batch_max; /* second half of the array */
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_t *m = b->msgs[i];
-        px_src_topic_t src = b->src[i];
+        int src = b->src[i];
         char err[256];
         b->ents[i] = NULL;
-        b->ok[i] = src < PX_SRC__COUNT && m->partition < PR_MAX_PARTITIONS &&
-                   decode(pr, m, src, &b->evs[i], err, sizeof err) == 0;
+        b->ok[i] = src < PR_N_SRC && m->partition < PR_MAX_PARTITIONS &&
+                   decode(pr, m, src, &b->evs[i], &b->orig[i], err, sizeof err) == 0;
         if (!b->ok[i]) continue;
         pr_entity_t *e = pr_table_find(pr, &b->evs[i].key);
         if (!e) {
@@ -385,47 +452,112 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
 
     int64_t t_load = px_mono_us();
     /* fold */
+    int64_t now = px_now_ms();
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_t *m = b->msgs[i];
-        px_src_topic_t src = b->src[i];
+        int src = b->src[i];
         int32_t p = m->partition;
-        if (src >= PX_SRC__COUNT || p >= PR_MAX_PARTITIONS) continue;
+        if (src >= PR_N_SRC || p >= PR_MAX_PARTITIONS) continue;
+        int fs = PR_FOLD_SRC(src);
+        bool retry = PR_IS_RETRY(src);
         pr_part_t *pp = &pr->parts[p];
+        const orig_t *o = &b->orig[i];
+        bool repair = m->offset < pp->repair_until[src];
+        if (retry && b->blocked[p][fs] >= 0) continue; /* behind a record not yet due */
+        if (retry && !repair && b->ok[i] && o->due > now) { /* hold the topic here until it is due */
+            b->blocked[p][fs] = m->offset;
+            b->blocked_due[p][fs] = o->due;
+            continue;
+        }
         pp->next[src] = m->offset + 1;
-        b->repair = m->offset < pp->repair_until[src];
+        b->repair = repair;
         b->cur_msg = m;
         if (!b->ok[i]) {
             char err[256];
             px_event_t ev;
-            if (src >= PX_SRC__COUNT || decode(pr, m, src, &ev, err, sizeof err) == 0)
+            orig_t oo;
+            if (src >= PR_N_SRC || decode(pr, m, src, &ev, &oo, err, sizeof err) == 0)
                 snprintf(err, sizeof err, "unknown topic or entity table full");
-            if (!b->repair) dead_letter(b, m, err);
+            if (!b->repair) dead_letter(b, m, fs, o, err);
             continue;
         }
         pr_entity_t *e = b->ents[i];
-        if (e->poisoned) {
-            if (!b->repair) dead_letter(b, m, "the entity's stored state in Redis does not decode");
-            continue;
+        if (b->repair) {
+            /* committed by an earlier owner: fold what it folded; what it
+             * sent to a retry topic and still waits there is not ours */
+            if (e->poisoned || o->offset >= e->hold_from[fs]) continue;
+        } else if (!retry) {
+            bool held = e->retry_head != e->retry_next;
+            if (held || e->poisoned) { /* later records of a key follow it into retry */
+                const char *why = held ? "follows an earlier record of its entity in retry"
+                                       : "the entity's stored state in Redis does not decode";
+                send_retry(b, m, fs, o, held ? 0 : 1, held ? now : now + retry_delay(pr, 1), e->retry_next++, why);
+                continue;
+            }
+        } else {
+            if ((uint32_t)o->seq != e->retry_head) { /* behind the entity's head: go round again */
+                send_retry(b, m, fs, o, o->attempt, now + retry_delay(pr, 1), (uint32_t)o->seq,
+                           "waits for an earlier record of its entity");
+                continue;
+            }
+            if (e->poisoned) { /* has an operator repaired the key? */
+                px_entity_term(&e->st);
+                px_store_wm_init(&e->wm);
+                e->poisoned = false;
+                if (pr_redis_load(pr, &e, 1) == PX_EBACKEND) {
+                    b->redis_failed = true;
+                    break;
+                }
+            }
+            if (e->poisoned) {
+                const char *why = "the entity's stored state in Redis does not decode";
+                int64_t next = o->attempt + 1;
+                if (next > pr->cfg.retry_max_attempts) {
+                    orig_t last = *o;
+                    last.attempt = o->attempt;
+                    dead_letter(b, m, fs, &last, why);
+                    px_counter_add(pr->m_retry_dlq, 1);
+                    e->retry_head++;
+                } else {
+                    send_retry(b, m, fs, o, next, now + retry_delay(pr, next), (uint32_t)o->seq, why);
+                }
+                continue;
+            }
+            e->retry_head++; /* the head, and its entity is fine: apply it */
         }
-        if (e->wm.off[src] >= m->offset) { /* already in the stored state */
+        if (e->wm.off[fs] >= o->offset) { /* already in the stored state */
             px_counter_add(pr->m_skipped, 1);
             continue;
         }
         b->cur = e;
-        px_src_t s = {src, p, m->offset};
+        px_src_t s = {(px_src_topic_t)fs, p, o->offset};
         int rc = px_fold_apply(&e->st, &pr->fold, &b->evs[i], &s, on_change, b);
-        if (rc == PX_EINVAL && !b->repair) dead_letter(b, m, "refused by the fold (cap reached or wrong topic)");
-        e->wm.off[src] = m->offset;
+        if (rc == PX_EINVAL && !b->repair) dead_letter(b, m, fs, o, "refused by the fold (cap reached or wrong topic)");
+        e->wm.off[fs] = o->offset;
         if (b->repair) px_counter_add(pr->m_repaired, 1);
-        else px_counter_add(pr->m_folded[src], 1);
+        else px_counter_add(pr->m_folded[fs], 1);
         pr_table_mark_dirty(pr, e);
         pr_heap_update(pr, e);
     }
+    /* retry topics held at a record not yet due: back to it, paused until then */
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++)
+        for (int fs = 0; fs < PX_SRC__COUNT; fs++) {
+            if (b->blocked[p][fs] < 0) continue;
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, pr->topics[PR_RETRY(fs)], p)->offset = b->blocked[p][fs];
+            rd_kafka_pause_partitions(pr->consumer, l);
+            rd_kafka_error_t *se = rd_kafka_seek_partitions(pr->consumer, l, 0);
+            if (se) {
+                PX_ERROR(PR_COMP, "seek on a retry topic failed", "err=\"%s\"", rd_kafka_error_string(se));
+                rd_kafka_error_destroy(se);
+            }
+            rd_kafka_topic_partition_list_destroy(l);
+            pr->parts[p].retry_due[fs] = b->blocked_due[p][fs];
+        }
     b->repair = false;
 
     /* deadlines that are due: EXPIRE records into the log (not for a
      * partition still being repaired: its state is not complete yet) */
-    int64_t now = px_now_ms();
     pr_entity_t *due[PR_MAX_DUE];
     size_t n_due = pr_heap_due(pr, now, due, PR_MAX_DUE);
     for (size_t i = 0; i < n_due; i++) {
@@ -437,7 +569,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
 
     /* Redis reconnected during the batch: states may have been loaded from
      * a dataset that is gone. Nothing of this batch may count. */
-    if (gen != pr->redis_gen || pr->rebuild_pending) {
+    if (gen != pr->redis_gen || pr->rebuild_pending || b->redis_failed) {
         if (b->txn_open) {
             rd_kafka_error_t *ae = rd_kafka_abort_transaction(pr->producer, 30000);
             if (ae) rd_kafka_error_destroy(ae);
@@ -454,7 +586,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     if (b->txn_open) {
         rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(16);
         for (int p = 0; p < PR_MAX_PARTITIONS; p++)
-            for (int s = 0; s < PX_SRC__COUNT; s++)
+            for (int s = 0; s < PR_N_SRC; s++)
                 if (b->first[p][s] >= 0 && pr->parts[p].next[s] > pr->parts[p].repair_until[s])
                     rd_kafka_topic_partition_list_add(offs, pr->topics[s], p)->offset = pr->parts[p].next[s];
         rd_kafka_error_t *e = NULL;
@@ -525,9 +657,10 @@ static batch_t *batch_get(pr_ctx_t *pr) {
         b->evs = calloc(n, sizeof *b->evs);
         b->ok = calloc(n, sizeof *b->ok);
         b->src = calloc(n, sizeof *b->src);
+        b->orig = calloc(n, sizeof *b->orig);
         b->ents = calloc(2 * n, sizeof *b->ents);
     }
-    if (!b || !b->msgs || !b->evs || !b->ok || !b->src || !b->ents) {
+    if (!b || !b->msgs || !b->evs || !b->ok || !b->src || !b->orig || !b->ents) {
         PX_ERROR(PR_COMP, "out of memory for the batch", "batch_max=%zu", n);
         return NULL;
     }
@@ -544,6 +677,7 @@ void pr_batch_free(pr_ctx_t *pr) {
     free(b->evs);
     free(b->ok);
     free(b->src);
+    free(b->orig);
     free(b->ents);
     free(b);
     pr->batch = NULL;
@@ -596,6 +730,19 @@ void pr_batch_turn(pr_ctx_t *pr) {
         PX_INFO(PR_COMP, "redis is back: consuming again", NULL);
     }
     if (repair_checks(pr)) return;
+    /* retry topics held at a record that is due now */
+    int64_t now = px_now_ms();
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        pr_part_t *pp = &pr->parts[p];
+        for (int fs = 0; fs < PX_SRC__COUNT; fs++) {
+            if (!pp->retry_due[fs] || pp->retry_due[fs] > now || !pp->assigned || pp->repair_check) continue;
+            pp->retry_due[fs] = 0;
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, pr->topics[PR_RETRY(fs)], p);
+            rd_kafka_resume_partitions(pr->consumer, l);
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+    }
     batch_t *b = batch_get(pr);
     if (!b) return;
     /* One batch per loop turn, so the ops endpoint and signals are served

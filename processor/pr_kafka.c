@@ -13,19 +13,22 @@
  * Redis's applied mark and the committed offset are folded again, emitting
  * nothing, before normal processing resumes. docs/exactly-once.md.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "pr.h"
 #include "px_log.h"
+#include "px_time.h"
 
-px_src_topic_t pr_topic_src(const pr_ctx_t *pr, const char *topic) {
-    for (int s = 0; s < PX_SRC__COUNT; s++)
-        if (strcmp(pr->topics[s], topic) == 0) return (px_src_topic_t)s;
-    return PX_SRC__COUNT;
+int pr_topic_src(const pr_ctx_t *pr, const char *topic) {
+    for (int s = 0; s < PR_N_SRC; s++)
+        if (strcmp(pr->topics[s], topic) == 0) return s;
+    return PR_N_SRC;
 }
 
 static void set_partitions(pr_ctx_t *pr, const rd_kafka_topic_partition_list_t *l, bool assigned) {
@@ -41,7 +44,7 @@ static void set_partitions(pr_ctx_t *pr, const rd_kafka_topic_partition_list_t *
             memset(pp, 0, sizeof *pp);
             pp->assigned = true;
             pp->repair_check = true;
-            for (int s = 0; s < PX_SRC__COUNT; s++) pp->repair_until[s] = pp->next[s] = pp->marked[s] = -1;
+            for (int s = 0; s < PR_N_SRC; s++) pp->repair_until[s] = pp->next[s] = pp->marked[s] = -1;
         } else if (!assigned && pp->assigned) {
             pp->assigned = false;
             pr_table_drop_partition(pr, p);
@@ -67,6 +70,133 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
 }
 
+int pr_header_int(const rd_kafka_message_t *m, const char *name, int64_t *out) {
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t n = 0;
+    char buf[32], *end;
+    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &n) || !v || n == 0 ||
+        n >= sizeof buf)
+        return -1;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    errno = 0;
+    long long x = strtoll(buf, &end, 10);
+    if (*end || errno || buf[0] == ' ') return -1;
+    *out = x;
+    return 0;
+}
+
+/* The scanner: an assign-only consumer (no group) that reads retry topics. */
+static rd_kafka_t *scanner(pr_ctx_t *pr) {
+    if (pr->scanner) return pr->scanner;
+    static const char *const d[][2] = {{"bootstrap.servers", "127.0.0.1:9092"}};
+    char err[512];
+    rd_kafka_conf_t *conf = px_kafka_conf_new_with(d, 1, &pr->kafka_kv, "presence-processor-scan", err, sizeof err);
+    if (!conf) return NULL;
+    static const char *const fixed[][2] = {{"enable.auto.commit", "false"},
+                                           {"enable.auto.offset.store", "false"},
+                                           {"isolation.level", "read_committed"},
+                                           {"enable.partition.eof", "true"},
+                                           {"group.id", "presence-processor-scan"}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (px_kafka_conf_set(conf, fixed[i][0], fixed[i][1], err, sizeof err)) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    /* a static member id is the main consumer's, never the scanner's */
+    rd_kafka_conf_set(conf, "group.instance.id", NULL, err, sizeof err);
+    pr->scanner = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!pr->scanner) {
+        PX_ERROR(PR_COMP, "cannot create the retry scanner", "err=\"%s\"", err);
+        rd_kafka_conf_destroy(conf);
+    }
+    return pr->scanner;
+}
+
+/* One waiting retry record of entity e: widen its head..next and hold_from. */
+static void scan_note(pr_entity_t *e, int fs, uint32_t seq, int64_t orig_off) {
+    if (e->retry_head == e->retry_next) {
+        e->retry_head = seq;
+        e->retry_next = seq + 1;
+    } else {
+        if ((int32_t)(seq - e->retry_head) < 0) e->retry_head = seq;
+        if ((int32_t)(seq + 1 - e->retry_next) > 0) e->retry_next = seq + 1;
+    }
+    if (orig_off < e->hold_from[fs]) e->hold_from[fs] = orig_off;
+}
+
+int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC]) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
+    for (int s = 0; s < PX_SRC__COUNT; s++) {
+        int rs = PR_RETRY(s);
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(pr->consumer, pr->topics[rs], p, &lo, &hi, 5000);
+        if (err) {
+            PX_WARN(PR_COMP, "cannot read a retry topic's end; will retry", "topic=%s partition=%d err=%s",
+                    pr->topics[rs], p, rd_kafka_err2name(err));
+            rd_kafka_topic_partition_list_destroy(l);
+            return PX_EBACKEND;
+        }
+        int64_t from = committed[rs] >= lo ? committed[rs] : lo;
+        if (from < hi) rd_kafka_topic_partition_list_add(l, pr->topics[rs], p)->offset = from;
+    }
+    if (!l->cnt) { /* nothing waits: the usual case */
+        rd_kafka_topic_partition_list_destroy(l);
+        return 0;
+    }
+    rd_kafka_t *rk = scanner(pr);
+    if (!rk || rd_kafka_assign(rk, l)) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return PX_EBACKEND;
+    }
+    int open = l->cnt, rc = 0;
+    size_t n_load = 0, cap = 0;
+    pr_entity_t **load = NULL;
+    int64_t until = px_mono_ms() + 10000;
+    while (open > 0) {
+        if (px_mono_ms() > until) {
+            PX_WARN(PR_COMP, "retry scan timed out; will retry", "partition=%d", p);
+            rc = PX_EBACKEND;
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            open--;
+        } else if (m->err) {
+            PX_WARN(PR_COMP, "retry scan error", "err=\"%s\"", rd_kafka_message_errstr(m));
+        } else {
+            int s = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
+            int64_t seq, off;
+            px_key_t key;
+            if (s < PR_N_SRC && PR_IS_RETRY(s) && pr_header_int(m, "px.seq", &seq) == 0 &&
+                pr_header_int(m, "px.offset", &off) == 0 && m->key &&
+                px_key_parse(m->key, m->key_len, &key, NULL, 0) == 0) {
+                pr_entity_t *e = pr_table_find(pr, &key);
+                if (!e && (e = pr_table_add(pr, &key, p)) != NULL) {
+                    if (n_load == cap) {
+                        size_t nc = cap ? 2 * cap : 64;
+                        pr_entity_t **g = realloc(load, nc * sizeof *g);
+                        if (g) {
+                            load = g;
+                            cap = nc;
+                        }
+                    }
+                    if (n_load < cap) load[n_load++] = e;
+                }
+                if (e) scan_note(e, PR_FOLD_SRC(s), (uint32_t)seq, off);
+            } /* else: malformed; the batch sends it to the DLQ when it comes */
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(rk, NULL);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (!rc && n_load && pr_redis_load(pr, load, n_load) == PX_EBACKEND) rc = PX_EBACKEND;
+    free(load);
+    return rc;
+}
+
 void pr_kafka_rebuild(pr_ctx_t *pr) {
     rd_kafka_topic_partition_list_t *a = NULL;
     if (!pr->consumer || rd_kafka_assignment(pr->consumer, &a) || !a) return;
@@ -81,7 +211,7 @@ void pr_kafka_rebuild(pr_ctx_t *pr) {
              * new dataset: a flush during the rebuild must not write them
              * as applied marks (it did, and a later owner then skipped the
              * part of the rebuild still to come) */
-            for (int s = 0; s < PX_SRC__COUNT; s++) pp->repair_until[s] = pp->next[s] = pp->marked[s] = -1;
+            for (int s = 0; s < PR_N_SRC; s++) pp->repair_until[s] = pp->next[s] = pp->marked[s] = -1;
         }
     rd_kafka_pause_partitions(pr->consumer, a);
     rd_kafka_topic_partition_list_destroy(a);
@@ -121,7 +251,7 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     const char *tname;
     json_t *t;
     json_object_foreach(topics, tname, t) {
-        if (pr_topic_src(pr, tname) >= PX_SRC__COUNT) continue;
+        if (pr_topic_src(pr, tname) >= PR_N_SRC) continue;
         const char *pname;
         json_t *p;
         json_object_foreach(json_object_get(t, "partitions"), pname, p) {
@@ -164,6 +294,7 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
                         : s == PX_SRC_MUTATING ? pr->cfg.topic_mutating
                                                : pr->cfg.topic_mutated;
         snprintf(pr->topics[s], sizeof pr->topics[s], "%s%s", pr->cfg.topic_prefix, t);
+        snprintf(pr->topics[PR_RETRY(s)], sizeof pr->topics[0], "%s%s.retry", pr->cfg.topic_prefix, t);
     }
     snprintf(pr->topic_changes, sizeof pr->topic_changes, "%s%s", pr->cfg.topic_prefix, pr->cfg.topic_changes);
 
@@ -229,8 +360,8 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     }
     pr->kafka_ok = true;
 
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
-    for (int s = 0; s < PX_SRC__COUNT; s++)
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(PR_N_SRC);
+    for (int s = 0; s < PR_N_SRC; s++)
         rd_kafka_topic_partition_list_add(topics, pr->topics[s], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
@@ -256,6 +387,11 @@ void pr_kafka_stop(pr_ctx_t *pr) {
         rd_kafka_consumer_close(pr->consumer);
         rd_kafka_destroy(pr->consumer);
         pr->consumer = NULL;
+    }
+    if (pr->scanner) {
+        rd_kafka_consumer_close(pr->scanner);
+        rd_kafka_destroy(pr->scanner);
+        pr->scanner = NULL;
     }
     if (pr->producer) {
         rd_kafka_flush(pr->producer, 5000);

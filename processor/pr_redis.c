@@ -112,8 +112,7 @@ int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n) {
                 px_counter_add(pr->m_redis_err, 1);
                 PX_ERROR(PR_COMP, "stored state does not decode: entity poisoned", "entity=%s:%s:%s err=\"%s\"",
                          e->st.key.tenant, e->st.key.entity, e->st.key.id, err);
-                px_entity_term(&e->st);
-                px_entity_init(&e->st, &e->st.key);
+                px_entity_term(&e->st); /* empty again; keeps the key */
                 e->poisoned = true;
                 rc = PX_EINVAL;
             }
@@ -124,17 +123,26 @@ int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n) {
     return rc;
 }
 
-int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PX_SRC__COUNT]) {
-    for (int s = 0; s < PX_SRC__COUNT; s++) out[s] = -1;
+int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PR_N_SRC]) {
+    for (int s = 0; s < PR_N_SRC; s++) out[s] = -1;
     if (pr_redis_ensure(pr)) return PX_EBACKEND;
-    redisReply *r = redisCommand(pr->redis, "HMGET presence:applied:{%s} 0:%d 1:%d 2:%d 3:%d", pr->group,
-                                 partition, partition, partition, partition);
+    char f[PR_N_SRC][32], hk[PX_CONF_STR_MAX + 32];
+    const char *argv[2 + PR_N_SRC];
+    int argc = 0;
+    snprintf(hk, sizeof hk, "presence:applied:{%s}", pr->group);
+    argv[argc++] = "HMGET";
+    argv[argc++] = hk;
+    for (int s = 0; s < PR_N_SRC; s++) {
+        snprintf(f[s], sizeof f[s], "%d:%d", s, partition);
+        argv[argc++] = f[s];
+    }
+    redisReply *r = redisCommandArgv(pr->redis, argc, argv, NULL);
     if (!r) {
         redis_fail(pr, "applied marks");
         return PX_EBACKEND;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == PX_SRC__COUNT)
-        for (int s = 0; s < PX_SRC__COUNT; s++)
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == PR_N_SRC)
+        for (int s = 0; s < PR_N_SRC; s++)
             if (r->element[s]->type == REDIS_REPLY_STRING) out[s] = strtoll(r->element[s]->str, NULL, 10);
     freeReplyObject(r);
     return 0;
@@ -162,7 +170,7 @@ int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, siz
 
 /* True if partition p has an applied mark Redis does not hold yet. */
 static bool mark_pending(const pr_part_t *pp) {
-    for (int s = 0; s < PX_SRC__COUNT; s++)
+    for (int s = 0; s < PR_N_SRC; s++)
         if (pp->next[s] >= 0 && pp->next[s] != pp->marked[s]) return true;
     return false;
 }
@@ -202,19 +210,19 @@ int pr_redis_flush(pr_ctx_t *pr) {
      * a mark never claims a write that Redis has not received first. Only
      * assigned partitions have marks to write: a revoked one was flushed in
      * the revoke callback, before it stopped being assigned. */
-    int64_t sent[PR_MAX_PARTITIONS][PX_SRC__COUNT];
+    int64_t sent[PR_MAX_PARTITIONS][PR_N_SRC];
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
         pr_part_t *pp = &pr->parts[p];
-        for (int s = 0; s < PX_SRC__COUNT; s++) sent[p][s] = -1;
+        for (int s = 0; s < PR_N_SRC; s++) sent[p][s] = -1;
         if (!pp->assigned || !mark_pending(pp)) continue;
-        char f[PX_SRC__COUNT][32], v[PX_SRC__COUNT][24];
-        const char *argv[2 + 2 * PX_SRC__COUNT];
+        char f[PR_N_SRC][32], v[PR_N_SRC][24];
+        const char *argv[2 + 2 * PR_N_SRC];
         char hk[PX_CONF_STR_MAX + 32];
         int argc = 0;
         snprintf(hk, sizeof hk, "presence:applied:{%s}", pr->group);
         argv[argc++] = "HSET";
         argv[argc++] = hk;
-        for (int s = 0; s < PX_SRC__COUNT; s++) {
+        for (int s = 0; s < PR_N_SRC; s++) {
             if (pp->next[s] < 0) continue;
             snprintf(f[s], sizeof f[s], "%d:%d", s, p);
             snprintf(v[s], sizeof v[s], "%" PRId64, pp->next[s]);
@@ -255,7 +263,7 @@ int pr_redis_flush(pr_ctx_t *pr) {
         return PX_EBACKEND;
     }
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
-        for (int s = 0; s < PX_SRC__COUNT; s++)
+        for (int s = 0; s < PR_N_SRC; s++)
             if (sent[p][s] >= 0) pr->parts[p].marked[s] = sent[p][s];
     for (pr_entity_t *e = pr->dirty, *n; e; e = n) {
         n = e->next_dirty;

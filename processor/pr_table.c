@@ -65,6 +65,7 @@ pr_entity_t *pr_table_add(pr_ctx_t *pr, const px_key_t *key, int32_t partition) 
     px_buf_init(&e->notify, 64 * 1024);
     e->partition = partition;
     e->heap_deadline = INT64_MAX;
+    for (int s = 0; s < PX_SRC__COUNT; s++) e->hold_from[s] = INT64_MAX;
     size_t b = key_hash(key) % pr->n_buckets;
     e->next = pr->buckets[b];
     pr->buckets[b] = e;

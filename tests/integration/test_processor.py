@@ -11,11 +11,17 @@ confluent-kafka) and change events read back read_committed:
   processed;
 - heartbeat expiry: an EXPIRE record times the tab out (TIMED_OUT) and the
   lock its tab held expires (LOCK_EXPIRED);
-- the Redis view holds what the changes say.
+- the Redis view holds what the changes say;
+- a failure that may pass (an entity whose stored state does not decode)
+  sends the record through the retry topic, later records of the entity
+  follow it in order, and both apply once after the key is repaired; an
+  entity that stays broken reaches the DLQ after the third retry.
 """
 import json
 import subprocess
 import time
+
+from confluent_kafka import Consumer
 
 import pxavro
 import pxtest
@@ -141,26 +147,66 @@ async def test(stack):
     out = stack.verify("--set", "presence.ttl_ms=3000", "--set", "lock.ttl_ms=60000")
     assert out.returncode == 0 and "EQUAL: 0 differences" in out.stdout, out.stdout + out.stderr
 
-    # A stored state that does not decode poisons its entity: its records go
-    # to the DLQ and nothing overwrites the key an operator must look at.
-    state_key = f"presence:{{{tenant}:order:V1}}:state"
-    redis(stack, "HSET", state_key, "blob", "{corrupt")
+    # A stored state that does not decode is a failure that may pass (an
+    # operator can repair the key): the entity's records go through the
+    # retry topic (1 s, 3 s, 9 s), later records of the entity follow them
+    # in order, and the DLQ comes only after the last attempt. Nothing
+    # overwrites the key meanwhile.
+    v1_key, r1_key = f"presence:{{{tenant}:order:V1}}:state", f"presence:{{{tenant}:order:R1}}:state"
+    redis(stack, "HSET", v1_key, "blob", "{corrupt")
+    redis(stack, "HSET", r1_key, "blob", "{corrupt", "wm", "-1,-1,-1,-1")
     stack.start_processor(name="processor-2", instance="p2")
+    t0 = time.time()
     send("core.entities.lifecycle.mutated", "lifecycle", type="MUTATED", entity="order", id="V1",
          write_id="w9", version=9, ts=now + 1)
+    send("core.entities.lifecycle.mutated", "lifecycle", type="MUTATED", entity="order", id="R1",
+         write_id="r1", version=5, ts=now + 1)
+    send("core.entities.lifecycle.mutated", "lifecycle", type="MUTATED", entity="order", id="R1",
+         write_id="r2", version=6, ts=now + 2)
     prod.flush(10)
-    c = Consumer({"bootstrap.servers": stack.env["KAFKA_BOOTSTRAP"], "group.id": pxtest.unique("dlq-"),
-                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
-    c.subscribe([stack.topic("core.entities.lifecycle.mutated.dlt")])
-    dead, deadline = None, time.time() + 30
-    while dead is None and time.time() < deadline:
-        m = c.poll(0.5)
-        if m is not None and not m.error():
-            dead = m
-    c.close()
-    assert dead is not None, "no DLQ record for the poisoned entity"
-    assert "does not decode" in dict(dead.headers())["px.error"].decode(), dead.headers()
-    assert redis(stack, "HGET", state_key, "blob") == "{corrupt"
+
+    def consume(topic, key, n, timeout):
+        c = Consumer({"bootstrap.servers": stack.env["KAFKA_BOOTSTRAP"], "group.id": pxtest.unique("rd-"),
+                      "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+        c.subscribe([stack.topic(topic)])
+        out, deadline = [], time.time() + timeout
+        while len(out) < n and time.time() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error() and m.key().decode() == key:
+                out.append({k: v.decode() for k, v in m.headers()})
+        c.close()
+        return out
+
+    # R1: both records in the retry topic (the first failed, the second
+    # follows it); then an operator repairs the key and both apply, once,
+    # in order
+    retried = consume("core.entities.lifecycle.mutated.retry", f"{tenant}:order:R1", 2, 30)
+    assert [h["px.attempt"] for h in retried] == ["1", "0"], retried
+    assert [h["px.seq"] for h in retried] == ["0", "1"], retried
+    assert "does not decode" in retried[0]["px.error"] and "follows" in retried[1]["px.error"], retried
+    assert retried[0]["px.topic"] == stack.topic("core.entities.lifecycle.mutated"), retried
+    assert int(retried[0]["px.due"]) >= int(retried[0]["px.timestamp"]) + 1000, retried
+    assert redis(stack, "HGET", r1_key, "blob") == "{corrupt"  # never overwritten
+    redis(stack, "DEL", r1_key)
+    got = stack.changes(tenant, timeout=40,
+                        until=lambda cs: sum(c["id"] == "R1" and c["type"] == "VERSION_BUMPED" for c in cs) >= 2)
+    r1 = [(c["type"], c["version"]) for c in got if c["id"] == "R1"]
+    assert r1 == [("STALE_CLEARED", None), ("VERSION_BUMPED", 5), ("STALE_CLEARED", None),
+                  ("VERSION_BUMPED", 6)] or r1 == [("VERSION_BUMPED", 5), ("VERSION_BUMPED", 6)], r1
+    assert redis(stack, "HGET", f"presence:{{{tenant}:order:R1}}:meta", "version") == "6"
+
+    # V1 stays broken: the DLQ after the third retry (1 + 3 + 9 s), with the
+    # original coordinates
+    dead = consume("core.entities.lifecycle.mutated.dlt", f"{tenant}:order:V1", 1, 40)
+    assert dead, "no DLQ record for the poisoned entity"
+    assert time.time() - t0 >= 13, "the DLQ came before the three retries"
+    assert "does not decode" in dead[0]["px.error"] and dead[0]["px.attempt"] == "3", dead
+    assert dead[0]["px.topic"] == stack.topic("core.entities.lifecycle.mutated"), dead
+    assert redis(stack, "HGET", v1_key, "blob") == "{corrupt"
+    # nothing of R1 was dead-lettered, and it was applied once
+    assert not consume("core.entities.lifecycle.mutated.dlt", f"{tenant}:order:R1", 1, 3)
+    final = stack.changes(tenant, timeout=5)
+    assert sum(c["id"] == "R1" and c["type"] == "VERSION_BUMPED" for c in final) == 2, final
 
 
 if __name__ == "__main__":
