@@ -151,7 +151,7 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
         return PX_EBACKEND;
     }
     int open = l->cnt, rc = 0;
-    size_t n_load = 0, cap = 0;
+    size_t n_load = 0, cap = 0, n_seen = 0;
     pr_entity_t **load = NULL;
     int64_t until = px_mono_ms() + 10000;
     while (open > 0) {
@@ -186,6 +186,7 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
                     if (n_load < cap) load[n_load++] = e;
                 }
                 if (e) scan_note(e, PR_FOLD_SRC(s), (uint32_t)seq, off);
+                n_seen++;
             } /* else: malformed; the batch sends it to the DLQ when it comes */
         }
         rd_kafka_message_destroy(m);
@@ -193,6 +194,7 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
     rd_kafka_assign(rk, NULL);
     rd_kafka_topic_partition_list_destroy(l);
     if (!rc && n_load && pr_redis_load(pr, load, n_load) == PX_EBACKEND) rc = PX_EBACKEND;
+    if (!rc) PX_INFO(PR_COMP, "retry records waiting", "partition=%d records=%zu", p, n_seen);
     free(load);
     return rc;
 }

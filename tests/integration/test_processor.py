@@ -18,6 +18,7 @@ confluent-kafka) and change events read back read_committed:
   entity that stays broken reaches the DLQ after the third retry.
 """
 import json
+import signal
 import subprocess
 import time
 
@@ -155,7 +156,8 @@ async def test(stack):
     v1_key, r1_key = f"presence:{{{tenant}:order:V1}}:state", f"presence:{{{tenant}:order:R1}}:state"
     redis(stack, "HSET", v1_key, "blob", "{corrupt")
     redis(stack, "HSET", r1_key, "blob", "{corrupt", "wm", "-1,-1,-1,-1")
-    stack.start_processor(name="processor-2", instance="p2")
+    static = ["--set", "kafka.group.instance.id=p2", "--set", "kafka.session.timeout.ms=6000"]
+    p2 = stack.start_processor(*static, name="processor-2", instance="p2")
     t0 = time.time()
     send("core.entities.lifecycle.mutated", "lifecycle", type="MUTATED", entity="order", id="V1",
          write_id="w9", version=9, ts=now + 1)
@@ -187,6 +189,13 @@ async def test(stack):
     assert retried[0]["px.topic"] == stack.topic("core.entities.lifecycle.mutated"), retried
     assert int(retried[0]["px.due"]) >= int(retried[0]["px.timestamp"]) + 1000, retried
     assert redis(stack, "HGET", r1_key, "blob") == "{corrupt"  # never overwritten
+    # a crash while they wait: the next instance rebuilds R1's order from
+    # the retry topic (the scan at assignment)
+    p2.proc.send_signal(signal.SIGKILL)
+    p2.proc.wait()
+    stack.retire(p2)
+    stack.start_processor(*static, name="processor-3", instance="p2")
+    time.sleep(3)
     redis(stack, "DEL", r1_key)
     got = stack.changes(tenant, timeout=40,
                         until=lambda cs: sum(c["id"] == "R1" and c["type"] == "VERSION_BUMPED" for c in cs) >= 2)
