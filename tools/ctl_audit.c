@@ -77,6 +77,8 @@ static void detail(const px_event_t *ch, char *out, size_t n) {
     out[0] = '\0';
     switch (ch->type) {
     case PX_CH_LOCK_GRANTED:
+    case PX_CH_LOCK_RELEASED:
+    case PX_CH_LOCK_EXPIRED:
         snprintf(out, n, "token=%lld", (long long)ch->token);
         break;
     case PX_CH_LOCK_DENIED:
@@ -118,7 +120,7 @@ static void on_change(ctl_t *c, const px_event_t *ch) {
         json_str(b, "tab", ch->tab_id);
         json_str(b, "field", ch->field);
         json_str(b, "request_id", ch->request_id);
-        if (ch->type == PX_CH_LOCK_GRANTED) px_buf_printf(b, ",\"token\":%lld", (long long)ch->token);
+        if (ch->token >= 0) px_buf_printf(b, ",\"token\":%lld", (long long)ch->token);
         json_str(b, "holder", ch->holder_user_id);
         json_str(b, "holder_name", ch->holder_name);
         json_str(b, "busy_by", ch->busy_by);
@@ -225,7 +227,7 @@ int ctl_audit(ctl_t *c) {
         rc = CTL_EXIT_ERR;
     }
     if (!rc) {
-        qsort(a.rows, a.n, sizeof *a.rows, row_cmp);
+        if (a.n) qsort(a.rows, a.n, sizeof *a.rows, row_cmp);
         if (a.fmt == FMT_TABLE)
             printf("%-24s %-28s %-14s %-12s %-12s %-12s %-20s %s\n", "TIME", "ENTITY", "CHANGE", "USER", "TAB",
                    "FIELD", "DETAIL", "SOURCE");

@@ -98,8 +98,8 @@ static void print_blob(const char *what, ctl_t *c, const blob_t *b) {
 }
 
 static void compare_changes(ctl_t *c, verify_t *v) {
-    qsort(v->offline.v, v->offline.n, sizeof *v->offline.v, blob_cmp);
-    qsort(v->live.v, v->live.n, sizeof *v->live.v, blob_cmp);
+    if (v->offline.n) qsort(v->offline.v, v->offline.n, sizeof *v->offline.v, blob_cmp);
+    if (v->live.n) qsort(v->live.v, v->live.n, sizeof *v->live.v, blob_cmp);
     size_t i = 0, j = 0;
     int shown = 0;
     while (i < v->offline.n || j < v->live.n) {
