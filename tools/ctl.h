@@ -96,6 +96,15 @@ void ctl_topic_name(const ctl_t *c, const char *base, char *out, size_t out_size
 /* Consumer settings presencectl uses (read_committed, no commits), with
  * the user's kafka.* on top. NULL with the reason printed. */
 rd_kafka_t *ctl_consumer_new(ctl_t *c);
+/* Idempotent producer (murmur2_random); transactional when
+ * transactional_id is given. A message produced with RD_KAFKA_V_OPAQUE(d)
+ * gets its delivery report in the ctl_dr_t d (on rd_kafka_poll/flush). */
+typedef struct ctl_dr {
+    bool done;
+    rd_kafka_resp_err_t err;
+    int32_t partition;
+    int64_t offset;
+} ctl_dr_t;
 rd_kafka_t *ctl_producer_new(ctl_t *c, const char *transactional_id);
 
 typedef struct ctl_range {

@@ -43,6 +43,18 @@ rd_kafka_t *ctl_consumer_new(ctl_t *c) {
     return rk;
 }
 
+/* Delivery reports: a message's opaque, when set, is a ctl_dr_t. */
+static void ctl_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    ctl_dr_t *d = m->_private;
+    if (!d) return;
+    d->done = true;
+    d->err = m->err;
+    d->partition = m->partition;
+    d->offset = m->offset;
+}
+
 rd_kafka_t *ctl_producer_new(ctl_t *c, const char *transactional_id) {
     char errstr[512];
     const char *defaults[][2] = {{"bootstrap.servers", "127.0.0.1:9092"},
@@ -60,6 +72,7 @@ rd_kafka_t *ctl_producer_new(ctl_t *c, const char *transactional_id) {
     char tmo[32];
     snprintf(tmo, sizeof tmo, "%lld", (long long)(c->cfg.timeout_ms < 1000 ? 1000 : c->cfg.timeout_ms));
     rd_kafka_conf_set(conf, "message.timeout.ms", tmo, NULL, 0);
+    rd_kafka_conf_set_dr_msg_cb(conf, ctl_on_delivery);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) {
         fprintf(stderr, "presencectl: %s\n", errstr);
