@@ -167,7 +167,7 @@ static int parse_flags(ctl_t *c, const char *allowed, int argc, char **argv, int
         const char *val = "";
         if (takes) {
             if (eq) val = eq + 1;
-            else if (i + 1 < argc) val = argv[++i];
+            else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) val = argv[++i];
             else {
                 fprintf(stderr, "presencectl %s: --%s needs a value\n", c->cmd, name);
                 return CTL_EXIT_ERR;

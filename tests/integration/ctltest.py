@@ -10,7 +10,12 @@ def ctl(stack, *args, redis_port=None, timeout=120, check=None):
     common = stack.common()
     if redis_port is not None:
         common += ["--set", f"redis.port={redis_port}"]
-    r = subprocess.run([os.path.join(stack.build, "tools", "presencectl"), *args] + common,
+    args, sets = list(args), []
+    while "--set" in args:  # a test's own --set comes last, so it overrides the stack's
+        i = args.index("--set")
+        sets += args[i:i + 2]
+        del args[i:i + 2]
+    r = subprocess.run([os.path.join(stack.build, "tools", "presencectl"), *args] + common + sets,
                        capture_output=True, text=True, timeout=timeout)
     if check is not None:
         assert r.returncode == check, (f"presencectl {' '.join(args)}: exit {r.returncode}, wanted {check}\n"
