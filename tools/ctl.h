@@ -108,15 +108,15 @@ typedef struct ctl_dr {
 rd_kafka_t *ctl_producer_new(ctl_t *c, const char *transactional_id);
 
 typedef struct ctl_range {
-    int64_t from_ms; /* first record timestamp read (Kafka timestamp), 0 = beginning */
-    int64_t to_ms;   /* stop before the first record at or after this timestamp; INT64_MAX = end */
+    int64_t from_ms; /* records with a Kafka timestamp >= this (0: from the beginning) */
+    int64_t to_ms;   /* and < this (INT64_MAX: to the end) */
 } ctl_range_t;
 
 typedef void (*ctl_rec_fn)(ctl_t *c, const rd_kafka_message_t *m, void *arg);
 
 /* Read every committed record of topic whose Kafka timestamp is in range
- * (by offsets_for_times), up to the topic's end as it is at the start, and
- * call fn for each. Progress on stderr when c->progress. 0, or
+ * (starting at offsets_for_times(from)), up to the topic's end as it is at
+ * the start, and call fn for each. Progress on stderr when c->progress. 0, or
  * CTL_EXIT_ERR after printing why (unknown topic, broker unreachable,
  * timeout). */
 int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn fn, void *arg);

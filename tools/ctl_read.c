@@ -1,9 +1,12 @@
 /*
  * ctl_read.c - presencectl's one Kafka reader: a consumer assigned to
  * every partition of one topic from a start offset (the beginning, or the
- * first record at or after --from by offsets_for_times) to an end fixed
- * when reading starts (the high watermark, or the first record at or after
- * --to), read_committed, no group commits. Aborted records and
+ * first record at or after --from by offsets_for_times: every earlier
+ * offset has an earlier timestamp) to an end fixed when reading starts
+ * (the high watermark), read_committed, no group commits. With a range,
+ * only records whose Kafka timestamp is in [from, to) reach the callback:
+ * timestamps need not grow with offsets (producers' clocks, old records
+ * produced late), so --to cannot end the reading early. Aborted records and
  * transaction markers have no message: the end is reached when every
  * partition's position passed its end offset. Progress goes to stderr when
  * it is a terminal. Limits: a transaction left open by a live producer
@@ -152,16 +155,6 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
         for (int p = 0; p < np; p++) start[p] = at[p] < 0 ? end[p] : at[p] > start[p] ? at[p] : start[p];
         free(at);
     }
-    if (r && r->to_ms != INT64_MAX) {
-        int64_t *at = calloc((size_t)np, sizeof *at);
-        if (!at || offsets_at(c, rk, topic, np, r->to_ms, at)) {
-            free(at);
-            goto out;
-        }
-        for (int p = 0; p < np; p++)
-            if (at[p] >= 0 && at[p] < end[p]) end[p] = at[p];
-        free(at);
-    }
     l = rd_kafka_topic_partition_list_new(np);
     size_t remaining = 0;
     uint64_t total = 0, done = 0;
@@ -198,7 +191,8 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
         if (!m->err) {
             if (m->offset < end[m->partition]) {
                 done++;
-                fn(c, m, arg);
+                int64_t ts = rd_kafka_message_timestamp(m, NULL);
+                if (!r || (ts >= r->from_ms && ts < r->to_ms)) fn(c, m, arg);
                 if (m->offset + 1 >= end[m->partition]) {
                     /* this partition is done: stop fetching it */
                     rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);

@@ -54,6 +54,25 @@ async def test(stack):
     assert rows[0]["busy_by"] == "erp" and rows[2]["version"] == 9 and rows[3]["user_name"] == "Ann"
     assert rows[4]["field"] == "total" and rows[4]["request_id"] == "q1"
 
+    # --- replay --from/--to: records selected by Kafka timestamp ------------
+    import pxavro
+    codec = pxavro.Codec()
+    prod = stack.producer()
+    base = (int(time.time()) - 600) * 1000  # before every other record of this test
+    for i in range(6):
+        v = dict(type="SUB", tenant=tenant, entity="order", id="R1", ts=base + i * 1000, tab_id=f"t{i}",
+                 user_id=f"u{i}", user_name="U", mode="VIEW", status="ONLINE", dirty=False)
+        prod.produce(stack.topic("presence.heartbeats"), key=f"{tenant}:order:R1", value=codec.encode("presence", v),
+                     timestamp=base + i * 1000)
+    prod.flush(10)
+    for frm, to, n in [(base + 2000, base + 4000, 2), (None, base + 1000, 1), (base + 5000, base + 5001, 1),
+                       (base - 60000, base, 0)]:
+        args = ["replay", "--dry-run"] + (["--from", str(frm)] if frm else []) + ["--to", str(to)]
+        r = run(stack, args, 0, "")
+        assert f"replay: {n} records" in r.stdout, (args, r.stdout)
+    r = run(stack, ["replay", "--dry-run", "--from", str(base + 5000)], 0, "")
+    assert "replay: 5 records" in r.stdout, r.stdout  # the 6th SUB and the 4 records produced above
+
     # --- topics ----------------------------------------------------------
     r = run(stack, ["topics", "check"], 0, "OK: 0 of 13 topics differ")
     fresh = ["--set", f"topic.prefix={pxtest.unique('f')}."]

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# presencectl replay throughput (issue 6): the processor benchmark's
+# workload (bench/px_bench_produce: DESIGN mix over ENTITIES entities) read
+# from Kafka and folded in memory (`replay --dry-run`), then folded and
+# written into an empty Redis (`replay`), RUNS times each. Not a test:
+# prints figures for docs/benchmarks.md. Needs scripts/setup.sh done.
+#
+#   bench/run_replay.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
+#
+# The rate is records / wall time of the fold phase as presencectl reports
+# it (consumer start, metadata, offsets and the reading of all four topics
+# included), and for the Redis runs records / (fold + write) time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+records=${1:-2000000}
+entities=${2:-100000}
+runs=${3:-3}
+
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPX_TESTS=OFF >/dev/null
+cmake --build build/release -j2 --target presencectl px_bench_produce >/dev/null
+state=$root/.state/bench-replay
+bash scripts/stack.sh up --state "$state/stack" --partitions 6 >/dev/null
+trap 'bash scripts/stack.sh down --state "$state/stack" >/dev/null 2>&1 || true' EXIT
+# shellcheck disable=SC1091
+. "$state/stack/stack.env"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); Kafka 3.9.1 and Redis $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2) on the same machine"
+prefix="replay-$(date +%s)."
+bash scripts/stack.sh topics --state "$state/stack" --prefix "$prefix" --partitions 6 >/dev/null
+build/release/bench/px_bench_produce "$KAFKA_BOOTSTRAP" "$prefix" "$records" "$entities" 1 | sed 's/^/  /'
+ctl=(build/release/tools/presencectl replay --set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP"
+     --set "topic.prefix=$prefix" --set "redis.port=$REDIS_PORT")
+for run in $(seq 1 "$runs"); do
+    out=$("${ctl[@]}" --dry-run 2>"$state/replay-mem-$run.err")
+    echo "in memory, run $run: $out"
+done
+for run in $(seq 1 "$runs"); do
+    redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+    out=$("${ctl[@]}" 2>"$state/replay-redis-$run.err")
+    echo "into Redis, run $run: $out"
+    echo "  keys in Redis: $(redis-cli -p "$REDIS_PORT" DBSIZE)"
+done
+tail -n 1 "$state/replay-redis-$runs.err"
