@@ -52,9 +52,13 @@ extern const char *const CTL_SRC_TOPICS[PX_SRC__COUNT];
 /* One entity of the in-memory fold, with the last offset folded per source
  * topic (the watermarks a replay writes, as the processor would). */
 typedef struct ctl_ent {
-    px_entity_t st;
-    px_store_wm_t wm;
+    /* lookup fields first: a lookup touches one cache line per node */
     struct ctl_ent *next;
+    uint64_t hash;
+    uint32_t klen;
+    char kstr[PX_KEY_MAX + 1]; /* "tenant:entity:id" */
+    px_store_wm_t wm;
+    px_entity_t st;
 } ctl_ent_t;
 
 typedef struct ctl ctl_t;

@@ -21,6 +21,8 @@
 #include "px_kafka.h"
 #include "px_time.h"
 
+#define CTL_READ_BATCH 1024
+
 rd_kafka_t *ctl_consumer_new(ctl_t *c) {
     char errstr[512];
     static const char *const defaults[][2] = {{"bootstrap.servers", "127.0.0.1:9092"},
@@ -170,13 +172,19 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
         goto out;
     }
     int64_t t0 = px_mono_us(), last_shown = 0, last_msg = px_mono_ms();
+    /* Messages come in batches from the consumer queue: one queue lock per
+     * batch instead of per message (rd_kafka_consumer_poll's lock waits
+     * were 4% of a replay). Safe here: pause/position are called from this
+     * thread only, between batches' messages, never concurrently. */
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
+    rd_kafka_message_t *batch[CTL_READ_BATCH];
     while (remaining) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        ssize_t nb = rd_kafka_consume_batch_queue(q, 100, batch, CTL_READ_BATCH);
         if (c->progress && px_mono_ms() - last_shown >= 250) {
             progress(topic, done, total, t0, false);
             last_shown = px_mono_ms();
         }
-        if (!m) {
+        if (nb <= 0) {
             if (px_mono_ms() - last_msg > c->cfg.timeout_ms) break;
             /* positions advance over control and aborted records without a message */
             rd_kafka_topic_partition_list_t *ps = rd_kafka_topic_partition_list_copy(l);
@@ -188,26 +196,30 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
             continue;
         }
         last_msg = px_mono_ms();
-        if (!m->err) {
-            if (m->offset < end[m->partition]) {
-                done++;
-                int64_t ts = rd_kafka_message_timestamp(m, NULL);
-                if (!r || (ts >= r->from_ms && ts < r->to_ms)) fn(c, m, arg);
-                if (m->offset + 1 >= end[m->partition]) {
-                    /* this partition is done: stop fetching it */
-                    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-                    rd_kafka_topic_partition_list_add(one, topic, m->partition);
-                    rd_kafka_pause_partitions(rk, one);
-                    rd_kafka_topic_partition_list_destroy(one);
-                    end[m->partition] = -1; /* any later position counts as past the end */
-                    remaining--;
+        for (ssize_t i = 0; i < nb; i++) {
+            rd_kafka_message_t *m = batch[i];
+            if (!m->err) {
+                if (m->offset < end[m->partition]) {
+                    done++;
+                    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+                    if (!r || (ts >= r->from_ms && ts < r->to_ms)) fn(c, m, arg);
+                    if (m->offset + 1 >= end[m->partition]) {
+                        /* this partition is done: stop fetching it */
+                        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+                        rd_kafka_topic_partition_list_add(one, topic, m->partition);
+                        rd_kafka_pause_partitions(rk, one);
+                        rd_kafka_topic_partition_list_destroy(one);
+                        end[m->partition] = -1; /* any later position counts as past the end */
+                        remaining--;
+                    }
                 }
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                fprintf(stderr, "presencectl: %s: %s\n", topic, rd_kafka_message_errstr(m));
             }
-        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            fprintf(stderr, "presencectl: %s: %s\n", topic, rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
         }
-        rd_kafka_message_destroy(m);
     }
+    rd_kafka_queue_destroy(q);
     if (c->progress) progress(topic, done, total, t0, true);
     if (remaining) fprintf(stderr, "presencectl: %s: no progress for %lld ms before the end of the topic\n", topic,
                            (long long)c->cfg.timeout_ms);

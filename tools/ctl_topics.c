@@ -177,7 +177,7 @@ static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_parti
         else if (strcmp(policy[i], "delete") != 0)
             snprintf(why, sizeof why, "cleanup.policy=%s, want delete", policy[i]);
         else if (strcmp(retention[i], t[i].retention_ms) != 0)
-            snprintf(why, sizeof why, "retention.ms=%s, want %s", retention[i], t[i].retention_ms);
+            snprintf(why, sizeof why, "retention.ms=%.31s, want %s", retention[i], t[i].retention_ms);
         if (why[0]) bad++;
         printf("%-6s %-60s partitions=%-3d retention.ms=%-11s %s\n", why[0] ? "DIFF" : "ok", t[i].name, parts[i],
                retention[i][0] ? retention[i] : "-", why);
