@@ -45,7 +45,7 @@ static int drain(redisContext *r, int pending, uint64_t *wrote, uint64_t *kept) 
 static int write_redis(ctl_t *c, uint64_t *wrote, uint64_t *kept) {
     redisContext *r = ctl_redis_connect(c);
     if (!r) return CTL_EXIT_ERR;
-    int rc = CTL_EXIT_ERR, pending = 0;
+    int rc = CTL_EXIT_ERR, pending = 0, in_flight = 0;
     px_store_cmd_t cmd;
     px_store_cmd_init(&cmd);
     char sha[64];
@@ -74,13 +74,25 @@ static int write_redis(ctl_t *c, uint64_t *wrote, uint64_t *kept) {
                 cmd.argv[3 + k] = keys[k];
                 cmd.argvlen[3 + k] = (size_t)kl;
             }
-        redisAppendCommandArgv(r, cmd.argc, cmd.argv, cmd.argvlen);
+        if (redisAppendCommandArgv(r, cmd.argc, cmd.argv, cmd.argvlen) != REDIS_OK) {
+            fprintf(stderr, "presencectl: redis: %s\n", r->errstr);
+            goto out;
+        }
         if (++pending == REPLAY_PIPELINE) {
-            if (drain(r, pending, wrote, kept)) goto out;
+            /* send this chunk, then read the previous chunk's replies while
+             * Redis runs this one: building, sending and the scripts overlap */
+            int done = 0;
+            while (!done)
+                if (redisBufferWrite(r, &done) != REDIS_OK) {
+                    fprintf(stderr, "presencectl: redis: %s\n", r->errstr);
+                    goto out;
+                }
+            if (drain(r, in_flight, wrote, kept)) goto out;
+            in_flight = pending;
             pending = 0;
         }
     }
-    if (drain(r, pending, wrote, kept)) goto out;
+    if (drain(r, in_flight + pending, wrote, kept)) goto out;
     rc = 0;
 out:
     px_store_cmd_term(&cmd);
