@@ -31,13 +31,13 @@ build/release/bench/px_bench_produce "$KAFKA_BOOTSTRAP" "$prefix" "$records" "$e
 ctl=(build/release/tools/presencectl replay --set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP"
      --set "topic.prefix=$prefix" --set "redis.port=$REDIS_PORT")
 for run in $(seq 1 "$runs"); do
-    out=$("${ctl[@]}" --dry-run 2>"$state/replay-mem-$run.err")
-    echo "in memory, run $run: $out"
+    out=$(/usr/bin/time -f "cpu %U s user %S s sys, maxrss %M KB" "${ctl[@]}" --dry-run 2>"$state/replay-mem-$run.err")
+    echo "in memory, run $run: $out; $(tail -n 1 "$state/replay-mem-$run.err"); load $(cut -d' ' -f1 /proc/loadavg)"
 done
 for run in $(seq 1 "$runs"); do
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
     out=$("${ctl[@]}" 2>"$state/replay-redis-$run.err")
-    echo "into Redis, run $run: $out"
+    echo "into Redis, run $run: $out; load $(cut -d' ' -f1 /proc/loadavg)"
     echo "  keys in Redis: $(redis-cli -p "$REDIS_PORT" DBSIZE)"
 done
 tail -n 1 "$state/replay-redis-$runs.err"

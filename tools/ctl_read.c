@@ -32,7 +32,8 @@ rd_kafka_t *ctl_consumer_new(ctl_t *c) {
                                               {"isolation.level", "read_committed"},
                                               {"fetch.max.bytes", "52428800"},
                                               {"max.partition.fetch.bytes", "8388608"},
-                                              {"queued.max.messages.kbytes", "262144"}};
+                                              /* prefetch bound: more did not read faster */
+                                              {"queued.max.messages.kbytes", "65536"}};
     rd_kafka_conf_t *conf =
         px_kafka_conf_new_with(defaults, sizeof defaults / sizeof defaults[0], &c->kafka, "presencectl", errstr,
                                sizeof errstr);
