@@ -82,6 +82,9 @@ struct ctl {
     size_t nbuckets, nents;
     ctl_change_fn on_change; /* NULL: changes are dropped */
     ctl_key_filter_fn filter;
+    /* optional: called for the records of a batch ahead of fn, stage 0 for
+     * all of them, stage 1 a few records ahead (memory prefetch) */
+    void (*prefetch)(ctl_t *c, const rd_kafka_message_t *m, int stage);
     void *user; /* the command's own state */
     /* counters, every error path bumps one */
     uint64_t n_records, n_folded, n_skipped_decode, n_skipped_key, n_refused, n_changes;

@@ -22,6 +22,7 @@
 #include "px_time.h"
 
 #define CTL_READ_BATCH 1024
+#define CTL_PREFETCH_AHEAD 6
 
 rd_kafka_t *ctl_consumer_new(ctl_t *c) {
     char errstr[512];
@@ -197,8 +198,11 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
             continue;
         }
         last_msg = px_mono_ms();
+        if (c->prefetch)
+            for (ssize_t i = 0; i < nb; i++) c->prefetch(c, batch[i], 0);
         for (ssize_t i = 0; i < nb; i++) {
             rd_kafka_message_t *m = batch[i];
+            if (c->prefetch && i + CTL_PREFETCH_AHEAD < nb) c->prefetch(c, batch[i + CTL_PREFETCH_AHEAD], 1);
             if (!m->err) {
                 if (m->offset < end[m->partition]) {
                     done++;
