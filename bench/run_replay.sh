@@ -30,6 +30,20 @@ bash scripts/stack.sh topics --state "$state/stack" --prefix "$prefix" --partiti
 build/release/bench/px_bench_produce "$KAFKA_BOOTSTRAP" "$prefix" "$records" "$entities" 1 | sed 's/^/  /'
 ctl=(build/release/tools/presencectl replay --set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP"
      --set "topic.prefix=$prefix" --set "redis.port=$REDIS_PORT")
+# Baseline in the same run: kcat (librdkafka, as presencectl) reading the
+# same four topics from the beginning to the end, printing only keys: the
+# cost of fetching the records with no decoding and no fold.
+if command -v kcat >/dev/null; then
+    for run in $(seq 1 "$runs"); do
+        t0=$(date +%s.%N)
+        for t in presence.heartbeats presence.locks core.entities.lifecycle.mutating core.entities.lifecycle.mutated; do
+            kcat -C -b "$KAFKA_BOOTSTRAP" -t "$prefix$t" -o beginning -e -q -f '%k\n' \
+                -X isolation.level=read_committed >/dev/null
+        done
+        awk -v n="$records" -v a="$t0" -v b="$(date +%s.%N)" -v r="$run" \
+            'BEGIN { printf "baseline kcat read, run %d: %.2f s, %.0f records/s\n", r, b - a, n / (b - a) }'
+    done
+fi
 for run in $(seq 1 "$runs"); do
     out=$(/usr/bin/time -f "cpu %U s user %S s sys, maxrss %M KB" "${ctl[@]}" --dry-run 2>"$state/replay-mem-$run.err")
     echo "in memory, run $run: $out; $(tail -n 1 "$state/replay-mem-$run.err"); load $(cut -d' ' -f1 /proc/loadavg)"

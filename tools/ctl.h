@@ -141,6 +141,8 @@ int ctl_fold_inputs(ctl_t *c, const ctl_range_t *r);
  * lifecycle topics). 0, or an error with the reason. */
 int ctl_decode_input(ctl_t *c, int src, const void *val, size_t len, int64_t kafka_ts, px_event_t *ev,
                      char *errstr, size_t errstr_size);
+/* The entity of formatted key ks[0..kl), or NULL if the log has none. */
+ctl_ent_t *ctl_fold_find(const ctl_t *c, const char *ks, size_t kl);
 /* Source index of a topic name (prefix stripped), or -1. */
 int ctl_src_of_topic(const ctl_t *c, const char *topic);
 /* Visit every entity. */

@@ -76,6 +76,13 @@ static ctl_ent_t *entity(ctl_t *c, const px_key_t *k, const char *ks, size_t kl)
     return n;
 }
 
+ctl_ent_t *ctl_fold_find(const ctl_t *c, const char *ks, size_t kl) {
+    uint64_t h = key_hash(ks, kl);
+    for (ctl_ent_t *n = c->tab[h & (c->nbuckets - 1)]; n; n = n->next)
+        if (n->hash == h && n->klen == kl && memcmp(n->kstr, ks, kl) == 0) return n;
+    return NULL;
+}
+
 int ctl_src_of_topic(const ctl_t *c, const char *topic) {
     size_t pl = strlen(c->cfg.topic_prefix);
     if (strncmp(topic, c->cfg.topic_prefix, pl) != 0) return -1;

@@ -44,7 +44,7 @@ static const struct {
     const char *cmd;
     const char *flags;
 } CMD_FLAGS[] = {
-    {"verify", ""},
+    {"verify", " scan-redis "},
     {"replay", " from= to= dry-run key-prefix= db= "},
     {"audit", " entity= tenant= user= from= to= format= "},
     {"dlq", " topic= format= record= all value-file= force dry-run "},
@@ -56,7 +56,7 @@ static const struct {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: presencectl COMMAND [flags] [--config FILE] [--set key=value ...]\n"
-            "  verify                               fold the input topics, compare with Redis and presence.changes\n"
+            "  verify [--scan-redis]                fold the input topics, compare with Redis and presence.changes\n"
             "  replay [--from T] [--to T] [--dry-run] [--key-prefix P] [--db N]\n"
             "                                       fold the input topics into a (target) Redis\n"
             "  audit (--entity T:E:I | --tenant T [--user U]) [--from T] [--to T] [--format table|jsonl|csv]\n"

@@ -7,8 +7,9 @@
  *   - the change events, record for record, with the committed
  *     presence.changes (the same Avro bytes, as a multiset).
  * Prints each difference; exit 1 if any, 0 if none, 2 on an error.
- * Limits: entities present in Redis but absent from the log are not looked
- * for; the change multiset is held in memory (about 200 bytes a change).
+ * With --scan-redis it also SCANs Redis for entities the log does not have
+ * (only where the database / key prefix holds this deployment alone).
+ * Limits: the change multiset is held in memory (about 200 bytes a change).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,42 @@ static void compare_changes(ctl_t *c, verify_t *v) {
     printf("changes: %zu in the log's fold, %zu committed in %s\n", v->offline.n, v->live.n, v->topic);
 }
 
+/* --scan-redis: SCAN the (prefixed) state keys and report every entity
+ * Redis holds that the log does not. Only meaningful when the Redis
+ * database / key prefix belongs to this deployment's topics alone. */
+static int scan_extra(ctl_t *c, verify_t *v, redisContext *r) {
+    char pat[PX_CONF_STR_MAX * 2 + 32], cursor[32] = "0";
+    size_t pl = 0, extra = 0;
+    for (const char *p = c->cfg.redis_key_prefix; *p && pl < sizeof pat - 40; p++) {
+        if (strchr("*?[]\\", *p)) pat[pl++] = '\\'; /* the prefix is literal in the glob */
+        pat[pl++] = *p;
+    }
+    snprintf(pat + pl, sizeof pat - pl, "presence:{*}:state");
+    size_t skip = strlen(c->cfg.redis_key_prefix) + strlen("presence:{");
+    do {
+        redisReply *rep = redisCommand(r, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING) {
+            fprintf(stderr, "presencectl: redis SCAN: %s\n", rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
+            freeReplyObject(rep);
+            return CTL_EXIT_ERR;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        redisReply *keys = rep->element[1];
+        for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++) {
+            const redisReply *k = keys->element[i];
+            if (k->type != REDIS_REPLY_STRING || k->len < skip + strlen("}:state")) continue;
+            size_t kl = k->len - skip - strlen("}:state");
+            if (ctl_fold_find(c, k->str + skip, kl)) continue;
+            extra++;
+            v->diffs++;
+            printf("entity-extra %.*s (in Redis, not in the log)\n", (int)kl, k->str + skip);
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0);
+    printf("entities: %zu in Redis that the log does not have\n", extra);
+    return 0;
+}
+
 static int compare_redis(ctl_t *c, verify_t *v) {
     redisContext *r = ctl_redis_connect(c);
     if (!r) return CTL_EXIT_ERR;
@@ -156,6 +193,7 @@ static int compare_redis(ctl_t *c, verify_t *v) {
         freeReplyObject(rep);
     }
     printf("entities: %zu in the log, %zu equal in Redis\n", c->nents, same);
+    if (ctl_flag_set(c, "scan-redis")) rc = scan_extra(c, v, r);
 out:
     px_buf_term(&a);
     px_buf_term(&b);

@@ -10,7 +10,8 @@ its own Redis. Then:
 - replay into a key prefix and database of the live Redis gives a copy
   verify also finds EQUAL, and leaves the live keys alone;
 - after one deliberate corruption of one entity's state in the copy, verify
-  exits 1 and names exactly that entity."""
+  exits 1 and names exactly that entity; an entity Redis has and the log
+  does not is named by verify --scan-redis."""
 import re
 import threading
 import time
@@ -59,9 +60,9 @@ async def test(stack):
     assert ctltest.redis_cli(live.port, "dbsize") == before
     keys = ctltest.redis_cli(live.port, "-n", "3", "--scan", "--pattern", "*:state").split()
     assert len(keys) == ents and all(k.startswith("copy:presence:{") for k in keys), keys[:3]
-    out = ctltest.ctl(stack, "verify", *TTLS, "--set", "redis.key_prefix=copy:", "--set", "redis.db=3",
-                      redis_port=live.port, check=0).stdout
-    assert "EQUAL: 0 differences" in out, out
+    out = ctltest.ctl(stack, "verify", *TTLS, "--scan-redis", "--set", "redis.key_prefix=copy:", "--set",
+                      "redis.db=3", redis_port=live.port, check=0).stdout
+    assert "EQUAL: 0 differences" in out and "entities: 0 in Redis that the log does not have" in out, out
 
     # corrupt one entity in the empty-Redis copy: verify names exactly it
     victim = sorted(ctltest.redis_cli(empty.port, "--scan", "--pattern", "presence:*:state").split())[7]
@@ -74,6 +75,15 @@ async def test(stack):
     differs = re.findall(r"^entity-differs (\S+)$", r.stdout, re.M)
     assert differs == [ent], (differs, ent, r.stdout[-3000:])
     assert "DIFFERENT: 1 difference" in r.stdout, r.stdout[-2000:]
+    # an entity the log never had: only --scan-redis looks for it
+    ghost = f"{stack.tenant}:order:ghost"
+    ctltest.redis_cli(empty.port, "hset", f"presence:{{{ghost}}}:state", "wm", "1,1,1,1", "blob", "{}")
+    r = ctltest.ctl(stack, "verify", *TTLS, redis_port=empty.port, check=1)
+    assert "DIFFERENT: 1 difference" in r.stdout and "entity-extra" not in r.stdout, r.stdout[-2000:]
+    r = ctltest.ctl(stack, "verify", *TTLS, "--scan-redis", redis_port=empty.port, check=1)
+    assert re.findall(r"^entity-extra (\S+) ", r.stdout, re.M) == [ghost], r.stdout[-2000:]
+    assert re.findall(r"^entity-differs (\S+)$", r.stdout, re.M) == [ent], r.stdout[-2000:]
+    assert "DIFFERENT: 2 differences" in r.stdout, r.stdout[-2000:]
     empty.kill()
     live.kill()
 
