@@ -295,7 +295,11 @@ static int select_records(ctl_t *c, dlq_t *d, bool all, bool marks) {
             return CTL_EXIT_ERR;
         }
         size_t tl = strlen(topic);
-        int s = tl > 4 && strcmp(topic + tl - 4, ".dlt") == 0 ? (topic[tl - 4] = '\0', ctl_src_of_topic(c, topic)) : -1;
+        int s = -1;
+        if (tl > 4 && strcmp(topic + tl - 4, ".dlt") == 0) {
+            topic[tl - 4] = '\0'; /* the input topic it belongs to */
+            s = ctl_src_of_topic(c, topic);
+        }
         if (s < 0) {
             fprintf(stderr, "presencectl dlq: --record '%.128s': not a DLQ topic of an input topic\n", c->flags.val[i]);
             return CTL_EXIT_ERR;

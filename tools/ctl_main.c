@@ -45,7 +45,7 @@ static const struct {
     const char *flags;
 } CMD_FLAGS[] = {
     {"verify", " scan-redis "},
-    {"replay", " from= to= dry-run key-prefix= db= "},
+    {"replay", " from= to= dry-run key-prefix= db= strict "},
     {"audit", " entity= tenant= user= from= to= format= "},
     {"dlq", " topic= format= record= all value-file= force dry-run "},
     {"produce", " key= type= ts= busy-by= write-id= version= tab= user= name= mode= status= dirty field= cursor= "
@@ -57,7 +57,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: presencectl COMMAND [flags] [--config FILE] [--set key=value ...]\n"
             "  verify [--scan-redis]                fold the input topics, compare with Redis and presence.changes\n"
-            "  replay [--from T] [--to T] [--dry-run] [--key-prefix P] [--db N]\n"
+            "  replay [--from T] [--to T] [--dry-run] [--key-prefix P] [--db N] [--strict]\n"
             "                                       fold the input topics into a (target) Redis\n"
             "  audit (--entity T:E:I | --tenant T [--user U]) [--from T] [--to T] [--format table|jsonl|csv]\n"
             "                                       the timeline of changes, in event-time order\n"

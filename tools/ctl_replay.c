@@ -8,7 +8,9 @@
  * Redis that already holds a newer state changes nothing (counted as
  * "kept"). --dry-run folds in memory only (the benchmark of the fold).
  * Prints a summary: records, entities, seconds and records/s of each phase.
- * Limits: a replay from --from starts from empty state (what happened
+ * --strict exits 2 when any record was not folded (undecodable, key
+ * mismatch, over a cap): the default skips them as the processor does
+ * (it dead-letters them). Limits: a replay from --from starts from empty state (what happened
  * before the window is not known); writes are pipelined 512 at a time;
  * view deadlines are judged at the wall clock of the write.
  */
@@ -112,6 +114,12 @@ int ctl_replay(ctl_t *c) {
     if (!dry && (rc = write_redis(c, &wrote, &kept))) return rc;
     int64_t t2 = px_mono_us();
     ctl_fold_summary(c);
+    uint64_t skipped = c->n_skipped_decode + c->n_skipped_key + c->n_refused;
+    if (ctl_flag_set(c, "strict") && skipped) {
+        fprintf(stderr, "presencectl replay: --strict: %llu input records were not folded (see above)\n",
+                (unsigned long long)skipped);
+        rc = CTL_EXIT_ERR;
+    }
     double fs = (double)(t1 - t0) / 1e6, ws = (double)(t2 - t1) / 1e6;
     char a[40], b[40];
     printf("replay: %llu records (%s .. %s) -> %zu entities; fold %.3f s (%.0f records/s)",
@@ -126,5 +134,5 @@ int ctl_replay(ctl_t *c) {
                c->cfg.redis_host, (long long)c->cfg.redis_port, (long long)c->cfg.redis_db, c->cfg.redis_key_prefix,
                (unsigned long long)wrote, (unsigned long long)kept, ws,
                fs + ws > 0 ? (double)c->n_records / (fs + ws) : 0.0);
-    return CTL_EXIT_OK;
+    return rc;
 }

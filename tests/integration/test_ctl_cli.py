@@ -93,6 +93,7 @@ async def test(stack):
     prod.flush(10)
     r = run(stack, ["replay", "--dry-run"], 0, "skipped 4 that do not decode")
     assert "dry run" in r.stdout
+    run(stack, ["replay", "--dry-run", "--strict"], 2, "--strict: 4 input records were not folded")
 
     # --- a corrupt state in Redis: verify reports it ------------------------
     redis = pxtest.Redis(stack.logdir)
