@@ -517,7 +517,7 @@ static int dlq_reinject(ctl_t *c) {
             rc = CTL_EXIT_ERR;
             goto out;
         }
-        printf("reinjected %s -> %s [%d]\n", r->coord, r->src_topic, r->src_partition);
+        printf("sending %s -> %s [%d]\n", r->coord, r->src_topic, r->src_partition);
     }
     if ((e = rd_kafka_commit_transaction(rk, (int)c->cfg.timeout_ms))) {
         rc = txn_err("commit_transaction (nothing was reinjected)", e);

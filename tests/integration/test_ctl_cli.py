@@ -95,6 +95,17 @@ async def test(stack):
     assert "dry run" in r.stdout
     run(stack, ["replay", "--dry-run", "--strict"], 2, "--strict: 4 input records were not folded")
 
+    # --- progress on a terminal (script(1) gives it a pty) -------------------
+    import os
+    import shlex
+    import subprocess
+    cmd = [os.path.join(stack.build, "tools", "presencectl"), "replay", "--dry-run"] + stack.common()
+    tty = subprocess.run(["script", "-qec", shlex.join(cmd), "/dev/null"], capture_output=True, text=True,
+                         timeout=60).stdout
+    lines = [x for x in tty.replace("\r\n", "\n").split("\r") if "rec/s" in x]
+    assert any(stack.topic("presence.heartbeats") in x and "100%" in x for x in lines), tty[-2000:]
+    assert "rec/s" not in r.stderr  # not a terminal: no progress lines
+
     # --- a corrupt state in Redis: verify reports it ------------------------
     redis = pxtest.Redis(stack.logdir)
     run(stack, ["replay"], 0, "", redis_port=redis.port)

@@ -6,7 +6,9 @@ original coordinates; `dlq show` decodes the headers and dumps the bytes;
 re-injecting them unchanged is refused (they would come straight back);
 re-injecting one with a fixed value applies it exactly once (one
 STALE_SET in presence.changes, one copy in the topic), and running the
-same command again injects nothing. Bad selections exit 2 with a message."""
+same command again injects nothing, and neither do three reinjectors of
+one record run at the same time (one copy, ever). Bad selections exit 2
+with a message."""
 import json
 import os
 import time
@@ -100,6 +102,32 @@ async def test(stack):
     assert copies_with_header(stack, stack.topic("core.entities.lifecycle.mutating"), r2["record"]) == 1
     rows = [json.loads(line) for line in ctltest.ctl(stack, "dlq", "list", "--format", "jsonl", check=0).stdout.splitlines()]
     assert sorted((r["record"], r["reinjected"]) for r in rows) == sorted([(r1["record"], False), (r2["record"], True)])
+
+    # two reinjectors of the same record at once: one copy at most, ever
+    import subprocess
+    import pxavro
+    good = pxavro.Codec().encode("presence", dict(type="SUB", tenant=tenant, entity="order", id="P1",
+                                                  ts=int(time.time() * 1000), tab_id="tp", user_id="pat",
+                                                  user_name="Pat", mode="VIEW", status="ONLINE", dirty=False))
+    path1 = os.path.join(stack.logdir, "fixed1.avro")
+    with open(path1, "wb") as f:
+        f.write(good)
+    cmd = [os.path.join(stack.build, "tools", "presencectl"), "dlq", "reinject", "--record", r1["record"],
+           "--value-file", path1] + stack.common()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [(p.wait(120), *p.communicate()) for p in procs]
+    print("concurrent reinjectors:", [(rc, out.strip().splitlines()[-1:], err.strip()[-160:]) for rc, out, err in outs])
+    assert all(rc in (0, 2) for rc, _, _ in outs) and any(rc == 0 for rc, _, _ in outs), outs
+    assert sum("reinjected 1," in out for _, out, _ in outs) <= 1, outs
+    for rc, out, err in outs:  # a loser was fenced or found the winner's copy
+        assert (rc == 0 and ("reinjected 1," in out or "already reinjected " + r1["record"] in out)) or \
+            (rc == 2 and ("fenced" in err.lower() or "commit_transaction" in err or "init_transactions" in err)), \
+            (rc, out, err)
+    out = ctltest.ctl(stack, "dlq", "reinject", "--record", r1["record"], "--value-file", path1, check=0).stdout
+    assert "reinjected 0, already reinjected 1" in out, out
+    assert copies_with_header(stack, stack.topic("presence.heartbeats"), r1["record"]) == 1
+    joined = stack.changes(tenant, timeout=30, until=lambda ch: any(c["type"] == "JOINED" for c in ch))
+    assert [c["user_id"] for c in joined if c["type"] == "JOINED"] == ["pat"], joined
 
     # bad selections
     for a, msg in [(["reinject"], "give --all or --record"),
