@@ -196,6 +196,11 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? CTL_EXIT_ERR : CTL_EXIT_OK;
     }
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout); /* every command's flags and the shared options */
+            return CTL_EXIT_OK;
+        }
     c.cmd = argv[1];
     const char *allowed = NULL;
     for (size_t i = 0; i < sizeof CMD_FLAGS / sizeof CMD_FLAGS[0]; i++)
