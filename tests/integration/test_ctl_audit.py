@@ -15,6 +15,7 @@ import pxavro
 import pxtest
 
 T0 = 1700000000000
+ALICE = 'Alice "Al", Jr.\u00e9'  # quotes, a comma and UTF-8: JSON and CSV escaping
 
 
 async def test(stack):
@@ -32,27 +33,27 @@ async def test(stack):
 
     hb, lk = "presence.heartbeats", "presence.locks"
     who = dict(status="ONLINE", dirty=False)
-    send(hb, "presence", 0, "s1", type="SUB", tab_id="ta", user_id="alice", user_name="Alice", mode="EDIT", **who)
+    send(hb, "presence", 0, "s1", type="SUB", tab_id="ta", user_id="alice", user_name=ALICE, mode="EDIT", **who)
     send(hb, "presence", 500, "c1", eid="B2", type="SUB", tab_id="tc", user_id="carol", user_name="Carol",
          mode="VIEW", **who)
     send(hb, "presence", 1000, "s2", type="SUB", tab_id="tb", user_id="bob", user_name="Bob", mode="VIEW", **who)
-    send(lk, "lock", 2000, "l1", type="LOCK", field="amount", tab_id="ta", user_id="alice", user_name="Alice",
+    send(lk, "lock", 2000, "l1", type="LOCK", field="amount", tab_id="ta", user_id="alice", user_name=ALICE,
          request_id="r1")
     send(lk, "lock", 3000, "l2", type="LOCK", field="amount", tab_id="tb", user_id="bob", user_name="Bob",
          request_id="r2")
     send(hb, "presence", 4000, "h1", type="HB", tab_id="tb", user_id="bob", user_name="Bob", mode="EDIT", **who)
-    send(lk, "lock", 5000, "l3", type="UNLOCK", field="amount", tab_id="ta", user_id="alice", user_name="Alice",
+    send(lk, "lock", 5000, "l3", type="UNLOCK", field="amount", tab_id="ta", user_id="alice", user_name=ALICE,
          request_id="r3")
     send("core.entities.lifecycle.mutating", "lifecycle", 6000, "m1", type="MUTATING", write_id="w1",
          busy_by="erp")
     send("core.entities.lifecycle.mutated", "lifecycle", 7000, "m2", type="MUTATED", write_id="w1", version=7)
     send(hb, "presence", 8000, "u1", type="UNSUB", tab_id="tb", user_id="bob", user_name="Bob", mode="EDIT", **who)
-    send(lk, "lock", 9000, "l4", type="LOCK", field="notes", tab_id="ta", user_id="alice", user_name="Alice",
+    send(lk, "lock", 9000, "l4", type="LOCK", field="notes", tab_id="ta", user_id="alice", user_name=ALICE,
          request_id="r4")
-    send(hb, "presence", 61000, "x1", type="EXPIRE", tab_id="ta", user_id="alice", user_name="Alice",
+    send(hb, "presence", 61000, "x1", type="EXPIRE", tab_id="ta", user_id="alice", user_name=ALICE,
          mode="EDIT", expires_at_ms=T0 + 60000, **who)
     send(lk, "lock", 130000, "x2", type="EXPIRE", field="notes", tab_id="ta", user_id="alice",
-         user_name="Alice", expires_at_ms=T0 + 129000)
+         user_name=ALICE, expires_at_ms=T0 + 129000)
     prod.produce(stack.topic(hb), key=key, value=b"\xc3\x01garbage")  # poison: skipped, as by the processor
     prod.flush(10)
 
@@ -65,14 +66,14 @@ async def test(stack):
         r.update(extra)
         return r
 
-    A = dict(user="alice", user_name="Alice", tab="ta")
+    A = dict(user="alice", user_name=ALICE, tab="ta")
     B = dict(user="bob", user_name="Bob", tab="tb")
     expected = [
         row(0, "JOINED", "s1", hb, **A),
         row(1000, "JOINED", "s2", hb, **B),
         row(2000, "LOCK_GRANTED", "l1", lk, **A, field="amount", request_id="r1", token=offsets["l1"][1]),
         row(3000, "LOCK_DENIED", "l2", lk, **B, field="amount", request_id="r2", holder="alice",
-            holder_name="Alice"),
+            holder_name=ALICE),
         row(4000, "UPDATED", "h1", hb, **B),
         row(5000, "LOCK_RELEASED", "l3", lk, **A, field="amount", request_id="r3", token=offsets["l1"][1]),
         row(6000, "STALE_SET", "m1", "core.entities.lifecycle.mutating", busy_by="erp"),
@@ -110,6 +111,7 @@ async def test(stack):
            "LOCK_EXPIRED": f"token={e.get('token')}", "LOCK_DENIED": "held by alice", "STALE_SET": "busy_by=erp",
            "VERSION_BUMPED": "version=7"}.get(e["type"], "")) for e in [expected[0], carol] + expected[1:]], text
     assert all(int(r["src_offset"]) >= 0 for r in rows)
+    assert [r["user_name"] for r in rows if r["user"] == "alice"][:1] == [ALICE], text
 
     table = audit("--entity", key).stdout.splitlines()
     assert table[0].split() == ["TIME", "ENTITY", "CHANGE", "USER", "TAB", "FIELD", "DETAIL", "SOURCE"], table[0]
