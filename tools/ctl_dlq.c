@@ -19,6 +19,7 @@
  * of one record (the fixed record).
  * Limits: a DLT is read whole to find the selected records.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +63,9 @@ static void hdr_str(rd_kafka_headers_t *h, const char *name, char *out, size_t n
 static int64_t hdr_i64(rd_kafka_headers_t *h, const char *name) {
     char s[32], *end;
     hdr_str(h, name, s, sizeof s);
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    return s[0] && !*end ? v : -1;
+    return s[0] && !*end && !errno && v >= 0 ? v : -1; /* headers are input: -1 when not a number */
 }
 
 static void *dup_bytes(const void *p, size_t n) {
@@ -100,7 +102,8 @@ static void collect(ctl_t *c, const rd_kafka_message_t *m, void *arg) {
     hdr_str(h, "px.error", r->error, sizeof r->error);
     hdr_str(h, "px.topic", r->src_topic, sizeof r->src_topic);
     hdr_str(h, "px.attempt", r->attempt, sizeof r->attempt);
-    r->src_partition = (int32_t)hdr_i64(h, "px.partition");
+    int64_t sp = hdr_i64(h, "px.partition");
+    r->src_partition = sp > INT32_MAX ? -1 : (int32_t)sp;
     r->src_offset = hdr_i64(h, "px.offset");
     r->src_ts = hdr_i64(h, "px.timestamp");
     r->key = dup_bytes(m->key ? m->key : "", m->key ? m->key_len : 0);
@@ -266,10 +269,11 @@ static int parse_coord(const char *s, char *topic, size_t tn, int32_t *p, int64_
     while (c1 > s && *c1 != ':') c1--;
     if (*c1 != ':' || c1 == s || (size_t)(c1 - s) >= tn) return -1;
     char *end;
+    errno = 0;
     long long pp = strtoll(c1 + 1, &end, 10);
-    if (end != c2 || c1[1] == '\0' || c1[1] == ':' || pp < 0 || pp > INT32_MAX) return -1;
+    if (errno || end != c2 || c1[1] == '\0' || c1[1] == ':' || pp < 0 || pp > INT32_MAX) return -1;
     long long oo = strtoll(c2 + 1, &end, 10);
-    if (*end || !c2[1] || oo < 0) return -1;
+    if (errno || *end || !c2[1] || oo < 0) return -1;
     memcpy(topic, s, (size_t)(c1 - s));
     topic[c1 - s] = '\0';
     *p = (int32_t)pp;

@@ -10,6 +10,7 @@
  * acknowledged the record; exit 2 if it did not.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,8 +89,9 @@ static int build(ctl_t *c, px_kind_t kind, px_event_t *ev) {
     }
     if ((v = ctl_flag(c, "version"))) {
         char *end;
+        errno = 0;
         long long n = strtoll(v, &end, 10);
-        if (!*v || *end || n < 0) {
+        if (!*v || *end || errno || n < 0) {
             fprintf(stderr, "presencectl produce: --version must be a non-negative integer\n");
             return CTL_EXIT_ERR;
         }

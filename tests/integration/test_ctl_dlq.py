@@ -135,6 +135,10 @@ async def test(stack):
                    (["reinject", "--all", "--value-file", path], "exactly one --record"),
                    (["reinject", "--record", r1["record"], "--value-file", "/nonexistent"], "cannot read"),
                    (["show", "--record", "nonsense"], "expected TOPIC.dlt:PARTITION:OFFSET"),
+                   *[(["show", "--record", bad], "expected TOPIC.dlt:PARTITION:OFFSET") for bad in
+                     ["", ":0:0", "a.dlt:1", "a.dlt::1", "a.dlt:1:", "a.dlt:-1:0", "a.dlt:0:-5", "a.dlt:0:1x",
+                      "a.dlt:x:1", "a.dlt:99999999999:0", "a.dlt:0:99999999999999999999"]],
+                   (["show", "--record", stack.topic("presence.locks") + ":0:0"], "not a DLQ topic"),
                    (["show", "--record", r1["record"].rsplit(":", 1)[0] + ":99999"], "no DLQ record"),
                    (["show", "--record", "presence.changes.dlt:0:0"], "not a DLQ topic"),
                    (["show"], "--record"), (["list", "--topic", "nope"], "not an input topic"),
