@@ -154,7 +154,10 @@ static int parse_flags(ctl_t *c, const char *allowed, int argc, char **argv, int
         char name[64], pat[80];
         const char *eq = strchr(a + 2, '=');
         size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        if (nl >= sizeof name) nl = sizeof name - 1;
+        if (nl >= sizeof name || strspn(a + 2, "abcdefghijklmnopqrstuvwxyz-") < nl) {
+            fprintf(stderr, "presencectl %s: unknown flag '%.64s' (try --help)\n", c->cmd, a);
+            return CTL_EXIT_ERR;
+        }
         memcpy(name, a + 2, nl);
         name[nl] = '\0';
         snprintf(pat, sizeof pat, " %s= ", name);
