@@ -196,11 +196,14 @@ create_topics() {
     say "javac not found: creating topics with TopicCommand (slower)"
     local pids=() rc=0 p
     for t in "${names[@]}"; do
+      # the configs of stack/kafka/CreateTopics.java and `presencectl topics`
+      local retention=2592000000
+      case $t in *presence.heartbeats | *.retry) retention=86400000 ;; esac
       java -Xmx128m -XX:TieredStopAtLevel=1 \
         -Dlog4j.configuration=file:"$STATE/tools-log4j.properties" \
         -cp "$LIBS/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
         --create --if-not-exists --topic "$t" --partitions "$partitions" \
-        --replication-factor 1 >/dev/null &
+        --replication-factor 1 --config cleanup.policy=delete --config retention.ms="$retention" >/dev/null &
       pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || rc=1; done

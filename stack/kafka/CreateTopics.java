@@ -3,7 +3,10 @@
 //
 //   java -cp <this dir>:<kafka libs>/* CreateTopics BOOTSTRAP PARTITIONS TOPIC...
 //
-// Replication factor 1 (single-node dev/test stack). A topic that already
+// Replication factor 1 (single-node dev/test stack). Configs as
+// `presencectl topics create` sets them (tools/ctl_topics.c, documented in
+// docs/presencectl.md): cleanup.policy=delete everywhere; retention.ms one
+// day for presence.heartbeats and the .retry topics, 30 days for the rest. A topic that already
 // exists is fine if its partition count matches; a mismatch is an error,
 // because every input topic must have the same partition count (DESIGN.md 3).
 // Exit 0 on success, 1 on any error (printed to stderr). Why not
@@ -22,6 +25,17 @@ import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.errors.TopicExistsException;
 
 public final class CreateTopics {
+  static final String DAY_MS = "86400000";
+  static final String MONTH_MS = "2592000000";
+
+  static Map<String, String> configs(String topic) {
+    boolean shortLived = topic.endsWith("presence.heartbeats") || topic.endsWith(".retry");
+    Map<String, String> m = new java.util.HashMap<>();
+    m.put("cleanup.policy", "delete");
+    m.put("retention.ms", shortLived ? DAY_MS : MONTH_MS);
+    return m;
+  }
+
   public static void main(String[] args) throws Exception {
     if (args.length < 3) {
       System.err.println("usage: CreateTopics BOOTSTRAP PARTITIONS TOPIC...");
@@ -29,7 +43,8 @@ public final class CreateTopics {
     }
     int partitions = Integer.parseInt(args[1]);
     List<NewTopic> topics = new ArrayList<>();
-    for (int i = 2; i < args.length; i++) topics.add(new NewTopic(args[i], partitions, (short) 1));
+    for (int i = 2; i < args.length; i++)
+      topics.add(new NewTopic(args[i], partitions, (short) 1).configs(configs(args[i])));
 
     Properties props = new Properties();
     props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);

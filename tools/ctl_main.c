@@ -1,0 +1,266 @@
+/*
+ * ctl_main.c - presencectl's entry: the command, its flags, the shared
+ * configuration (px_config: defaults < --config file < PRESENCE_* env <
+ * --set), and the small helpers every command uses (topic names, Redis
+ * connection, time ranges). See ctl.h for the layout and exit codes and
+ * docs/presencectl.md for the commands.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ctl.h"
+#include "px_err.h"
+#include "px_log.h"
+#include "px_time.h"
+#include "px_view.h"
+#include "px_when.h"
+
+#define OPT(n, t, d, h, f, lo, hi) {n, t, d, h, offsetof(ctl_config_t, f), lo, hi}
+static const px_opt_t ctl_opts[] = {
+    OPT("redis.host", PX_OPT_STR, "127.0.0.1", "Redis host", redis_host, 0, 0),
+    OPT("redis.port", PX_OPT_INT, "6379", "Redis port", redis_port, 1, 65535),
+    OPT("redis.db", PX_OPT_INT, "0", "Redis database (SELECT) read or written", redis_db, 0, 1024),
+    OPT("redis.key_prefix", PX_OPT_STR, "", "prefix before every Redis key (replay into a copy)", redis_key_prefix, 0,
+        0),
+    OPT("topic.prefix", PX_OPT_STR, "", "prefix of every topic name", topic_prefix, 0, 0),
+    OPT("presence.ttl_ms", PX_OPT_INT, "60000", "as the processor", presence_ttl_ms, 1000, 86400000),
+    OPT("lock.ttl_ms", PX_OPT_INT, "120000", "as the processor", lock_ttl_ms, 1000, 86400000),
+    OPT("stale.ttl_ms", PX_OPT_INT, "300000", "as the processor", stale_ttl_ms, 1000, 86400000),
+    OPT("timeout_ms", PX_OPT_INT, "30000", "how long to wait for Kafka", timeout_ms, 100, 3600000),
+};
+#define NOPTS (sizeof ctl_opts / sizeof ctl_opts[0])
+
+const char *const CTL_SRC_TOPICS[PX_SRC__COUNT] = {"presence.heartbeats", "presence.locks",
+                                                   "core.entities.lifecycle.mutating",
+                                                   "core.entities.lifecycle.mutated"};
+
+/* The flags each command takes; '=' after a name: it takes a value. */
+static const struct {
+    const char *cmd;
+    const char *flags;
+} CMD_FLAGS[] = {
+    {"verify", " scan-redis "},
+    {"replay", " from= to= dry-run key-prefix= db= strict "},
+    {"audit", " entity= tenant= user= from= to= format= "},
+    {"dlq", " topic= format= record= all value-file= force dry-run "},
+    {"produce", " key= type= ts= busy-by= write-id= version= tab= user= name= mode= status= dirty field= cursor= "
+                "request-id= expires-at= json "},
+    {"topics", " partitions= "},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: presencectl COMMAND [flags] [--config FILE] [--set key=value ...]\n"
+            "  verify [--scan-redis]                fold the input topics, compare with Redis and presence.changes\n"
+            "  replay [--from T] [--to T] [--dry-run] [--key-prefix P] [--db N] [--strict]\n"
+            "                                       fold the input topics into a (target) Redis\n"
+            "  audit (--entity T:E:I | --tenant T [--user U]) [--from T] [--to T] [--format table|jsonl|csv]\n"
+            "                                       the timeline of changes, in event-time order\n"
+            "  dlq list [--topic T]... [--format table|jsonl]\n"
+            "  dlq show --record TOPIC.dlt:PARTITION:OFFSET\n"
+            "  dlq reinject (--all | --record C ...) [--topic T]... [--value-file F] [--force] [--dry-run]\n"
+            "  produce lifecycle|presence|lock --key T:E:I --type TYPE [--ts T] [--busy-by B] [--write-id W]\n"
+            "          [--version N] [--tab ID --user ID --name N --mode view|edit --status online|away --dirty\n"
+            "          --field F --cursor C --request-id R] [--json]\n"
+            "  topics create|check [--partitions N]\n"
+            "times T: now, -15m, epoch ms, 2026-11-22, 2026-11-22T10:00:00Z (docs/presencectl.md)\n"
+            "exit: 0 ok, 1 differences (verify), 2 error\n"
+            "options (kafka.* go to librdkafka, e.g. --set kafka.bootstrap.servers=host:9092):\n");
+    px_config_usage(ctl_opts, NOPTS, "presencectl", f);
+}
+
+const char *ctl_flag(const ctl_t *c, const char *name) {
+    const char *v = NULL;
+    for (size_t i = 0; i < c->flags.n; i++)
+        if (strcmp(c->flags.name[i], name) == 0) v = c->flags.val[i];
+    return v;
+}
+
+bool ctl_flag_set(const ctl_t *c, const char *name) { return ctl_flag(c, name) != NULL; }
+
+void ctl_topic_name(const ctl_t *c, const char *base, char *out, size_t out_size) {
+    snprintf(out, out_size, "%s%s", c->cfg.topic_prefix, base);
+}
+
+int ctl_redis_key(const ctl_t *c, const px_key_t *k, const char *suffix, char *out, size_t out_size) {
+    size_t pl = strlen(c->cfg.redis_key_prefix);
+    if (pl >= out_size) return -1;
+    memcpy(out, c->cfg.redis_key_prefix, pl);
+    int n = px_view_key(k, suffix, out + pl, out_size - pl);
+    return n < 0 ? -1 : (int)pl + n;
+}
+
+redisContext *ctl_redis_connect(ctl_t *c) {
+    struct timeval tv = {(long)(c->cfg.timeout_ms / 1000), (long)(c->cfg.timeout_ms % 1000) * 1000};
+    if (tv.tv_sec > 5) tv = (struct timeval){5, 0};
+    redisContext *r = redisConnectWithTimeout(c->cfg.redis_host, (int)c->cfg.redis_port, tv);
+    if (!r || r->err) {
+        fprintf(stderr, "presencectl: redis %s:%lld unreachable: %s\n", c->cfg.redis_host,
+                (long long)c->cfg.redis_port, r ? r->errstr : "out of memory");
+        redisFree(r);
+        return NULL;
+    }
+    redisSetTimeout(r, (struct timeval){30, 0});
+    if (c->cfg.redis_db) {
+        redisReply *rep = redisCommand(r, "SELECT %lld", (long long)c->cfg.redis_db);
+        bool ok = rep && rep->type == REDIS_REPLY_STATUS;
+        if (!ok)
+            fprintf(stderr, "presencectl: redis SELECT %lld: %s\n", (long long)c->cfg.redis_db,
+                    rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
+        freeReplyObject(rep);
+        if (!ok) {
+            redisFree(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+int ctl_time_range(ctl_t *c, int64_t *from_ms, int64_t *to_ms) {
+    char err[256];
+    if (px_when_range(ctl_flag(c, "from"), ctl_flag(c, "to"), px_now_ms(), from_ms, to_ms, err, sizeof err)) {
+        fprintf(stderr, "presencectl %s: %s\n", c->cmd, err);
+        return CTL_EXIT_ERR;
+    }
+    return 0;
+}
+
+/* Split argv (after the command and its subcommand) into our flags, kept
+ * in c->flags, and the px_config arguments, copied to cargv. */
+static int parse_flags(ctl_t *c, const char *allowed, int argc, char **argv, int *cargc, char **cargv) {
+    *cargc = 0;
+    cargv[(*cargc)++] = (char *)c->cmd;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--set") == 0 || strcmp(a, "--config") == 0) {
+            cargv[(*cargc)++] = argv[i];
+            if (i + 1 < argc) cargv[(*cargc)++] = argv[++i];
+            continue;
+        }
+        if (strncmp(a, "--set=", 6) == 0 || strncmp(a, "--config=", 9) == 0 || strcmp(a, "--help") == 0 ||
+            strcmp(a, "-h") == 0) {
+            cargv[(*cargc)++] = argv[i];
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || !a[2]) {
+            fprintf(stderr, "presencectl %s: unexpected argument '%.64s'\n", c->cmd, a);
+            return CTL_EXIT_ERR;
+        }
+        char name[64], pat[80];
+        const char *eq = strchr(a + 2, '=');
+        size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (nl >= sizeof name || strspn(a + 2, "abcdefghijklmnopqrstuvwxyz-") < nl) {
+            fprintf(stderr, "presencectl %s: unknown flag '%.64s' (try --help)\n", c->cmd, a);
+            return CTL_EXIT_ERR;
+        }
+        memcpy(name, a + 2, nl);
+        name[nl] = '\0';
+        snprintf(pat, sizeof pat, " %s= ", name);
+        bool takes = strstr(allowed, pat) != NULL;
+        snprintf(pat, sizeof pat, " %s ", name);
+        if (!takes && !strstr(allowed, pat)) {
+            fprintf(stderr, "presencectl %s: unknown flag --%s (try --help)\n", c->cmd, name);
+            return CTL_EXIT_ERR;
+        }
+        const char *val = "";
+        if (takes) {
+            if (eq) val = eq + 1;
+            else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) val = argv[++i];
+            else {
+                fprintf(stderr, "presencectl %s: --%s needs a value\n", c->cmd, name);
+                return CTL_EXIT_ERR;
+            }
+        } else if (eq) {
+            fprintf(stderr, "presencectl %s: --%s takes no value\n", c->cmd, name);
+            return CTL_EXIT_ERR;
+        }
+        if (c->flags.n == CTL_FLAGS_MAX) {
+            fprintf(stderr, "presencectl %s: too many flags\n", c->cmd);
+            return CTL_EXIT_ERR;
+        }
+        static char names[CTL_FLAGS_MAX][64]; /* the flags live as long as the process */
+        memcpy(names[c->flags.n], name, nl + 1);
+        c->flags.name[c->flags.n] = names[c->flags.n];
+        c->flags.val[c->flags.n++] = val;
+    }
+    cargv[*cargc] = NULL;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static ctl_t c;
+    char errstr[512];
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CTL_EXIT_ERR : CTL_EXIT_OK;
+    }
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout); /* every command's flags and the shared options */
+            return CTL_EXIT_OK;
+        }
+    c.cmd = argv[1];
+    const char *allowed = NULL;
+    for (size_t i = 0; i < sizeof CMD_FLAGS / sizeof CMD_FLAGS[0]; i++)
+        if (strcmp(c.cmd, CMD_FLAGS[i].cmd) == 0) allowed = CMD_FLAGS[i].flags;
+    if (!allowed) {
+        fprintf(stderr, "presencectl: unknown command '%.64s'\n", c.cmd);
+        usage(stderr);
+        return CTL_EXIT_ERR;
+    }
+    /* dlq, produce and topics take a subcommand first */
+    int first = 2;
+    bool has_sub = strcmp(c.cmd, "dlq") == 0 || strcmp(c.cmd, "produce") == 0 || strcmp(c.cmd, "topics") == 0;
+    if (has_sub) {
+        if (argc < 3 || argv[2][0] == '-') {
+            if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+                usage(stdout);
+                return CTL_EXIT_OK;
+            }
+            fprintf(stderr, "presencectl %s: a subcommand is needed (try --help)\n", c.cmd);
+            return CTL_EXIT_ERR;
+        }
+        first = 3;
+    }
+    char **cargv = calloc((size_t)argc + 2, sizeof *cargv);
+    if (!cargv) return CTL_EXIT_ERR;
+    int cargc, rc = parse_flags(&c, allowed, argc - first, argv + first, &cargc, cargv);
+    if (!rc) {
+        rc = px_config_load(ctl_opts, NOPTS, &c.cfg, &c.kafka, cargc, cargv, "presencectl", stdout, errstr,
+                            sizeof errstr);
+        if (rc == PX_CONFIG_EXIT) rc = -1;
+        else if (rc) {
+            fprintf(stderr, "presencectl: %s\n", errstr);
+            rc = CTL_EXIT_ERR;
+        }
+    }
+    free(cargv);
+    if (rc) return rc < 0 ? CTL_EXIT_OK : rc;
+    /* shortcuts for the replay target */
+    const char *kp = ctl_flag(&c, "key-prefix"), *db = ctl_flag(&c, "db");
+    if ((kp && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.key_prefix", kp, errstr, sizeof errstr)) ||
+        (db && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.db", db, errstr, sizeof errstr))) {
+        fprintf(stderr, "presencectl: %s\n", errstr);
+        return CTL_EXIT_ERR;
+    }
+    px_log_set_level(PX_LOG_WARN);
+    c.progress = isatty(STDERR_FILENO);
+    c.fold = px_fold_conf_default();
+    c.fold.presence_ttl_ms = c.cfg.presence_ttl_ms;
+    c.fold.lock_ttl_ms = c.cfg.lock_ttl_ms;
+    c.fold.stale_ttl_ms = c.cfg.stale_ttl_ms;
+    if (ctl_fold_init(&c)) return CTL_EXIT_ERR;
+    if (strcmp(c.cmd, "verify") == 0) rc = ctl_verify(&c);
+    else if (strcmp(c.cmd, "replay") == 0) rc = ctl_replay(&c);
+    else if (strcmp(c.cmd, "audit") == 0) rc = ctl_audit(&c);
+    else if (strcmp(c.cmd, "dlq") == 0) rc = ctl_dlq(&c, argc - 2, argv + 2);
+    else if (strcmp(c.cmd, "produce") == 0) rc = ctl_produce(&c, argc - 2, argv + 2);
+    else rc = ctl_topics(&c, argc - 2, argv + 2);
+    ctl_fold_term(&c);
+    return rc;
+}

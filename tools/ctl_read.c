@@ -1,0 +1,239 @@
+/*
+ * ctl_read.c - presencectl's one Kafka reader: a consumer assigned to
+ * every partition of one topic from a start offset (the beginning, or the
+ * first record at or after --from by offsets_for_times: every earlier
+ * offset has an earlier timestamp) to an end fixed when reading starts
+ * (the high watermark), read_committed, no group commits. With a range,
+ * only records whose Kafka timestamp is in [from, to) reach the callback:
+ * timestamps need not grow with offsets (producers' clocks, old records
+ * produced late), so --to cannot end the reading early. Aborted records and
+ * transaction markers have no message: the end is reached when every
+ * partition's position passed its end offset. Progress goes to stderr when
+ * it is a terminal. Limits: a transaction left open by a live producer
+ * holds read_committed reading until it ends (or timeout_ms of idleness).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "px_kafka.h"
+#include "px_time.h"
+
+#define CTL_READ_BATCH 1024
+#define CTL_PREFETCH_AHEAD 6
+
+rd_kafka_t *ctl_consumer_new(ctl_t *c) {
+    char errstr[512];
+    static const char *const defaults[][2] = {{"bootstrap.servers", "127.0.0.1:9092"},
+                                              {"group.id", "presencectl"},
+                                              {"enable.auto.commit", "false"},
+                                              {"enable.auto.offset.store", "false"},
+                                              {"isolation.level", "read_committed"},
+                                              {"fetch.max.bytes", "52428800"},
+                                              {"max.partition.fetch.bytes", "8388608"},
+                                              /* prefetch bound: more did not read faster */
+                                              {"queued.max.messages.kbytes", "65536"}};
+    rd_kafka_conf_t *conf =
+        px_kafka_conf_new_with(defaults, sizeof defaults / sizeof defaults[0], &c->kafka, "presencectl", errstr,
+                               sizeof errstr);
+    if (!conf) {
+        fprintf(stderr, "presencectl: %s\n", errstr);
+        return NULL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "presencectl: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+/* Delivery reports: a message's opaque, when set, is a ctl_dr_t. */
+static void ctl_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    ctl_dr_t *d = m->_private;
+    if (!d) return;
+    d->done = true;
+    d->err = m->err;
+    d->partition = m->partition;
+    d->offset = m->offset;
+}
+
+rd_kafka_t *ctl_producer_new(ctl_t *c, const char *transactional_id) {
+    char errstr[512];
+    const char *defaults[][2] = {{"bootstrap.servers", "127.0.0.1:9092"},
+                                 {"partitioner", "murmur2_random"},
+                                 {"enable.idempotence", "true"},
+                                 {"message.timeout.ms", "30000"},
+                                 {"transactional.id", transactional_id}};
+    rd_kafka_conf_t *conf = px_kafka_conf_new_with((const char *const(*)[2])defaults,
+                                                   transactional_id ? 5 : 4, &c->kafka, "presencectl", errstr,
+                                                   sizeof errstr);
+    if (!conf) {
+        fprintf(stderr, "presencectl: %s\n", errstr);
+        return NULL;
+    }
+    char tmo[32];
+    snprintf(tmo, sizeof tmo, "%lld", (long long)(c->cfg.timeout_ms < 1000 ? 1000 : c->cfg.timeout_ms));
+    rd_kafka_conf_set(conf, "message.timeout.ms", tmo, NULL, 0);
+    rd_kafka_conf_set_dr_msg_cb(conf, ctl_on_delivery);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "presencectl: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+int ctl_partition_count(ctl_t *c, rd_kafka_t *rk, const char *topic) {
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, (int)c->cfg.timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    int n = -1;
+    if (err) {
+        fprintf(stderr, "presencectl: Kafka unreachable (metadata of %s): %s\n", topic, rd_kafka_err2str(err));
+    } else if (md->topic_cnt != 1 || md->topics[0].err) {
+        rd_kafka_resp_err_t e = md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        fprintf(stderr, "presencectl: topic %s: %s\n", topic,
+                e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? "no such topic (presencectl topics create?)"
+                                                             : rd_kafka_err2str(e));
+    } else {
+        n = md->topics[0].partition_cnt;
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+/* Offsets of the first record at or after ts in every partition (-1 where
+ * there is none). 0 or an error printed. */
+static int offsets_at(ctl_t *c, rd_kafka_t *rk, const char *topic, int np, int64_t ts, int64_t *out) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+    for (int p = 0; p < np; p++) rd_kafka_topic_partition_list_add(l, topic, p)->offset = ts;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, l, (int)c->cfg.timeout_ms);
+    for (int p = 0; !err && p < l->cnt; p++) {
+        if (l->elems[p].err) err = l->elems[p].err;
+        else out[l->elems[p].partition] = l->elems[p].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) fprintf(stderr, "presencectl: %s: offsets for time %lld: %s\n", topic, (long long)ts, rd_kafka_err2str(err));
+    return err ? -1 : 0;
+}
+
+static void progress(const char *topic, uint64_t done, uint64_t total, int64_t t0_us, bool last) {
+    double s = (double)(px_mono_us() - t0_us) / 1e6;
+    fprintf(stderr, "\r%-40.40s %10" PRIu64 "/%-10" PRIu64 " %3d%% %9.0f rec/s%s", topic, done, total,
+            total ? (int)(done * 100 / total) : 100, s > 0 ? (double)done / s : 0.0, last ? "\n" : "");
+}
+
+int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn fn, void *arg) {
+    rd_kafka_t *rk = ctl_consumer_new(c);
+    if (!rk) return CTL_EXIT_ERR;
+    int rc = CTL_EXIT_ERR;
+    int64_t *start = NULL, *end = NULL;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int np = ctl_partition_count(c, rk, topic);
+    if (np <= 0) goto out;
+    start = calloc((size_t)np, sizeof *start);
+    end = calloc((size_t)np, sizeof *end);
+    if (!start || !end) goto out;
+    for (int p = 0; p < np; p++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, (int)c->cfg.timeout_ms);
+        if (err) {
+            fprintf(stderr, "presencectl: %s [%d]: watermarks: %s\n", topic, p, rd_kafka_err2str(err));
+            goto out;
+        }
+        start[p] = lo;
+        end[p] = hi;
+    }
+    if (r && r->from_ms > 0) {
+        int64_t *at = calloc((size_t)np, sizeof *at);
+        if (!at || offsets_at(c, rk, topic, np, r->from_ms, at)) {
+            free(at);
+            goto out;
+        }
+        for (int p = 0; p < np; p++) start[p] = at[p] < 0 ? end[p] : at[p] > start[p] ? at[p] : start[p];
+        free(at);
+    }
+    l = rd_kafka_topic_partition_list_new(np);
+    size_t remaining = 0;
+    uint64_t total = 0, done = 0;
+    for (int p = 0; p < np; p++)
+        if (end[p] > start[p]) {
+            rd_kafka_topic_partition_list_add(l, topic, p)->offset = start[p];
+            remaining++;
+            total += (uint64_t)(end[p] - start[p]);
+        }
+    rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, l);
+    if (aerr) {
+        fprintf(stderr, "presencectl: %s: assign: %s\n", topic, rd_kafka_err2str(aerr));
+        goto out;
+    }
+    int64_t t0 = px_mono_us(), last_shown = 0, last_msg = px_mono_ms();
+    /* Messages come in batches from the consumer queue: one queue lock per
+     * batch instead of per message (rd_kafka_consumer_poll's lock waits
+     * were 4% of a replay). Safe here: pause/position are called from this
+     * thread only, between batches' messages, never concurrently. */
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
+    rd_kafka_message_t *batch[CTL_READ_BATCH];
+    while (remaining) {
+        ssize_t nb = rd_kafka_consume_batch_queue(q, 100, batch, CTL_READ_BATCH);
+        if (c->progress && px_mono_ms() - last_shown >= 250) {
+            progress(topic, done, total, t0, false);
+            last_shown = px_mono_ms();
+        }
+        if (nb <= 0) {
+            if (px_mono_ms() - last_msg > c->cfg.timeout_ms) break;
+            /* positions advance over control and aborted records without a message */
+            rd_kafka_topic_partition_list_t *ps = rd_kafka_topic_partition_list_copy(l);
+            rd_kafka_position(rk, ps);
+            remaining = 0;
+            for (int i = 0; i < ps->cnt; i++)
+                if (ps->elems[i].offset < end[ps->elems[i].partition]) remaining++;
+            rd_kafka_topic_partition_list_destroy(ps);
+            continue;
+        }
+        last_msg = px_mono_ms();
+        if (c->prefetch)
+            for (ssize_t i = 0; i < nb; i++) c->prefetch(c, batch[i], 0);
+        for (ssize_t i = 0; i < nb; i++) {
+            rd_kafka_message_t *m = batch[i];
+            if (c->prefetch && i + CTL_PREFETCH_AHEAD < nb) c->prefetch(c, batch[i + CTL_PREFETCH_AHEAD], 1);
+            if (!m->err) {
+                if (m->offset < end[m->partition]) {
+                    done++;
+                    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+                    if (!r || (ts >= r->from_ms && ts < r->to_ms)) fn(c, m, arg);
+                    if (m->offset + 1 >= end[m->partition]) {
+                        /* this partition is done: stop fetching it */
+                        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+                        rd_kafka_topic_partition_list_add(one, topic, m->partition);
+                        rd_kafka_pause_partitions(rk, one);
+                        rd_kafka_topic_partition_list_destroy(one);
+                        end[m->partition] = -1; /* any later position counts as past the end */
+                        remaining--;
+                    }
+                }
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                fprintf(stderr, "presencectl: %s: %s\n", topic, rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    if (c->progress) progress(topic, done, total, t0, true);
+    if (remaining) fprintf(stderr, "presencectl: %s: no progress for %lld ms before the end of the topic\n", topic,
+                           (long long)c->cfg.timeout_ms);
+    else rc = 0;
+out:
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+    free(start);
+    free(end);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
