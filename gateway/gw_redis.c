@@ -163,6 +163,11 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv) {
     char ks[PX_KEY_MAX + 1];
     px_key_format(&key, ks, sizeof ks);
     gw_entity_t *e = gw_entity_find(gw, ks);
+    if (!e) return;
+    if (!e->changed_ms) e->changed_ms = px_now_ms();
+    if (reply->element[2]->type == REDIS_REPLY_STRING)
+        gw_locks_notify(gw, e, reply->element[2]->str, reply->element[2]->len);
+    e = gw_entity_find(gw, ks); /* a LOCK_ACK may have closed a slow connection */
     if (e) gw_redis_refresh(gw, e);
 }
 
@@ -176,7 +181,9 @@ void gw_redis_channel(gw_ctx_t *gw, const char *channel, bool subscribe) {
 }
 
 typedef struct read_req {
-    char keystr[PX_KEY_MAX + 1];
+    gw_read_cb cb;
+    void *arg;
+    px_key_t key;
 } read_req_t;
 
 static int lock_cmp(const void *a, const void *b) {
@@ -223,15 +230,17 @@ static size_t read_locks(gw_ctx_t *gw, const redisReply *r, int64_t now) {
     return n;
 }
 
-static void push_presence(gw_ctx_t *gw, gw_entity_t *e, redisReply *reply) {
+/* Decode the script's reply into v (strings in gw's scratch arrays).
+ * 0, or -1 on a reply of the wrong shape (counted and logged). */
+static int decode_view(gw_ctx_t *gw, const px_key_t *key, const redisReply *reply, px_presence_view_t *v) {
     px_view_tab_t *tabs = gw->tabs;
     px_viewer_t *viewers = gw->viewers;
-    if (reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_ARRAY ||
-        reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[2]->type != REDIS_REPLY_ARRAY ||
-        reply->element[2]->elements != 4) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY || reply->element[1]->type != REDIS_REPLY_ARRAY ||
+        reply->element[2]->type != REDIS_REPLY_ARRAY || reply->element[2]->elements != 4) {
         px_counter_add(gw->m_redis_err, 1);
-        PX_WARN(GW_COMP, "redis read: unexpected reply shape", "key=%s", e->keystr);
-        return;
+        PX_WARN(GW_COMP, "redis read: unexpected reply shape", "key=%s:%s:%s", key->tenant, key->entity, key->id);
+        return -1;
     }
     const redisReply *r = reply->element[0], *meta = reply->element[2];
     size_t n = 0;
@@ -255,46 +264,93 @@ static void push_presence(gw_ctx_t *gw, gw_entity_t *e, redisReply *reply) {
     bool stale = st->type == REDIS_REPLY_STRING && st->len == 1 && st->str[0] == '1' &&
                  meta_int(meta->element[2]) > now;
     int64_t version = meta_int(meta->element[3]);
-    px_presence_view_t v = {.key = &e->key,
-                            .viewers = viewers,
-                            .n_viewers = nv,
-                            .locks = gw->lock_views,
-                            .n_locks = nl,
-                            .stale = stale,
-                            .busy_by = stale && by->type == REDIS_REPLY_STRING ? by->str : NULL,
-                            .version = version > 0 ? version : 0};
-    px_buf_reset(&gw->scratch);
-    if (px_proto_write_presence(&gw->scratch, &v)) {
-        px_counter_add(gw->m_errors, 1);
-        PX_WARN(GW_COMP, "presence too large", "key=%s viewers=%zu locks=%zu", e->keystr, nv, nl);
-        return;
+    *v = (px_presence_view_t){.key = key,
+                              .viewers = viewers,
+                              .n_viewers = nv,
+                              .locks = gw->lock_views,
+                              .n_locks = nl,
+                              .stale = stale,
+                              .busy_by = stale && by->type == REDIS_REPLY_STRING ? by->str : NULL,
+                              .version = version > 0 ? version : 0};
+    return 0;
+}
+
+/* The read of a watched entity is back: push a PRESENCE to every watcher
+ * (coalesced per connection) and read again if a change came meanwhile. */
+static void on_refresh(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
+    char *keystr = arg;
+    gw_entity_t *e = gw->stopping ? NULL : gw_entity_find(gw, keystr);
+    free(keystr);
+    if (!e) return;
+    e->refreshing = false;
+    if (v) {
+        px_buf_reset(&gw->scratch);
+        if (px_proto_write_presence(&gw->scratch, v)) {
+            gw_count_error(gw, "INTERNAL");
+            PX_WARN(GW_COMP, "presence too large", "key=%s viewers=%zu locks=%zu", e->keystr, v->n_viewers,
+                    v->n_locks);
+        } else {
+            for (gw_sub_t *s = e->subs, *next; s; s = next) {
+                next = s->next_in_ent; /* a send may close and unlink the conn */
+                gw_conn_send_presence(s, gw->scratch.data, gw->scratch.len);
+            }
+            px_counter_add(gw->m_pushes, 1);
+            if (e->changed_ms) px_hist_observe(gw->m_push_latency, (double)(px_now_ms() - e->changed_ms) / 1000.0);
+            e->changed_ms = 0;
+        }
     }
-    for (gw_sub_t *s = e->subs, *next; s; s = next) {
-        next = s->next_in_ent; /* a send may close and unlink the conn */
-        gw_conn_send(s->conn, gw->scratch.data, gw->scratch.len);
+    if (e->refresh_again) {
+        e->refresh_again = false;
+        gw_redis_refresh(gw, e);
     }
-    px_counter_add(gw->m_pushes, 1);
 }
 
 static void on_read(redisAsyncContext *ac, void *r, void *priv) {
     gw_ctx_t *gw = ac->data;
     read_req_t *req = priv;
     redisReply *reply = r;
-    gw_entity_t *e = gw->stopping ? NULL : gw_entity_find(gw, req->keystr);
-    free(req);
-    if (!e) return;
-    e->refreshing = false;
+    px_presence_view_t v;
+    const px_presence_view_t *vp = NULL;
     if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        if (!gw->stopping) {
+            px_counter_add(gw->m_redis_err, 1);
+            PX_WARN(GW_COMP, "redis read failed", "err=\"%s\"",
+                    reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
+        }
+    } else if (decode_view(gw, &req->key, reply, &v) == 0) {
+        vp = &v;
+    }
+    req->cb(gw, req->arg, vp);
+    free(req);
+}
+
+bool gw_redis_readable(const gw_ctx_t *gw) {
+    return gw->rcmd && gw->rcmd_up;
+}
+
+int gw_redis_read(gw_ctx_t *gw, const px_key_t *key, gw_read_cb cb, void *arg) {
+    if (!gw_redis_readable(gw) || gw->stopping) return PX_EBACKEND;
+    read_req_t *req = malloc(sizeof *req);
+    if (!req) return PX_ENOMEM;
+    req->cb = cb;
+    req->arg = arg;
+    req->key = *key;
+    char ktabs[PX_KEY_MAX + 64], ktab[PX_KEY_MAX + 64], klocks[PX_KEY_MAX + 64], kmeta[PX_KEY_MAX + 64];
+    char now[24], lim[16];
+    px_view_key(key, "tabs", ktabs, sizeof ktabs);
+    px_view_key(key, "tab", ktab, sizeof ktab);
+    px_view_key(key, "locks", klocks, sizeof klocks);
+    px_view_key(key, "meta", kmeta, sizeof kmeta);
+    snprintf(now, sizeof now, "%lld", (long long)px_now_ms());
+    snprintf(lim, sizeof lim, "%d", GW_MAX_TABS);
+    const char *argv[] = {"EVAL", READ_SCRIPT, "4", ktabs, ktab, klocks, kmeta, now, lim};
+    if (redisAsyncCommandArgv(gw->rcmd, on_read, req, sizeof argv / sizeof argv[0], argv, NULL) != REDIS_OK) {
+        free(req);
         px_counter_add(gw->m_redis_err, 1);
-        PX_WARN(GW_COMP, "redis read failed", "key=%s err=\"%s\"", e->keystr,
-                reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
-        return;
+        PX_WARN(GW_COMP, "redis read not sent", "err=\"%s\"", gw->rcmd->errstr);
+        return PX_EBACKEND;
     }
-    push_presence(gw, e, reply);
-    if (e->refresh_again) {
-        e->refresh_again = false;
-        gw_redis_refresh(gw, e);
-    }
+    return 0;
 }
 
 void gw_redis_refresh(gw_ctx_t *gw, gw_entity_t *e) {
@@ -302,22 +358,11 @@ void gw_redis_refresh(gw_ctx_t *gw, gw_entity_t *e) {
         e->refresh_again = true;
         return;
     }
-    if (!gw->rcmd || !gw->rcmd_up) return; /* re-read on reconnect */
-    read_req_t *req = malloc(sizeof *req);
-    if (!req) return;
-    memcpy(req->keystr, e->keystr, sizeof req->keystr);
-    char ktabs[PX_KEY_MAX + 64], ktab[PX_KEY_MAX + 64], klocks[PX_KEY_MAX + 64], kmeta[PX_KEY_MAX + 64];
-    char now[24], lim[16];
-    px_view_key(&e->key, "tabs", ktabs, sizeof ktabs);
-    px_view_key(&e->key, "tab", ktab, sizeof ktab);
-    px_view_key(&e->key, "locks", klocks, sizeof klocks);
-    px_view_key(&e->key, "meta", kmeta, sizeof kmeta);
-    snprintf(now, sizeof now, "%lld", (long long)px_now_ms());
-    snprintf(lim, sizeof lim, "%d", GW_MAX_TABS);
-    const char *argv[] = {"EVAL", READ_SCRIPT, "4", ktabs, ktab, klocks, kmeta, now, lim};
-    if (redisAsyncCommandArgv(gw->rcmd, on_read, req, sizeof argv / sizeof argv[0], argv, NULL) != REDIS_OK) {
-        free(req);
-        px_counter_add(gw->m_redis_err, 1);
+    if (!gw_redis_readable(gw)) return; /* re-read on reconnect */
+    char *keystr = strdup(e->keystr);
+    if (!keystr) return;
+    if (gw_redis_read(gw, &e->key, on_refresh, keystr)) {
+        free(keystr);
         return;
     }
     e->refreshing = true;

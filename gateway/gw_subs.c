@@ -49,6 +49,7 @@ void gw_subs_term(gw_ctx_t *gw) {
             gw_sub_t *s = e->subs;
             while (s) {
                 gw_sub_t *sn = s->next_in_ent;
+                gw_held_free(s);
                 free(s);
                 s = sn;
             }
@@ -136,6 +137,8 @@ void gw_subs_remove(gw_ctx_t *gw, gw_sub_t *s) {
             *pp = s->next_in_ent;
             break;
         }
+    gw_held_free(s);
+    if (s->presence) s->presence->sub = NULL; /* still queued: sent as it is */
     free(s);
     if (!e->subs) {
         ent_sub_changed(gw, e, false);
