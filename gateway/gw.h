@@ -305,6 +305,8 @@ void gw_locks_conn_closed(gw_ctx_t *gw, gw_conn_t *c); /* drop the conn's pendin
 void gw_locks_notify(gw_ctx_t *gw, gw_entity_t *e, const char *json, size_t len);
 /* Held-lock bookkeeping of a sub. */
 void gw_held_add(gw_sub_t *s, const char *field);
+/* Remember field as held by every local sub of e whose tab and user match. */
+void gw_held_note(gw_entity_t *e, const char *tab_id, const char *user_id, const char *field);
 void gw_held_del(gw_sub_t *s, const char *field);
 void gw_held_free(gw_sub_t *s);
 

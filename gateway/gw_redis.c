@@ -284,6 +284,8 @@ static void on_refresh(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
     if (!e) return;
     e->refreshing = false;
     if (v) {
+        for (size_t i = 0; i < v->n_locks; i++)
+            gw_held_note(e, v->locks[i].tab_id, v->locks[i].user_id, v->locks[i].field);
         px_buf_reset(&gw->scratch);
         if (px_proto_write_presence(&gw->scratch, v)) {
             gw_count_error(gw, "INTERNAL");
