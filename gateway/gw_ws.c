@@ -655,7 +655,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (pss && !pss->is_ws) http_done(pss);
         break;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return origin_ok(gw, wsi) ? 0 : 1;
+        if (origin_ok(gw, wsi)) return 0;
+        lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+        return 1;
     case LWS_CALLBACK_ESTABLISHED:
         http_done(pss);
         return conn_open(gw, wsi, pss);
