@@ -199,6 +199,9 @@ typedef struct gw_ctx {
     px_lock_view_t *lock_views;
     bool rcmd_up, rsub_up;
     uv_timer_t redis_retry;
+    uv_timer_t redis_watchdog; /* PINGs rcmd: hiredis 0.14 may miss a dead socket */
+    int64_t ping_sent_ms;      /* 0: no PING outstanding */
+    int64_t dial_ms;           /* when the connections were last dialled */
 
     /* entities watched by local connections */
     gw_entity_t **ents;

@@ -87,9 +87,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     if (is_sub) {
         gw->rsub = NULL;
         gw->rsub_up = false;
-    } else {
+    } else if (ac == gw->rcmd) {
         gw->rcmd = NULL;
         gw->rcmd_up = false;
+        gw->ping_sent_ms = 0;
+    } else {
+        return; /* freed by the watchdog, which logged it */
     }
     if (gw->stopping) return;
     px_counter_add(gw->m_redis_err, 1);
@@ -113,7 +116,59 @@ static redisAsyncContext *dial(gw_ctx_t *gw) {
     return ac;
 }
 
+static void on_ping(redisAsyncContext *ac, void *r, void *priv) {
+    gw_ctx_t *gw = ac->data;
+    if (ac == gw->rcmd) gw->ping_sent_ms = 0;
+}
+
+/* Every second: PING the command connection; one unanswered for
+ * GW_REDIS_DEAD_MS means the server is gone though the socket did not say
+ * so (hiredis 0.14's libuv adapter ignores poll errors: a read would wait
+ * forever). Then both connections are freed (their callbacks run with no
+ * reply, so reads answer UNAVAILABLE) and re-dialled. */
+#define GW_REDIS_DEAD_MS 3000
+static void on_watchdog(uv_timer_t *t) {
+    gw_ctx_t *gw = t->data;
+    if (gw->stopping) return;
+    int64_t now = px_now_ms();
+    /* A refused connect can be lost the same way: give up on a dial that
+     * has not completed in time and dial again. */
+    if (((gw->rcmd && !gw->rcmd_up) || (gw->rsub && !gw->rsub_up)) && now - gw->dial_ms > GW_REDIS_DEAD_MS) {
+        px_counter_add(gw->m_redis_err, 1);
+        PX_WARN(GW_COMP, "redis connect timed out", "host=%s port=%lld", gw->cfg.redis_host,
+                (long long)gw->cfg.redis_port);
+        if (gw->rcmd && !gw->rcmd_up) {
+            redisAsyncContext *ac = gw->rcmd;
+            gw->rcmd = NULL;
+            redisAsyncFree(ac);
+        }
+        if (gw->rsub && !gw->rsub_up) {
+            redisAsyncContext *ac = gw->rsub;
+            gw->rsub = NULL;
+            redisAsyncFree(ac);
+        }
+        redis_connect(gw);
+        return;
+    }
+    if (!gw->rcmd || !gw->rcmd_up) return;
+    if (!gw->ping_sent_ms) {
+        if (redisAsyncCommand(gw->rcmd, on_ping, NULL, "PING") == REDIS_OK) gw->ping_sent_ms = now;
+        return;
+    }
+    if (now - gw->ping_sent_ms < GW_REDIS_DEAD_MS) return;
+    px_counter_add(gw->m_redis_err, 1);
+    PX_WARN(GW_COMP, "redis not answering: reconnecting", "waited_ms=%lld", (long long)(now - gw->ping_sent_ms));
+    gw->ping_sent_ms = 0;
+    redisAsyncContext *cmd = gw->rcmd, *sub = gw->rsub;
+    gw->rcmd = gw->rsub = NULL; /* before the frees: on_disconnect finds them gone */
+    gw->rcmd_up = gw->rsub_up = false;
+    redisAsyncFree(cmd);
+    if (sub) redisAsyncFree(sub);
+    schedule_retry(gw);
+}
+
 static void redis_connect(gw_ctx_t *gw) {
+    if (!gw->rcmd || !gw->rsub) gw->dial_ms = px_now_ms();
     if (!gw->rcmd) gw->rcmd = dial(gw);
     if (!gw->rsub) gw->rsub = dial(gw);
     if (!gw->rcmd || !gw->rsub) schedule_retry(gw);
@@ -127,6 +182,9 @@ int gw_redis_start(gw_ctx_t *gw) {
     if (!gw->tabs || !gw->viewers || !gw->locks || !gw->lock_views) return PX_ENOMEM;
     uv_timer_init(gw->loop, &gw->redis_retry);
     gw->redis_retry.data = gw;
+    uv_timer_init(gw->loop, &gw->redis_watchdog);
+    gw->redis_watchdog.data = gw;
+    uv_timer_start(&gw->redis_watchdog, on_watchdog, 1000, 1000);
     redis_connect(gw);
     return 0;
 }
@@ -135,8 +193,13 @@ void gw_redis_stop(gw_ctx_t *gw) {
     if (!gw->redis_retry.loop || uv_is_closing((uv_handle_t *)&gw->redis_retry)) return;
     uv_timer_stop(&gw->redis_retry);
     uv_close((uv_handle_t *)&gw->redis_retry, NULL);
-    if (gw->rcmd) redisAsyncDisconnect(gw->rcmd);
-    if (gw->rsub) redisAsyncDisconnect(gw->rsub);
+    uv_timer_stop(&gw->redis_watchdog);
+    uv_close((uv_handle_t *)&gw->redis_watchdog, NULL);
+    /* Free, not Disconnect: a disconnect waits for pending replies, which
+     * a dead server never sends. Pending callbacks run with no reply. */
+    if (gw->rcmd) redisAsyncFree(gw->rcmd);
+    if (gw->rsub) redisAsyncFree(gw->rsub);
+    gw->rcmd = gw->rsub = NULL;
 }
 
 void gw_redis_term(gw_ctx_t *gw) {
