@@ -130,14 +130,14 @@ struct gw_conn {
     gw_out_t *out_head, *out_tail;
     size_t out_bytes;
     px_buf_t rx; /* reassembles fragmented frames, capped at PX_PROTO_MAX_MSG */
-    bool rx_binary, rx_overflow; /* the message being received is refused */
+    bool rx_binary;       /* the message being received is binary: refused */
     bool closing;
     uint16_t close_code;  /* with closing: the close frame's code */
     gw_pending_t *pending; /* LOCKs awaiting their outcome */
     int n_pending;
     double tokens;         /* rate limit bucket */
     int64_t tokens_ms;     /* last refill */
-    bool limited_told;     /* RATE_LIMITED sent in this burst */
+    int64_t limited_ms;    /* last RATE_LIMITED sent */
 };
 
 /* An entity some local connection watches: the Redis channel is subscribed

@@ -78,6 +78,9 @@ static int out_overflow(gw_conn_t *c) {
     gw_count_error(c->gw, "SLOW_CONSUMER");
     PX_WARN(GW_COMP, "slow client closed", "user=%s queued_bytes=%zu", c->who.user_id, c->out_bytes);
     gw_conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    /* A client that reads nothing never makes the socket writeable, so the
+     * close frame may never go out: drop the connection in 5 s regardless. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
     return PX_ENOMEM;
 }
 
@@ -201,8 +204,9 @@ static void apply_hb_fields(gw_sub_t *s, const px_msg_t *m) {
     if (m->has_status) s->status = m->status;
 }
 
-/* The token bucket: true if the message may pass. One RATE_LIMITED per
- * burst of drops, so a flood does not fill the client's own queue. */
+/* The token bucket: true if the message may pass. At most one
+ * RATE_LIMITED per second, so a flood does not fill the client's own
+ * queue; the other drops are counted. */
 static bool rate_ok(gw_conn_t *c) {
     gw_ctx_t *gw = c->gw;
     int64_t now = px_now_ms();
@@ -212,11 +216,10 @@ static bool rate_ok(gw_conn_t *c) {
     c->tokens_ms = now;
     if (c->tokens >= 1.0) {
         c->tokens -= 1.0;
-        c->limited_told = false;
         return true;
     }
-    if (!c->limited_told) {
-        c->limited_told = true;
+    if (now - c->limited_ms >= 1000) {
+        c->limited_ms = now;
         gw_conn_send_error(c, "RATE_LIMITED", "too many messages per second; dropped", NULL);
     } else {
         gw_count_error(gw, "RATE_LIMITED");
@@ -485,17 +488,24 @@ static void conn_receive(gw_pss_t *pss, struct lws *wsi, const void *in, size_t 
     if (pss->close_after_flush || c->closing) return; /* refused or closing: ignore input */
     bool final = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
     if (lws_frame_is_binary(wsi)) c->rx_binary = true;
-    else if (!c->rx_overflow && px_buf_append(&c->rx, in, len)) c->rx_overflow = true;
+    else if (px_buf_append(&c->rx, in, len)) {
+        /* Too large: answer and close (1009) at once rather than read the
+         * rest for nothing (it may be megabytes, and lws 4.1 can stall on
+         * the tail of a large deflated message). */
+        gw_conn_send_error(c, "TOO_LARGE", "message exceeds limits.message_bytes; closing", NULL);
+        pss->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+        pss->close_after_flush = true;
+        lws_callback_on_writable(wsi);
+        return;
+    }
     if (!final) return;
     if (c->rx_binary) {
         if (rate_ok(c)) gw_conn_send_error(c, "BAD_FRAME", "binary frames are not accepted", NULL);
+    } else {
+        handle_message(c, c->rx.data ? c->rx.data : "", c->rx.len);
     }
-    else if (c->rx_overflow) {
-        if (rate_ok(c)) gw_conn_send_error(c, "TOO_LARGE", "message exceeds limits.message_bytes", NULL);
-    }
-    else handle_message(c, c->rx.data ? c->rx.data : "", c->rx.len);
     px_buf_reset(&c->rx);
-    c->rx_binary = c->rx_overflow = false;
+    c->rx_binary = false;
 }
 
 /* ---- HTTP -------------------------------------------------------------- */
@@ -660,6 +670,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 1;
     case LWS_CALLBACK_ESTABLISHED:
         http_done(pss);
+        /* lws 4.1's default 1 KiB inflate buffer can leave the tail of a
+         * larger inflated message undelivered until more input arrives;
+         * 2^13 holds any message we accept in one piece (no-op if the
+         * client did not negotiate permessage-deflate). */
+        if (gw->cfg.deflate) lws_set_extension_option(wsi, "permessage-deflate", "rx_buf_size", "13");
         return conn_open(gw, wsi, pss);
     case LWS_CALLBACK_RECEIVE:
         conn_receive(pss, wsi, in, len);
