@@ -25,8 +25,10 @@
 #define GW_CLOSE_OVERLOAD 1013
 
 typedef struct gw_pss {
-    gw_conn_t conn; /* WebSocket connections */
-    gw_http_t http; /* HTTP requests */
+    union {             /* one or the other: saves ~1 KiB per WebSocket */
+        gw_conn_t conn; /* WebSocket connections (is_ws) */
+        gw_http_t http; /* HTTP requests (is_http) */
+    };
     bool is_ws, is_http;
     bool close_after_flush;
     bool close_sent;
@@ -504,7 +506,9 @@ static void conn_receive(gw_pss_t *pss, struct lws *wsi, const void *in, size_t 
     } else {
         handle_message(c, c->rx.data ? c->rx.data : "", c->rx.len);
     }
-    px_buf_reset(&c->rx);
+    /* idle connections are most of them: keep no large buffer around */
+    if (c->rx.alloc > 512) px_buf_term(&c->rx);
+    else px_buf_reset(&c->rx);
     c->rx_binary = false;
 }
 
