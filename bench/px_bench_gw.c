@@ -52,6 +52,7 @@ typedef struct conn {
     int st;
     bool subscribed;
     bool lock_out; /* a LOCK awaits its ACK */
+    bool echo_out; /* a baseline probe awaits its ERROR */
     int64_t lock_sent_ns;
     uint32_t lock_seq;
     char *rbuf;
@@ -73,8 +74,19 @@ static struct {
 
 static conn_t *cs;
 static int ep;
-static int64_t *lat; /* LOCK -> LOCK_ACK, ns */
-static size_t n_lat, cap_lat;
+typedef struct series {
+    int64_t *v; /* ns */
+    size_t n, cap;
+} series_t;
+static series_t lat, echo; /* LOCK -> LOCK_ACK; baseline probe -> ERROR */
+
+static void series_add(series_t *s, int64_t d) {
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 65536;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+    }
+    s->v[s->n++] = d;
+}
 static uint64_t n_opened, n_subscribed, n_failed, n_acks, n_denied, n_errors, n_timeouts, n_locks_sent,
     n_hb_sent, n_unlocks, n_closed;
 
@@ -160,12 +172,7 @@ static void on_text(conn_t *c, const char *msg, size_t len) {
         }
     } else if (memmem(msg, len, "\"type\":\"LOCK_ACK\"", 17)) {
         if (c->lock_out) {
-            int64_t d = now_ns() - c->lock_sent_ns;
-            if (n_lat == cap_lat) {
-                cap_lat = cap_lat ? cap_lat * 2 : 65536;
-                lat = realloc(lat, cap_lat * sizeof *lat);
-            }
-            lat[n_lat++] = d;
+            series_add(&lat, now_ns() - c->lock_sent_ns);
             c->lock_out = false;
         }
         n_acks++;
@@ -173,6 +180,9 @@ static void on_text(conn_t *c, const char *msg, size_t len) {
         char m[128];
         snprintf(m, sizeof m, "{\"type\":\"UNLOCK\",\"field\":\"f%d\"}", idx);
         if (send_text(c, m) == 0) n_unlocks++;
+    } else if (c->echo_out && memmem(msg, len, "\"code\":\"BAD_FIELD\"", 18)) {
+        series_add(&echo, now_ns() - c->lock_sent_ns);
+        c->echo_out = false;
     } else if (memmem(msg, len, "\"type\":\"ERROR\"", 14)) {
         n_errors++;
         if (memmem(msg, len, "TIMEOUT", 7)) {
@@ -353,10 +363,56 @@ static int cmp64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static double pct(double p) {
-    if (!n_lat) return 0;
-    size_t i = (size_t)(p / 100.0 * (double)(n_lat - 1) + 0.5);
-    return (double)lat[i] / 1e6;
+static double pct(const series_t *s, double p) {
+    if (!s->n) return 0;
+    size_t i = (size_t)(p / 100.0 * (double)(s->n - 1) + 0.5);
+    return (double)s->v[i] / 1e6;
+}
+
+/* Send `rate` probes per second for `secs` over the first L connections,
+ * one outstanding per connection: LOCKs (lock) or, as the baseline, a
+ * message the gateway refuses at once (BAD_FIELD), which measures the
+ * WebSocket round trip through the gateway without Kafka and processor. */
+static int64_t last;
+static double run_phase(bool lock, double rate, double secs) {
+    int64_t ls = now_ns(), lend = ls + (int64_t)(secs * 1e9);
+    double due = 0;
+    int lk = 0;
+    uint64_t sent = 0;
+    last = ls;
+    while (opt.lockers > 0 && rate > 0 && now_ns() < lend) {
+        poll_once(1);
+        int64_t t = now_ns();
+        heartbeats((double)(t - last) / 1e9);
+        due += rate * (double)(t - last) / 1e9;
+        last = t;
+        for (int tries = 0; due >= 1.0 && tries < opt.lockers; tries++) {
+            conn_t *c = &cs[lk];
+            int idx = lk;
+            lk = (lk + 1) % opt.lockers;
+            if (c->st != ST_OPEN || !c->subscribed || c->lock_out || c->echo_out) continue;
+            char m[160];
+            if (lock)
+                snprintf(m, sizeof m, "{\"type\":\"LOCK\",\"field\":\"f%d\",\"request_id\":\"b%u\"}", idx,
+                         ++c->lock_seq);
+            else
+                snprintf(m, sizeof m, "{\"type\":\"HB\",\"mode\":\"probe\"}");
+            c->lock_sent_ns = now_ns();
+            if (send_text(c, m)) continue;
+            if (lock) {
+                c->lock_out = true;
+                n_locks_sent++;
+            } else {
+                c->echo_out = true;
+            }
+            sent++;
+            due -= 1.0;
+        }
+        if (due > rate) due = rate; /* do not build an unbounded backlog */
+    }
+    int64_t drain_end = now_ns() + 3000000000LL; /* the last answers */
+    while (now_ns() < drain_end) poll_once(5);
+    return (double)sent / secs;
 }
 
 int main(int argc, char **argv) {
@@ -403,7 +459,8 @@ int main(int argc, char **argv) {
     long rss0 = opt.gw_pid ? rss_kb(opt.gw_pid) : -1;
 
     /* 1. open, at most 500 handshakes in flight */
-    int64_t t0 = now_ns(), last = t0;
+    int64_t t0 = now_ns();
+    last = t0;
     int next = 0;
     while ((n_subscribed + n_failed + n_closed) < (uint64_t)opt.conns) {
         int inflight = next - (int)(n_subscribed + n_failed + n_closed);
@@ -431,39 +488,14 @@ int main(int argc, char **argv) {
     }
     long rss1 = opt.gw_pid ? rss_kb(opt.gw_pid) : -1;
 
-    /* 2. LOCK -> LOCK_ACK at lock_rate for duration */
-    int64_t ls = now_ns(), lend = ls + (int64_t)(opt.duration * 1e9);
-    double due = 0;
-    int lk = 0;
+    /* 2. baseline: the gateway's own round trip at the same rate; 3. LOCKs */
     uint64_t acks0 = n_acks;
-    while (opt.lockers > 0 && opt.lock_rate > 0 && now_ns() < lend) {
-        poll_once(1);
-        int64_t t = now_ns();
-        heartbeats((double)(t - last) / 1e9);
-        due += opt.lock_rate * (double)(t - last) / 1e9;
-        last = t;
-        for (int tries = 0; due >= 1.0 && tries < opt.lockers; tries++) {
-            conn_t *c = &cs[lk];
-            int idx = lk;
-            lk = (lk + 1) % opt.lockers;
-            if (c->st != ST_OPEN || !c->subscribed || c->lock_out) continue;
-            char m[160];
-            snprintf(m, sizeof m, "{\"type\":\"LOCK\",\"field\":\"f%d\",\"request_id\":\"b%u\"}", idx,
-                     ++c->lock_seq);
-            c->lock_sent_ns = now_ns();
-            if (send_text(c, m)) continue;
-            c->lock_out = true;
-            n_locks_sent++;
-            due -= 1.0;
-        }
-        if (due > opt.lock_rate) due = opt.lock_rate; /* do not build an unbounded backlog */
-    }
-    /* let the last answers arrive */
-    int64_t drain_end = now_ns() + 3000000000LL;
-    while (now_ns() < drain_end) poll_once(5);
-    double lock_s = (double)(lend - ls) / 1e9;
-
-    qsort(lat, n_lat, sizeof *lat, cmp64);
+    double echo_rate = run_phase(false, opt.lock_rate, opt.duration < 5 ? opt.duration : 5);
+    acks0 = n_acks;
+    double lock_rate = run_phase(true, opt.lock_rate, opt.duration);
+    double lock_s = opt.duration;
+    qsort(lat.v, lat.n, sizeof *lat.v, cmp64);
+    qsort(echo.v, echo.n, sizeof *echo.v, cmp64);
     printf("connections: asked=%d opened=%llu subscribed=%llu failed=%llu closed_by_server=%llu open_s=%.1f\n",
            opt.conns, (unsigned long long)n_opened, (unsigned long long)n_subscribed, (unsigned long long)n_failed,
            (unsigned long long)n_closed, open_s);
@@ -474,13 +506,15 @@ int main(int argc, char **argv) {
            "lock_rate=%.0f/s client_msgs=%.0f/s heartbeats=%llu\n",
            (unsigned long long)n_locks_sent, (unsigned long long)(n_acks - acks0), (unsigned long long)n_denied,
            (unsigned long long)n_timeouts, (unsigned long long)n_errors, (unsigned long long)n_unlocks,
-           opt.lock_rate, (double)n_locks_sent / lock_s, (double)(n_locks_sent + n_unlocks) / lock_s,
-           (unsigned long long)n_hb_sent);
-    printf("lock_ack_ms: n=%zu p50=%.2f p90=%.2f p99=%.2f max=%.2f\n", n_lat, pct(50), pct(90), pct(99),
-           n_lat ? (double)lat[n_lat - 1] / 1e6 : 0.0);
+           opt.lock_rate, lock_rate, (double)(n_locks_sent + n_unlocks) / lock_s, (unsigned long long)n_hb_sent);
+    printf("lock_ack_ms: n=%zu p50=%.2f p90=%.2f p99=%.2f max=%.2f\n", lat.n, pct(&lat, 50), pct(&lat, 90),
+           pct(&lat, 99), lat.n ? (double)lat.v[lat.n - 1] / 1e6 : 0.0);
+    printf("baseline_gateway_roundtrip_ms: rate=%.0f/s n=%zu p50=%.2f p90=%.2f p99=%.2f max=%.2f\n", echo_rate,
+           echo.n, pct(&echo, 50), pct(&echo, 90), pct(&echo, 99), echo.n ? (double)echo.v[echo.n - 1] / 1e6 : 0.0);
     for (int i = 0; i < opt.conns; i++) kill_conn(&cs[i]);
     free(cs);
-    free(lat);
+    free(lat.v);
+    free(echo.v);
     close(ep);
     return 0;
 }

@@ -694,8 +694,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-static const struct lws_protocols protocols[] = {
-    {"presence", callback, sizeof(gw_pss_t), PX_PROTO_MAX_MSG, 0, NULL, 0},
+/* lws allocates rx_buffer_size of receive buffer per connection; a message
+ * larger than one chunk arrives in several RECEIVE callbacks and is
+ * reassembled in gw_conn_t.rx, so a small chunk keeps idle connections
+ * cheap (4.4 KB instead of 7.4 KB each, docs/benchmarks.md). But with
+ * permessage-deflate, lws 4.1 holds back the tail of an inflated message
+ * larger than one chunk until more bytes arrive on the socket, so when
+ * deflate is offered the chunk must hold the largest message accepted.
+ * gw_ws_start picks the size. */
+#define GW_RX_CHUNK 1024
+static struct lws_protocols protocols[] = {
+    {"presence", callback, sizeof(gw_pss_t), GW_RX_CHUNK, 0, NULL, 0}, /* rx size set at start */
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 static void lws_log_emit(int level, const char *line) {
@@ -718,6 +727,7 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     memset(&info, 0, sizeof info);
     info.port = (int)gw->cfg.http_port;
     info.iface = gw->cfg.http_host[0] ? gw->cfg.http_host : NULL;
+    protocols[0].rx_buffer_size = gw->cfg.deflate ? (size_t)gw->cfg.max_msg_bytes : GW_RX_CHUNK;
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_DISABLE_IPV6;

@@ -12,6 +12,7 @@ while a well-behaved client (bob) must keep being served after each case:
   served again once its bucket refills;
 - 50 LOCKs at once: each answered by LOCK_ACK or TOO_MANY_PENDING;
 - connections past limits.connections: OVERLOADED and close 1013;
+- a 4000-byte message on a gateway without deflate (1 KiB receive chunks);
 - a reader that never reads (second gateway with a 96 KiB outbound bound,
   a record with 200 viewers, so each PRESENCE is ~70 KiB):
   its PRESENCEs are coalesced while it is stuck, and once non-coalescable
@@ -254,7 +255,8 @@ async def test(stack):
     gw2 = pxtest.Daemon("gateway2", [os.path.join(stack.build, "gateway", "presence-gateway")] + stack.common()
                         + ["--set", f"http.port={port2}", "--set", f"auth.jwt_secret={pxtest.SECRET}",
                            "--set", "limits.out_bytes_per_connection=98304",
-                           "--set", "limits.messages_per_second=1000", "--set", "limits.messages_burst=1000"],
+                           "--set", "limits.messages_per_second=1000", "--set", "limits.messages_burst=1000",
+                           "--set", "http.deflate=false"],
                         stack.logdir)
     stack.daemons.append(gw2)
     deadline = time.time() + 30
@@ -282,7 +284,8 @@ async def test(stack):
     stuck.sendall(ws_frame(json.dumps({"type": "SUB", "entity": "order", "id": order2})))
     bob2_ws = await websockets.connect(f"ws://127.0.0.1:{port2}/ws/presence?access_token="
                                        + pxtest.token("bob", tenant, "Bob"), max_size=None)
-    await bob2_ws.send(json.dumps({"type": "SUB", "entity": "order", "id": order2}))
+    # 4000 bytes: without deflate the gateway receives in 1 KiB chunks and reassembles
+    await bob2_ws.send(json.dumps({"type": "SUB", "entity": "order", "id": order2, "pad": "p" * 3900}))
     await pxtest.recv_until(bob2_ws, presence(lambda m: "stuck" in m["users"] and "bob" in m["users"]
                                               and len(m["users"]) == 202), what="bob, stuck and 200 on gateway2")
     bob2 = Victim(bob2_ws, order2)

@@ -13,6 +13,8 @@ Kafka, Redis; real WebSocket clients), every message checked field by field:
 - a client killed without UNSUB/UNLOCK: its presence and locks are gone;
 - protocol errors (BAD_JSON, BAD_TYPE, BAD_FIELD, NOT_SUBSCRIBED,
   FORBIDDEN) keep the connection serving;
+- a 4000-byte message (over the gateway's 1 KiB receive chunk) is served,
+  with and without permessage-deflate;
 - /metrics counts messages by type, errors by code, LOCK_ACK latency.
 """
 import asyncio
@@ -153,11 +155,19 @@ async def test(stack):
 
     # bob's explicit UNSUB releases his lock too; a new watcher sees nothing left.
     await bob.send(json.dumps({"type": "UNSUB"}))
-    carol = await websockets.connect(stack.ws_url(pxtest.token("carol", tenant, "Carol")))
-    await carol.send(json.dumps({"type": "SUB", "entity": "order", "id": order}))
+    carol = await websockets.connect(stack.ws_url(pxtest.token("carol", tenant, "Carol")), compression=None)
+    # 4000 bytes (unknown keys are ignored): several receive chunks of the
+    # gateway, reassembled into one message
+    sub = json.dumps({"type": "SUB", "entity": "order", "id": order, "pad": "p" * 3900})
+    assert 3950 < len(sub) <= 4096, len(sub)
+    await carol.send(sub)
     m = await pxtest.recv_until(carol, presence(lambda m: m["users"] == ["carol"] and not m["locks"]),
                                 what="PRESENCE with carol alone and no lock")
     assert m["version"] == 7, m
+    dave = await websockets.connect(stack.ws_url(pxtest.token("dave", tenant, "Dave")))  # deflate
+    await dave.send(json.dumps({"type": "SUB", "entity": "order", "id": order, "pad": "q" * 3900}))
+    await pxtest.recv_until(dave, presence(lambda m: "dave" in m["users"]), what="PRESENCE after dave's big SUB")
+    await dave.close()
     await carol.close()
     await bob.close()
 
