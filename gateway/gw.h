@@ -5,13 +5,13 @@
  * producer's queue (gw_kafka.c). No thread per connection.
  *
  * Data flow: a browser's SUB/HB/UNSUB becomes a PresenceEvent produced to
- * presence.heartbeats (key tenant:entity:id). The processor folds it into
- * Redis and publishes on presence:updates:{key}. The gateway, subscribed to
- * the channels of the entities its connections watch, re-reads the entity
- * from Redis and pushes a PRESENCE message to each watching connection.
- *
- * Limits of this version (walking skeleton): LOCK/UNLOCK, REST routes and
- * most bounds come with the gateway issue; see docs/architecture.md.
+ * presence.heartbeats, LOCK/UNLOCK a LockEvent to presence.locks (key
+ * tenant:entity:id). The processor folds it into Redis and publishes the
+ * changes on presence:updates:{key}. The gateway, subscribed to the
+ * channels of the entities its connections watch, answers LOCKs from the
+ * changes (gw_locks.c), re-reads the entity from Redis and pushes a
+ * PRESENCE message to each watching connection. REST routes: gw_rest.c.
+ * Bounds and their error codes: docs/protocol.md.
  */
 #ifndef PX_GW_H
 #define PX_GW_H
