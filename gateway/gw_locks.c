@@ -23,6 +23,9 @@
  * connection; a fixed hash table; the timer runs every 50 ms.
  * Related: gw_ws.c (the LOCK message), gw.h, docs/protocol.md.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +199,8 @@ static void answer(gw_ctx_t *gw, gw_entity_t *e, gw_pending_t *p, const json_t *
 void gw_locks_notify(gw_ctx_t *gw, gw_entity_t *e, const char *json, size_t len) {
     json_error_t jerr;
     json_t *arr;
+    /* most notifications are presence changes: no parse for them */
+    if (!memmem(json, len, "\"LOCK_", 6)) return;
     if (len > 1 && json[0] == '[' && json[len - 1] != ']') {
         /* The processor (pr_batch.c notify_add) opens the array but, as of
          * this writing, does not close it: accept both forms. */
