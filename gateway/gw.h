@@ -62,6 +62,7 @@ typedef struct gw_config {
     int64_t max_pending_locks;      /* LOCKs awaiting their outcome per connection */
     char allowed_origins[PX_CONF_STR_MAX]; /* comma list; empty: any origin */
     bool deflate;                   /* offer permessage-deflate */
+    int64_t idle_ping_s;            /* PING a silent connection after this; 0: never */
 } gw_config_t;
 
 /* Who a connection is, from its JWT (or the dev-mode query). */

@@ -737,6 +737,16 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
          "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
         {NULL, NULL, NULL}};
     if (gw->cfg.deflate) info.extensions = exts;
+    /* A peer that vanished without a FIN (network loss) would hold its
+     * connection, subscriptions and locks forever: lws PINGs a connection
+     * silent for idle_ping_s and drops it when nothing (not even the PONG)
+     * came back in as long again. Browsers answer PINGs by themselves. */
+    static lws_retry_bo_t idle;
+    if (gw->cfg.idle_ping_s > 0) {
+        idle.secs_since_valid_ping = (uint16_t)gw->cfg.idle_ping_s;
+        idle.secs_since_valid_hangup = (uint16_t)(2 * gw->cfg.idle_ping_s);
+        info.retry_and_idle_policy = &idle;
+    }
     info.user = gw;
     info.pcontext = &gw->lws; /* lws clears it when the destroy completes */
     info.timeout_secs = 10;

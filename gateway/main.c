@@ -53,6 +53,9 @@ static const px_opt_t gw_opts[] = {
     OPT("http.allowed_origins", PX_OPT_STR, "",
         "comma-separated Origins allowed to open a WebSocket (empty: any)", allowed_origins, 0, 0),
     OPT("http.deflate", PX_OPT_BOOL, "true", "offer permessage-deflate", deflate, 0, 0),
+    OPT("limits.idle_ping_s", PX_OPT_INT, "30",
+        "PING a connection silent this long; close it if still silent as long again (0: never)", idle_ping_s, 0,
+        30000),
 };
 
 /* Shutdown starts inside the loop, as lws wants with a foreign loop: the

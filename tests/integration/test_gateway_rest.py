@@ -10,7 +10,8 @@ processor, Kafka, Redis):
 - WebSocket: no token, expired and forged tokens refused with 4401; a
   message naming another tenant refused; two tenants with the same entity
   id see nothing of each other; Origin allow-list (403 before the
-  upgrade); permessage-deflate negotiated.
+  upgrade); permessage-deflate negotiated; a peer that does not answer
+  PINGs is dropped, one that does stays.
 """
 import asyncio
 import json
@@ -74,7 +75,7 @@ async def test(stack):
     other = pxtest.unique("u")
     order = pxtest.unique("o")
     stack.start_processor()
-    stack.start_gateway("--set", "limits.rest_requests_per_minute=60",
+    stack.start_gateway("--set", "limits.rest_requests_per_minute=60", "--set", "limits.idle_ping_s=1",
                         "--set", "http.allowed_origins=https://app.example, https://admin.example")
     stack.wait_ready()
     alice = pxtest.token("alice", tenant, "Alice")
@@ -188,8 +189,35 @@ async def test(stack):
     assert m["locks"] == [] and m["version"] == 0, m
     status, body = rest(stack, "GET", base + "/viewers", pxtest.token("mallory", other))
     assert status == 200 and body["data"]["viewers"] == [], body
-    await ws.close()
     await mallory.close()
+
+    # Idle policy (limits.idle_ping_s=1): a peer that never answers the
+    # gateway's PINGs is dropped after ~2 s of silence; one that answers
+    # (websockets does by itself) stays.
+    def silent_peer():
+        """Handshake, then read without ever answering; (bytes, eof, seconds)."""
+        silent = socket.create_connection(("127.0.0.1", stack.http_port), timeout=15)
+        silent.sendall((f"GET /ws/presence?access_token={alice} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        t0, got, eof = time.monotonic(), b"", False
+        while time.monotonic() - t0 < 15:
+            chunk = silent.recv(4096)
+            if not chunk:
+                eof = True
+                break
+            got += chunk
+        silent.close()
+        return got, eof, time.monotonic() - t0
+    # in a thread: the event loop must stay free to answer ws's PINGs
+    got, eof, took = await asyncio.to_thread(silent_peer)
+    assert got.startswith(b"HTTP/1.1 101") and eof and 1.5 < took < 10, (got[:40], eof, took)
+    assert b"\x89\x00" in got, got  # it was PINGed before being dropped
+    await asyncio.sleep(3)
+    await ws.send(json.dumps({"type": "HB", "dirty": True}))
+    m = await pxtest.recv_until(ws, lambda m: m.get("type") == "PRESENCE" and any(
+        v["id"] == "alice" and v["has_dirty_tab"] for v in m["viewers"]), what="alice still served after idling")
+    await ws.close()
 
 
 if __name__ == "__main__":
