@@ -168,23 +168,27 @@ notfound:
 
 /* ---- reads --------------------------------------------------------------- */
 
-static void write_viewers(px_buf_t *b, const px_presence_view_t *v, const char *self) {
-    px_buf_puts(b, "{\"success\":true,\"data\":{\"viewers\":[");
+/* The viewers route's body into b: every viewer but `self`. 0 or
+ * PX_ENOMEM (b's cap reached; b is then garbage). */
+static int write_viewers(px_buf_t *b, const px_presence_view_t *v, const char *self) {
+    int rc = px_buf_puts(b, "{\"success\":true,\"data\":{\"viewers\":[");
     bool first = true;
-    for (size_t i = 0; i < v->n_viewers; i++) {
+    for (size_t i = 0; !rc && i < v->n_viewers; i++) {
         const px_viewer_t *w = &v->viewers[i];
         if (strcmp(w->user_id, self) == 0) continue;
-        px_buf_puts(b, first ? "{\"id\":" : ",{\"id\":");
+        rc = px_buf_puts(b, first ? "{\"id\":" : ",{\"id\":");
         first = false;
-        px_proto_write_string(b, w->user_id);
-        px_buf_puts(b, ",\"user_name\":");
-        px_proto_write_string(b, w->name && w->name[0] ? w->name : w->user_id);
-        px_buf_printf(b, ",\"tabs\":%d,\"has_dirty_tab\":%s,\"mode\":\"%s\"}", w->tabs,
-                      w->has_dirty_tab ? "true" : "false", w->mode == PX_MODE_EDIT ? "edit" : "view");
+        if (!rc) rc = px_proto_write_string(b, w->user_id);
+        if (!rc) rc = px_buf_puts(b, ",\"user_name\":");
+        if (!rc) rc = px_proto_write_string(b, w->name && w->name[0] ? w->name : w->user_id);
+        if (!rc)
+            rc = px_buf_printf(b, ",\"tabs\":%d,\"has_dirty_tab\":%s,\"mode\":\"%s\"}", w->tabs,
+                               w->has_dirty_tab ? "true" : "false", w->mode == PX_MODE_EDIT ? "edit" : "view");
     }
-    px_buf_puts(b, "],\"current_user_id\":");
-    px_proto_write_string(b, self);
-    px_buf_puts(b, "}}");
+    if (!rc) rc = px_buf_puts(b, "],\"current_user_id\":");
+    if (!rc) rc = px_proto_write_string(b, self);
+    if (!rc) rc = px_buf_puts(b, "}}");
+    return rc;
 }
 
 static void on_read(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
@@ -201,16 +205,21 @@ static void on_read(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
         return;
     }
     px_buf_t b;
+    int rc;
     px_buf_init(&b, 1u << 20);
     if (op->kind == OP_VIEWERS) {
-        write_viewers(&b, v, op->user_id);
+        rc = write_viewers(&b, v, op->user_id);
     } else {
-        px_buf_puts(&b, "{\"success\":true,\"data\":");
-        px_proto_write_presence(&b, v);
-        px_buf_puts(&b, "}");
+        rc = px_buf_puts(&b, "{\"success\":true,\"data\":");
+        if (!rc) rc = px_proto_write_presence(&b, v);
+        if (!rc) rc = px_buf_puts(&b, "}");
     }
-    if (b.data && b.len > 0 && b.data[b.len - 1] == '}') gw_http_reply(h, 200, "application/json", b.data, b.len);
-    else gw_http_error(gw, h, 500, "INTERNAL", "response too large");
+    if (!rc) {
+        gw_http_reply(h, 200, "application/json", b.data, b.len);
+    } else {
+        PX_WARN(GW_COMP, "REST response too large", "path=%s", h->path);
+        gw_http_error(gw, h, 500, "INTERNAL", "response too large");
+    }
     px_buf_term(&b);
     free(op);
 }
@@ -303,13 +312,14 @@ static int do_write(gw_ctx_t *gw, gw_http_t *h, const px_key_t *key, bool unregi
     }
     {
         px_buf_t b;
-        px_buf_init(&b, 1024);
-        px_buf_puts(&b, "{\"success\":true,\"data\":{\"tab_id\":");
-        px_proto_write_string(&b, tab);
-        px_buf_printf(&b, ",\"user_id\":");
-        px_proto_write_string(&b, h->who.user_id);
-        px_buf_puts(&b, "}}");
-        rc = gw_http_reply(h, 200, "application/json", b.data, b.len);
+        px_buf_init(&b, 4096); /* two ids of <= 128 bytes, escaped: always fits */
+        rc = px_buf_puts(&b, "{\"success\":true,\"data\":{\"tab_id\":");
+        if (!rc) rc = px_proto_write_string(&b, tab);
+        if (!rc) rc = px_buf_puts(&b, ",\"user_id\":");
+        if (!rc) rc = px_proto_write_string(&b, h->who.user_id);
+        if (!rc) rc = px_buf_puts(&b, "}}");
+        rc = rc ? gw_http_error(gw, h, 500, "INTERNAL", "out of memory")
+                : gw_http_reply(h, 200, "application/json", b.data, b.len);
         px_buf_term(&b);
     }
 out:
