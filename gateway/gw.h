@@ -250,6 +250,8 @@ int gw_auth_token(const gw_config_t *cfg, const char *token, int64_t now_s, gw_i
 
 /* Count an error by its code word (presence_gateway_errors_total{code=}). */
 void gw_count_error(gw_ctx_t *gw, const char *code);
+/* An allocation failed: log it (what) and count it as code INTERNAL. */
+void gw_oom(gw_ctx_t *gw, const char *what);
 
 /* gw_kafka.c */
 int gw_kafka_start(gw_ctx_t *gw, char *errstr, size_t errstr_size);

@@ -113,6 +113,7 @@ gw_pending_t *gw_locks_add(gw_ctx_t *gw, gw_conn_t *c, const px_key_t *key, cons
     }
     gw_pending_t *p = calloc(1, sizeof *p);
     if (!p) {
+        gw_oom(gw, "pending LOCK");
         *err = "INTERNAL";
         return NULL;
     }
@@ -144,7 +145,10 @@ void gw_held_add(gw_sub_t *s, const char *field) {
     for (gw_held_t *h = s->held; h; h = h->next)
         if (strcmp(h->field, field) == 0) return;
     gw_held_t *h = calloc(1, sizeof *h);
-    if (!h) return; /* the lock then lapses by its TTL instead of an UNLOCK */
+    if (!h) { /* the lock then lapses by its TTL instead of an UNLOCK */
+        gw_oom(s->conn->gw, "held lock");
+        return;
+    }
     snprintf(h->field, sizeof h->field, "%s", field);
     h->next = s->held;
     s->held = h;

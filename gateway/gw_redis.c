@@ -396,7 +396,10 @@ bool gw_redis_readable(const gw_ctx_t *gw) {
 int gw_redis_read(gw_ctx_t *gw, const px_key_t *key, gw_read_cb cb, void *arg) {
     if (!gw_redis_readable(gw) || gw->stopping) return PX_EBACKEND;
     read_req_t *req = malloc(sizeof *req);
-    if (!req) return PX_ENOMEM;
+    if (!req) {
+        gw_oom(gw, "redis read");
+        return PX_ENOMEM;
+    }
     req->cb = cb;
     req->arg = arg;
     req->key = *key;
@@ -425,7 +428,10 @@ void gw_redis_refresh(gw_ctx_t *gw, gw_entity_t *e) {
     }
     if (!gw_redis_readable(gw)) return; /* re-read on reconnect */
     char *keystr = strdup(e->keystr);
-    if (!keystr) return;
+    if (!keystr) {
+        gw_oom(gw, "entity refresh");
+        return;
+    }
     if (gw_redis_read(gw, &e->key, on_refresh, keystr)) {
         free(keystr);
         return;

@@ -227,7 +227,10 @@ static void on_read(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
 static int start_read(gw_ctx_t *gw, gw_http_t *h, const px_key_t *key, int kind) {
     if (!gw_redis_readable(gw)) return gw_http_error(gw, h, 503, "UNAVAILABLE", "Redis is unreachable; retry later");
     gw_rest_op_t *op = calloc(1, sizeof *op);
-    if (!op) return gw_http_error(gw, h, 500, "INTERNAL", "out of memory");
+    if (!op) {
+        gw_oom(gw, "REST read");
+        return gw_http_error(gw, h, 500, "INTERNAL", "out of memory");
+    }
     op->h = h;
     op->kind = kind;
     snprintf(op->user_id, sizeof op->user_id, "%s", h->who.user_id);

@@ -89,6 +89,7 @@ gw_sub_t *gw_subs_add(gw_ctx_t *gw, gw_conn_t *c, const px_key_t *key, const cha
     if (!e) {
         e = calloc(1, sizeof *e);
         if (!e) {
+            gw_oom(gw, "entity");
             *err = "INTERNAL";
             return NULL;
         }
@@ -103,6 +104,7 @@ gw_sub_t *gw_subs_add(gw_ctx_t *gw, gw_conn_t *c, const px_key_t *key, const cha
     }
     s = calloc(1, sizeof *s);
     if (!s) {
+        gw_oom(gw, "subscription");
         *err = "INTERNAL";
         if (created) {
             size_t b = fnv1a(ks) % gw->n_ent_buckets;

@@ -47,6 +47,11 @@ void gw_count_error(gw_ctx_t *gw, const char *code) {
 
 /* ---- outbound ---------------------------------------------------------- */
 
+void gw_oom(gw_ctx_t *gw, const char *what) {
+    gw_count_error(gw, "INTERNAL");
+    PX_ERROR(GW_COMP, "out of memory", "what=%s", what);
+}
+
 /* Mark c to be closed with code once its queue is flushed; further sends
  * are dropped. */
 void gw_conn_close(gw_conn_t *c, uint16_t code) {
@@ -91,7 +96,10 @@ int gw_conn_send(gw_conn_t *c, const char *text, size_t len) {
     if (c->closing) return PX_EIO;
     if (c->out_bytes + len > (size_t)gw->cfg.max_out_bytes) return out_overflow(c);
     gw_out_t *o = out_new(text, len);
-    if (!o) return PX_ENOMEM;
+    if (!o) {
+        gw_oom(gw, "outbound message");
+        return PX_ENOMEM;
+    }
     out_append(c, o);
     return 0;
 }
@@ -112,7 +120,10 @@ int gw_conn_send_presence(gw_sub_t *s, const char *text, size_t len) {
     }
     if (c->out_bytes + len > (size_t)gw->cfg.max_out_bytes) return out_overflow(c);
     gw_out_t *o = out_new(text, len);
-    if (!o) return PX_ENOMEM;
+    if (!o) {
+        gw_oom(gw, "outbound PRESENCE");
+        return PX_ENOMEM;
+    }
     o->sub = s;
     s->presence = o;
     out_append(c, o);
