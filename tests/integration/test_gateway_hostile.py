@@ -256,7 +256,8 @@ async def test(stack):
                         + ["--set", f"http.port={port2}", "--set", f"auth.jwt_secret={pxtest.SECRET}",
                            "--set", "limits.out_bytes_per_connection=98304",
                            "--set", "limits.messages_per_second=1000", "--set", "limits.messages_burst=1000",
-                           "--set", "http.deflate=false"],
+                           "--set", "http.deflate=false",
+                           "--set", "limits.idle_ping_s=0"],  # stuck never PONGs: only the queue bound may close it
                         stack.logdir)
     stack.daemons.append(gw2)
     deadline = time.time() + 30
@@ -299,7 +300,7 @@ async def test(stack):
     assert metric(stack, 'presence_gateway_errors_by_code_total{code="SLOW_CONSUMER"}', port2) == 0
     await bob2.served("a stuck reader being coalesced")
     # Non-coalescable answers (ERRORs) overflow the bound: stuck is closed.
-    for _ in range(300):
+    for _ in range(1000):  # ~110 KB of ERRORs, over the bound on their own
         stuck.sendall(ws_frame("{"))
     deadline = time.time() + 30
     while metric(stack, 'presence_gateway_errors_by_code_total{code="SLOW_CONSUMER"}', port2) < 1:

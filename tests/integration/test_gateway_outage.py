@@ -127,7 +127,9 @@ async def test(stack):
     tenant = pxtest.unique("t")
     order, order2 = pxtest.unique("o"), pxtest.unique("o")
     stack.start_processor()
-    stack.start_gateway("--set", "limits.lock_timeout_ms=8000")
+    # idle_ping_s=0: the test's blocking helpers (readiness polls while a
+    # broker restarts) stall the client's event loop, so it could not PONG
+    stack.start_gateway("--set", "limits.lock_timeout_ms=8000", "--set", "limits.idle_ping_s=0")
     stack.wait_ready()
     tok = pxtest.token("alice", tenant, "Alice")
     base = f"/api/v1/presence/order/{order}"
