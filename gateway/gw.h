@@ -5,13 +5,13 @@
  * producer's queue (gw_kafka.c). No thread per connection.
  *
  * Data flow: a browser's SUB/HB/UNSUB becomes a PresenceEvent produced to
- * presence.heartbeats (key tenant:entity:id). The processor folds it into
- * Redis and publishes on presence:updates:{key}. The gateway, subscribed to
- * the channels of the entities its connections watch, re-reads the entity
- * from Redis and pushes a PRESENCE message to each watching connection.
- *
- * Limits of this version (walking skeleton): LOCK/UNLOCK, REST routes and
- * most bounds come with the gateway issue; see docs/architecture.md.
+ * presence.heartbeats, LOCK/UNLOCK a LockEvent to presence.locks (key
+ * tenant:entity:id). The processor folds it into Redis and publishes the
+ * changes on presence:updates:{key}. The gateway, subscribed to the
+ * channels of the entities its connections watch, answers LOCKs from the
+ * changes (gw_locks.c), re-reads the entity from Redis and pushes a
+ * PRESENCE message to each watching connection. REST routes: gw_rest.c.
+ * Bounds and their error codes: docs/protocol.md.
  */
 #ifndef PX_GW_H
 #define PX_GW_H
@@ -45,6 +45,7 @@ typedef struct gw_config {
     int64_t redis_port;
     char topic_prefix[PX_CONF_STR_MAX];
     char topic_heartbeats[PX_CONF_STR_MAX];
+    char topic_locks[PX_CONF_STR_MAX];
     char jwt_secret[PX_CONF_STR_MAX];
     bool dev_mode;
     char web_dir[PX_CONF_STR_MAX];
@@ -53,6 +54,15 @@ typedef struct gw_config {
     int64_t max_subs_per_conn;
     int64_t max_out_bytes;
     int64_t max_connections;
+    int64_t max_msg_bytes;          /* <= PX_PROTO_MAX_MSG */
+    int64_t msgs_per_sec;           /* token bucket refill per connection */
+    int64_t msgs_burst;             /* token bucket size */
+    int64_t rest_per_min;           /* REST requests per minute per user */
+    int64_t lock_timeout_ms;        /* LOCK without outcome -> ERROR TIMEOUT */
+    int64_t max_pending_locks;      /* LOCKs awaiting their outcome per connection */
+    char allowed_origins[PX_CONF_STR_MAX]; /* comma list; empty: any origin */
+    bool deflate;                   /* offer permessage-deflate */
+    int64_t idle_ping_s;            /* PING a silent connection after this; 0: never */
 } gw_config_t;
 
 /* Who a connection is, from its JWT (or the dev-mode query). */
@@ -68,9 +78,34 @@ typedef struct gw_entity gw_entity_t;
 /* One queued outbound message: LWS_PRE bytes of headroom, then the text. */
 typedef struct gw_out {
     struct gw_out *next;
+    struct gw_sub *sub; /* a PRESENCE: the sub whose latest state it is (coalescing) */
+    bool dead;          /* superseded by a newer PRESENCE: skipped, not written */
     size_t len;
     unsigned char data[]; /* LWS_PRE + len */
 } gw_out_t;
+
+/* A lock this connection's tab holds (granted by the processor, as its
+ * LOCK_ACK said), released with an UNLOCK when the connection closes. */
+typedef struct gw_held {
+    struct gw_held *next;
+    char field[PX_ID_MAX + 1];
+} gw_held_t;
+
+/* A LOCK waiting for its outcome on the entity's channel. Lives in the
+ * context's list (in deadline order, since every deadline is now + the same
+ * bound), in its hash bucket (by rid) and in its connection's list. */
+typedef struct gw_pending {
+    struct gw_pending *prev, *next; /* gw->pend_head list, oldest first */
+    struct gw_pending *hnext;       /* hash chain */
+    struct gw_pending *cnext;       /* conn->pending */
+    gw_conn_t *conn;
+    px_key_t key;
+    char field[PX_ID_MAX + 1];
+    char rid[PX_ID_MAX + 1];        /* the gateway's id, in the Kafka record */
+    char client_rid[PX_ID_MAX + 1]; /* the client's, echoed in LOCK_ACK */
+    int64_t sent_ms;
+    int64_t deadline_ms;
+} gw_pending_t;
 
 /* A connection's subscription to one entity; also a node of the entity's
  * list of watchers. */
@@ -82,6 +117,8 @@ typedef struct gw_sub {
     px_mode_t mode;
     bool dirty;
     px_status_t status;
+    gw_held_t *held;     /* locks the tab holds on this entity */
+    gw_out_t *presence;  /* a PRESENCE of this entity still queued, replaced by a newer one */
 } gw_sub_t;
 
 struct gw_conn {
@@ -94,8 +131,14 @@ struct gw_conn {
     gw_out_t *out_head, *out_tail;
     size_t out_bytes;
     px_buf_t rx; /* reassembles fragmented frames, capped at PX_PROTO_MAX_MSG */
-    bool rx_binary, rx_overflow; /* the message being received is refused */
+    bool rx_binary;       /* the message being received is binary: refused */
     bool closing;
+    uint16_t close_code;  /* with closing: the close frame's code */
+    gw_pending_t *pending; /* LOCKs awaiting their outcome */
+    int n_pending;
+    double tokens;         /* rate limit bucket */
+    int64_t tokens_ms;     /* last refill */
+    int64_t limited_ms;    /* last RATE_LIMITED sent */
 };
 
 /* An entity some local connection watches: the Redis channel is subscribed
@@ -107,7 +150,29 @@ struct gw_entity {
     struct gw_entity *next; /* hash chain */
     bool refreshing;        /* a Redis read is in flight */
     bool refresh_again;     /* another change came meanwhile: read once more */
+    int64_t changed_ms;     /* first unpushed change notification (push latency) */
 };
+
+/* One HTTP request on a connection (REST or operations). The response is
+ * staged here and written in HTTP_WRITEABLE: headers in one callback, the
+ * body in the next. `op` is a REST read in flight; it outlives the request
+ * if the client goes away first (gw_rest.c). */
+typedef struct gw_http {
+    struct lws *wsi;
+    px_buf_t resp; /* LWS_PRE zero bytes, then the body */
+    unsigned status;
+    const char *ctype;
+    bool staged, hdr_sent;
+    bool answered; /* a response was staged for this request */
+    px_buf_t req;           /* request body, capped */
+    bool req_overflow;
+    int method;             /* GW_HTTP_GET, ... */
+    char path[256];
+    gw_identity_t who;
+    struct gw_rest_op *op;
+} gw_http_t;
+
+enum { GW_HTTP_OTHER = 0, GW_HTTP_GET, GW_HTTP_POST, GW_HTTP_DELETE };
 
 typedef struct gw_ctx {
     gw_config_t cfg;
@@ -120,11 +185,12 @@ typedef struct gw_ctx {
 
     /* Kafka */
     rd_kafka_t *rk;
-    rd_kafka_topic_t *rkt_hb;
+    rd_kafka_topic_t *rkt_hb, *rkt_locks;
     rd_kafka_queue_t *rkqu; /* main queue, watched by rk_uv */
     px_kafka_uv_t *rk_uv;
     bool kafka_up;
     char topic_hb[PX_CONF_STR_MAX * 2];
+    char topic_locks[PX_CONF_STR_MAX * 2];
 
     /* Redis: one connection for reads, one for pub/sub */
     redisAsyncContext *rcmd, *rsub;
@@ -134,6 +200,9 @@ typedef struct gw_ctx {
     px_lock_view_t *lock_views;
     bool rcmd_up, rsub_up;
     uv_timer_t redis_retry;
+    uv_timer_t redis_watchdog; /* PINGs rcmd: hiredis 0.14 may miss a dead socket */
+    int64_t ping_sent_ms;      /* 0: no PING outstanding */
+    int64_t dial_ms;           /* when the connections were last dialled */
 
     /* entities watched by local connections */
     gw_entity_t **ents;
@@ -142,13 +211,36 @@ typedef struct gw_ctx {
     int n_conns;
     uint64_t tab_seq;
 
+    /* LOCKs awaiting their outcome (gw_locks.c) */
+    gw_pending_t *pend_head, *pend_tail;
+    gw_pending_t **pend_hash;
+    size_t n_pend_buckets;
+    uint64_t lock_seq;
+    uv_timer_t lock_timer;
+
+    /* REST rate limit per user (gw_rest.c) */
+    struct gw_rate *rates;
+    size_t n_rates;
+
     bool stopping;
     struct px_signal_uv *sig;
 
     /* metrics */
     px_gauge_t *m_conns, *m_entities;
     px_counter_t *m_msgs_in, *m_msgs_out, *m_errors, *m_kafka_err, *m_redis_err, *m_pushes;
+    px_counter_t *m_in_type[PX_MSG__COUNT];
+    px_counter_t *m_out_presence, *m_out_lock_ack, *m_out_error, *m_coalesced, *m_rest;
+    px_hist_t *m_push_latency, *m_lock_latency;
 } gw_ctx_t;
+
+static inline uint64_t gw_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
 
 /* gw_auth.c: identity from a bearer token (HS256, claims sub, tenant,
  * name, exp) or, only in dev mode, from query args user/name/tenant.
@@ -156,13 +248,23 @@ typedef struct gw_ctx {
 int gw_auth_token(const gw_config_t *cfg, const char *token, int64_t now_s, gw_identity_t *out,
                   char *errstr, size_t errstr_size);
 
+/* Count an error by its code word (presence_gateway_errors_total{code=}). */
+void gw_count_error(gw_ctx_t *gw, const char *code);
+/* An allocation failed: log it (what) and count it as code INTERNAL. */
+void gw_oom(gw_ctx_t *gw, const char *what);
+
 /* gw_kafka.c */
 int gw_kafka_start(gw_ctx_t *gw, char *errstr, size_t errstr_size);
 void gw_kafka_unwatch(gw_ctx_t *gw); /* stop watching the queue (in the loop) */
 void gw_kafka_stop(gw_ctx_t *gw);    /* flush and destroy (after the loop) */
-/* Produce ev (Avro) keyed by its entity key to presence.heartbeats.
- * 0, or PX_EBACKEND when Kafka refuses (queue full, unknown topic). */
+/* Produce ev (Avro) keyed by its entity key to presence.heartbeats or
+ * presence.locks by its kind. 0, or PX_EBACKEND when Kafka refuses (queue
+ * full, unknown topic). Does not look at kafka_up: callers that answer a
+ * client check gw_kafka_writable() first. */
 int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev);
+/* True while a broker is up: client writes are refused (UNAVAILABLE)
+ * otherwise, rather than queued for minutes. */
+bool gw_kafka_writable(const gw_ctx_t *gw);
 
 /* gw_redis.c */
 int gw_redis_start(gw_ctx_t *gw);
@@ -172,6 +274,14 @@ void gw_redis_term(gw_ctx_t *gw);  /* free what start allocated, after the loop 
  * most one read per entity is in flight; changes meanwhile coalesce into
  * one more read. */
 void gw_redis_refresh(gw_ctx_t *gw, gw_entity_t *ent);
+/* One entity read at one point in time, decoded into the context's
+ * scratch arrays; `v` is NULL when Redis failed or is down. The view and
+ * its strings live until the callback returns. */
+typedef void (*gw_read_cb)(gw_ctx_t *gw, void *arg, const px_presence_view_t *v);
+/* Read key's view and call cb once, always (also with NULL on failure and
+ * at shutdown). 0, or PX_EBACKEND when Redis is down (cb is not called). */
+int gw_redis_read(gw_ctx_t *gw, const px_key_t *key, gw_read_cb cb, void *arg);
+bool gw_redis_readable(const gw_ctx_t *gw);
 /* (UN)SUBSCRIBE one pub/sub channel on the subscriber connection. */
 void gw_redis_channel(gw_ctx_t *gw, const char *channel, bool subscribe);
 
@@ -187,12 +297,50 @@ gw_sub_t *gw_subs_find(gw_conn_t *c, const px_key_t *key);
 /* Remove one sub (and the entity when its last watcher leaves). */
 void gw_subs_remove(gw_ctx_t *gw, gw_sub_t *s);
 
+/* gw_locks.c: LOCKs in flight and the outcomes on the entity channels. */
+int gw_locks_init(gw_ctx_t *gw, size_t buckets);
+void gw_locks_stop(gw_ctx_t *gw);  /* close the timer (in the loop) */
+void gw_locks_term(gw_ctx_t *gw);  /* free what is left (after the loop) */
+/* Register a LOCK of conn for (key, field); fills rid (the id to put in
+ * the LockEvent). NULL with *err when the connection has too many. */
+gw_pending_t *gw_locks_add(gw_ctx_t *gw, gw_conn_t *c, const px_key_t *key, const char *field,
+                           const char *client_rid, const char **err);
+void gw_locks_drop(gw_ctx_t *gw, gw_pending_t *p);
+void gw_locks_conn_closed(gw_ctx_t *gw, gw_conn_t *c); /* drop the conn's pending */
+/* A notification (JSON array of changes) arrived on e's channel. */
+void gw_locks_notify(gw_ctx_t *gw, gw_entity_t *e, const char *json, size_t len);
+/* Held-lock bookkeeping of a sub. */
+void gw_held_add(gw_sub_t *s, const char *field);
+/* Remember field as held by every local sub of e whose tab and user match. */
+void gw_held_note(gw_entity_t *e, const char *tab_id, const char *user_id, const char *field);
+void gw_held_del(gw_sub_t *s, const char *field);
+void gw_held_free(gw_sub_t *s);
+
+/* gw_rest.c: the REST routes under /api/v1/presence/. */
+int gw_rest_init(gw_ctx_t *gw);
+void gw_rest_term(gw_ctx_t *gw);
+/* A request for /api/...: authenticate, rate-limit, route. The body (POST,
+ * DELETE) comes through gw_rest_body and gw_rest_body_done. 0 or -1 (drop
+ * the connection). */
+int gw_rest_begin(gw_ctx_t *gw, gw_http_t *h);
+void gw_rest_body(gw_http_t *h, const void *in, size_t len);
+int gw_rest_body_done(gw_ctx_t *gw, gw_http_t *h);
+void gw_rest_closed(gw_http_t *h); /* the client went away */
+/* Stage a response and ask for a writeable callback (gw_ws.c). */
+int gw_http_reply(gw_http_t *h, unsigned status, const char *ctype, const char *body, size_t len);
+/* The one JSON error shape {"success":false,"error":{"code","message"}}. */
+int gw_http_error(gw_ctx_t *gw, gw_http_t *h, unsigned status, const char *code, const char *msg);
+
 /* gw_ws.c */
 int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size);
 void gw_ws_stop(gw_ctx_t *gw);
 /* Queue text for conn (copied) and ask for a writeable callback. 0 or
  * PX_ENOMEM when the connection's outbound bound is hit (it is closed). */
 int gw_conn_send(gw_conn_t *c, const char *text, size_t len);
+/* Queue a PRESENCE of s's entity, replacing one still queued for it. */
+int gw_conn_send_presence(gw_sub_t *s, const char *text, size_t len);
+/* Close the connection with code once its queue has been written. */
+void gw_conn_close(gw_conn_t *c, uint16_t code);
 void gw_conn_send_error(gw_conn_t *c, const char *code, const char *msg, const char *request_id);
 
 #endif

@@ -73,11 +73,17 @@ int gw_kafka_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     }
     snprintf(gw->topic_hb, sizeof gw->topic_hb, "%s%s", gw->cfg.topic_prefix,
              gw->cfg.topic_heartbeats);
+    snprintf(gw->topic_locks, sizeof gw->topic_locks, "%s%s", gw->cfg.topic_prefix,
+             gw->cfg.topic_locks);
     gw->rkt_hb = rd_kafka_topic_new(gw->rk, gw->topic_hb, NULL);
+    gw->rkt_locks = rd_kafka_topic_new(gw->rk, gw->topic_locks, NULL);
+    if (!gw->rkt_hb || !gw->rkt_locks)
+        return px_errf(PX_ECONFIG, errstr, errstr_size, "cannot create topic handles: %s",
+                       rd_kafka_err2str(rd_kafka_last_error()));
     gw->rkqu = rd_kafka_queue_get_main(gw->rk);
     gw->rk_uv = px_kafka_uv_start(gw->loop, gw->rkqu, 100, on_poll, gw);
     if (!gw->rk_uv) return px_errf(PX_EIO, errstr, errstr_size, "cannot watch the kafka queue");
-    PX_INFO(GW_COMP, "kafka producer started", "topic=%s", gw->topic_hb);
+    PX_INFO(GW_COMP, "kafka producer started", "heartbeats=%s locks=%s", gw->topic_hb, gw->topic_locks);
     return 0;
 }
 
@@ -94,7 +100,9 @@ void gw_kafka_stop(gw_ctx_t *gw) {
     rd_kafka_resp_err_t err = rd_kafka_flush(gw->rk, 5000);
     if (err) PX_WARN(GW_COMP, "kafka flush incomplete", "err=%s left=%d", rd_kafka_err2name(err),
                      rd_kafka_outq_len(gw->rk));
-    rd_kafka_topic_destroy(gw->rkt_hb);
+    if (gw->rkt_hb) rd_kafka_topic_destroy(gw->rkt_hb);
+    if (gw->rkt_locks) rd_kafka_topic_destroy(gw->rkt_locks);
+    gw->rkt_hb = gw->rkt_locks = NULL;
     rd_kafka_destroy(gw->rk);
     gw->rk = NULL;
 }
@@ -103,6 +111,7 @@ int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev) {
     char errstr[256];
     char key[PX_KEY_MAX + 1];
     int kl = px_key_format(&ev->key, key, sizeof key);
+    rd_kafka_topic_t *rkt = ev->kind == PX_KIND_LOCK ? gw->rkt_locks : gw->rkt_hb;
     px_buf_reset(&gw->scratch);
     if (px_avro_encode(gw->avro, ev, &gw->scratch, errstr, sizeof errstr)) {
         px_counter_add(gw->m_errors, 1);
@@ -110,7 +119,7 @@ int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev) {
         return PX_EINVAL;
     }
     for (int attempt = 0;; attempt++) {
-        if (rd_kafka_produce(gw->rkt_hb, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, gw->scratch.data,
+        if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, gw->scratch.data,
                              gw->scratch.len, key, (size_t)kl, NULL) == 0)
             return 0;
         rd_kafka_resp_err_t err = rd_kafka_last_error();
@@ -119,7 +128,12 @@ int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev) {
             continue;
         }
         px_counter_add(gw->m_kafka_err, 1);
-        PX_WARN(GW_COMP, "kafka produce failed", "err=%s", rd_kafka_err2name(err));
+        PX_WARN(GW_COMP, "kafka produce failed", "topic=%s err=%s", rd_kafka_topic_name(rkt),
+                rd_kafka_err2name(err));
         return PX_EBACKEND;
     }
+}
+
+bool gw_kafka_writable(const gw_ctx_t *gw) {
+    return gw->rk && gw->kafka_up;
 }

@@ -87,9 +87,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     if (is_sub) {
         gw->rsub = NULL;
         gw->rsub_up = false;
-    } else {
+    } else if (ac == gw->rcmd) {
         gw->rcmd = NULL;
         gw->rcmd_up = false;
+        gw->ping_sent_ms = 0;
+    } else {
+        return; /* freed by the watchdog, which logged it */
     }
     if (gw->stopping) return;
     px_counter_add(gw->m_redis_err, 1);
@@ -113,7 +116,59 @@ static redisAsyncContext *dial(gw_ctx_t *gw) {
     return ac;
 }
 
+static void on_ping(redisAsyncContext *ac, void *r, void *priv) {
+    gw_ctx_t *gw = ac->data;
+    if (ac == gw->rcmd) gw->ping_sent_ms = 0;
+}
+
+/* Every second: PING the command connection; one unanswered for
+ * GW_REDIS_DEAD_MS means the server is gone though the socket did not say
+ * so (hiredis 0.14's libuv adapter ignores poll errors: a read would wait
+ * forever). Then both connections are freed (their callbacks run with no
+ * reply, so reads answer UNAVAILABLE) and re-dialled. */
+#define GW_REDIS_DEAD_MS 3000
+static void on_watchdog(uv_timer_t *t) {
+    gw_ctx_t *gw = t->data;
+    if (gw->stopping) return;
+    int64_t now = px_now_ms();
+    /* A refused connect can be lost the same way: give up on a dial that
+     * has not completed in time and dial again. */
+    if (((gw->rcmd && !gw->rcmd_up) || (gw->rsub && !gw->rsub_up)) && now - gw->dial_ms > GW_REDIS_DEAD_MS) {
+        px_counter_add(gw->m_redis_err, 1);
+        PX_WARN(GW_COMP, "redis connect timed out", "host=%s port=%lld", gw->cfg.redis_host,
+                (long long)gw->cfg.redis_port);
+        if (gw->rcmd && !gw->rcmd_up) {
+            redisAsyncContext *ac = gw->rcmd;
+            gw->rcmd = NULL;
+            redisAsyncFree(ac);
+        }
+        if (gw->rsub && !gw->rsub_up) {
+            redisAsyncContext *ac = gw->rsub;
+            gw->rsub = NULL;
+            redisAsyncFree(ac);
+        }
+        redis_connect(gw);
+        return;
+    }
+    if (!gw->rcmd || !gw->rcmd_up) return;
+    if (!gw->ping_sent_ms) {
+        if (redisAsyncCommand(gw->rcmd, on_ping, NULL, "PING") == REDIS_OK) gw->ping_sent_ms = now;
+        return;
+    }
+    if (now - gw->ping_sent_ms < GW_REDIS_DEAD_MS) return;
+    px_counter_add(gw->m_redis_err, 1);
+    PX_WARN(GW_COMP, "redis not answering: reconnecting", "waited_ms=%lld", (long long)(now - gw->ping_sent_ms));
+    gw->ping_sent_ms = 0;
+    redisAsyncContext *cmd = gw->rcmd, *sub = gw->rsub;
+    gw->rcmd = gw->rsub = NULL; /* before the frees: on_disconnect finds them gone */
+    gw->rcmd_up = gw->rsub_up = false;
+    redisAsyncFree(cmd);
+    if (sub) redisAsyncFree(sub);
+    schedule_retry(gw);
+}
+
 static void redis_connect(gw_ctx_t *gw) {
+    if (!gw->rcmd || !gw->rsub) gw->dial_ms = px_now_ms();
     if (!gw->rcmd) gw->rcmd = dial(gw);
     if (!gw->rsub) gw->rsub = dial(gw);
     if (!gw->rcmd || !gw->rsub) schedule_retry(gw);
@@ -127,6 +182,9 @@ int gw_redis_start(gw_ctx_t *gw) {
     if (!gw->tabs || !gw->viewers || !gw->locks || !gw->lock_views) return PX_ENOMEM;
     uv_timer_init(gw->loop, &gw->redis_retry);
     gw->redis_retry.data = gw;
+    uv_timer_init(gw->loop, &gw->redis_watchdog);
+    gw->redis_watchdog.data = gw;
+    uv_timer_start(&gw->redis_watchdog, on_watchdog, 1000, 1000);
     redis_connect(gw);
     return 0;
 }
@@ -135,8 +193,13 @@ void gw_redis_stop(gw_ctx_t *gw) {
     if (!gw->redis_retry.loop || uv_is_closing((uv_handle_t *)&gw->redis_retry)) return;
     uv_timer_stop(&gw->redis_retry);
     uv_close((uv_handle_t *)&gw->redis_retry, NULL);
-    if (gw->rcmd) redisAsyncDisconnect(gw->rcmd);
-    if (gw->rsub) redisAsyncDisconnect(gw->rsub);
+    uv_timer_stop(&gw->redis_watchdog);
+    uv_close((uv_handle_t *)&gw->redis_watchdog, NULL);
+    /* Free, not Disconnect: a disconnect waits for pending replies, which
+     * a dead server never sends. Pending callbacks run with no reply. */
+    if (gw->rcmd) redisAsyncFree(gw->rcmd);
+    if (gw->rsub) redisAsyncFree(gw->rsub);
+    gw->rcmd = gw->rsub = NULL;
 }
 
 void gw_redis_term(gw_ctx_t *gw) {
@@ -163,6 +226,11 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv) {
     char ks[PX_KEY_MAX + 1];
     px_key_format(&key, ks, sizeof ks);
     gw_entity_t *e = gw_entity_find(gw, ks);
+    if (!e) return;
+    if (!e->changed_ms) e->changed_ms = px_now_ms();
+    if (reply->element[2]->type == REDIS_REPLY_STRING)
+        gw_locks_notify(gw, e, reply->element[2]->str, reply->element[2]->len);
+    e = gw_entity_find(gw, ks); /* a LOCK_ACK may have closed a slow connection */
     if (e) gw_redis_refresh(gw, e);
 }
 
@@ -176,7 +244,9 @@ void gw_redis_channel(gw_ctx_t *gw, const char *channel, bool subscribe) {
 }
 
 typedef struct read_req {
-    char keystr[PX_KEY_MAX + 1];
+    gw_read_cb cb;
+    void *arg;
+    px_key_t key;
 } read_req_t;
 
 static int lock_cmp(const void *a, const void *b) {
@@ -223,15 +293,17 @@ static size_t read_locks(gw_ctx_t *gw, const redisReply *r, int64_t now) {
     return n;
 }
 
-static void push_presence(gw_ctx_t *gw, gw_entity_t *e, redisReply *reply) {
+/* Decode the script's reply into v (strings in gw's scratch arrays).
+ * 0, or -1 on a reply of the wrong shape (counted and logged). */
+static int decode_view(gw_ctx_t *gw, const px_key_t *key, const redisReply *reply, px_presence_view_t *v) {
     px_view_tab_t *tabs = gw->tabs;
     px_viewer_t *viewers = gw->viewers;
-    if (reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_ARRAY ||
-        reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[2]->type != REDIS_REPLY_ARRAY ||
-        reply->element[2]->elements != 4) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY || reply->element[1]->type != REDIS_REPLY_ARRAY ||
+        reply->element[2]->type != REDIS_REPLY_ARRAY || reply->element[2]->elements != 4) {
         px_counter_add(gw->m_redis_err, 1);
-        PX_WARN(GW_COMP, "redis read: unexpected reply shape", "key=%s", e->keystr);
-        return;
+        PX_WARN(GW_COMP, "redis read: unexpected reply shape", "key=%s:%s:%s", key->tenant, key->entity, key->id);
+        return -1;
     }
     const redisReply *r = reply->element[0], *meta = reply->element[2];
     size_t n = 0;
@@ -255,46 +327,98 @@ static void push_presence(gw_ctx_t *gw, gw_entity_t *e, redisReply *reply) {
     bool stale = st->type == REDIS_REPLY_STRING && st->len == 1 && st->str[0] == '1' &&
                  meta_int(meta->element[2]) > now;
     int64_t version = meta_int(meta->element[3]);
-    px_presence_view_t v = {.key = &e->key,
-                            .viewers = viewers,
-                            .n_viewers = nv,
-                            .locks = gw->lock_views,
-                            .n_locks = nl,
-                            .stale = stale,
-                            .busy_by = stale && by->type == REDIS_REPLY_STRING ? by->str : NULL,
-                            .version = version > 0 ? version : 0};
-    px_buf_reset(&gw->scratch);
-    if (px_proto_write_presence(&gw->scratch, &v)) {
-        px_counter_add(gw->m_errors, 1);
-        PX_WARN(GW_COMP, "presence too large", "key=%s viewers=%zu locks=%zu", e->keystr, nv, nl);
-        return;
+    *v = (px_presence_view_t){.key = key,
+                              .viewers = viewers,
+                              .n_viewers = nv,
+                              .locks = gw->lock_views,
+                              .n_locks = nl,
+                              .stale = stale,
+                              .busy_by = stale && by->type == REDIS_REPLY_STRING ? by->str : NULL,
+                              .version = version > 0 ? version : 0};
+    return 0;
+}
+
+/* The read of a watched entity is back: push a PRESENCE to every watcher
+ * (coalesced per connection) and read again if a change came meanwhile. */
+static void on_refresh(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
+    char *keystr = arg;
+    gw_entity_t *e = gw->stopping ? NULL : gw_entity_find(gw, keystr);
+    free(keystr);
+    if (!e) return;
+    e->refreshing = false;
+    if (v) {
+        for (size_t i = 0; i < v->n_locks; i++)
+            gw_held_note(e, v->locks[i].tab_id, v->locks[i].user_id, v->locks[i].field);
+        px_buf_reset(&gw->scratch);
+        if (px_proto_write_presence(&gw->scratch, v)) {
+            gw_count_error(gw, "INTERNAL");
+            PX_WARN(GW_COMP, "presence too large", "key=%s viewers=%zu locks=%zu", e->keystr, v->n_viewers,
+                    v->n_locks);
+        } else {
+            for (gw_sub_t *s = e->subs, *next; s; s = next) {
+                next = s->next_in_ent; /* a send may close and unlink the conn */
+                gw_conn_send_presence(s, gw->scratch.data, gw->scratch.len);
+            }
+            px_counter_add(gw->m_pushes, 1);
+            if (e->changed_ms) px_hist_observe(gw->m_push_latency, (double)(px_now_ms() - e->changed_ms) / 1000.0);
+            e->changed_ms = 0;
+        }
     }
-    for (gw_sub_t *s = e->subs, *next; s; s = next) {
-        next = s->next_in_ent; /* a send may close and unlink the conn */
-        gw_conn_send(s->conn, gw->scratch.data, gw->scratch.len);
+    if (e->refresh_again) {
+        e->refresh_again = false;
+        gw_redis_refresh(gw, e);
     }
-    px_counter_add(gw->m_pushes, 1);
 }
 
 static void on_read(redisAsyncContext *ac, void *r, void *priv) {
     gw_ctx_t *gw = ac->data;
     read_req_t *req = priv;
     redisReply *reply = r;
-    gw_entity_t *e = gw->stopping ? NULL : gw_entity_find(gw, req->keystr);
-    free(req);
-    if (!e) return;
-    e->refreshing = false;
+    px_presence_view_t v;
+    const px_presence_view_t *vp = NULL;
     if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        if (!gw->stopping) {
+            px_counter_add(gw->m_redis_err, 1);
+            PX_WARN(GW_COMP, "redis read failed", "err=\"%s\"",
+                    reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
+        }
+    } else if (decode_view(gw, &req->key, reply, &v) == 0) {
+        vp = &v;
+    }
+    req->cb(gw, req->arg, vp);
+    free(req);
+}
+
+bool gw_redis_readable(const gw_ctx_t *gw) {
+    return gw->rcmd && gw->rcmd_up;
+}
+
+int gw_redis_read(gw_ctx_t *gw, const px_key_t *key, gw_read_cb cb, void *arg) {
+    if (!gw_redis_readable(gw) || gw->stopping) return PX_EBACKEND;
+    read_req_t *req = malloc(sizeof *req);
+    if (!req) {
+        gw_oom(gw, "redis read");
+        return PX_ENOMEM;
+    }
+    req->cb = cb;
+    req->arg = arg;
+    req->key = *key;
+    char ktabs[PX_KEY_MAX + 64], ktab[PX_KEY_MAX + 64], klocks[PX_KEY_MAX + 64], kmeta[PX_KEY_MAX + 64];
+    char now[24], lim[16];
+    px_view_key(key, "tabs", ktabs, sizeof ktabs);
+    px_view_key(key, "tab", ktab, sizeof ktab);
+    px_view_key(key, "locks", klocks, sizeof klocks);
+    px_view_key(key, "meta", kmeta, sizeof kmeta);
+    snprintf(now, sizeof now, "%lld", (long long)px_now_ms());
+    snprintf(lim, sizeof lim, "%d", GW_MAX_TABS);
+    const char *argv[] = {"EVAL", READ_SCRIPT, "4", ktabs, ktab, klocks, kmeta, now, lim};
+    if (redisAsyncCommandArgv(gw->rcmd, on_read, req, sizeof argv / sizeof argv[0], argv, NULL) != REDIS_OK) {
+        free(req);
         px_counter_add(gw->m_redis_err, 1);
-        PX_WARN(GW_COMP, "redis read failed", "key=%s err=\"%s\"", e->keystr,
-                reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
-        return;
+        PX_WARN(GW_COMP, "redis read not sent", "err=\"%s\"", gw->rcmd->errstr);
+        return PX_EBACKEND;
     }
-    push_presence(gw, e, reply);
-    if (e->refresh_again) {
-        e->refresh_again = false;
-        gw_redis_refresh(gw, e);
-    }
+    return 0;
 }
 
 void gw_redis_refresh(gw_ctx_t *gw, gw_entity_t *e) {
@@ -302,22 +426,14 @@ void gw_redis_refresh(gw_ctx_t *gw, gw_entity_t *e) {
         e->refresh_again = true;
         return;
     }
-    if (!gw->rcmd || !gw->rcmd_up) return; /* re-read on reconnect */
-    read_req_t *req = malloc(sizeof *req);
-    if (!req) return;
-    memcpy(req->keystr, e->keystr, sizeof req->keystr);
-    char ktabs[PX_KEY_MAX + 64], ktab[PX_KEY_MAX + 64], klocks[PX_KEY_MAX + 64], kmeta[PX_KEY_MAX + 64];
-    char now[24], lim[16];
-    px_view_key(&e->key, "tabs", ktabs, sizeof ktabs);
-    px_view_key(&e->key, "tab", ktab, sizeof ktab);
-    px_view_key(&e->key, "locks", klocks, sizeof klocks);
-    px_view_key(&e->key, "meta", kmeta, sizeof kmeta);
-    snprintf(now, sizeof now, "%lld", (long long)px_now_ms());
-    snprintf(lim, sizeof lim, "%d", GW_MAX_TABS);
-    const char *argv[] = {"EVAL", READ_SCRIPT, "4", ktabs, ktab, klocks, kmeta, now, lim};
-    if (redisAsyncCommandArgv(gw->rcmd, on_read, req, sizeof argv / sizeof argv[0], argv, NULL) != REDIS_OK) {
-        free(req);
-        px_counter_add(gw->m_redis_err, 1);
+    if (!gw_redis_readable(gw)) return; /* re-read on reconnect */
+    char *keystr = strdup(e->keystr);
+    if (!keystr) {
+        gw_oom(gw, "entity refresh");
+        return;
+    }
+    if (gw_redis_read(gw, &e->key, on_refresh, keystr)) {
+        free(keystr);
         return;
     }
     e->refreshing = true;

@@ -49,6 +49,7 @@ void gw_subs_term(gw_ctx_t *gw) {
             gw_sub_t *s = e->subs;
             while (s) {
                 gw_sub_t *sn = s->next_in_ent;
+                gw_held_free(s);
                 free(s);
                 s = sn;
             }
@@ -88,6 +89,7 @@ gw_sub_t *gw_subs_add(gw_ctx_t *gw, gw_conn_t *c, const px_key_t *key, const cha
     if (!e) {
         e = calloc(1, sizeof *e);
         if (!e) {
+            gw_oom(gw, "entity");
             *err = "INTERNAL";
             return NULL;
         }
@@ -102,6 +104,7 @@ gw_sub_t *gw_subs_add(gw_ctx_t *gw, gw_conn_t *c, const px_key_t *key, const cha
     }
     s = calloc(1, sizeof *s);
     if (!s) {
+        gw_oom(gw, "subscription");
         *err = "INTERNAL";
         if (created) {
             size_t b = fnv1a(ks) % gw->n_ent_buckets;
@@ -136,6 +139,8 @@ void gw_subs_remove(gw_ctx_t *gw, gw_sub_t *s) {
             *pp = s->next_in_ent;
             break;
         }
+    gw_held_free(s);
+    if (s->presence) s->presence->sub = NULL; /* still queued: sent as it is */
     free(s);
     if (!e->subs) {
         ent_sub_changed(gw, e, false);

@@ -5,12 +5,14 @@
  * One protocol callback with a switch, as in the lws minimal examples. The
  * receive path parses, publishes and queues replies; replies are written in
  * SERVER_WRITEABLE, one lws_write per callback, with LWS_PRE headroom.
- * A connection's outbound queue is bounded in bytes (http.max_out_bytes):
- * a client that does not read is closed with 1008 rather than grow memory.
- *
- * Limits of this version (walking skeleton): LOCK/UNLOCK answer
- * ERROR UNSUPPORTED; REST presence routes, rate limits, origin checks and
- * permessage-deflate come with the gateway issue (docs/architecture.md).
+ * Bounds per connection: message size (limits.message_bytes), a token
+ * bucket of messages per second (limits.messages_per_second, burst
+ * limits.messages_burst), subscriptions, LOCKs in flight, and outbound
+ * bytes (limits.out_bytes_per_connection): a PRESENCE still queued is
+ * replaced by the newer one of the same entity, so a slow reader gets the
+ * latest state; one whose queue still overflows is closed with 1008.
+ * Origins are checked against http.allowed_origins before the handshake;
+ * permessage-deflate is offered (http.deflate). REST: gw_rest.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,51 +25,127 @@
 #define GW_CLOSE_OVERLOAD 1013
 
 typedef struct gw_pss {
-    gw_conn_t conn;       /* WebSocket connections */
-    px_buf_t http_body;   /* HTTP responses: LWS_PRE zero bytes, then the body */
-    bool is_ws;
+    union {             /* one or the other: saves ~1 KiB per WebSocket */
+        gw_conn_t conn; /* WebSocket connections (is_ws) */
+        gw_http_t http; /* HTTP requests (is_http) */
+    };
+    bool is_ws, is_http;
     bool close_after_flush;
     bool close_sent;
     uint16_t close_code;
 } gw_pss_t;
 
+/* Registering a series again returns the same handle, and codes are a
+ * fixed set of words, so the series stay bounded. */
+void gw_count_error(gw_ctx_t *gw, const char *code) {
+    char label[96];
+    px_counter_add(gw->m_errors, 1);
+    snprintf(label, sizeof label, "code=\"%.64s\"", code);
+    px_counter_add(px_metrics_counter(gw->metrics, "presence_gateway_errors_by_code_total",
+                                      "ERROR messages and refused requests by code", label), 1);
+}
+
 /* ---- outbound ---------------------------------------------------------- */
+
+void gw_oom(gw_ctx_t *gw, const char *what) {
+    gw_count_error(gw, "INTERNAL");
+    PX_ERROR(GW_COMP, "out of memory", "what=%s", what);
+}
+
+/* Mark c to be closed with code once its queue is flushed; further sends
+ * are dropped. */
+void gw_conn_close(gw_conn_t *c, uint16_t code) {
+    if (c->closing) return;
+    c->closing = true;
+    c->close_code = code;
+    lws_callback_on_writable(c->wsi);
+}
+
+static gw_out_t *out_new(const char *text, size_t len) {
+    gw_out_t *o = malloc(sizeof *o + LWS_PRE + len);
+    if (!o) return NULL;
+    o->next = NULL;
+    o->sub = NULL;
+    o->dead = false;
+    o->len = len;
+    memcpy(o->data + LWS_PRE, text, len);
+    return o;
+}
+
+static void out_append(gw_conn_t *c, gw_out_t *o) {
+    if (c->out_tail) c->out_tail->next = o;
+    else c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += o->len;
+    lws_callback_on_writable(c->wsi);
+}
+
+/* The queue would pass its bound: the client does not read. */
+static int out_overflow(gw_conn_t *c) {
+    gw_count_error(c->gw, "SLOW_CONSUMER");
+    PX_WARN(GW_COMP, "slow client closed", "user=%s queued_bytes=%zu", c->who.user_id, c->out_bytes);
+    gw_conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    /* A client that reads nothing never makes the socket writeable, so the
+     * close frame may never go out: drop the connection in 5 s regardless. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
+    return PX_ENOMEM;
+}
 
 int gw_conn_send(gw_conn_t *c, const char *text, size_t len) {
     gw_ctx_t *gw = c->gw;
     if (c->closing) return PX_EIO;
-    if (c->out_bytes + len > (size_t)gw->cfg.max_out_bytes) {
-        px_counter_add(gw->m_errors, 1);
-        PX_WARN(GW_COMP, "slow client closed", "user=%s queued_bytes=%zu", c->who.user_id,
-                c->out_bytes);
-        c->closing = true;
-        lws_callback_on_writable(c->wsi);
+    if (c->out_bytes + len > (size_t)gw->cfg.max_out_bytes) return out_overflow(c);
+    gw_out_t *o = out_new(text, len);
+    if (!o) {
+        gw_oom(gw, "outbound message");
         return PX_ENOMEM;
     }
-    gw_out_t *o = malloc(sizeof *o + LWS_PRE + len);
-    if (!o) return PX_ENOMEM;
-    o->next = NULL;
-    o->len = len;
-    memcpy(o->data + LWS_PRE, text, len);
-    if (c->out_tail) c->out_tail->next = o;
-    else c->out_head = o;
-    c->out_tail = o;
-    c->out_bytes += len;
-    lws_callback_on_writable(c->wsi);
+    out_append(c, o);
+    return 0;
+}
+
+/* A PRESENCE always carries the whole state, so one still queued for the
+ * same entity is worthless once a newer one exists: it is marked dead (its
+ * bytes no longer count) and skipped by the writer. */
+int gw_conn_send_presence(gw_sub_t *s, const char *text, size_t len) {
+    gw_conn_t *c = s->conn;
+    gw_ctx_t *gw = c->gw;
+    if (c->closing) return PX_EIO;
+    if (s->presence) {
+        s->presence->dead = true;
+        s->presence->sub = NULL;
+        c->out_bytes -= s->presence->len;
+        s->presence = NULL;
+        px_counter_add(gw->m_coalesced, 1);
+    }
+    if (c->out_bytes + len > (size_t)gw->cfg.max_out_bytes) return out_overflow(c);
+    gw_out_t *o = out_new(text, len);
+    if (!o) {
+        gw_oom(gw, "outbound PRESENCE");
+        return PX_ENOMEM;
+    }
+    o->sub = s;
+    s->presence = o;
+    out_append(c, o);
+    px_counter_add(gw->m_out_presence, 1);
     return 0;
 }
 
 void gw_conn_send_error(gw_conn_t *c, const char *code, const char *msg, const char *request_id) {
+    char buf[1024];
     px_buf_t b;
-    px_buf_init(&b, 1024);
-    px_counter_add(c->gw->m_errors, 1);
-    if (px_proto_write_error(&b, code, msg, request_id) == 0) gw_conn_send(c, b.data, b.len);
+    px_buf_init(&b, sizeof buf);
+    gw_count_error(c->gw, code);
+    px_counter_add(c->gw->m_out_error, 1);
+    if (px_proto_write_error(&b, code, msg, request_id && request_id[0] ? request_id : NULL) == 0)
+        gw_conn_send(c, b.data, b.len);
     px_buf_term(&b);
 }
 
 static void conn_free_queue(gw_conn_t *c) {
     for (gw_out_t *o = c->out_head, *n; o; o = n) {
         n = o->next;
+        if (o->sub) o->sub->presence = NULL;
         free(o);
     }
     c->out_head = c->out_tail = NULL;
@@ -90,9 +168,16 @@ static void event_from_sub(const gw_conn_t *c, const gw_sub_t *s, px_pres_type_t
     ev->status = s->status;
 }
 
-/* Publish one presence event for sub; on failure answer UNAVAILABLE. */
+/* Publish one presence event for sub. m is the client's message, NULL for
+ * the gateway's own (UNSUB on close): a client's write is refused with
+ * UNAVAILABLE while Kafka is down, the gateway's own is queued by
+ * librdkafka until it is back. */
 static int publish(gw_conn_t *c, gw_sub_t *s, px_pres_type_t type, const px_msg_t *m) {
     px_event_t ev;
+    if (m && !gw_kafka_writable(c->gw)) {
+        gw_conn_send_error(c, "UNAVAILABLE", "Kafka is unreachable; retry later", m->request_id);
+        return -1;
+    }
     event_from_sub(c, s, type, &ev);
     if (m) {
         snprintf(ev.field, sizeof ev.field, "%s", m->field);
@@ -105,10 +190,80 @@ static int publish(gw_conn_t *c, gw_sub_t *s, px_pres_type_t type, const px_msg_
     return 0;
 }
 
+/* A LockEvent of the connection's tab for (s's entity, field). */
+static int publish_lock(gw_conn_t *c, gw_sub_t *s, px_lock_type_t type, const char *field, const char *rid) {
+    px_event_t ev;
+    px_event_init(&ev, PX_KIND_LOCK);
+    ev.type = type;
+    ev.key = s->ent->key;
+    ev.ts_ms = px_now_ms();
+    snprintf(ev.tab_id, sizeof ev.tab_id, "%s", c->tab_id);
+    snprintf(ev.user_id, sizeof ev.user_id, "%s", c->who.user_id);
+    snprintf(ev.user_name, sizeof ev.user_name, "%s", c->who.user_name);
+    snprintf(ev.field, sizeof ev.field, "%s", field);
+    if (rid) snprintf(ev.request_id, sizeof ev.request_id, "%s", rid);
+    return gw_kafka_publish(c->gw, &ev);
+}
+
+/* UNLOCK every lock the tab holds on s's entity (on UNSUB and close). */
+static void release_locks(gw_conn_t *c, gw_sub_t *s) {
+    for (gw_held_t *h = s->held; h; h = h->next) publish_lock(c, s, PX_LOCK_UNLOCK, h->field, NULL);
+    gw_held_free(s);
+}
+
 static void apply_hb_fields(gw_sub_t *s, const px_msg_t *m) {
     if (m->has_mode) s->mode = m->mode;
     if (m->has_dirty) s->dirty = m->dirty;
     if (m->has_status) s->status = m->status;
+}
+
+/* The token bucket: true if the message may pass. At most one
+ * RATE_LIMITED per second, so a flood does not fill the client's own
+ * queue; the other drops are counted. */
+static bool rate_ok(gw_conn_t *c) {
+    gw_ctx_t *gw = c->gw;
+    int64_t now = px_now_ms();
+    double burst = (double)gw->cfg.msgs_burst;
+    c->tokens += (double)(now - c->tokens_ms) * (double)gw->cfg.msgs_per_sec / 1000.0;
+    if (c->tokens > burst) c->tokens = burst;
+    c->tokens_ms = now;
+    if (c->tokens >= 1.0) {
+        c->tokens -= 1.0;
+        return true;
+    }
+    if (now - c->limited_ms >= 1000) {
+        c->limited_ms = now;
+        gw_conn_send_error(c, "RATE_LIMITED", "too many messages per second; dropped", NULL);
+    } else {
+        gw_count_error(gw, "RATE_LIMITED");
+    }
+    return false;
+}
+
+static void handle_lock(gw_conn_t *c, gw_sub_t *target, const px_msg_t *m) {
+    gw_ctx_t *gw = c->gw;
+    if (!gw_kafka_writable(gw)) {
+        gw_conn_send_error(c, "UNAVAILABLE", "Kafka is unreachable; retry later", m->request_id);
+        return;
+    }
+    if (m->type == PX_MSG_UNLOCK) {
+        if (publish_lock(c, target, PX_LOCK_UNLOCK, m->field, NULL)) {
+            gw_conn_send_error(c, "UNAVAILABLE", "cannot publish to Kafka", m->request_id);
+            return;
+        }
+        gw_held_del(target, m->field);
+        return;
+    }
+    const char *ecode = NULL;
+    gw_pending_t *p = gw_locks_add(gw, c, &target->ent->key, m->field, m->request_id, &ecode);
+    if (!p) {
+        gw_conn_send_error(c, ecode, "too many LOCKs awaiting their outcome", m->request_id);
+        return;
+    }
+    if (publish_lock(c, target, PX_LOCK_LOCK, m->field, p->rid)) {
+        gw_locks_drop(gw, p);
+        gw_conn_send_error(c, "UNAVAILABLE", "cannot publish to Kafka", m->request_id);
+    }
 }
 
 static void handle_message(gw_conn_t *c, const char *buf, size_t len) {
@@ -117,17 +272,14 @@ static void handle_message(gw_conn_t *c, const char *buf, size_t len) {
     const char *code = NULL;
     char err[256];
     px_counter_add(gw->m_msgs_in, 1);
+    if (!rate_ok(c)) return;
     if (px_proto_parse(buf, len, &m, &code, err, sizeof err)) {
-        gw_conn_send_error(c, code ? code : "BAD_JSON", err, NULL);
+        gw_conn_send_error(c, code ? code : "BAD_JSON", err, m.request_id);
         return;
     }
+    px_counter_add(gw->m_in_type[m.type], 1);
     if (m.tenant[0] && strcmp(m.tenant, c->who.tenant) != 0) {
         gw_conn_send_error(c, "FORBIDDEN", "tenant does not match the token", m.request_id);
-        return;
-    }
-    if (m.type == PX_MSG_LOCK || m.type == PX_MSG_UNLOCK) {
-        gw_conn_send_error(c, "UNSUPPORTED", "locks are not served by this gateway version",
-                           m.request_id);
         return;
     }
     px_key_t key;
@@ -152,15 +304,31 @@ static void handle_message(gw_conn_t *c, const char *buf, size_t len) {
             gw_conn_send_error(c, "BAD_FIELD", "SUB needs entity and id", m.request_id);
             return;
         }
+        if (!target && !gw_kafka_writable(gw)) {
+            gw_conn_send_error(c, "UNAVAILABLE", "Kafka is unreachable; retry later", m.request_id);
+            return;
+        }
         if (m.tab_id[0] && !c->subs) memcpy(c->tab_id, m.tab_id, sizeof c->tab_id);
         const char *ecode = NULL;
+        bool created = !target;
         gw_sub_t *s = target ? target : gw_subs_add(gw, c, &key, &ecode);
         if (!s) {
-            gw_conn_send_error(c, ecode, "subscription refused", m.request_id);
+            gw_conn_send_error(c, ecode, ecode && strcmp(ecode, "TOO_MANY_SUBSCRIPTIONS") == 0
+                                             ? "subscription limit of the connection reached"
+                                             : "subscription refused",
+                               m.request_id);
             return;
         }
         apply_hb_fields(s, &m);
-        if (publish(c, s, PX_PRES_SUB, &m) == 0) gw_redis_refresh(gw, s->ent);
+        if (publish(c, s, PX_PRES_SUB, &m)) {
+            if (created) gw_subs_remove(gw, s);
+            return;
+        }
+        if (!gw_redis_readable(gw))
+            gw_conn_send_error(c, "UNAVAILABLE", "Redis is unreachable: presence follows when it is back",
+                               m.request_id);
+        else
+            gw_redis_refresh(gw, s->ent);
         return;
     }
     case PX_MSG_HB:
@@ -185,8 +353,17 @@ static void handle_message(gw_conn_t *c, const char *buf, size_t len) {
                                m.request_id);
             return;
         }
-        publish(c, target, PX_PRES_UNSUB, &m);
+        if (publish(c, target, PX_PRES_UNSUB, &m)) return;
+        release_locks(c, target);
         gw_subs_remove(gw, target);
+        return;
+    case PX_MSG_LOCK:
+    case PX_MSG_UNLOCK:
+        if (!target) {
+            gw_conn_send_error(c, "NOT_SUBSCRIBED", "LOCK/UNLOCK for an entity not subscribed", m.request_id);
+            return;
+        }
+        handle_lock(c, target, &m);
         return;
     default:
         return;
@@ -202,7 +379,9 @@ static int conn_open(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss) {
     pss->is_ws = true;
     c->wsi = wsi;
     c->gw = gw;
-    px_buf_init(&c->rx, PX_PROTO_MAX_MSG);
+    px_buf_init(&c->rx, (size_t)gw->cfg.max_msg_bytes);
+    c->tokens = (double)gw->cfg.msgs_burst;
+    c->tokens_ms = px_now_ms();
     gw->n_conns++;
     px_gauge_set(gw->m_conns, gw->n_conns);
     snprintf(c->tab_id, sizeof c->tab_id, "%.100s-%llu", gw->cfg.gateway_id,
@@ -254,12 +433,14 @@ refuse:
 
 static void conn_close(gw_ctx_t *gw, gw_pss_t *pss) {
     gw_conn_t *c = &pss->conn;
+    gw_locks_conn_closed(gw, c);
+    conn_free_queue(c);
     while (c->subs) {
         gw_sub_t *s = c->subs;
+        release_locks(c, s);
         publish(c, s, PX_PRES_UNSUB, NULL);
         gw_subs_remove(gw, s);
     }
-    conn_free_queue(c);
     px_buf_term(&c->rx);
     gw->n_conns--;
     px_gauge_set(gw->m_conns, gw->n_conns);
@@ -291,12 +472,22 @@ static int conn_send_close(gw_pss_t *pss, uint16_t code) {
 static int conn_writeable(gw_pss_t *pss) {
     gw_conn_t *c = &pss->conn;
     if (pss->close_sent) return 0;
-    if (c->closing && !pss->close_after_flush) return conn_send_close(pss, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    /* a stuck client is closed at once: its queue is what is stuck */
+    if (c->closing && !pss->close_after_flush) return conn_send_close(pss, c->close_code);
     gw_out_t *o = c->out_head;
-    if (!o) return pss->close_after_flush ? conn_send_close(pss, pss->close_code) : 0;
+    while (o && o->dead) { /* superseded PRESENCEs: their bytes were already uncounted */
+        c->out_head = o->next;
+        free(o);
+        o = c->out_head;
+    }
+    if (!o) {
+        c->out_tail = NULL;
+        return pss->close_after_flush ? conn_send_close(pss, pss->close_code) : 0;
+    }
     c->out_head = o->next;
     if (!c->out_head) c->out_tail = NULL;
     c->out_bytes -= o->len;
+    if (o->sub) o->sub->presence = NULL;
     int n = lws_write(c->wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
     free(o);
     if (n < 0) return -1;
@@ -307,56 +498,81 @@ static int conn_writeable(gw_pss_t *pss) {
 
 static void conn_receive(gw_pss_t *pss, struct lws *wsi, const void *in, size_t len) {
     gw_conn_t *c = &pss->conn;
-    if (pss->close_after_flush) return; /* refused: ignore input */
+    if (pss->close_after_flush || c->closing) return; /* refused or closing: ignore input */
     bool final = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
     if (lws_frame_is_binary(wsi)) c->rx_binary = true;
-    else if (!c->rx_overflow && px_buf_append(&c->rx, in, len)) c->rx_overflow = true;
+    else if (px_buf_append(&c->rx, in, len)) {
+        /* Too large: answer and close (1009) at once rather than read the
+         * rest for nothing (it may be megabytes, and lws 4.1 can stall on
+         * the tail of a large deflated message). */
+        gw_conn_send_error(c, "TOO_LARGE", "message exceeds limits.message_bytes; closing", NULL);
+        pss->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+        pss->close_after_flush = true;
+        lws_callback_on_writable(wsi);
+        return;
+    }
     if (!final) return;
-    if (c->rx_binary) gw_conn_send_error(c, "BAD_FRAME", "binary frames are not accepted", NULL);
-    else if (c->rx_overflow) gw_conn_send_error(c, "TOO_LARGE", "message exceeds the size limit", NULL);
-    else handle_message(c, c->rx.data ? c->rx.data : "", c->rx.len);
-    px_buf_reset(&c->rx);
-    c->rx_binary = c->rx_overflow = false;
+    if (c->rx_binary) {
+        if (rate_ok(c)) gw_conn_send_error(c, "BAD_FRAME", "binary frames are not accepted", NULL);
+    } else {
+        handle_message(c, c->rx.data ? c->rx.data : "", c->rx.len);
+    }
+    /* idle connections are most of them: keep no large buffer around */
+    if (c->rx.alloc > 512) px_buf_term(&c->rx);
+    else px_buf_reset(&c->rx);
+    c->rx_binary = false;
 }
 
 /* ---- HTTP -------------------------------------------------------------- */
 
-static int http_reply(struct lws *wsi, gw_pss_t *pss, unsigned status, const char *ctype,
-                      const char *body, size_t len) {
-    unsigned char hdr[LWS_PRE + 1024], *start = &hdr[LWS_PRE], *p = start,
-                                        *end = &hdr[sizeof hdr - 1];
+int gw_http_reply(gw_http_t *h, unsigned status, const char *ctype, const char *body, size_t len) {
     static const char zeros[LWS_PRE];
-    px_buf_init(&pss->http_body, LWS_PRE + 8u * 1024 * 1024);
-    if (px_buf_append(&pss->http_body, zeros, LWS_PRE) ||
-        px_buf_append(&pss->http_body, body, len))
-        return -1;
-    if (lws_add_http_common_headers(wsi, status, ctype, (lws_filepos_t)len, &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    lws_callback_on_writable(wsi);
+    if (h->answered || !h->wsi) return -1;
+    px_buf_term(&h->resp);
+    px_buf_init(&h->resp, LWS_PRE + 8u * 1024 * 1024);
+    if (px_buf_append(&h->resp, zeros, LWS_PRE) || px_buf_append(&h->resp, body, len)) return -1;
+    h->status = status;
+    h->ctype = ctype;
+    h->staged = true;
+    h->answered = true;
+    lws_callback_on_writable(h->wsi);
     return 0;
 }
 
-static int http_route(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss, const char *path) {
+int gw_http_error(gw_ctx_t *gw, gw_http_t *h, unsigned status, const char *code, const char *msg) {
+    px_buf_t b;
+    px_buf_init(&b, 2048);
+    gw_count_error(gw, code);
+    int rc = px_buf_puts(&b, "{\"success\":false,\"error\":{\"code\":");
+    if (!rc) rc = px_proto_write_string(&b, code);
+    if (!rc) rc = px_buf_puts(&b, ",\"message\":");
+    if (!rc) rc = px_proto_write_string(&b, msg);
+    if (!rc) rc = px_buf_puts(&b, "}}");
+    rc = rc ? -1 : gw_http_reply(h, status, "application/json", b.data, b.len);
+    px_buf_term(&b);
+    return rc;
+}
+
+static int http_route(gw_ctx_t *gw, struct lws *wsi, gw_http_t *h, const char *path) {
     char file[PX_CONF_STR_MAX + 64];
-    if (strcmp(path, "/healthz") == 0) return http_reply(wsi, pss, 200, "text/plain", "ok\n", 3);
+    if (strcmp(path, "/healthz") == 0) return gw_http_reply(h, 200, "text/plain", "ok\n", 3);
     if (strcmp(path, "/readyz") == 0) {
         char body[256];
-        bool ready = gw->kafka_up && gw->rcmd_up && gw->rsub_up;
+        bool kafka = gw_kafka_writable(gw), redis = gw->rcmd_up && gw->rsub_up;
+        bool ready = kafka && redis;
         int n = snprintf(body, sizeof body, "%s kafka=%s redis=%s\n", ready ? "ready" : "not-ready",
-                         gw->kafka_up ? "up" : "down", gw->rcmd_up && gw->rsub_up ? "up" : "down");
-        return http_reply(wsi, pss, ready ? 200 : 503, "text/plain", body, (size_t)n);
+                         kafka ? "up" : "down", redis ? "up" : "down");
+        return gw_http_reply(h, ready ? 200 : 503, "text/plain", body, (size_t)n);
     }
     if (strcmp(path, "/metrics") == 0) {
         px_buf_t b;
         px_buf_init(&b, 4u * 1024 * 1024);
         int rc = px_metrics_render(gw->metrics, &b);
-        rc = rc ? -1 : http_reply(wsi, pss, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
+        rc = rc ? -1 : gw_http_reply(h, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
         px_buf_term(&b);
         return rc;
     }
+    if (strncmp(path, "/api/", 5) == 0) return gw_rest_begin(gw, h);
     const char *name = NULL, *ctype = NULL;
     if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
         name = "index.html";
@@ -371,17 +587,74 @@ static int http_route(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss, const char *
         if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) return -1;
         return 0;
     }
-    static const char nf[] = "{\"success\":false,\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no such route\"}}";
-    return http_reply(wsi, pss, 404, "application/json", nf, sizeof nf - 1);
+    return gw_http_error(gw, h, 404, "NOT_FOUND", "no such route");
 }
 
-static int http_writeable(struct lws *wsi, gw_pss_t *pss) {
-    if (!pss->http_body.data) return 0;
-    int n = lws_write(wsi, (unsigned char *)pss->http_body.data + LWS_PRE,
-                      pss->http_body.len - LWS_PRE, LWS_WRITE_HTTP_FINAL);
-    px_buf_term(&pss->http_body);
+/* Headers in one callback, the body in the next (one lws_write each). */
+static int http_writeable(struct lws *wsi, gw_http_t *h) {
+    if (!h->staged) return 0;
+    if (!h->hdr_sent) {
+        unsigned char hdr[LWS_PRE + 1024], *start = &hdr[LWS_PRE], *p = start, *end = &hdr[sizeof hdr - 1];
+        size_t len = h->resp.len - LWS_PRE;
+        if (lws_add_http_common_headers(wsi, h->status, h->ctype, (lws_filepos_t)len, &p, end) ||
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (const unsigned char *)"no-store", 8,
+                                         &p, end) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        h->hdr_sent = true;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    int n = lws_write(wsi, (unsigned char *)h->resp.data + LWS_PRE, h->resp.len - LWS_PRE, LWS_WRITE_HTTP_FINAL);
+    px_buf_term(&h->resp);
+    px_buf_term(&h->req);
+    h->staged = h->hdr_sent = false;
     if (n < 0) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static void http_done(gw_pss_t *pss) {
+    if (!pss || !pss->is_http) return;
+    gw_rest_closed(&pss->http);
+    px_buf_term(&pss->http.resp);
+    px_buf_term(&pss->http.req);
+    pss->is_http = false;
+}
+
+static int http_begin(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss, const char *path) {
+    http_done(pss); /* a previous request on a kept-alive connection */
+    memset(pss, 0, sizeof *pss);
+    pss->is_http = true;
+    gw_http_t *h = &pss->http;
+    h->wsi = wsi;
+    snprintf(h->path, sizeof h->path, "%s", path);
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0) h->method = GW_HTTP_GET;
+    else if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) h->method = GW_HTTP_POST;
+    else if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0) h->method = GW_HTTP_DELETE;
+    return http_route(gw, wsi, h, h->path);
+}
+
+/* Only origins in http.allowed_origins may open a WebSocket (a browser
+ * always sends Origin; a missing one is a non-browser client, which could
+ * send any value anyway, so it passes). Refused: 403 before the upgrade. */
+static int origin_ok(gw_ctx_t *gw, struct lws *wsi) {
+    char origin[512];
+    const char *list = gw->cfg.allowed_origins;
+    if (!list[0]) return 1;
+    int n = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+    if (n <= 0) return 1;
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        size_t l = (size_t)(e - p);
+        while (l && p[l - 1] == ' ') l--;
+        if (l && l == (size_t)n && memcmp(p, origin, l) == 0) return 1;
+        p = e;
+    }
+    gw_count_error(gw, "FORBIDDEN_ORIGIN");
+    PX_WARN(GW_COMP, "websocket origin refused", "origin=\"%.200s\"", origin);
+    return 0;
 }
 
 /* ---- the callback ------------------------------------------------------ */
@@ -392,15 +665,31 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     gw_pss_t *pss = user;
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        memset(pss, 0, sizeof *pss);
-        return http_route(gw, wsi, pss, in);
+        return http_begin(gw, wsi, pss, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        if (pss && pss->is_http) gw_rest_body(&pss->http, in, len);
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (pss && pss->is_http) return gw_rest_body_done(gw, &pss->http);
+        return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return http_writeable(wsi, pss);
+        if (pss && pss->is_http) return http_writeable(wsi, &pss->http);
+        break;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (pss && !pss->is_ws) px_buf_term(&pss->http_body);
+        if (pss && !pss->is_ws) http_done(pss);
         break;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (origin_ok(gw, wsi)) return 0;
+        lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+        return 1;
     case LWS_CALLBACK_ESTABLISHED:
+        http_done(pss);
+        /* lws 4.1's default 1 KiB inflate buffer can leave the tail of a
+         * larger inflated message undelivered until more input arrives;
+         * 2^13 holds any message we accept in one piece (no-op if the
+         * client did not negotiate permessage-deflate). */
+        if (gw->cfg.deflate) lws_set_extension_option(wsi, "permessage-deflate", "rx_buf_size", "13");
         return conn_open(gw, wsi, pss);
     case LWS_CALLBACK_RECEIVE:
         conn_receive(pss, wsi, in, len);
@@ -416,8 +705,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-static const struct lws_protocols protocols[] = {
-    {"presence", callback, sizeof(gw_pss_t), PX_PROTO_MAX_MSG, 0, NULL, 0},
+/* lws allocates rx_buffer_size of receive buffer per connection; a message
+ * larger than one chunk arrives in several RECEIVE callbacks and is
+ * reassembled in gw_conn_t.rx, so a small chunk keeps idle connections
+ * cheap (4.4 KB instead of 7.4 KB each, docs/benchmarks.md). But with
+ * permessage-deflate, lws 4.1 holds back the tail of an inflated message
+ * larger than one chunk until more bytes arrive on the socket, so when
+ * deflate is offered the chunk must hold the largest message accepted.
+ * gw_ws_start picks the size. */
+#define GW_RX_CHUNK 1024
+static struct lws_protocols protocols[] = {
+    {"presence", callback, sizeof(gw_pss_t), GW_RX_CHUNK, 0, NULL, 0}, /* rx size set at start */
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 static void lws_log_emit(int level, const char *line) {
@@ -440,10 +738,26 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     memset(&info, 0, sizeof info);
     info.port = (int)gw->cfg.http_port;
     info.iface = gw->cfg.http_host[0] ? gw->cfg.http_host : NULL;
+    protocols[0].rx_buffer_size = gw->cfg.deflate ? (size_t)gw->cfg.max_msg_bytes : GW_RX_CHUNK;
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_DISABLE_IPV6;
     info.foreign_loops = foreign;
+    static const struct lws_extension exts[] = {
+        {"permessage-deflate", lws_extension_callback_pm_deflate,
+         "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+        {NULL, NULL, NULL}};
+    if (gw->cfg.deflate) info.extensions = exts;
+    /* A peer that vanished without a FIN (network loss) would hold its
+     * connection, subscriptions and locks forever: lws PINGs a connection
+     * silent for idle_ping_s and drops it when nothing (not even the PONG)
+     * came back in as long again. Browsers answer PINGs by themselves. */
+    static lws_retry_bo_t idle;
+    if (gw->cfg.idle_ping_s > 0) {
+        idle.secs_since_valid_ping = (uint16_t)gw->cfg.idle_ping_s;
+        idle.secs_since_valid_hangup = (uint16_t)(2 * gw->cfg.idle_ping_s);
+        info.retry_and_idle_policy = &idle;
+    }
     info.user = gw;
     info.pcontext = &gw->lws; /* lws clears it when the destroy completes */
     info.timeout_secs = 10;

@@ -25,6 +25,7 @@ static const px_opt_t gw_opts[] = {
     OPT("redis.port", PX_OPT_INT, "6379", "Redis port", redis_port, 1, 65535),
     OPT("topic.prefix", PX_OPT_STR, "", "prefix of every topic name", topic_prefix, 0, 0),
     OPT("topic.heartbeats", PX_OPT_STR, "presence.heartbeats", "presence topic", topic_heartbeats, 0, 0),
+    OPT("topic.locks", PX_OPT_STR, "presence.locks", "lock topic", topic_locks, 0, 0),
     OPT("auth.jwt_secret", PX_OPT_STR, "", "HS256 shared secret for access tokens", jwt_secret, 0, 0),
     OPT("auth.dev_mode", PX_OPT_BOOL, "false",
         "DEVELOPMENT ONLY: accept ?user=&name=&tenant= instead of a token", dev_mode, 0, 0),
@@ -37,6 +38,24 @@ static const px_opt_t gw_opts[] = {
         "bytes queued to one client before it is closed as too slow", max_out_bytes, 4096, 1 << 30),
     OPT("limits.connections", PX_OPT_INT, "100000", "WebSocket connections per process",
         max_connections, 1, 10000000),
+    OPT("limits.message_bytes", PX_OPT_INT, "4096", "largest client message (TOO_LARGE beyond)",
+        max_msg_bytes, 64, PX_PROTO_MAX_MSG),
+    OPT("limits.messages_per_second", PX_OPT_INT, "20", "messages one connection may send per second",
+        msgs_per_sec, 1, 1000000),
+    OPT("limits.messages_burst", PX_OPT_INT, "40", "messages one connection may send at once",
+        msgs_burst, 1, 1000000),
+    OPT("limits.rest_requests_per_minute", PX_OPT_INT, "600", "REST requests per minute per user",
+        rest_per_min, 1, 100000000),
+    OPT("limits.lock_timeout_ms", PX_OPT_INT, "5000", "a LOCK without outcome this long gets ERROR TIMEOUT",
+        lock_timeout_ms, 100, 600000),
+    OPT("limits.pending_locks_per_connection", PX_OPT_INT, "16", "LOCKs awaiting their outcome per connection",
+        max_pending_locks, 1, 10000),
+    OPT("http.allowed_origins", PX_OPT_STR, "",
+        "comma-separated Origins allowed to open a WebSocket (empty: any)", allowed_origins, 0, 0),
+    OPT("http.deflate", PX_OPT_BOOL, "true", "offer permessage-deflate", deflate, 0, 0),
+    OPT("limits.idle_ping_s", PX_OPT_INT, "30",
+        "PING a connection silent this long; close it if still silent as long again (0: never)", idle_ping_s, 0,
+        30000),
 };
 
 /* Shutdown starts inside the loop, as lws wants with a foreign loop: the
@@ -49,6 +68,7 @@ static void on_stop(void *arg) {
     gw->stopping = true;
     gw_ws_stop(gw);
     gw_redis_stop(gw);
+    gw_locks_stop(gw);
     gw_kafka_unwatch(gw);
     px_signal_uv_stop(gw->sig);
     gw->sig = NULL;
@@ -65,6 +85,27 @@ static void register_metrics(gw_ctx_t *gw) {
     gw->m_kafka_err = px_metrics_counter(m, "presence_gateway_kafka_errors_total", "Kafka produce and client errors", NULL);
     gw->m_redis_err = px_metrics_counter(m, "presence_gateway_redis_errors_total", "Redis errors and reconnects", NULL);
     gw->m_pushes = px_metrics_counter(m, "presence_gateway_pushes_total", "PRESENCE fan-outs", NULL);
+    for (int t = 0; t < PX_MSG__COUNT; t++) {
+        char label[32];
+        snprintf(label, sizeof label, "type=\"%s\"", px_msg_type_name((px_msg_type_t)t));
+        gw->m_in_type[t] = px_metrics_counter(m, "presence_gateway_messages_in_by_type_total",
+                                              "valid client messages by type", label);
+    }
+    gw->m_out_presence = px_metrics_counter(m, "presence_gateway_messages_out_by_type_total",
+                                            "server messages queued by type", "type=\"PRESENCE\"");
+    gw->m_out_lock_ack = px_metrics_counter(m, "presence_gateway_messages_out_by_type_total",
+                                            "server messages queued by type", "type=\"LOCK_ACK\"");
+    gw->m_out_error = px_metrics_counter(m, "presence_gateway_messages_out_by_type_total",
+                                         "server messages queued by type", "type=\"ERROR\"");
+    gw->m_coalesced = px_metrics_counter(m, "presence_gateway_presence_coalesced_total",
+                                         "queued PRESENCE replaced by a newer one (slow readers)", NULL);
+    gw->m_rest = px_metrics_counter(m, "presence_gateway_rest_requests_total", "REST requests", NULL);
+    static const double lat[] = {0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+    gw->m_push_latency = px_metrics_histogram(m, "presence_gateway_push_latency_seconds",
+                                              "change notification to PRESENCE queued", NULL, lat,
+                                              sizeof lat / sizeof lat[0]);
+    gw->m_lock_latency = px_metrics_histogram(m, "presence_gateway_lock_ack_latency_seconds",
+                                              "LOCK received to LOCK_ACK queued", NULL, lat, sizeof lat / sizeof lat[0]);
 }
 
 int main(int argc, char **argv) {
@@ -107,7 +148,8 @@ int main(int argc, char **argv) {
         goto out;
     }
     register_metrics(gw);
-    if (gw_subs_init(gw, 4096) || gw_redis_start(gw) || gw_kafka_start(gw, errstr, sizeof errstr) ||
+    if (gw_subs_init(gw, 4096) || gw_locks_init(gw, 4096) || gw_rest_init(gw) || gw_redis_start(gw) ||
+        gw_kafka_start(gw, errstr, sizeof errstr) ||
         gw_ws_start(gw, errstr, sizeof errstr) ||
         px_signal_uv_start(&loop, on_stop, gw, &gw->sig)) {
         PX_ERROR(GW_COMP, "start-up failed", "err=\"%s\"", errstr);
@@ -125,6 +167,8 @@ int main(int argc, char **argv) {
     if (uv_loop_close(&loop)) PX_WARN(GW_COMP, "loop closed with handles open", NULL);
 out:
     gw_redis_term(gw);
+    gw_locks_term(gw);
+    gw_rest_term(gw);
     gw_subs_term(gw);
     px_buf_term(&gw->scratch);
     px_avro_free(gw->avro);

@@ -1,0 +1,520 @@
+/*
+ * px_bench_gw.c - load generator for presence-gateway: many idle WebSocket
+ * connections with heartbeats, and LOCK -> LOCK_ACK latency through Kafka
+ * and the processor at a set rate.
+ *
+ *   px_bench_gw --port P --secret S [--conns N] [--sources K] [--entities E]
+ *               [--lockers L] [--lock-rate R] [--duration D] [--hb-s 30]
+ *               [--gw-pid PID] [--tenant T]
+ *
+ * One thread, epoll, raw sockets and a minimal RFC 6455 client (masked
+ * text frames out; unmasked frames in, no extensions), so the generator
+ * costs little next to the gateway. Connections come from K loopback
+ * source addresses (127.0.0.1 .. 127.0.0.K) so that more than one
+ * address's worth of ephemeral ports can be used. Each connection is user
+ * u<i> (an HS256 token minted with libjwt) and subscribes to entity
+ * bench:order:e<i % E>; every connection heartbeats every --hb-s seconds,
+ * spread evenly. Then, for --duration seconds, the first L connections
+ * send LOCKs at --lock-rate per second in total (one outstanding per
+ * connection, each on its own field), each answered LOCK_ACK followed at
+ * once by an UNLOCK, and the LOCK -> LOCK_ACK times are reported as
+ * percentiles. With --gw-pid, the gateway's VmRSS is read before the
+ * connections open and once they are all subscribed and idle.
+ *
+ * Limits: no TLS, no permessage-deflate, frames up to 64 KiB, one
+ * process (so at most RLIMIT_NOFILE connections).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jwt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { ST_CONNECTING = 0, ST_HANDSHAKE, ST_OPEN, ST_DEAD };
+
+typedef struct conn {
+    int fd;
+    int st;
+    bool subscribed;
+    bool lock_out; /* a LOCK awaits its ACK */
+    bool echo_out; /* a baseline probe awaits its ERROR */
+    int64_t lock_sent_ns;
+    uint32_t lock_seq;
+    char *rbuf;
+    size_t rlen, rcap;
+} conn_t;
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct {
+    const char *host, *secret, *tenant;
+    int port, conns, sources, entities, lockers, gw_pid;
+    double lock_rate, duration, hb_s;
+} opt = {.host = "127.0.0.1", .tenant = "bench", .port = 8080, .conns = 1000, .sources = 1, .lockers = 100,
+         .lock_rate = 1000, .duration = 10, .hb_s = 30};
+
+static conn_t *cs;
+static int ep;
+typedef struct series {
+    int64_t *v; /* ns */
+    size_t n, cap;
+} series_t;
+static series_t lat, echo; /* LOCK -> LOCK_ACK; baseline probe -> ERROR */
+
+static void series_add(series_t *s, int64_t d) {
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 65536;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+    }
+    s->v[s->n++] = d;
+}
+static uint64_t n_opened, n_subscribed, n_failed, n_acks, n_denied, n_errors, n_timeouts, n_locks_sent,
+    n_hb_sent, n_unlocks, n_closed;
+
+static long rss_kb(int pid) {
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
+static char *mint(int i) {
+    jwt_t *j = NULL;
+    char sub[32];
+    snprintf(sub, sizeof sub, "u%d", i);
+    if (jwt_new(&j)) return NULL;
+    jwt_add_grant(j, "sub", sub);
+    jwt_add_grant(j, "tenant", opt.tenant);
+    jwt_add_grant(j, "name", sub);
+    jwt_add_grant_int(j, "exp", (long)time(NULL) + 24 * 3600);
+    jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)opt.secret, (int)strlen(opt.secret));
+    char *t = jwt_encode_str(j);
+    jwt_free(j);
+    return t;
+}
+
+static void kill_conn(conn_t *c) {
+    if (c->st == ST_DEAD) return;
+    if (c->st == ST_OPEN) n_closed++;
+    else n_failed++;
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->st = ST_DEAD;
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rlen = c->rcap = 0;
+}
+
+/* Write all of buf (small messages: a full socket buffer is a failure). */
+static int send_all(conn_t *c, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            kill_conn(c);
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int send_text(conn_t *c, const char *text) {
+    unsigned char frame[16 + 1024];
+    size_t n = strlen(text), h = 0;
+    if (n > 1024) return -1;
+    frame[h++] = 0x81;
+    if (n < 126) frame[h++] = (unsigned char)(0x80 | n);
+    else {
+        frame[h++] = 0x80 | 126;
+        frame[h++] = (unsigned char)(n >> 8);
+        frame[h++] = (unsigned char)n;
+    }
+    static const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    memcpy(frame + h, mask, 4);
+    h += 4;
+    for (size_t i = 0; i < n; i++) frame[h + i] = (unsigned char)text[i] ^ mask[i & 3];
+    return send_all(c, frame, h + n);
+}
+
+static void on_text(conn_t *c, const char *msg, size_t len) {
+    int idx = (int)(c - cs);
+    if (len > 20 && memmem(msg, len, "\"type\":\"PRESENCE\"", 17)) {
+        if (!c->subscribed) {
+            c->subscribed = true;
+            n_subscribed++;
+        }
+    } else if (memmem(msg, len, "\"type\":\"LOCK_ACK\"", 17)) {
+        if (c->lock_out) {
+            series_add(&lat, now_ns() - c->lock_sent_ns);
+            c->lock_out = false;
+        }
+        n_acks++;
+        if (memmem(msg, len, "\"success\":false", 15)) n_denied++;
+        char m[128];
+        snprintf(m, sizeof m, "{\"type\":\"UNLOCK\",\"field\":\"f%d\"}", idx);
+        if (send_text(c, m) == 0) n_unlocks++;
+    } else if (c->echo_out && memmem(msg, len, "\"code\":\"BAD_FIELD\"", 18)) {
+        series_add(&echo, now_ns() - c->lock_sent_ns);
+        c->echo_out = false;
+    } else if (memmem(msg, len, "\"type\":\"ERROR\"", 14)) {
+        n_errors++;
+        if (memmem(msg, len, "TIMEOUT", 7)) {
+            n_timeouts++;
+            c->lock_out = false;
+        }
+        if (n_errors <= 5) fprintf(stderr, "bench: ERROR from gateway: %.*s\n", (int)len, msg);
+    }
+}
+
+/* Parse complete frames in c->rbuf. */
+static void on_frames(conn_t *c) {
+    size_t i = 0;
+    while (c->st == ST_OPEN && c->rlen - i >= 2) {
+        const unsigned char *b = (const unsigned char *)c->rbuf + i;
+        size_t n = b[1] & 0x7f, h = 2;
+        if (n == 126) {
+            if (c->rlen - i < 4) break;
+            n = ((size_t)b[2] << 8) | b[3];
+            h = 4;
+        } else if (n == 127) {
+            if (c->rlen - i < 10) break;
+            n = 0;
+            for (int k = 0; k < 8; k++) n = (n << 8) | b[2 + k];
+            h = 10;
+        }
+        if (c->rlen - i < h + n) break;
+        int op = b[0] & 0x0f;
+        if (op == 1) on_text(c, (const char *)b + h, n);
+        else if (op == 8) {
+            kill_conn(c);
+            return;
+        } else if (op == 9) { /* ping -> pong */
+            unsigned char pong[6] = {0x8a, 0x80, 0, 0, 0, 0};
+            send_all(c, pong, sizeof pong);
+        }
+        i += h + n;
+    }
+    if (c->st != ST_OPEN) return;
+    memmove(c->rbuf, c->rbuf + i, c->rlen - i);
+    c->rlen -= i;
+}
+
+static void on_readable(conn_t *c) {
+    for (;;) {
+        if (c->rcap - c->rlen < 4096) {
+            size_t nc = c->rcap ? c->rcap * 2 : 8192;
+            if (nc > (1u << 20)) { /* a frame this large is not ours */
+                kill_conn(c);
+                return;
+            }
+            c->rbuf = realloc(c->rbuf, nc);
+            c->rcap = nc;
+        }
+        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            kill_conn(c);
+            return;
+        }
+        c->rlen += (size_t)n;
+    }
+    if (c->st == ST_HANDSHAKE) {
+        char *end = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
+        if (!end) return;
+        if (c->rlen < 12 || memcmp(c->rbuf, "HTTP/1.1 101", 12) != 0) {
+            kill_conn(c);
+            return;
+        }
+        size_t hl = (size_t)(end - c->rbuf) + 4;
+        memmove(c->rbuf, c->rbuf + hl, c->rlen - hl);
+        c->rlen -= hl;
+        c->st = ST_OPEN;
+        n_opened++;
+        int idx = (int)(c - cs);
+        char m[256];
+        snprintf(m, sizeof m, "{\"type\":\"SUB\",\"entity\":\"order\",\"id\":\"e%d\",\"tab_id\":\"t%d\"}",
+                 idx % opt.entities, idx);
+        if (send_text(c, m)) return;
+    }
+    if (c->st == ST_OPEN) on_frames(c);
+    /* keep idle connections cheap: drop an empty receive buffer */
+    if (c->st == ST_OPEN && c->rlen == 0 && c->rbuf) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+}
+
+static void on_connected(conn_t *c) {
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) {
+        if (n_failed < 5) fprintf(stderr, "bench: connect: %s\n", strerror(err));
+        kill_conn(c);
+        return;
+    }
+    int idx = (int)(c - cs);
+    char *tok = mint(idx);
+    if (!tok) {
+        kill_conn(c);
+        return;
+    }
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "GET /ws/presence?access_token=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     tok, opt.host, opt.port);
+    free(tok);
+    c->st = ST_HANDSHAKE;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    send_all(c, req, (size_t)n);
+}
+
+static int open_conn(int idx) {
+    conn_t *c = &cs[idx];
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (c->fd < 0) {
+        c->st = ST_DEAD;
+        n_failed++;
+        return -1;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(idx % opt.sources));
+    if (bind(c->fd, (struct sockaddr *)&src, sizeof src)) {
+        close(c->fd);
+        c->st = ST_DEAD;
+        n_failed++;
+        return -1;
+    }
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    inet_pton(AF_INET, opt.host, &dst.sin_addr);
+    if (connect(c->fd, (struct sockaddr *)&dst, sizeof dst) && errno != EINPROGRESS) {
+        close(c->fd);
+        c->st = ST_DEAD;
+        n_failed++;
+        return -1;
+    }
+    c->st = ST_CONNECTING;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+    epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+    return 0;
+}
+
+static void poll_once(int timeout_ms) {
+    struct epoll_event evs[512];
+    int n = epoll_wait(ep, evs, 512, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        conn_t *c = evs[i].data.ptr;
+        if (c->st == ST_DEAD) continue;
+        if (c->st == ST_CONNECTING) on_connected(c);
+        else on_readable(c);
+    }
+}
+
+/* Heartbeats: a cursor walks the connections so each gets one per hb_s. */
+static double hb_cursor;
+static void heartbeats(double dt_s) {
+    hb_cursor += (double)opt.conns * dt_s / opt.hb_s;
+    while (hb_cursor >= 1.0) {
+        static int next;
+        conn_t *c = &cs[next];
+        next = (next + 1) % opt.conns;
+        hb_cursor -= 1.0;
+        if (c->st == ST_OPEN && c->subscribed && send_text(c, "{\"type\":\"HB\"}") == 0) n_hb_sent++;
+    }
+}
+
+static int cmp64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const series_t *s, double p) {
+    if (!s->n) return 0;
+    size_t i = (size_t)(p / 100.0 * (double)(s->n - 1) + 0.5);
+    return (double)s->v[i] / 1e6;
+}
+
+/* Send `rate` probes per second for `secs` over the first L connections,
+ * one outstanding per connection: LOCKs (lock) or, as the baseline, a
+ * message the gateway refuses at once (BAD_FIELD), which measures the
+ * WebSocket round trip through the gateway without Kafka and processor. */
+static int64_t last;
+static double run_phase(bool lock, double rate, double secs) {
+    int64_t ls = now_ns(), lend = ls + (int64_t)(secs * 1e9);
+    double due = 0;
+    int lk = 0;
+    uint64_t sent = 0;
+    last = ls;
+    while (opt.lockers > 0 && rate > 0 && now_ns() < lend) {
+        poll_once(1);
+        int64_t t = now_ns();
+        heartbeats((double)(t - last) / 1e9);
+        due += rate * (double)(t - last) / 1e9;
+        last = t;
+        for (int tries = 0; due >= 1.0 && tries < opt.lockers; tries++) {
+            conn_t *c = &cs[lk];
+            int idx = lk;
+            lk = (lk + 1) % opt.lockers;
+            if (c->st != ST_OPEN || !c->subscribed || c->lock_out || c->echo_out) continue;
+            char m[160];
+            if (lock)
+                snprintf(m, sizeof m, "{\"type\":\"LOCK\",\"field\":\"f%d\",\"request_id\":\"b%u\"}", idx,
+                         ++c->lock_seq);
+            else
+                snprintf(m, sizeof m, "{\"type\":\"HB\",\"mode\":\"probe\"}");
+            c->lock_sent_ns = now_ns();
+            if (send_text(c, m)) continue;
+            if (lock) {
+                c->lock_out = true;
+                n_locks_sent++;
+            } else {
+                c->echo_out = true;
+            }
+            sent++;
+            due -= 1.0;
+        }
+        if (due > rate) due = rate; /* do not build an unbounded backlog */
+    }
+    int64_t drain_end = now_ns() + 3000000000LL; /* the last answers */
+    while (now_ns() < drain_end) poll_once(5);
+    return (double)sent / secs;
+}
+
+int main(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"host", 1, 0, 'h'},    {"port", 1, 0, 'p'},     {"secret", 1, 0, 's'},   {"conns", 1, 0, 'n'},
+        {"sources", 1, 0, 'k'}, {"entities", 1, 0, 'e'}, {"lockers", 1, 0, 'l'},  {"lock-rate", 1, 0, 'r'},
+        {"duration", 1, 0, 'd'}, {"hb-s", 1, 0, 'b'},    {"gw-pid", 1, 0, 'g'},   {"tenant", 1, 0, 't'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'h': opt.host = optarg; break;
+        case 'p': opt.port = atoi(optarg); break;
+        case 's': opt.secret = optarg; break;
+        case 'n': opt.conns = atoi(optarg); break;
+        case 'k': opt.sources = atoi(optarg); break;
+        case 'e': opt.entities = atoi(optarg); break;
+        case 'l': opt.lockers = atoi(optarg); break;
+        case 'r': opt.lock_rate = atof(optarg); break;
+        case 'd': opt.duration = atof(optarg); break;
+        case 'b': opt.hb_s = atof(optarg); break;
+        case 'g': opt.gw_pid = atoi(optarg); break;
+        case 't': opt.tenant = optarg; break;
+        default: fprintf(stderr, "usage: see the header of bench/px_bench_gw.c\n"); return 2;
+        }
+    }
+    if (!opt.secret || opt.conns < 1 || opt.sources < 1 || opt.hb_s <= 0) {
+        fprintf(stderr, "px_bench_gw: --secret is required; --conns, --sources, --hb-s must be positive\n");
+        return 2;
+    }
+    if (!opt.entities) opt.entities = opt.conns > 1 ? opt.conns / 2 : 1;
+    if (opt.lockers > opt.conns) opt.lockers = opt.conns;
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if ((rlim_t)opt.conns + 16 > rl.rlim_cur) {
+        fprintf(stderr, "px_bench_gw: %d connections need more than RLIMIT_NOFILE=%llu\n", opt.conns,
+                (unsigned long long)rl.rlim_cur);
+        return 2;
+    }
+    cs = calloc((size_t)opt.conns, sizeof *cs);
+    ep = epoll_create1(0);
+    long rss0 = opt.gw_pid ? rss_kb(opt.gw_pid) : -1;
+
+    /* 1. open, at most 500 handshakes in flight */
+    int64_t t0 = now_ns();
+    last = t0;
+    int next = 0;
+    while ((n_subscribed + n_failed + n_closed) < (uint64_t)opt.conns) {
+        int inflight = next - (int)(n_subscribed + n_failed + n_closed);
+        while (next < opt.conns && inflight < 500) {
+            open_conn(next++);
+            inflight++;
+        }
+        poll_once(5);
+        int64_t t = now_ns();
+        heartbeats((double)(t - last) / 1e9);
+        last = t;
+        if (t - t0 > 300 * 1000000000LL) {
+            fprintf(stderr, "px_bench_gw: gave up opening after 300 s\n");
+            break;
+        }
+    }
+    double open_s = (double)(now_ns() - t0) / 1e9;
+    /* idle for 5 s (heartbeats only), then measure the gateway */
+    int64_t idle_end = now_ns() + 5000000000LL;
+    while (now_ns() < idle_end) {
+        poll_once(5);
+        int64_t t = now_ns();
+        heartbeats((double)(t - last) / 1e9);
+        last = t;
+    }
+    long rss1 = opt.gw_pid ? rss_kb(opt.gw_pid) : -1;
+
+    /* 2. baseline: the gateway's own round trip at the same rate; 3. LOCKs */
+    uint64_t acks0 = n_acks;
+    double echo_rate = run_phase(false, opt.lock_rate, opt.duration < 5 ? opt.duration : 5);
+    acks0 = n_acks;
+    double lock_rate = run_phase(true, opt.lock_rate, opt.duration);
+    double lock_s = opt.duration;
+    qsort(lat.v, lat.n, sizeof *lat.v, cmp64);
+    qsort(echo.v, echo.n, sizeof *echo.v, cmp64);
+    printf("connections: asked=%d opened=%llu subscribed=%llu failed=%llu closed_by_server=%llu open_s=%.1f\n",
+           opt.conns, (unsigned long long)n_opened, (unsigned long long)n_subscribed, (unsigned long long)n_failed,
+           (unsigned long long)n_closed, open_s);
+    if (opt.gw_pid)
+        printf("gateway_rss_kb: before=%ld after_idle=%ld per_connection_bytes=%.0f\n", rss0, rss1,
+               n_subscribed ? (double)(rss1 - rss0) * 1024.0 / (double)n_subscribed : 0.0);
+    printf("locks: sent=%llu acks=%llu denied=%llu timeouts=%llu errors=%llu unlocks=%llu rate_asked=%.0f/s "
+           "lock_rate=%.0f/s client_msgs=%.0f/s heartbeats=%llu\n",
+           (unsigned long long)n_locks_sent, (unsigned long long)(n_acks - acks0), (unsigned long long)n_denied,
+           (unsigned long long)n_timeouts, (unsigned long long)n_errors, (unsigned long long)n_unlocks,
+           opt.lock_rate, lock_rate, (double)(n_locks_sent + n_unlocks) / lock_s, (unsigned long long)n_hb_sent);
+    printf("lock_ack_ms: n=%zu p50=%.2f p90=%.2f p99=%.2f max=%.2f\n", lat.n, pct(&lat, 50), pct(&lat, 90),
+           pct(&lat, 99), lat.n ? (double)lat.v[lat.n - 1] / 1e6 : 0.0);
+    printf("baseline_gateway_roundtrip_ms: rate=%.0f/s n=%zu p50=%.2f p90=%.2f p99=%.2f max=%.2f\n", echo_rate,
+           echo.n, pct(&echo, 50), pct(&echo, 90), pct(&echo, 99), echo.n ? (double)echo.v[echo.n - 1] / 1e6 : 0.0);
+    for (int i = 0; i < opt.conns; i++) kill_conn(&cs[i]);
+    free(cs);
+    free(lat.v);
+    free(echo.v);
+    close(ep);
+    return 0;
+}

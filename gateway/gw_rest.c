@@ -1,0 +1,377 @@
+/*
+ * gw_rest.c - the REST routes, for clients that do not keep a WebSocket:
+ *
+ *   POST   /api/v1/presence/{type}/{id}/heartbeat   {"tab_id","mode","dirty"}
+ *   GET    /api/v1/presence/{type}/{id}/viewers     the viewers but the caller
+ *   DELETE /api/v1/presence/{type}/{id}/unregister  {"tab_id"}
+ *   GET    /api/v1/presence/{type}/{id}             the full state
+ *
+ * Success: {"success":true,"data":{...}}; every error has one shape,
+ * {"success":false,"error":{"code","message"}}, with its HTTP status
+ * (400 BAD_JSON/BAD_FIELD, 401 UNAUTHORIZED, 403 FORBIDDEN, 404 NOT_FOUND,
+ * 405 METHOD_NOT_ALLOWED, 413 TOO_LARGE, 429 RATE_LIMITED, 503 UNAVAILABLE).
+ * Identity from `Authorization: Bearer <JWT>` (gw_auth.c); an
+ * `X-SX-Tenant` header naming another tenant is refused. Writes go to
+ * Kafka as the WebSocket's do (refused while Kafka is down); reads come
+ * from Redis (refused while Redis is down), so heartbeats keep working
+ * without Redis.
+ *
+ * Rate limit: limits.rest_requests_per_minute per user (tenant + sub), a
+ * fixed window in a fixed table of GW_RATE_SLOTS slots with 8-way probing;
+ * when every probed slot is busy the oldest window is taken over, so
+ * memory stays bounded whatever the number of users.
+ *
+ * A GET's Redis read may outlive the request (the client leaves): the read
+ * owns its gw_rest_op_t and the request only points at it; whichever ends
+ * second frees it.
+ * Related: gw_ws.c (the HTTP plumbing), docs/protocol.md (REST section).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "gw.h"
+#include "px_log.h"
+#include "px_time.h"
+
+#define GW_RATE_SLOTS 65536
+#define GW_RATE_PROBE 8
+#define GW_REST_MAX_BODY 4096
+#define GW_API_PREFIX "/api/v1/presence/"
+
+typedef struct gw_rate {
+    char who[PX_KEY_PART_MAX + PX_ID_MAX + 2]; /* tenant:user; empty = free */
+    int64_t window_ms;                         /* start of the current minute window */
+    int64_t count;
+} gw_rate_t;
+
+enum { OP_VIEWERS = 1, OP_STATE };
+
+typedef struct gw_rest_op {
+    gw_http_t *h; /* NULL once the client went away */
+    int kind;
+    char user_id[PX_ID_MAX + 1];
+} gw_rest_op_t;
+
+int gw_rest_init(gw_ctx_t *gw) {
+    gw->rates = calloc(GW_RATE_SLOTS, sizeof *gw->rates);
+    if (!gw->rates) return PX_ENOMEM;
+    gw->n_rates = GW_RATE_SLOTS;
+    return 0;
+}
+
+void gw_rest_term(gw_ctx_t *gw) {
+    free(gw->rates);
+    gw->rates = NULL;
+    gw->n_rates = 0;
+}
+
+/* true if one more request of `who` fits in the current minute. */
+static bool rate_take(gw_ctx_t *gw, const gw_identity_t *id) {
+    char who[sizeof gw->rates[0].who];
+    int64_t now = px_now_ms();
+    snprintf(who, sizeof who, "%s:%s", id->tenant, id->user_id);
+    size_t base = gw_hash(who) % gw->n_rates;
+    gw_rate_t *slot = NULL, *oldest = NULL;
+    for (size_t i = 0; i < GW_RATE_PROBE; i++) {
+        gw_rate_t *r = &gw->rates[(base + i) % gw->n_rates];
+        if (strcmp(r->who, who) == 0) {
+            slot = r;
+            break;
+        }
+        if (!r->who[0] || now - r->window_ms >= 60000) { /* free or stale: reusable */
+            if (!slot) slot = r;
+            continue;
+        }
+        if (!oldest || r->window_ms < oldest->window_ms) oldest = r;
+    }
+    if (!slot) slot = oldest;
+    if (strcmp(slot->who, who) != 0) {
+        memcpy(slot->who, who, sizeof who);
+        slot->window_ms = now;
+        slot->count = 0;
+    }
+    if (now - slot->window_ms >= 60000) {
+        slot->window_ms = now;
+        slot->count = 0;
+    }
+    if (slot->count >= gw->cfg.rest_per_min) return false;
+    slot->count++;
+    return true;
+}
+
+/* The identity of the request, or an error reply (-2: replied). */
+static int authenticate(gw_ctx_t *gw, gw_http_t *h) {
+    char buf[2048], err[256];
+    int n = lws_hdr_copy(h->wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 7 && strncasecmp(buf, "Bearer ", 7) == 0) {
+        if (gw_auth_token(&gw->cfg, buf + 7, px_now_ms() / 1000, &h->who, err, sizeof err)) {
+            gw_http_error(gw, h, 401, "UNAUTHORIZED", err);
+            return -2;
+        }
+    } else if (gw->cfg.dev_mode && n <= 0) {
+        const char *v;
+        char a[256];
+        v = lws_get_urlarg_by_name(h->wsi, "user=", a, sizeof a);
+        snprintf(h->who.user_id, sizeof h->who.user_id, "%s", v && *v ? v : "dev");
+        v = lws_get_urlarg_by_name(h->wsi, "name=", a, sizeof a);
+        snprintf(h->who.user_name, sizeof h->who.user_name, "%s", v && *v ? v : h->who.user_id);
+        v = lws_get_urlarg_by_name(h->wsi, "tenant=", a, sizeof a);
+        snprintf(h->who.tenant, sizeof h->who.tenant, "%s", v && *v ? v : "dev");
+        if (!px_key_part_valid(h->who.user_id, strlen(h->who.user_id)) ||
+            !px_key_part_valid(h->who.tenant, strlen(h->who.tenant))) {
+            gw_http_error(gw, h, 401, "UNAUTHORIZED", "dev-mode user/tenant must be identifiers");
+            return -2;
+        }
+    } else {
+        gw_http_error(gw, h, 401, "UNAUTHORIZED", "Authorization: Bearer <token> required");
+        return -2;
+    }
+    n = lws_hdr_custom_copy(h->wsi, buf, sizeof buf, "x-sx-tenant:", 12);
+    if (n > 0 && strcmp(buf, h->who.tenant) != 0) {
+        gw_http_error(gw, h, 403, "FORBIDDEN", "X-SX-Tenant does not match the token's tenant");
+        return -2;
+    }
+    return 0;
+}
+
+/* Split ".../{type}/{id}[/{action}]" of h->path into key and action.
+ * 0, or an error reply (-2). */
+static int parse_path(gw_ctx_t *gw, gw_http_t *h, px_key_t *key, const char **action) {
+    char err[256], type[PX_KEY_PART_MAX + 2], id[PX_KEY_PART_MAX + 2];
+    if (strncmp(h->path, GW_API_PREFIX, sizeof GW_API_PREFIX - 1) != 0) {
+        gw_http_error(gw, h, 404, "NOT_FOUND", "no such route");
+        return -2;
+    }
+    const char *p = h->path + sizeof GW_API_PREFIX - 1;
+    const char *s1 = strchr(p, '/');
+    if (!s1 || (size_t)(s1 - p) >= sizeof type) goto notfound;
+    memcpy(type, p, (size_t)(s1 - p));
+    type[s1 - p] = '\0';
+    const char *q = s1 + 1, *s2 = strchr(q, '/');
+    size_t il = s2 ? (size_t)(s2 - q) : strlen(q);
+    if (il >= sizeof id) goto notfound;
+    memcpy(id, q, il);
+    id[il] = '\0';
+    *action = s2 ? s2 + 1 : "";
+    if (strchr(*action, '/')) goto notfound;
+    if (px_key_set(key, h->who.tenant, type, id, err, sizeof err)) {
+        gw_http_error(gw, h, 400, "BAD_FIELD", err);
+        return -2;
+    }
+    return 0;
+notfound:
+    gw_http_error(gw, h, 404, "NOT_FOUND", "no such route");
+    return -2;
+}
+
+/* ---- reads --------------------------------------------------------------- */
+
+/* The viewers route's body into b: every viewer but `self`. 0 or
+ * PX_ENOMEM (b's cap reached; b is then garbage). */
+static int write_viewers(px_buf_t *b, const px_presence_view_t *v, const char *self) {
+    int rc = px_buf_puts(b, "{\"success\":true,\"data\":{\"viewers\":[");
+    bool first = true;
+    for (size_t i = 0; !rc && i < v->n_viewers; i++) {
+        const px_viewer_t *w = &v->viewers[i];
+        if (strcmp(w->user_id, self) == 0) continue;
+        rc = px_buf_puts(b, first ? "{\"id\":" : ",{\"id\":");
+        first = false;
+        if (!rc) rc = px_proto_write_string(b, w->user_id);
+        if (!rc) rc = px_buf_puts(b, ",\"user_name\":");
+        if (!rc) rc = px_proto_write_string(b, w->name && w->name[0] ? w->name : w->user_id);
+        if (!rc)
+            rc = px_buf_printf(b, ",\"tabs\":%d,\"has_dirty_tab\":%s,\"mode\":\"%s\"}", w->tabs,
+                               w->has_dirty_tab ? "true" : "false", w->mode == PX_MODE_EDIT ? "edit" : "view");
+    }
+    if (!rc) rc = px_buf_puts(b, "],\"current_user_id\":");
+    if (!rc) rc = px_proto_write_string(b, self);
+    if (!rc) rc = px_buf_puts(b, "}}");
+    return rc;
+}
+
+static void on_read(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
+    gw_rest_op_t *op = arg;
+    gw_http_t *h = op->h;
+    if (h) h->op = NULL;
+    if (!h || gw->stopping) {
+        free(op);
+        return;
+    }
+    if (!v) {
+        gw_http_error(gw, h, 503, "UNAVAILABLE", "Redis read failed; retry later");
+        free(op);
+        return;
+    }
+    px_buf_t b;
+    int rc;
+    px_buf_init(&b, 1u << 20);
+    if (op->kind == OP_VIEWERS) {
+        rc = write_viewers(&b, v, op->user_id);
+    } else {
+        rc = px_buf_puts(&b, "{\"success\":true,\"data\":");
+        if (!rc) rc = px_proto_write_presence(&b, v);
+        if (!rc) rc = px_buf_puts(&b, "}");
+    }
+    if (!rc) {
+        gw_http_reply(h, 200, "application/json", b.data, b.len);
+    } else {
+        PX_WARN(GW_COMP, "REST response too large", "path=%s", h->path);
+        gw_http_error(gw, h, 500, "INTERNAL", "response too large");
+    }
+    px_buf_term(&b);
+    free(op);
+}
+
+static int start_read(gw_ctx_t *gw, gw_http_t *h, const px_key_t *key, int kind) {
+    if (!gw_redis_readable(gw)) return gw_http_error(gw, h, 503, "UNAVAILABLE", "Redis is unreachable; retry later");
+    gw_rest_op_t *op = calloc(1, sizeof *op);
+    if (!op) {
+        gw_oom(gw, "REST read");
+        return gw_http_error(gw, h, 500, "INTERNAL", "out of memory");
+    }
+    op->h = h;
+    op->kind = kind;
+    snprintf(op->user_id, sizeof op->user_id, "%s", h->who.user_id);
+    h->op = op;
+    if (gw_redis_read(gw, key, on_read, op)) {
+        h->op = NULL;
+        free(op);
+        return gw_http_error(gw, h, 503, "UNAVAILABLE", "Redis is unreachable; retry later");
+    }
+    return 0;
+}
+
+/* ---- writes -------------------------------------------------------------- */
+
+/* POST heartbeat / DELETE unregister, once the body is in. */
+static int do_write(gw_ctx_t *gw, gw_http_t *h, const px_key_t *key, bool unregister) {
+    json_error_t jerr;
+    char tab[PX_ID_MAX + 1] = "";
+    px_mode_t mode = PX_MODE_VIEW;
+    bool dirty = false;
+    json_t *root = NULL;
+    int rc;
+    if (h->req_overflow) return gw_http_error(gw, h, 413, "TOO_LARGE", "body over 4096 bytes");
+    if (h->req.len) {
+        root = json_loadb(h->req.data, h->req.len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(root)) {
+            rc = gw_http_error(gw, h, 400, "BAD_JSON", "body must be a JSON object");
+            goto out;
+        }
+        const json_t *t = json_object_get(root, "tab_id"), *m = json_object_get(root, "mode"),
+                     *d = json_object_get(root, "dirty");
+        if (t) {
+            if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > PX_ID_MAX ||
+                !px_key_part_valid(json_string_value(t), json_string_length(t))) {
+                rc = gw_http_error(gw, h, 400, "BAD_FIELD", "'tab_id' must be 1-128 characters of [A-Za-z0-9._-]");
+                goto out;
+            }
+            memcpy(tab, json_string_value(t), json_string_length(t) + 1);
+        }
+        if (m) {
+            const char *ms = json_is_string(m) ? json_string_value(m) : "";
+            if (strcmp(ms, "view") != 0 && strcmp(ms, "edit") != 0) {
+                rc = gw_http_error(gw, h, 400, "BAD_FIELD", "'mode' must be \"view\" or \"edit\"");
+                goto out;
+            }
+            mode = ms[0] == 'e' ? PX_MODE_EDIT : PX_MODE_VIEW;
+        }
+        if (d) {
+            if (!json_is_boolean(d)) {
+                rc = gw_http_error(gw, h, 400, "BAD_FIELD", "'dirty' must be true or false");
+                goto out;
+            }
+            dirty = json_is_true(d);
+        }
+    }
+    if (!tab[0]) {
+        char a[PX_ID_MAX + 1];
+        const char *v = lws_get_urlarg_by_name(h->wsi, "tab_id=", a, sizeof a);
+        if (v && *v && px_key_part_valid(v, strlen(v))) snprintf(tab, sizeof tab, "%s", v);
+    }
+    if (!tab[0]) {
+        rc = gw_http_error(gw, h, 400, "BAD_FIELD", "'tab_id' is required");
+        goto out;
+    }
+    if (!gw_kafka_writable(gw)) {
+        rc = gw_http_error(gw, h, 503, "UNAVAILABLE", "Kafka is unreachable; retry later");
+        goto out;
+    }
+    px_event_t ev;
+    px_event_init(&ev, PX_KIND_PRESENCE);
+    ev.type = unregister ? PX_PRES_UNSUB : PX_PRES_HB;
+    ev.key = *key;
+    ev.ts_ms = px_now_ms();
+    memcpy(ev.tab_id, tab, sizeof tab);
+    snprintf(ev.user_id, sizeof ev.user_id, "%s", h->who.user_id);
+    snprintf(ev.user_name, sizeof ev.user_name, "%s", h->who.user_name);
+    ev.mode = mode;
+    ev.dirty = dirty;
+    if (gw_kafka_publish(gw, &ev)) {
+        rc = gw_http_error(gw, h, 503, "UNAVAILABLE", "cannot publish to Kafka");
+        goto out;
+    }
+    {
+        px_buf_t b;
+        px_buf_init(&b, 4096); /* two ids of <= 128 bytes, escaped: always fits */
+        rc = px_buf_puts(&b, "{\"success\":true,\"data\":{\"tab_id\":");
+        if (!rc) rc = px_proto_write_string(&b, tab);
+        if (!rc) rc = px_buf_puts(&b, ",\"user_id\":");
+        if (!rc) rc = px_proto_write_string(&b, h->who.user_id);
+        if (!rc) rc = px_buf_puts(&b, "}}");
+        rc = rc ? gw_http_error(gw, h, 500, "INTERNAL", "out of memory")
+                : gw_http_reply(h, 200, "application/json", b.data, b.len);
+        px_buf_term(&b);
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- entry points ---------------------------------------------------------- */
+
+/* Route, with the key and action parsed again (cheap) at body completion. */
+static int route(gw_ctx_t *gw, gw_http_t *h, bool body_done) {
+    px_key_t key;
+    const char *action;
+    if (parse_path(gw, h, &key, &action)) return 0;
+    int want;
+    if (strcmp(action, "") == 0 || strcmp(action, "viewers") == 0) want = GW_HTTP_GET;
+    else if (strcmp(action, "heartbeat") == 0) want = GW_HTTP_POST;
+    else if (strcmp(action, "unregister") == 0) want = GW_HTTP_DELETE;
+    else return gw_http_error(gw, h, 404, "NOT_FOUND", "no such route");
+    if (h->method != want) return gw_http_error(gw, h, 405, "METHOD_NOT_ALLOWED", "method not allowed on this route");
+    if (want == GW_HTTP_GET) return start_read(gw, h, &key, action[0] ? OP_VIEWERS : OP_STATE);
+    if (!body_done) {
+        char cl[32];
+        /* no body announced: lws sends no BODY_COMPLETION, so answer now */
+        if (lws_hdr_copy(h->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 || atoll(cl) <= 0)
+            return do_write(gw, h, &key, want == GW_HTTP_DELETE);
+        return 0; /* wait for the body */
+    }
+    return do_write(gw, h, &key, want == GW_HTTP_DELETE);
+}
+
+int gw_rest_begin(gw_ctx_t *gw, gw_http_t *h) {
+    px_counter_add(gw->m_rest, 1);
+    px_buf_init(&h->req, GW_REST_MAX_BODY);
+    if (authenticate(gw, h)) return 0;
+    if (!rate_take(gw, &h->who)) return gw_http_error(gw, h, 429, "RATE_LIMITED", "too many requests per minute");
+    return route(gw, h, false);
+}
+
+void gw_rest_body(gw_http_t *h, const void *in, size_t len) {
+    if (!h->req_overflow && px_buf_append(&h->req, in, len)) h->req_overflow = true;
+}
+
+int gw_rest_body_done(gw_ctx_t *gw, gw_http_t *h) {
+    if (h->answered) return 0; /* already answered (auth, rate, route) */
+    return route(gw, h, true);
+}
+
+void gw_rest_closed(gw_http_t *h) {
+    if (h->op) h->op->h = NULL; /* the read frees it when it ends */
+    h->op = NULL;
+}
