@@ -525,7 +525,7 @@ static int px_avro_decode_body(px_kind_t kind, const unsigned char *body, size_t
     int rc;
     for (size_t i = 0; i < d->nfields; i++) {
         const px_avro_field_t *f = &d->fields[i];
-        int64_t v, branch;
+        int64_t v = 0, branch = 0;
         size_t max;
         char *dst;
         switch (f->wire) {

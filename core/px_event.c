@@ -94,7 +94,7 @@ static int px_event_check_opt(int64_t v, const char *name, char *errstr, size_t 
 
 int px_event_validate(const px_event_t *ev, char *errstr, size_t errstr_size) {
     int rc;
-    size_t n;
+    size_t n = 0;
     if ((unsigned)ev->kind >= PX_KIND__COUNT)
         return px_errf(PX_EINVAL, errstr, errstr_size, "kind: %d out of range", (int)ev->kind);
     if (ev->type < 0 || ev->type >= px_event_type_count(ev->kind))

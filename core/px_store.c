@@ -200,8 +200,8 @@ static void px_store_at(px_store_dec_t *d, const char *part, size_t i) {
 }
 
 static int px_store_dec_tabs(px_store_dec_t *d, json_t *root, px_entity_t *t) {
-    json_t *arr;
-    size_t n;
+    json_t *arr = NULL;
+    size_t n = 0;
     int rc;
     if ((rc = px_store_arr(d, root, "tabs", PX_FOLD_TABS_MAX, &arr, &n))) return rc;
     if (px_store_alloc((void **)&t->tabs, n, sizeof *t->tabs)) return PX_ENOMEM;
@@ -230,8 +230,8 @@ static int px_store_dec_tabs(px_store_dec_t *d, json_t *root, px_entity_t *t) {
 }
 
 static int px_store_dec_locks(px_store_dec_t *d, json_t *root, px_entity_t *t) {
-    json_t *arr;
-    size_t n;
+    json_t *arr = NULL;
+    size_t n = 0;
     int rc;
     if ((rc = px_store_arr(d, root, "locks", PX_FOLD_LOCKS_MAX, &arr, &n))) return rc;
     if (px_store_alloc((void **)&t->locks, n, sizeof *t->locks)) return PX_ENOMEM;
@@ -255,8 +255,8 @@ static int px_store_dec_locks(px_store_dec_t *d, json_t *root, px_entity_t *t) {
 }
 
 static int px_store_dec_writes(px_store_dec_t *d, json_t *root, px_entity_t *t) {
-    json_t *arr;
-    size_t n;
+    json_t *arr = NULL;
+    size_t n = 0;
     int rc;
     if ((rc = px_store_arr(d, root, "writes", PX_FOLD_WRITES_MAX, &arr, &n))) return rc;
     if (px_store_alloc((void **)&t->writes, n, sizeof *t->writes)) return PX_ENOMEM;
@@ -278,8 +278,8 @@ static int px_store_dec_writes(px_store_dec_t *d, json_t *root, px_entity_t *t) 
 }
 
 static int px_store_dec_gone(px_store_dec_t *d, json_t *root, px_entity_t *t) {
-    json_t *arr;
-    size_t n;
+    json_t *arr = NULL;
+    size_t n = 0;
     int rc;
     if ((rc = px_store_arr(d, root, "gone", PX_FOLD_GONE_MAX, &arr, &n))) return rc;
     if (px_store_alloc((void **)&t->gone, n, sizeof *t->gone)) return PX_ENOMEM;
@@ -301,8 +301,8 @@ static int px_store_dec_gone(px_store_dec_t *d, json_t *root, px_entity_t *t) {
 }
 
 static int px_store_dec_done(px_store_dec_t *d, json_t *root, px_entity_t *t) {
-    json_t *arr;
-    size_t n;
+    json_t *arr = NULL;
+    size_t n = 0;
     int rc;
     if ((rc = px_store_arr(d, root, "done", PX_FOLD_DONE_MAX, &arr, &n))) return rc;
     if (px_store_alloc((void **)&t->done, n, sizeof *t->done)) return PX_ENOMEM;
@@ -343,7 +343,7 @@ int px_store_decode(const char *buf, size_t len, px_entity_t *e, px_store_wm_t *
     px_store_dec_t d = {errstr, errstr_size, ""};
     json_error_t jerr;
     json_t *root = NULL, *arr;
-    size_t n;
+    size_t n = 0;
     int64_t fmt;
     int rc;
     char keybuf[PX_KEY_MAX + 1];

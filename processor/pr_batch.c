@@ -162,6 +162,7 @@ static int64_t retry_delay(const pr_ctx_t *pr, int64_t k) {
 /* Append one change to the entity's notification for the gateways. */
 static void notify_add(pr_entity_t *e, const px_event_t *c) {
     px_buf_t *n = &e->notify;
+    if (n->len && n->data[n->len - 1] == ']') n->data[--n->len] = '\0'; /* closed by a flush that failed */
     size_t mark = n->len;
     int rc = px_buf_puts(n, n->len ? "," : "[");
     if (!rc) rc = px_buf_printf(n, "{\"type\":\"%s\"", px_event_type_name(PX_KIND_CHANGE, c->type));

@@ -188,7 +188,13 @@ int pr_redis_flush(pr_ctx_t *pr) {
     size_t cmds = 0, writes = 0;
     char key[PX_KEY_MAX + 1];
     for (pr_entity_t *e = pr->dirty; e; e = e->next_dirty) {
-        const char *notify = e->notify.len ? e->notify.data : NULL;
+        /* the batch's changes as a JSON array (pr_batch.c opened it); a
+         * full buffer still publishes, as an empty array: gateways re-read */
+        const char *notify = NULL;
+        if (e->notify.len && e->notify.data[e->notify.len - 1] != ']' && px_buf_puts(&e->notify, "]"))
+            notify = "[]";
+        else if (e->notify.len)
+            notify = e->notify.data;
         if (px_store_write_cmd(&pr->cmd, pr->script_sha, &e->st, &pr->fold, &e->wm, now, notify)) {
             PX_ERROR(PR_COMP, "state too large to write", "entity=%s:%s:%s", e->st.key.tenant,
                      e->st.key.entity, e->st.key.id);

@@ -1071,7 +1071,10 @@ static int model_apply(model_t *m, const px_fold_conf_t *c, const px_event_t *ev
         if (!t) {
             for (int i = 0; i < 16 && !t; i++)
                 if (!m->tabs[i].used) t = &m->tabs[i];
-            assert_non_null(t);
+            if (!t) { /* the model holds 16 tabs; the generator stays below */
+                fail();
+                return -1;
+            }
             memset(t, 0, sizeof *t);
             t->used = true;
             strcpy(t->tab, ev->tab_id);
