@@ -23,8 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
+#include "px_time.h"
 
 #define DAY_MS "86400000"
 #define MONTH_MS "2592000000"
@@ -147,6 +149,29 @@ static int describe(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, const bool 
     return rc;
 }
 
+/* After a create: wait (up to the timeout) until the metadata shows every
+ * topic, since a broker answers CreateTopics before all its metadata caches
+ * have the new topics, and a check at once could report them missing. */
+static void wait_visible(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t) {
+    int64_t until = px_mono_ms() + c->cfg.timeout_ms;
+    for (;;) {
+        const rd_kafka_metadata_t *md = NULL;
+        size_t seen = 0;
+        if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (size_t i = 0; i < NTOPICS; i++)
+                for (int k = 0; k < md->topic_cnt; k++)
+                    if (strcmp(md->topics[k].topic, t[i].name) == 0 && !md->topics[k].err &&
+                        md->topics[k].partition_cnt > 0) {
+                        seen++;
+                        break;
+                    }
+            rd_kafka_metadata_destroy(md);
+        }
+        if (seen == NTOPICS || px_mono_ms() > until) return;
+        usleep(200 * 1000);
+    }
+}
+
 static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_partitions) {
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, (int)c->cfg.timeout_ms);
@@ -209,6 +234,7 @@ int ctl_topics(ctl_t *c, int argc, char **argv) {
     rd_kafka_t *rk = ctl_producer_new(c, NULL);
     if (!rk) return CTL_EXIT_ERR;
     int rc = do_create ? create(c, rk, t, partitions ? partitions : 6) : 0;
+    if (!rc && do_create) wait_visible(c, rk, t);
     if (!rc) rc = check(c, rk, t, partitions);
     rd_kafka_destroy(rk);
     return rc;
