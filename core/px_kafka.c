@@ -96,6 +96,24 @@ static void px_kafka_uv_on_close(uv_handle_t *h) {
     free(k);
 }
 
+int px_kafka_header_int(const rd_kafka_headers_t *h, const char *name, int64_t *out) {
+    const void *v = NULL;
+    size_t n = 0;
+    if (!h || rd_kafka_header_get_last(h, name, &v, &n) || !v) return PX_EINVAL;
+    const char *s = v;
+    size_t i = n && s[0] == '-' ? 1 : 0;
+    if (n == i || n - i > 19) return PX_EINVAL;
+    int64_t x = 0;
+    for (size_t k = i; k < n; k++) {
+        if (s[k] < '0' || s[k] > '9') return PX_EINVAL;
+        int d = s[k] - '0';
+        if (x > (INT64_MAX - d) / 10) return PX_EINVAL; /* overflow */
+        x = x * 10 + d;
+    }
+    *out = i ? -x : x;
+    return 0;
+}
+
 /* Empty the pipe first: a byte written after this read wakes the loop
  * again, so no event is lost between the read and the drain in cb. */
 static void px_kafka_uv_on_readable(uv_poll_t *h, int status, int events) {

@@ -30,6 +30,12 @@ rd_kafka_conf_t *px_kafka_conf_new_with(const char *const (*defaults)[2], size_t
 int px_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, char *errstr,
                       size_t errstr_size);
 
+/* The integer value of header `name` (the last one of that name) in h:
+ * optional '-' then 1..19 decimal digits, nothing else (headers are input).
+ * 0 with *out set, or PX_EINVAL if absent, empty or not such a number. h may
+ * be NULL (no headers). */
+int px_kafka_header_int(const rd_kafka_headers_t *h, const char *name, int64_t *out);
+
 /* Readiness of a librdkafka queue on a libuv loop: librdkafka writes a byte
  * to a pipe when the queue goes from empty to non-empty; the loop wakes and
  * calls `cb`, which must drain the queue (poll with timeout 0 until empty).

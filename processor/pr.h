@@ -206,9 +206,6 @@ int pr_topic_src(const pr_ctx_t *pr, const char *topic);
  * offsets in committed[PR_N_SRC] to the end): sets each entity's retry
  * head/next and hold_from (adding and loading entities as needed). 0, or
  * PX_EBACKEND (Kafka or Redis unreachable: try again). */
-/* The integer value of header `name` of m: 0, or -1 if absent or not an
- * integer. */
-int pr_header_int(const rd_kafka_message_t *m, const char *name, int64_t *out);
 int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC]);
 
 /* pr_batch.c: run batches until the queue is empty or the turn's budget is

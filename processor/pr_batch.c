@@ -363,10 +363,14 @@ static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, int s, px_event_t *
     const char *v = m->payload;
     px_src_topic_t src = PR_FOLD_SRC(s);
     *o = (orig_t){m->offset, rd_kafka_message_timestamp(m, NULL), 0, 0, 0};
-    if (PR_IS_RETRY(s) && (pr_header_int(m, "px.offset", &o->offset) || pr_header_int(m, "px.timestamp", &o->ts) ||
-                           pr_header_int(m, "px.attempt", &o->attempt) || pr_header_int(m, "px.due", &o->due) ||
-                           pr_header_int(m, "px.seq", &o->seq) || o->offset < 0 || o->attempt < 0))
-        return px_errf(PX_EINVAL, err, n, "retry record without valid px.* headers");
+    if (PR_IS_RETRY(s)) {
+        rd_kafka_headers_t *h = NULL;
+        rd_kafka_message_headers(m, &h);
+        if (px_kafka_header_int(h, "px.offset", &o->offset) || px_kafka_header_int(h, "px.timestamp", &o->ts) ||
+            px_kafka_header_int(h, "px.attempt", &o->attempt) || px_kafka_header_int(h, "px.due", &o->due) ||
+            px_kafka_header_int(h, "px.seq", &o->seq) || o->offset < 0 || o->attempt < 0)
+            return px_errf(PX_EINVAL, err, n, "retry record without valid px.* headers");
+    }
     bool lifecycle = src == PX_SRC_MUTATING || src == PX_SRC_MUTATED;
     if (lifecycle && m->len && v[0] == '{') { /* the JSON form (px_lcjson.h) */
         if (px_lcjson_decode(v, m->len, o->ts, ev, err, n)) return PX_EINVAL;

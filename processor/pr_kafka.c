@@ -13,7 +13,6 @@
  * Redis's applied mark and the committed offset are folded again, emitting
  * nothing, before normal processing resumes. docs/exactly-once.md.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,23 +67,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         set_partitions(pr, parts, false);
         rd_kafka_assign(rk, NULL);
     }
-}
-
-int pr_header_int(const rd_kafka_message_t *m, const char *name, int64_t *out) {
-    rd_kafka_headers_t *h = NULL;
-    const void *v = NULL;
-    size_t n = 0;
-    char buf[32], *end;
-    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &n) || !v || n == 0 ||
-        n >= sizeof buf)
-        return -1;
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    errno = 0;
-    long long x = strtoll(buf, &end, 10);
-    if (*end || errno || buf[0] == ' ') return -1;
-    *out = x;
-    return 0;
 }
 
 /* The scanner: an assign-only consumer (no group) that reads retry topics. */
@@ -170,8 +152,10 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
             int s = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
             int64_t seq, off;
             px_key_t key;
-            if (s < PR_N_SRC && PR_IS_RETRY(s) && pr_header_int(m, "px.seq", &seq) == 0 &&
-                pr_header_int(m, "px.offset", &off) == 0 && m->key &&
+            rd_kafka_headers_t *h = NULL;
+            rd_kafka_message_headers(m, &h);
+            if (s < PR_N_SRC && PR_IS_RETRY(s) && px_kafka_header_int(h, "px.seq", &seq) == 0 &&
+                px_kafka_header_int(h, "px.offset", &off) == 0 && m->key &&
                 px_key_parse(m->key, m->key_len, &key, NULL, 0) == 0) {
                 pr_entity_t *e = pr_table_find(pr, &key);
                 if (!e && (e = pr_table_add(pr, &key, p)) != NULL) {

@@ -27,6 +27,7 @@
 
 #include "ctl.h"
 #include "px_err.h"
+#include "px_kafka.h"
 #include "px_time.h"
 #include "px_when.h"
 
@@ -61,11 +62,8 @@ static void hdr_str(rd_kafka_headers_t *h, const char *name, char *out, size_t n
 }
 
 static int64_t hdr_i64(rd_kafka_headers_t *h, const char *name) {
-    char s[32], *end;
-    hdr_str(h, name, s, sizeof s);
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    return s[0] && !*end && !errno && v >= 0 ? v : -1; /* headers are input: -1 when not a number */
+    int64_t v;
+    return px_kafka_header_int(h, name, &v) == 0 && v >= 0 ? v : -1; /* headers are input: -1 when not a number */
 }
 
 static void *dup_bytes(const void *p, size_t n) {

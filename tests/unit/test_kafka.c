@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "px_err.h"
 #include "px_kafka.h"
 #include "px_log.h"
 
@@ -200,10 +201,66 @@ static void test_uv_stop_before_run(void **state) {
     assert_int_equal(rd_kafka_wait_destroyed(5000), 0);
 }
 
+/* px_kafka_header_int: header values are input (retry and DLQ records). */
+static void test_header_int(void **state) {
+    (void)state;
+    static const struct {
+        const char *val; /* NULL: header absent */
+        size_t len;      /* 0: strlen(val) */
+        int rc;
+        int64_t want;
+    } rows[] = {
+        {"0", 0, 0, 0},
+        {"42", 0, 0, 42},
+        {"-1", 0, 0, -1},
+        {"9223372036854775807", 0, 0, INT64_MAX},
+        {"-9223372036854775807", 0, 0, -INT64_MAX},
+        {"9223372036854775808", 0, PX_EINVAL, 0},   /* overflow */
+        {"99999999999999999999", 0, PX_EINVAL, 0},  /* 20 digits */
+        {"", 0, PX_EINVAL, 0},
+        {"-", 0, PX_EINVAL, 0},
+        {"+1", 0, PX_EINVAL, 0},
+        {" 1", 0, PX_EINVAL, 0},
+        {"1 ", 0, PX_EINVAL, 0},
+        {"\t1", 0, PX_EINVAL, 0},
+        {"1x", 0, PX_EINVAL, 0},
+        {"0x10", 0, PX_EINVAL, 0},
+        {"--1", 0, PX_EINVAL, 0},
+        {"1e3", 0, PX_EINVAL, 0},
+        {"1\0" "2", 3, PX_EINVAL, 0},               /* embedded NUL */
+        {"12345", 2, 0, 12},                        /* not NUL-terminated: only len bytes count */
+        {NULL, 0, PX_EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+        rd_kafka_header_add(h, "other", -1, "7", -1);
+        if (rows[i].val)
+            rd_kafka_header_add(h, "px.n", -1, rows[i].val,
+                                rows[i].len ? (ssize_t)rows[i].len : (ssize_t)strlen(rows[i].val));
+        int64_t out = 12345;
+        int rc = px_kafka_header_int(h, "px.n", &out);
+        if (rc != rows[i].rc || (rc == 0 && out != rows[i].want))
+            fail_msg("row %zu (\"%s\"): rc %d out %lld", i, rows[i].val ? rows[i].val : "(absent)", rc,
+                     (long long)out);
+        if (rc) assert_int_equal(out, 12345); /* untouched on failure */
+        rd_kafka_headers_destroy(h);
+    }
+    /* the last header of a name wins; no headers at all is absent */
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, "px.n", -1, "1", -1);
+    rd_kafka_header_add(h, "px.n", -1, "2", -1);
+    int64_t out = 0;
+    assert_int_equal(px_kafka_header_int(h, "px.n", &out), 0);
+    assert_int_equal(out, 2);
+    rd_kafka_headers_destroy(h);
+    assert_int_equal(px_kafka_header_int(NULL, "px.n", &out), PX_EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf_ok),
         cmocka_unit_test(test_conf_bad),
+        cmocka_unit_test(test_header_int),
         cmocka_unit_test(test_uv_bridge),
         cmocka_unit_test(test_uv_stop_before_run),
     };
