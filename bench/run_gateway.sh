@@ -8,7 +8,8 @@
 # LOCK_RATE LOCKs/s (each followed by its UNLOCK) for DURATION_S.
 #
 # Environment: PX_BENCH_BUILD (default build/release, built here if
-# missing), PX_BENCH_GATEWAY_ARGS (extra --set ... for the gateway).
+# missing), PX_BENCH_GATEWAY_ARGS (extra --set ... for the gateway),
+# PX_BENCH_PROCESSOR_ARGS (extra --set ... for the processor).
 # Limits: one machine, loopback; every process's RLIMIT_NOFILE caps CONNS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,8 +41,9 @@ GW_PORT=$(free_port)
 PR_PORT=$(free_port)
 COMMON=(--set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" --set "redis.port=$REDIS_PORT" --set log.level=warn)
 
+# shellcheck disable=SC2086
 "$BUILD/processor/presence-processor" "${COMMON[@]}" --set "http.port=$PR_PORT" \
-  --set kafka.group.id=bench-gw --set processor.instance=bench >"$STATE/processor.log" 2>&1 &
+  --set kafka.group.id=bench-gw --set processor.instance=bench ${PX_BENCH_PROCESSOR_ARGS:-} >"$STATE/processor.log" 2>&1 &
 PIDS+=($!)
 # shellcheck disable=SC2086
 "$BUILD/gateway/presence-gateway" "${COMMON[@]}" --set "http.port=$GW_PORT" --set "auth.jwt_secret=$SECRET" \
@@ -62,3 +64,4 @@ echo "bench: $(date -u +%FT%TZ) conns=$CONNS lock_rate=$RATE duration=${DURATION
   --lockers "$(( CONNS < 2000 ? CONNS : 2000 ))" --lock-rate "$RATE" --duration "$DURATION" --gw-pid "$GW_PID"
 echo "gateway: $(curl -fs "http://127.0.0.1:$GW_PORT/metrics" | grep -E '^presence_gateway_(connections|errors_total|lock_ack_latency_seconds_count|presence_coalesced_total) ' | tr '\n' ' ')"
 echo "gateway log warnings: $(grep -c 'level=warn\|level=error' "$STATE/gateway.log" || true)"
+echo "processor: $(curl -fs "http://127.0.0.1:$PR_PORT/metrics" | grep -E '^presence_processor_(batches_total|batch_phase_us_total|batch_ms_(sum|count))' | tr '\n' ' ')"

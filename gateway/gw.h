@@ -307,8 +307,12 @@ gw_pending_t *gw_locks_add(gw_ctx_t *gw, gw_conn_t *c, const px_key_t *key, cons
                            const char *client_rid, const char **err);
 void gw_locks_drop(gw_ctx_t *gw, gw_pending_t *p);
 void gw_locks_conn_closed(gw_ctx_t *gw, gw_conn_t *c); /* drop the conn's pending */
-/* A notification (JSON array of changes) arrived on e's channel. */
-void gw_locks_notify(gw_ctx_t *gw, gw_entity_t *e, const char *json, size_t len);
+/* A notification arrived on e's channel: a JSON array of changes the
+ * processor wrote to Redis, or {"decided":[changes]}, the lock decisions
+ * it publishes before its commit (Redis does not hold them yet). Answers
+ * pending LOCKs and tracks held locks from either; returns true for the
+ * early form, which must not trigger a re-read. */
+bool gw_locks_notify(gw_ctx_t *gw, gw_entity_t *e, const char *json, size_t len);
 /* Held-lock bookkeeping of a sub. */
 void gw_held_add(gw_sub_t *s, const char *field);
 /* Remember field as held by every local sub of e whose tab and user match. */

@@ -4,9 +4,12 @@
  * A LOCK becomes a LockEvent whose request_id is the gateway's own
  * ("<gateway.id>.<seq>", unique per process and across gateways), so two
  * clients that pick the same request id never get each other's answer.
- * The processor folds it and, after its Redis write, publishes the batch's
- * changes of the entity on presence:updates:{key} as a JSON array
- * (processor/pr_batch.c notify_add). The gateway already subscribes to
+ * The processor folds it and publishes the decision on
+ * presence:updates:{key} twice: right after the fold, before its Kafka
+ * commit, as {"decided":[changes]} (processor/pr_redis.c
+ * pr_redis_decisions), and after its Redis write, with the batch's other
+ * changes of the entity, as a JSON array (pr_batch.c notify_add); the
+ * first to arrive answers. The gateway already subscribes to
  * that channel for every watched entity; gw_locks_notify finds the
  * LOCK_GRANTED / LOCK_DENIED carrying one of its request ids and sends the
  * LOCK_ACK, with the client's own request id, to the connection that asked.
@@ -200,24 +203,27 @@ static void answer(gw_ctx_t *gw, gw_entity_t *e, gw_pending_t *p, const json_t *
     gw_locks_drop(gw, p);
 }
 
-void gw_locks_notify(gw_ctx_t *gw, gw_entity_t *e, const char *json, size_t len) {
+bool gw_locks_notify(gw_ctx_t *gw, gw_entity_t *e, const char *json, size_t len) {
+    static const char early_tag[] = "{\"decided\":";
+    bool early = len > sizeof early_tag && memcmp(json, early_tag, sizeof early_tag - 1) == 0;
     json_error_t jerr;
-    json_t *arr;
+    json_t *root, *arr;
     /* most notifications are presence changes: no parse for them */
-    if (!memmem(json, len, "\"LOCK_", 6)) return;
-    if (len > 1 && json[0] == '[' && json[len - 1] != ']') {
-        /* The processor (pr_batch.c notify_add) opens the array but, as of
-         * this writing, does not close it: accept both forms. */
+    if (!memmem(json, len, "\"LOCK_", 6)) return early;
+    if (!early && len > 1 && json[0] == '[' && json[len - 1] != ']') {
+        /* Processors before the array was closed (pr_batch.c notify_add)
+         * left it open: accept both forms. */
         px_buf_t b;
         px_buf_init(&b, len + 2);
-        arr = px_buf_append(&b, json, len) || px_buf_puts(&b, "]") ? NULL : json_loadb(b.data, b.len, 0, &jerr);
+        root = px_buf_append(&b, json, len) || px_buf_puts(&b, "]") ? NULL : json_loadb(b.data, b.len, 0, &jerr);
         px_buf_term(&b);
     } else {
-        arr = json_loadb(json, len, 0, &jerr);
+        root = json_loadb(json, len, 0, &jerr);
     }
+    arr = early ? json_object_get(root, "decided") : root;
     if (!json_is_array(arr)) { /* "{}" or garbage: only a re-read, as before */
-        json_decref(arr);
-        return;
+        json_decref(root);
+        return early;
     }
     size_t i;
     json_t *ch;
@@ -237,5 +243,6 @@ void gw_locks_notify(gw_ctx_t *gw, gw_entity_t *e, const char *json, size_t len)
                 if (strcmp(s->conn->tab_id, tab) == 0) gw_held_del(s, field);
         }
     }
-    json_decref(arr);
+    json_decref(root);
+    return early;
 }

@@ -227,11 +227,14 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv) {
     px_key_format(&key, ks, sizeof ks);
     gw_entity_t *e = gw_entity_find(gw, ks);
     if (!e) return;
-    if (!e->changed_ms) e->changed_ms = px_now_ms();
-    if (reply->element[2]->type == REDIS_REPLY_STRING)
-        gw_locks_notify(gw, e, reply->element[2]->str, reply->element[2]->len);
+    int64_t now = px_now_ms();
+    bool early = reply->element[2]->type == REDIS_REPLY_STRING &&
+                 gw_locks_notify(gw, e, reply->element[2]->str, reply->element[2]->len);
+    if (early) return; /* lock decisions before the write: nothing new to read yet */
     e = gw_entity_find(gw, ks); /* a LOCK_ACK may have closed a slow connection */
-    if (e) gw_redis_refresh(gw, e);
+    if (!e) return;
+    if (!e->changed_ms) e->changed_ms = now;
+    gw_redis_refresh(gw, e);
 }
 
 void gw_redis_channel(gw_ctx_t *gw, const char *channel, bool subscribe) {

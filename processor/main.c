@@ -144,6 +144,8 @@ static void register_metrics(pr_ctx_t *pr) {
     pr->m_locks = px_metrics_gauge(m, "redis_presence_active_locks", "held locks", NULL);
     pr->m_stale = px_metrics_gauge(m, "redis_presence_stale_entities", "entities being written now", NULL);
     pr->m_locks_acquired = px_metrics_counter(m, "redis_presence_locks_acquired_total", "lock grants", NULL);
+    pr->m_decided = px_metrics_counter(m, "presence_processor_lock_decisions_early_total",
+                                       "entities whose lock decisions were published before the commit", NULL);
     static const double ms[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
     static const char *const phase[4] = {"phase=\"load\"", "phase=\"fold\"", "phase=\"commit\"",
                                          "phase=\"redis\""};

@@ -71,6 +71,7 @@ typedef struct pr_entity {
     int32_t partition;        /* the partition number of all its records */
     bool dirty;               /* changed since the last Redis write */
     bool poisoned;            /* its stored state does not decode: never written, records to the DLQ */
+    bool decided;             /* a lock decision of this batch waits to be published early */
     int64_t heap_deadline;    /* deadline it is filed under in the heap, or INT64_MAX */
     px_buf_t notify;          /* JSON array of this batch's changes, for the gateways */
     /* Retry order: every record of the entity diverted to a retry topic
@@ -146,7 +147,7 @@ typedef struct pr_ctx {
     struct batch *batch;      /* buffers of one batch (pr_batch.c) */
     uv_timer_t timer;
     uv_idle_t idle;           /* the next batch at once while batches find work */
-    px_buf_t scratch, val;
+    px_buf_t scratch, val;    /* scratch: the early lock decisions (pr_batch.c) */
     px_store_cmd_t cmd;
 
     /* metrics */
@@ -154,6 +155,7 @@ typedef struct pr_ctx {
     px_counter_t *m_batches, *m_aborts, *m_redis_err, *m_kafka_err, *m_repaired;
     px_gauge_t *m_entities, *m_ready, *m_tabs, *m_locks, *m_stale, *m_users;
     px_counter_t *m_locks_acquired;
+    px_counter_t *m_decided;  /* lock decisions published before their batch's commit */
     px_counter_t *m_retries, *m_retry_dlq;
     px_hist_t *m_batch_ms;
     px_counter_t *m_phase_us[4]; /* load, fold+produce, commit, redis: where a batch's time goes */
@@ -187,6 +189,14 @@ int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n);
 /* Write every dirty entity (pipelined, watermark-guarded), the applied
  * marks and the deadline index. On success the dirty list is empty. */
 int pr_redis_flush(pr_ctx_t *pr);
+/* Publish the early lock decisions of n entities: {"decided":[changes]}
+ * on each entity's channel, the changes being its notification so far
+ * (pr_batch.c). Gateways answer pending LOCKs from it but do not re-read:
+ * Redis does not hold the state yet (the write script publishes the
+ * changes again after the commit). Pipelined; a failure loses only the
+ * early answers (logged and counted once, as any Redis failure). Returns
+ * how many were published. */
+size_t pr_redis_decisions(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n);
 /* Applied marks of one partition number: out[src] = next offset Redis
  * holds everything below, or -1 when unknown. */
 int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PR_N_SRC]);

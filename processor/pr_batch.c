@@ -50,7 +50,8 @@ typedef struct batch {
     int *src;         /* the consumed topic of each record (0..PR_N_SRC), looked up once */
     orig_t *orig;
     pr_entity_t **ents;
-    size_t n;
+    pr_entity_t **decided; /* entities with a LOCK_GRANTED/LOCK_DENIED in this batch */
+    size_t n, n_decided;
     /* per partition x source: first offset consumed in this batch */
     int64_t first[PR_MAX_PARTITIONS][PR_N_SRC];
     /* per partition x retry topic: the first record not yet due (-1: none);
@@ -203,6 +204,26 @@ static void on_change(void *arg, const px_event_t *ev) {
     px_counter_add(pr->m_changes, 1);
     if (c.type == PX_CH_LOCK_GRANTED) px_counter_add(pr->m_locks_acquired, 1);
     notify_add(b->cur, &c);
+    if ((c.type == PX_CH_LOCK_GRANTED || c.type == PX_CH_LOCK_DENIED) && !b->cur->decided &&
+        b->n_decided < (size_t)pr->cfg.batch_max) {
+        b->cur->decided = true;
+        b->decided[b->n_decided++] = b->cur;
+    }
+}
+
+/* End the batch's early lock decisions: publish them (pr_redis_decisions)
+ * or, when the batch aborts for a Redis reason, forget them. Publishing
+ * before the transaction commits is safe because a decision is a
+ * function of the committed input log alone: the fold is deterministic
+ * and every record before this one in its partition is decided
+ * (read_committed), so a batch that aborts and is folded again, by this
+ * instance or the next owner, decides the same (docs/exactly-once.md,
+ * "Early lock decisions"). Not after an abort for a Redis reason: states
+ * may then come from a dataset that is gone. */
+static void decisions_end(batch_t *b, bool publish) {
+    if (publish && b->n_decided) px_counter_add(b->pr->m_decided, pr_redis_decisions(b->pr, b->decided, b->n_decided));
+    for (size_t i = 0; i < b->n_decided; i++) b->decided[i]->decided = false;
+    b->n_decided = 0;
 }
 
 static void on_expire(void *arg, const px_event_t *ev) {
@@ -575,6 +596,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     /* Redis reconnected during the batch: states may have been loaded from
      * a dataset that is gone. Nothing of this batch may count. */
     if (gen != pr->redis_gen || pr->rebuild_pending || b->redis_failed) {
+        decisions_end(b, false); /* before the rewind frees their entities */
         if (b->txn_open) {
             rd_kafka_error_t *ae = rd_kafka_abort_transaction(pr->producer, 30000);
             if (ae) rd_kafka_error_destroy(ae);
@@ -586,6 +608,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         return false;
     }
 
+    decisions_end(b, true);
     int64_t t_fold = px_mono_us();
     /* commit */
     if (b->txn_open) {
@@ -664,8 +687,9 @@ static batch_t *batch_get(pr_ctx_t *pr) {
         b->src = calloc(n, sizeof *b->src);
         b->orig = calloc(n, sizeof *b->orig);
         b->ents = calloc(2 * n, sizeof *b->ents);
+        b->decided = calloc(n, sizeof *b->decided);
     }
-    if (!b || !b->msgs || !b->evs || !b->ok || !b->src || !b->orig || !b->ents) {
+    if (!b || !b->msgs || !b->evs || !b->ok || !b->src || !b->orig || !b->ents || !b->decided) {
         PX_ERROR(PR_COMP, "out of memory for the batch", "batch_max=%zu", n);
         return NULL;
     }
@@ -684,6 +708,7 @@ void pr_batch_free(pr_ctx_t *pr) {
     free(b->src);
     free(b->orig);
     free(b->ents);
+    free(b->decided);
     free(b);
     pr->batch = NULL;
 }

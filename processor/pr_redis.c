@@ -21,6 +21,7 @@
 #include "pr.h"
 #include "px_log.h"
 #include "px_time.h"
+#include "px_view.h"
 
 static void redis_fail(pr_ctx_t *pr, const char *what) {
     px_counter_add(pr->m_redis_err, 1);
@@ -121,6 +122,32 @@ int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n) {
         freeReplyObject(r);
     }
     return rc;
+}
+
+size_t pr_redis_decisions(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n) {
+    size_t sent = 0;
+    char ch[PX_KEY_MAX + 64];
+    px_buf_t *out = &pr->scratch;
+    if (!pr->redis) return 0; /* no early answer: the later notification gives it */
+    for (size_t i = 0; i < n; i++) {
+        const px_buf_t *nt = &ents[i]->notify;
+        bool closed = nt->len && nt->data[nt->len - 1] == ']'; /* by a flush that failed */
+        px_buf_reset(out);
+        if (!nt->len || px_view_channel(&ents[i]->st.key, ch, sizeof ch) < 0 || px_buf_puts(out, "{\"decided\":") ||
+            px_buf_append(out, nt->data, nt->len) || px_buf_puts(out, closed ? "}" : "]}"))
+            continue; /* out of memory: the later notification answers */
+        redisAppendCommand(pr->redis, "PUBLISH %s %b", ch, out->data, out->len);
+        sent++;
+    }
+    for (size_t i = 0; i < sent; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
+            redis_fail(pr, "publish");
+            return i;
+        }
+        freeReplyObject(r);
+    }
+    return sent;
 }
 
 int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PR_N_SRC]) {

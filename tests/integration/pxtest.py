@@ -252,6 +252,70 @@ class Redis:
             self.proc.wait()
 
 
+class Subscriber:
+    """A raw RESP connection SUBSCRIBEd to Redis channels, collecting every
+    message (channel, payload bytes) in arrival order on a thread of its
+    own. No client library: the test reads what the server sends."""
+
+    def __init__(self, port, *channels):
+        import threading
+        self.sock = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+        self.messages = []
+        self.lock = threading.Lock()
+        cmd = [b"SUBSCRIBE", *[c.encode() for c in channels]]
+        self.sock.sendall(b"*%d\r\n" % len(cmd) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in cmd))
+        self.file = self.sock.makefile("rb")
+        for _ in channels:  # the subscribe confirmations come before any message
+            self._read()
+        self.sock.settimeout(None)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        line = self.file.readline()
+        if not line:
+            raise EOFError
+        t, rest = line[:1], line[1:-2]
+        if t == b"*":
+            return [self._read() for _ in range(int(rest))]
+        if t == b"$":
+            n = int(rest)
+            data = self.file.read(n + 2)[:-2] if n >= 0 else None
+            return data
+        if t == b":":
+            return int(rest)
+        return rest
+
+    def _run(self):
+        try:
+            while True:
+                r = self._read()
+                if isinstance(r, list) and len(r) == 3 and r[0] == b"message":
+                    with self.lock:
+                        self.messages.append((r[1].decode(), r[2]))
+        except (EOFError, OSError, ValueError):
+            pass
+
+    def wait(self, pred, timeout=30.0, what="message"):
+        """Wait until pred(list of messages so far) holds; returns the list."""
+        deadline = time.time() + timeout
+        while True:
+            with self.lock:
+                got = list(self.messages)
+            if pred(got):
+                return got
+            if time.time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; got {got[-5:]}")
+            time.sleep(0.05)
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
 def lag(stack):
     """Committed input records after the group's committed offsets. Reading
     them (read_committed) skips transaction markers and aborted records,

@@ -5,6 +5,9 @@ confluent-kafka) and change events read back read_committed:
 
 - lock contention: one grant, one denial naming the holder, UNLOCK by a
   non-holder refused, release, a later grant with a larger fencing token;
+- each lock decision is published on the entity's channel early, as
+  {"decided":[...]}, before the write's own notification, with the same
+  outcome and token as the committed change event;
 - lifecycle order: MUTATED before MUTATING gives the same final state as the
   other order (not stale, version set);
 - a poison record lands in the DLQ with its headers while later records are
@@ -48,6 +51,7 @@ async def test(stack):
 
     # --- locks -----------------------------------------------------------
     lk = dict(entity="order", id="L1")
+    sub = pxtest.Subscriber(stack.env["REDIS_PORT"], f"presence:updates:{{{tenant}:order:L1}}")
     send("presence.heartbeats", "presence", type="SUB", tab_id="ta", user_id="alice", user_name="Alice",
          mode="EDIT", status="ONLINE", dirty=False, **lk)
     send("presence.heartbeats", "presence", type="SUB", tab_id="tb", user_id="bob", user_name="Bob",
@@ -103,6 +107,37 @@ async def test(stack):
     assert r["r5"][0]["token"] > r["r1"][0]["token"] >= 0, (r["r1"], r["r5"])
     lock = json.loads(redis(stack, "HGET", f"presence:{{{tenant}:order:L1}}:locks", "amount"))
     assert lock["user"] == "bob" and lock["token"] == r["r5"][0]["token"], lock
+
+    # early decisions: every LOCK's outcome came first as {"decided":[...]}
+    # (published before the batch's commit), then again in the array the
+    # write script publishes; same outcome and token as the change event
+    def payloads(msgs, early):
+        out = []
+        for _, raw in msgs:
+            doc = json.loads(raw)
+            if isinstance(doc, dict) == early:
+                out.extend(doc["decided"] if early else doc)
+        return out
+
+    def first_index(msgs, rid, early):
+        for i, (_, raw) in enumerate(msgs):
+            doc = json.loads(raw)
+            if isinstance(doc, dict) == early and any(
+                    c.get("request_id") == rid for c in (doc["decided"] if early else doc)):
+                return i
+        return None
+
+    msgs = sub.wait(lambda ms: all(first_index(ms, rid, False) is not None for rid in ("r1", "r2", "r5")),
+                    what="the write notifications of r1, r2, r5")
+    sub.close()
+    for rid, want in (("r1", "LOCK_GRANTED"), ("r2", "LOCK_DENIED"), ("r5", "LOCK_GRANTED")):
+        early = [c for c in payloads(msgs, True) if c.get("request_id") == rid and c["type"].startswith("LOCK_")]
+        assert [c["type"] for c in early] == [want], (rid, early)
+        assert first_index(msgs, rid, True) < first_index(msgs, rid, False), (rid, msgs)
+        if want == "LOCK_GRANTED":
+            assert early[0]["token"] == r[rid][0]["token"], (rid, early, r[rid])
+        else:
+            assert early[0]["holder"] == "alice", early
 
     # lifecycle: both orders end in the same state
     for eid, version in (("V1", "5"), ("V2", "5"), ("J1", "3")):
