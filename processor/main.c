@@ -43,6 +43,9 @@ static const px_opt_t pr_opts[] = {
     OPT("stale.ttl_ms", PX_OPT_INT, "300000", "a record is stale at most this long without MUTATED",
         stale_ttl_ms, 1000, 86400000),
     OPT("batch.max_records", PX_OPT_INT, "10000", "records per batch (one transaction)", batch_max, 1, 1000000),
+    OPT("batch.flush_defer_ms", PX_OPT_INT, "0", "while a backlog waits, Redis writes are deferred up to this "
+        "long so repeated changes of an entity coalesce into one write (0: write after every batch)",
+        flush_defer_ms, 0, 60000),
     OPT("kafka.transaction_timeout_ms", PX_OPT_INT, "10000",
         "how long a crashed instance's open transaction blocks readers", txn_timeout_ms, 1000, 900000),
     OPT("retry.max_attempts", PX_OPT_INT, "3", "retries of a record whose failure may pass, then the DLQ",

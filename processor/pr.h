@@ -56,6 +56,7 @@ typedef struct pr_config {
     int64_t lock_ttl_ms;
     int64_t stale_ttl_ms;
     int64_t batch_max;
+    int64_t flush_defer_ms;     /* while behind: Redis writes wait up to this long, coalescing */
     int64_t txn_timeout_ms;
     int64_t retry_max_attempts; /* transient failures: retries before the DLQ */
     int64_t retry_base_ms;      /* delay of attempt k: base * 3^(k-1) (1 s, 3 s, 9 s) */
@@ -73,7 +74,8 @@ typedef struct pr_entity {
     bool poisoned;            /* its stored state does not decode: never written, records to the DLQ */
     bool decided;             /* a lock decision of this batch waits to be published early */
     int64_t heap_deadline;    /* deadline it is filed under in the heap, or INT64_MAX */
-    px_buf_t notify;          /* JSON array of this batch's changes, for the gateways */
+    px_buf_t notify;          /* JSON array of the changes not yet written, for the gateways */
+    px_buf_t decisions;       /* JSON array of this batch's lock decisions (published early) */
     /* Retry order: every record of the entity diverted to a retry topic
      * gets the next sequence number; only the head may be applied, so
      * records keep their order (DESIGN.md 7). head == next: none waiting. */
@@ -141,6 +143,7 @@ typedef struct pr_ctx {
     pr_entity_t **buckets;
     size_t n_buckets, n_entities;
     pr_entity_t *dirty;       /* entities changed and not yet written */
+    int64_t flush_at;         /* mono ms the deferred writes are due (0: none deferred) */
     pr_heap_item_t *heap;
     size_t heap_n, heap_cap;
 
@@ -190,7 +193,7 @@ int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n);
  * marks and the deadline index. On success the dirty list is empty. */
 int pr_redis_flush(pr_ctx_t *pr);
 /* Publish the early lock decisions of n entities: {"decided":[changes]}
- * on each entity's channel, the changes being its notification so far
+ * on each entity's channel, the changes being its decisions buffer
  * (pr_batch.c). Gateways answer pending LOCKs from it but do not re-read:
  * Redis does not hold the state yet (the write script publishes the
  * changes again after the commit). Pipelined; a failure loses only the

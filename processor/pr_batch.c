@@ -160,9 +160,10 @@ static int64_t retry_delay(const pr_ctx_t *pr, int64_t k) {
     return d;
 }
 
-/* Append one change to the entity's notification for the gateways. */
-static void notify_add(pr_entity_t *e, const px_event_t *c) {
-    px_buf_t *n = &e->notify;
+/* Append one change to an open JSON array of changes for the gateways
+ * (an entity's notification or its decisions). A full buffer keeps what
+ * it has: the gateways re-read the entity anyway. */
+static void notify_add(px_buf_t *n, const px_event_t *c) {
     if (n->len && n->data[n->len - 1] == ']') n->data[--n->len] = '\0'; /* closed by a flush that failed */
     size_t mark = n->len;
     int rc = px_buf_puts(n, n->len ? "," : "[");
@@ -203,11 +204,12 @@ static void on_change(void *arg, const px_event_t *ev) {
         b->produce_failed = true;
     px_counter_add(pr->m_changes, 1);
     if (c.type == PX_CH_LOCK_GRANTED) px_counter_add(pr->m_locks_acquired, 1);
-    notify_add(b->cur, &c);
-    if ((c.type == PX_CH_LOCK_GRANTED || c.type == PX_CH_LOCK_DENIED) && !b->cur->decided &&
-        b->n_decided < (size_t)pr->cfg.batch_max) {
+    notify_add(&b->cur->notify, &c);
+    if ((c.type == PX_CH_LOCK_GRANTED || c.type == PX_CH_LOCK_DENIED) &&
+        (b->cur->decided || b->n_decided < (size_t)pr->cfg.batch_max)) {
+        notify_add(&b->cur->decisions, &c);
+        if (!b->cur->decided) b->decided[b->n_decided++] = b->cur;
         b->cur->decided = true;
-        b->decided[b->n_decided++] = b->cur;
     }
 }
 
@@ -222,7 +224,10 @@ static void on_change(void *arg, const px_event_t *ev) {
  * may then come from a dataset that is gone. */
 static void decisions_end(batch_t *b, bool publish) {
     if (publish && b->n_decided) px_counter_add(b->pr->m_decided, pr_redis_decisions(b->pr, b->decided, b->n_decided));
-    for (size_t i = 0; i < b->n_decided; i++) b->decided[i]->decided = false;
+    for (size_t i = 0; i < b->n_decided; i++) {
+        b->decided[i]->decided = false;
+        px_buf_reset(&b->decided[i]->decisions);
+    }
     b->n_decided = 0;
 }
 
@@ -660,11 +665,18 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         }
     }
     px_counter_add(pr->m_batches, 1);
+    bool behind = b->n >= (size_t)pr->cfg.batch_max; /* a full batch: more records wait */
     batch_free_msgs(b);
     int64_t t_commit = px_mono_us();
 
-    /* Redis: the committed batch's effects */
-    pr_redis_flush(pr);
+    /* Redis: the committed batches' effects, at once when caught up; while
+     * behind, deferred up to batch.flush_defer_ms so an entity changed by
+     * many batches is written once (docs/exactly-once.md, "Deferred
+     * writes"). Deferring is safe: the applied marks move only with the
+     * writes, so whoever owns a partition next re-folds what Redis lacks. */
+    if (!behind || !pr->cfg.flush_defer_ms) pr->flush_at = 0;
+    else if (!pr->flush_at) pr->flush_at = px_mono_ms() + pr->cfg.flush_defer_ms;
+    if (px_mono_ms() >= pr->flush_at && pr_redis_flush(pr) == 0) pr->flush_at = 0;
     int64_t t_flush = px_mono_us();
     px_counter_add(pr->m_phase_us[0], (uint64_t)(t_load - t_collect));
     px_counter_add(pr->m_phase_us[1], (uint64_t)(t_fold - t_load));
@@ -721,7 +733,8 @@ void pr_batch_turn(pr_ctx_t *pr) {
         pr->rebuild_pending = false;
         pr_kafka_rebuild(pr);
     }
-    if (!pr->redis || (pr->dirty && pr_redis_flush(pr))) {
+    /* deferred writes that are due (or that failed) go first */
+    if (!pr->redis || (pr->dirty && px_mono_ms() >= pr->flush_at && pr_redis_flush(pr))) {
         if (!pr->paused) {
             rd_kafka_topic_partition_list_t *a = NULL;
             if (!rd_kafka_assignment(pr->consumer, &a) && a) {
@@ -779,6 +792,10 @@ void pr_batch_turn(pr_ctx_t *pr) {
      * between batches; while batches find work, the idle handle brings the
      * next turn at once. */
     bool worked = !pr->stopping && run_batch(pr, b);
+    if (!worked && pr->dirty && pr->flush_at) { /* caught up: deferred writes wait no longer */
+        pr->flush_at = 0;
+        pr_redis_flush(pr); /* a failure pauses at the next turn */
+    }
     if (worked && !uv_is_active((uv_handle_t *)&pr->idle)) uv_idle_start(&pr->idle, on_idle);
     else if (!worked && uv_is_active((uv_handle_t *)&pr->idle)) uv_idle_stop(&pr->idle);
 }

@@ -130,11 +130,10 @@ size_t pr_redis_decisions(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n) {
     px_buf_t *out = &pr->scratch;
     if (!pr->redis) return 0; /* no early answer: the later notification gives it */
     for (size_t i = 0; i < n; i++) {
-        const px_buf_t *nt = &ents[i]->notify;
-        bool closed = nt->len && nt->data[nt->len - 1] == ']'; /* by a flush that failed */
+        const px_buf_t *d = &ents[i]->decisions; /* an open array */
         px_buf_reset(out);
-        if (!nt->len || px_view_channel(&ents[i]->st.key, ch, sizeof ch) < 0 || px_buf_puts(out, "{\"decided\":") ||
-            px_buf_append(out, nt->data, nt->len) || px_buf_puts(out, closed ? "}" : "]}"))
+        if (!d->len || px_view_channel(&ents[i]->st.key, ch, sizeof ch) < 0 || px_buf_puts(out, "{\"decided\":") ||
+            px_buf_append(out, d->data, d->len) || px_buf_puts(out, "]}"))
             continue; /* out of memory: the later notification answers */
         redisAppendCommand(pr->redis, "PUBLISH %s %b", ch, out->data, out->len);
         sent++;

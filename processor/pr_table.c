@@ -34,6 +34,7 @@ int pr_table_init(pr_ctx_t *pr, size_t buckets) {
 static void entity_free(pr_entity_t *e) {
     px_entity_term(&e->st);
     px_buf_term(&e->notify);
+    px_buf_term(&e->decisions);
     free(e);
 }
 
@@ -63,6 +64,7 @@ pr_entity_t *pr_table_add(pr_ctx_t *pr, const px_key_t *key, int32_t partition) 
     px_entity_init(&e->st, key);
     px_store_wm_init(&e->wm);
     px_buf_init(&e->notify, 64 * 1024);
+    px_buf_init(&e->decisions, 16 * 1024);
     e->partition = partition;
     e->heap_deadline = INT64_MAX;
     for (int s = 0; s < PX_SRC__COUNT; s++) e->hold_from[s] = INT64_MAX;

@@ -24,6 +24,7 @@ import pxtest
 SEED = int(os.environ.get("PX_EOS_SEED", "20261122"))
 KILLS = int(os.environ.get("PX_EOS_KILLS", "22"))
 BATCH = os.environ.get("PX_EOS_BATCH")  # e.g. 40: many small batches
+EXTRA = os.environ.get("PX_EOS_SET", "").split()  # more processor settings, e.g. "batch.flush_defer_ms=0"
 TTLS = ["--set", "presence.ttl_ms=2000", "--set", "lock.ttl_ms=3000", "--set", "stale.ttl_ms=4000"]
 
 
@@ -119,6 +120,8 @@ async def test(stack):
     stack.env["REDIS_PORT"] = str(redis.port)
     common = TTLS + ["--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=1000",
                      "--set", "http.port=0"] + (["--set", f"batch.max_records={BATCH}"] if BATCH else [])
+    for kv in EXTRA:
+        common += ["--set", kv]
 
     started = [0]
 
