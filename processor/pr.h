@@ -128,6 +128,7 @@ typedef struct pr_ctx {
     pr_part_t parts[PR_MAX_PARTITIONS];
     bool rebalanced;   /* set by the rebalance callback during a collect */
     bool kafka_ok;
+    bool dr_failing;   /* the last delivery report was a failure (logged once per run) */
 
     /* Redis */
     redisContext *redis;
