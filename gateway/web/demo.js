@@ -110,27 +110,46 @@ function renderStrip(p) {
 // ---- locks ------------------------------------------------------------------------
 const inputs = [...document.querySelectorAll("#fields input, #fields textarea")];
 
+// A padlock drawn inline (no icon font or emoji needed), open or closed.
+function padlock(closed) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("aria-hidden", "true");
+  const shackle = document.createElementNS(ns, "path");
+  shackle.setAttribute("d", closed ? "M4.5 7V5a3.5 3.5 0 0 1 7 0v2" : "M4.5 7V5a3.5 3.5 0 0 1 6.8-1.2");
+  shackle.setAttribute("fill", "none");
+  shackle.setAttribute("stroke", "currentColor");
+  shackle.setAttribute("stroke-width", "1.6");
+  const body = document.createElementNS(ns, "rect");
+  for (const [k, v] of Object.entries({ x: 2.5, y: 7, width: 11, height: 8, rx: 1.5, fill: "currentColor" })) body.setAttribute(k, v);
+  svg.append(shackle, body);
+  return svg;
+}
+
+function showLock(ind, kind, text, title) {
+  ind.className = `lock ${kind}`;
+  ind.title = title;
+  const label = document.createElement("span");
+  label.textContent = text;
+  ind.replaceChildren(...(text ? [padlock(kind !== ""), label] : []));
+}
+
 function renderLocks(p) {
   for (const input of inputs) {
     const field = input.name;
     const ind = document.querySelector(`[data-lock="${field}"]`);
     const l = p ? p.lockOf(field) : null;
     if (!l) {
-      ind.className = "lock";
-      ind.textContent = p ? "🔓 free" : "";
-      ind.title = "";
+      showLock(ind, "", p ? "free" : "", "");
       input.disabled = false;
       input.title = "";
     } else if (l.mine) {
-      ind.className = "lock mine";
-      ind.textContent = "🔒 you";
-      ind.title = `you hold the lock (token ${l.token})`;
+      showLock(ind, "mine", "you", `you hold the lock (fencing token ${l.token})`);
       input.disabled = false;
       input.title = "";
     } else {
-      ind.className = "lock other";
-      ind.textContent = `🔒 ${l.name}`;
-      ind.title = `${l.name} is editing this field`;
+      showLock(ind, "other", l.name, `${l.name} is editing this field`);
       input.disabled = true;
       input.title = `locked by ${l.name}`;
     }
@@ -145,9 +164,8 @@ for (const input of inputs) {
       const r = await client.acquireLock(field);
       if (!r.granted) {
         input.blur();
-        const ind = document.querySelector(`[data-lock="${field}"]`);
-        ind.className = "lock other";
-        ind.textContent = `🔒 ${r.holder ? r.holder.name : "someone"}`;
+        const who = r.holder ? r.holder.name : "someone";
+        showLock(document.querySelector(`[data-lock="${field}"]`), "other", who, `${who} is editing this field`);
       } else if (document.activeElement !== input) {
         client.releaseLock(field).catch(() => {});
       }

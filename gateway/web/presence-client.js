@@ -14,7 +14,9 @@
 //   (possibly async) function asked again before every connection attempt;
 // - reconnects with exponential backoff and jitter (1 s doubling to a 30 s
 //   cap, `reconnect.maxAttempts` consecutive failures at most, reset once a
-//   connection opens) and re-subscribes everything it held, same tab id;
+//   connection opens) and re-subscribes everything it held, same tab id; a
+//   SUB refused for a reason that passes (UNAVAILABLE: the gateway's Kafka
+//   is not up yet) is sent again with backoff until a PRESENCE confirms it;
 // - heartbeats every 30 s; status "away" after 2 minutes without user
 //   activity (pointer, keys, scroll, focus), "online" again on activity;
 // - on `pagehide`/`beforeunload` sends UNSUB for every record (best effort)
@@ -74,6 +76,9 @@ export function viewOf(msg, { tabId, userId, connected = true } = {}) {
     connected,
   };
 }
+
+// ERROR codes of a refused SUB that are worth sending it again for.
+const RETRY_SUB = new Set(["UNAVAILABLE", "RATE_LIMITED", "TIMEOUT", "NOT_SUBSCRIBED"]);
 
 const ACTIVITY_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "scroll", "touchstart", "focus"];
 
@@ -230,6 +235,7 @@ export class PresenceClient {
       this.timers.clearInterval(this.hbTimer);
       this.hbTimer = null;
       this.failPending("DISCONNECTED", "the connection closed");
+      for (const s of this.subs.values()) { this.timers.clearTimeout(s.retryTimer); s.retryTimer = null; s.subAttempt = 0; }
       for (const s of this.subs.values()) {
         if (s.presence) { s.presence = { ...s.presence, connected: false }; this.emit("presence", s.presence); }
       }
@@ -294,18 +300,36 @@ export class PresenceClient {
 
   static key(entity, id) { return `${entity}\u0000${id}`; }
 
+  /** SUB carries a request id: a SUB the gateway refuses for a reason that
+   * passes (UNAVAILABLE while its Kafka is down, e.g. right after a restart;
+   * RATE_LIMITED) is sent again with backoff until a PRESENCE confirms it. */
   sendSub(s) {
-    const m = { type: "SUB", entity: s.entity, id: s.id, tab_id: this.tabId, mode: s.mode, status: this.status };
+    const rid = `s${++this.seq}`;
+    const m = { type: "SUB", entity: s.entity, id: s.id, tab_id: this.tabId, mode: s.mode, status: this.status,
+      request_id: rid };
     if (s.dirty) m.dirty = true;
     if (s.field) m.field = s.field;
-    this.send(m);
+    if (this.send(m)) s.subRid = rid;
+  }
+
+  resubscribeLater(s) {
+    if (s.retryTimer || !this.subs.has(PresenceClient.key(s.entity, s.id))) return;
+    const delayMs = backoffDelay(s.subAttempt || 0, { ...this.reconnectOpts, maxMs: 10000, random: this.random });
+    s.subAttempt = (s.subAttempt || 0) + 1;
+    s.retryTimer = this.timers.setTimeout(() => {
+      s.retryTimer = null;
+      if (this.subs.get(PresenceClient.key(s.entity, s.id)) === s) this.sendSub(s);
+    }, delayMs);
   }
 
   /** Watch a record (joins its presence). Options: mode "view" | "edit". */
   subscribe(entity, id, { mode = "view" } = {}) {
     const k = PresenceClient.key(entity, id);
     let s = this.subs.get(k);
-    if (!s) { s = { entity, id, mode, dirty: false, field: null, presence: null }; this.subs.set(k, s); }
+    if (!s) {
+      s = { entity, id, mode, dirty: false, field: null, presence: null, subRid: null, subAttempt: 0, retryTimer: null };
+      this.subs.set(k, s);
+    }
     else s.mode = mode;
     this.sendSub(s);
     return { unsubscribe: () => this.unsubscribe(entity, id), update: (f) => this.update(entity, id, f) };
@@ -313,7 +337,10 @@ export class PresenceClient {
 
   unsubscribe(entity, id) {
     const k = PresenceClient.key(entity, id);
-    if (!this.subs.delete(k)) return;
+    const s = this.subs.get(k);
+    if (!s) return;
+    this.subs.delete(k);
+    this.timers.clearTimeout(s.retryTimer);
     this.send({ type: "UNSUB", entity, id });
   }
 
@@ -429,6 +456,7 @@ export class PresenceClient {
       const k = PresenceClient.key(msg.entity, msg.id);
       const s = this.subs.get(k);
       if (!s) return; // a push that crossed our UNSUB
+      s.subAttempt = 0;
       s.presence = viewOf(msg, { tabId: this.tabId, userId: this.user && this.user.id, connected: this.connected });
       for (const [rid, p] of this.pending) { // UNLOCKs are answered by the state
         if (p.type === "UNLOCK" && p.key === k) {
@@ -446,7 +474,17 @@ export class PresenceClient {
     } else if (msg.type === "ERROR") {
       const err = { code: msg.code, message: msg.message, requestId: msg.request_id ?? null };
       this.emit("error", err);
-      if (err.requestId) this.settle(err.requestId, false, Object.assign(new Error(err.message), { code: err.code }));
+      const rid = err.requestId;
+      if (!rid) return;
+      const p = this.pending.get(rid);
+      if (p && err.code === "NOT_SUBSCRIBED") { // the gateway lost our SUB: send it again
+        const s = this.subs.get(p.key);
+        if (s) this.resubscribeLater(s);
+      }
+      this.settle(rid, false, Object.assign(new Error(err.message), { code: err.code }));
+      for (const s of this.subs.values()) {
+        if (s.subRid === rid && RETRY_SUB.has(err.code)) this.resubscribeLater(s);
+      }
     }
   }
 }
