@@ -40,20 +40,29 @@ window.presenceDemo = { client, user, tenant, order };
 client.subscribe("order", order, { mode: "edit" });
 
 // ---- connection state -------------------------------------------------------
-client.on("connection", (c) => {
+// The page is "live" once the gateway confirmed the subscription with a
+// PRESENCE on the current connection (a SUB can be refused for a moment,
+// e.g. right after a gateway restart); the form is editable only then, and
+// never while the record is stale.
+let conn = { state: "connecting" };
+function renderConn() {
+  const live = conn.state === "open" && !!(last && last.connected);
+  const state = conn.state === "open" ? (live ? "live" : "joining") : conn.state;
   const el = $("conn");
-  el.className = `pill ${c.state}`;
-  el.dataset.state = c.state;
+  el.className = `pill ${state}`;
+  el.dataset.state = state;
   el.textContent = {
     connecting: "connecting…",
-    open: "live",
-    reconnecting: `reconnecting in ${Math.ceil((c.delayMs || 0) / 1000)} s…`,
+    joining: "joining…",
+    live: "live",
+    reconnecting: `reconnecting in ${Math.ceil((conn.delayMs || 0) / 1000)} s…`,
     failed: "offline",
     closed: "closed",
-  }[c.state] || c.state;
-  if (c.state !== "open") renderLocks(null);
-  $("fields").disabled = c.state !== "open" || !!(last && last.stale);
-});
+  }[state] || state;
+  if (!live) renderLocks(null);
+  $("fields").disabled = !live || !!(last && last.stale);
+}
+client.on("connection", (c) => { conn = c; renderConn(); });
 
 // ---- errors -------------------------------------------------------------------
 const errors = [];
@@ -191,7 +200,7 @@ $("discard").addEventListener("click", () => {
 client.on("presence", (p) => {
   last = p;
   renderStrip(p);
-  renderLocks(p.connected ? p : null);
+  renderLocks(p.connected ? p : null); // renderConn() clears them too when not live
   $("version").textContent = String(p.version);
   const banner = $("stale");
   if (p.stale) {
@@ -203,5 +212,5 @@ client.on("presence", (p) => {
     banner.classList.remove("show");
     banner.textContent = "";
   }
-  $("fields").disabled = p.stale || !client.connected;
+  renderConn();
 });

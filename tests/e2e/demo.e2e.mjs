@@ -131,17 +131,18 @@ test("killing and restarting the gateway: both pages reconnect by themselves", a
 
   await control("/gateway/kill");
   for (const p of [alice, bob]) {
-    await until(p, () => document.querySelector("[data-testid=conn]").dataset.state !== "open", null, "not live after the kill");
+    await until(p, () => document.querySelector("[data-testid=conn]").dataset.state !== "live", null, "not live after the kill");
   }
   assert.equal(await formDisabled(bob), true, "the form is disabled while offline");
   await shot(bob, "e2e-reconnecting");
   await control("/gateway/start");
-  for (const p of [alice, bob]) await waitState(p, "open");
+  for (const p of [alice, bob]) await waitState(p, "live");
   await waitStrip(bob, ["alice"], "bob sees alice after the restart");
   await waitStrip(alice, ["bob"], "alice sees bob after the restart");
 
   // re-subscribed for real: a lock still travels from one page to the other
   await alice.locator("#f-customer").focus();
+  await until(alice, () => document.querySelector("[data-lock=customer]").textContent.includes("you"), null, "alice holds customer after the restart");
   await until(bob, () => document.querySelector("#f-customer").disabled, null, "alice's lock seen by bob after the restart");
   await shot(bob, "e2e-reconnected");
   await alice.locator("#f-customer").blur();

@@ -25,7 +25,7 @@ export async function launch() {
 }
 
 /** A user's page on an order: its own browser context, the demo page,
- * connected ("live"). Console errors of the page are collected in
+ * connected and subscribed ("live"). Console errors of the page are collected in
  * page.consoleErrors. */
 export async function openAs(browser, user, order, { name } = {}) {
   const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
@@ -33,10 +33,17 @@ export async function openAs(browser, user, order, { name } = {}) {
   page.consoleErrors = [];
   page.on("console", (m) => { if (m.type() === "error") page.consoleErrors.push(m.text()); });
   page.on("pageerror", (e) => page.consoleErrors.push(String(e)));
+  page.frames_ = []; // the last WebSocket frames, shown when a wait fails
+  const note = (dir, f) => { page.frames_.push(`${dir} ${String(f.payload).slice(0, 240)}`); page.frames_.splice(0, page.frames_.length - 30); };
+  page.on("websocket", (ws) => {
+    ws.on("framesent", (f) => note(">", f));
+    ws.on("framereceived", (f) => note("<", f));
+    ws.on("close", () => note("x", { payload: "closed" }));
+  });
   const display = name || user.charAt(0).toUpperCase() + user.slice(1);
   const q = new URLSearchParams({ user, name: display, tenant: TENANT, order });
   await page.goto(`${BASE}/?${q}`);
-  await waitState(page, "open");
+  await waitState(page, "live");
   page.user = user;
   return page;
 }
@@ -51,7 +58,8 @@ export async function until(page, fn, arg, what) {
     await page.waitForFunction(fn, arg, { timeout: WAIT_MS, polling: 100 });
   } catch (e) {
     const strip = await page.locator("[data-testid=strip]").innerText().catch(() => "?");
-    throw new Error(`${page.user}: timed out waiting for ${what} (strip: ${JSON.stringify(strip)}): ${e.message}`);
+    throw new Error(`${page.user}: timed out waiting for ${what} (strip: ${JSON.stringify(strip)}): ${e.message}\n` +
+      `last WebSocket frames of ${page.user}:\n  ${page.frames_.join("\n  ")}`);
   }
 }
 
