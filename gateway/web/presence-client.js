@@ -430,7 +430,15 @@ export class PresenceClient {
         this.pending.delete(rid);
         reject(Object.assign(new Error(`no answer to ${type} ${field} in ${this.lockTimeoutMs} ms`), { code: "TIMEOUT" }));
       }, this.lockTimeoutMs);
-      this.pending.set(rid, { resolve, reject, timer, type, key: PresenceClient.key(t.entity, t.id), field });
+      const key = PresenceClient.key(t.entity, t.id);
+      this.pending.set(rid, { resolve, reject, timer, type, key, field });
+      // an UNLOCK of a lock this tab does not hold (and is not asking for)
+      // changes nothing, so no PRESENCE would answer it: done at once
+      if (type === "UNLOCK") {
+        const l = this.subs.get(key)?.presence?.lockOf(field);
+        const asking = [...this.pending.values()].some((p) => p.type === "LOCK" && p.key === key && p.field === field);
+        if ((!l || !l.mine) && !asking) this.settle(rid, true, { released: true, field });
+      }
     });
   }
 

@@ -364,3 +364,17 @@ test("a LOCK answered NOT_SUBSCRIBED (the gateway lost the SUB) re-subscribes", 
   clock.advance(1000);
   assert.equal(sentOf(ws(), "SUB").length, 2);
 });
+
+test("releaseLock of a lock this tab does not hold resolves at once (the UNLOCK is still sent)", async () => {
+  const { c, ws } = await setup();
+  c.subscribe("order", "42");
+  ws().open();
+  ws().recv(presence()); // amount is mine, note is bob's
+  assert.deepEqual(await c.releaseLock("note"), { released: true, field: "note" });
+  assert.equal(sentOf(ws(), "UNLOCK").at(-1).field, "note");
+  c.acquireLock("free");
+  let done = false;
+  c.releaseLock("free").then(() => { done = true; });
+  await flush();
+  assert.equal(done, false, "a LOCK of the field is in flight: wait for the PRESENCE");
+});

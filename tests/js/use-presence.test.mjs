@@ -48,6 +48,10 @@ test("usePresence: subscribes, follows PRESENCE, locks and errors, unsubscribes 
   ws.recv({ type: "LOCK_ACK", entity: "order", id: "42", field: "note", success: true,
     holder: { id: "alice", user_name: "Alice" }, token: 6, request_id: lock.request_id });
   assert.equal((await p).granted, true);
+  ws.recv({ type: "PRESENCE", entity: "order", id: "42", users: ["alice"], viewers: [],
+    locks: [{ field: "note", user: "alice", user_name: "Alice", tab_id: "t1", token: 6, expires_at: 1 }],
+    stale: false, busyBy: null, version: 4 });
+  assert.equal(h.result.presence.lockOf("note").mine, true);
   const q = h.result.releaseLock("note");
   assert.equal(ws.sent.at(-1).type, "UNLOCK");
   ws.recv({ type: "ERROR", code: "UNAVAILABLE", message: "Kafka is unreachable", request_id: ws.sent.at(-1).request_id });
