@@ -77,6 +77,9 @@ export function viewOf(msg, { tabId, userId, connected = true } = {}) {
   };
 }
 
+// Close codes after which a connection that opened does not count as a success.
+const NO_RESET = new Set([4401, 1013]);
+
 // ERROR codes of a refused SUB that are worth sending it again for.
 const RETRY_SUB = new Set(["UNAVAILABLE", "RATE_LIMITED", "TIMEOUT", "NOT_SUBSCRIBED"]);
 
@@ -187,6 +190,7 @@ export class PresenceClient {
   /** Open the connection (again). A no-op while one is open or being opened. */
   async connect() {
     if (this.ws || this.state === "connecting") return;
+    if (this.state === "failed") this.attempt = 0; // a new try by the app
     this.stopped = false;
     this.timers.clearTimeout(this.retryTimer);
     this.retryTimer = null;
@@ -221,7 +225,6 @@ export class PresenceClient {
     ws.onopen = () => {
       if (this.ws !== ws) return;
       opened = true;
-      this.attempt = 0;
       this.setState("open");
       for (const s of this.subs.values()) this.sendSub(s);
       this.timers.clearInterval(this.hbTimer);
@@ -246,7 +249,10 @@ export class PresenceClient {
         this.setState("failed", { code: e.code, reason: "unauthorized" });
         return;
       }
-      if (opened && e.code !== 4401) this.attempt = 0;
+      // A connection that opened resets the schedule, unless the gateway
+      // closed it at once for a reason that repeats (token refused: 4401;
+      // at its connection limit: 1013), which must keep backing off.
+      if (opened && !NO_RESET.has(e.code)) this.attempt = 0;
       this.retry(e.code);
     };
   }

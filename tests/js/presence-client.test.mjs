@@ -91,7 +91,7 @@ test("reconnects 1 s, 2 s, 4 s ... capped at 30 s, resets after a success, re-su
 });
 
 test("gives up after reconnect.maxAttempts consecutive failures", async () => {
-  const { clock, WS, ws, events } = await setup({ reconnect: { maxAttempts: 3 } });
+  const { c, clock, WS, ws, events } = await setup({ reconnect: { maxAttempts: 3 } });
   for (let i = 0; i < 3; i++) {
     ws().drop();
     clock.advance(events.connection.at(-1).delayMs);
@@ -104,6 +104,12 @@ test("gives up after reconnect.maxAttempts consecutive failures", async () => {
   clock.advance(120000);
   await flush();
   assert.equal(WS.made.length, 4, "no attempt after giving up");
+  c.connect(); // the app tries again: a fresh schedule
+  await flush();
+  assert.equal(WS.made.length, 5);
+  ws().drop();
+  assert.equal(events.connection.at(-1).state, "reconnecting");
+  assert.equal(events.connection.at(-1).delayMs, 1000);
 });
 
 test("jitter is applied to reconnect delays within bounds", async () => {
@@ -320,8 +326,19 @@ test("a refused token (4401): a fixed token stops, a token function is asked aga
   await flush();
   assert.equal(calls, 2);
   assert.equal(fn.c.user.id, "u2");
+  fn.ws().open(); // the gateway completes the handshake, then refuses
   fn.ws().drop(4401);
   assert.equal(fn.events.connection.at(-1).delayMs, 2000, "a refused connection is not a success: no reset");
+  fn.clock.advance(2000);
+  await flush();
+  fn.ws().open();
+  fn.ws().drop(1013); // OVERLOADED
+  assert.equal(fn.events.connection.at(-1).delayMs, 4000, "nor is one closed as overloaded");
+  fn.clock.advance(4000);
+  await flush();
+  fn.ws().open();
+  fn.ws().drop(1006);
+  assert.equal(fn.events.connection.at(-1).delayMs, 1000, "a connection that opened and then dropped resets");
 
   const failing = await setup({ token: async () => { throw new Error("403 from the app"); } });
   assert.equal(failing.events.error[0].code, "TOKEN");
