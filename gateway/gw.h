@@ -335,6 +335,12 @@ int gw_http_reply(gw_http_t *h, unsigned status, const char *ctype, const char *
 /* The one JSON error shape {"success":false,"error":{"code","message"}}. */
 int gw_http_error(gw_ctx_t *gw, gw_http_t *h, unsigned status, const char *code, const char *msg);
 
+/* gw_dev.c: development mode only. gw_dev_init gives a dev-mode gateway
+ * without auth.jwt_secret an ephemeral random one (0 or PX_EIO);
+ * gw_dev_token answers GET /api/v1/dev/token (404 unless dev mode). */
+int gw_dev_init(gw_ctx_t *gw);
+int gw_dev_token(gw_ctx_t *gw, gw_http_t *h);
+
 /* gw_ws.c */
 int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size);
 void gw_ws_stop(gw_ctx_t *gw);

@@ -572,18 +572,22 @@ static int http_route(gw_ctx_t *gw, struct lws *wsi, gw_http_t *h, const char *p
         px_buf_term(&b);
         return rc;
     }
+    if (strcmp(path, "/api/v1/dev/token") == 0) return gw_dev_token(gw, h);
     if (strncmp(path, "/api/", 5) == 0) return gw_rest_begin(gw, h);
-    const char *name = NULL, *ctype = NULL;
-    if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
-        name = "index.html";
-        ctype = "text/html";
-    } else if (strcmp(path, "/presence-client.js") == 0) {
-        name = "presence-client.js";
-        ctype = "text/javascript";
-    }
-    if (name) {
-        snprintf(file, sizeof file, "%s/%s", gw->cfg.web_dir, name);
-        int n = lws_serve_http_file(wsi, file, ctype, NULL, 0);
+    /* the demo page and the browser client (gateway/web/) */
+    static const struct {
+        const char *path, *file, *ctype;
+    } web[] = {
+        {"/", "index.html", "text/html"},
+        {"/index.html", "index.html", "text/html"},
+        {"/demo.js", "demo.js", "text/javascript"},
+        {"/presence-client.js", "presence-client.js", "text/javascript"},
+        {"/use-presence.js", "use-presence.js", "text/javascript"},
+    };
+    for (size_t i = 0; i < sizeof web / sizeof web[0]; i++) {
+        if (strcmp(path, web[i].path) != 0) continue;
+        snprintf(file, sizeof file, "%s/%s", gw->cfg.web_dir, web[i].file);
+        int n = lws_serve_http_file(wsi, file, web[i].ctype, NULL, 0);
         if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) return -1;
         return 0;
     }

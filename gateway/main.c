@@ -136,6 +136,7 @@ int main(int argc, char **argv) {
                 "auth.dev_mode=true");
     else if (!gw->cfg.jwt_secret[0])
         PX_WARN(GW_COMP, "no auth.jwt_secret: every WebSocket will be refused", NULL);
+    if (gw_dev_init(gw)) return 1;
 
     uv_loop_init(&loop);
     gw->loop = &loop;

@@ -7,6 +7,11 @@
 # 2. Fetches the Apache Kafka 3.9.1 broker jars from Maven Central with
 #    stack/kafka/pom.xml into ${PRESENCE_CACHE:-$HOME/.cache/presence}/kafka-3.9.1/libs.
 #    A marker file written after a complete copy makes later runs skip it.
+# 3. The browser tests' tools: Debian's chromium (in the package list), Node
+#    (Debian's nodejs + npm only when no node/npm is on the PATH), and
+#    `npm ci` in tests/e2e (playwright-core, pinned by package-lock.json)
+#    when node_modules is missing or older than the lock file. No browser is
+#    ever downloaded by a test tool: the tests drive /usr/bin/chromium.
 #
 # Idempotent; safe to run again. Related: scripts/stack.sh (runs the broker
 # and Redis from these jars), docs/operations.md, /work/shared/KAFKA.md.
@@ -33,7 +38,13 @@ PACKAGES=(
   python3-avro python3-websockets python3-yaml python3-confluent-kafka
   kcat redis-server redis-tools valgrind curl
   openjdk-17-jdk-headless maven
+  chromium
 )
+# Node for the browser client's tests: any node/npm on the PATH will do
+# (>= 18); Debian's only when there is none.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -101,6 +112,23 @@ else
   rm -rf "$ROOT/stack/kafka/target"
   printf 'kafka %s fetched %s\n' "$KAFKA_VERSION" "$(date -u +%FT%TZ)" >"$MARKER"
   say "kafka $KAFKA_VERSION: $(find "$LIBS" -name '*.jar' | wc -l) jars in $LIBS"
+fi
+
+# --- 3. Node packages of the browser tests --------------------------------
+command -v chromium >/dev/null || die "chromium not found after install"
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$node_major" -ge 18 ] || die "node >= 18 needed for the browser tests (found $(node --version 2>&1))"
+E2E=$ROOT/tests/e2e
+stamp=$E2E/node_modules/.package-lock.json   # npm writes it on every install
+if [ -f "$stamp" ] && [ "$stamp" -nt "$E2E/package-lock.json" ] && [ -d "$E2E/node_modules/playwright-core" ]; then
+  say "npm: tests/e2e/node_modules up to date"
+else
+  say "npm: npm ci in tests/e2e"
+  # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: playwright-core has no install step,
+  # this only makes sure nothing ever tries.
+  (cd "$E2E" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) \
+    || die "npm ci failed in tests/e2e"
+  touch "$stamp"
 fi
 
 say "ok"

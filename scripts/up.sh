@@ -58,7 +58,8 @@ fi
 
 cat <<MSG
 
-presence is running (development mode: identities come from the URL, no tokens).
+presence is running (development mode: the demo page gets its token from the
+gateway's dev token route for the user in its URL; never expose this gateway).
   Open:     http://127.0.0.1:$port/?user=alice   and, in another window,
             http://127.0.0.1:$port/?user=bob
   Logs:     $state/logs/   Kafka $KAFKA_BOOTSTRAP   Redis 127.0.0.1:$REDIS_PORT

@@ -17,6 +17,12 @@ px_wait_port "$REDIS_PORT" 10 || px_fail "redis port closed: $REDIS_PORT"
 
 # Kafka: create, produce one record, read it back.
 px_create_topics "$prefix" || px_fail "could not create topics with prefix $prefix"
+# The broker's metadata may lag the creation by a moment on a busy machine
+# (seen in a full run): ask again for up to 10 s before calling it missing.
+for _ in $(seq 1 20); do
+  kcat -b "$KAFKA_BOOTSTRAP" -L -t "$topic" | grep -q "topic \"$topic\" with $KAFKA_PARTITIONS partitions" && break
+  sleep 0.5
+done
 kcat -b "$KAFKA_BOOTSTRAP" -L -t "$topic" | grep -q "topic \"$topic\" with $KAFKA_PARTITIONS partitions" ||
   px_fail "topic $topic missing or without $KAFKA_PARTITIONS partitions"
 
