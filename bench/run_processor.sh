@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Processor throughput with exactly-once on (DESIGN.md section 9), beside
 # redis-benchmark running the equivalent per-event Redis work on the same
-# Redis in the same run. Not a test: prints figures for docs/benchmarks.md.
+# Redis in the same run, and beside a naive processor (one synchronous Redis
+# round trip per command per event, bench/baselines/px_naive_processor.c) on
+# the same records. Not a test: prints figures for docs/benchmarks.md.
+# PX_BENCH_NO_NAIVE=1 skips the naive baseline; PX_BENCH_PROCESSOR_ARGS adds
+# processor settings (e.g. "--set batch.flush_defer_ms=2000").
 #
 #   bench/run_processor.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
 #
@@ -64,6 +68,14 @@ for run in $(seq 1 "$runs"); do
     if [ -z "$last" ]; then echo "run $run: did not finish ($n of $records folded)"; exit 1; fi
     awk -v n="$records" -v a="$first" -v b="$last" -v r="$run" \
         'BEGIN { printf "run %d: %d records folded in %.2f s from launch: %.0f records/s\n", r, n, b - a, n / (b - a) }'
+    # Baseline (b): the same records through a processor as typical service
+    # code writes it (bench/baselines/px_naive_processor.c: one synchronous
+    # Redis round trip per command per event, no exactly-once).
+    if [ -z "${PX_BENCH_NO_NAIVE:-}" ]; then
+        redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+        build/release/bench/px_naive_processor "$KAFKA_BOOTSTRAP" "$prefix" "$REDIS_PORT" "$records" |
+            sed "s/^/baseline run $run: /"
+    fi
 done
 
 # Baseline: the per-event Redis work a processor without batching would do
