@@ -9,7 +9,8 @@
 #    A marker file written after a complete copy makes later runs skip it.
 # 3. The browser tests' tools: Debian's chromium (in the package list), Node
 #    (Debian's nodejs + npm only when no node/npm is on the PATH), and
-#    `npm ci` in tests/e2e (playwright-core, pinned by package-lock.json)
+#    `npm ci` in tests/e2e (playwright-core, and React for the hook's test,
+#    pinned by package-lock.json)
 #    when node_modules is missing or older than the lock file. No browser is
 #    ever downloaded by a test tool: the tests drive /usr/bin/chromium.
 #
@@ -120,7 +121,7 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 [ "$node_major" -ge 18 ] || die "node >= 18 needed for the browser tests (found $(node --version 2>&1))"
 E2E=$ROOT/tests/e2e
 stamp=$E2E/node_modules/.package-lock.json   # npm writes it on every install
-if [ -f "$stamp" ] && [ "$stamp" -nt "$E2E/package-lock.json" ] && [ -d "$E2E/node_modules/playwright-core" ]; then
+if [ -f "$stamp" ] && [ "$stamp" -nt "$E2E/package-lock.json" ] && [ -d "$E2E/node_modules/playwright-core" ] && [ -d "$E2E/node_modules/react-test-renderer" ]; then
   say "npm: tests/e2e/node_modules up to date"
 else
   say "npm: npm ci in tests/e2e"
