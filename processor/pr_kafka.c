@@ -334,6 +334,11 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
         {"bootstrap.servers", "127.0.0.1:9092"},
         {"linger.ms", "5"},
         {"transaction.timeout.ms", tmo},
+        /* a transaction begun right after the previous commit can meet the
+         * coordinator still writing that commit's markers
+         * (CONCURRENT_TRANSACTIONS): retry after 10 ms, not librdkafka's
+         * 100 ms, which a LOCK waiting for its batch would feel */
+        {"retry.backoff.ms", "10"},
     };
     static const char *const pfixed[][2] = {
         {"partitioner", "murmur2_random"},
