@@ -122,17 +122,7 @@ def main():
         ok = r.returncode == 0
     finally:
         server.shutdown()
-        try:
-            codes = stack.stop()
-        except AssertionError as e:
-            print(f"FAIL: {e}", file=sys.stderr)
-            ok, codes = False, {}
-        for n, c in codes.items():
-            if c != 0:
-                print(f"FAIL: {n} exited with {c} after SIGTERM", file=sys.stderr)
-                ok = False
-        if not ok:
-            stack.dump()
+        ok = pxtest.finish(stack, ok)
     sys.exit(0 if ok else 1)
 
 

@@ -362,6 +362,24 @@ async def recv_until(ws, pred, timeout=30.0, what="message"):
             return msg
 
 
+def finish(stack, ok):
+    """Stop the stack's daemons; a daemon that did not exit 0 on SIGTERM
+    fails the test. Prints the daemon logs when the test failed. Returns
+    whether the test passed."""
+    try:
+        codes = stack.stop()
+    except AssertionError as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        ok, codes = False, {}
+    for n, c in codes.items():
+        if ok and c != 0:
+            print(f"FAIL: {n} exited with {c} after SIGTERM", file=sys.stderr)
+            ok = False
+    if not ok:
+        stack.dump()
+    return ok
+
+
 def run(test_fn, name):
     """Run an async test with a Stack; print daemon logs on failure; exit
     non-zero on failure so ctest sees it."""
@@ -371,18 +389,6 @@ def run(test_fn, name):
         asyncio.run(test_fn(stack))
         ok = True
     finally:
-        try:
-            codes = stack.stop()
-        except AssertionError as e:
-            print(f"FAIL: {e}", file=sys.stderr)
-            ok = False
-            codes = {}
-        if ok:
-            for n, c in codes.items():
-                if c != 0:
-                    print(f"FAIL: {n} exited with {c} after SIGTERM", file=sys.stderr)
-                    ok = False
-        if not ok:
-            stack.dump()
+        ok = finish(stack, ok)
     print(f"{name}: {'1 passed, 0 failed' if ok else '0 passed, 1 failed'}")
     sys.exit(0 if ok else 1)
