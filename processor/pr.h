@@ -99,6 +99,7 @@ typedef struct pr_part {
     int64_t retry_due[PX_SRC__COUNT]; /* retry topic held until this wall-clock ms (0: not held) */
     bool repair_check;            /* assigned (or Redis lost data): run the repair check */
     bool full_rebuild;            /* ignore the applied marks: re-fold from the start */
+    bool seek_refused;            /* the check's seek was refused (fetcher not started): logged once */
 } pr_part_t;
 
 typedef struct pr_heap_item {

@@ -260,6 +260,42 @@ static bool part_repairing(const pr_part_t *pp) {
     return false;
 }
 
+/* Position every source of partition p (the list's offsets), waiting for
+ * the outcome. librdkafka refuses a seek (ERR__STATE) while a partition's
+ * fetcher has not started: for a fresh assignment the consumer first
+ * fetches the committed offsets itself (with read_committed it retries that
+ * for as long as an open transaction makes them unstable, e.g. one of a
+ * killed instance) and then starts the fetcher there. A seek sent without
+ * waiting (as before) was dropped silently in that window, the partition
+ * started at its committed offset, and a repair range [applied, committed)
+ * was never folded into Redis ("The proof, and what it found" in
+ * docs/exactly-once.md). A refused seek leaves the check to the next turn;
+ * once the fetcher runs, nothing but our own seeks moves it. */
+static int seek_sources(pr_ctx_t *pr, int32_t p, rd_kafka_topic_partition_list_t *l) {
+    pr_part_t *pp = &pr->parts[p];
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->consumer, l, 5000);
+    rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    const char *topic = "";
+    if (e) rd_kafka_error_destroy(e);
+    for (int i = 0; !err && i < l->cnt; i++)
+        if (l->elems[i].err) {
+            err = l->elems[i].err;
+            topic = l->elems[i].topic;
+        }
+    if (!err) return 0;
+    if (err == RD_KAFKA_RESP_ERR__STATE) { /* the fetcher has not started yet: expected, logged once */
+        if (!pp->seek_refused)
+            PX_INFO(PR_COMP, "repair check waits for the consumer to start the partition", "partition=%d topic=%s", p,
+                    topic);
+        pp->seek_refused = true;
+        return PX_EBACKEND;
+    }
+    px_counter_add(pr->m_kafka_err, 1);
+    PX_WARN(PR_COMP, "seek failed; will retry the repair check", "partition=%d topic=%s err=%s", p, topic,
+            rd_kafka_err2name(err));
+    return PX_EBACKEND;
+}
+
 /* For each newly assigned partition number: committed offsets C, applied
  * marks A; where A < C, seek to A and fold [A, C) in repair mode. Then load
  * the entities with pending deadlines and resume. */
@@ -290,44 +326,44 @@ static int repair_checks(pr_ctx_t *pr) {
             rd_kafka_topic_partition_list_destroy(l);
             return PX_EBACKEND;
         }
-        /* records still waiting in the retry topics: their entities' order */
-        if (pr_kafka_scan_retries(pr, p, committed)) {
-            rd_kafka_topic_partition_list_destroy(l);
-            pr_table_drop_partition(pr, p); /* half-scanned: start clean next time */
-            return PX_EBACKEND;
-        }
+        rd_kafka_topic_partition_list_destroy(l);
+        /* Where each source starts. Every source is sought explicitly, the
+         * ones without a gap to their committed offset too: a record
+         * delivered (and dropped) between the assignment and this check
+         * moved the position on, and resuming from there would skip it. */
+        int64_t until[PR_N_SRC];
         rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(PR_N_SRC);
         for (int s = 0; s < PR_N_SRC; s++) {
             int64_t c = committed[s]; /* < 0: nothing committed yet */
             int64_t a = pp->full_rebuild ? -1 : applied[s];
-            pp->repair_until[s] = -1;
-            /* Every source is sought explicitly, the ones without a gap to
-             * their committed offset too: a record delivered (and dropped)
-             * between the assignment and this check moved the position on,
-             * and resuming from there would skip it. */
             int64_t from = c >= 0 ? c : RD_KAFKA_OFFSET_BEGINNING;
-            if (c > 0 && a < c) {
-                pp->repair_until[s] = c;
-                pp->next[s] = a; /* Redis holds everything below a (-1: nothing) */
+            until[s] = -1;
+            if (c > 0 && a < c) { /* fold [a, c) again, emitting nothing */
+                until[s] = c;
                 from = a < 0 ? RD_KAFKA_OFFSET_BEGINNING : a;
-                PX_INFO(PR_COMP, "repairing", "topic=%s partition=%d from=%lld to=%lld", pr->topics[s], p,
-                        (long long)a, (long long)c);
             }
             rd_kafka_topic_partition_list_add(seek, pr->topics[s], p)->offset = from;
+        }
+        int rc = seek_sources(pr, p, seek);
+        rd_kafka_topic_partition_list_destroy(seek);
+        if (rc) return rc;
+        /* records still waiting in the retry topics: their entities' order */
+        if (pr_kafka_scan_retries(pr, p, committed)) {
+            pr_table_drop_partition(pr, p); /* half-scanned: start clean next time */
+            return PX_EBACKEND;
+        }
+        for (int s = 0; s < PR_N_SRC; s++) {
+            pp->repair_until[s] = until[s];
+            if (until[s] < 0) continue;
+            int64_t a = pp->full_rebuild ? -1 : applied[s];
+            pp->next[s] = a; /* Redis holds everything below a (-1: nothing) */
+            PX_INFO(PR_COMP, "repairing", "topic=%s partition=%d from=%lld to=%lld", pr->topics[s], p, (long long)a,
+                    (long long)until[s]);
         }
         PX_INFO(PR_COMP, "repair check", "partition=%d committed=%lld,%lld,%lld,%lld applied=%lld,%lld,%lld,%lld rebuild=%d",
                 p, (long long)committed[0], (long long)committed[1], (long long)committed[2], (long long)committed[3],
                 (long long)applied[0], (long long)applied[1], (long long)applied[2],
                 (long long)applied[3], pp->full_rebuild);
-        rd_kafka_topic_partition_list_destroy(l);
-        {
-            rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->consumer, seek, 0);
-            if (e) {
-                PX_ERROR(PR_COMP, "seek failed", "err=\"%s\"", rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
-            }
-        }
-        rd_kafka_topic_partition_list_destroy(seek);
         /* entities with pending deadlines: their timers live here now */
         px_key_t *keys = NULL;
         size_t nk = 0;
@@ -339,12 +375,18 @@ static int repair_checks(pr_ctx_t *pr) {
                 pr_entity_t *e = pr_table_add(pr, &keys[i], p);
                 if (e) ents[ne++] = e;
             }
-        int rc = ne ? pr_redis_load(pr, ents, ne) : 0;
+        rc = ne ? pr_redis_load(pr, ents, ne) : 0;
         free(ents);
         free(keys);
-        if (rc == PX_EBACKEND) return rc;
+        if (rc == PX_EBACKEND) {
+            /* the entities just added were never loaded: a later check would
+             * find them in the table and trust their empty states */
+            pr_table_drop_partition(pr, p);
+            return rc;
+        }
         pp->repair_check = false;
         pp->full_rebuild = false;
+        pp->seek_refused = false;
         for (int s = 0; s < PX_SRC__COUNT; s++) pp->retry_due[s] = 0;
         rd_kafka_topic_partition_list_t *res = rd_kafka_topic_partition_list_new(PR_N_SRC);
         for (int s = 0; s < PR_N_SRC; s++) rd_kafka_topic_partition_list_add(res, pr->topics[s], p);
