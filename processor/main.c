@@ -43,7 +43,7 @@ static const px_opt_t pr_opts[] = {
     OPT("stale.ttl_ms", PX_OPT_INT, "300000", "a record is stale at most this long without MUTATED",
         stale_ttl_ms, 1000, 86400000),
     OPT("batch.max_records", PX_OPT_INT, "10000", "records per batch (one transaction)", batch_max, 1, 1000000),
-    OPT("batch.flush_defer_ms", PX_OPT_INT, "0", "while a backlog waits, Redis writes are deferred up to this "
+    OPT("batch.flush_defer_ms", PX_OPT_INT, "2000", "while a backlog waits, Redis writes are deferred up to this "
         "long so repeated changes of an entity coalesce into one write (0: write after every batch)",
         flush_defer_ms, 0, 60000),
     OPT("kafka.transaction_timeout_ms", PX_OPT_INT, "10000",
@@ -147,6 +147,8 @@ static void register_metrics(pr_ctx_t *pr) {
     pr->m_locks = px_metrics_gauge(m, "redis_presence_active_locks", "held locks", NULL);
     pr->m_stale = px_metrics_gauge(m, "redis_presence_stale_entities", "entities being written now", NULL);
     pr->m_locks_acquired = px_metrics_counter(m, "redis_presence_locks_acquired_total", "lock grants", NULL);
+    pr->m_deferred = px_metrics_counter(m, "presence_processor_writes_deferred_total",
+                                        "batches whose Redis writes waited to coalesce (batch.flush_defer_ms)", NULL);
     pr->m_decided = px_metrics_counter(m, "presence_processor_lock_decisions_early_total",
                                        "entities whose lock decisions were published before the commit", NULL);
     static const double ms[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};

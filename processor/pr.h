@@ -160,7 +160,8 @@ typedef struct pr_ctx {
     px_counter_t *m_batches, *m_aborts, *m_redis_err, *m_kafka_err, *m_repaired;
     px_gauge_t *m_entities, *m_ready, *m_tabs, *m_locks, *m_stale, *m_users;
     px_counter_t *m_locks_acquired;
-    px_counter_t *m_decided;  /* lock decisions published before their batch's commit */
+    px_counter_t *m_decided;
+    px_counter_t *m_deferred; /* batches whose Redis writes were deferred */  /* lock decisions published before their batch's commit */
     px_counter_t *m_retries, *m_retry_dlq;
     px_hist_t *m_batch_ms;
     px_counter_t *m_phase_us[4]; /* load, fold+produce, commit, redis: where a batch's time goes */
@@ -192,7 +193,8 @@ void pr_redis_close(pr_ctx_t *pr);
  * counted), so nothing overwrites what an operator must look at. */
 int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n);
 /* Write every dirty entity (pipelined, watermark-guarded), the applied
- * marks and the deadline index. On success the dirty list is empty. */
+ * marks and the deadline index. On success the dirty list is empty and
+ * nothing is deferred (flush_at 0). */
 int pr_redis_flush(pr_ctx_t *pr);
 /* Publish the early lock decisions of n entities: {"decided":[changes]}
  * on each entity's channel, the changes being its decisions buffer

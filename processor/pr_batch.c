@@ -718,7 +718,14 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
      * writes, so whoever owns a partition next re-folds what Redis lacks. */
     if (!behind || !pr->cfg.flush_defer_ms) pr->flush_at = 0;
     else if (!pr->flush_at) pr->flush_at = px_mono_ms() + pr->cfg.flush_defer_ms;
-    if (px_mono_ms() >= pr->flush_at && pr_redis_flush(pr) == 0) pr->flush_at = 0;
+    if (px_mono_ms() < pr->flush_at) {
+        if (!px_counter_get(pr->m_deferred))
+            PX_INFO(PR_COMP, "behind: Redis writes deferred to coalesce (logged once)", "flush_defer_ms=%lld",
+                    (long long)pr->cfg.flush_defer_ms);
+        px_counter_add(pr->m_deferred, 1);
+    } else {
+        pr_redis_flush(pr); /* a failure pauses at the next turn */
+    }
     int64_t t_flush = px_mono_us();
     px_counter_add(pr->m_phase_us[0], (uint64_t)(t_load - t_collect));
     px_counter_add(pr->m_phase_us[1], (uint64_t)(t_fold - t_load));
