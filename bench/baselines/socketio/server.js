@@ -8,9 +8,11 @@
 // what the presence system does through Kafka, not an equal system.
 //
 //   node server.js [--port 3000] [--redis-port 6379] [--redis-host 127.0.0.1]
-//                  [--path /socket.io] [--secret S]
-//   (or PORT, REDIS_PORT, REDIS_HOST, SIO_PATH, JWT_SECRET in the environment;
-//    the command line wins)
+//                  [--path /socket.io] [--secret S] [--key-prefix presence:]
+//   (or PORT, REDIS_PORT, REDIS_HOST, SIO_PATH, JWT_SECRET, KEY_PREFIX in the
+//    environment; the command line wins). bench/run_gateway.sh sets the key
+//   prefix to sio:presence: because it shares one Redis with the presence
+//   system, whose presence:{T:E:I}:tabs is a ZSET.
 //
 // Auth: the client sends its JWT in the Socket.IO CONNECT packet
 // (`40{"token":"..."}`, socket.handshake.auth.token, the idiomatic place);
@@ -56,6 +58,7 @@ const REDIS_PORT = Number(arg("redis-port", "REDIS_PORT", 6379));
 const REDIS_HOST = arg("redis-host", "REDIS_HOST", "127.0.0.1");
 const PATH = arg("path", "SIO_PATH", "/socket.io");
 const SECRET = arg("secret", "JWT_SECRET", "");
+const KEY_PREFIX = arg("key-prefix", "KEY_PREFIX", "presence:");
 const PRESENCE_TTL_MS = 60000;
 const LOCK_TTL_MS = 120000;
 
@@ -117,10 +120,10 @@ function roomOf(user, entity, id) {
   return user.tenant + ":" + entity + ":" + id;
 }
 function tabsKey(room) {
-  return "presence:{" + room + "}:tabs";
+  return KEY_PREFIX + "{" + room + "}:tabs";
 }
 function lockKey(room, field) {
-  return "presence:{" + room + "}:lock:" + field;
+  return KEY_PREFIX + "{" + room + "}:lock:" + field;
 }
 
 // The record's viewers from its tabs hash, as the room is told.
@@ -165,6 +168,7 @@ io.on("connection", (socket) => {
     socket.emit("err", { code, request_id: (msg && msg.request_id) || null });
   }
   function onError(e) {
+    if (closing) return; // commands cut short by shutdown
     console.error("level=error component=sio msg=%s", JSON.stringify(String(e && e.message)));
   }
 
@@ -293,7 +297,9 @@ httpServer.listen(PORT, "127.0.0.1", () => {
   if (!SECRET) console.warn("level=warn component=sio msg=\"no secret: JWT auth is OFF\"");
 });
 
+let closing = false;
 function shutdown() {
+  closing = true;
   io.close();
   redis.quit();
   pubClient.quit();
