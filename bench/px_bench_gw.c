@@ -6,6 +6,7 @@
  *   px_bench_gw --port P --secret S [--conns N] [--sources K] [--entities E]
  *               [--lockers L] [--lock-rate R] [--duration D] [--hb-s 30]
  *               [--gw-pid PID] [--tenant T] [--socketio] [--path P]
+ *               [--hb-burst 20]
  *
  * One thread, epoll, raw sockets and a minimal RFC 6455 client (masked
  * text frames out; unmasked frames in, no extensions), so the generator
@@ -19,7 +20,9 @@
  * connection, each on its own field), each answered LOCK_ACK followed at
  * once by an UNLOCK, and the LOCK -> LOCK_ACK times are reported as
  * percentiles. With --gw-pid, the gateway's VmRSS is read before the
- * connections open and once they are all subscribed and idle.
+ * connections open and once they are all subscribed and idle. Last, the
+ * heartbeat throughput: every connection sends --hb-burst HBs at once and
+ * a probe; HBs / time until the last probe's answer (hb_burst below).
  *
  * --socketio runs the same scenarios against the Socket.IO baseline
  * (bench/baselines/socketio/server.js) over the same WebSocket code, in
@@ -65,6 +68,7 @@ typedef struct conn {
     bool sio_ready; /* socket.io: the namespace CONNECT was answered */
     bool lock_out; /* a LOCK awaits its ACK */
     bool echo_out; /* a baseline probe awaits its ERROR */
+    bool burst_out; /* the heartbeat burst's closing probe awaits its ERROR */
     int64_t lock_sent_ns;
     uint32_t lock_seq;
     char *rbuf;
@@ -80,11 +84,12 @@ static int64_t now_ns(void) {
 static struct {
     const char *host, *secret, *tenant;
     const char *path; /* socket.io: the server's path */
-    int port, conns, sources, entities, lockers, gw_pid;
+    int port, conns, sources, entities, lockers, gw_pid, hb_burst;
     bool sio;
     double lock_rate, duration, hb_s;
 } opt = {.host = "127.0.0.1", .tenant = "bench", .port = 8080, .conns = 1000, .sources = 1, .lockers = 100,
-         .lock_rate = 1000, .duration = 10, .hb_s = 30, .path = "/socket.io"};
+         .lock_rate = 1000, .duration = 10, .hb_s = 30, .path = "/socket.io",
+         .hb_burst = 20};
 
 static conn_t *cs;
 static int ep;
@@ -102,7 +107,8 @@ static void series_add(series_t *s, int64_t d) {
     s->v[s->n++] = d;
 }
 static uint64_t n_opened, n_subscribed, n_failed, n_acks, n_denied, n_errors, n_timeouts, n_locks_sent,
-    n_hb_sent, n_unlocks, n_closed, n_pings;
+    n_hb_sent, n_unlocks, n_closed, n_pings, n_burst_done;
+static int64_t burst_last_ns; /* when the last burst probe was answered */
 
 static long rss_kb(int pid) {
     char path[64], line[256];
@@ -283,6 +289,12 @@ static void on_text(conn_t *c, const char *msg, size_t len) {
         if (send_msg(c, OUT_UNLOCK) == 0) n_unlocks++;
         break;
     case IN_BAD_FIELD:
+        if (c->burst_out) {
+            c->burst_out = false;
+            n_burst_done++;
+            burst_last_ns = now_ns();
+            break;
+        }
         if (c->echo_out) {
             series_add(&echo, now_ns() - c->lock_sent_ns);
             c->echo_out = false;
@@ -517,12 +529,47 @@ static double run_phase(bool lock, double rate, double secs) {
     return (double)sent / secs;
 }
 
+/* Heartbeat throughput: every subscribed connection sends n HBs at once,
+ * then a probe the server refuses at once. A server handles a
+ * connection's messages in order, so the probe's answer means its HBs were
+ * taken in (parsed and handed on: to the Kafka producer's queue, or to
+ * ioredis's queue; not necessarily written yet). Returns the HBs sent and
+ * sets *secs to the time until the last probe's answer (30 s at most). n
+ * stays under the gateway's per-connection burst (limits.messages_burst,
+ * 40), so no HB is rate limited. */
+static uint64_t hb_burst(int n, double *secs) {
+    uint64_t sent = 0, probes = 0;
+    n_burst_done = 0;
+    int64_t t0 = now_ns();
+    burst_last_ns = t0;
+    for (int i = 0; i < opt.conns; i++) {
+        conn_t *c = &cs[i];
+        if (c->st != ST_OPEN || !c->subscribed) continue;
+        int k = 0;
+        while (k < n && send_msg(c, OUT_HB) == 0) k++;
+        sent += (uint64_t)k;
+        if (k == n && send_msg(c, OUT_PROBE) == 0) {
+            c->burst_out = true;
+            probes++;
+        }
+        if ((i & 255) == 255) poll_once(0); /* take answers as they come */
+    }
+    int64_t end = t0 + 30000000000LL;
+    while (n_burst_done < probes && now_ns() < end) poll_once(5);
+    *secs = (double)(burst_last_ns - t0) / 1e9;
+    if (n_burst_done < probes)
+        fprintf(stderr, "bench: heartbeat burst: %llu of %llu probes unanswered after 30 s\n",
+                (unsigned long long)(probes - n_burst_done), (unsigned long long)probes);
+    return sent;
+}
+
 int main(int argc, char **argv) {
     static const struct option lo[] = {
         {"host", 1, 0, 'h'},    {"port", 1, 0, 'p'},     {"secret", 1, 0, 's'},   {"conns", 1, 0, 'n'},
         {"sources", 1, 0, 'k'}, {"entities", 1, 0, 'e'}, {"lockers", 1, 0, 'l'},  {"lock-rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"hb-s", 1, 0, 'b'},    {"gw-pid", 1, 0, 'g'},   {"tenant", 1, 0, 't'},
-        {"socketio", 0, 0, 'S'}, {"path", 1, 0, 'P'},    {0, 0, 0, 0}};
+        {"socketio", 0, 0, 'S'}, {"path", 1, 0, 'P'},    {"hb-burst", 1, 0, 'B'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -540,6 +587,7 @@ int main(int argc, char **argv) {
         case 't': opt.tenant = optarg; break;
         case 'S': opt.sio = true; break;
         case 'P': opt.path = optarg; break;
+        case 'B': opt.hb_burst = atoi(optarg); break;
         default: fprintf(stderr, "usage: see the header of bench/px_bench_gw.c\n"); return 2;
         }
     }
@@ -598,6 +646,9 @@ int main(int argc, char **argv) {
     acks0 = n_acks;
     double lock_rate = run_phase(true, opt.lock_rate, opt.duration);
     double lock_s = opt.duration;
+    /* 4. heartbeat throughput */
+    double burst_s = 0;
+    uint64_t burst_n = opt.hb_burst > 0 ? hb_burst(opt.hb_burst, &burst_s) : 0;
     if (lat.n) qsort(lat.v, lat.n, sizeof *lat.v, cmp64);
     if (echo.n) qsort(echo.v, echo.n, sizeof *echo.v, cmp64);
     printf("server: %s\n", opt.sio ? "socket.io (engine.io v4 framing)" : "presence-gateway");
@@ -615,6 +666,9 @@ int main(int argc, char **argv) {
     double run_s = (double)(now_ns() - t0) / 1e9;
     printf("heartbeats: sent=%llu over %.1f s = %.0f/s (every %.0f s per connection) server_pings_answered=%llu\n",
            (unsigned long long)n_hb_sent, run_s, (double)n_hb_sent / run_s, opt.hb_s, (unsigned long long)n_pings);
+    printf("hb_burst: hbs=%llu (%d per connection at once) probes_answered=%llu in %.2f s = %.0f/s taken in\n",
+           (unsigned long long)burst_n, opt.hb_burst, (unsigned long long)n_burst_done, burst_s,
+           burst_s > 0 ? (double)burst_n / burst_s : 0.0);
     printf("lock_ack_ms: n=%zu p50=%.2f p90=%.2f p99=%.2f p999=%.2f max=%.2f\n", lat.n, pct(&lat, 50),
            pct(&lat, 90), pct(&lat, 99), pct(&lat, 99.9), lat.n ? (double)lat.v[lat.n - 1] / 1e6 : 0.0);
     printf("baseline_gateway_roundtrip_ms: rate=%.0f/s n=%zu p50=%.2f p90=%.2f p99=%.2f p999=%.2f max=%.2f\n",

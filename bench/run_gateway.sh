@@ -125,10 +125,12 @@ printf '\n%-34s %14s %14s %10s\n' "comparison (same run)" "presence" "socket.io"
 for row in "connections subscribed:connections:subscribed" "memory per idle connection (B):gateway_rss_kb:per_connection_bytes" \
   "LOCK rate achieved (/s):locks:lock_rate" "LOCK->LOCK_ACK p50 (ms):lock_ack_ms:p50" "LOCK->LOCK_ACK p99 (ms):lock_ack_ms:p99" \
   "LOCK->LOCK_ACK p999 (ms):lock_ack_ms:p999" "no-backend round trip p50 (ms):baseline_gateway_roundtrip_ms:p50" \
-  "no-backend round trip p99 (ms):baseline_gateway_roundtrip_ms:p99" "heartbeats sent (/s):heartbeats:=" ; do
+  "no-backend round trip p99 (ms):baseline_gateway_roundtrip_ms:p99" "heartbeats sent, 30 s each (/s):heartbeats:=" \
+  "heartbeat burst taken in (/s):hb_burst:=" "heartbeat burst probes answered:hb_burst:probes_answered"; do
   IFS=: read -r label tag key <<<"$row"
   if [ "$key" = "=" ]; then
-    a=$(sed -n 's/^heartbeats: .* = \([0-9.]*\)\/s.*/\1/p' "$STATE/presence.out"); b=$(sed -n 's/^heartbeats: .* = \([0-9.]*\)\/s.*/\1/p' "$STATE/socketio.out")
+    a=$(sed -n "s/^$tag: .* = \([0-9.]*\)\/s.*/\1/p" "$STATE/presence.out")
+    b=$(sed -n "s/^$tag: .* = \([0-9.]*\)\/s.*/\1/p" "$STATE/socketio.out")
   else
     a=$(val "$STATE/presence.out" "$tag" "$key"); b=$(val "$STATE/socketio.out" "$tag" "$key")
   fi
