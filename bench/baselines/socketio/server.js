@@ -30,7 +30,8 @@
 //                                   `err` {code:"BAD_FIELD"} at once (the
 //                                   benchmark's no-backend round trip)
 //   lock   {entity,id,field,request_id}  SET presence:{key}:lock:{field} <tab>
-//                                   NX PX 120000; on failure GET the holder;
+//                                   NX PX 120000; on failure GET the holder
+//                                   (SET again, up to 3 times, if it is gone);
 //                                   answer `lock_ack` {field,success,holder,
 //                                   request_id}; tell the room `lock`
 //   unlock {entity,id,field}        GET, DEL if this tab holds it; tell the room
@@ -224,9 +225,17 @@ io.on("connection", (socket) => {
       const room = roomOf(user, s.entity, s.id);
       const key = lockKey(room, msg.field);
       const holderValue = user.id + "/" + s.tab;
-      let ok = (await redis.set(key, holderValue, "PX", LOCK_TTL_MS, "NX")) === "OK";
-      let holder = holderValue;
-      if (!ok) {
+      // SET NX; on failure GET names the holder. A GET that finds nothing
+      // means the lock went between the two (e.g. our own UNLOCK's DEL):
+      // try again rather than deny with no holder.
+      let ok = false;
+      let holder = null;
+      for (let tries = 0; tries < 3 && !ok && holder === null; tries++) {
+        ok = (await redis.set(key, holderValue, "PX", LOCK_TTL_MS, "NX")) === "OK";
+        if (ok) {
+          holder = holderValue;
+          break;
+        }
         holder = await redis.get(key);
         if (holder === holderValue) {
           ok = true; // already ours: refresh
