@@ -307,13 +307,18 @@ httpServer.listen(PORT, "127.0.0.1", () => {
 });
 
 let closing = false;
+for (const c of [redis, pubClient, subClient]) {
+  c.on("error", (e) => {
+    if (!closing) console.error("level=error component=redis msg=%s", JSON.stringify(String(e && e.message)));
+  });
+}
+// Close the sockets (their disconnect handlers clean Redis up as far as
+// they get) and exit a second later, whatever is still in flight.
 function shutdown() {
+  if (closing) return;
   closing = true;
   io.close();
-  redis.quit();
-  pubClient.quit();
-  subClient.quit();
-  setTimeout(() => process.exit(0), 500).unref();
+  setTimeout(() => process.exit(0), 1000);
 }
 process.on("SIGTERM", shutdown);
 process.on("SIGINT", shutdown);
