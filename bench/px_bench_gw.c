@@ -5,7 +5,8 @@
  *
  *   px_bench_gw --port P --secret S [--conns N] [--sources K] [--entities E]
  *               [--lockers L] [--lock-rate R] [--duration D] [--hb-s 30]
- *               [--gw-pid PID] [--tenant T]
+ *               [--gw-pid PID] [--tenant T] [--socketio] [--path P]
+ *               [--hb-burst 20]
  *
  * One thread, epoll, raw sockets and a minimal RFC 6455 client (masked
  * text frames out; unmasked frames in, no extensions), so the generator
@@ -19,7 +20,20 @@
  * connection, each on its own field), each answered LOCK_ACK followed at
  * once by an UNLOCK, and the LOCK -> LOCK_ACK times are reported as
  * percentiles. With --gw-pid, the gateway's VmRSS is read before the
- * connections open and once they are all subscribed and idle.
+ * connections open and once they are all subscribed and idle. Last, the
+ * heartbeat throughput: every connection sends --hb-burst HBs at once and
+ * a probe; HBs / time until the last probe's answer (hb_burst below).
+ *
+ * --socketio runs the same scenarios against the Socket.IO baseline
+ * (bench/baselines/socketio/server.js) over the same WebSocket code, in
+ * engine.io v4 / socket.io v5 framing: GET <path>/?EIO=4&transport=websocket,
+ * the server's open packet `0{...}`, our CONNECT `40{"token":"<jwt>"}`, its
+ * `40{"sid":...}`, then events as `42["name",{...}]` text frames; the
+ * server's engine.io ping `2` is answered `3`. The messages map one to one
+ * (SUB -> sub, HB -> hb, LOCK -> lock, UNLOCK -> unlock; PRESENCE ->
+ * presence, LOCK_ACK -> lock_ack, ERROR -> err); only the framing
+ * (sio_* and px_* below) differs, the scheduling, epoll loop and
+ * statistics are shared.
  *
  * Limits: no TLS, no permessage-deflate, frames up to 64 KiB, one
  * process (so at most RLIMIT_NOFILE connections).
@@ -51,8 +65,10 @@ typedef struct conn {
     int fd;
     int st;
     bool subscribed;
+    bool sio_ready; /* socket.io: the namespace CONNECT was answered */
     bool lock_out; /* a LOCK awaits its ACK */
     bool echo_out; /* a baseline probe awaits its ERROR */
+    bool burst_out; /* the heartbeat burst's closing probe awaits its ERROR */
     int64_t lock_sent_ns;
     uint32_t lock_seq;
     char *rbuf;
@@ -67,10 +83,13 @@ static int64_t now_ns(void) {
 
 static struct {
     const char *host, *secret, *tenant;
-    int port, conns, sources, entities, lockers, gw_pid;
+    const char *path; /* socket.io: the server's path */
+    int port, conns, sources, entities, lockers, gw_pid, hb_burst;
+    bool sio;
     double lock_rate, duration, hb_s;
 } opt = {.host = "127.0.0.1", .tenant = "bench", .port = 8080, .conns = 1000, .sources = 1, .lockers = 100,
-         .lock_rate = 1000, .duration = 10, .hb_s = 30};
+         .lock_rate = 1000, .duration = 10, .hb_s = 30, .path = "/socket.io",
+         .hb_burst = 20};
 
 static conn_t *cs;
 static int ep;
@@ -88,7 +107,8 @@ static void series_add(series_t *s, int64_t d) {
     s->v[s->n++] = d;
 }
 static uint64_t n_opened, n_subscribed, n_failed, n_acks, n_denied, n_errors, n_timeouts, n_locks_sent,
-    n_hb_sent, n_unlocks, n_closed;
+    n_hb_sent, n_unlocks, n_closed, n_pings, n_burst_done;
+static int64_t burst_last_ns; /* when the last burst probe was answered */
 
 static long rss_kb(int pid) {
     char path[64], line[256];
@@ -163,33 +183,134 @@ static int send_text(conn_t *c, const char *text) {
     return send_all(c, frame, h + n);
 }
 
-static void on_text(conn_t *c, const char *msg, size_t len) {
+/* The messages the scenarios send and the answers they wait for; each
+ * dialect (presence JSON, socket.io events) formats and classifies them. */
+typedef enum { OUT_SUB, OUT_HB, OUT_PROBE, OUT_LOCK, OUT_UNLOCK } out_kind_t;
+typedef enum { IN_OTHER, IN_PRESENCE, IN_LOCK_ACK, IN_BAD_FIELD, IN_ERROR, IN_CONTROL } in_kind_t;
+
+/* Send message `k` of connection c in the dialect of the run. */
+static int send_msg(conn_t *c, out_kind_t k) {
     int idx = (int)(c - cs);
-    if (len > 20 && memmem(msg, len, "\"type\":\"PRESENCE\"", 17)) {
+    char m[256];
+    /* socket.io: 42["event",{...}]; presence: {"type":"TYPE",...} */
+    const char *pre = opt.sio ? "42[" : "", *post = opt.sio ? "}]" : "}";
+    switch (k) {
+    case OUT_SUB:
+        snprintf(m, sizeof m, "%s%s\"entity\":\"order\",\"id\":\"e%d\",\"tab_id\":\"t%d\"%s", pre,
+                 opt.sio ? "\"sub\",{" : "{\"type\":\"SUB\",", idx % opt.entities, idx, post);
+        break;
+    case OUT_HB: snprintf(m, sizeof m, "%s", opt.sio ? "42[\"hb\",{}]" : "{\"type\":\"HB\"}"); break;
+    case OUT_PROBE:
+        snprintf(m, sizeof m, "%s%s\"mode\":\"probe\"%s", pre, opt.sio ? "\"hb\",{" : "{\"type\":\"HB\",", post);
+        break;
+    case OUT_LOCK:
+        snprintf(m, sizeof m, "%s%s\"field\":\"f%d\",\"request_id\":\"b%u\"%s", pre,
+                 opt.sio ? "\"lock\",{" : "{\"type\":\"LOCK\",", idx, ++c->lock_seq, post);
+        break;
+    case OUT_UNLOCK:
+        snprintf(m, sizeof m, "%s%s\"field\":\"f%d\"%s", pre, opt.sio ? "\"unlock\",{" : "{\"type\":\"UNLOCK\",",
+                 idx, post);
+        break;
+    }
+    return send_text(c, m);
+}
+
+static in_kind_t px_classify(const char *msg, size_t len) {
+    if (len > 20 && memmem(msg, len, "\"type\":\"PRESENCE\"", 17)) return IN_PRESENCE;
+    if (memmem(msg, len, "\"type\":\"LOCK_ACK\"", 17)) return IN_LOCK_ACK;
+    if (memmem(msg, len, "\"code\":\"BAD_FIELD\"", 18)) return IN_BAD_FIELD;
+    if (memmem(msg, len, "\"type\":\"ERROR\"", 14)) return IN_ERROR;
+    return IN_OTHER;
+}
+
+static bool has_prefix(const char *msg, size_t len, const char *p) {
+    size_t n = strlen(p);
+    return len >= n && memcmp(msg, p, n) == 0;
+}
+
+/* engine.io / socket.io packets: answer the transport's own (open, ping,
+ * namespace connect) here and classify the events. */
+static in_kind_t sio_classify(conn_t *c, const char *msg, size_t len) {
+    if (len == 0) return IN_OTHER;
+    if (has_prefix(msg, len, "42[\"presence\"")) return IN_PRESENCE;
+    if (has_prefix(msg, len, "42[\"lock_ack\"")) return IN_LOCK_ACK;
+    if (has_prefix(msg, len, "42[\"err\"")) {
+        return memmem(msg, len, "\"code\":\"BAD_FIELD\"", 18) ? IN_BAD_FIELD : IN_ERROR;
+    }
+    if (len == 1 && msg[0] == '2') { /* engine.io ping: pong or be dropped */
+        n_pings++;
+        send_text(c, "3");
+        return IN_CONTROL;
+    }
+    if (msg[0] == '0') { /* engine.io open: connect the default namespace with our token */
+        char *tok = mint((int)(c - cs));
+        char m[1024];
+        if (!tok) {
+            kill_conn(c);
+            return IN_CONTROL;
+        }
+        snprintf(m, sizeof m, "40{\"token\":\"%s\"}", tok);
+        free(tok);
+        send_text(c, m);
+        return IN_CONTROL;
+    }
+    if (has_prefix(msg, len, "40")) { /* namespace connected */
+        if (!c->sio_ready) {
+            c->sio_ready = true;
+            send_msg(c, OUT_SUB);
+        }
+        return IN_CONTROL;
+    }
+    if (has_prefix(msg, len, "44") || has_prefix(msg, len, "41") || msg[0] == '1') {
+        /* connect_error, namespace disconnect, engine.io close */
+        n_errors++;
+        if (n_errors <= 5) fprintf(stderr, "bench: socket.io server refused/closed: %.*s\n", (int)len, msg);
+        kill_conn(c);
+        return IN_CONTROL;
+    }
+    return IN_OTHER; /* e.g. "lock" broadcasts of the other tab's locks */
+}
+
+static void on_text(conn_t *c, const char *msg, size_t len) {
+    switch (opt.sio ? sio_classify(c, msg, len) : px_classify(msg, len)) {
+    case IN_PRESENCE:
         if (!c->subscribed) {
             c->subscribed = true;
             n_subscribed++;
         }
-    } else if (memmem(msg, len, "\"type\":\"LOCK_ACK\"", 17)) {
+        break;
+    case IN_LOCK_ACK:
         if (c->lock_out) {
             series_add(&lat, now_ns() - c->lock_sent_ns);
             c->lock_out = false;
         }
         n_acks++;
         if (memmem(msg, len, "\"success\":false", 15)) n_denied++;
-        char m[128];
-        snprintf(m, sizeof m, "{\"type\":\"UNLOCK\",\"field\":\"f%d\"}", idx);
-        if (send_text(c, m) == 0) n_unlocks++;
-    } else if (c->echo_out && memmem(msg, len, "\"code\":\"BAD_FIELD\"", 18)) {
-        series_add(&echo, now_ns() - c->lock_sent_ns);
-        c->echo_out = false;
-    } else if (memmem(msg, len, "\"type\":\"ERROR\"", 14)) {
+        if (send_msg(c, OUT_UNLOCK) == 0) n_unlocks++;
+        break;
+    case IN_BAD_FIELD:
+        if (c->burst_out) {
+            c->burst_out = false;
+            n_burst_done++;
+            burst_last_ns = now_ns();
+            break;
+        }
+        if (c->echo_out) {
+            series_add(&echo, now_ns() - c->lock_sent_ns);
+            c->echo_out = false;
+            break;
+        }
+        /* fall through */
+    case IN_ERROR:
         n_errors++;
         if (memmem(msg, len, "TIMEOUT", 7)) {
             n_timeouts++;
             c->lock_out = false;
         }
-        if (n_errors <= 5) fprintf(stderr, "bench: ERROR from gateway: %.*s\n", (int)len, msg);
+        if (n_errors <= 5) fprintf(stderr, "bench: ERROR from server: %.*s\n", (int)len, msg);
+        break;
+    case IN_OTHER:
+    case IN_CONTROL: break;
     }
 }
 
@@ -258,11 +379,8 @@ static void on_readable(conn_t *c) {
         c->rlen -= hl;
         c->st = ST_OPEN;
         n_opened++;
-        int idx = (int)(c - cs);
-        char m[256];
-        snprintf(m, sizeof m, "{\"type\":\"SUB\",\"entity\":\"order\",\"id\":\"e%d\",\"tab_id\":\"t%d\"}",
-                 idx % opt.entities, idx);
-        if (send_text(c, m)) return;
+        /* socket.io subscribes once its namespace is connected (sio_classify) */
+        if (!opt.sio && send_msg(c, OUT_SUB)) return;
     }
     if (c->st == ST_OPEN) on_frames(c);
     /* keep idle connections cheap: drop an empty receive buffer */
@@ -282,19 +400,22 @@ static void on_connected(conn_t *c) {
         kill_conn(c);
         return;
     }
-    int idx = (int)(c - cs);
-    char *tok = mint(idx);
-    if (!tok) {
+    /* presence: the token in the URL; socket.io: in the CONNECT packet */
+    char *tok = opt.sio ? NULL : mint((int)(c - cs));
+    if (!opt.sio && !tok) {
         kill_conn(c);
         return;
     }
+    char target[1200];
+    if (opt.sio) snprintf(target, sizeof target, "%s/?EIO=4&transport=websocket", opt.path);
+    else snprintf(target, sizeof target, "/ws/presence?access_token=%s", tok);
+    free(tok);
     char req[2048];
     int n = snprintf(req, sizeof req,
-                     "GET /ws/presence?access_token=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     tok, opt.host, opt.port);
-    free(tok);
+                     target, opt.host, opt.port);
     c->st = ST_HANDSHAKE;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
@@ -354,7 +475,7 @@ static void heartbeats(double dt_s) {
         conn_t *c = &cs[next];
         next = (next + 1) % opt.conns;
         hb_cursor -= 1.0;
-        if (c->st == ST_OPEN && c->subscribed && send_text(c, "{\"type\":\"HB\"}") == 0) n_hb_sent++;
+        if (c->st == ST_OPEN && c->subscribed && send_msg(c, OUT_HB) == 0) n_hb_sent++;
     }
 }
 
@@ -388,17 +509,10 @@ static double run_phase(bool lock, double rate, double secs) {
         last = t;
         for (int tries = 0; due >= 1.0 && tries < opt.lockers; tries++) {
             conn_t *c = &cs[lk];
-            int idx = lk;
             lk = (lk + 1) % opt.lockers;
             if (c->st != ST_OPEN || !c->subscribed || c->lock_out || c->echo_out) continue;
-            char m[160];
-            if (lock)
-                snprintf(m, sizeof m, "{\"type\":\"LOCK\",\"field\":\"f%d\",\"request_id\":\"b%u\"}", idx,
-                         ++c->lock_seq);
-            else
-                snprintf(m, sizeof m, "{\"type\":\"HB\",\"mode\":\"probe\"}");
             c->lock_sent_ns = now_ns();
-            if (send_text(c, m)) continue;
+            if (send_msg(c, lock ? OUT_LOCK : OUT_PROBE)) continue;
             if (lock) {
                 c->lock_out = true;
                 n_locks_sent++;
@@ -415,11 +529,46 @@ static double run_phase(bool lock, double rate, double secs) {
     return (double)sent / secs;
 }
 
+/* Heartbeat throughput: every subscribed connection sends n HBs at once,
+ * then a probe the server refuses at once. A server handles a
+ * connection's messages in order, so the probe's answer means its HBs were
+ * taken in (parsed and handed on: to the Kafka producer's queue, or to
+ * ioredis's queue; not necessarily written yet). Returns the HBs sent and
+ * sets *secs to the time until the last probe's answer (30 s at most). n
+ * stays under the gateway's per-connection burst (limits.messages_burst,
+ * 40), so no HB is rate limited. */
+static uint64_t hb_burst(int n, double *secs) {
+    uint64_t sent = 0, probes = 0;
+    n_burst_done = 0;
+    int64_t t0 = now_ns();
+    burst_last_ns = t0;
+    for (int i = 0; i < opt.conns; i++) {
+        conn_t *c = &cs[i];
+        if (c->st != ST_OPEN || !c->subscribed) continue;
+        int k = 0;
+        while (k < n && send_msg(c, OUT_HB) == 0) k++;
+        sent += (uint64_t)k;
+        if (k == n && send_msg(c, OUT_PROBE) == 0) {
+            c->burst_out = true;
+            probes++;
+        }
+        if ((i & 255) == 255) poll_once(0); /* take answers as they come */
+    }
+    int64_t end = t0 + 30000000000LL;
+    while (n_burst_done < probes && now_ns() < end) poll_once(5);
+    *secs = (double)(burst_last_ns - t0) / 1e9;
+    if (n_burst_done < probes)
+        fprintf(stderr, "bench: heartbeat burst: %llu of %llu probes unanswered after 30 s\n",
+                (unsigned long long)(probes - n_burst_done), (unsigned long long)probes);
+    return sent;
+}
+
 int main(int argc, char **argv) {
     static const struct option lo[] = {
         {"host", 1, 0, 'h'},    {"port", 1, 0, 'p'},     {"secret", 1, 0, 's'},   {"conns", 1, 0, 'n'},
         {"sources", 1, 0, 'k'}, {"entities", 1, 0, 'e'}, {"lockers", 1, 0, 'l'},  {"lock-rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"hb-s", 1, 0, 'b'},    {"gw-pid", 1, 0, 'g'},   {"tenant", 1, 0, 't'},
+        {"socketio", 0, 0, 'S'}, {"path", 1, 0, 'P'},    {"hb-burst", 1, 0, 'B'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -436,6 +585,9 @@ int main(int argc, char **argv) {
         case 'b': opt.hb_s = atof(optarg); break;
         case 'g': opt.gw_pid = atoi(optarg); break;
         case 't': opt.tenant = optarg; break;
+        case 'S': opt.sio = true; break;
+        case 'P': opt.path = optarg; break;
+        case 'B': opt.hb_burst = atoi(optarg); break;
         default: fprintf(stderr, "usage: see the header of bench/px_bench_gw.c\n"); return 2;
         }
     }
@@ -494,8 +646,12 @@ int main(int argc, char **argv) {
     acks0 = n_acks;
     double lock_rate = run_phase(true, opt.lock_rate, opt.duration);
     double lock_s = opt.duration;
-    qsort(lat.v, lat.n, sizeof *lat.v, cmp64);
-    qsort(echo.v, echo.n, sizeof *echo.v, cmp64);
+    /* 4. heartbeat throughput */
+    double burst_s = 0;
+    uint64_t burst_n = opt.hb_burst > 0 ? hb_burst(opt.hb_burst, &burst_s) : 0;
+    if (lat.n) qsort(lat.v, lat.n, sizeof *lat.v, cmp64);
+    if (echo.n) qsort(echo.v, echo.n, sizeof *echo.v, cmp64);
+    printf("server: %s\n", opt.sio ? "socket.io (engine.io v4 framing)" : "presence-gateway");
     printf("connections: asked=%d opened=%llu subscribed=%llu failed=%llu closed_by_server=%llu open_s=%.1f\n",
            opt.conns, (unsigned long long)n_opened, (unsigned long long)n_subscribed, (unsigned long long)n_failed,
            (unsigned long long)n_closed, open_s);
@@ -507,10 +663,17 @@ int main(int argc, char **argv) {
            (unsigned long long)n_locks_sent, (unsigned long long)(n_acks - acks0), (unsigned long long)n_denied,
            (unsigned long long)n_timeouts, (unsigned long long)n_errors, (unsigned long long)n_unlocks,
            opt.lock_rate, lock_rate, (double)(n_locks_sent + n_unlocks) / lock_s, (unsigned long long)n_hb_sent);
-    printf("lock_ack_ms: n=%zu p50=%.2f p90=%.2f p99=%.2f max=%.2f\n", lat.n, pct(&lat, 50), pct(&lat, 90),
-           pct(&lat, 99), lat.n ? (double)lat.v[lat.n - 1] / 1e6 : 0.0);
-    printf("baseline_gateway_roundtrip_ms: rate=%.0f/s n=%zu p50=%.2f p90=%.2f p99=%.2f max=%.2f\n", echo_rate,
-           echo.n, pct(&echo, 50), pct(&echo, 90), pct(&echo, 99), echo.n ? (double)echo.v[echo.n - 1] / 1e6 : 0.0);
+    double run_s = (double)(now_ns() - t0) / 1e9;
+    printf("heartbeats: sent=%llu over %.1f s = %.0f/s (every %.0f s per connection) server_pings_answered=%llu\n",
+           (unsigned long long)n_hb_sent, run_s, (double)n_hb_sent / run_s, opt.hb_s, (unsigned long long)n_pings);
+    printf("hb_burst: hbs=%llu (%d per connection at once) probes_answered=%llu in %.2f s = %.0f/s taken in\n",
+           (unsigned long long)burst_n, opt.hb_burst, (unsigned long long)n_burst_done, burst_s,
+           burst_s > 0 ? (double)burst_n / burst_s : 0.0);
+    printf("lock_ack_ms: n=%zu p50=%.2f p90=%.2f p99=%.2f p999=%.2f max=%.2f\n", lat.n, pct(&lat, 50),
+           pct(&lat, 90), pct(&lat, 99), pct(&lat, 99.9), lat.n ? (double)lat.v[lat.n - 1] / 1e6 : 0.0);
+    printf("baseline_gateway_roundtrip_ms: rate=%.0f/s n=%zu p50=%.2f p90=%.2f p99=%.2f p999=%.2f max=%.2f\n",
+           echo_rate, echo.n, pct(&echo, 50), pct(&echo, 90), pct(&echo, 99), pct(&echo, 99.9),
+           echo.n ? (double)echo.v[echo.n - 1] / 1e6 : 0.0);
     for (int i = 0; i < opt.conns; i++) kill_conn(&cs[i]);
     free(cs);
     free(lat.v);

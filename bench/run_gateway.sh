@@ -6,10 +6,17 @@
 # loopback source addresses), the gateway's RSS per connection, a baseline
 # round trip through the gateway alone, and LOCK -> LOCK_ACK latency at
 # LOCK_RATE LOCKs/s (each followed by its UNLOCK) for DURATION_S.
+# Then the same scenario against the Socket.IO baseline
+# (bench/baselines/socketio/server.js: Socket.IO + @socket.io/redis-adapter
+# + ioredis, locks as SET NX PX) on the same Redis, after the gateway and
+# processor are stopped, and both results side by side with the ratios
+# presence / baseline. The baseline's npm packages are installed here
+# (`npm ci`) when node_modules is missing or older than package-lock.json.
 #
 # Environment: PX_BENCH_BUILD (default build/release, built here if
 # missing), PX_BENCH_GATEWAY_ARGS (extra --set ... for the gateway),
-# PX_BENCH_PROCESSOR_ARGS (extra --set ... for the processor).
+# PX_BENCH_PROCESSOR_ARGS (extra --set ... for the processor),
+# PX_BENCH_SOCKETIO=0 skips the baseline (said loudly in the output).
 # Limits: one machine, loopback; every process's RLIMIT_NOFILE caps CONNS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +24,7 @@ CONNS=${1:-10000}
 RATE=${2:-5000}
 DURATION=${3:-20}
 BUILD=${PX_BENCH_BUILD:-$ROOT/build/release}
+SIO_DIR=$ROOT/bench/baselines/socketio
 SECRET=bench-secret-$$
 STATE=$(mktemp -d /tmp/px-bench-gw.XXXXXX)
 PIDS=()
@@ -59,9 +67,73 @@ for _ in $(seq 300); do
 done
 curl -fs "http://127.0.0.1:$GW_PORT/readyz" >/dev/null || { tail -20 "$STATE/gateway.log"; echo "gateway not ready" >&2; exit 1; }
 
+# The baseline's packages: npm ci when node_modules is missing or was
+# installed from another package-lock.json (a stamp of its hash).
+sio_install() {
+  command -v node >/dev/null && command -v npm >/dev/null || { echo "node/npm not found" >&2; return 1; }
+  local want have
+  want=$(sha256sum "$SIO_DIR/package-lock.json" | cut -d' ' -f1)
+  have=$(cat "$SIO_DIR/node_modules/.px-lock-sha256" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    (cd "$SIO_DIR" && npm ci --no-audit --no-fund --loglevel=error) >&2 || return 1
+    echo "$want" >"$SIO_DIR/node_modules/.px-lock-sha256"
+  fi
+}
+SIO=${PX_BENCH_SOCKETIO:-1}
+if [ "$SIO" != 0 ] && ! sio_install; then
+  echo "bench: SOCKET.IO BASELINE NOT AVAILABLE (npm ci failed): only the gateway is measured" >&2
+  SIO=0
+fi
+
 echo "bench: $(date -u +%FT%TZ) conns=$CONNS lock_rate=$RATE duration=${DURATION}s nofile=$(ulimit -n) gateway_args='${PX_BENCH_GATEWAY_ARGS:-}'"
-"$BUILD/bench/px_bench_gw" --port "$GW_PORT" --secret "$SECRET" --conns "$CONNS" --sources 4 \
-  --lockers "$(( CONNS < 2000 ? CONNS : 2000 ))" --lock-rate "$RATE" --duration "$DURATION" --gw-pid "$GW_PID"
+echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, before the gateway run)"
+BENCH=("$BUILD/bench/px_bench_gw" --secret "$SECRET" --conns "$CONNS" --sources 4
+  --lockers "$(( CONNS < 2000 ? CONNS : 2000 ))" --lock-rate "$RATE" --duration "$DURATION")
+"${BENCH[@]}" --port "$GW_PORT" --gw-pid "$GW_PID" | tee "$STATE/presence.out"
 echo "gateway: $(curl -fs "http://127.0.0.1:$GW_PORT/metrics" | grep -E '^presence_gateway_(connections|errors_total|lock_ack_latency_seconds_count|presence_coalesced_total) ' | tr '\n' ' ')"
 echo "gateway log warnings: $(grep -c 'level=warn\|level=error' "$STATE/gateway.log" || true)"
 echo "processor: $(curl -fs "http://127.0.0.1:$PR_PORT/metrics" | grep -E '^presence_processor_(batches_total|batch_phase_us_total|batch_ms_(sum|count))' | tr '\n' ' ')"
+
+[ "$SIO" != 0 ] || { echo "bench: SOCKET.IO BASELINE SKIPPED (PX_BENCH_SOCKETIO=0)"; exit 0; }
+
+# The baseline on the same Redis, with the gateway and processor stopped so
+# that both servers get the same machine (Kafka stays up, idle).
+kill "$GW_PID" 2>/dev/null || true
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+PIDS=()
+SIO_PORT=$(free_port)
+node "$SIO_DIR/server.js" --port "$SIO_PORT" --redis-port "$REDIS_PORT" --secret "$SECRET" \
+  --key-prefix "sio:presence:" >"$STATE/socketio.log" 2>&1 &
+SIO_PID=$!
+PIDS+=("$SIO_PID")
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$SIO_PORT/healthz" >/dev/null && break
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$SIO_PORT/healthz" >/dev/null || { tail -20 "$STATE/socketio.log"; echo "socket.io server not ready" >&2; exit 1; }
+sleep 1 # the adapter's pub/sub clients connect
+echo "bench: socket.io baseline: node $(node --version), socket.io $(node -p "require('$SIO_DIR/node_modules/socket.io/package.json').version"), redis-adapter $(node -p "require('$SIO_DIR/node_modules/@socket.io/redis-adapter/package.json').version"), ioredis $(node -p "require('$SIO_DIR/node_modules/ioredis/package.json').version")"
+echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, before the socket.io run)"
+"${BENCH[@]}" --socketio --port "$SIO_PORT" --gw-pid "$SIO_PID" | tee "$STATE/socketio.out"
+echo "socket.io log errors: $(grep -c 'level=error' "$STATE/socketio.log" || true)"
+echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, after)"
+
+# Side by side: field `key=` of the line starting with `tag:`.
+val() { sed -n "s/^$2: .*[ :]$3=\([0-9.-]*\).*/\1/p" "$1" | head -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+printf '\n%-34s %14s %14s %10s\n' "comparison (same run)" "presence" "socket.io" "ratio p/s"
+for row in "connections subscribed:connections:subscribed" "memory per idle connection (B):gateway_rss_kb:per_connection_bytes" \
+  "LOCK rate achieved (/s):locks:lock_rate" "LOCK->LOCK_ACK p50 (ms):lock_ack_ms:p50" "LOCK->LOCK_ACK p99 (ms):lock_ack_ms:p99" \
+  "LOCK->LOCK_ACK p999 (ms):lock_ack_ms:p999" "no-backend round trip p50 (ms):baseline_gateway_roundtrip_ms:p50" \
+  "no-backend round trip p99 (ms):baseline_gateway_roundtrip_ms:p99" "heartbeats sent, 30 s each (/s):heartbeats:=" \
+  "heartbeat burst taken in (/s):hb_burst:=" "heartbeat burst probes answered:hb_burst:probes_answered"; do
+  IFS=: read -r label tag key <<<"$row"
+  if [ "$key" = "=" ]; then
+    a=$(sed -n "s/^$tag: .* = \([0-9.]*\)\/s.*/\1/p" "$STATE/presence.out")
+    b=$(sed -n "s/^$tag: .* = \([0-9.]*\)\/s.*/\1/p" "$STATE/socketio.out")
+  else
+    a=$(val "$STATE/presence.out" "$tag" "$key"); b=$(val "$STATE/socketio.out" "$tag" "$key")
+  fi
+  printf '%-34s %14s %14s %10s\n' "$label" "${a:-?}" "${b:-?}" "$(ratio "$a" "$b")"
+done
+echo "(the presence LOCK goes through Kafka and the processor; the baseline's is one Redis SET NX PX: a floor, not an equal system)"
