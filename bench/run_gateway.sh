@@ -92,7 +92,9 @@ BENCH=("$BUILD/bench/px_bench_gw" --secret "$SECRET" --conns "$CONNS" --sources 
 "${BENCH[@]}" --port "$GW_PORT" --gw-pid "$GW_PID" | tee "$STATE/presence.out"
 echo "gateway: $(curl -fs "http://127.0.0.1:$GW_PORT/metrics" | grep -E '^presence_gateway_(connections|errors_total|lock_ack_latency_seconds_count|presence_coalesced_total) ' | tr '\n' ' ')"
 echo "gateway log warnings: $(grep -c 'level=warn\|level=error' "$STATE/gateway.log" || true)"
-echo "processor: $(curl -fs "http://127.0.0.1:$PR_PORT/metrics" | grep -E '^presence_processor_(batches_total|batch_phase_us_total|batch_ms_(sum|count))' | tr '\n' ' ')"
+echo "processor: $(curl -fs "http://127.0.0.1:$PR_PORT/metrics" | grep -E '^presence_processor_(batches_total|batch_phase_us_total|batch_ms_(sum|count)|writes_deferred_total|lock_decisions_early_total|records_total)' | tr '\n' ' ')"
+# where Redis's time went (the gateway's reads and the processor's writes share it)
+echo "redis: $(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_/ && $5 > 100000 { printf "%s calls=%s usec=%s; ", substr($1, 9), $3, $5 }')"
 
 [ "$SIO" != 0 ] || { echo "bench: SOCKET.IO BASELINE SKIPPED (PX_BENCH_SOCKETIO=0)"; exit 0; }
 
