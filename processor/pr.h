@@ -57,7 +57,6 @@ typedef struct pr_config {
     int64_t stale_ttl_ms;
     int64_t batch_max;
     int64_t flush_defer_ms;     /* while behind: Redis writes wait up to this long, coalescing */
-    int64_t behind_ms;          /* a batch whose records waited longer than this is behind */
     int64_t txn_timeout_ms;
     int64_t retry_max_attempts; /* transient failures: retries before the DLQ */
     int64_t retry_base_ms;      /* delay of attempt k: base * 3^(k-1) (1 s, 3 s, 9 s) */

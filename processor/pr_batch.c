@@ -468,7 +468,6 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
 
     /* collect */
     pr->rebalanced = false;
-    int64_t oldest_ts = INT64_MAX; /* Kafka timestamp of the oldest input record (retry ones wait on purpose) */
     while (b->n < (size_t)pr->cfg.batch_max && !pr->rebalanced) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(pr->consumer, 0);
         if (!m) break;
@@ -488,8 +487,6 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
             b->first[m->partition][src] = m->offset;
         b->src[b->n] = src;
         b->msgs[b->n++] = m;
-        int64_t ts = rd_kafka_message_timestamp(m, NULL);
-        if (src < PX_SRC__COUNT && ts > 0 && ts < oldest_ts) oldest_ts = ts;
     }
     if (pr->rebalanced) { /* eager: all was revoked; the repair check seeks every assigned source */
         batch_free_msgs(b);
@@ -710,10 +707,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         }
     }
     px_counter_add(pr->m_batches, 1);
-    /* behind: more records wait (a full batch), or this batch's records
-     * waited longer than batch.behind_ms to be folded */
-    bool behind = b->n >= (size_t)pr->cfg.batch_max ||
-                  (oldest_ts != INT64_MAX && px_now_ms() - oldest_ts > pr->cfg.behind_ms);
+    bool behind = b->n >= (size_t)pr->cfg.batch_max; /* a full batch: more records wait */
     batch_free_msgs(b);
     int64_t t_commit = px_mono_us();
 
@@ -732,11 +726,10 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     } else {
         pr_redis_flush(pr); /* a failure pauses at the next turn */
     }
-    int64_t t_flush = px_mono_us();
     px_counter_add(pr->m_phase_us[0], (uint64_t)(t_load - t_collect));
     px_counter_add(pr->m_phase_us[1], (uint64_t)(t_fold - t_load));
     px_counter_add(pr->m_phase_us[2], (uint64_t)(t_commit - t_fold));
-    px_counter_add(pr->m_phase_us[3], (uint64_t)(t_flush - t_commit));
+    /* the redis phase is counted by pr_redis_flush itself */
     px_hist_observe(pr->m_batch_ms, (double)(px_mono_ms() - t0));
     return true;
 }
