@@ -109,11 +109,16 @@ static void scan_note(pr_entity_t *e, int fs, uint32_t seq, int64_t orig_off) {
 }
 
 int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC]) {
+    /* The ends are asked on the scanner's connections: on the consumer's,
+     * each request queued behind a fetch long-poll (fetch.wait.max.ms) once
+     * the partition was fetching, and a repair check took ~2 s. */
+    rd_kafka_t *rk = scanner(pr);
+    if (!rk) return PX_EBACKEND;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
     for (int s = 0; s < PX_SRC__COUNT; s++) {
         int rs = PR_RETRY(s);
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(pr->consumer, pr->topics[rs], p, &lo, &hi, 5000);
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, pr->topics[rs], p, &lo, &hi, 5000);
         if (err) {
             PX_WARN(PR_COMP, "cannot read a retry topic's end; will retry", "topic=%s partition=%d err=%s",
                     pr->topics[rs], p, rd_kafka_err2name(err));
@@ -127,8 +132,7 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
         rd_kafka_topic_partition_list_destroy(l);
         return 0;
     }
-    rd_kafka_t *rk = scanner(pr);
-    if (!rk || rd_kafka_assign(rk, l)) {
+    if (rd_kafka_assign(rk, l)) {
         rd_kafka_topic_partition_list_destroy(l);
         return PX_EBACKEND;
     }
