@@ -152,7 +152,7 @@ typedef struct pr_ctx {
     struct batch *batch;      /* buffers of one batch (pr_batch.c) */
     uv_timer_t timer;
     uv_idle_t idle;           /* the next batch at once while batches find work */
-    px_buf_t scratch, val;    /* scratch: the early lock decisions (pr_batch.c) */
+    px_buf_t scratch, val;    /* scratch: an early lock decision's payload (pr_redis_decisions) */
     px_store_cmd_t cmd;
 
     /* metrics */
@@ -160,8 +160,8 @@ typedef struct pr_ctx {
     px_counter_t *m_batches, *m_aborts, *m_redis_err, *m_kafka_err, *m_repaired;
     px_gauge_t *m_entities, *m_ready, *m_tabs, *m_locks, *m_stale, *m_users;
     px_counter_t *m_locks_acquired;
-    px_counter_t *m_decided;
-    px_counter_t *m_deferred; /* batches whose Redis writes were deferred */  /* lock decisions published before their batch's commit */
+    px_counter_t *m_decided;  /* entities whose lock decisions were published before their batch's commit */
+    px_counter_t *m_deferred; /* batches whose Redis writes were deferred */
     px_counter_t *m_retries, *m_retry_dlq;
     px_hist_t *m_batch_ms;
     px_counter_t *m_phase_us[4]; /* load, fold+produce, commit, redis: where a batch's time goes */

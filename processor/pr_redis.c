@@ -204,10 +204,7 @@ static bool mark_pending(const pr_part_t *pp) {
 static int flush_dirty(pr_ctx_t *pr) {
     bool marks = false;
     for (int p = 0; !marks && p < PR_MAX_PARTITIONS; p++) marks = pr->parts[p].assigned && mark_pending(&pr->parts[p]);
-    if (!pr->dirty && !marks) {
-        pr->flush_at = 0;
-        return 0;
-    }
+    if (!pr->dirty && !marks) return 0;
     if (pr_redis_ensure(pr)) return PX_EBACKEND;
     /* A dataset that lost its data gets nothing until the rebuild ran: the
      * applied marks written here would claim records Redis no longer has,
@@ -307,7 +304,6 @@ static int flush_dirty(pr_ctx_t *pr) {
         px_buf_reset(&e->notify);
     }
     pr->dirty = NULL;
-    pr->flush_at = 0; /* nothing deferred any more */
     return 0;
 }
 
@@ -316,6 +312,7 @@ static int flush_dirty(pr_ctx_t *pr) {
 int pr_redis_flush(pr_ctx_t *pr) {
     int64_t t0 = px_mono_us();
     int rc = flush_dirty(pr);
+    if (rc == 0) pr->flush_at = 0; /* nothing deferred any more */
     px_counter_add(pr->m_phase_us[3], (uint64_t)(px_mono_us() - t0));
     return rc;
 }
