@@ -16,7 +16,10 @@
 # Environment: PX_BENCH_BUILD (default build/release, built here if
 # missing), PX_BENCH_GATEWAY_ARGS (extra --set ... for the gateway),
 # PX_BENCH_PROCESSOR_ARGS (extra --set ... for the processor),
-# PX_BENCH_SOCKETIO=0 skips the baseline (said loudly in the output).
+# PX_BENCH_SOCKETIO=0 skips the baseline (said loudly in the output),
+# PX_BENCH_PERF=DIR profiles the gateway and the processor while the load
+# generator runs against presence (bench/lib.sh: DIR/gateway.perf.txt,
+# DIR/gw-processor.perf.txt).
 # Limits: one machine, loopback; every process's RLIMIT_NOFILE caps CONNS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,8 +31,11 @@ SIO_DIR=$ROOT/bench/baselines/socketio
 SECRET=bench-secret-$$
 STATE=$(mktemp -d /tmp/px-bench-gw.XXXXXX)
 PIDS=()
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 cleanup() {
+  px_perf_stop
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   bash "$ROOT/scripts/stack.sh" down --state "$STATE" >/dev/null 2>&1 || true
@@ -52,7 +58,8 @@ COMMON=(--set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" --set "redis.port=$REDI
 # shellcheck disable=SC2086
 "$BUILD/processor/presence-processor" "${COMMON[@]}" --set "http.port=$PR_PORT" \
   --set kafka.group.id=bench-gw --set processor.instance=bench ${PX_BENCH_PROCESSOR_ARGS:-} >"$STATE/processor.log" 2>&1 &
-PIDS+=($!)
+PR_PID=$!
+PIDS+=("$PR_PID")
 # shellcheck disable=SC2086
 "$BUILD/gateway/presence-gateway" "${COMMON[@]}" --set "http.port=$GW_PORT" --set "auth.jwt_secret=$SECRET" \
   --set "limits.connections=$((CONNS + 100))" ${PX_BENCH_GATEWAY_ARGS:-} >"$STATE/gateway.log" 2>&1 &
@@ -87,9 +94,13 @@ fi
 
 echo "bench: $(date -u +%FT%TZ) conns=$CONNS lock_rate=$RATE duration=${DURATION}s nofile=$(ulimit -n) gateway_args='${PX_BENCH_GATEWAY_ARGS:-}'"
 echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, before the gateway run)"
+px_machine
 BENCH=("$BUILD/bench/px_bench_gw" --secret "$SECRET" --conns "$CONNS" --sources 4
   --lockers "$(( CONNS < 2000 ? CONNS : 2000 ))" --lock-rate "$RATE" --duration "$DURATION")
+px_perf_start gateway "$GW_PID"
+px_perf_start gw-processor "$PR_PID"
 "${BENCH[@]}" --port "$GW_PORT" --gw-pid "$GW_PID" | tee "$STATE/presence.out"
+px_perf_stop
 echo "gateway: $(curl -fs "http://127.0.0.1:$GW_PORT/metrics" | grep -E '^presence_gateway_(connections|errors_total|lock_ack_latency_seconds_count|presence_coalesced_total) ' | tr '\n' ' ')"
 echo "gateway log warnings: $(grep -c 'level=warn\|level=error' "$STATE/gateway.log" || true)"
 echo "processor: $(curl -fs "http://127.0.0.1:$PR_PORT/metrics" | grep -E '^presence_processor_(batches_total|batch_phase_us_total|batch_ms_(sum|count)|writes_deferred_total|lock_decisions_early_total|records_total)' | tr '\n' ' ')"

@@ -3,9 +3,19 @@
 # redis-benchmark running the equivalent per-event Redis work on the same
 # Redis in the same run, and beside a naive processor (one synchronous Redis
 # round trip per command per event, bench/baselines/px_naive_processor.c) on
-# the same records. Not a test: prints figures for docs/benchmarks.md.
-# PX_BENCH_NO_NAIVE=1 skips the naive baseline; PX_BENCH_PROCESSOR_ARGS adds
-# processor settings (e.g. "--set batch.flush_defer_ms=2000").
+# the same records. Not a test: prints figures for docs/benchmarks.md
+# (bench/run runs it and writes that file).
+#
+# Environment:
+#   PX_BENCH_PROCESSOR_ARGS  processor settings (e.g. "--set batch.max_records=1000")
+#   PX_BENCH_BASELINES=0     no baselines (the scaling curves); PX_BENCH_NO_NAIVE=1
+#                            skips only the naive processor
+#   PX_BENCH_NAIVE_RECORDS   records the naive processor handles (default all;
+#                            it is slow, and its rate is flat, so a part will do)
+#   PX_BENCH_OUT=DIR         also write DIR/processor-run<N>.tsv: seconds since
+#                            launch and records folded, every 0.25 s
+#   PX_BENCH_PERF=DIR        profile the processor and redis-server during run 1
+#                            (bench/lib.sh: DIR/processor.perf.txt, redis.perf.txt)
 #
 #   bench/run_processor.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
 #
@@ -17,6 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 records=${1:-2000000}
 entities=${2:-100000}
 runs=${3:-3}
@@ -28,6 +40,7 @@ state=$root/.state/bench
 bash scripts/stack.sh up --state "$state/stack" --partitions 6 >/dev/null
 pid=""
 cleanup() {
+    px_perf_stop
     [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     bash scripts/stack.sh down --state "$state/stack" >/dev/null 2>&1 || true
 }
@@ -42,7 +55,9 @@ folded() { # sum of folded/duplicate/DLQ input records in the processor's metric
         END { print s + 0 }'
 }
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); Kafka 3.9.1 and Redis $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2) on the same machine"
+px_machine
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before)"
+baselines=${PX_BENCH_BASELINES:-1}
 for run in $(seq 1 "$runs"); do
     prefix="bench$run-$(date +%s)."
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
@@ -53,14 +68,23 @@ for run in $(seq 1 "$runs"); do
         --set "http.port=$port" --set log.level=warn ${PX_BENCH_PROCESSOR_ARGS:-} >"$state/processor-$run.log" 2>&1 &
     pid=$!
     first=$(date +%s.%N) last="" n=0 # from the launch: start-up, group join and init_transactions included
+    series=/dev/null
+    [ -z "${PX_BENCH_OUT:-}" ] || { mkdir -p "$PX_BENCH_OUT"; series=$PX_BENCH_OUT/processor-run$run.tsv; }
+    printf 't_s\tfolded\n' >"$series"
+    if [ "$run" = 1 ]; then
+        px_perf_start processor "$pid"
+        px_perf_start redis "$(cat "$state/stack/redis.pid")"
+    fi
     deadline=$(( $(date +%s) + 900 ))
     while [ "$(date +%s)" -lt "$deadline" ]; do
         n=$(folded)
         now=$(date +%s.%N)
+        awk -v a="$first" -v b="$now" -v n="$n" 'BEGIN { printf "%.2f\t%d\n", b - a, n }' >>"$series"
         if [ "$n" -ge "$records" ]; then last=$now; break; fi
         if [ -n "${PX_BENCH_TRACE:-}" ]; then echo "  t=$now folded=$n"; fi
         sleep 0.25
     done
+    px_perf_stop
     curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | awk '/^presence_processor_batch_phase_us_total/ { printf "  %s %.1f s\n", $1, $2 / 1e6 }
         /^presence_processor_batches_total / { printf "  batches %d\n", $2 }' || true
     kill -TERM "$pid"; wait "$pid" || true
@@ -71,9 +95,9 @@ for run in $(seq 1 "$runs"); do
     # Baseline (b): the same records through a processor as typical service
     # code writes it (bench/baselines/px_naive_processor.c: one synchronous
     # Redis round trip per command per event, no exactly-once).
-    if [ -z "${PX_BENCH_NO_NAIVE:-}" ]; then
+    if [ "$baselines" != 0 ] && [ -z "${PX_BENCH_NO_NAIVE:-}" ]; then
         redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
-        build/release/bench/px_naive_processor "$KAFKA_BOOTSTRAP" "$prefix" "$REDIS_PORT" "$records" |
+        build/release/bench/px_naive_processor "$KAFKA_BOOTSTRAP" "$prefix" "$REDIS_PORT" "${PX_BENCH_NAIVE_RECORDS:-$records}" |
             sed "s/^/baseline run $run: /"
     fi
 done
@@ -82,6 +106,7 @@ done
 # for a heartbeat (state, tabs, tab, users, with expiries), one script call
 # per event, 100k random entities, pipelined 32 deep: the ceiling of
 # "one Redis script per event" on this Redis.
+[ "$baselines" != 0 ] || exit 0
 sha=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "
 redis.call('HSET', KEYS[1], 'wm', ARGV[1], 'blob', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]); redis.call('PEXPIREAT', KEYS[2], ARGV[3])

@@ -20,6 +20,8 @@
 # Environment:
 #   PRESENCE_CACHE       cache root (default ~/.cache/presence)
 #   PX_SETUP_SKIP_APT=1  do not install Debian packages (check only)
+#   PX_SETUP_BENCH=1     also the benchmarks' tools (bench/run): gnuplot-nox
+#                        for the plots, linux-perf for the profiles
 set -euo pipefail
 
 readonly KAFKA_VERSION=3.9.1
@@ -41,6 +43,9 @@ PACKAGES=(
   openjdk-17-jdk-headless maven
   chromium
 )
+if [ "${PX_SETUP_BENCH:-0}" = 1 ]; then
+  PACKAGES+=(gnuplot-nox linux-perf)
+fi
 # Node for the browser client's tests: any node/npm on the PATH will do
 # (>= 18); Debian's only when there is none.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

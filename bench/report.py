@@ -1,0 +1,625 @@
+#!/usr/bin/env python3
+"""bench/report.py RUN_DIR [--doc FILE] [--img DIR] - docs/benchmarks.md from one bench/run.
+
+Reads only RUN_DIR (the raw output of bench/run: meta.txt, processor.log,
+processor-run<N>.tsv, entities-<E>.log, batch-<B>.log, gateway-<name>.log,
+replay.log, perf/*.perf.txt), writes the markdown (--doc, default
+docs/benchmarks.md) and the PNG plots (--img, default docs/img; gnuplot),
+and takes the hand-written readings of each section from bench/notes.md
+(sections "## <name>"). Every number in the output comes from RUN_DIR; a
+figure the run did not produce is printed as "not measured" with the
+reason the raw output gives. Standard library only.
+"""
+import argparse
+import glob
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# DESIGN.md section 9.
+T_PROC = 250_000
+T_MEM = 8192
+T_CONNS = 50_000
+T_P50 = 3.0
+T_P99 = 10.0
+T_RATE = 10_000
+T_REPLAY = 500_000  # issue 6
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def num(s):
+    return float(s) if s not in (None, "") else None
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt_int(x):
+    return "n/a" if x is None else f"{x:,.0f}"
+
+
+def fmt_k(x):
+    if x is None:
+        return "n/a"
+    return f"{x / 1000:.0f}k" if x >= 10_000 else f"{x:,.0f}"
+
+
+def fmt_ms(x):
+    return "n/a" if x is None else (f"{x:.2f}" if x < 10 else f"{x:.0f}")
+
+
+def ratio(a, b):
+    return "n/a" if a is None or not b else f"{a / b:.2f}"
+
+
+def spread(xs, f=fmt_int):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "not measured"
+    if len(xs) == 1:
+        return f(xs[0])
+    return f"**{f(statistics.median(xs))}** (min {f(min(xs))}, max {f(max(xs))})"
+
+
+# ---------------------------------------------------------------- parsing
+
+def parse_meta(d):
+    m = {}
+    for line in read(os.path.join(d, "meta.txt")).splitlines():
+        k, _, v = line.partition(": ")
+        m[k] = v
+    return m
+
+
+PHASE = re.compile(r'presence_processor_batch_phase_us_total\{phase="(\w+)"\} ([\d.]+) s')
+
+
+def parse_processor(text):
+    """Runs of bench/run_processor.sh: rate, phases, naive, redis-benchmark."""
+    runs, naive, rb = {}, {}, {}
+    phases = {}
+    for line in text.splitlines():
+        p = PHASE.search(line)
+        if p:
+            phases[p.group(1)] = float(p.group(2))
+            continue
+        m = re.match(r"run (\d+): (\d+) records folded in ([\d.]+) s from launch: (\d+) records/s", line)
+        if m:
+            runs[int(m.group(1))] = {"rate": float(m.group(4)), "secs": float(m.group(3)), "phases": phases}
+            phases = {}
+            continue
+        m = re.match(r"baseline run (\d+): naive: (\d+) records in ([\d.]+) s.*?: ([\d.]+) records/s", line)
+        if m:
+            naive[int(m.group(1))] = float(m.group(4))
+            continue
+        m = re.match(r"baseline run (\d+): redis-benchmark.*?([\d.]+) requests per second", line)
+        if m:
+            rb[int(m.group(1))] = float(m.group(2))
+    return runs, naive, rb
+
+
+def parse_bench_gw(block):
+    """One px_bench_gw output (the lines after `server: ...`)."""
+    r = {}
+
+    def kv(tag):
+        m = re.search(rf"^{tag}: (.*)$", block, re.M)
+        return dict(re.findall(r"(\w+)=([\d.]+)", m.group(1))) if m else {}
+
+    c, g, lk, la = kv("connections"), kv("gateway_rss_kb"), kv("locks"), kv("lock_ack_ms")
+    r["subscribed"] = num(c.get("subscribed"))
+    r["asked"] = num(c.get("asked"))
+    r["failed"] = num(c.get("failed"))
+    r["per_conn"] = num(g.get("per_connection_bytes"))
+    r["rss_after"] = num(g.get("after_idle"))
+    r["lock_rate"] = num(lk.get("lock_rate"))
+    r["client_msgs"] = num(lk.get("client_msgs"))
+    r["timeouts"] = num(lk.get("timeouts"))
+    r["errors"] = num(lk.get("errors"))
+    for p in ("p50", "p90", "p99", "p999", "max"):
+        r[p] = num(la.get(p))
+    r["n"] = num(la.get("n"))
+    m = re.search(r"^heartbeats: .* = ([\d.]+)/s", block, re.M)
+    r["hb_rate"] = num(m.group(1)) if m else None
+    m = re.search(r"^hb_burst: hbs=(\d+).*probes_answered=(\d+) in ([\d.]+) s = ([\d.]+)/s", block, re.M)
+    r["hb_burst"] = num(m.group(4)) if m else None
+    return r
+
+
+def parse_gateway(text):
+    if text.startswith("not measured"):
+        return {"skipped": text.strip()}
+    parts = re.split(r"^server: ", text, flags=re.M)
+    out = {"presence": None, "socketio": None}
+    for p in parts[1:]:
+        if p.startswith("socket.io"):
+            out["socketio"] = parse_bench_gw(p)
+        else:
+            out["presence"] = parse_bench_gw(p)
+    m = re.search(r"^bench: .* conns=(\d+) lock_rate=(\d+)", text, re.M)
+    out["conns"] = int(m.group(1)) if m else None
+    out["rate"] = int(m.group(2)) if m else None
+    m = re.search(r"^load: ([\d.]+)", text, re.M)
+    out["load"] = m.group(1) if m else "?"
+    if out["presence"] is None:
+        out["failed"] = text.strip().splitlines()[-1] if text.strip() else "no output"
+    return out
+
+
+def parse_replay(text):
+    r = {"kcat": [], "mem": [], "mem_cpu": [], "redis": [], "redis_write_s": []}
+    for line in text.splitlines():
+        m = re.match(r"baseline kcat read, run \d+: [\d.]+ s, (\d+) records/s", line)
+        if m:
+            r["kcat"].append(float(m.group(1)))
+        m = re.match(r"in memory, run \d+: .*fold [\d.]+ s \((\d+) records/s\).*cpu ([\d.]+) s user ([\d.]+) s sys", line)
+        if m:
+            r["mem"].append(float(m.group(1)))
+            r["mem_cpu"].append(float(m.group(2)) + float(m.group(3)))
+        m = re.match(r"into Redis, run \d+: .*, ([\d.]+) s; total (\d+) records/s", line)
+        if m:
+            r["redis_write_s"].append(float(m.group(1)))
+            r["redis"].append(float(m.group(2)))
+    m = re.search(r"^replay: \d+ records .* -> (\d+) entities", text, re.M)
+    r["entities"] = int(m.group(1)) if m else None
+    return r
+
+
+def parse_perf(path, top=8):
+    """(total samples, [(pct, dso, symbol)]) of a perf report --sort dso,symbol."""
+    text = read(path)
+    m = re.search(r"# Samples: (\S+)", text)
+    samples = m.group(1) if m else "?"
+    rows = []
+    for line in text.splitlines():
+        m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.+?)\s*$", line)
+        if m:
+            sym = re.sub(r"(\s+-)+$", "", m.group(3))
+            dso = "redis-server" if m.group(2) == "redis-check-rdb" else m.group(2)
+            rows.append((float(m.group(1)), dso, sym))
+    by_dso = []
+    for line in read(path.replace(".perf.txt", ".dso.txt")).splitlines():
+        m = re.match(r"\s+([\d.]+)%\s+(\S+)\s*$", line)
+        if m:
+            name = "redis-server" if m.group(2) == "redis-check-rdb" else m.group(2)
+            by_dso.append((name, float(m.group(1))))
+    return samples, rows[:top], by_dso[:6]
+
+
+def notes():
+    """Sections of bench/notes.md by their '## name' heading."""
+    out, name = {}, None
+    for line in read(os.path.join(ROOT, "bench", "notes.md")).splitlines():
+        m = re.match(r"^## (\S+)", line)
+        if m:
+            name = m.group(1)
+            out[name] = []
+        elif name:
+            out[name].append(line)
+    return {k: "\n".join(v).strip() for k, v in out.items()}
+
+
+# ---------------------------------------------------------------- plots
+
+def gnuplot(script, png):
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True, capture_output=True)
+        return True
+    except (OSError, subprocess.CalledProcessError) as e:
+        err = getattr(e, "stderr", "") or str(e)
+        print(f"report: gnuplot failed for {png}: {err.strip()[:300]}", file=sys.stderr)
+        return False
+
+
+HEAD = 'set terminal pngcairo size 900,500 font "sans,11" noenhanced\nset grid\n'
+
+
+def write_dat(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write("\t".join(str(x) for x in r) + "\n")
+
+
+def rate_series(tsv):
+    """records/s over 1 s windows from (t, folded) samples."""
+    pts = []
+    for line in read(tsv).splitlines()[1:]:
+        a = line.split("\t")
+        if len(a) == 2:
+            pts.append((float(a[0]), int(a[1])))
+    out, j = [], 0
+    for i in range(len(pts)):
+        while j < i and pts[i][0] - pts[j][0] > 1.0:
+            j += 1
+        if i > j and pts[i][0] > pts[j][0]:
+            out.append((pts[i][0], (pts[i][1] - pts[j][1]) / (pts[i][0] - pts[j][0])))
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir")
+    ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    ap.add_argument("--img", default=os.path.join(ROOT, "docs", "img"))
+    a = ap.parse_args()
+    d = os.path.abspath(a.run_dir)
+    img = os.path.abspath(a.img)
+    os.makedirs(img, exist_ok=True)
+    pdir = os.path.join(d, "plots")
+    os.makedirs(pdir, exist_ok=True)
+    doc_dir = os.path.dirname(os.path.abspath(a.doc))
+    rel_img = os.path.relpath(img, doc_dir)
+    meta = parse_meta(d)
+    nt = notes()
+    L = []
+    w = L.append
+
+    def note(name):
+        if nt.get(name):
+            w("")
+            w(nt[name])
+
+    def plot(name, script, alt):
+        png = os.path.join(img, f"bench-{name}.png")
+        if gnuplot(HEAD + f'set output "{png}"\n' + script, png):
+            w("")
+            w(f"![{alt}]({rel_img}/bench-{name}.png)")
+
+    # ---- inputs
+    runs, naive, rb = parse_processor(read(os.path.join(d, "processor.log")))
+    p_rates = [runs[k]["rate"] for k in sorted(runs)]
+    p_med, n_med, rb_med = med(p_rates), med(naive.values()), med(rb.values())
+    ent = {}
+    for f in glob.glob(os.path.join(d, "entities-*.log")):
+        e = int(re.search(r"entities-(\d+)\.log", f).group(1))
+        r, _, _ = parse_processor(read(f))
+        ent[e] = r.get(1)
+    bat = {}
+    for f in glob.glob(os.path.join(d, "batch-*.log")):
+        b = int(re.search(r"batch-(\d+)\.log", f).group(1))
+        r, _, _ = parse_processor(read(f))
+        bat[b] = r.get(1)
+    gws = {}
+    for f in glob.glob(os.path.join(d, "gateway-*.log")):
+        gws[re.search(r"gateway-(.+)\.log", f).group(1)] = parse_gateway(read(f))
+    rp = parse_replay(read(os.path.join(d, "replay.log")))
+
+    mem_pts = {}  # conns -> gateway result
+    for name, g in gws.items():
+        m = re.match(r"(conns|rate)-(\d+)", name)
+        if not m:
+            continue
+        if m.group(1) == "conns":
+            mem_pts[int(m.group(2))] = g
+        elif g.get("conns") is not None:
+            mem_pts.setdefault(g["conns"], g)
+    lat_pts = sorted(((g["rate"], g) for n, g in gws.items() if n.startswith("rate-") and g.get("presence")),
+                     key=lambda x: x[0])
+
+    # ---- header
+    w("# Benchmarks")
+    w("")
+    w(f"<!-- Written by bench/report.py from the output of `bench/run` in "
+      f"{os.path.relpath(d, ROOT)}; do not edit by hand: the readings are in bench/notes.md. -->")
+    w("")
+    w(f"Produced by **`bash bench/run`** (about 30 minutes; `--quick` for a trial) on "
+      f"{meta.get('started', '?')}, commit `{meta.get('commit', '?')}`, in "
+      f"{int(meta.get('duration_s', '0')) // 60} min. Every table and plot below comes from that one run, "
+      "and every figure stands beside its baseline measured in the same run on the same machine. "
+      "These are measurements, not tests. Earlier runs, experiments and what each change bought are kept "
+      "in [benchmarks-history.md](benchmarks-history.md).")
+    w("")
+    w(f"- **Machine:** {meta.get('machine', '?').removeprefix('machine: ')}.")
+    w(f"- **Load average before the run:** {meta.get('load', '?')} (1/5/15 min); the load generators, Kafka "
+      "and Redis share the same cores as the system under test.")
+    w(f"- **File limit:** {meta.get('nofile', '?')} descriptors per process (connections beyond it cannot be held).")
+    w("- **Release build** (RelWithDebInfo, `-O2`), Kafka 3.9.1 in KRaft mode, one broker, topics of 6 partitions.")
+
+    # ---- summary
+    def best_lat(rate_target):
+        for r, g in lat_pts:
+            p = g["presence"]
+            if p and p.get("client_msgs") and p["client_msgs"] >= 0.85 * rate_target:
+                return g
+        return lat_pts[-1][1] if lat_pts else None
+
+    w("")
+    w("## Summary: targets and baselines")
+    w("")
+    w("| figure | presence | baseline, same run | presence / baseline | target (DESIGN.md §9) | met |")
+    w("|---|---|---|---|---|---|")
+    w(f"| processor, records/s folded, exactly-once on (median) | {fmt_int(p_med)} | naive processor "
+      f"{fmt_int(n_med)}; redis-benchmark, one script per event {fmt_int(rb_med)} | "
+      f"{ratio(p_med, n_med)} naive; {ratio(p_med, rb_med)} redis-benchmark | {T_PROC:,} | "
+      f"{'yes' if p_med and p_med >= T_PROC else 'no'} |")
+    g10 = mem_pts.get(10000) or (mem_pts[max(mem_pts)] if mem_pts else None)
+    if g10 and g10.get("presence"):
+        pm, sm = g10["presence"]["per_conn"], (g10["socketio"] or {}).get("per_conn")
+        w(f"| gateway memory per idle connection, bytes ({g10['conns']:,} connections) | {fmt_int(pm)} | "
+          f"Socket.IO {fmt_int(sm)} | {ratio(pm, sm)} | < {T_MEM:,} | {'yes' if pm and pm < T_MEM else 'no'} |")
+    held = [(c, g) for c, g in mem_pts.items() if g.get("presence")]
+    if held:
+        c, g = max(held, key=lambda x: x[0])
+        ps, ss = g["presence"]["subscribed"], (g["socketio"] or {}).get("subscribed")
+        w(f"| connections held in one process (most measured) | {fmt_int(ps)} | Socket.IO {fmt_int(ss)} | "
+          f"{ratio(ps, ss)} | {T_CONNS:,} | {'yes' if ps and ps >= T_CONNS else 'no'}"
+          f"{'' if ps and ps >= T_CONNS else ' (file limit ' + meta.get('nofile', '?') + ')'} |")
+    gl = best_lat(T_RATE)
+    if gl:
+        p, s = gl["presence"], gl["socketio"] or {}
+        w(f"| LOCK -> LOCK_ACK p50, ms, at {fmt_int(p['client_msgs'])} client msgs/s | {fmt_ms(p['p50'])} | "
+          f"Socket.IO {fmt_ms(s.get('p50'))} | {ratio(p['p50'], s.get('p50'))} | < {T_P50:g} at {T_RATE:,}/s | "
+          f"{'yes' if p['p50'] is not None and p['p50'] < T_P50 and p['client_msgs'] >= 0.95 * T_RATE else 'no'} |")
+        w(f"| LOCK -> LOCK_ACK p99, ms, same run | {fmt_ms(p['p99'])} | Socket.IO {fmt_ms(s.get('p99'))} | "
+          f"{ratio(p['p99'], s.get('p99'))} | < {T_P99:g} at {T_RATE:,}/s | "
+          f"{'yes' if p['p99'] is not None and p['p99'] < T_P99 and p['client_msgs'] >= 0.95 * T_RATE else 'no'} |")
+    rm, km = med(rp["mem"]), med(rp["kcat"])
+    w(f"| presencectl replay in memory, records/s (median) | {fmt_int(rm)} | kcat read of the same topics "
+      f"{fmt_int(km)} | {ratio(rm, km)} | {T_REPLAY:,} (issue 6) | {'yes' if rm and rm >= T_REPLAY else 'no'} |")
+    note("summary")
+
+    # ---- 1. processor
+    w("")
+    w("## 1. Processor throughput, exactly-once on")
+    w("")
+    pm = dict(re.findall(r"(\w+)=(\d+)", meta.get("processor", "")))
+    w(f"`bench/run_processor.sh {pm.get('records', '?')} {pm.get('entities', '?')} {pm.get('runs', '?')}`: "
+      "fresh topics of 6 partitions, input produced by `bench/px_bench_produce` in the DESIGN.md mix "
+      "(80% HB, 10% SUB/UNSUB, 8% LOCK/UNLOCK, 2% lifecycle), "
+      f"{fmt_int(num(pm.get('records')))} records over {fmt_int(num(pm.get('entities')))} entities; one processor folds everything from the beginning with transactions, "
+      "change events and watermark-guarded Redis writes; timed from its launch (start-up, group join and "
+      "`init_transactions` included) until its `/metrics` count every record. Baselines on the same records "
+      "and the same Redis: (a) `redis-benchmark` running one Lua script per event (the state, tab and user "
+      "writes of a heartbeat with their expiries, 100k random keys, pipelined 32 deep): the ceiling of "
+      "per-event Redis work; (b) the naive processor `bench/baselines/px_naive_processor.c` (one synchronous "
+      "round trip per command per event, at-least-once), over the first "
+      f"{fmt_int(num(pm.get('naive_records')))} records "
+      "(its rate is flat).")
+    w("")
+    w("| run | presence, records/s | s from launch | naive processor | redis-benchmark, scripts/s |")
+    w("|---|---|---|---|---|")
+    for k in sorted(runs):
+        w(f"| {k} | {fmt_int(runs[k]['rate'])} | {runs[k]['secs']:.1f} | {fmt_int(naive.get(k))} | {fmt_int(rb.get(k))} |")
+    w(f"| **median** | {spread(p_rates)} | | {spread(list(naive.values()))} | {spread(list(rb.values()))} |")
+    w("")
+    w(f"Ratios: presence / naive **{ratio(p_med, n_med)}**, presence / redis-benchmark **{ratio(p_med, rb_med)}**, "
+      f"presence / target **{ratio(p_med, T_PROC)}**.")
+    if runs:
+        ph_names = sorted({p for r in runs.values() for p in r["phases"]})
+        if ph_names:
+            w("")
+            w("Where each run's wall time went (`presence_processor_batch_phase_us_total`, seconds):")
+            w("")
+            w("| phase | " + " | ".join(f"run {k}" for k in sorted(runs)) + " |")
+            w("|---|" + "---|" * len(runs))
+            for ph in ph_names:
+                w(f"| {ph} | " + " | ".join(f"{runs[k]['phases'].get(ph, 0):.1f}" for k in sorted(runs)) + " |")
+    series = []
+    for k in sorted(runs):
+        rs = rate_series(os.path.join(d, f"processor-run{k}.tsv"))
+        if rs:
+            dat = os.path.join(pdir, f"processor-run{k}.dat")
+            write_dat(dat, rs)
+            series.append(f'"{dat}" using 1:2 with lines lw 2 title "presence, run {k}"')
+    if series:
+        extra = []
+        if n_med:
+            extra.append(f"{n_med} with lines dt 2 lw 2 title \"naive processor (median)\"")
+        if rb_med:
+            extra.append(f"{rb_med} with lines dt 3 lw 2 title \"redis-benchmark, one script per event (median)\"")
+        plot("processor-throughput",
+             "set title \"Processor: records folded per second (1 s windows), exactly-once on\"\n"
+             "set xlabel \"seconds since the processor's launch\"\nset ylabel \"records/s\"\n"
+             "set key outside bottom center horizontal\nset yrange [0:*]\n"
+             "plot " + ", ".join(series + extra) + "\n",
+             "records folded per second over time, each run, with the baselines' medians")
+    note("processor")
+
+    # ---- 2. scaling
+    w("")
+    w("## 2. Processor scaling")
+    w("")
+    w(f"`bench/run_processor.sh` without baselines, one run per point, {meta.get('scaling', '?')}: "
+      "records/s against the number of distinct entities in the input (default batch size), and against "
+      "`batch.max_records` (100k entities).")
+    for title, pts, xlab, name in (("entities", ent, "entities in the input", "entities"),
+                                   ("batch.max_records", bat, "batch.max_records", "batch")):
+        w("")
+        w(f"| {title} | records/s | s from launch | Redis write phase, s | fold phase, s | commit phase, s |")
+        w("|---|---|---|---|---|---|")
+        rows = []
+        for x in sorted(pts):
+            r = pts[x]
+            if not r:
+                w(f"| {x:,} | not measured (see {name}-{x}.log) | | | | |")
+                continue
+            ph = r["phases"]
+            w(f"| {x:,} | {fmt_int(r['rate'])} | {r['secs']:.1f} | {ph.get('redis', 0):.1f} | "
+              f"{ph.get('fold', 0):.1f} | {ph.get('commit', 0):.1f} |")
+            rows.append((x, r["rate"]))
+        if len(rows) >= 2:
+            drops = [(rows[i][1] / rows[i - 1][1], rows[i - 1][0], rows[i][0]) for i in range(1, len(rows))]
+            worst = min(drops)
+            w("")
+            w(f"Largest change between neighbouring points: from {worst[1]:,} to {worst[2]:,} {title} "
+              f"the rate is multiplied by {worst[0]:.2f}.")
+            dat = os.path.join(pdir, f"scaling-{name}.dat")
+            write_dat(dat, rows)
+            plot(f"processor-{name}",
+                 f"set title \"Processor records/s against {title}\"\nset logscale x\n"
+                 f"set xlabel \"{xlab} (log)\"\nset ylabel \"records/s\"\nset yrange [0:*]\nset key off\n"
+                 f"plot \"{dat}\" using 1:2 with linespoints lw 2 pt 7\n",
+                 f"processor records/s against {title}")
+    note("scaling")
+
+    # ---- 3. gateway
+    w("")
+    w("## 3. Gateway against a Socket.IO server")
+    w("")
+    w("`bench/run_gateway.sh CONNS LOCK_RATE DURATION` per point: a private Kafka + Redis, one processor, one "
+      "gateway; `bench/px_bench_gw` (one thread, epoll, a raw RFC 6455 client) opens CONNS connections from 4 "
+      "loopback addresses, each subscribed to an entity and heartbeating every 30 s, reads the server's RSS "
+      "before and after (idle), then sends LOCKs at LOCK_RATE/s (each followed by its UNLOCK: two client "
+      "messages), then a heartbeat burst. Then the same against the Socket.IO baseline "
+      "(`bench/baselines/socketio`: socket.io + @socket.io/redis-adapter + ioredis, locks as SET NX PX, "
+      "presence in Redis hashes) on the same Redis, with the gateway and processor stopped. The baseline's "
+      "LOCK is one Redis command; presence's goes through Kafka, the processor's exactly-once fold and back: "
+      "the baseline is a floor, not an equal system.")
+    w("")
+    w("### Connections and memory per idle connection")
+    w("")
+    w("| connections asked | presence: held | presence: bytes per connection | Socket.IO: held | Socket.IO: bytes per connection | ratio |")
+    w("|---|---|---|---|---|---|")
+    mem_rows = []
+    for c in sorted(mem_pts):
+        g = mem_pts[c]
+        if g.get("skipped"):
+            w(f"| {c:,} | {g['skipped']} | | | | |")
+            continue
+        p, s = g.get("presence") or {}, g.get("socketio") or {}
+        w(f"| {c:,} | {fmt_int(p.get('subscribed'))} | {fmt_int(p.get('per_conn'))} | "
+          f"{fmt_int(s.get('subscribed'))} | {fmt_int(s.get('per_conn'))} | {ratio(p.get('per_conn'), s.get('per_conn'))} |")
+        if p.get("per_conn"):
+            mem_rows.append((c, p["per_conn"], s.get("per_conn") or "NaN"))
+    for c in sorted(mem_pts):
+        if mem_pts[c].get("skipped"):
+            w("")
+            w(f"Points above {meta.get('nofile', '?')} connections are not measured: one process cannot hold more "
+              "sockets than its file limit, and this machine's hard limit cannot be raised without "
+              "CAP_SYS_RESOURCE. On a machine with a higher limit, `bench/run` measures them.")
+            break
+    if mem_rows:
+        dat = os.path.join(pdir, "gateway-memory.dat")
+        write_dat(dat, mem_rows)
+        plot("gateway-memory",
+             "set title \"Process memory per idle connection (RSS after - before) / connections\"\n"
+             "set xlabel \"connections\"\nset ylabel \"bytes per connection\"\nset yrange [0:*]\n"
+             "set key top right\n"
+             f"plot \"{dat}\" using 1:2 with linespoints lw 2 pt 7 title \"presence-gateway\", "
+             f"\"{dat}\" using 1:3 with linespoints lw 2 pt 5 title \"Socket.IO + redis-adapter\", "
+             f"{T_MEM} with lines dt 2 title \"target: 8 KiB\"\n",
+             "memory per idle connection against connections, presence and Socket.IO")
+    w("")
+    w("### LOCK -> LOCK_ACK latency against the message rate")
+    w("")
+    w("| LOCKs/s asked | client msgs/s achieved | presence p50 / p99 / p999 ms | Socket.IO p50 / p99 / p999 ms | p50 ratio | presence timeouts | load before |")
+    w("|---|---|---|---|---|---|---|")
+    lat_rows = []
+    for r, g in lat_pts:
+        p, s = g["presence"], g.get("socketio") or {}
+        w(f"| {r:,} | {fmt_int(p.get('client_msgs'))} (Socket.IO {fmt_int(s.get('client_msgs'))}) | "
+          f"{fmt_ms(p['p50'])} / {fmt_ms(p['p99'])} / {fmt_ms(p['p999'])} | "
+          f"{fmt_ms(s.get('p50'))} / {fmt_ms(s.get('p99'))} / {fmt_ms(s.get('p999'))} | "
+          f"{ratio(p['p50'], s.get('p50'))} | {fmt_int(p.get('timeouts'))} | {g['load']} |")
+        lat_rows.append((p.get("client_msgs") or 0, p["p50"], p["p99"], p["p999"],
+                         s.get("client_msgs") or "NaN", s.get("p50") or "NaN", s.get("p99") or "NaN",
+                         s.get("p999") or "NaN"))
+    if lat_rows:
+        dat = os.path.join(pdir, "gateway-latency.dat")
+        write_dat(dat, lat_rows)
+        plot("gateway-latency",
+             f"set title \"LOCK -> LOCK_ACK, {G(lat_pts)} connections\"\nset logscale y\n"
+             "set xlabel \"client messages/s (LOCK + UNLOCK)\"\nset ylabel \"ms (log)\"\n"
+             "set key outside right\n"
+             f"plot \"{dat}\" u 1:2 w lp lw 2 pt 7 lc 1 t \"presence p50\", \"{dat}\" u 1:3 w lp lw 2 pt 7 lc 2 t \"presence p99\", "
+             f"\"{dat}\" u 1:4 w lp lw 2 pt 7 lc 3 t \"presence p999\", \"{dat}\" u 5:6 w lp dt 2 pt 5 lc 1 t \"Socket.IO p50\", "
+             f"\"{dat}\" u 5:7 w lp dt 2 pt 5 lc 2 t \"Socket.IO p99\", \"{dat}\" u 5:8 w lp dt 2 pt 5 lc 3 t \"Socket.IO p999\", "
+             f"{T_P50} w l dt 3 lc 0 t \"target p50\"\n",
+             "LOCK to LOCK_ACK percentiles against the message rate, presence and Socket.IO")
+    w("")
+    w("### Heartbeats")
+    w("")
+    w("| connections | presence: heartbeat burst taken in, HB/s | Socket.IO | ratio |")
+    w("|---|---|---|---|")
+    for c in sorted(mem_pts):
+        g = mem_pts[c]
+        if g.get("skipped") or not g.get("presence"):
+            continue
+        p, s = g["presence"], g.get("socketio") or {}
+        w(f"| {c:,} | {fmt_int(p.get('hb_burst'))} | {fmt_int(s.get('hb_burst'))} | {ratio(p.get('hb_burst'), s.get('hb_burst'))} |")
+    w("")
+    w("Each connection sends 20 heartbeats at once and a probe; the rate is heartbeats / time until every "
+      "probe is answered. Presence publishes each heartbeat to Kafka (batched by librdkafka); the baseline "
+      "writes Redis per heartbeat. The steady 30 s heartbeat load of the connections is small beside it "
+      "(connections / 30 per second).")
+    failed = [n for n, g in gws.items() if g.get("failed")]
+    if failed:
+        w("")
+        w("Runs that produced no result: " + ", ".join(f"`{n}` ({gws[n]['failed']})" for n in sorted(failed)) + ".")
+    note("gateway")
+
+    # ---- 4. replay
+    w("")
+    w("## 4. presencectl replay")
+    w("")
+    w(f"`bench/run_replay.sh`, {meta.get('replay', '?')}: the processor benchmark's workload in fresh topics, "
+      "then `presencectl replay --dry-run` (read the four input topics, read_committed, decode, fold in memory) "
+      "and `presencectl replay` into an empty Redis (the same, then every entity written with the processor's "
+      "guarded script). Baseline: `kcat` reading the same four topics from the beginning to the end, printing "
+      "only the keys (librdkafka as presencectl, no decoding, no fold).")
+    w("")
+    w("| | records/s | |")
+    w("|---|---|---|")
+    w(f"| in memory | {spread(rp['mem'])} | CPU (user + sys) per run: {', '.join(f'{x:.1f} s' for x in rp['mem_cpu']) or 'n/a'} |")
+    w(f"| into Redis (fold + write) | {spread(rp['redis'])} | write phase: {', '.join(f'{x:.1f} s' for x in rp['redis_write_s']) or 'n/a'} |")
+    w(f"| baseline: kcat read | {spread(rp['kcat'])} | |")
+    w("")
+    w(f"Ratios: in memory / kcat **{ratio(rm, km)}**; in memory / target (500k) **{ratio(rm, T_REPLAY)}**.")
+    note("replay")
+
+    # ---- 5. profiles
+    w("")
+    w("## 5. Profiles")
+    w("")
+    w("`perf record -F 499 -p PID` (flat, user and kernel) during run 1 of the processor benchmark (the "
+      "processor and redis-server) and during the highest-rate gateway run (the gateway and its processor). "
+      "Self time by symbol; the share of each library first. A process that waits (on Redis, on Kafka) shows "
+      "only its CPU time here: the phase table of section 1 gives the wall time.")
+    for name, title in (("processor", "presence-processor, processor benchmark run 1"),
+                        ("redis", "redis-server, processor benchmark run 1"),
+                        ("gateway", "presence-gateway, highest LOCK rate"),
+                        ("gw-processor", "presence-processor, highest LOCK rate")):
+        path = os.path.join(d, "perf", f"{name}.perf.txt")
+        if not os.path.exists(path):
+            w("")
+            w(f"**{title}:** not profiled (no {name}.perf.txt: perf missing or the run failed).")
+            continue
+        samples, rows, dsos = parse_perf(path)
+        w("")
+        w(f"**{title}** ({samples} samples). By library: " +
+          ", ".join(f"{os.path.basename(k)} {v:.0f}%" for k, v in dsos) + ".")
+        w("")
+        w("| self % | library | symbol |")
+        w("|---|---|---|")
+        for pct, dso, sym in rows:
+            w(f"| {pct:.1f} | {os.path.basename(dso)} | `{sym[:70]}` |")
+    note("profiles")
+    w("")
+
+    with open(a.doc, "w") as f:
+        f.write("\n".join(L))
+    print(f"report: wrote {a.doc}")
+
+
+def G(lat_pts):
+    cs = {g.get("conns") for _, g in lat_pts}
+    return ", ".join(f"{c:,}" for c in sorted(c for c in cs if c)) or "?"
+
+
+if __name__ == "__main__":
+    main()
