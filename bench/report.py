@@ -14,9 +14,11 @@ import argparse
 import glob
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -260,8 +262,14 @@ def main():
     d = os.path.abspath(a.run_dir)
     img = os.path.abspath(a.img)
     os.makedirs(img, exist_ok=True)
-    pdir = os.path.join(d, "plots")
-    os.makedirs(pdir, exist_ok=True)
+    pdir = tempfile.mkdtemp(prefix="px-report-")  # the plots' data files; RUN_DIR is only read
+    try:
+        run_report(a, d, img, pdir)
+    finally:
+        shutil.rmtree(pdir, ignore_errors=True)
+
+
+def run_report(a, d, img, pdir):
     doc_dir = os.path.dirname(os.path.abspath(a.doc))
     rel_img = os.path.relpath(img, doc_dir)
     meta = parse_meta(d)
