@@ -43,3 +43,26 @@ px_perf_stop() {
 px_machine() {
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r); Kafka 3.9.1 and Redis $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2) on the same machine"
 }
+
+# Quantiles of a Prometheus histogram read from stdin (a /metrics page):
+#   px_hist_quantiles NAME [LABEL]   e.g. presence_processor_record_age_ms 'topic="locks"'
+# prints "n=N p50=X p90=X p99=X" in the histogram's unit, each the upper
+# bound of the bucket holding that quantile (an over-estimate by at most
+# one bucket; "inf" past the last bound).
+px_hist_quantiles() {
+  awk -v name="$1" -v label="${2:-}" '
+    index($0, name "_bucket{") == 1 && (label == "" || index($0, label) > 0) {
+      match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+      n++; bound[n] = (le == "+Inf" ? "inf" : le); cum[n] = $NF
+    }
+    END {
+      if (!n || cum[n] == 0) { print "n=0"; exit }
+      split("50 90 99", qs, " "); out = "n=" cum[n]
+      for (q = 1; q <= 3; q++) {
+        want = cum[n] * qs[q] / 100
+        for (i = 1; i <= n; i++) if (cum[i] >= want) break
+        out = out " p" qs[q] "=" bound[i]
+      }
+      print out
+    }'
+}

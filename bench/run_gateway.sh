@@ -101,6 +101,15 @@ px_perf_start gateway "$GW_PID"
 px_perf_start gw-processor "$PR_PID"
 "${BENCH[@]}" --port "$GW_PORT" --gw-pid "$GW_PID" | tee "$STATE/presence.out"
 px_perf_stop
+# Where a LOCK's time went, from the servers' own histograms (bucket upper
+# bounds): received by the gateway -> LOCK_ACK queued; the LOCK record's
+# age when the processor's batch took it (gateway producer + broker + the
+# wait for the batch before); batch taken -> early decisions published.
+gw_m=$(curl -fs "http://127.0.0.1:$GW_PORT/metrics" || true)
+pr_m=$(curl -fs "http://127.0.0.1:$PR_PORT/metrics" || true)
+echo "lock_parts: gateway_lock_ack_s $(px_hist_quantiles presence_gateway_lock_ack_latency_seconds <<<"$gw_m");" \
+  "processor_lock_age_ms $(px_hist_quantiles presence_processor_record_age_ms 'topic="locks"' <<<"$pr_m");" \
+  "processor_decision_ms $(px_hist_quantiles presence_processor_decision_ms <<<"$pr_m")"
 echo "gateway: $(curl -fs "http://127.0.0.1:$GW_PORT/metrics" | grep -E '^presence_gateway_(connections|errors_total|lock_ack_latency_seconds_count|presence_coalesced_total) ' | tr '\n' ' ')"
 echo "gateway log warnings: $(grep -c 'level=warn\|level=error' "$STATE/gateway.log" || true)"
 echo "processor: $(curl -fs "http://127.0.0.1:$PR_PORT/metrics" | grep -E '^presence_processor_(batches_total|batch_phase_us_total|batch_ms_(sum|count)|writes_deferred_total|lock_decisions_early_total|records_total)' | tr '\n' ' ')"

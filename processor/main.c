@@ -159,6 +159,21 @@ static void register_metrics(pr_ctx_t *pr) {
                                                "time spent per batch phase (microseconds)", phase[i]);
     pr->m_batch_ms = px_metrics_histogram(m, "presence_processor_batch_ms", "batch latency (ms)", NULL, ms,
                                           sizeof ms / sizeof ms[0]);
+    /* Where a LOCK's time goes before the processor answers it: the age
+     * of each input record when a batch takes it (its producer's
+     * timestamp to now: the producer, the broker and the wait for the
+     * previous batch), and from then to the batch's early decisions. */
+    static const double age[] = {1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750,
+                                 1000, 2000, 5000, 10000, 30000, 60000};
+    static const char *const topic[PX_SRC__COUNT] = {"topic=\"heartbeats\"", "topic=\"locks\"",
+                                                     "topic=\"mutating\"", "topic=\"mutated\""};
+    for (int i = 0; i < PX_SRC__COUNT; i++)
+        pr->m_age_ms[i] = px_metrics_histogram(m, "presence_processor_record_age_ms",
+                                               "input record age when a batch takes it: now - its Kafka timestamp (ms)",
+                                               topic[i], age, sizeof age / sizeof age[0]);
+    pr->m_decide_ms = px_metrics_histogram(m, "presence_processor_decision_ms",
+                                           "batch taken -> its early lock decisions published (ms)", NULL, age,
+                                           sizeof age / sizeof age[0]);
 }
 
 int main(int argc, char **argv) {

@@ -164,6 +164,8 @@ typedef struct pr_ctx {
     px_counter_t *m_deferred; /* batches whose Redis writes were deferred */
     px_counter_t *m_retries, *m_retry_dlq;
     px_hist_t *m_batch_ms;
+    px_hist_t *m_age_ms[PX_SRC__COUNT]; /* wall now - record timestamp when a batch takes it, per input topic */
+    px_hist_t *m_decide_ms;             /* batch taken -> its early lock decisions published */
     px_counter_t *m_phase_us[4]; /* load, fold+produce, commit, redis: where a batch's time goes */
 } pr_ctx_t;
 

@@ -52,6 +52,7 @@ typedef struct batch {
     pr_entity_t **ents;
     pr_entity_t **decided; /* entities with a LOCK_GRANTED/LOCK_DENIED in this batch */
     size_t n, n_decided;
+    int64_t t_collect_us; /* monotonic time the batch was taken */
     /* per partition x source: first offset consumed in this batch */
     int64_t first[PR_MAX_PARTITIONS][PR_N_SRC];
     /* per partition x retry topic: the first record not yet due (-1: none);
@@ -223,7 +224,10 @@ static void on_change(void *arg, const px_event_t *ev) {
  * "Early lock decisions"). Not after an abort for a Redis reason: states
  * may then come from a dataset that is gone. */
 static void decisions_end(batch_t *b, bool publish) {
-    if (publish && b->n_decided) px_counter_add(b->pr->m_decided, pr_redis_decisions(b->pr, b->decided, b->n_decided));
+    if (publish && b->n_decided) {
+        px_counter_add(b->pr->m_decided, pr_redis_decisions(b->pr, b->decided, b->n_decided));
+        px_hist_observe(b->pr->m_decide_ms, (double)(px_mono_us() - b->t_collect_us) / 1000.0);
+    }
     for (size_t i = 0; i < b->n_decided; i++) {
         b->decided[i]->decided = false;
         px_buf_reset(&b->decided[i]->decisions);
@@ -455,6 +459,18 @@ static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, int s, px_event_t *
     return 0;
 }
 
+/* The age of each input record (retry topics excepted: their records
+ * wait on purpose) by its Kafka timestamp, for
+ * presence_processor_record_age_ms. */
+static void record_ages(pr_ctx_t *pr, const batch_t *b) {
+    int64_t now = px_now_ms();
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->src[i] >= PX_SRC__COUNT) continue;
+        int64_t ts = rd_kafka_message_timestamp(b->msgs[i], NULL);
+        if (ts > 0) px_hist_observe(pr->m_age_ms[b->src[i]], (double)(now > ts ? now - ts : 0));
+    }
+}
+
 /* One batch; returns true if it did any work. */
 static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     int64_t t0 = px_mono_ms();
@@ -494,6 +510,8 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     }
     if (b->n == 0 && pr_heap_next(pr) > px_now_ms()) return false;
     int64_t t_collect = px_mono_us();
+    b->t_collect_us = t_collect;
+    record_ages(pr, b);
 
     /* decode, find entities, collect those to load */
     size_t n_load = 0;
