@@ -239,7 +239,8 @@ int px_entity_copy(px_entity_t *dst, const px_entity_t *src) {
         t.n_locks = 0;
         t.n_writes = 0;
     } else {
-        for (size_t i = 0; i < t.n_tabs; i++) px_fold_strs_dup(&t.tabs[i].heap, t.tabs[i].off, PX_FOLD_TAB_S__COUNT, &ok);
+        for (size_t i = 0; i < t.n_tabs; i++)
+            px_fold_strs_dup(&t.tabs[i].heap, t.tabs[i].off, PX_FOLD_TAB_S__COUNT, &ok);
         for (size_t i = 0; i < t.n_locks; i++)
             px_fold_strs_dup(&t.locks[i].heap, t.locks[i].off, PX_FOLD_LOCK_S__COUNT, &ok);
         for (size_t i = 0; i < t.n_writes; i++)

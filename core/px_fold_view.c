@@ -87,7 +87,8 @@ static bool px_fold_tab_equal(const px_fold_tab_t *a, const px_fold_tab_t *b) {
            strcmp(px_fold_tab_user_id(a), px_fold_tab_user_id(b)) == 0 &&
            strcmp(px_fold_tab_user_name(a), px_fold_tab_user_name(b)) == 0 &&
            strcmp(px_fold_tab_field(a), px_fold_tab_field(b)) == 0 &&
-           strcmp(px_fold_tab_cursor(a), px_fold_tab_cursor(b)) == 0 && a->since_ms == b->since_ms && a->last_seen_ms == b->last_seen_ms &&
+           strcmp(px_fold_tab_cursor(a), px_fold_tab_cursor(b)) == 0 && a->since_ms == b->since_ms &&
+           a->last_seen_ms == b->last_seen_ms &&
            a->mode == b->mode && a->status == b->status && a->dirty == b->dirty;
 }
 

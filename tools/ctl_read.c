@@ -219,9 +219,9 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
         for (ssize_t i = 0; i < nb; i++) {
             rd_kafka_message_t *m = batch[i];
             if (c->prefetch) {
-                if (i + CTL_PREFETCH_AHEAD0 < nb) c->prefetch(c, batch[i + CTL_PREFETCH_AHEAD0], (size_t)(i + CTL_PREFETCH_AHEAD0), 0);
-                if (i + CTL_PREFETCH_AHEAD1 < nb) c->prefetch(c, batch[i + CTL_PREFETCH_AHEAD1], (size_t)(i + CTL_PREFETCH_AHEAD1), 1);
-                if (i + CTL_PREFETCH_AHEAD2 < nb) c->prefetch(c, batch[i + CTL_PREFETCH_AHEAD2], (size_t)(i + CTL_PREFETCH_AHEAD2), 2);
+                static const ssize_t ahead[3] = {CTL_PREFETCH_AHEAD0, CTL_PREFETCH_AHEAD1, CTL_PREFETCH_AHEAD2};
+                for (int st = 0; st < 3; st++)
+                    if (i + ahead[st] < nb) c->prefetch(c, batch[i + ahead[st]], (size_t)(i + ahead[st]), st);
             }
             if (!m->err) {
                 if (m->offset < end[m->partition]) {

@@ -1133,7 +1133,8 @@ static void model_compare(const model_t *m, const px_entity_t *e, const px_fold_
         const px_fold_tab_t *f = tab_get(e, t->tab);
         if (!f) fail_msg("step %zu: tab %s missing", step, t->tab);
         if (strcmp(px_fold_tab_user_id(f), t->user) || f->mode != t->mode || f->status != t->status ||
-            f->dirty != t->dirty || strcmp(px_fold_tab_field(f), t->field) || f->since_ms != t->since || f->last_seen_ms != t->seen)
+            f->dirty != t->dirty || strcmp(px_fold_tab_field(f), t->field) || f->since_ms != t->since ||
+            f->last_seen_ms != t->seen)
             fail_msg("step %zu: tab %s differs", step, t->tab);
     }
     for (int i = 0; i < 16; i++) {
@@ -1142,7 +1143,8 @@ static void model_compare(const model_t *m, const px_entity_t *e, const px_fold_
         nl++;
         const px_fold_lock_t *f = lock_get(e, l->field);
         if (!f) fail_msg("step %zu: lock %s missing", step, l->field);
-        if (strcmp(px_fold_lock_tab_id(f), l->tab) || strcmp(px_fold_lock_user_id(f), l->user) || f->token != l->token ||
+        if (strcmp(px_fold_lock_tab_id(f), l->tab) || strcmp(px_fold_lock_user_id(f), l->user) ||
+            f->token != l->token ||
             f->refreshed_ms != l->refreshed)
             fail_msg("step %zu: lock %s differs", step, l->field);
         /* the derived deadline, computed the long way */
