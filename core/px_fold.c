@@ -13,6 +13,7 @@
  */
 #include "px_fold.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
@@ -49,12 +50,129 @@ uint64_t px_fold_id_hash(const char *s) {
     return h;
 }
 
-/* strcpy into a field known to be large enough (both bounded by px_event.h). */
+/* strcpy into an event field of the item string's limit: the fold's
+ * strings come from validated records or px_store_decode, both within the
+ * px_event.h limits, so a longer one cannot happen. */
 #define PX_FOLD_CPY(dst, src)                                                                      \
     do {                                                                                           \
-        _Static_assert(sizeof(dst) >= sizeof(src), "field too small");                             \
-        memcpy((dst), (src), strlen(src) + 1);                                                     \
+        const char *px_s_ = (src);                                                                 \
+        size_t px_n_ = strlen(px_s_);                                                              \
+        assert(px_n_ < sizeof(dst));                                                               \
+        memcpy((dst), px_s_, px_n_ + 1);                                                           \
     } while (0)
+
+/* ---- packed strings (px_fold.h) -------------------------------------------- */
+
+#define PX_FOLD_PACK_MAX 5
+_Static_assert(PX_FOLD_TAB_S__COUNT <= PX_FOLD_PACK_MAX && PX_FOLD_LOCK_S__COUNT <= PX_FOLD_PACK_MAX,
+               "pack too small");
+_Static_assert(PX_FOLD_LOCK_INLINE >= PX_FOLD_TAB_INLINE && PX_FOLD_LOCK_INLINE >= PX_FOLD_WRITE_INLINE,
+               "pack's in[] too small");
+/* The ids and names are bounded (px_event.h), so an offset fits 16 bits. */
+_Static_assert(3 * (PX_ID_MAX + 1) + 2 * (PX_NAME_MAX + 1) <= UINT16_MAX, "offsets overflow");
+
+/* An item's strings packed apart from the item: built first (the only
+ * step that can fail: nothing has changed yet), then committed. */
+typedef struct px_fold_pack {
+    char *heap; /* malloc'd block, or NULL: the strings are in[0..len) */
+    size_t len;
+    uint16_t off[PX_FOLD_PACK_MAX];
+    char in[PX_FOLD_LOCK_INLINE];
+} px_fold_pack_t;
+
+/* Pack s[0..n) into p: into p->in when they fit in_size bytes (the item's
+ * in[]), else into a malloc'd block. 0 or PX_ENOMEM. */
+static int px_fold_pack(px_fold_pack_t *p, size_t in_size, const char *const *s, size_t n) {
+    size_t len[PX_FOLD_PACK_MAX], total = 0;
+    for (size_t i = 0; i < n; i++) {
+        len[i] = strlen(s[i]);
+        total += len[i] + 1;
+    }
+    char *dst = p->in;
+    p->heap = NULL;
+    if (total > in_size) {
+        if (!(p->heap = malloc(total))) return PX_ENOMEM;
+        dst = p->heap;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        p->off[i] = (uint16_t)at;
+        memcpy(dst + at, s[i], len[i] + 1);
+        at += len[i] + 1;
+    }
+    p->len = total;
+    return 0;
+}
+
+/* Give the item p's strings, freeing the block it had. Cannot fail. */
+static void px_fold_pack_commit(const px_fold_pack_t *p, char **heap, uint16_t *off, char *in, size_t n) {
+    free(*heap);
+    *heap = p->heap;
+    memcpy(off, p->off, n * sizeof *off);
+    if (!p->heap) memcpy(in, p->in, p->len);
+}
+
+static int px_fold_tab_pack(px_fold_pack_t *p, const char *tab_id, const char *user_id, const char *user_name,
+                            const char *field, const char *cursor) {
+    const char *s[PX_FOLD_TAB_S__COUNT] = {tab_id, user_id, user_name, field, cursor};
+    return px_fold_pack(p, PX_FOLD_TAB_INLINE, s, PX_FOLD_TAB_S__COUNT);
+}
+
+static void px_fold_tab_commit(px_fold_tab_t *t, const px_fold_pack_t *p) {
+    px_fold_pack_commit(p, &t->heap, t->off, t->in, PX_FOLD_TAB_S__COUNT);
+}
+
+static int px_fold_lock_pack(px_fold_pack_t *p, const char *field, const char *tab_id, const char *user_id,
+                             const char *user_name) {
+    const char *s[PX_FOLD_LOCK_S__COUNT] = {field, tab_id, user_id, user_name};
+    return px_fold_pack(p, PX_FOLD_LOCK_INLINE, s, PX_FOLD_LOCK_S__COUNT);
+}
+
+static void px_fold_lock_commit(px_fold_lock_t *l, const px_fold_pack_t *p) {
+    px_fold_pack_commit(p, &l->heap, l->off, l->in, PX_FOLD_LOCK_S__COUNT);
+}
+
+static int px_fold_write_pack(px_fold_pack_t *p, const char *write_id, const char *busy_by) {
+    const char *s[PX_FOLD_WRITE_S__COUNT] = {write_id, busy_by};
+    return px_fold_pack(p, PX_FOLD_WRITE_INLINE, s, PX_FOLD_WRITE_S__COUNT);
+}
+
+int px_fold_tab_set_strs(px_fold_tab_t *t, const char *tab_id, const char *user_id, const char *user_name,
+                         const char *field, const char *cursor) {
+    px_fold_pack_t p;
+    if (px_fold_tab_pack(&p, tab_id, user_id, user_name, field, cursor)) return PX_ENOMEM;
+    px_fold_tab_commit(t, &p);
+    return 0;
+}
+
+int px_fold_lock_set_strs(px_fold_lock_t *l, const char *field, const char *tab_id, const char *user_id,
+                          const char *user_name) {
+    px_fold_pack_t p;
+    if (px_fold_lock_pack(&p, field, tab_id, user_id, user_name)) return PX_ENOMEM;
+    px_fold_lock_commit(l, &p);
+    return 0;
+}
+
+int px_fold_write_set_strs(px_fold_write_t *w, const char *write_id, const char *busy_by) {
+    px_fold_pack_t p;
+    if (px_fold_write_pack(&p, write_id, busy_by)) return PX_ENOMEM;
+    px_fold_pack_commit(&p, &w->heap, w->off, w->in, PX_FOLD_WRITE_S__COUNT);
+    return 0;
+}
+
+/* Make a copied item's heap block its own (it shares the original's).
+ * After a failure (*ok false) the rest get NULL: nothing of the original's
+ * may be freed with the copy. */
+static void px_fold_strs_dup(char **heap, const uint16_t *off, size_t n, bool *ok) {
+    if (!*heap) return;
+    char *q = NULL;
+    if (*ok) {
+        size_t len = off[n - 1] + strlen(*heap + off[n - 1]) + 1;
+        if ((q = malloc(len))) memcpy(q, *heap, len);
+        else *ok = false;
+    }
+    *heap = q;
+}
 
 /* ---- entity lifetime ------------------------------------------------------ */
 
@@ -66,6 +184,9 @@ void px_entity_init(px_entity_t *e, const px_key_t *key) {
 void px_entity_term(px_entity_t *e) {
     if (!e) return;
     px_key_t key = e->key;
+    for (size_t i = 0; i < e->n_tabs; i++) free(e->tabs[i].heap);
+    for (size_t i = 0; i < e->n_locks; i++) free(e->locks[i].heap);
+    for (size_t i = 0; i < e->n_writes; i++) free(e->writes[i].heap);
     free(e->tabs);
     free(e->locks);
     free(e->writes);
@@ -113,6 +234,18 @@ int px_entity_copy(px_entity_t *dst, const px_entity_t *src) {
     t.cap_writes = src->n_writes;
     t.cap_gone = src->n_gone;
     t.cap_done = src->n_done;
+    if (!ok) { /* the items copied still point to src's strings: not ours to free */
+        t.n_tabs = 0;
+        t.n_locks = 0;
+        t.n_writes = 0;
+    } else {
+        for (size_t i = 0; i < t.n_tabs; i++)
+            px_fold_strs_dup(&t.tabs[i].heap, t.tabs[i].off, PX_FOLD_TAB_S__COUNT, &ok);
+        for (size_t i = 0; i < t.n_locks; i++)
+            px_fold_strs_dup(&t.locks[i].heap, t.locks[i].off, PX_FOLD_LOCK_S__COUNT, &ok);
+        for (size_t i = 0; i < t.n_writes; i++)
+            px_fold_strs_dup(&t.writes[i].heap, t.writes[i].off, PX_FOLD_WRITE_S__COUNT, &ok);
+    }
     if (!ok) {
         px_entity_term(&t);
         px_entity_init(dst, &src->key);
@@ -186,40 +319,38 @@ static int px_fold_reserve_done(px_entity_t *e, size_t need) {
 
 /* ---- lookups ---------------------------------------------------------------- */
 
-/* Binary search of an array of n structs of `size` bytes sorted by the
- * string member at `off`: the index of key, or where it would go (*found
- * false). Tabs are sorted by tab_id, locks by field. */
-static size_t px_fold_bsearch(const void *base, size_t n, size_t size, size_t off, const char *key,
-                              bool *found) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int cmp = strcmp((const char *)base + mid * size + off, key);
-        if (cmp == 0) {
-            *found = true;
-            return mid;
-        }
-        if (cmp < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    *found = false;
-    return lo;
-}
+/* Binary search of tabs (sorted by tab_id) or locks (by field): the index
+ * of key, or where it would go (*found false). One body for both. */
+#define PX_FOLD_BSEARCH(arr, n, name_of, key, found)                                               \
+    do {                                                                                           \
+        size_t lo_ = 0, hi_ = (n);                                                                 \
+        while (lo_ < hi_) {                                                                        \
+            size_t mid_ = lo_ + (hi_ - lo_) / 2;                                                   \
+            int cmp_ = strcmp(name_of(&(arr)[mid_]), (key));                                       \
+            if (cmp_ == 0) {                                                                       \
+                *(found) = true;                                                                   \
+                return mid_;                                                                       \
+            }                                                                                      \
+            if (cmp_ < 0) lo_ = mid_ + 1;                                                          \
+            else hi_ = mid_;                                                                       \
+        }                                                                                          \
+        *(found) = false;                                                                          \
+        return lo_;                                                                                \
+    } while (0)
 
 static size_t px_fold_tab_find(const px_entity_t *e, const char *id, bool *found) {
-    return px_fold_bsearch(e->tabs, e->n_tabs, sizeof *e->tabs, offsetof(px_fold_tab_t, tab_id), id, found);
+    PX_FOLD_BSEARCH(e->tabs, e->n_tabs, px_fold_tab_id, id, found);
 }
 
 static size_t px_fold_lock_find(const px_entity_t *e, const char *field, bool *found) {
-    return px_fold_bsearch(e->locks, e->n_locks, sizeof *e->locks, offsetof(px_fold_lock_t, field), field,
-                           found);
+    PX_FOLD_BSEARCH(e->locks, e->n_locks, px_fold_lock_field, field, found);
 }
 
 /* The tab a lock's holder is, if it is present and still the holder user's. */
 static const px_fold_tab_t *px_fold_holder_tab(const px_entity_t *e, const px_fold_lock_t *l) {
     bool found;
-    size_t i = px_fold_tab_find(e, l->tab_id, &found);
-    if (!found || strcmp(e->tabs[i].user_id, l->user_id) != 0) return NULL;
+    size_t i = px_fold_tab_find(e, px_fold_lock_tab_id(l), &found);
+    if (!found || strcmp(px_fold_tab_user_id(&e->tabs[i]), px_fold_lock_user_id(l)) != 0) return NULL;
     return &e->tabs[i];
 }
 
@@ -237,7 +368,7 @@ static bool px_fold_gone_has(const px_entity_t *e, uint64_t h) {
 
 static int px_fold_write_find(const px_entity_t *e, const char *id) {
     for (size_t i = 0; i < e->n_writes; i++)
-        if (strcmp(e->writes[i].write_id, id) == 0) return (int)i;
+        if (strcmp(px_fold_write_id(&e->writes[i]), id) == 0) return (int)i;
     return -1;
 }
 
@@ -291,9 +422,9 @@ static void px_fold_change_tab(px_fold_emit_fn emit, void *arg, const px_entity_
     if (!emit) return;
     px_event_t ch;
     px_fold_change(&ch, e, t, ev, src);
-    PX_FOLD_CPY(ch.tab_id, tab->tab_id);
-    PX_FOLD_CPY(ch.user_id, tab->user_id);
-    PX_FOLD_CPY(ch.user_name, tab->user_name);
+    PX_FOLD_CPY(ch.tab_id, px_fold_tab_id(tab));
+    PX_FOLD_CPY(ch.user_id, px_fold_tab_user_id(tab));
+    PX_FOLD_CPY(ch.user_name, px_fold_tab_user_name(tab));
     emit(arg, &ch);
 }
 
@@ -310,12 +441,12 @@ static void px_fold_change_lock(px_fold_emit_fn emit, void *arg, const px_entity
         PX_FOLD_CPY(ch.tab_id, ev->tab_id);
         PX_FOLD_CPY(ch.user_id, ev->user_id);
         PX_FOLD_CPY(ch.user_name, ev->user_name);
-        PX_FOLD_CPY(ch.holder_user_id, l->user_id);
-        PX_FOLD_CPY(ch.holder_name, l->user_name);
+        PX_FOLD_CPY(ch.holder_user_id, px_fold_lock_user_id(l));
+        PX_FOLD_CPY(ch.holder_name, px_fold_lock_user_name(l));
     } else {
-        PX_FOLD_CPY(ch.tab_id, l->tab_id);
-        PX_FOLD_CPY(ch.user_id, l->user_id);
-        PX_FOLD_CPY(ch.user_name, l->user_name);
+        PX_FOLD_CPY(ch.tab_id, px_fold_lock_tab_id(l));
+        PX_FOLD_CPY(ch.user_id, px_fold_lock_user_id(l));
+        PX_FOLD_CPY(ch.user_name, px_fold_lock_user_name(l));
         ch.token = l->token;
     }
     emit(arg, &ch);
@@ -323,16 +454,30 @@ static void px_fold_change_lock(px_fold_emit_fn emit, void *arg, const px_entity
 
 /* ---- presence part ------------------------------------------------------------ */
 
+/* Whether a SUB/HB of the tab's owner changes what the view shows of it. */
+static bool px_fold_tab_visible(const px_fold_tab_t *t, const px_event_t *ev) {
+    return t->mode != (uint8_t)ev->mode || t->status != (uint8_t)ev->status || t->dirty != ev->dirty ||
+           strcmp(px_fold_tab_field(t), ev->field) != 0 || strcmp(px_fold_tab_cursor(t), ev->cursor) != 0 ||
+           strcmp(px_fold_tab_user_name(t), ev->user_name) != 0;
+}
+
 static int px_fold_presence(px_entity_t *e, const px_fold_conf_t *c, const px_event_t *ev, const px_src_t *src,
                             px_fold_emit_fn emit, void *arg) {
     bool found;
     size_t i = px_fold_tab_find(e, ev->tab_id, &found);
     px_fold_tab_t *t = found ? &e->tabs[i] : NULL;
-    bool owner = t && strcmp(t->user_id, ev->user_id) == 0;
+    bool owner = t && strcmp(px_fold_tab_user_id(t), ev->user_id) == 0;
+    bool join = ev->type == PX_PRES_SUB || ev->type == PX_PRES_HB;
+    bool visible = join && owner && px_fold_tab_visible(t, ev);
+    px_fold_pack_t p; /* the joining or changed tab's strings */
 
-    if (!t && (ev->type == PX_PRES_SUB || ev->type == PX_PRES_HB)) {
+    if (!t && join) {
         if (e->n_tabs >= c->max_tabs) return PX_EINVAL;
         if (px_fold_reserve_tabs(e, (size_t)e->n_tabs + 1, c->max_tabs)) return PX_ENOMEM;
+        if (px_fold_tab_pack(&p, ev->tab_id, ev->user_id, ev->user_name, ev->field, ev->cursor)) return PX_ENOMEM;
+    } else if (visible) {
+        if (px_fold_tab_pack(&p, px_fold_tab_id(t), px_fold_tab_user_id(t), ev->user_name, ev->field, ev->cursor))
+            return PX_ENOMEM;
     }
     e->pres_ts_ms = px_fold_max(e->pres_ts_ms, ev->ts_ms);
     if (t && !owner) return 0; /* a live tab belongs to the user who opened it */
@@ -344,29 +489,20 @@ static int px_fold_presence(px_entity_t *e, const px_fold_conf_t *c, const px_ev
             memmove(&e->tabs[i + 1], &e->tabs[i], (size_t)(e->n_tabs - i) * sizeof *e->tabs);
             e->n_tabs++;
             t = &e->tabs[i];
-            memset(t, 0, sizeof *t);
-            PX_FOLD_CPY(t->tab_id, ev->tab_id);
-            PX_FOLD_CPY(t->user_id, ev->user_id);
-            PX_FOLD_CPY(t->user_name, ev->user_name);
-            PX_FOLD_CPY(t->field, ev->field);
-            PX_FOLD_CPY(t->cursor, ev->cursor);
+            memset(t, 0, offsetof(px_fold_tab_t, in)); /* in[] is written by the commit */
+            px_fold_tab_commit(t, &p);
             t->mode = (uint8_t)ev->mode;
             t->status = (uint8_t)ev->status;
             t->dirty = ev->dirty;
             t->since_ms = t->last_seen_ms = ev->ts_ms;
             px_fold_change_tab(emit, arg, e, PX_CH_JOINED, t, ev, src);
         } else {
-            bool visible = t->mode != (uint8_t)ev->mode || t->status != (uint8_t)ev->status ||
-                           t->dirty != ev->dirty || strcmp(t->field, ev->field) != 0 ||
-                           strcmp(t->cursor, ev->cursor) != 0 || strcmp(t->user_name, ev->user_name) != 0;
             if (ev->ts_ms > t->last_seen_ms) {
                 t->last_seen_ms = ev->ts_ms;
                 t->expire_requested = false;
             }
             if (visible) {
-                PX_FOLD_CPY(t->user_name, ev->user_name);
-                PX_FOLD_CPY(t->field, ev->field);
-                PX_FOLD_CPY(t->cursor, ev->cursor);
+                px_fold_tab_commit(t, &p);
                 t->mode = (uint8_t)ev->mode;
                 t->status = (uint8_t)ev->status;
                 t->dirty = ev->dirty;
@@ -380,11 +516,12 @@ static int px_fold_presence(px_entity_t *e, const px_fold_conf_t *c, const px_ev
         if (ev->type == PX_PRES_EXPIRE && px_fold_add(t->last_seen_ms, c->presence_ttl_ms) > ev->expires_at_ms)
             return 0; /* refreshed since the processor decided */
         {
-            px_fold_tab_t gone = *t;
+            px_fold_tab_t gone = *t; /* takes the strings' block with it */
             memmove(&e->tabs[i], &e->tabs[i + 1], (size_t)(e->n_tabs - i - 1) * sizeof *e->tabs);
             e->n_tabs--;
             px_fold_change_tab(emit, arg, e, ev->type == PX_PRES_UNSUB ? PX_CH_LEFT : PX_CH_TIMED_OUT, &gone, ev,
                                src);
+            free(gone.heap);
         }
         return 0;
     default:
@@ -399,30 +536,34 @@ static int px_fold_lock(px_entity_t *e, const px_fold_conf_t *c, const px_event_
     bool found;
     size_t i = px_fold_lock_find(e, ev->field, &found);
     px_fold_lock_t *l = found ? &e->locks[i] : NULL;
-    bool holder = l && strcmp(l->tab_id, ev->tab_id) == 0 && strcmp(l->user_id, ev->user_id) == 0;
+    bool holder = l && strcmp(px_fold_lock_tab_id(l), ev->tab_id) == 0 &&
+                  strcmp(px_fold_lock_user_id(l), ev->user_id) == 0;
+    px_fold_pack_t p;
 
     switch ((px_lock_type_t)ev->type) {
     case PX_LOCK_LOCK:
         if (!l) {
             if (e->n_locks >= c->max_locks) return PX_EINVAL;
             if (px_fold_reserve_locks(e, (size_t)e->n_locks + 1, c->max_locks)) return PX_ENOMEM;
+            if (px_fold_lock_pack(&p, ev->field, ev->tab_id, ev->user_id, ev->user_name)) return PX_ENOMEM;
             memmove(&e->locks[i + 1], &e->locks[i], (size_t)(e->n_locks - i) * sizeof *e->locks);
             e->n_locks++;
             l = &e->locks[i];
-            memset(l, 0, sizeof *l);
-            PX_FOLD_CPY(l->field, ev->field);
-            PX_FOLD_CPY(l->tab_id, ev->tab_id);
-            PX_FOLD_CPY(l->user_id, ev->user_id);
-            PX_FOLD_CPY(l->user_name, ev->user_name);
+            memset(l, 0, offsetof(px_fold_lock_t, in)); /* in[] is written by the commit */
+            px_fold_lock_commit(l, &p);
             l->token = src->offset;
             l->refreshed_ms = ev->ts_ms;
             px_fold_change_lock(emit, arg, e, PX_CH_LOCK_GRANTED, l, ev, src);
-        } else if (holder) { /* re-grant: same token, refreshed */
+        } else if (holder) { /* re-grant: same token, refreshed, the name the holder gives now */
+            bool renamed = strcmp(px_fold_lock_user_name(l), ev->user_name) != 0;
+            if (renamed && px_fold_lock_pack(&p, px_fold_lock_field(l), px_fold_lock_tab_id(l),
+                                             px_fold_lock_user_id(l), ev->user_name))
+                return PX_ENOMEM;
             if (ev->ts_ms > l->refreshed_ms) {
                 l->refreshed_ms = ev->ts_ms;
                 l->expire_requested = false;
             }
-            PX_FOLD_CPY(l->user_name, ev->user_name);
+            if (renamed) px_fold_lock_commit(l, &p);
             px_fold_change_lock(emit, arg, e, PX_CH_LOCK_GRANTED, l, ev, src);
         } else {
             px_fold_change_lock(emit, arg, e, PX_CH_LOCK_DENIED, l, ev, src);
@@ -440,11 +581,12 @@ static int px_fold_lock(px_entity_t *e, const px_fold_conf_t *c, const px_event_
         if (ev->type == PX_LOCK_EXPIRE && px_fold_add(l->refreshed_ms, c->lock_ttl_ms) > ev->expires_at_ms)
             return 0; /* re-locked since the processor decided */
         {
-            px_fold_lock_t gone = *l;
+            px_fold_lock_t gone = *l; /* takes the strings' block with it */
             memmove(&e->locks[i], &e->locks[i + 1], (size_t)(e->n_locks - i - 1) * sizeof *e->locks);
             e->n_locks--;
             px_fold_change_lock(emit, arg, e, ev->type == PX_LOCK_UNLOCK ? PX_CH_LOCK_RELEASED : PX_CH_LOCK_EXPIRED,
                                 &gone, ev, src);
+            free(gone.heap);
         }
         return 0;
     default:
@@ -484,10 +626,10 @@ static int px_fold_mutating(px_entity_t *e, const px_fold_conf_t *c, const px_ev
     } else {
         if (e->n_writes >= c->max_open_writes) return PX_EINVAL;
         if (px_fold_reserve_writes(e, (size_t)e->n_writes + 1, c->max_open_writes)) return PX_ENOMEM;
-        px_fold_write_t *w = &e->writes[e->n_writes++];
+        px_fold_write_t *w = &e->writes[e->n_writes];
         memset(w, 0, sizeof *w);
-        PX_FOLD_CPY(w->write_id, ev->write_id);
-        PX_FOLD_CPY(w->busy_by, ev->busy_by);
+        if (px_fold_write_set_strs(w, ev->write_id, ev->busy_by)) return PX_ENOMEM;
+        e->n_writes++;
         w->ts_ms = ev->ts_ms;
     }
     px_fold_change_plain(emit, arg, e, PX_CH_STALE_SET, ev, src, ev->busy_by, PX_NONE);
@@ -504,8 +646,10 @@ static int px_fold_lc_expire(px_entity_t *e, const px_fold_conf_t *c, const px_e
     size_t k = 0;
     for (size_t i = 0; i < e->n_writes; i++) {
         const px_fold_write_t *w = &e->writes[i];
-        if (strcmp(w->write_id, ev->write_id) == 0 && px_fold_add(w->ts_ms, c->stale_ttl_ms) <= ev->expires_at_ms) {
+        if (strcmp(px_fold_write_id(w), ev->write_id) == 0 &&
+            px_fold_add(w->ts_ms, c->stale_ttl_ms) <= ev->expires_at_ms) {
             removed = true;
+            free(w->heap);
             continue;
         }
         if (k != i) e->writes[k] = *w;
@@ -545,8 +689,10 @@ static int px_fold_mutated(px_entity_t *e, const px_fold_conf_t *c, const px_eve
     size_t k = 0;
     for (size_t i = 0; i < e->n_writes; i++) {
         const px_fold_write_t *w = &e->writes[i];
-        if (px_fold_closed(e, w->write_id, px_fold_id_hash(w->write_id), w->ts_ms)) {
-            px_fold_gone_insert(e, w->ts_ms, px_fold_id_hash(w->write_id));
+        uint64_t wh = px_fold_id_hash(px_fold_write_id(w));
+        if (px_fold_closed(e, px_fold_write_id(w), wh, w->ts_ms)) {
+            px_fold_gone_insert(e, w->ts_ms, wh);
+            free(w->heap);
             continue;
         }
         if (k != i) e->writes[k] = *w;
@@ -671,9 +817,9 @@ size_t px_fold_due(px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, px_f
         t->expire_requested = true;
         if (!emit_expire) continue;
         px_fold_expire_init(&x, e, PX_KIND_PRESENCE, PX_PRES_EXPIRE, now_ms, d);
-        PX_FOLD_CPY(x.tab_id, t->tab_id);
-        PX_FOLD_CPY(x.user_id, t->user_id);
-        PX_FOLD_CPY(x.user_name, t->user_name);
+        PX_FOLD_CPY(x.tab_id, px_fold_tab_id(t));
+        PX_FOLD_CPY(x.user_id, px_fold_tab_user_id(t));
+        PX_FOLD_CPY(x.user_name, px_fold_tab_user_name(t));
         emit_expire(arg, &x);
         n++;
     }
@@ -685,10 +831,10 @@ size_t px_fold_due(px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, px_f
         l->expire_requested = true;
         if (!emit_expire) continue;
         px_fold_expire_init(&x, e, PX_KIND_LOCK, PX_LOCK_EXPIRE, now_ms, exp);
-        PX_FOLD_CPY(x.field, l->field);
-        PX_FOLD_CPY(x.tab_id, l->tab_id);
-        PX_FOLD_CPY(x.user_id, l->user_id);
-        PX_FOLD_CPY(x.user_name, l->user_name);
+        PX_FOLD_CPY(x.field, px_fold_lock_field(l));
+        PX_FOLD_CPY(x.tab_id, px_fold_lock_tab_id(l));
+        PX_FOLD_CPY(x.user_id, px_fold_lock_user_id(l));
+        PX_FOLD_CPY(x.user_name, px_fold_lock_user_name(l));
         emit_expire(arg, &x);
         n++;
     }
@@ -699,8 +845,8 @@ size_t px_fold_due(px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, px_f
         w->expire_requested = true;
         if (!emit_expire) continue;
         px_fold_expire_init(&x, e, PX_KIND_LIFECYCLE, PX_LC_EXPIRE, now_ms, d);
-        PX_FOLD_CPY(x.write_id, w->write_id);
-        PX_FOLD_CPY(x.busy_by, w->busy_by);
+        PX_FOLD_CPY(x.write_id, px_fold_write_id(w));
+        PX_FOLD_CPY(x.busy_by, px_fold_write_busy_by(w));
         emit_expire(arg, &x);
         n++;
     }

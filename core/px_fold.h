@@ -72,39 +72,106 @@ typedef struct px_src {
     int64_t offset;
 } px_src_t;
 
-/* One tab (presence part). */
+/* The strings of a tab, lock or write are packed one after another, each
+ * NUL-terminated, into the item's own in[] when they fit (ids and names of
+ * a few bytes: the common case), else into one malloc'd block the item owns
+ * (heap). off[i] is where string i starts in whichever holds them. Read
+ * them with the accessors below (valid until the item changes or moves).
+ * Items move by plain copy (memmove in their array): the heap block goes
+ * with them. Why: fixed arrays of the id/name limits (PX_ID_MAX,
+ * PX_NAME_MAX) made a tab ~900 bytes, and a replay of 100k entities touch
+ * 1 GB; packed, a tab is 128 bytes. The limits themselves are unchanged. */
+#define PX_FOLD_TAB_INLINE 90
+#define PX_FOLD_LOCK_INLINE 95
+#define PX_FOLD_WRITE_INLINE 43
+
+enum { PX_FOLD_TAB_S_ID, PX_FOLD_TAB_S_USER_ID, PX_FOLD_TAB_S_USER_NAME, PX_FOLD_TAB_S_FIELD, PX_FOLD_TAB_S_CURSOR,
+       PX_FOLD_TAB_S__COUNT };
+enum { PX_FOLD_LOCK_S_FIELD, PX_FOLD_LOCK_S_TAB_ID, PX_FOLD_LOCK_S_USER_ID, PX_FOLD_LOCK_S_USER_NAME,
+       PX_FOLD_LOCK_S__COUNT };
+enum { PX_FOLD_WRITE_S_ID, PX_FOLD_WRITE_S_BUSY_BY, PX_FOLD_WRITE_S__COUNT };
+
+/* One tab (presence part): tab_id, user_id, user_name, field, cursor. */
 typedef struct px_fold_tab {
-    char tab_id[PX_ID_MAX + 1];
-    char user_id[PX_ID_MAX + 1];
-    char user_name[PX_NAME_MAX + 1];
-    char field[PX_ID_MAX + 1];
-    char cursor[PX_NAME_MAX + 1];
     int64_t since_ms;     /* ts of the record that joined it */
     int64_t last_seen_ms; /* max ts of its SUB/HB */
+    char *heap;           /* the strings when they do not fit in[] (owned), else NULL */
+    uint16_t off[PX_FOLD_TAB_S__COUNT];
     uint8_t mode;         /* px_mode_t */
     uint8_t status;       /* px_status_t */
     bool dirty;
     bool expire_requested; /* bookkeeping for px_fold_due, not folded state */
+    char in[PX_FOLD_TAB_INLINE];
 } px_fold_tab_t;
 
-/* One held lock (locks part). */
+/* One held lock (locks part): field, tab_id, user_id, user_name. */
 typedef struct px_fold_lock {
-    char field[PX_ID_MAX + 1];
-    char tab_id[PX_ID_MAX + 1];
-    char user_id[PX_ID_MAX + 1];
-    char user_name[PX_NAME_MAX + 1];
     int64_t token;        /* offset of the granting LOCK */
     int64_t refreshed_ms; /* max ts of the grant and the holder's re-LOCKs */
+    char *heap;           /* as in px_fold_tab_t */
+    uint16_t off[PX_FOLD_LOCK_S__COUNT];
     bool expire_requested;
+    char in[PX_FOLD_LOCK_INLINE];
 } px_fold_lock_t;
 
-/* One open write (mutating part): a MUTATING no MUTATED or EXPIRE closed. */
+/* One open write (mutating part): a MUTATING no MUTATED or EXPIRE closed;
+ * write_id ("" when the producer gave none), busy_by. */
 typedef struct px_fold_write {
-    char write_id[PX_ID_MAX + 1]; /* "" when the producer gave none */
-    char busy_by[PX_NAME_MAX + 1];
     int64_t ts_ms;
+    char *heap; /* as in px_fold_tab_t */
+    uint16_t off[PX_FOLD_WRITE_S__COUNT];
     bool expire_requested;
+    char in[PX_FOLD_WRITE_INLINE];
 } px_fold_write_t;
+
+static inline const char *px_fold_str_at(const char *heap, const char *in, uint16_t off) {
+    return (heap ? heap : in) + off;
+}
+static inline const char *px_fold_tab_id(const px_fold_tab_t *t) {
+    return px_fold_str_at(t->heap, t->in, t->off[PX_FOLD_TAB_S_ID]);
+}
+static inline const char *px_fold_tab_user_id(const px_fold_tab_t *t) {
+    return px_fold_str_at(t->heap, t->in, t->off[PX_FOLD_TAB_S_USER_ID]);
+}
+static inline const char *px_fold_tab_user_name(const px_fold_tab_t *t) {
+    return px_fold_str_at(t->heap, t->in, t->off[PX_FOLD_TAB_S_USER_NAME]);
+}
+static inline const char *px_fold_tab_field(const px_fold_tab_t *t) {
+    return px_fold_str_at(t->heap, t->in, t->off[PX_FOLD_TAB_S_FIELD]);
+}
+static inline const char *px_fold_tab_cursor(const px_fold_tab_t *t) {
+    return px_fold_str_at(t->heap, t->in, t->off[PX_FOLD_TAB_S_CURSOR]);
+}
+static inline const char *px_fold_lock_field(const px_fold_lock_t *l) {
+    return px_fold_str_at(l->heap, l->in, l->off[PX_FOLD_LOCK_S_FIELD]);
+}
+static inline const char *px_fold_lock_tab_id(const px_fold_lock_t *l) {
+    return px_fold_str_at(l->heap, l->in, l->off[PX_FOLD_LOCK_S_TAB_ID]);
+}
+static inline const char *px_fold_lock_user_id(const px_fold_lock_t *l) {
+    return px_fold_str_at(l->heap, l->in, l->off[PX_FOLD_LOCK_S_USER_ID]);
+}
+static inline const char *px_fold_lock_user_name(const px_fold_lock_t *l) {
+    return px_fold_str_at(l->heap, l->in, l->off[PX_FOLD_LOCK_S_USER_NAME]);
+}
+static inline const char *px_fold_write_id(const px_fold_write_t *w) {
+    return px_fold_str_at(w->heap, w->in, w->off[PX_FOLD_WRITE_S_ID]);
+}
+static inline const char *px_fold_write_busy_by(const px_fold_write_t *w) {
+    return px_fold_str_at(w->heap, w->in, w->off[PX_FOLD_WRITE_S_BUSY_BY]);
+}
+
+/* Set an item's strings (each within its px_event.h limit: the caller
+ * checked), replacing the ones it had; the arguments may point into the
+ * item itself. For builders of state outside the fold (px_store_decode,
+ * tests). A zeroed item has every string "". 0, or PX_ENOMEM with the item
+ * unchanged. The item owns what this allocates: px_entity_term frees it
+ * once the item is counted in its entity's n_tabs/n_locks/n_writes. */
+int px_fold_tab_set_strs(px_fold_tab_t *t, const char *tab_id, const char *user_id, const char *user_name,
+                         const char *field, const char *cursor);
+int px_fold_lock_set_strs(px_fold_lock_t *l, const char *field, const char *tab_id, const char *user_id,
+                          const char *user_name);
+int px_fold_write_set_strs(px_fold_write_t *w, const char *write_id, const char *busy_by);
 
 /* A write the mutated topic closed whose MUTATING was seen: kept (as a
  * hash) only so that an EXPIRE already produced for it yields the same
@@ -115,7 +182,8 @@ typedef struct px_fold_gone {
 } px_fold_gone_t;
 
 /* One entity's folded state. Arrays grow by doubling up to their caps and
- * are owned by the entity (px_entity_term frees them). tabs are sorted by
+ * are owned by the entity (px_entity_term frees them and the strings
+ * blocks of their items). tabs are sorted by
  * tab_id, locks by field, writes in mutating-topic order, gone by (ts,
  * hash); done is a ring (done_head = oldest when full). */
 typedef struct px_entity {

@@ -26,7 +26,7 @@ bool px_fold_stale(const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms
         if (d <= now_ms) continue;
         if (!latest || w->ts_ms >= latest->ts_ms) latest = w; /* ties: the later MUTATING */
     }
-    if (busy_by) *busy_by = latest ? latest->busy_by : "";
+    if (busy_by) *busy_by = latest ? px_fold_write_busy_by(latest) : "";
     return latest != NULL;
 }
 
@@ -39,12 +39,12 @@ int px_fold_view(const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, 
         if (d <= now_ms) continue;
         px_viewer_t *v = NULL;
         for (size_t j = 0; j < nv; j++)
-            if (strcmp(viewers[j].user_id, t->user_id) == 0) v = &viewers[j];
+            if (strcmp(viewers[j].user_id, px_fold_tab_user_id(t)) == 0) v = &viewers[j];
         if (!v) {
             if (nv == viewers_cap) return PX_ENOMEM;
             v = &viewers[nv++];
-            v->user_id = t->user_id;
-            v->name = t->user_name; /* from the user's first tab by tab id */
+            v->user_id = px_fold_tab_user_id(t);
+            v->name = px_fold_tab_user_name(t); /* from the user's first tab by tab id */
             v->tabs = 0;
             v->has_dirty_tab = false;
             v->mode = PX_MODE_VIEW;
@@ -62,10 +62,10 @@ int px_fold_view(const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, 
         if (d <= now_ms) continue;
         if (nl == locks_cap) return PX_ENOMEM;
         px_lock_view_t *lv = &locks[nl++];
-        lv->field = l->field;
-        lv->user_id = l->user_id;
-        lv->name = l->user_name;
-        lv->tab_id = l->tab_id;
+        lv->field = px_fold_lock_field(l);
+        lv->user_id = px_fold_lock_user_id(l);
+        lv->name = px_fold_lock_user_name(l);
+        lv->tab_id = px_fold_lock_tab_id(l);
         lv->token = l->token;
         lv->expires_at_ms = d;
     }
@@ -83,20 +83,26 @@ int px_fold_view(const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms, 
 /* ---- equality ---------------------------------------------------------------- */
 
 static bool px_fold_tab_equal(const px_fold_tab_t *a, const px_fold_tab_t *b) {
-    return strcmp(a->tab_id, b->tab_id) == 0 && strcmp(a->user_id, b->user_id) == 0 &&
-           strcmp(a->user_name, b->user_name) == 0 && strcmp(a->field, b->field) == 0 &&
-           strcmp(a->cursor, b->cursor) == 0 && a->since_ms == b->since_ms && a->last_seen_ms == b->last_seen_ms &&
+    return strcmp(px_fold_tab_id(a), px_fold_tab_id(b)) == 0 &&
+           strcmp(px_fold_tab_user_id(a), px_fold_tab_user_id(b)) == 0 &&
+           strcmp(px_fold_tab_user_name(a), px_fold_tab_user_name(b)) == 0 &&
+           strcmp(px_fold_tab_field(a), px_fold_tab_field(b)) == 0 &&
+           strcmp(px_fold_tab_cursor(a), px_fold_tab_cursor(b)) == 0 && a->since_ms == b->since_ms &&
+           a->last_seen_ms == b->last_seen_ms &&
            a->mode == b->mode && a->status == b->status && a->dirty == b->dirty;
 }
 
 static bool px_fold_lock_equal(const px_fold_lock_t *a, const px_fold_lock_t *b) {
-    return strcmp(a->field, b->field) == 0 && strcmp(a->tab_id, b->tab_id) == 0 &&
-           strcmp(a->user_id, b->user_id) == 0 && strcmp(a->user_name, b->user_name) == 0 &&
+    return strcmp(px_fold_lock_field(a), px_fold_lock_field(b)) == 0 &&
+           strcmp(px_fold_lock_tab_id(a), px_fold_lock_tab_id(b)) == 0 &&
+           strcmp(px_fold_lock_user_id(a), px_fold_lock_user_id(b)) == 0 &&
+           strcmp(px_fold_lock_user_name(a), px_fold_lock_user_name(b)) == 0 &&
            a->token == b->token && a->refreshed_ms == b->refreshed_ms;
 }
 
 static bool px_fold_write_equal(const px_fold_write_t *a, const px_fold_write_t *b) {
-    return strcmp(a->write_id, b->write_id) == 0 && strcmp(a->busy_by, b->busy_by) == 0 && a->ts_ms == b->ts_ms;
+    return strcmp(px_fold_write_id(a), px_fold_write_id(b)) == 0 &&
+           strcmp(px_fold_write_busy_by(a), px_fold_write_busy_by(b)) == 0 && a->ts_ms == b->ts_ms;
 }
 
 /* The i-th oldest completed id of the ring. */
@@ -134,17 +140,17 @@ int px_entity_dump_parts(const px_entity_t *e, px_buf_t *out) {
     for (size_t i = 0; i < e->n_tabs; i++) {
         const px_fold_tab_t *t = &e->tabs[i];
         PX_TRY(px_buf_puts(out, i ? ",{\"tab\":" : "{\"tab\":"));
-        PX_TRY(px_proto_write_string(out, t->tab_id));
+        PX_TRY(px_proto_write_string(out, px_fold_tab_id(t)));
         PX_TRY(px_buf_puts(out, ",\"user\":"));
-        PX_TRY(px_proto_write_string(out, t->user_id));
+        PX_TRY(px_proto_write_string(out, px_fold_tab_user_id(t)));
         PX_TRY(px_buf_puts(out, ",\"name\":"));
-        PX_TRY(px_proto_write_string(out, t->user_name));
+        PX_TRY(px_proto_write_string(out, px_fold_tab_user_name(t)));
         PX_TRY(px_buf_printf(out, ",\"mode\":\"%s\",\"dirty\":%s,\"status\":\"%s\",\"field\":",
                              t->mode == PX_MODE_EDIT ? "edit" : "view", t->dirty ? "true" : "false",
                              t->status == PX_STATUS_AWAY ? "away" : "online"));
-        PX_TRY(px_proto_write_string(out, t->field));
+        PX_TRY(px_proto_write_string(out, px_fold_tab_field(t)));
         PX_TRY(px_buf_puts(out, ",\"cursor\":"));
-        PX_TRY(px_proto_write_string(out, t->cursor));
+        PX_TRY(px_proto_write_string(out, px_fold_tab_cursor(t)));
         PX_TRY(px_buf_printf(out, ",\"since\":%" PRId64 ",\"last_seen\":%" PRId64 "}", t->since_ms,
                              t->last_seen_ms));
     }
@@ -152,22 +158,22 @@ int px_entity_dump_parts(const px_entity_t *e, px_buf_t *out) {
     for (size_t i = 0; i < e->n_locks; i++) {
         const px_fold_lock_t *l = &e->locks[i];
         PX_TRY(px_buf_puts(out, i ? ",{\"field\":" : "{\"field\":"));
-        PX_TRY(px_proto_write_string(out, l->field));
+        PX_TRY(px_proto_write_string(out, px_fold_lock_field(l)));
         PX_TRY(px_buf_puts(out, ",\"tab\":"));
-        PX_TRY(px_proto_write_string(out, l->tab_id));
+        PX_TRY(px_proto_write_string(out, px_fold_lock_tab_id(l)));
         PX_TRY(px_buf_puts(out, ",\"user\":"));
-        PX_TRY(px_proto_write_string(out, l->user_id));
+        PX_TRY(px_proto_write_string(out, px_fold_lock_user_id(l)));
         PX_TRY(px_buf_puts(out, ",\"name\":"));
-        PX_TRY(px_proto_write_string(out, l->user_name));
+        PX_TRY(px_proto_write_string(out, px_fold_lock_user_name(l)));
         PX_TRY(px_buf_printf(out, ",\"token\":%" PRId64 ",\"refreshed\":%" PRId64 "}", l->token, l->refreshed_ms));
     }
     PX_TRY(px_buf_puts(out, "],\"writes\":["));
     for (size_t i = 0; i < e->n_writes; i++) {
         const px_fold_write_t *w = &e->writes[i];
         PX_TRY(px_buf_puts(out, i ? ",{\"write_id\":" : "{\"write_id\":"));
-        PX_TRY(px_proto_write_string(out, w->write_id));
+        PX_TRY(px_proto_write_string(out, px_fold_write_id(w)));
         PX_TRY(px_buf_puts(out, ",\"busy_by\":"));
-        PX_TRY(px_proto_write_string(out, w->busy_by));
+        PX_TRY(px_proto_write_string(out, px_fold_write_busy_by(w)));
         PX_TRY(px_buf_printf(out, ",\"ts\":%" PRId64 "}", w->ts_ms));
     }
     PX_TRY(px_buf_puts(out, "],\"gone\":["));

@@ -17,6 +17,7 @@
  */
 #include "px_store.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,21 +210,24 @@ static int px_store_dec_tabs(px_store_dec_t *d, json_t *root, px_entity_t *t) {
     for (size_t i = 0; i < n; i++) {
         px_fold_tab_t *x = &t->tabs[i];
         json_t *o = json_array_get(arr, i);
+        char tab_id[PX_ID_MAX + 1], user_id[PX_ID_MAX + 1], user_name[PX_NAME_MAX + 1], field[PX_ID_MAX + 1],
+            cursor[PX_NAME_MAX + 1];
         px_store_at(d, "tabs", i);
-        if ((rc = px_store_obj(d, o, 10)) || (rc = px_store_str(d, o, "tab", x->tab_id, PX_ID_MAX, true)) ||
-            (rc = px_store_str(d, o, "user", x->user_id, PX_ID_MAX, true)) ||
-            (rc = px_store_str(d, o, "name", x->user_name, PX_NAME_MAX, false)) ||
+        if ((rc = px_store_obj(d, o, 10)) || (rc = px_store_str(d, o, "tab", tab_id, PX_ID_MAX, true)) ||
+            (rc = px_store_str(d, o, "user", user_id, PX_ID_MAX, true)) ||
+            (rc = px_store_str(d, o, "name", user_name, PX_NAME_MAX, false)) ||
             (rc = px_store_word(d, o, "mode", "view", "edit", &x->mode)) ||
             (rc = px_store_bool(d, o, "dirty", &x->dirty)) ||
             (rc = px_store_word(d, o, "status", "online", "away", &x->status)) ||
-            (rc = px_store_str(d, o, "field", x->field, PX_ID_MAX, false)) ||
-            (rc = px_store_str(d, o, "cursor", x->cursor, PX_NAME_MAX, false)) ||
+            (rc = px_store_str(d, o, "field", field, PX_ID_MAX, false)) ||
+            (rc = px_store_str(d, o, "cursor", cursor, PX_NAME_MAX, false)) ||
             (rc = px_store_int(d, o, "since", 1, &x->since_ms)) ||
             (rc = px_store_int(d, o, "last_seen", x->since_ms, &x->last_seen_ms)))
             return rc;
-        t->n_tabs = (uint32_t)(i + 1);
+        if (px_fold_tab_set_strs(x, tab_id, user_id, user_name, field, cursor)) return PX_ENOMEM;
+        t->n_tabs = (uint32_t)(i + 1); /* from here x's strings are freed with t */
         if (x->last_seen_ms > t->pres_ts_ms) return px_store_fail(d, "last_seen", "after pres_ts");
-        if (i && strcmp(t->tabs[i - 1].tab_id, x->tab_id) >= 0)
+        if (i && strcmp(px_fold_tab_id(&t->tabs[i - 1]), px_fold_tab_id(x)) >= 0)
             return px_store_fail(d, "tab", "not sorted by tab id, or a duplicate");
     }
     return 0;
@@ -239,16 +243,18 @@ static int px_store_dec_locks(px_store_dec_t *d, json_t *root, px_entity_t *t) {
     for (size_t i = 0; i < n; i++) {
         px_fold_lock_t *x = &t->locks[i];
         json_t *o = json_array_get(arr, i);
+        char field[PX_ID_MAX + 1], tab_id[PX_ID_MAX + 1], user_id[PX_ID_MAX + 1], user_name[PX_NAME_MAX + 1];
         px_store_at(d, "locks", i);
-        if ((rc = px_store_obj(d, o, 6)) || (rc = px_store_str(d, o, "field", x->field, PX_ID_MAX, true)) ||
-            (rc = px_store_str(d, o, "tab", x->tab_id, PX_ID_MAX, true)) ||
-            (rc = px_store_str(d, o, "user", x->user_id, PX_ID_MAX, true)) ||
-            (rc = px_store_str(d, o, "name", x->user_name, PX_NAME_MAX, false)) ||
+        if ((rc = px_store_obj(d, o, 6)) || (rc = px_store_str(d, o, "field", field, PX_ID_MAX, true)) ||
+            (rc = px_store_str(d, o, "tab", tab_id, PX_ID_MAX, true)) ||
+            (rc = px_store_str(d, o, "user", user_id, PX_ID_MAX, true)) ||
+            (rc = px_store_str(d, o, "name", user_name, PX_NAME_MAX, false)) ||
             (rc = px_store_int(d, o, "token", 0, &x->token)) ||
             (rc = px_store_int(d, o, "refreshed", 1, &x->refreshed_ms)))
             return rc;
-        t->n_locks = (uint16_t)(i + 1);
-        if (i && strcmp(t->locks[i - 1].field, x->field) >= 0)
+        if (px_fold_lock_set_strs(x, field, tab_id, user_id, user_name)) return PX_ENOMEM;
+        t->n_locks = (uint16_t)(i + 1); /* from here x's strings are freed with t */
+        if (i && strcmp(px_fold_lock_field(&t->locks[i - 1]), px_fold_lock_field(x)) >= 0)
             return px_store_fail(d, "field", "not sorted by field, or a duplicate");
     }
     return 0;
@@ -264,14 +270,16 @@ static int px_store_dec_writes(px_store_dec_t *d, json_t *root, px_entity_t *t) 
     for (size_t i = 0; i < n; i++) {
         px_fold_write_t *x = &t->writes[i];
         json_t *o = json_array_get(arr, i);
+        char write_id[PX_ID_MAX + 1], busy_by[PX_NAME_MAX + 1];
         px_store_at(d, "writes", i);
-        if ((rc = px_store_obj(d, o, 3)) || (rc = px_store_str(d, o, "write_id", x->write_id, PX_ID_MAX, false)) ||
-            (rc = px_store_str(d, o, "busy_by", x->busy_by, PX_NAME_MAX, false)) ||
+        if ((rc = px_store_obj(d, o, 3)) || (rc = px_store_str(d, o, "write_id", write_id, PX_ID_MAX, false)) ||
+            (rc = px_store_str(d, o, "busy_by", busy_by, PX_NAME_MAX, false)) ||
             (rc = px_store_int(d, o, "ts", 1, &x->ts_ms)))
             return rc;
-        t->n_writes = (uint16_t)(i + 1);
-        for (size_t j = 0; x->write_id[0] && j < i; j++) /* the mutating topic dedups by write id */
-            if (strcmp(t->writes[j].write_id, x->write_id) == 0)
+        if (px_fold_write_set_strs(x, write_id, busy_by)) return PX_ENOMEM;
+        t->n_writes = (uint16_t)(i + 1); /* from here x's strings are freed with t */
+        for (size_t j = 0; write_id[0] && j < i; j++) /* the mutating topic dedups by write id */
+            if (strcmp(px_fold_write_id(&t->writes[j]), write_id) == 0)
                 return px_store_fail(d, "write_id", "a duplicate");
     }
     return 0;
@@ -323,8 +331,9 @@ static int px_store_check_open(px_store_dec_t *d, const px_entity_t *t) {
     for (size_t i = 0; i < t->n_writes; i++) {
         const px_fold_write_t *w = &t->writes[i];
         bool closed = w->ts_ms <= t->closed_up_to_ms;
-        uint64_t h = px_fold_id_hash(w->write_id);
-        for (size_t j = 0; w->write_id[0] && j < t->n_done && !closed; j++) closed = t->done[j] == h;
+        const char *id = px_fold_write_id(w);
+        uint64_t h = px_fold_id_hash(id);
+        for (size_t j = 0; id[0] && j < t->n_done && !closed; j++) closed = t->done[j] == h;
         if (closed) {
             px_store_at(d, "writes", i);
             return px_store_fail(d, "", "open but closed by the mutated part");
@@ -554,6 +563,14 @@ static int64_t px_store_max(int64_t a, int64_t b) {
     return a > b ? a : b;
 }
 
+/* A fold string into a view field of its limit (the fold's strings are
+ * within the px_event.h limits, so it always fits). */
+static void px_store_cpy(char *dst, size_t dst_size, const char *s) {
+    size_t n = strlen(s);
+    assert(n < dst_size);
+    memcpy(dst, s, n + 1);
+}
+
 /* Live tabs as (tab_id, deadline, tab JSON) items. */
 static int px_store_list_tabs(px_buf_t *b, const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms) {
     px_view_tab_t vt;
@@ -563,16 +580,16 @@ static int px_store_list_tabs(px_buf_t *b, const px_entity_t *e, const px_fold_c
         int64_t d = px_fold_tab_deadline(c, t);
         if (d <= now_ms) continue;
         memset(&vt, 0, sizeof vt);
-        memcpy(vt.user_id, t->user_id, sizeof vt.user_id);
-        memcpy(vt.user_name, t->user_name, sizeof vt.user_name);
-        memcpy(vt.field, t->field, sizeof vt.field);
-        memcpy(vt.cursor, t->cursor, sizeof vt.cursor);
+        px_store_cpy(vt.user_id, sizeof vt.user_id, px_fold_tab_user_id(t));
+        px_store_cpy(vt.user_name, sizeof vt.user_name, px_fold_tab_user_name(t));
+        px_store_cpy(vt.field, sizeof vt.field, px_fold_tab_field(t));
+        px_store_cpy(vt.cursor, sizeof vt.cursor, px_fold_tab_cursor(t));
         vt.mode = (px_mode_t)t->mode;
         vt.status = (px_status_t)t->status;
         vt.dirty = t->dirty;
         vt.since_ms = t->since_ms;
         size_t mark;
-        if ((rc = px_store_item_str(b, t->tab_id)) || (rc = px_store_item_i64(b, d)) ||
+        if ((rc = px_store_item_str(b, px_fold_tab_id(t))) || (rc = px_store_item_i64(b, d)) ||
             (rc = px_store_item_begin(b, &mark)) || (rc = px_view_tab_encode(&vt, b)))
             break;
         rc = px_store_item_end(b, mark);
@@ -591,11 +608,13 @@ static int px_store_list_users(px_buf_t *b, const px_entity_t *e, const px_fold_
         if (d <= now_ms) continue;
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(e->tabs[j].user_id, t->user_id) == 0 && px_fold_tab_deadline(c, &e->tabs[j]) > now_ms;
+            seen = strcmp(px_fold_tab_user_id(&e->tabs[j]), px_fold_tab_user_id(t)) == 0 &&
+                   px_fold_tab_deadline(c, &e->tabs[j]) > now_ms;
         if (seen) continue;
         for (size_t j = i + 1; j < e->n_tabs; j++)
-            if (strcmp(e->tabs[j].user_id, t->user_id) == 0) d = px_store_max(d, px_fold_tab_deadline(c, &e->tabs[j]));
-        if (!(rc = px_store_item_str(b, t->user_id))) rc = px_store_item_i64(b, d);
+            if (strcmp(px_fold_tab_user_id(&e->tabs[j]), px_fold_tab_user_id(t)) == 0)
+                d = px_store_max(d, px_fold_tab_deadline(c, &e->tabs[j]));
+        if (!(rc = px_store_item_str(b, px_fold_tab_user_id(t)))) rc = px_store_item_i64(b, d);
     }
     return rc;
 }
@@ -609,13 +628,13 @@ static int px_store_list_locks(px_buf_t *b, const px_entity_t *e, const px_fold_
         int64_t d = px_fold_lock_deadline(e, c, l);
         if (d <= now_ms) continue;
         memset(&vl, 0, sizeof vl);
-        memcpy(vl.user_id, l->user_id, sizeof vl.user_id);
-        memcpy(vl.user_name, l->user_name, sizeof vl.user_name);
-        memcpy(vl.tab_id, l->tab_id, sizeof vl.tab_id);
+        px_store_cpy(vl.user_id, sizeof vl.user_id, px_fold_lock_user_id(l));
+        px_store_cpy(vl.user_name, sizeof vl.user_name, px_fold_lock_user_name(l));
+        px_store_cpy(vl.tab_id, sizeof vl.tab_id, px_fold_lock_tab_id(l));
         vl.token = l->token;
         vl.deadline_ms = d;
         size_t mark;
-        if ((rc = px_store_item_str(b, l->field)) || (rc = px_store_item_begin(b, &mark)) ||
+        if ((rc = px_store_item_str(b, px_fold_lock_field(l))) || (rc = px_store_item_begin(b, &mark)) ||
             (rc = px_view_lock_encode(&vl, b)))
             break;
         rc = px_store_item_end(b, mark);

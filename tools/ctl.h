@@ -63,6 +63,13 @@ typedef struct ctl_ent {
 
 typedef struct ctl ctl_t;
 
+/* How far ahead of its fold a record's memory is prefetched, per stage
+ * (ctl_read.c), and the ring that carries stage 0's bucket to stage 1. */
+#define CTL_PREFETCH_AHEAD0 12
+#define CTL_PREFETCH_AHEAD1 6
+#define CTL_PREFETCH_AHEAD2 2
+#define CTL_PREFETCH_RING 16
+
 /* Called for each change event the fold emits, with the record it came
  * from (ev->src_topic filled). */
 typedef void (*ctl_change_fn)(ctl_t *c, const px_event_t *ev);
@@ -82,9 +89,13 @@ struct ctl {
     size_t nbuckets, nents;
     ctl_change_fn on_change; /* NULL: changes are dropped */
     ctl_key_filter_fn filter;
-    /* optional: called for the records of a batch ahead of fn, stage 0 for
-     * all of them, stage 1 a few records ahead (memory prefetch) */
-    void (*prefetch)(ctl_t *c, const rd_kafka_message_t *m, int stage);
+    /* optional: called for each record of a batch ahead of fn, at stages
+     * 0, 1, 2 a falling number of records ahead (memory prefetch); i is
+     * the record's index in its batch (a stage may keep what it found at
+     * pf_bucket[i % CTL_PREFETCH_RING] for the next) */
+    void (*prefetch)(ctl_t *c, const rd_kafka_message_t *m, size_t i, int stage);
+    size_t pf_bucket[CTL_PREFETCH_RING];
+    int pf_src; /* the topic being read (px_src_topic_t) */
     void *user; /* the command's own state */
     /* counters, every error path bumps one */
     uint64_t n_records, n_folded, n_skipped_decode, n_skipped_key, n_refused, n_changes;

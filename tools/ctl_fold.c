@@ -9,6 +9,7 @@
  * Records the processor would dead-letter are counted and skipped.
  * Memory: one px_entity_t per entity seen (bounded by the fold's caps).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,17 +155,40 @@ static void fold_record(ctl_t *c, const rd_kafka_message_t *m, void *arg) {
 }
 
 /* The fold is memory-bound (an entity per record, 100k of them: every
- * lookup misses the cache), so a batch's records have their bucket slot
- * (stage 0) and then their entity node (stage 1, a few records ahead)
- * fetched before they are folded. */
-static void prefetch(ctl_t *c, const rd_kafka_message_t *m, int stage) {
+ * lookup misses the cache), so each record's memory is fetched in three
+ * steps ahead of its fold (ctl_read.c calls them at falling distances, each
+ * step reading only what the step before fetched): stage 0 its bucket slot
+ * (and the hash, kept for the later stages), stage 1 the entity node's
+ * lines the lookup and px_fold_apply's key check read, stage 2 the items of
+ * the part the record's topic changes (tabs, locks or writes). */
+static void prefetch(ctl_t *c, const rd_kafka_message_t *m, size_t i, int stage) {
     if (!m->key || m->err) return;
-    size_t b = key_hash(m->key, m->key_len) & (c->nbuckets - 1);
+    size_t slot = i % CTL_PREFETCH_RING;
     if (stage == 0) {
+        size_t b = key_hash(m->key, m->key_len) & (c->nbuckets - 1);
+        c->pf_bucket[slot] = b;
         __builtin_prefetch(&c->tab[b]);
-    } else if (c->tab[b]) {
-        __builtin_prefetch(c->tab[b]);
-        __builtin_prefetch(&c->tab[b]->st);
+        return;
+    }
+    const ctl_ent_t *n = c->tab[c->pf_bucket[slot]];
+    if (!n) return;
+    if (stage == 1) {
+        const char *k = (const char *)&n->st.key;
+        __builtin_prefetch(n);
+        __builtin_prefetch(k);
+        __builtin_prefetch(k + offsetof(px_key_t, entity));
+        __builtin_prefetch(k + offsetof(px_key_t, id));
+        __builtin_prefetch(&n->st.tabs);
+        return;
+    }
+    const void *items = c->pf_src == PX_SRC_HEARTBEATS ? (const void *)n->st.tabs
+                        : c->pf_src == PX_SRC_LOCKS    ? (const void *)n->st.locks
+                                                       : (const void *)n->st.writes;
+    if (items) {
+        __builtin_prefetch(items);
+        __builtin_prefetch((const char *)items + 64);
+        __builtin_prefetch((const char *)items + 128);
+        __builtin_prefetch((const char *)items + 192);
     }
 }
 
@@ -174,6 +198,7 @@ int ctl_fold_inputs(ctl_t *c, const ctl_range_t *r) {
     if (!c->filter) c->prefetch = prefetch;
     for (int s = 0; s < PX_SRC__COUNT; s++) {
         ctl_topic_name(c, CTL_SRC_TOPICS[s], t, sizeof t);
+        c->pf_src = s;
         if (ctl_read_topic(c, t, r, fold_record, (void *)&srcs[s])) return CTL_EXIT_ERR;
     }
     return 0;

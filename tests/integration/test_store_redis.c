@@ -355,7 +355,7 @@ static void test_write_read_back(void **state) {
     snprintf(lockjson, sizeof lockjson,
              "{\"user\":\"alice\",\"name\":\"\",\"tab\":\"t2\",\"token\":%lld,\"deadline\":%lld}",
              (long long)e.locks[1].token, (long long)lock_dl);
-    assert_string_equal(e.locks[1].field, "title");
+    assert_string_equal(px_fold_lock_field(&e.locks[1]), "title");
     assert_string_equal(r->str, lockjson);
     freeReplyObject(r);
     assert_int_equal(cmd_int("PEXPIRETIME %s", k), lock_dl);

@@ -83,13 +83,13 @@ static void expect_types(const rec_t *r, size_t n, ...) {
 
 static const px_fold_tab_t *tab_get(const px_entity_t *e, const char *id) {
     for (size_t i = 0; i < e->n_tabs; i++)
-        if (strcmp(e->tabs[i].tab_id, id) == 0) return &e->tabs[i];
+        if (strcmp(px_fold_tab_id(&e->tabs[i]), id) == 0) return &e->tabs[i];
     return NULL;
 }
 
 static const px_fold_lock_t *lock_get(const px_entity_t *e, const char *field) {
     for (size_t i = 0; i < e->n_locks; i++)
-        if (strcmp(e->locks[i].field, field) == 0) return &e->locks[i];
+        if (strcmp(px_fold_lock_field(&e->locks[i]), field) == 0) return &e->locks[i];
     return NULL;
 }
 
@@ -162,8 +162,8 @@ static void test_join_update_leave(void **state) {
     expect_types(&r, 0);
     const px_fold_tab_t *t = tab_get(&e, "t1");
     assert_true(t->dirty && t->mode == PX_MODE_EDIT && t->status == PX_STATUS_AWAY);
-    assert_string_equal(t->field, "amount");
-    assert_string_equal(t->cursor, "12:4");
+    assert_string_equal(px_fold_tab_field(t), "amount");
+    assert_string_equal(px_fold_tab_cursor(t), "12:4");
     /* an older heartbeat does not move last_seen back */
     app_ok(&e, &c, pres(PX_PRES_HB, "t1", "u1", 500), 18, &r);
     assert_int_equal(tab_get(&e, "t1")->last_seen_ms, 3000);
@@ -208,7 +208,7 @@ static void test_tab_ownership(void **state) {
         e.pres_ts_ms = before.pres_ts_ms; /* the only thing an ignored record moves */
         assert_true(px_entity_equal(&before, &e));
     }
-    assert_string_equal(tab_get(&e, "t1")->user_id, "u1");
+    assert_string_equal(px_fold_tab_user_id(tab_get(&e, "t1")), "u1");
     assert_int_equal(tab_get(&e, "t1")->last_seen_ms, 1000);
     px_entity_term(&e);
     px_entity_term(&before);
@@ -467,7 +467,7 @@ static void test_lifecycle_pair_by_ts(void **state) {
     app_ok(&a, &c, d, 0, &r); /* closes every write opened at or before 150, with an id or not */
     expect_types(&r, 2, PX_CH_STALE_CLEARED, PX_CH_VERSION_BUMPED);
     assert_int_equal(a.n_writes, 1);
-    assert_string_equal(a.writes[0].busy_by, "second");
+    assert_string_equal(px_fold_write_busy_by(&a.writes[0]), "second");
     /* MUTATED first: the earlier MUTATINGs are closed on arrival */
     app_ok(&b, &c, d, 0, &r);
     app_ok(&b, &c, m1, 0, &r);
@@ -1132,8 +1132,9 @@ static void model_compare(const model_t *m, const px_entity_t *e, const px_fold_
         nt++;
         const px_fold_tab_t *f = tab_get(e, t->tab);
         if (!f) fail_msg("step %zu: tab %s missing", step, t->tab);
-        if (strcmp(f->user_id, t->user) || f->mode != t->mode || f->status != t->status || f->dirty != t->dirty ||
-            strcmp(f->field, t->field) || f->since_ms != t->since || f->last_seen_ms != t->seen)
+        if (strcmp(px_fold_tab_user_id(f), t->user) || f->mode != t->mode || f->status != t->status ||
+            f->dirty != t->dirty || strcmp(px_fold_tab_field(f), t->field) || f->since_ms != t->since ||
+            f->last_seen_ms != t->seen)
             fail_msg("step %zu: tab %s differs", step, t->tab);
     }
     for (int i = 0; i < 16; i++) {
@@ -1142,7 +1143,8 @@ static void model_compare(const model_t *m, const px_entity_t *e, const px_fold_
         nl++;
         const px_fold_lock_t *f = lock_get(e, l->field);
         if (!f) fail_msg("step %zu: lock %s missing", step, l->field);
-        if (strcmp(f->tab_id, l->tab) || strcmp(f->user_id, l->user) || f->token != l->token ||
+        if (strcmp(px_fold_lock_tab_id(f), l->tab) || strcmp(px_fold_lock_user_id(f), l->user) ||
+            f->token != l->token ||
             f->refreshed_ms != l->refreshed)
             fail_msg("step %zu: lock %s differs", step, l->field);
         /* the derived deadline, computed the long way */
@@ -1155,8 +1157,10 @@ static void model_compare(const model_t *m, const px_entity_t *e, const px_fold_
     }
     if (nt != e->n_tabs || nl != e->n_locks) fail_msg("step %zu: counts differ", step);
     assert_int_equal(m->pres_ts, e->pres_ts_ms);
-    for (size_t i = 1; i < e->n_tabs; i++) assert_true(strcmp(e->tabs[i - 1].tab_id, e->tabs[i].tab_id) < 0);
-    for (size_t i = 1; i < e->n_locks; i++) assert_true(strcmp(e->locks[i - 1].field, e->locks[i].field) < 0);
+    for (size_t i = 1; i < e->n_tabs; i++)
+        assert_true(strcmp(px_fold_tab_id(&e->tabs[i - 1]), px_fold_tab_id(&e->tabs[i])) < 0);
+    for (size_t i = 1; i < e->n_locks; i++)
+        assert_true(strcmp(px_fold_lock_field(&e->locks[i - 1]), px_fold_lock_field(&e->locks[i])) < 0);
 }
 
 static void test_prop_model(void **state) {
@@ -1296,17 +1300,139 @@ static void test_prop_caps_and_hostile(void **state) {
     px_entity_term(&e);
 }
 
-/* The struct an idle entity costs, for the record (strings are fixed arrays
- * for now; an idle entity holds no arrays). */
+/* The struct an idle entity costs, for the record (an idle entity holds no
+ * arrays), and the packed items: two cache lines a tab or lock, one a write. */
 static void test_sizes(void **state) {
     print_message("sizeof px_entity_t %zu, tab %zu, lock %zu, write %zu\n", sizeof(px_entity_t),
                   sizeof(px_fold_tab_t), sizeof(px_fold_lock_t), sizeof(px_fold_write_t));
     assert_true(sizeof(px_entity_t) < 512);
+    assert_true(sizeof(px_fold_tab_t) <= 128);
+    assert_true(sizeof(px_fold_lock_t) <= 128);
+    assert_true(sizeof(px_fold_write_t) <= 64);
+}
+
+/* A string of n copies of ch (n < sizeof buf). */
+static const char *longstr(char *buf, char ch, size_t n) {
+    memset(buf, ch, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Strings that do not fit an item's in[] go to a block the item owns: the
+ * same state, changes, copy and equality as short ones, through updates
+ * that move them between in[] and the heap, removals and copies (ASan and
+ * valgrind check the ownership). */
+static void test_long_strings(void **state) {
+    px_fold_conf_t c = px_fold_conf_default();
+    px_entity_t e, copy;
+    rec_t r;
+    char tab[PX_ID_MAX + 1], user[PX_ID_MAX + 1], name[PX_NAME_MAX + 1], big[PX_NAME_MAX + 1];
+    px_entity_init(&e, &K);
+    px_entity_init(&copy, &K);
+    longstr(tab, 't', PX_ID_MAX);
+    longstr(user, 'u', PX_ID_MAX);
+    /* a tab with every string at its limit: on the heap */
+    px_event_t s = pres(PX_PRES_SUB, tab, user, 10);
+    strcpy(s.user_name, longstr(name, 'n', PX_NAME_MAX));
+    strcpy(s.cursor, longstr(big, 'c', PX_NAME_MAX));
+    strcpy(s.field, "f");
+    app_ok(&e, &c, s, 0, &r);
+    expect_types(&r, 1, PX_CH_JOINED);
+    assert_string_equal(r.ev[0].user_name, name);
+    assert_non_null(e.tabs[0].heap);
+    /* a short tab before it: the long one moves (memmove) with its block */
+    app_ok(&e, &c, pres(PX_PRES_SUB, "a", "u1", 11), 1, &r);
+    const px_fold_tab_t *t = tab_get(&e, tab);
+    assert_non_null(t);
+    assert_null(tab_get(&e, "a")->heap);
+    assert_string_equal(px_fold_tab_user_id(t), user);
+    assert_string_equal(px_fold_tab_cursor(t), big);
+    /* an update of the long tab: its block is replaced (the ids keep it on the heap) */
+    px_event_t hb = s;
+    hb.type = PX_PRES_HB;
+    hb.ts_ms = 12;
+    strcpy(hb.cursor, "1:2");
+    app_ok(&e, &c, hb, 2, &r);
+    expect_types(&r, 1, PX_CH_UPDATED);
+    t = tab_get(&e, tab);
+    assert_string_equal(px_fold_tab_cursor(t), "1:2");
+    assert_string_equal(px_fold_tab_user_name(t), name);
+    assert_string_equal(px_fold_tab_field(t), "f");
+    /* a short tab's update that no longer fits in[], then fits again */
+    px_event_t a = pres(PX_PRES_HB, "a", "u1", 13);
+    strcpy(a.cursor, big);
+    app_ok(&e, &c, a, 3, &r);
+    expect_types(&r, 1, PX_CH_UPDATED);
+    assert_non_null(tab_get(&e, "a")->heap);
+    assert_string_equal(px_fold_tab_cursor(tab_get(&e, "a")), big);
+    a.cursor[0] = '\0';
+    a.ts_ms = 14;
+    app_ok(&e, &c, a, 4, &r);
+    assert_null(tab_get(&e, "a")->heap);
+    assert_string_equal(px_fold_tab_cursor(tab_get(&e, "a")), "");
+    assert_string_equal(px_fold_tab_id(tab_get(&e, "a")), "a");
+    /* a lock held by the long tab, renamed by a re-LOCK */
+    px_event_t l = lockev(PX_LOCK_LOCK, tab, tab, user, 15);
+    strcpy(l.user_name, name);
+    app_ok(&e, &c, l, 5, &r);
+    expect_types(&r, 1, PX_CH_LOCK_GRANTED);
+    assert_string_equal(r.ev[0].user_name, name);
+    l.user_name[1] = '\0';
+    l.ts_ms = 16;
+    app_ok(&e, &c, l, 6, &r);
+    assert_string_equal(px_fold_lock_user_name(lock_get(&e, tab)), "n");
+    assert_string_equal(px_fold_lock_tab_id(lock_get(&e, tab)), tab);
+    assert_int_equal(lock_get(&e, tab)->token, 5);
+    /* an open write with a long id and writer */
+    px_event_t m = lcev(PX_LC_MUTATING, user, 17, PX_NONE);
+    strcpy(m.busy_by, big);
+    app_ok(&e, &c, m, 7, &r);
+    assert_non_null(e.writes[0].heap);
+    assert_string_equal(px_fold_write_id(&e.writes[0]), user);
+    const char *bb = NULL;
+    assert_true(px_fold_stale(&e, &c, 18, &bb));
+    assert_string_equal(bb, big);
+    /* copies own their blocks */
+    assert_int_equal(px_entity_copy(&copy, &e), 0);
+    assert_true(px_entity_equal(&copy, &e));
+    assert_ptr_not_equal(copy.tabs[1].heap, e.tabs[1].heap);
+    px_buf_t d1, d2;
+    px_buf_init(&d1, 1 << 16);
+    px_buf_init(&d2, 1 << 16);
+    assert_int_equal(px_entity_dump(&e, &d1), 0);
+    assert_int_equal(px_entity_dump(&copy, &d2), 0);
+    assert_string_equal(d1.data, d2.data);
+    /* removals free the blocks: the write closed by its MUTATED, the lock released, the tab left */
+    app_ok(&e, &c, lcev(PX_LC_MUTATED, user, 19, PX_NONE), 0, &r);
+    assert_int_equal(e.n_writes, 0);
+    px_event_t u = lockev(PX_LOCK_UNLOCK, tab, tab, user, 20);
+    app_ok(&e, &c, u, 8, &r);
+    expect_types(&r, 1, PX_CH_LOCK_RELEASED);
+    assert_string_equal(r.ev[0].tab_id, tab);
+    px_event_t x = pres(PX_PRES_UNSUB, tab, user, 21);
+    app_ok(&e, &c, x, 9, &r);
+    expect_types(&r, 1, PX_CH_LEFT);
+    assert_string_equal(r.ev[0].user_name, name);
+    assert_int_equal(e.n_tabs, 1);
+    /* the copy is untouched by all that */
+    assert_int_equal(copy.n_tabs, 2);
+    assert_string_equal(px_fold_tab_cursor(&copy.tabs[1]), "1:2");
+    /* a lifecycle EXPIRE forgets a long open write in the copy */
+    px_event_t ex = lcev(PX_LC_EXPIRE, user, 400000, PX_NONE);
+    ex.expires_at_ms = 400000;
+    app_ok(&copy, &c, ex, 1, &r);
+    expect_types(&r, 1, PX_CH_STALE_CLEARED);
+    assert_int_equal(copy.n_writes, 0);
+    px_buf_term(&d1);
+    px_buf_term(&d2);
+    px_entity_term(&copy);
+    px_entity_term(&e);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_long_strings),
         cmocka_unit_test(test_join_update_leave),
         cmocka_unit_test(test_hb_joins_unknown_tab),
         cmocka_unit_test(test_tab_ownership),

@@ -281,7 +281,7 @@ static void test_canonical(void **state) {
     assert_int_equal(px_store_encode(&e, &wm, &out), 0);
     assert_string_equal(out.data, BASE);
     assert_int_equal(e.n_tabs, 2);
-    assert_string_equal(e.tabs[1].user_name, "B\xc3\xa9" "b \"\n");
+    assert_string_equal(px_fold_tab_user_name(&e.tabs[1]), "B\xc3\xa9" "b \"\n");
     assert_int_equal(e.locks[0].token, 7);
     assert_int_equal(e.done[1], 0xaa);
     assert_int_equal(wm.off[1], -1);
