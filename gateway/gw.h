@@ -139,6 +139,12 @@ struct gw_conn {
     double tokens;         /* rate limit bucket */
     int64_t tokens_ms;     /* last refill */
     int64_t limited_ms;    /* last RATE_LIMITED sent */
+    /* idle policy (gw_ws.c idle sweep): every live connection is on
+     * gw->live, with the monotonic time of its last frame in */
+    struct gw_conn *live_prev, *live_next;
+    int64_t last_rx_ms;
+    bool ping_due; /* write a PING at the next WRITEABLE */
+    bool pinged;   /* a PING went out after idle_ping_s of silence */
 };
 
 /* An entity some local connection watches: the Redis channel is subscribed
@@ -210,6 +216,8 @@ typedef struct gw_ctx {
     size_t n_ents;
     int n_conns;
     uint64_t tab_seq;
+    gw_conn_t *live;      /* every open WebSocket connection (idle sweep) */
+    uv_timer_t idle_timer; /* the idle sweep, every second when limits.idle_ping_s > 0 */
 
     /* LOCKs awaiting their outcome (gw_locks.c) */
     gw_pending_t *pend_head, *pend_tail;

@@ -212,7 +212,7 @@ async def test(stack):
     # in a thread: the event loop must stay free to answer ws's PINGs
     got, eof, took = await asyncio.to_thread(silent_peer)
     assert got.startswith(b"HTTP/1.1 101") and eof and 1.5 < took < 10, (got[:40], eof, took)
-    assert b"\x89\x00" in got, got  # it was PINGed before being dropped
+    assert b"\x89\x02px" in got, got  # it was PINGed (payload "px") before being dropped
     await asyncio.sleep(3)
     await ws.send(json.dumps({"type": "HB", "dirty": True}))
     m = await pxtest.recv_until(ws, lambda m: m.get("type") == "PRESENCE" and any(
