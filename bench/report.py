@@ -156,6 +156,12 @@ def parse_gateway(text):
     out["rate"] = int(m.group(2)) if m else None
     m = re.search(r"^load: ([\d.]+)", text, re.M)
     out["load"] = m.group(1) if m else "?"
+    parts = {}
+    m = re.search(r"^lock_parts: (.*)$", text, re.M)
+    if m:
+        for name, body in re.findall(r"(\w+) (n=[^;]*)", m.group(1)):
+            parts[name] = dict(re.findall(r"(\w+)=([\d.]+|inf)", body))
+    out["parts"] = parts
     if out["presence"] is None:
         out["failed"] = text.strip().splitlines()[-1] if text.strip() else "no output"
     return out
@@ -302,6 +308,11 @@ def run_report(a, d, img, pdir):
         b = int(re.search(r"batch-(\d+)\.log", f).group(1))
         r, _, _ = parse_processor(read(f))
         bat[b] = r.get(1)
+    dfr = {}
+    for f in glob.glob(os.path.join(d, "defer-*.log")):
+        x = int(re.search(r"defer-(\d+)\.log", f).group(1))
+        r, _, _ = parse_processor(read(f))
+        dfr[x] = r.get(1)
     gws = {}
     for f in glob.glob(os.path.join(d, "gateway-*.log")):
         gws[re.search(r"gateway-(.+)\.log", f).group(1)] = parse_gateway(read(f))
@@ -325,7 +336,7 @@ def run_report(a, d, img, pdir):
     w(f"<!-- Written by bench/report.py from the output of `bench/run` in "
       f"{os.path.relpath(d, ROOT)}; do not edit by hand: the readings are in bench/notes.md. -->")
     w("")
-    w(f"Produced by **`bash bench/run`** (about 30 minutes; `--quick` for a trial) on "
+    w(f"Produced by **`bash bench/run`** (about 35 minutes; `--quick` for a trial) on "
       f"{meta.get('started', '?')}, commit `{meta.get('commit', '?')}`, in "
       f"{int(meta.get('duration_s', '0')) // 60} min. Every table and plot below comes from that one run, "
       "and every figure stands beside its baseline measured in the same run on the same machine. "
@@ -443,10 +454,14 @@ def run_report(a, d, img, pdir):
     w("## 2. Processor scaling")
     w("")
     w(f"`bench/run_processor.sh` without baselines, one run per point, {meta.get('scaling', '?')}: "
-      "records/s against the number of distinct entities in the input (default batch size), and against "
-      "`batch.max_records` (100k entities).")
+      "records/s against the number of distinct entities in the input (default batch size), against "
+      "`batch.max_records` (100k entities), and against `batch.flush_defer_ms` (how long Redis writes may wait "
+      "to coalesce while a backlog lasts; 100k entities).")
     for title, pts, xlab, name in (("entities", ent, "entities in the input", "entities"),
-                                   ("batch.max_records", bat, "batch.max_records", "batch")):
+                                   ("batch.max_records", bat, "batch.max_records", "batch"),
+                                   ("batch.flush_defer_ms", dfr, "batch.flush_defer_ms", "defer")):
+        if not pts:
+            continue
         w("")
         w(f"| {title} | records/s | s from launch | Redis write phase, s | fold phase, s | commit phase, s |")
         w("|---|---|---|---|---|---|")
@@ -469,8 +484,9 @@ def run_report(a, d, img, pdir):
             dat = os.path.join(pdir, f"scaling-{name}.dat")
             write_dat(dat, rows)
             plot(f"processor-{name}",
-                 f"set title \"Processor records/s against {title}\"\nset logscale x\n"
-                 f"set xlabel \"{xlab} (log)\"\nset ylabel \"records/s\"\nset yrange [0:*]\nset key off\n"
+                 f"set title \"Processor records/s against {title}\"\n"
+                 f"{'' if name == 'defer' else 'set logscale x'}\n"
+                 f"set xlabel \"{xlab}{'' if name == 'defer' else ' (log)'}\"\nset ylabel \"records/s\"\nset yrange [0:*]\nset key off\n"
                  f"plot \"{dat}\" using 1:2 with linespoints lw 2 pt 7\n",
                  f"processor records/s against {title}")
     note("scaling")
@@ -549,6 +565,26 @@ def run_report(a, d, img, pdir):
              f"\"{dat}\" u 5:7 w lp dt 2 pt 5 lc 2 t \"Socket.IO p99\", \"{dat}\" u 5:8 w lp dt 2 pt 5 lc 3 t \"Socket.IO p999\", "
              f"{T_P50} w l dt 3 lc 0 t \"target p50\"\n",
              "LOCK to LOCK_ACK percentiles against the message rate, presence and Socket.IO")
+    if any(g.get("parts") for _, g in lat_pts):
+        w("")
+        w("Where a presence LOCK's time goes, from the servers' own histograms (upper bounds of the buckets "
+          "holding p50 / p99): the gateway's LOCK received -> LOCK_ACK queued; the LOCK record's age when the "
+          "processor's batch takes it (gateway producer, broker, and the wait for the batch before to finish "
+          "its commit and Redis writes); batch taken -> its early decisions published.")
+        w("")
+        w("| LOCKs/s asked | gateway LOCK -> LOCK_ACK, ms | LOCK record age at the processor, ms | processor: batch taken -> decision published, ms |")
+        w("|---|---|---|---|")
+
+        def pq(part, scale):
+            if not part or part.get("n") in (None, "0"):
+                return "n/a"
+            f = lambda v: v if v == "inf" else f"{float(v) * scale:g}"
+            return f"{f(part.get('p50', 'inf'))} / {f(part.get('p99', 'inf'))}"
+
+        for r, g in lat_pts:
+            pa = g.get("parts") or {}
+            w(f"| {r:,} | {pq(pa.get('gateway_lock_ack_s'), 1000)} | {pq(pa.get('processor_lock_age_ms'), 1)} | "
+              f"{pq(pa.get('processor_decision_ms'), 1)} |")
     w("")
     w("### Heartbeats")
     w("")

@@ -208,6 +208,7 @@ typedef struct gw_ctx {
     uv_timer_t redis_retry;
     uv_timer_t redis_watchdog; /* PINGs rcmd: hiredis 0.14 may miss a dead socket */
     int64_t ping_sent_ms;      /* 0: no PING outstanding */
+    int64_t watchdog_ms;       /* the watchdog's last tick (a late tick: the loop was busy) */
     int64_t dial_ms;           /* when the connections were last dialled */
 
     /* entities watched by local connections */
