@@ -12,6 +12,7 @@ reason the raw output gives. Standard library only.
 """
 import argparse
 import glob
+import math
 import os
 import re
 import shutil
@@ -477,7 +478,7 @@ def run_report(a, d, img, pdir):
             rows.append((x, r["rate"]))
         if len(rows) >= 2:
             drops = [(rows[i][1] / rows[i - 1][1], rows[i - 1][0], rows[i][0]) for i in range(1, len(rows))]
-            worst = min(drops)
+            worst = max(drops, key=lambda x: abs(math.log(x[0])) if x[0] > 0 else float("inf"))
             w("")
             w(f"Largest change between neighbouring points: from {worst[1]:,} to {worst[2]:,} {title} "
               f"the rate is multiplied by {worst[0]:.2f}.")
