@@ -114,6 +114,17 @@ def parse_processor(text):
     return runs, naive, rb
 
 
+def curve(d, name):
+    """{x: run 1 of the processor} of the scaling logs <name>-<x>.log."""
+    out = {}
+    for f in glob.glob(os.path.join(d, f"{name}-*.log")):
+        m = re.search(rf"{name}-(\d+)\.log$", f)
+        if m:
+            r, _, _ = parse_processor(read(f))
+            out[int(m.group(1))] = r.get(1)
+    return out
+
+
 def parse_bench_gw(block):
     """One px_bench_gw output (the lines after `server: ...`)."""
     r = {}
@@ -307,21 +318,7 @@ def run_report(a, d, img, pdir):
     runs, naive, rb = parse_processor(read(os.path.join(d, "processor.log")))
     p_rates = [runs[k]["rate"] for k in sorted(runs)]
     p_med, n_med, rb_med = med(p_rates), med(naive.values()), med(rb.values())
-    ent = {}
-    for f in glob.glob(os.path.join(d, "entities-*.log")):
-        e = int(re.search(r"entities-(\d+)\.log", f).group(1))
-        r, _, _ = parse_processor(read(f))
-        ent[e] = r.get(1)
-    bat = {}
-    for f in glob.glob(os.path.join(d, "batch-*.log")):
-        b = int(re.search(r"batch-(\d+)\.log", f).group(1))
-        r, _, _ = parse_processor(read(f))
-        bat[b] = r.get(1)
-    dfr = {}
-    for f in glob.glob(os.path.join(d, "defer-*.log")):
-        x = int(re.search(r"defer-(\d+)\.log", f).group(1))
-        r, _, _ = parse_processor(read(f))
-        dfr[x] = r.get(1)
+    ent, bat, dfr = (curve(d, name) for name in ("entities", "batch", "defer"))
     gws = {}
     for f in glob.glob(os.path.join(d, "gateway-*.log")):
         gws[re.search(r"gateway-(.+)\.log", f).group(1)] = parse_gateway(read(f))
