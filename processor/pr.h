@@ -119,7 +119,15 @@ typedef struct pr_ctx {
     int exit_code;
 
     /* Kafka */
-    rd_kafka_t *consumer, *producer;
+    rd_kafka_t *consumer;
+    /* Two transactional producers, used in turn, one transaction each
+     * (pr_batch.c txn_end): the broker completes a committed transaction
+     * for tens of ms after EndTxn returns, and the same producer's next
+     * transaction would be refused meanwhile (CONCURRENT_TRANSACTIONS,
+     * retried by librdkafka after a fixed 20 ms). producer is the one in
+     * use. */
+    rd_kafka_t *producer, *producers[2];
+    int cur_producer;
     rd_kafka_queue_t *cq;
     px_kafka_uv_t *cq_uv;
     char topics[PR_N_SRC][PX_CONF_STR_MAX * 2 + 8];

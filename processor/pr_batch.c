@@ -87,6 +87,16 @@ static int produce(pr_ctx_t *pr, const char *topic, int32_t partition, const voi
     }
 }
 
+/* A transaction ended (committed or aborted): the next one goes to the
+ * other producer, whose last transaction had a whole batch's time to be
+ * completed by the broker (pr.h: producers). */
+static void txn_end(batch_t *b) {
+    pr_ctx_t *pr = b->pr;
+    b->txn_open = false;
+    pr->cur_producer = !pr->cur_producer;
+    pr->producer = pr->producers[pr->cur_producer];
+}
+
 static bool txn_begin(batch_t *b) {
     if (b->txn_open) return true;
     rd_kafka_error_t *e = rd_kafka_begin_transaction(b->pr->producer);
@@ -665,7 +675,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         if (b->txn_open) {
             rd_kafka_error_t *ae = rd_kafka_abort_transaction(pr->producer, 30000);
             if (ae) rd_kafka_error_destroy(ae);
-            b->txn_open = false;
+            txn_end(b);
         }
         px_counter_add(pr->m_aborts, 1);
         batch_rewind(b);
@@ -700,7 +710,6 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
             }
         }
         rd_kafka_topic_partition_list_destroy(offs);
-        b->txn_open = false;
         if (e) {
             px_counter_add(pr->m_aborts, 1);
             PX_WARN(PR_COMP, "transaction failed: aborting and rewinding", "err=\"%s\" fatal=%d",
@@ -708,6 +717,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
             bool fatal = rd_kafka_error_is_fatal(e);
             rd_kafka_error_destroy(e);
             if (fatal) {
+                b->txn_open = false;
                 pr->exit_code = 1;
                 pr->stopping = true;
                 uv_stop(pr->loop);
@@ -719,10 +729,12 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
                 PX_ERROR(PR_COMP, "abort_transaction failed", "err=\"%s\"", rd_kafka_error_string(ae));
                 rd_kafka_error_destroy(ae);
             }
+            txn_end(b);
             batch_rewind(b);
             batch_free_msgs(b);
             return false;
         }
+        txn_end(b);
     }
     px_counter_add(pr->m_batches, 1);
     bool behind = b->n >= (size_t)pr->cfg.batch_max; /* a full batch: more records wait */

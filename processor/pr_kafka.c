@@ -285,6 +285,8 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     return 0; /* librdkafka frees json */
 }
 
+static int producer_new(pr_ctx_t *pr, const char *txn_id, rd_kafka_t **out, char *errstr, size_t n);
+
 int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     static const char *const cdefaults[][2] = {
         {"group.id", "presence-processor"},
@@ -329,10 +331,39 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     }
     rd_kafka_poll_set_consumer(pr->consumer);
 
-    /* the producer: same kafka.* settings; consumer-only keys are ignored
+    /* the producers: same kafka.* settings; consumer-only keys are ignored
      * by librdkafka with a warning */
-    char txn_id[PX_CONF_STR_MAX * 3], tmo[24];
+    char txn_id[PX_CONF_STR_MAX * 3];
     snprintf(txn_id, sizeof txn_id, "presence-processor.%s.%s", pr->group, pr->cfg.instance);
+    for (int i = 0; i < 2; i++) {
+        char id[sizeof txn_id + 4];
+        snprintf(id, sizeof id, "%s%s", txn_id, i ? ".b" : "");
+        int rc = producer_new(pr, id, &pr->producers[i], errstr, n);
+        if (rc) return rc;
+    }
+    pr->cur_producer = 0;
+    pr->producer = pr->producers[0];
+    pr->kafka_ok = true;
+
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(PR_N_SRC);
+    for (int s = 0; s < PR_N_SRC; s++)
+        rd_kafka_topic_partition_list_add(topics, pr->topics[s], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) return px_errf(PX_EBACKEND, errstr, n, "subscribe: %s", rd_kafka_err2str(err));
+    pr->cq = rd_kafka_queue_get_consumer(pr->consumer);
+    pr->cq_uv = px_kafka_uv_start(pr->loop, pr->cq, 100, on_wake, pr);
+    if (!pr->cq_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");
+    PX_INFO(PR_COMP, "consuming", "group=%s transactional_ids=%s,%s.b topics=%s,%s,%s,%s", pr->group, txn_id,
+            txn_id, pr->topics[0], pr->topics[1], pr->topics[2], pr->topics[3]);
+    return 0;
+}
+
+/* One transactional producer with transactional.id id, its transactions
+ * initialised (which aborts what a crashed instance of the same name left
+ * open, and fences it). */
+static int producer_new(pr_ctx_t *pr, const char *txn_id, rd_kafka_t **out, char *errstr, size_t n) {
+    char tmo[24];
     snprintf(tmo, sizeof tmo, "%lld", (long long)pr->cfg.txn_timeout_ms);
     const char *const pdefaults[][2] = {
         {"bootstrap.servers", "127.0.0.1:9092"},
@@ -348,7 +379,7 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
         {"partitioner", "murmur2_random"},
         {"enable.idempotence", "true"},
     };
-    conf = px_kafka_conf_new_with(pdefaults, sizeof pdefaults / sizeof pdefaults[0], &pr->kafka_kv,
+    rd_kafka_conf_t *conf = px_kafka_conf_new_with(pdefaults, sizeof pdefaults / sizeof pdefaults[0], &pr->kafka_kv,
                                   "presence-processor-txn", errstr, n);
     if (!conf) return PX_ECONFIG;
     for (size_t i = 0; i < sizeof pfixed / sizeof pfixed[0]; i++)
@@ -363,30 +394,17 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     rd_kafka_conf_set_opaque(conf, pr);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    pr->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, n);
-    if (!pr->producer) {
+    *out = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, n);
+    if (!*out) {
         rd_kafka_conf_destroy(conf);
         return PX_ECONFIG;
     }
-    rd_kafka_error_t *e = rd_kafka_init_transactions(pr->producer, 60000);
+    rd_kafka_error_t *e = rd_kafka_init_transactions(*out, 60000);
     if (e) {
         px_errf(PX_EBACKEND, errstr, n, "init_transactions (%s): %s", txn_id, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         return PX_EBACKEND;
     }
-    pr->kafka_ok = true;
-
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(PR_N_SRC);
-    for (int s = 0; s < PR_N_SRC; s++)
-        rd_kafka_topic_partition_list_add(topics, pr->topics[s], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->consumer, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (err) return px_errf(PX_EBACKEND, errstr, n, "subscribe: %s", rd_kafka_err2str(err));
-    pr->cq = rd_kafka_queue_get_consumer(pr->consumer);
-    pr->cq_uv = px_kafka_uv_start(pr->loop, pr->cq, 100, on_wake, pr);
-    if (!pr->cq_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");
-    PX_INFO(PR_COMP, "consuming", "group=%s transactional_id=%s topics=%s,%s,%s,%s", pr->group, txn_id,
-            pr->topics[0], pr->topics[1], pr->topics[2], pr->topics[3]);
     return 0;
 }
 
@@ -409,9 +427,11 @@ void pr_kafka_stop(pr_ctx_t *pr) {
         rd_kafka_destroy(pr->scanner);
         pr->scanner = NULL;
     }
-    if (pr->producer) {
-        rd_kafka_flush(pr->producer, 5000);
-        rd_kafka_destroy(pr->producer);
-        pr->producer = NULL;
-    }
+    for (int i = 0; i < 2; i++)
+        if (pr->producers[i]) {
+            rd_kafka_flush(pr->producers[i], 5000);
+            rd_kafka_destroy(pr->producers[i]);
+            pr->producers[i] = NULL;
+        }
+    pr->producer = NULL;
 }
