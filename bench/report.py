@@ -346,8 +346,9 @@ def run_report(a, d, img, pdir):
       f"{meta.get('started', '?')}, commit `{meta.get('commit', '?')}`, in "
       f"{int(meta.get('duration_s', '0')) // 60} min. Every table and plot below comes from that one run, "
       "and every figure stands beside its baseline measured in the same run on the same machine. "
-      "These are measurements, not tests. Earlier runs, experiments and what each change bought are kept "
-      "in [benchmarks-history.md](benchmarks-history.md).")
+      "These are measurements, not tests. The run's raw output is in [bench-run/](bench-run/) "
+      "(`python3 bench/report.py docs/bench-run` writes this page again). Earlier runs, experiments and "
+      "what each change bought are kept in [benchmarks-history.md](benchmarks-history.md).")
     w("")
     w(f"- **Machine:** {meta.get('machine', '?').removeprefix('machine: ')}.")
     w(f"- **Load average before the run:** {meta.get('load', '?')} (1/5/15 min); the load generators, Kafka "
