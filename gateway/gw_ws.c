@@ -680,6 +680,12 @@ static int origin_ok(gw_ctx_t *gw, struct lws *wsi) {
 
 /* ---- the callback ------------------------------------------------------ */
 
+/* A frame (or a PONG) came in: the connection is alive (idle sweep). */
+static void conn_heard(gw_conn_t *c) {
+    c->last_rx_ms = px_mono_ms();
+    c->pinged = false;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len) {
     gw_ctx_t *gw = lws_context_user(lws_get_context(wsi));
@@ -713,13 +719,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (gw->cfg.deflate) lws_set_extension_option(wsi, "permessage-deflate", "rx_buf_size", "13");
         return conn_open(gw, wsi, pss);
     case LWS_CALLBACK_RECEIVE:
-        pss->conn.last_rx_ms = px_mono_ms();
-        pss->conn.pinged = false;
+        conn_heard(&pss->conn);
         conn_receive(pss, wsi, in, len);
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
-        pss->conn.last_rx_ms = px_mono_ms();
-        pss->conn.pinged = false;
+        conn_heard(&pss->conn);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn_writeable(pss);

@@ -469,18 +469,6 @@ static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, int s, px_event_t *
     return 0;
 }
 
-/* The age of each input record (retry topics excepted: their records
- * wait on purpose) by its Kafka timestamp, for
- * presence_processor_record_age_ms. */
-static void record_ages(pr_ctx_t *pr, const batch_t *b) {
-    int64_t now = px_now_ms();
-    for (size_t i = 0; i < b->n; i++) {
-        if (b->src[i] >= PX_SRC__COUNT) continue;
-        int64_t ts = rd_kafka_message_timestamp(b->msgs[i], NULL);
-        if (ts > 0) px_hist_observe(pr->m_age_ms[b->src[i]], (double)(now > ts ? now - ts : 0));
-    }
-}
-
 /* One batch; returns true if it did any work. */
 static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     int64_t t0 = px_mono_ms();
@@ -521,7 +509,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     if (b->n == 0 && pr_heap_next(pr) > px_now_ms()) return false;
     int64_t t_collect = px_mono_us();
     b->t_collect_us = t_collect;
-    record_ages(pr, b);
+    int64_t now_ms = px_now_ms();
 
     /* decode, find entities, collect those to load */
     size_t n_load = 0;
@@ -533,6 +521,10 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         b->ents[i] = NULL;
         b->ok[i] = src < PR_N_SRC && m->partition < PR_MAX_PARTITIONS &&
                    decode(pr, m, src, &b->evs[i], &b->orig[i], err, sizeof err) == 0;
+        /* presence_processor_record_age_ms: by the timestamp decode read
+         * (retry topics excepted: their records wait on purpose) */
+        if (src < PX_SRC__COUNT && m->partition < PR_MAX_PARTITIONS && b->orig[i].ts > 0)
+            px_hist_observe(pr->m_age_ms[src], (double)(now_ms > b->orig[i].ts ? now_ms - b->orig[i].ts : 0));
         if (!b->ok[i]) continue;
         pr_entity_t *e = pr_table_find(pr, &b->evs[i].key);
         if (!e) {
