@@ -424,15 +424,6 @@ err:
  * does not roll a script back. Offsets are compared as decimal strings, so
  * offsets above 2^53 compare exactly (Lua numbers are doubles). */
 const char PX_STORE_WRITE_SCRIPT[] =
-    "local function items(s)\n"
-    "  local t, i = {}, 1\n"
-    "  while i <= #s do\n"
-    "    local n = tonumber(string.sub(s, i, i + 4))\n"
-    "    t[#t + 1] = string.sub(s, i + 5, i + 4 + n)\n"
-    "    i = i + 5 + n\n"
-    "  end\n"
-    "  return t\n"
-    "end\n"
     /* the guard walks both vectors in place: no tables (a third of the
      * script's own cost went to splitting them) */
     "local old, new = redis.call('HGET', KEYS[1], 'wm'), ARGV[1]\n"
@@ -451,37 +442,10 @@ const char PX_STORE_WRITE_SCRIPT[] =
     "end\n"
     "redis.call('HSET', KEYS[1], 'wm', ARGV[1], 'blob', ARGV[2])\n"
     "if ARGV[3] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end\n"
-    "redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])\n"
-    "local t = items(ARGV[5])\n"
-    "if #t > 0 then\n"
-    "  local z, h = {}, {}\n"
-    "  for i = 1, #t, 3 do\n"
-    "    z[#z + 1] = t[i + 1]; z[#z + 1] = t[i]\n"
-    "    h[#h + 1] = t[i]; h[#h + 1] = t[i + 2]\n"
-    "  end\n"
-    "  redis.call('ZADD', KEYS[2], unpack(z))\n"
-    "  redis.call('HSET', KEYS[3], unpack(h))\n"
-    "  redis.call('PEXPIREAT', KEYS[2], ARGV[4])\n"
-    "  redis.call('PEXPIREAT', KEYS[3], ARGV[4])\n"
-    "end\n"
-    "local u = items(ARGV[6])\n"
-    "if #u > 0 then\n"
-    "  local z = {}\n"
-    "  for i = 1, #u, 2 do z[#z + 1] = u[i + 1]; z[#z + 1] = u[i] end\n"
-    "  redis.call('ZADD', KEYS[4], unpack(z))\n"
-    "  redis.call('PEXPIREAT', KEYS[4], ARGV[4])\n"
-    "end\n"
-    "local l = items(ARGV[8])\n"
-    "if #l > 0 then\n"
-    "  redis.call('HSET', KEYS[5], unpack(l))\n"
-    "  redis.call('PEXPIREAT', KEYS[5], ARGV[7])\n"
-    "end\n"
-    "local m = items(ARGV[10])\n"
-    "if #m > 0 then\n"
-    "  redis.call('HSET', KEYS[6], unpack(m))\n"
-    "  if ARGV[9] ~= '' then redis.call('PEXPIREAT', KEYS[6], ARGV[9]) end\n"
-    "end\n"
-    "if ARGV[11] ~= '' then redis.call('PUBLISH', ARGV[11], ARGV[12]) end\n"
+    "if ARGV[5] == '' then redis.call('DEL', KEYS[2])\n"
+    "elseif ARGV[4] == '' then redis.call('SET', KEYS[2], ARGV[5])\n"
+    "else redis.call('SET', KEYS[2], ARGV[5], 'PXAT', ARGV[4]) end\n"
+    "if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end\n"
     "return 1\n";
 
 /* ---- the command builder ----------------------------------------------------------------- */
@@ -528,37 +492,6 @@ static int px_store_arg_at(px_store_args_t *a, int64_t at) {
     return rc;
 }
 
-/* List items: a placeholder length, the bytes, then the length patched in. */
-static int px_store_item_begin(px_buf_t *b, size_t *mark) {
-    *mark = b->len;
-    return px_buf_append(b, "00000", PX_STORE_ITEM_W);
-}
-
-static int px_store_item_end(px_buf_t *b, size_t mark) {
-    size_t n = b->len - mark - PX_STORE_ITEM_W;
-    char digits[PX_STORE_ITEM_W + 1];
-    if (n > PX_STORE_ITEM_MAX) return PX_ENOMEM; /* cannot happen: items are bounded well below */
-    snprintf(digits, sizeof digits, "%05zu", n);
-    memcpy(b->data + mark, digits, PX_STORE_ITEM_W);
-    return 0;
-}
-
-static int px_store_item_str(px_buf_t *b, const char *s) {
-    size_t mark;
-    int rc = px_store_item_begin(b, &mark);
-    if (!rc) rc = px_buf_puts(b, s);
-    if (!rc) rc = px_store_item_end(b, mark);
-    return rc;
-}
-
-static int px_store_item_i64(px_buf_t *b, int64_t v) {
-    size_t mark;
-    int rc = px_store_item_begin(b, &mark);
-    if (!rc) rc = px_buf_printf(b, "%" PRId64, v);
-    if (!rc) rc = px_store_item_end(b, mark);
-    return rc;
-}
-
 static int64_t px_store_max(int64_t a, int64_t b) {
     return a > b ? a : b;
 }
@@ -571,15 +504,24 @@ static void px_store_cpy(char *dst, size_t dst_size, const char *s) {
     memcpy(dst, s, n + 1);
 }
 
-/* Live tabs as (tab_id, deadline, tab JSON) items. */
-static int px_store_list_tabs(px_buf_t *b, const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms) {
+/* The view JSON (px_view.h) of what is live at now_ms; *until gets the
+ * latest deadline in it (0 when nothing is live). */
+static int px_store_view(px_buf_t *b, const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms,
+                         int64_t *until) {
     px_view_tab_t vt;
-    int rc = 0;
+    px_view_lock_t vl;
+    const char *busy_by = "";
+    int64_t stale_until = 0, at = 0;
+    bool stale = px_fold_stale(e, c, now_ms, &busy_by);
+    int rc = px_buf_puts(b, "{\"tabs\":[");
+    bool first = true;
     for (size_t i = 0; i < e->n_tabs && !rc; i++) {
         const px_fold_tab_t *t = &e->tabs[i];
         int64_t d = px_fold_tab_deadline(c, t);
         if (d <= now_ms) continue;
+        at = px_store_max(at, d);
         memset(&vt, 0, sizeof vt);
+        px_store_cpy(vt.tab_id, sizeof vt.tab_id, px_fold_tab_id(t));
         px_store_cpy(vt.user_id, sizeof vt.user_id, px_fold_tab_user_id(t));
         px_store_cpy(vt.user_name, sizeof vt.user_name, px_fold_tab_user_name(t));
         px_store_cpy(vt.field, sizeof vt.field, px_fold_tab_field(t));
@@ -588,78 +530,59 @@ static int px_store_list_tabs(px_buf_t *b, const px_entity_t *e, const px_fold_c
         vt.status = (px_status_t)t->status;
         vt.dirty = t->dirty;
         vt.since_ms = t->since_ms;
-        size_t mark;
-        if ((rc = px_store_item_str(b, px_fold_tab_id(t))) || (rc = px_store_item_i64(b, d)) ||
-            (rc = px_store_item_begin(b, &mark)) || (rc = px_view_tab_encode(&vt, b)))
-            break;
-        rc = px_store_item_end(b, mark);
+        vt.deadline_ms = d;
+        if (!first) rc = px_buf_puts(b, ",");
+        if (!rc) rc = px_view_tab_encode(&vt, b);
+        first = false;
     }
-    return rc;
-}
-
-/* Users of live tabs as (user_id, latest deadline of the user's live tabs)
- * items, in order of their first tab. Quadratic in tabs (at most 256),
- * which beats allocating per call. */
-static int px_store_list_users(px_buf_t *b, const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms) {
-    int rc = 0;
-    for (size_t i = 0; i < e->n_tabs && !rc; i++) {
-        const px_fold_tab_t *t = &e->tabs[i];
-        int64_t d = px_fold_tab_deadline(c, t);
-        if (d <= now_ms) continue;
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(px_fold_tab_user_id(&e->tabs[j]), px_fold_tab_user_id(t)) == 0 &&
-                   px_fold_tab_deadline(c, &e->tabs[j]) > now_ms;
-        if (seen) continue;
-        for (size_t j = i + 1; j < e->n_tabs; j++)
-            if (strcmp(px_fold_tab_user_id(&e->tabs[j]), px_fold_tab_user_id(t)) == 0)
-                d = px_store_max(d, px_fold_tab_deadline(c, &e->tabs[j]));
-        if (!(rc = px_store_item_str(b, px_fold_tab_user_id(t)))) rc = px_store_item_i64(b, d);
-    }
-    return rc;
-}
-
-/* Live locks as (field, lock JSON) items. */
-static int px_store_list_locks(px_buf_t *b, const px_entity_t *e, const px_fold_conf_t *c, int64_t now_ms) {
-    px_view_lock_t vl;
-    int rc = 0;
+    if (!rc) rc = px_buf_puts(b, "],\"locks\":[");
+    first = true;
     for (size_t i = 0; i < e->n_locks && !rc; i++) {
         const px_fold_lock_t *l = &e->locks[i];
         int64_t d = px_fold_lock_deadline(e, c, l);
         if (d <= now_ms) continue;
+        at = px_store_max(at, d);
         memset(&vl, 0, sizeof vl);
+        px_store_cpy(vl.field, sizeof vl.field, px_fold_lock_field(l));
         px_store_cpy(vl.user_id, sizeof vl.user_id, px_fold_lock_user_id(l));
         px_store_cpy(vl.user_name, sizeof vl.user_name, px_fold_lock_user_name(l));
         px_store_cpy(vl.tab_id, sizeof vl.tab_id, px_fold_lock_tab_id(l));
         vl.token = l->token;
         vl.deadline_ms = d;
-        size_t mark;
-        if ((rc = px_store_item_str(b, px_fold_lock_field(l))) || (rc = px_store_item_begin(b, &mark)) ||
-            (rc = px_view_lock_encode(&vl, b)))
-            break;
-        rc = px_store_item_end(b, mark);
+        if (!first) rc = px_buf_puts(b, ",");
+        if (!rc) rc = px_view_lock_encode(&vl, b);
+        first = false;
     }
+    for (size_t i = 0; i < e->n_writes; i++) {
+        int64_t d = px_fold_write_deadline(c, &e->writes[i]);
+        if (d > now_ms) stale_until = px_store_max(stale_until, d);
+    }
+    at = px_store_max(at, stale_until);
+    if (!rc) rc = px_buf_printf(b, "],\"stale\":%s,\"busyBy\":", stale ? "true" : "false");
+    if (!rc) rc = px_proto_write_string(b, stale ? busy_by : "");
+    if (!rc)
+        rc = px_buf_printf(b, ",\"stale_until\":%lld,\"version\":%lld}", (long long)stale_until,
+                           (long long)e->version);
+    *until = at;
     return rc;
 }
 
 /* Contract: see px_store.h. The argument layout is the table in
- * docs/redis-keys.md; the expiry rules: each view key expires at the latest
- * deadline of its own live items (readers filter by deadline anyway). The
- * state key never expires by the clock while the folded state holds
- * anything (tabs, locks, open writes) or a version: the fold removes items
- * only through EXPIRE records in the log, and a processor that was down
- * longer than a ttl must still find what the log says is there. Only a
- * state with nothing left but its memory of closed writes expires, after
- * PX_STORE_IDLE_RETENTION_MS. */
+ * docs/redis-keys.md. The view expires at the latest deadline in it
+ * (readers filter by deadline anyway) and does not exist when nothing is
+ * live and there is no version; with a version it persists (the version
+ * must outlive presence). The state key never expires by the clock while
+ * the folded state holds anything (tabs, locks, open writes) or a
+ * version: the fold removes items only through EXPIRE records in the log,
+ * and a processor that was down longer than a ttl must still find what the
+ * log says is there. Only a state with nothing left but its memory of
+ * closed writes expires, after PX_STORE_IDLE_RETENTION_MS. */
 int px_store_write_cmd(px_store_cmd_t *cmd, const char *script_sha, const px_entity_t *e,
                        const px_fold_conf_t *c, const px_store_wm_t *wm, int64_t now_ms,
                        const char *notify) {
-    static const char *const suffix[] = {"state", "tabs", "tab", "users", "locks", "meta"};
     px_store_args_t a = {.cmd = cmd};
     px_buf_t *b = &cmd->buf;
     char key[PX_KEY_MAX + 64];
-    int64_t tabs_at = 0, locks_at = 0, stale_until = 0;
-    const char *busy_by = "";
     int rc = 0;
 
     px_buf_reset(b);
@@ -670,11 +593,11 @@ int px_store_write_cmd(px_store_cmd_t *cmd, const char *script_sha, const px_ent
     } while (0)
     PX_TRY(px_store_arg_str(&a, "EVALSHA"));
     PX_TRY(px_store_arg_str(&a, script_sha));
-    PX_TRY(px_store_arg_str(&a, "6"));
-    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        if (px_view_key(&e->key, suffix[i], key, sizeof key) < 0) PX_TRY(PX_ENOMEM);
-        PX_TRY(px_store_arg_str(&a, key));
-    }
+    PX_TRY(px_store_arg_str(&a, "2"));
+    if (px_view_key(&e->key, "state", key, sizeof key) < 0) PX_TRY(PX_ENOMEM);
+    PX_TRY(px_store_arg_str(&a, key));
+    if (px_view_key(&e->key, "view", key, sizeof key) < 0) PX_TRY(PX_ENOMEM);
+    PX_TRY(px_store_arg_str(&a, key));
     /* ARGV[1] wm, ARGV[2] blob */
     px_store_arg_begin(&a);
     PX_TRY(px_store_wm_write(b, wm));
@@ -682,51 +605,26 @@ int px_store_write_cmd(px_store_cmd_t *cmd, const char *script_sha, const px_ent
     px_store_arg_begin(&a);
     PX_TRY(px_store_encode(e, wm, b));
     px_store_arg_end(&a);
-
-    /* Deadlines first: they decide the expiries (ARGV[3], [4], [7], [9]). */
-    bool stale = px_fold_stale(e, c, now_ms, &busy_by);
-    for (size_t i = 0; i < e->n_writes; i++) {
-        int64_t d = px_fold_write_deadline(c, &e->writes[i]);
-        if (d > now_ms) stale_until = px_store_max(stale_until, d);
-    }
-    for (size_t i = 0; i < e->n_tabs; i++) {
-        int64_t d = px_fold_tab_deadline(c, &e->tabs[i]);
-        if (d > now_ms) tabs_at = px_store_max(tabs_at, d);
-    }
-    for (size_t i = 0; i < e->n_locks; i++) {
-        int64_t d = px_fold_lock_deadline(e, c, &e->locks[i]);
-        if (d > now_ms) locks_at = px_store_max(locks_at, d);
-    }
-    int64_t state_at = 0; /* persist */
+    /* ARGV[3] state expiry ("" = persist) */
+    int64_t state_at = 0;
     if (e->version == 0 && e->n_tabs == 0 && e->n_locks == 0 && e->n_writes == 0)
         state_at = now_ms > INT64_MAX - PX_STORE_IDLE_RETENTION_MS ? INT64_MAX : now_ms + PX_STORE_IDLE_RETENTION_MS;
     PX_TRY(px_store_arg_at(&a, state_at));
-    PX_TRY(px_store_arg_at(&a, tabs_at));
+    /* ARGV[5] the view ("" = none), then ARGV[4] its expiry ("" = none),
+     * appended after it and swapped into place (the expiry is known once
+     * the view is written) */
+    int64_t until = 0;
     px_store_arg_begin(&a);
-    PX_TRY(px_store_list_tabs(b, e, c, now_ms));
+    PX_TRY(px_store_view(b, e, c, now_ms, &until));
     px_store_arg_end(&a);
-    px_store_arg_begin(&a);
-    PX_TRY(px_store_list_users(b, e, c, now_ms));
-    px_store_arg_end(&a);
-    PX_TRY(px_store_arg_at(&a, locks_at));
-    px_store_arg_begin(&a);
-    PX_TRY(px_store_list_locks(b, e, c, now_ms));
-    px_store_arg_end(&a);
-    /* ARGV[9] meta expiry, ARGV[10] meta (absent when neither stale nor versioned) */
-    PX_TRY(px_store_arg_at(&a, e->version > 0 ? 0 : stale_until));
-    px_store_arg_begin(&a);
-    if (stale || e->version > 0) {
-        PX_TRY(px_store_item_str(b, "stale"));
-        PX_TRY(px_store_item_str(b, stale ? "1" : "0"));
-        PX_TRY(px_store_item_str(b, "busyBy"));
-        PX_TRY(px_store_item_str(b, stale ? busy_by : ""));
-        PX_TRY(px_store_item_str(b, "stale_until"));
-        PX_TRY(px_store_item_i64(b, stale_until));
-        PX_TRY(px_store_item_str(b, "version"));
-        PX_TRY(px_store_item_i64(b, e->version));
-    }
-    px_store_arg_end(&a);
-    /* ARGV[11] channel ("" = publish nothing), ARGV[12] payload */
+    if (until == 0 && e->version == 0) cmd->argvlen[a.n - 1] = 0; /* nothing live, no version: no view */
+    PX_TRY(px_store_arg_at(&a, e->version > 0 ? 0 : until));
+    size_t t_start = a.start[a.n - 1], t_len = cmd->argvlen[a.n - 1];
+    a.start[a.n - 1] = a.start[a.n - 2];
+    cmd->argvlen[a.n - 1] = cmd->argvlen[a.n - 2];
+    a.start[a.n - 2] = t_start;
+    cmd->argvlen[a.n - 2] = t_len;
+    /* ARGV[6] channel ("" = publish nothing), ARGV[7] payload */
     if (notify) {
         if (px_view_channel(&e->key, key, sizeof key) < 0) PX_TRY(PX_ENOMEM);
         PX_TRY(px_store_arg_str(&a, key));

@@ -7,12 +7,10 @@
  * docs/exactly-once.md why the guard makes writes exactly-once.
  *
  * Keys of entity T:E:I (one hash tag, one slot):
- *   presence:{T:E:I}:state  HASH  wm -> "o0,o1,o2,o3", blob -> state JSON
- *   presence:{T:E:I}:tabs   ZSET  tab_id -> deadline_ms
- *   presence:{T:E:I}:tab    HASH  tab_id -> tab JSON (px_view_tab_encode)
- *   presence:{T:E:I}:users  ZSET  user_id -> latest deadline of the user's tabs
- *   presence:{T:E:I}:locks  HASH  field -> lock JSON {user,name,tab,token,deadline}
- *   presence:{T:E:I}:meta   HASH  stale, busyBy, stale_until, version
+ *   presence:{T:E:I}:state  HASH    wm -> "o0,o1,o2,o3", blob -> state JSON
+ *   presence:{T:E:I}:view   STRING  the view JSON (px_view.h): live tabs and
+ *                                   locks with their deadlines, stale,
+ *                                   busyBy, stale_until, version
  * Channel presence:updates:{T:E:I}: the script publishes the caller's
  * notification payload when it wrote.
  *
@@ -85,10 +83,11 @@ void px_store_cmd_term(px_store_cmd_t *cmd);
  * writes e's state and view with watermarks wm, as seen at now_ms (view
  * deadlines come from the fold: px_fold_view / px_fold_lock_deadline), and
  * publishes `notify` (may be NULL: nothing published) on the entity's
- * channel if it wrote. View keys get PEXPIREAT of the latest deadline of
- * their live items (absent when none); meta and state persist once the
- * entity has a version, else the state is kept while anything is live and
- * at least max(ttls) past now_ms. Argument layout: docs/redis-keys.md.
+ * channel if it wrote. The view expires at the latest deadline in it and
+ * is deleted when nothing is live; view and state persist once the entity
+ * has a version; the state is kept while the fold holds anything, and
+ * PX_STORE_IDLE_RETENTION_MS when it holds nothing. Argument layout:
+ * docs/redis-keys.md.
  * Reuses cmd->buf (no allocation once grown). 0, or PX_ENOMEM. */
 int px_store_write_cmd(px_store_cmd_t *cmd, const char *script_sha, const px_entity_t *e,
                        const px_fold_conf_t *c, const px_store_wm_t *wm, int64_t now_ms,

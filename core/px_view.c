@@ -33,7 +33,9 @@ static const char *status_name(px_status_t s) { return s == PX_STATUS_AWAY ? "aw
 
 int px_view_tab_encode(const px_view_tab_t *t, px_buf_t *out) {
     size_t mark = out->len;
-    int rc = px_buf_puts(out, "{\"user\":");
+    int rc = px_buf_puts(out, "{\"tab\":");
+    if (!rc) rc = px_proto_write_string(out, t->tab_id);
+    if (!rc) rc = px_buf_printf(out, ",\"deadline\":%lld,\"user\":", (long long)t->deadline_ms);
     if (!rc) rc = px_proto_write_string(out, t->user_id);
     if (!rc) rc = px_buf_puts(out, ",\"name\":");
     if (!rc) rc = px_proto_write_string(out, t->user_name);
@@ -69,35 +71,59 @@ static int get_str(json_t *o, const char *k, char *dst, size_t n, int required) 
     return 0;
 }
 
+/* A required integer member >= 0. */
+static int get_nonneg(json_t *o, const char *k, int64_t *dst) {
+    json_t *v = json_object_get(o, k);
+    if (!v || !json_is_integer(v) || json_integer_value(v) < 0) return PX_EINVAL;
+    *dst = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+/* One of two words, absent = the first. */
+static int get_word(json_t *o, const char *k, const char *a, const char *b, int *out) {
+    char w[8];
+    if (get_str(o, k, w, sizeof w, 0)) return PX_EINVAL;
+    if (!w[0] || strcmp(w, a) == 0) *out = 0;
+    else if (strcmp(w, b) == 0) *out = 1;
+    else return PX_EINVAL;
+    return 0;
+}
+
+static int tab_from_json(json_t *o, px_view_tab_t *out) {
+    int mode, status;
+    if (!json_is_object(o)) return PX_EINVAL;
+    if (get_str(o, "tab", out->tab_id, sizeof out->tab_id, 1) || !out->tab_id[0]) return PX_EINVAL;
+    if (get_nonneg(o, "deadline", &out->deadline_ms)) return PX_EINVAL;
+    if (get_str(o, "user", out->user_id, sizeof out->user_id, 1) || !out->user_id[0]) return PX_EINVAL;
+    if (get_str(o, "name", out->user_name, sizeof out->user_name, 0)) return PX_EINVAL;
+    if (get_word(o, "mode", "view", "edit", &mode)) return PX_EINVAL;
+    if (get_word(o, "status", "online", "away", &status)) return PX_EINVAL;
+    if (get_str(o, "field", out->field, sizeof out->field, 0)) return PX_EINVAL;
+    if (get_str(o, "cursor", out->cursor, sizeof out->cursor, 0)) return PX_EINVAL;
+    out->mode = mode ? PX_MODE_EDIT : PX_MODE_VIEW;
+    out->status = status ? PX_STATUS_AWAY : PX_STATUS_ONLINE;
+    json_t *d = json_object_get(o, "dirty");
+    if (d && !json_is_boolean(d)) return PX_EINVAL;
+    out->dirty = d && json_is_true(d);
+    json_t *s = json_object_get(o, "since");
+    if (s && (!json_is_integer(s) || json_integer_value(s) < 0)) return PX_EINVAL;
+    out->since_ms = s ? (int64_t)json_integer_value(s) : 0;
+    return 0;
+}
+
 int px_view_tab_decode(const char *json, size_t len, px_view_tab_t *out) {
     json_error_t jerr;
     json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    int rc = PX_EINVAL;
-    char mode[8], status[8];
-    if (!o || !json_is_object(o)) goto done;
-    if (get_str(o, "user", out->user_id, sizeof out->user_id, 1)) goto done;
-    if (get_str(o, "name", out->user_name, sizeof out->user_name, 0)) goto done;
-    if (get_str(o, "mode", mode, sizeof mode, 0)) goto done;
-    if (get_str(o, "status", status, sizeof status, 0)) goto done;
-    if (get_str(o, "field", out->field, sizeof out->field, 0)) goto done;
-    if (get_str(o, "cursor", out->cursor, sizeof out->cursor, 0)) goto done;
-    out->mode = strcmp(mode, "edit") == 0 ? PX_MODE_EDIT : PX_MODE_VIEW;
-    out->status = strcmp(status, "away") == 0 ? PX_STATUS_AWAY : PX_STATUS_ONLINE;
-    json_t *d = json_object_get(o, "dirty");
-    if (d && !json_is_boolean(d)) goto done;
-    out->dirty = d && json_is_true(d);
-    json_t *s = json_object_get(o, "since");
-    if (s && !json_is_integer(s)) goto done;
-    out->since_ms = s ? (int64_t)json_integer_value(s) : 0;
-    rc = 0;
-done:
+    int rc = o ? tab_from_json(o, out) : PX_EINVAL;
     json_decref(o);
     return rc;
 }
 
 int px_view_lock_encode(const px_view_lock_t *l, px_buf_t *out) {
     size_t mark = out->len;
-    int rc = px_buf_puts(out, "{\"user\":");
+    int rc = px_buf_puts(out, "{\"field\":");
+    if (!rc) rc = px_proto_write_string(out, l->field);
+    if (!rc) rc = px_buf_puts(out, ",\"user\":");
     if (!rc) rc = px_proto_write_string(out, l->user_id);
     if (!rc) rc = px_buf_puts(out, ",\"name\":");
     if (!rc) rc = px_proto_write_string(out, l->user_name);
@@ -112,25 +138,62 @@ int px_view_lock_encode(const px_view_lock_t *l, px_buf_t *out) {
     return rc;
 }
 
-/* A required integer member >= 0. */
-static int get_nonneg(json_t *o, const char *k, int64_t *dst) {
-    json_t *v = json_object_get(o, k);
-    if (!v || !json_is_integer(v) || json_integer_value(v) < 0) return PX_EINVAL;
-    *dst = (int64_t)json_integer_value(v);
+static int lock_from_json(json_t *o, px_view_lock_t *out) {
+    if (!json_is_object(o)) return PX_EINVAL;
+    if (get_str(o, "field", out->field, sizeof out->field, 1) || !out->field[0]) return PX_EINVAL;
+    if (get_str(o, "user", out->user_id, sizeof out->user_id, 1) || !out->user_id[0]) return PX_EINVAL;
+    if (get_str(o, "name", out->user_name, sizeof out->user_name, 1)) return PX_EINVAL;
+    if (get_str(o, "tab", out->tab_id, sizeof out->tab_id, 1)) return PX_EINVAL;
+    if (get_nonneg(o, "token", &out->token) || get_nonneg(o, "deadline", &out->deadline_ms)) return PX_EINVAL;
     return 0;
 }
 
 int px_view_lock_decode(const char *json, size_t len, px_view_lock_t *out) {
     json_error_t jerr;
     json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = o ? lock_from_json(o, out) : PX_EINVAL;
+    json_decref(o);
+    return rc;
+}
+
+int px_view_decode(const char *json, size_t len, int64_t now_ms, px_view_t *v) {
+    v->n_tabs = v->n_locks = 0;
+    v->n_dropped = 0;
+    v->stale = false;
+    v->busy_by[0] = '\0';
+    v->stale_until_ms = v->version = 0;
+    if (len > PX_VIEW_MAX_BYTES) return PX_EINVAL;
+    json_error_t jerr;
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr), *x;
     int rc = PX_EINVAL;
+    size_t i;
     if (!o || !json_is_object(o)) goto done;
-    if (get_str(o, "user", out->user_id, sizeof out->user_id, 1) || !out->user_id[0]) goto done;
-    if (get_str(o, "name", out->user_name, sizeof out->user_name, 1)) goto done;
-    if (get_str(o, "tab", out->tab_id, sizeof out->tab_id, 1)) goto done;
-    if (get_nonneg(o, "token", &out->token) || get_nonneg(o, "deadline", &out->deadline_ms)) goto done;
+    json_t *tabs = json_object_get(o, "tabs"), *locks = json_object_get(o, "locks");
+    if (!json_is_array(tabs) || !json_is_array(locks)) goto done;
+    json_array_foreach(tabs, i, x) {
+        px_view_tab_t *t = v->n_tabs < v->max_tabs ? &v->tabs[v->n_tabs] : &v->scratch_tab;
+        if (tab_from_json(x, t)) goto done;
+        if (t->deadline_ms <= now_ms) continue; /* expired, not yet removed */
+        if (t == &v->scratch_tab) v->n_dropped++;
+        else v->n_tabs++;
+    }
+    json_array_foreach(locks, i, x) {
+        px_view_lock_t *l = v->n_locks < v->max_locks ? &v->locks[v->n_locks] : &v->scratch_lock;
+        if (lock_from_json(x, l)) goto done;
+        if (l->deadline_ms <= now_ms) continue;
+        if (l == &v->scratch_lock) v->n_dropped++;
+        else v->n_locks++;
+    }
+    json_t *st = json_object_get(o, "stale");
+    if (!json_is_boolean(st) || get_str(o, "busyBy", v->busy_by, sizeof v->busy_by, 1) ||
+        get_nonneg(o, "stale_until", &v->stale_until_ms) || get_nonneg(o, "version", &v->version))
+        goto done;
+    /* stale only while stale_until is ahead: a stopped processor's flag ends by itself */
+    v->stale = json_is_true(st) && v->stale_until_ms > now_ms;
+    if (!v->stale) v->busy_by[0] = '\0';
     rc = 0;
 done:
+    if (rc) v->n_tabs = v->n_locks = v->n_dropped = 0;
     json_decref(o);
     return rc;
 }

@@ -1,12 +1,13 @@
 /*
- * px_view.h - the Redis view's value formats and the per-user aggregation.
+ * px_view.h - the Redis view's format and the per-user aggregation.
  *
- * The processor writes each live tab of an entity as one field of
- * presence:{T:E:I}:tab whose value is a small JSON object (px_view_tab_
- * encode); readers (gateway, presencectl) decode it (px_view_tab_decode)
- * and fold the live tabs into one px_viewer_t per user (px_view_aggregate).
- * Each held lock is one field of presence:{T:E:I}:locks, a JSON object too
- * (px_view_lock_encode / px_view_lock_decode).
+ * The processor writes an entity's view as one JSON string,
+ * presence:{T:E:I}:view = {"tabs":[tab...],"locks":[lock...],"stale",
+ * "busyBy","stale_until","version"}, each tab and lock an object with its
+ * deadline (px_view_tab_encode, px_view_lock_encode; px_store.c writes the
+ * whole). Readers (gateway, presencectl) decode it with px_view_decode,
+ * which keeps only what is live at their clock, and fold the live tabs
+ * into one px_viewer_t per user (px_view_aggregate).
  * Key layout and value formats are documented in docs/redis-keys.md.
  */
 #ifndef PX_VIEW_H
@@ -51,19 +52,49 @@ int px_view_channel(const px_key_t *key, char *out, size_t out_size);
 /* Parse a channel name back into its key. 0 or PX_EINVAL. */
 int px_view_channel_parse(const char *channel, size_t len, px_key_t *out);
 
-/* Tab value (without tab_id and deadline, which live in the ZSET member and
- * score) <-> JSON. encode appends to out; decode fills every field but
- * tab_id/deadline_ms and refuses anything malformed (PX_EINVAL). */
+/* Tab <-> JSON {"tab","deadline","user","name","mode","dirty","status",
+ * "field","cursor","since"}. encode appends to out (0 or PX_ENOMEM, out
+ * unchanged); decode requires a non-empty tab and user and a deadline >= 0,
+ * defaults the other members when absent and refuses anything malformed
+ * (PX_EINVAL). */
 int px_view_tab_encode(const px_view_tab_t *t, px_buf_t *out);
 int px_view_tab_decode(const char *json, size_t len, px_view_tab_t *out);
 
-/* Lock value (without field) <-> JSON {"user","name","tab","token",
- * "deadline"}. encode appends to out (0 or PX_ENOMEM, out unchanged);
- * decode fills every field but `field`, requires all five members with
- * their JSON types (strings within bounds, token and deadline integers
- * >= 0) and refuses anything else with PX_EINVAL. */
+/* Lock <-> JSON {"field","user","name","tab","token","deadline"}. encode
+ * appends to out (0 or PX_ENOMEM, out unchanged); decode requires all six
+ * members with their JSON types (field and user non-empty, strings within
+ * bounds, token and deadline integers >= 0) and refuses anything else with
+ * PX_EINVAL. */
 int px_view_lock_encode(const px_view_lock_t *l, px_buf_t *out);
 int px_view_lock_decode(const char *json, size_t len, px_view_lock_t *out);
+
+/* Largest view px_view_decode reads (the processor's largest, every cap
+ * full and every string at its bound and fully escaped, is about 1.2 MB). */
+#define PX_VIEW_MAX_BYTES (4u << 20)
+
+/* One entity's view as a reader sees it at its clock. The caller points
+ * tabs/locks at arrays of max_tabs/max_locks entries. */
+typedef struct px_view {
+    px_view_tab_t *tabs;
+    size_t max_tabs, n_tabs;
+    px_view_lock_t *locks;
+    size_t max_locks, n_locks;
+    size_t n_dropped; /* live items beyond max_tabs/max_locks, left out */
+    bool stale;       /* stale and stale_until > now */
+    char busy_by[PX_NAME_MAX + 1]; /* "" unless stale */
+    int64_t stale_until_ms;
+    int64_t version;
+    px_view_tab_t scratch_tab; /* internal */
+    px_view_lock_t scratch_lock;
+} px_view_t;
+
+/* Decode a view (the value of presence:{T:E:I}:view) as seen at now_ms:
+ * tabs and locks whose deadline is <= now_ms are left out (written live,
+ * expired since), in the order stored (locks sorted by field). Refuses the
+ * whole view (PX_EINVAL, nothing kept) when it is not that JSON object,
+ * any member or item is malformed or out of bounds, or it is over
+ * PX_VIEW_MAX_BYTES; unknown members are ignored. */
+int px_view_decode(const char *json, size_t len, int64_t now_ms, px_view_t *v);
 
 /* Fold tabs[0..n) into viewers, one per user, in order of first
  * appearance: tabs counted, has_dirty_tab if any dirty, mode edit if any

@@ -202,8 +202,9 @@ typedef struct gw_ctx {
     redisAsyncContext *rcmd, *rsub;
     struct px_view_tab *tabs;  /* GW_MAX_TABS scratch for building a PRESENCE */
     px_viewer_t *viewers;
-    struct px_view_lock *locks; /* GW_MAX_LOCKS scratch, decoded from the locks hash */
+    struct px_view_lock *locks; /* GW_MAX_LOCKS scratch, decoded from the view */
     px_lock_view_t *lock_views;
+    char busy_by[PX_NAME_MAX + 1]; /* scratch: the view's busyBy */
     bool rcmd_up, rsub_up;
     uv_timer_t redis_retry;
     uv_timer_t redis_watchdog; /* PINGs rcmd: hiredis 0.14 may miss a dead socket */

@@ -1,8 +1,8 @@
 /*
  * gw_redis.c - the gateway's two Redis connections on the libuv loop.
  *
- * `rcmd` runs reads (one Lua script per entity read, so the tabs ZSET, the
- * tab and locks HASHes and the meta HASH are read at one point in time);
+ * `rcmd` runs reads (one GET of the entity's view string, which the
+ * processor writes whole, so a read sees one point in time);
  * `rsub` carries SUBSCRIBE for
  * the channels of the entities local connections watch. On a lost
  * connection both are dropped and re-dialled every second; on reconnect
@@ -20,23 +20,6 @@
 #include "px_time.h"
 #include "px_view.h"
 
-
-/* One entity's view, read at one point in time: {tabs, locks, meta} with
- * tabs = [tab_id, deadline, value, ...] of the tabs with deadline > now,
- * locks = [field, value, ...] (all of them: the deadline is inside the JSON,
- * so push_presence filters), meta = [stale, busyBy, stale_until, version]
- * (nil when absent). KEYS: tabs zset, tab hash, locks hash, meta hash.
- * ARGV: now_ms, limit. docs/redis-keys.md describes the keys. */
-static const char READ_SCRIPT[] =
-    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', "
-    "'LIMIT', 0, tonumber(ARGV[2]))\n"
-    "local tabs = {}\n"
-    "for i = 1, #ids, 2 do\n"
-    "  local v = redis.call('HGET', KEYS[2], ids[i])\n"
-    "  if v then tabs[#tabs+1] = ids[i]; tabs[#tabs+1] = ids[i+1]; tabs[#tabs+1] = v end\n"
-    "end\n"
-    "return {tabs, redis.call('HGETALL', KEYS[3]), "
-    "redis.call('HMGET', KEYS[4], 'stale', 'busyBy', 'stale_until', 'version')}\n";
 
 static void redis_connect(gw_ctx_t *gw);
 
@@ -261,92 +244,45 @@ typedef struct read_req {
     px_key_t key;
 } read_req_t;
 
-static int lock_cmp(const void *a, const void *b) {
-    return strcmp(((const px_view_lock_t *)a)->field, ((const px_view_lock_t *)b)->field);
-}
-
-/* A meta value as an integer >= 0, or -1 when absent or malformed. */
-static int64_t meta_int(const redisReply *v) {
-    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len > 19) return -1;
-    int64_t x = 0;
-    for (size_t i = 0; i < v->len; i++) {
-        int d = v->str[i] - '0';
-        if (d < 0 || d > 9 || x > (INT64_MAX - d) / 10) return -1;
-        x = x * 10 + d;
-    }
-    return x;
-}
-
-/* The live locks of a [field, value, ...] reply into gw->lock_views,
- * sorted by field (as the fold's view). Malformed values are counted and
- * skipped. Returns how many. */
-static size_t read_locks(gw_ctx_t *gw, const redisReply *r, int64_t now) {
-    size_t n = 0;
-    for (size_t i = 0; i + 1 < r->elements && n < GW_MAX_LOCKS; i += 2) {
-        const redisReply *f = r->element[i], *val = r->element[i + 1];
-        px_view_lock_t *l = &gw->locks[n];
-        if (f->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING || f->len == 0 ||
-            f->len > PX_ID_MAX || memchr(f->str, '\0', f->len) || px_view_lock_decode(val->str, val->len, l)) {
+/* Decode the view string (nil: nothing live) into v (strings in gw's
+ * scratch arrays). 0, or -1 on a reply of the wrong shape (counted and
+ * logged). */
+static int decode_view(gw_ctx_t *gw, const px_key_t *key, const redisReply *reply, px_presence_view_t *v) {
+    px_view_t pv = {.tabs = gw->tabs, .max_tabs = GW_MAX_TABS, .locks = gw->locks, .max_locks = GW_MAX_LOCKS};
+    if (reply->type == REDIS_REPLY_STRING) {
+        if (px_view_decode(reply->str, reply->len, px_now_ms(), &pv)) {
             px_counter_add(gw->m_redis_err, 1);
-            continue;
+            PX_WARN(GW_COMP, "redis read: malformed view", "key=%s:%s:%s bytes=%zu", key->tenant, key->entity,
+                    key->id, reply->len);
+            return -1;
         }
-        if (l->deadline_ms <= now) continue; /* expired, not yet removed */
-        memcpy(l->field, f->str, f->len);
-        l->field[f->len] = '\0';
-        n++;
+        if (pv.n_dropped) { /* more than the fold's caps: not the processor's */
+            px_counter_add(gw->m_redis_err, 1);
+            PX_WARN(GW_COMP, "redis read: view over the caps, items left out", "key=%s:%s:%s left_out=%zu",
+                    key->tenant, key->entity, key->id, pv.n_dropped);
+        }
+    } else if (reply->type != REDIS_REPLY_NIL) {
+        px_counter_add(gw->m_redis_err, 1);
+        PX_WARN(GW_COMP, "redis read: unexpected reply type", "key=%s:%s:%s type=%d", key->tenant, key->entity,
+                key->id, reply->type);
+        return -1;
     }
-    if (n > 1) qsort(gw->locks, n, sizeof *gw->locks, lock_cmp);
-    for (size_t i = 0; i < n; i++) {
-        const px_view_lock_t *l = &gw->locks[i];
+    size_t nv = px_view_aggregate(pv.tabs, pv.n_tabs, gw->viewers);
+    for (size_t i = 0; i < pv.n_locks; i++) {
+        const px_view_lock_t *l = &pv.locks[i];
         gw->lock_views[i] = (px_lock_view_t){.field = l->field, .user_id = l->user_id, .name = l->user_name,
                                              .tab_id = l->tab_id, .token = l->token,
                                              .expires_at_ms = l->deadline_ms};
     }
-    return n;
-}
-
-/* Decode the script's reply into v (strings in gw's scratch arrays).
- * 0, or -1 on a reply of the wrong shape (counted and logged). */
-static int decode_view(gw_ctx_t *gw, const px_key_t *key, const redisReply *reply, px_presence_view_t *v) {
-    px_view_tab_t *tabs = gw->tabs;
-    px_viewer_t *viewers = gw->viewers;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-        reply->element[0]->type != REDIS_REPLY_ARRAY || reply->element[1]->type != REDIS_REPLY_ARRAY ||
-        reply->element[2]->type != REDIS_REPLY_ARRAY || reply->element[2]->elements != 4) {
-        px_counter_add(gw->m_redis_err, 1);
-        PX_WARN(GW_COMP, "redis read: unexpected reply shape", "key=%s:%s:%s", key->tenant, key->entity, key->id);
-        return -1;
-    }
-    const redisReply *r = reply->element[0], *meta = reply->element[2];
-    size_t n = 0;
-    for (size_t i = 0; i + 2 < r->elements && n < GW_MAX_TABS; i += 3) {
-        redisReply *id = r->element[i], *val = r->element[i + 2];
-        if (id->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING) continue;
-        px_view_tab_t *t = &tabs[n];
-        if (id->len > PX_ID_MAX || px_view_tab_decode(val->str, val->len, t)) {
-            px_counter_add(gw->m_redis_err, 1);
-            continue;
-        }
-        memcpy(t->tab_id, id->str, id->len);
-        t->tab_id[id->len] = '\0';
-        n++;
-    }
-    size_t nv = px_view_aggregate(tabs, n, viewers);
-    int64_t now = px_now_ms();
-    size_t nl = read_locks(gw, reply->element[1], now);
-    /* stale only while stale_until is ahead: a crashed processor's flag ends by itself */
-    const redisReply *st = meta->element[0], *by = meta->element[1];
-    bool stale = st->type == REDIS_REPLY_STRING && st->len == 1 && st->str[0] == '1' &&
-                 meta_int(meta->element[2]) > now;
-    int64_t version = meta_int(meta->element[3]);
+    memcpy(gw->busy_by, pv.busy_by, sizeof gw->busy_by);
     *v = (px_presence_view_t){.key = key,
-                              .viewers = viewers,
+                              .viewers = gw->viewers,
                               .n_viewers = nv,
                               .locks = gw->lock_views,
-                              .n_locks = nl,
-                              .stale = stale,
-                              .busy_by = stale && by->type == REDIS_REPLY_STRING ? by->str : NULL,
-                              .version = version > 0 ? version : 0};
+                              .n_locks = pv.n_locks,
+                              .stale = pv.stale,
+                              .busy_by = pv.stale ? gw->busy_by : NULL,
+                              .version = pv.version};
     return 0;
 }
 
@@ -388,7 +324,7 @@ static void on_read(redisAsyncContext *ac, void *r, void *priv) {
     redisReply *reply = r;
     px_presence_view_t v;
     const px_presence_view_t *vp = NULL;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
         if (!gw->stopping) {
             px_counter_add(gw->m_redis_err, 1);
             PX_WARN(GW_COMP, "redis read failed", "err=\"%s\"",
@@ -415,15 +351,9 @@ int gw_redis_read(gw_ctx_t *gw, const px_key_t *key, gw_read_cb cb, void *arg) {
     req->cb = cb;
     req->arg = arg;
     req->key = *key;
-    char ktabs[PX_KEY_MAX + 64], ktab[PX_KEY_MAX + 64], klocks[PX_KEY_MAX + 64], kmeta[PX_KEY_MAX + 64];
-    char now[24], lim[16];
-    px_view_key(key, "tabs", ktabs, sizeof ktabs);
-    px_view_key(key, "tab", ktab, sizeof ktab);
-    px_view_key(key, "locks", klocks, sizeof klocks);
-    px_view_key(key, "meta", kmeta, sizeof kmeta);
-    snprintf(now, sizeof now, "%lld", (long long)px_now_ms());
-    snprintf(lim, sizeof lim, "%d", GW_MAX_TABS);
-    const char *argv[] = {"EVAL", READ_SCRIPT, "4", ktabs, ktab, klocks, kmeta, now, lim};
+    char kview[PX_KEY_MAX + 64];
+    px_view_key(key, "view", kview, sizeof kview);
+    const char *argv[] = {"GET", kview};
     if (redisAsyncCommandArgv(gw->rcmd, on_read, req, sizeof argv / sizeof argv[0], argv, NULL) != REDIS_OK) {
         free(req);
         px_counter_add(gw->m_redis_err, 1);

@@ -60,17 +60,17 @@ static int write_redis(ctl_t *c, uint64_t *wrote, uint64_t *kept) {
     memcpy(sha, rep->str, rep->len + 1);
     freeReplyObject(rep);
     int64_t now = px_now_ms();
-    char keys[6][PX_CONF_STR_MAX + PX_KEY_MAX + 64];
-    static const char *const suffix[6] = {"state", "tabs", "tab", "users", "locks", "meta"};
+    char keys[2][PX_CONF_STR_MAX + PX_KEY_MAX + 64];
+    static const char *const suffix[2] = {"state", "view"};
     CTL_FOR_EACH_ENT(c, n) {
         if (px_store_write_cmd(&cmd, sha, &n->st, &c->fold, &n->wm, now, NULL)) {
             fprintf(stderr, "presencectl: entity %s:%s:%s: write command too large\n", n->st.key.tenant,
                     n->st.key.entity, n->st.key.id);
             goto out;
         }
-        /* argv[3..8] are the six keys: put the target prefix before them */
+        /* argv[3..4] are the two keys: put the target prefix before them */
         if (c->cfg.redis_key_prefix[0])
-            for (int k = 0; k < 6; k++) {
+            for (int k = 0; k < 2; k++) {
                 int kl = ctl_redis_key(c, &n->st.key, suffix[k], keys[k], sizeof keys[k]);
                 if (kl < 0) goto out;
                 cmd.argv[3 + k] = keys[k];

@@ -36,6 +36,12 @@ def redis(stack, *args):
                           text=True, check=True).stdout.strip()
 
 
+def view(stack, key):
+    """The entity's view (docs/redis-keys.md) as a dict, or None when absent."""
+    out = redis(stack, "GET", f"presence:{{{key}}}:view")
+    return json.loads(out) if out else None
+
+
 async def test(stack):
     codec = pxavro.Codec()
     tenant = pxtest.unique("t")
@@ -105,8 +111,8 @@ async def test(stack):
     assert [c["type"] for c in r["r4"]] == ["LOCK_RELEASED"], r["r4"]
     assert [c["type"] for c in r["r5"]] == ["LOCK_GRANTED"], r["r5"]
     assert r["r5"][0]["token"] > r["r1"][0]["token"] >= 0, (r["r1"], r["r5"])
-    lock = json.loads(redis(stack, "HGET", f"presence:{{{tenant}:order:L1}}:locks", "amount"))
-    assert lock["user"] == "bob" and lock["token"] == r["r5"][0]["token"], lock
+    locks = view(stack, f"{tenant}:order:L1")["locks"]
+    assert [(lk["field"], lk["user"], lk["token"]) for lk in locks] == [("amount", "bob", r["r5"][0]["token"])], locks
 
     # early decisions: every LOCK's outcome came first as {"decided":[...]}
     # (published before the batch's commit), then again in the array the
@@ -141,9 +147,8 @@ async def test(stack):
 
     # lifecycle: both orders end in the same state
     for eid, version in (("V1", "5"), ("V2", "5"), ("J1", "3")):
-        meta = redis(stack, "HGETALL", f"presence:{{{tenant}:order:{eid}}}:meta").split("\n")
-        meta = dict(zip(meta[0::2], meta[1::2]))
-        assert meta.get("version") == version and meta.get("stale") == "0", (eid, meta)
+        v = view(stack, f"{tenant}:order:{eid}")
+        assert v["version"] == int(version) and v["stale"] is False and v["busyBy"] == "", (eid, v)
     for eid in ("V1", "V2"):
         types = sorted(c["type"] for c in changes if c["id"] == eid)
         assert types == ["STALE_CLEARED", "STALE_SET", "VERSION_BUMPED"], (eid, types)
@@ -174,8 +179,10 @@ async def test(stack):
     assert timed_out == ["ta", "tb", "tp"], timed_out
     expired = [c for c in changes if c["type"] == "LOCK_EXPIRED"]
     assert len(expired) == 1 and expired[0]["user_id"] == "bob" and expired[0]["field"] == "amount", expired
-    assert redis(stack, "ZCARD", f"presence:{{{tenant}:order:P1}}:tabs") == "0"
-    assert redis(stack, "HLEN", f"presence:{{{tenant}:order:L1}}:locks") == "0"
+    # nothing live and no version: the views are gone
+    assert view(stack, f"{tenant}:order:P1") is None
+    v = view(stack, f"{tenant}:order:L1")
+    assert v is None or (v["tabs"] == [] and v["locks"] == [] and v["version"] > 0), v
 
     # The proof of the whole run: with the processor stopped, an offline fold
     # of the log equals Redis and the committed presence.changes.
@@ -237,7 +244,7 @@ async def test(stack):
     r1 = [(c["type"], c["version"]) for c in got if c["id"] == "R1"]
     assert r1 == [("STALE_CLEARED", None), ("VERSION_BUMPED", 5), ("STALE_CLEARED", None),
                   ("VERSION_BUMPED", 6)] or r1 == [("VERSION_BUMPED", 5), ("VERSION_BUMPED", 6)], r1
-    assert redis(stack, "HGET", f"presence:{{{tenant}:order:R1}}:meta", "version") == "6"
+    assert view(stack, f"{tenant}:order:R1")["version"] == 6
 
     # V1 stays broken: the DLQ after the third retry (1 + 3 + 9 s), with the
     # original coordinates

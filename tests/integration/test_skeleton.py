@@ -39,10 +39,14 @@ async def test(stack):
 
     # The Redis view holds both tabs under the entity's hash tag.
     env = stack.env
-    out = subprocess.run(["redis-cli", "-p", env["REDIS_PORT"], "ZCARD",
-                          f"presence:{{{tenant}:order:{order}}}:tabs"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "2", f"expected 2 tabs in Redis, got {out!r}"
+
+    def get_view():
+        out = subprocess.run(["redis-cli", "-p", env["REDIS_PORT"], "GET",
+                              f"presence:{{{tenant}:order:{order}}}:view"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        return json.loads(out)
+    tabs = get_view()["tabs"]
+    assert sorted(t["user"] for t in tabs) == ["alice", "bob"], f"expected 2 tabs in Redis, got {tabs!r}"
 
     # A heartbeat that flips bob to dirty reaches alice as an update.
     await bob.send(json.dumps({"type": "HB", "dirty": True}))
@@ -54,13 +58,10 @@ async def test(stack):
     # Tab ids come from clients: mallory claiming alice's tab id must neither
     # replace nor remove alice's tab.
     alice_tab = None
-    keys = subprocess.run(["redis-cli", "-p", env["REDIS_PORT"], "HGETALL",
-                           f"presence:{{{tenant}:order:{order}}}:tab"],
-                          capture_output=True, text=True, check=True).stdout.split("\n")
-    for k, v in zip(keys[0::2], keys[1::2]):
-        if json.loads(v)["user"] == "alice":
-            alice_tab = k
-    assert alice_tab, keys
+    for t in get_view()["tabs"]:
+        if t["user"] == "alice":
+            alice_tab = t["tab"]
+    assert alice_tab, get_view()
     mallory = await websockets.connect(stack.ws_url(pxtest.token("mallory", tenant, "Mallory")))
     await mallory.send(json.dumps({"type": "SUB", "entity": "order", "id": order, "tab_id": alice_tab}))
     await mallory.send(json.dumps({"type": "UNSUB"}))
@@ -98,18 +99,20 @@ async def test(stack):
         alice, lambda m: m.get("type") == "PRESENCE" and m["viewers"][0]["status"] == "away",
         what="PRESENCE with alice away")
 
-    # Locks and the lifecycle flag come from the locks and meta hashes
-    # (docs/redis-keys.md); the gateway shows live ones only.
+    # Locks and the lifecycle flag come from the view (docs/redis-keys.md);
+    # the gateway shows live ones only.
     now = int(time.time() * 1000)
     base = f"presence:{{{tenant}:order:{order}}}"
 
     def rcli(*args):
         subprocess.run(["redis-cli", "-p", env["REDIS_PORT"], *args], capture_output=True, text=True, check=True)
 
-    rcli("HSET", base + ":locks",
-         "title", json.dumps({"user": "alice", "name": "Alice", "tab": alice_tab, "token": 42, "deadline": now + 60000}),
-         "old", json.dumps({"user": "bob", "name": "Bob", "tab": "x", "token": 7, "deadline": now - 1000}))
-    rcli("HSET", base + ":meta", "stale", "1", "busyBy", "import job", "stale_until", str(now + 60000), "version", "5")
+    v = get_view()
+    v["locks"] = [
+        {"field": "old", "user": "bob", "name": "Bob", "tab": "x", "token": 7, "deadline": now - 1000},
+        {"field": "title", "user": "alice", "name": "Alice", "tab": alice_tab, "token": 42, "deadline": now + 60000}]
+    v.update(stale=True, busyBy="import job", stale_until=now + 60000, version=5)
+    rcli("SET", base + ":view", json.dumps(v))
     rcli("PUBLISH", f"presence:updates:{{{tenant}:order:{order}}}", "{}")
     m = await pxtest.recv_until(alice, lambda m: m.get("type") == "PRESENCE" and m.get("locks"),
                                 what="PRESENCE with a lock")

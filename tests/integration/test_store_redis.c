@@ -7,8 +7,8 @@
  * Checks every key's exact contents and expiry after a write, that a stale
  * or incomparable watermark changes nothing and publishes nothing, that an
  * equal watermark rewrites idempotently, that a newer one replaces, that an
- * empty entity leaves no view keys, that an entity at every cap goes
- * through (one ZADD of 512 arguments), and that HMGET state wm blob ->
+ * empty entity leaves no view, that an entity at every cap goes through
+ * (a view of 256 tabs and 64 locks that reads back whole), and that HMGET state wm blob ->
  * px_store_decode loads the entity back. Usage: test_store_redis
  * [redis-server path].
  */
@@ -201,12 +201,24 @@ static void key_of(const px_key_t *k, const char *suffix, char *out) {
     assert_true(px_view_key(k, suffix, out, PX_KEY_MAX + 64) > 0);
 }
 
+/* The view key's value (NULL when absent; free it) and its PEXPIRETIME. */
+static char *get_view(const px_key_t *k, long long *expiretime) {
+    char key[PX_KEY_MAX + 64];
+    key_of(k, "view", key);
+    redisReply *r = cmd("GET %s", key);
+    char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    assert_true(v || r->type == REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    if (expiretime) *expiretime = cmd_int("PEXPIRETIME %s", key);
+    return v;
+}
+
 /* Every key of the entity as bytes (DUMP) plus its expiry: equal snapshots
  * mean nothing changed. */
 static void snapshot(const px_key_t *k, px_buf_t *out) {
-    static const char *const sfx[] = {"state", "tabs", "tab", "users", "locks", "meta"};
+    static const char *const sfx[] = {"state", "view"};
     px_buf_reset(out);
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 2; i++) {
         char key[PX_KEY_MAX + 64];
         key_of(k, sfx[i], key);
         redisReply *r = cmd("DUMP %s", key);
@@ -308,69 +320,29 @@ static void test_write_read_back(void **state) {
      * EXPIRE records in the log remove them) */
     assert_int_equal(cmd_int("PEXPIRETIME %s", k), -1);
 
-    /* tabs: live ones only, scored by deadline */
-    key_of(&K, "tabs", k);
-    r = cmd("ZRANGE %s 0 -1 WITHSCORES", k);
-    assert_int_equal(r->elements, 6);
-    char want[64];
-    assert_string_equal(r->element[0]->str, "t1");
-    snprintf(want, sizeof want, "%lld", (long long)(t0 + C.presence_ttl_ms));
-    assert_string_equal(r->element[1]->str, want);
-    assert_string_equal(r->element[2]->str, "t3");
-    assert_string_equal(r->element[4]->str, "t2");
-    snprintf(want, sizeof want, "%lld", (long long)tabs_dl);
-    assert_string_equal(r->element[5]->str, want);
-    freeReplyObject(r);
-    assert_int_equal(cmd_int("PEXPIRETIME %s", k), tabs_dl);
-
-    /* tab: the gateway's format */
-    key_of(&K, "tab", k);
-    assert_int_equal(cmd_int("HLEN %s", k), 3);
-    assert_int_equal(cmd_int("PEXPIRETIME %s", k), tabs_dl);
-    r = cmd("HGET %s t2", k);
-    char tabjson[512];
-    snprintf(tabjson, sizeof tabjson,
-             "{\"user\":\"alice\",\"name\":\"Name \\\"alice\\\"\",\"mode\":\"edit\",\"dirty\":true,"
-             "\"status\":\"online\",\"field\":\"title\",\"cursor\":\"{\\\"line\\\":3}\",\"since\":%lld}",
-             (long long)(t0 + 2000));
-    assert_string_equal(r->str, tabjson);
-    freeReplyObject(r);
-
-    /* users: latest deadline per user */
-    key_of(&K, "users", k);
-    r = cmd("ZRANGE %s 0 -1 WITHSCORES", k);
-    assert_int_equal(r->elements, 4);
-    assert_string_equal(r->element[0]->str, "bob");
-    assert_string_equal(r->element[2]->str, "alice");
-    snprintf(want, sizeof want, "%lld", (long long)tabs_dl);
-    assert_string_equal(r->element[3]->str, want);
-    freeReplyObject(r);
-    assert_int_equal(cmd_int("PEXPIRETIME %s", k), tabs_dl);
-
-    /* locks: the live one, deadline from the holder's heartbeats */
-    key_of(&K, "locks", k);
-    assert_int_equal(cmd_int("HLEN %s", k), 1);
-    r = cmd("HGET %s title", k);
-    char lockjson[256];
-    snprintf(lockjson, sizeof lockjson,
-             "{\"user\":\"alice\",\"name\":\"\",\"tab\":\"t2\",\"token\":%lld,\"deadline\":%lld}",
-             (long long)e.locks[1].token, (long long)lock_dl);
+    /* the view: live tabs and locks only, with their deadlines; stale by
+     * w1; expires at its latest deadline (version 0) */
+    long long at;
+    char *view = get_view(&K, &at);
+    assert_non_null(view);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "{\"tabs\":["
+             "{\"tab\":\"t1\",\"deadline\":%lld,\"user\":\"alice\",\"name\":\"Name \\\"alice\\\"\",\"mode\":\"view\","
+             "\"dirty\":false,\"status\":\"online\",\"field\":\"\",\"cursor\":\"\",\"since\":%lld},"
+             "{\"tab\":\"t2\",\"deadline\":%lld,\"user\":\"alice\",\"name\":\"Name \\\"alice\\\"\",\"mode\":\"edit\","
+             "\"dirty\":true,\"status\":\"online\",\"field\":\"title\",\"cursor\":\"{\\\"line\\\":3}\",\"since\":%lld},"
+             "{\"tab\":\"t3\",\"deadline\":%lld,\"user\":\"bob\",\"name\":\"Name \\\"bob\\\"\",\"mode\":\"view\","
+             "\"dirty\":false,\"status\":\"online\",\"field\":\"\",\"cursor\":\"\",\"since\":%lld}],"
+             "\"locks\":[{\"field\":\"title\",\"user\":\"alice\",\"name\":\"\",\"tab\":\"t2\",\"token\":%lld,"
+             "\"deadline\":%lld}],\"stale\":true,\"busyBy\":\"job w1\",\"stale_until\":%lld,\"version\":0}",
+             (long long)(t0 + C.presence_ttl_ms), (long long)t0, (long long)tabs_dl, (long long)(t0 + 2000),
+             (long long)(t0 + 1000 + C.presence_ttl_ms), (long long)(t0 + 1000), (long long)e.locks[1].token,
+             (long long)lock_dl, (long long)stale_until);
     assert_string_equal(px_fold_lock_field(&e.locks[1]), "title");
-    assert_string_equal(r->str, lockjson);
-    freeReplyObject(r);
-    assert_int_equal(cmd_int("PEXPIRETIME %s", k), lock_dl);
-
-    /* meta: stale, by whom, until when, version; expires with the write */
-    key_of(&K, "meta", k);
-    r = cmd("HMGET %s stale busyBy stale_until version", k);
-    assert_string_equal(r->element[0]->str, "1");
-    assert_string_equal(r->element[1]->str, "job w1");
-    snprintf(want, sizeof want, "%lld", (long long)stale_until);
-    assert_string_equal(r->element[2]->str, want);
-    assert_string_equal(r->element[3]->str, "0");
-    freeReplyObject(r);
-    assert_int_equal(cmd_int("HLEN %s", k), 4);
-    assert_int_equal(cmd_int("PEXPIRETIME %s", k), stale_until);
+    assert_string_equal(view, want);
+    assert_int_equal(at, stale_until > lock_dl ? stale_until : lock_dl);
+    free(view);
 
     /* load: HMGET state wm blob -> decode gives the entity back */
     key_of(&K, "state", k);
@@ -435,33 +407,35 @@ static void test_watermark_guard(void **state) {
     assert_memory_equal(before.data, after.data, before.len);
 
     /* the newer write replaced the first view: t3 left, version 7, so
-     * state and meta persist */
+     * state and view persist */
     char k[PX_KEY_MAX + 64];
     key_of(&K, "state", k);
     assert_int_equal(cmd_int("PEXPIRETIME %s", k), -1);
-    key_of(&K, "meta", k);
-    assert_int_equal(cmd_int("PEXPIRETIME %s", k), -1);
-    redisReply *r = cmd("HMGET %s stale busyBy version", k);
-    assert_string_equal(r->element[0]->str, "0");
-    assert_string_equal(r->element[1]->str, "");
-    assert_string_equal(r->element[2]->str, "7");
-    freeReplyObject(r);
-    key_of(&K, "tabs", k);
-    assert_int_equal(cmd_int("ZCARD %s", k), 2);
-    key_of(&K, "users", k);
-    assert_int_equal(cmd_int("ZCARD %s", k), 1);
+    long long at;
+    char *view = get_view(&K, &at);
+    assert_int_equal(at, -1);
+    px_view_tab_t vt[8];
+    px_view_lock_t vl[8];
+    px_view_t v = {.tabs = vt, .max_tabs = 8, .locks = vl, .max_locks = 8};
+    assert_int_equal(px_view_decode(view, strlen(view), now, &v), 0);
+    free(view);
+    assert_false(v.stale);
+    assert_string_equal(v.busy_by, "");
+    assert_int_equal(v.version, 7);
+    assert_int_equal(v.n_tabs, 2);
+    assert_int_equal(v.n_locks, 1);
 
+    /* a heartbeat moves the tab's deadline in the view */
     px_entity_t e2;
     px_entity_init(&e2, &K);
     assert_int_equal(px_entity_copy(&e2, &e), 0);
     apply(&e2, &wm, presq(PX_PRES_HB, "t1", "alice", t0 + 4000));
     assert_int_equal(write_entity(&c, &e2, &wm, now, NULL), 1);
-    key_of(&K, "tabs", k);
-    r = cmd("ZSCORE %s t1", k);
-    char want[32];
-    snprintf(want, sizeof want, "%lld", (long long)(t0 + 4000 + C.presence_ttl_ms));
-    assert_string_equal(r->str, want);
-    freeReplyObject(r);
+    view = get_view(&K, NULL);
+    assert_int_equal(px_view_decode(view, strlen(view), now, &v), 0);
+    free(view);
+    assert_string_equal(vt[0].tab_id, "t1");
+    assert_int_equal(vt[0].deadline_ms, t0 + 4000 + C.presence_ttl_ms);
     expect_no_message(); /* NULL notify: nothing published */
 
     px_entity_term(&e2);
@@ -473,16 +447,12 @@ static void test_watermark_guard(void **state) {
 }
 
 static long long exists_view(const px_key_t *k) {
-    char a[PX_KEY_MAX + 64], b[PX_KEY_MAX + 64], c[PX_KEY_MAX + 64], d[PX_KEY_MAX + 64], m[PX_KEY_MAX + 64];
-    key_of(k, "tabs", a);
-    key_of(k, "tab", b);
-    key_of(k, "users", c);
-    key_of(k, "locks", d);
-    key_of(k, "meta", m);
-    return cmd_int("EXISTS %s %s %s %s %s", a, b, c, d, m);
+    char a[PX_KEY_MAX + 64];
+    key_of(k, "view", a);
+    return cmd_int("EXISTS %s", a);
 }
 
-/* An empty entity has no view keys; one that becomes empty loses them. */
+/* An empty entity has no view; one that becomes empty loses it. */
 static void test_empty(void **state) {
     int64_t now = px_now_ms();
     px_key_t k2;
@@ -505,7 +475,7 @@ static void test_empty(void **state) {
     px_src_t src = {PX_SRC_HEARTBEATS, 0, ++wm.off[PX_SRC_HEARTBEATS]};
     assert_int_equal(px_fold_apply(&e, &C, &ev, &src, NULL, NULL), 0);
     assert_int_equal(write_entity(&c, &e, &wm, now, NULL), 1);
-    assert_int_equal(exists_view(&k2), 3); /* tabs, tab, users */
+    assert_int_equal(exists_view(&k2), 1);
     assert_int_equal(cmd_int("PEXPIRETIME %s", sk), -1); /* a tab: kept until an EXPIRE or UNSUB */
     ev.type = PX_PRES_UNSUB;
     src.offset = ++wm.off[PX_SRC_HEARTBEATS];
@@ -570,14 +540,15 @@ static void test_at_caps(void **state) {
     px_store_cmd_init(&c);
     assert_int_equal(write_entity(&c, &e, &wm, now, NULL), 1);
     char k[PX_KEY_MAX + 64];
-    px_view_key(&k3, "tabs", k, sizeof k);
-    assert_int_equal(cmd_int("ZCARD %s", k), PX_FOLD_TABS_MAX);
-    px_view_key(&k3, "tab", k, sizeof k);
-    assert_int_equal(cmd_int("HLEN %s", k), PX_FOLD_TABS_MAX);
-    px_view_key(&k3, "users", k, sizeof k);
-    assert_int_equal(cmd_int("ZCARD %s", k), PX_FOLD_TABS_MAX);
-    px_view_key(&k3, "locks", k, sizeof k);
-    assert_int_equal(cmd_int("HLEN %s", k), PX_FOLD_LOCKS_MAX);
+    char *view = get_view(&k3, NULL);
+    static px_view_tab_t vt[PX_FOLD_TABS_MAX];
+    static px_view_lock_t vl[PX_FOLD_LOCKS_MAX];
+    px_view_t v = {.tabs = vt, .max_tabs = PX_FOLD_TABS_MAX, .locks = vl, .max_locks = PX_FOLD_LOCKS_MAX};
+    assert_int_equal(px_view_decode(view, strlen(view), now, &v), 0);
+    free(view);
+    assert_int_equal(v.n_tabs, PX_FOLD_TABS_MAX);
+    assert_int_equal(v.n_locks, PX_FOLD_LOCKS_MAX);
+    assert_int_equal(v.n_dropped, 0);
     px_store_state_key(&k3, k, sizeof k);
     redisReply *r = cmd("HGET %s blob", k);
     px_entity_t d;

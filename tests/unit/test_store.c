@@ -234,8 +234,20 @@ static void test_roundtrip_at_caps(void **state) {
     assert_int_equal(px_store_write_cmd(&cmd, "0123456789012345678901234567890123456789", &e, &c, &wm,
                                         1700000000000LL, "{}"),
                      0);
-    assert_int_equal(cmd.argc, 21);
-    print_message("command at caps: %zu bytes\n", cmd.buf.len);
+    assert_int_equal(cmd.argc, 12);
+    print_message("command at caps: %zu bytes, view %zu bytes\n", cmd.buf.len, cmd.argvlen[9]);
+    /* the largest view reads back whole, within the readers' limit */
+    assert_true(cmd.argvlen[9] > 0 && cmd.argvlen[9] < PX_VIEW_MAX_BYTES);
+    static px_view_tab_t vt[PX_FOLD_TABS_MAX];
+    static px_view_lock_t vl[PX_FOLD_LOCKS_MAX];
+    px_view_t v = {.tabs = vt, .max_tabs = PX_FOLD_TABS_MAX, .locks = vl, .max_locks = PX_FOLD_LOCKS_MAX};
+    assert_int_equal(px_view_decode(cmd.argv[9], cmd.argvlen[9], 1700000000000LL, &v), 0);
+    assert_int_equal(v.n_dropped, 0);
+    size_t live_tabs = 0, live_locks = 0;
+    for (size_t i = 0; i < e.n_tabs; i++) live_tabs += px_fold_tab_deadline(&c, &e.tabs[i]) > 1700000000000LL;
+    for (size_t i = 0; i < e.n_locks; i++) live_locks += px_fold_lock_deadline(&e, &c, &e.locks[i]) > 1700000000000LL;
+    assert_int_equal(v.n_tabs, live_tabs);
+    assert_int_equal(v.n_locks, live_locks);
     px_store_cmd_term(&cmd);
     /* a buffer capped below the blob: PX_ENOMEM, buffer unchanged */
     px_buf_t small;
@@ -573,22 +585,7 @@ static void test_wm(void **state) {
 /* ---- the write command ------------------------------------------------------------------- */
 
 /* Split a list argument the way the script does. */
-static size_t items(const char *s, size_t len, char out[][600], size_t max) {
-    size_t n = 0, i = 0;
-    while (i < len) {
-        assert_true(i + 5 <= len && n < max);
-        char d[6];
-        memcpy(d, s + i, 5);
-        d[5] = '\0';
-        size_t l = (size_t)strtoul(d, NULL, 10);
-        assert_true(i + 5 + l <= len && l < 600);
-        memcpy(out[n], s + i + 5, l);
-        out[n][l] = '\0';
-        n++;
-        i += 5 + l;
-    }
-    return n;
-}
+static int64_t px_store_max_ll(int64_t a, int64_t b) { return a > b ? a : b; }
 
 static const char *arg(const px_store_cmd_t *cmd, int i, char *tmp, size_t n) {
     assert_true(i < cmd->argc && cmd->argvlen[i] < n);
@@ -625,18 +622,13 @@ static void test_write_cmd(void **state) {
     const char *sha = "abcdefabcdefabcdefabcdefabcdefabcdefabcd";
     assert_int_equal(px_store_write_cmd(&cmd, sha, &e, &c, &wm, now, "{\"type\":\"X\"}"), 0);
     char tmp[8192];
-    static char it[300][600];
-    assert_int_equal(cmd.argc, 21);
+    assert_int_equal(cmd.argc, 12);
     assert_string_equal(arg(&cmd, 0, tmp, sizeof tmp), "EVALSHA");
     assert_string_equal(arg(&cmd, 1, tmp, sizeof tmp), sha);
-    assert_string_equal(arg(&cmd, 2, tmp, sizeof tmp), "6");
-    static const char *const keys[] = {"state", "tabs", "tab", "users", "locks", "meta"};
-    for (int i = 0; i < 6; i++) {
-        char want[128];
-        snprintf(want, sizeof want, "presence:{acme:doc:1}:%s", keys[i]);
-        assert_string_equal(arg(&cmd, 3 + i, tmp, sizeof tmp), want);
-    }
-    const int A = 8; /* ARGV[k] is argv[A + k] */
+    assert_string_equal(arg(&cmd, 2, tmp, sizeof tmp), "2");
+    assert_string_equal(arg(&cmd, 3, tmp, sizeof tmp), "presence:{acme:doc:1}:state");
+    assert_string_equal(arg(&cmd, 4, tmp, sizeof tmp), "presence:{acme:doc:1}:view");
+    const int A = 4; /* ARGV[k] is argv[A + k] */
     char wmstr[64];
     snprintf(wmstr, sizeof wmstr, "%lld,%lld,%lld,%lld", (long long)wm.off[0], (long long)wm.off[1],
              (long long)wm.off[2], (long long)wm.off[3]);
@@ -649,73 +641,68 @@ static void test_write_cmd(void **state) {
     assert_int_equal(px_store_decode(cmd.argv[A + 2], cmd.argvlen[A + 2], &d, &dwm, err, sizeof err), 0);
     assert_true(px_entity_equal(&e, &d));
     px_entity_term(&d);
-    /* version 4: state persists; tabs expire at t2's deadline */
+    /* version 4: state and view persist */
     assert_string_equal(arg(&cmd, A + 3, tmp, sizeof tmp), "");
-    int64_t t2_dl = t0 + 5000 + c.presence_ttl_ms;
-    snprintf(wmstr, sizeof wmstr, "%lld", (long long)t2_dl);
-    assert_string_equal(arg(&cmd, A + 4, tmp, sizeof tmp), wmstr);
-    /* tabs: t1 and t2 only (t3 is past its deadline) */
-    size_t n = items(cmd.argv[A + 5], cmd.argvlen[A + 5], it, 300);
-    assert_int_equal(n, 6);
-    assert_string_equal(it[0], "t1");
-    assert_int_equal(strtoll(it[1], NULL, 10), t0 + c.presence_ttl_ms);
-    px_view_tab_t vt;
-    assert_int_equal(px_view_tab_decode(it[2], strlen(it[2]), &vt), 0);
-    assert_string_equal(vt.user_id, "u1");
-    assert_int_equal(vt.since_ms, t0);
-    assert_string_equal(it[3], "t2");
-    /* users: u1 with its latest tab's deadline */
-    n = items(cmd.argv[A + 6], cmd.argvlen[A + 6], it, 300);
-    assert_int_equal(n, 2);
-    assert_string_equal(it[0], "u1");
-    assert_int_equal(strtoll(it[1], NULL, 10), t2_dl);
-    /* locks: a only, deadline from the holder's heartbeats (t1 at t0) */
+    assert_string_equal(arg(&cmd, A + 4, tmp, sizeof tmp), "");
+    /* the view, byte for byte: t1 and t2 (t3 is past its deadline), lock a
+     * (z is dead) with its deadline from the holder's heartbeats, stale by
+     * w1, version 4 */
+    int64_t t1_dl = t0 + c.presence_ttl_ms, t2_dl = t0 + 5000 + c.presence_ttl_ms;
     int64_t lock_dl = px_fold_lock_deadline(&e, &c, &e.locks[0]);
     assert_int_equal(lock_dl, t0 + c.lock_ttl_ms);
-    snprintf(wmstr, sizeof wmstr, "%lld", (long long)lock_dl);
-    assert_string_equal(arg(&cmd, A + 7, tmp, sizeof tmp), wmstr);
-    n = items(cmd.argv[A + 8], cmd.argvlen[A + 8], it, 300);
-    assert_int_equal(n, 2);
-    assert_string_equal(it[0], "a");
-    px_view_lock_t vl;
-    assert_int_equal(px_view_lock_decode(it[1], strlen(it[1]), &vl), 0);
-    assert_string_equal(vl.user_id, "u1");
-    assert_string_equal(vl.tab_id, "t1");
-    assert_int_equal(vl.token, e.locks[0].token);
-    assert_int_equal(vl.deadline_ms, lock_dl);
-    /* meta: stale by w1, versioned: persists */
-    assert_string_equal(arg(&cmd, A + 9, tmp, sizeof tmp), "");
-    n = items(cmd.argv[A + 10], cmd.argvlen[A + 10], it, 300);
-    assert_int_equal(n, 8);
-    assert_string_equal(it[0], "stale");
-    assert_string_equal(it[1], "1");
-    assert_string_equal(it[2], "busyBy");
-    assert_string_equal(it[3], "w1");
-    assert_string_equal(it[4], "stale_until");
-    assert_int_equal(strtoll(it[5], NULL, 10), t0 + c.stale_ttl_ms);
-    assert_string_equal(it[6], "version");
-    assert_string_equal(it[7], "4");
-    assert_string_equal(arg(&cmd, A + 11, tmp, sizeof tmp), "presence:updates:{acme:doc:1}");
-    assert_string_equal(arg(&cmd, A + 12, tmp, sizeof tmp), "{\"type\":\"X\"}");
+    char want[2048];
+    snprintf(want, sizeof want,
+             "{\"tabs\":[{\"tab\":\"t1\",\"deadline\":%lld,\"user\":\"u1\",\"name\":\"Name u1\",\"mode\":\"view\","
+             "\"dirty\":false,\"status\":\"online\",\"field\":\"\",\"cursor\":\"\",\"since\":%lld},"
+             "{\"tab\":\"t2\",\"deadline\":%lld,\"user\":\"u1\",\"name\":\"Name u1\",\"mode\":\"view\","
+             "\"dirty\":false,\"status\":\"online\",\"field\":\"\",\"cursor\":\"\",\"since\":%lld}],"
+             "\"locks\":[{\"field\":\"a\",\"user\":\"u1\",\"name\":\"Name u1\",\"tab\":\"t1\",\"token\":%lld,"
+             "\"deadline\":%lld}],\"stale\":true,\"busyBy\":\"w1\",\"stale_until\":%lld,\"version\":4}",
+             (long long)t1_dl, (long long)t0, (long long)t2_dl, (long long)(t0 + 5000),
+             (long long)e.locks[0].token, (long long)lock_dl, (long long)(t0 + c.stale_ttl_ms));
+    assert_string_equal(arg(&cmd, A + 5, tmp, sizeof tmp), want);
+    /* and it reads back at now as what the fold says */
+    px_view_tab_t vt[4];
+    px_view_lock_t vl[4];
+    px_view_t v = {.tabs = vt, .max_tabs = 4, .locks = vl, .max_locks = 4};
+    assert_int_equal(px_view_decode(cmd.argv[A + 5], cmd.argvlen[A + 5], now, &v), 0);
+    assert_int_equal(v.n_tabs, 2);
+    assert_int_equal(v.n_locks, 1);
+    assert_true(v.stale);
+    assert_string_equal(v.busy_by, "w1");
+    assert_int_equal(v.version, 4);
+    assert_string_equal(arg(&cmd, A + 6, tmp, sizeof tmp), "presence:updates:{acme:doc:1}");
+    assert_string_equal(arg(&cmd, A + 7, tmp, sizeof tmp), "{\"type\":\"X\"}");
 
     /* rebuilding reuses the buffer; no notification: empty channel */
     const char *data = cmd.buf.data;
     assert_int_equal(px_store_write_cmd(&cmd, sha, &e, &c, &wm, now, NULL), 0);
     assert_ptr_equal(cmd.buf.data, data);
-    assert_string_equal(arg(&cmd, A + 11, tmp, sizeof tmp), "");
+    assert_string_equal(arg(&cmd, A + 6, tmp, sizeof tmp), "");
+    assert_int_equal(cmd.argvlen[A + 7], 0);
 
-    /* far later: nothing live, version kept -> empty lists, no expiries but the meta's none */
+    /* far later: nothing live, version kept -> an empty view that persists */
     assert_int_equal(px_store_write_cmd(&cmd, sha, &e, &c, &wm, now + 100000000, NULL), 0);
-    for (int k = 4; k <= 8; k++) assert_int_equal(cmd.argvlen[A + k], 0);
-    n = items(cmd.argv[A + 10], cmd.argvlen[A + 10], it, 300);
-    assert_int_equal(n, 8);
-    assert_string_equal(it[1], "0");
+    assert_int_equal(cmd.argvlen[A + 4], 0);
+    assert_string_equal(arg(&cmd, A + 5, tmp, sizeof tmp),
+                        "{\"tabs\":[],\"locks\":[],\"stale\":false,\"busyBy\":\"\",\"stale_until\":0,\"version\":4}");
 
-    /* an empty entity: no view, no meta; state kept for the idle retention */
+    /* no version: the view expires at its latest deadline */
+    e.version = 0;
+    assert_int_equal(px_store_write_cmd(&cmd, sha, &e, &c, &wm, now, NULL), 0);
+    snprintf(wmstr, sizeof wmstr, "%lld", (long long)px_store_max_ll(px_store_max_ll(t2_dl, lock_dl), t0 + c.stale_ttl_ms));
+    assert_string_equal(arg(&cmd, A + 4, tmp, sizeof tmp), wmstr);
+    /* ... and nothing live without a version: no view (DEL) */
+    assert_int_equal(px_store_write_cmd(&cmd, sha, &e, &c, &wm, now + 100000000, NULL), 0);
+    assert_int_equal(cmd.argvlen[A + 4], 0);
+    assert_int_equal(cmd.argvlen[A + 5], 0);
+
+    /* an empty entity: no view; state kept for the idle retention */
     px_entity_t empty;
     px_entity_init(&empty, &K);
     assert_int_equal(px_store_write_cmd(&cmd, sha, &empty, &c, &wm, now, NULL), 0);
-    for (int k = 4; k <= 10; k++) assert_int_equal(cmd.argvlen[A + k], 0);
+    assert_int_equal(cmd.argvlen[A + 4], 0);
+    assert_int_equal(cmd.argvlen[A + 5], 0);
     snprintf(wmstr, sizeof wmstr, "%lld", (long long)(now + PX_STORE_IDLE_RETENTION_MS));
     assert_string_equal(arg(&cmd, A + 3, tmp, sizeof tmp), wmstr);
     px_entity_term(&empty);
@@ -730,23 +717,112 @@ static void test_view_lock_codec(void **state) {
     px_buf_t b;
     px_buf_init(&b, 4096);
     assert_int_equal(px_view_lock_encode(&l, &b), 0);
-    assert_string_equal(b.data, "{\"user\":\"u\\\"1\",\"name\":\"N\\n\",\"tab\":\"t\",\"token\":9,"
+    assert_string_equal(b.data, "{\"field\":\"f\",\"user\":\"u\\\"1\",\"name\":\"N\\n\",\"tab\":\"t\",\"token\":9,"
                                 "\"deadline\":9223372036854775807}");
     px_view_lock_t d;
     assert_int_equal(px_view_lock_decode(b.data, b.len, &d), 0);
+    assert_string_equal(d.field, "f");
     assert_string_equal(d.user_id, "u\"1");
     assert_string_equal(d.user_name, "N\n");
     assert_int_equal(d.deadline_ms, INT64_MAX);
     static const char *const bad[] = {
-        "", "{}", "[]", "{\"user\":\"\",\"name\":\"\",\"tab\":\"t\",\"token\":1,\"deadline\":1}",
-        "{\"user\":\"u\",\"name\":\"\",\"tab\":\"t\",\"token\":-1,\"deadline\":1}",
-        "{\"user\":\"u\",\"name\":\"\",\"tab\":\"t\",\"token\":1}",
-        "{\"user\":\"u\",\"name\":1,\"tab\":\"t\",\"token\":1,\"deadline\":1}",
-        "{\"user\":\"u\",\"user\":\"u\",\"name\":\"\",\"tab\":\"t\",\"token\":1,\"deadline\":1}",
+        "", "{}", "[]", "{\"field\":\"f\",\"user\":\"\",\"name\":\"\",\"tab\":\"t\",\"token\":1,\"deadline\":1}",
+        "{\"field\":\"\",\"user\":\"u\",\"name\":\"\",\"tab\":\"t\",\"token\":1,\"deadline\":1}",
+        "{\"user\":\"u\",\"name\":\"\",\"tab\":\"t\",\"token\":1,\"deadline\":1}",
+        "{\"field\":\"f\",\"user\":\"u\",\"name\":\"\",\"tab\":\"t\",\"token\":-1,\"deadline\":1}",
+        "{\"field\":\"f\",\"user\":\"u\",\"name\":\"\",\"tab\":\"t\",\"token\":1}",
+        "{\"field\":\"f\",\"user\":\"u\",\"name\":1,\"tab\":\"t\",\"token\":1,\"deadline\":1}",
+        "{\"field\":\"f\",\"user\":\"u\",\"user\":\"u\",\"name\":\"\",\"tab\":\"t\",\"token\":1,\"deadline\":1}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (px_view_lock_decode(bad[i], strlen(bad[i]), &d) != PX_EINVAL) fail_msg("bad lock %zu accepted", i);
     px_buf_term(&b);
+}
+
+/* The whole view: live filtering at the reader's clock, the caps, and a
+ * hostile-input table (every entry refused whole). */
+static void test_view_decode(void **state) {
+    px_view_tab_t vt[2];
+    px_view_lock_t vl[1];
+    px_view_t v = {.tabs = vt, .max_tabs = 2, .locks = vl, .max_locks = 1};
+    const char *ok = "{\"tabs\":[{\"tab\":\"a\",\"deadline\":100,\"user\":\"u\",\"mode\":\"edit\",\"dirty\":true},"
+                     "{\"tab\":\"b\",\"deadline\":300,\"user\":\"v\",\"name\":\"V\",\"status\":\"away\"},"
+                     "{\"tab\":\"c\",\"deadline\":400,\"user\":\"w\"}],"
+                     "\"locks\":[{\"field\":\"f\",\"user\":\"u\",\"name\":\"\",\"tab\":\"a\",\"token\":7,\"deadline\":150},"
+                     "{\"field\":\"g\",\"user\":\"v\",\"name\":\"V\",\"tab\":\"b\",\"token\":8,\"deadline\":250}],"
+                     "\"stale\":true,\"busyBy\":\"job\",\"stale_until\":200,\"version\":3,\"future\":[1]}";
+    /* at 50: everything live; the caps keep 2 tabs and 1 lock, 2 left out */
+    assert_int_equal(px_view_decode(ok, strlen(ok), 50, &v), 0);
+    assert_int_equal(v.n_tabs, 2);
+    assert_int_equal(v.n_locks, 1);
+    assert_int_equal(v.n_dropped, 2);
+    assert_string_equal(vt[0].tab_id, "a");
+    assert_int_equal(vt[0].mode, PX_MODE_EDIT);
+    assert_true(vt[0].dirty);
+    assert_int_equal(vt[1].status, PX_STATUS_AWAY);
+    assert_string_equal(vt[1].user_name, "V");
+    assert_string_equal(vl[0].field, "f");
+    assert_int_equal(vl[0].token, 7);
+    assert_true(v.stale);
+    assert_string_equal(v.busy_by, "job");
+    assert_int_equal(v.version, 3);
+    /* at 200: a, lock f and the stale flag have expired (deadline <= now) */
+    assert_int_equal(px_view_decode(ok, strlen(ok), 200, &v), 0);
+    assert_int_equal(v.n_tabs, 2);
+    assert_string_equal(vt[0].tab_id, "b");
+    assert_string_equal(vt[1].tab_id, "c");
+    assert_int_equal(v.n_locks, 1);
+    assert_string_equal(vl[0].field, "g");
+    assert_int_equal(v.n_dropped, 0);
+    assert_false(v.stale);
+    assert_string_equal(v.busy_by, "");
+    assert_int_equal(v.version, 3);
+    /* at 1000: nothing live, the version stays */
+    assert_int_equal(px_view_decode(ok, strlen(ok), 1000, &v), 0);
+    assert_int_equal(v.n_tabs + v.n_locks, 0);
+    assert_int_equal(v.version, 3);
+
+    static char big[PX_VIEW_MAX_BYTES + 64];
+    memset(big, ' ', sizeof big - 1);
+    static const char small[] = "{\"tabs\":[],\"locks\":[],\"stale\":false,\"busyBy\":\"\",\"stale_until\":0,\"version\":0}";
+    memcpy(big, small, sizeof small - 1); /* valid, then blanks past the limit */
+    assert_int_equal(px_view_decode(small, sizeof small - 1, 0, &v), 0);
+    char long_name[PX_NAME_MAX + 128];
+    int ln = snprintf(long_name, sizeof long_name, "{\"tabs\":[],\"locks\":[],\"stale\":true,\"busyBy\":\"%0*d\","
+                      "\"stale_until\":9,\"version\":0}", PX_NAME_MAX + 1, 0);
+    assert_true(ln > 0);
+#define V(tabs, locks, rest) "{\"tabs\":" tabs ",\"locks\":" locks "," rest "}"
+#define META "\"stale\":false,\"busyBy\":\"\",\"stale_until\":0,\"version\":0"
+    const char *const bad[] = {
+        "", "null", "[]", "\"x\"", "{", "{}", "{\"tabs\":[],\"locks\":[]}",
+        V("{}", "[]", META), V("[]", "{}", META), V("null", "[]", META), V("[]", "[]", "\"stale\":1,\"busyBy\":\"\",\"stale_until\":0,\"version\":0"),
+        V("[]", "[]", "\"stale\":false,\"busyBy\":null,\"stale_until\":0,\"version\":0"),
+        V("[]", "[]", "\"stale\":false,\"busyBy\":\"\",\"stale_until\":-1,\"version\":0"),
+        V("[]", "[]", "\"stale\":false,\"busyBy\":\"\",\"stale_until\":0,\"version\":1.5"),
+        V("[]", "[]", "\"stale\":false,\"busyBy\":\"\",\"stale_until\":0"),
+        V("[1]", "[]", META), V("[{}]", "[]", META),
+        V("[{\"tab\":\"\",\"deadline\":9,\"user\":\"u\"}]", "[]", META),
+        V("[{\"tab\":\"a\",\"deadline\":-9,\"user\":\"u\"}]", "[]", META),
+        V("[{\"tab\":\"a\",\"deadline\":9,\"user\":\"\"}]", "[]", META),
+        V("[{\"tab\":\"a\",\"deadline\":9,\"user\":\"u\",\"mode\":\"fly\"}]", "[]", META),
+        V("[{\"tab\":\"a\",\"deadline\":9,\"user\":\"u\",\"dirty\":1}]", "[]", META),
+        V("[{\"tab\":\"a\",\"deadline\":9,\"user\":\"u\",\"since\":\"1\"}]", "[]", META),
+        V("[{\"tab\":\"a\\u0000b\",\"deadline\":9,\"user\":\"u\"}]", "[]", META),
+        V("[{\"tab\":\"a\",\"tab\":\"b\",\"deadline\":9,\"user\":\"u\"}]", "[]", META),
+        V("[]", "[{\"field\":\"f\"}]", META), V("[]", "[7]", META),
+        "{\"tabs\":[],\"tabs\":[],\"locks\":[]," META "}",
+        "{\"tabs\":[],\"locks\":[]," META "} trailing",
+        long_name, big,
+    };
+#undef V
+#undef META
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (px_view_decode(bad[i], strlen(bad[i]), 0, &v) != PX_EINVAL) fail_msg("bad view %zu accepted", i);
+        assert_int_equal(v.n_tabs + v.n_locks + v.n_dropped, 0);
+    }
+    /* every prefix of the valid view is refused, none crashes */
+    for (size_t n = 0; n < strlen(ok); n++)
+        assert_int_equal(px_view_decode(ok, n, 0, &v), PX_EINVAL);
 }
 
 static int setup(void **state) {
@@ -765,6 +841,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_at_caps),
         cmocka_unit_test(test_write_cmd),
         cmocka_unit_test(test_view_lock_codec),
+        cmocka_unit_test(test_view_decode),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
