@@ -201,6 +201,106 @@ static bool mark_pending(const pr_part_t *pp) {
     return false;
 }
 
+/* Entity writes go out in chunks of PR_FLUSH_CHUNK: a chunk is built and
+ * sent, then the previous chunk's replies are read while Redis runs this
+ * one, so building commands (the processor's core) and running the scripts
+ * (Redis's) overlap, and the output buffer stays bounded. */
+#define PR_FLUSH_CHUNK 256
+
+/* A chunk's replies in order: its entities' writes, then its deadline-index
+ * commands. */
+typedef struct flush_chunk {
+    pr_entity_t *first; /* its first entity (the chunk's are consecutive in the dirty list) */
+    size_t writes;      /* write replies */
+    size_t others;      /* deadline-index replies after them */
+} flush_chunk_t;
+
+/* Read one chunk's replies. 0; PX_EBACKEND when the connection failed;
+ * *failed set on an error reply. */
+static int read_chunk(pr_ctx_t *pr, const flush_chunk_t *ch, bool *failed) {
+    pr_entity_t *we = ch->first;
+    for (size_t i = 0; i < ch->writes + ch->others; i++) {
+        bool is_write = i < ch->writes;
+        redisReply *r = NULL;
+        if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
+            redis_fail(pr, "write");
+            return PX_EBACKEND;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            PX_ERROR(PR_COMP, "redis write refused", "err=\"%s\"", r->str);
+            *failed = true;
+        } else if (is_write && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+            /* Redis holds a state this one does not dominate: only a zombie
+             * or a replay may see this */
+            px_counter_add(pr->m_skipped, 1);
+            PX_WARN(PR_COMP, "write skipped: Redis holds a newer state", "entity=%s:%s:%s wm=%lld,%lld,%lld,%lld",
+                    we->st.key.tenant, we->st.key.entity, we->st.key.id, (long long)we->wm.off[0],
+                    (long long)we->wm.off[1], (long long)we->wm.off[2], (long long)we->wm.off[3]);
+        }
+        if (is_write) we = we->next_dirty;
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+/* Send what is buffered. 0 or PX_EBACKEND. */
+static int send_buffered(pr_ctx_t *pr) {
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(pr->redis, &done) != REDIS_OK) {
+            redis_fail(pr, "write");
+            return PX_EBACKEND;
+        }
+    return 0;
+}
+
+/* The deadline index of a chunk's entities: per partition one ZADD of those
+ * with a pending deadline and one ZREM of those without (the flush runs on
+ * the loop's thread only, hence the static scratch). Returns the number of
+ * commands appended. */
+static size_t append_deadlines(pr_ctx_t *pr, pr_entity_t *first, size_t n) {
+    static const char *argv[2 + 2 * PR_FLUSH_CHUNK];
+    static size_t argvlen[2 + 2 * PR_FLUSH_CHUNK];
+    static char keys[PR_FLUSH_CHUNK][PX_KEY_MAX + 1], scores[PR_FLUSH_CHUNK][24];
+    static int64_t due[PR_FLUSH_CHUNK];
+    static pr_entity_t *ents[PR_FLUSH_CHUNK];
+    static bool done[PR_FLUSH_CHUNK];
+    char zk[PX_CONF_STR_MAX + 48];
+    size_t cmds = 0, i = 0;
+    for (pr_entity_t *e = first; e && i < n; e = e->next_dirty, i++) {
+        ents[i] = e;
+        due[i] = px_fold_next_deadline(&e->st, &pr->fold);
+        done[i] = false;
+    }
+    n = i;
+    for (size_t lead = 0; lead < n; lead++) {
+        if (done[lead]) continue;
+        int p = ents[lead]->partition;
+        for (int pass = 0; pass < 2; pass++) { /* 0: ZADD, 1: ZREM */
+            int argc = 2;
+            for (size_t j = lead; j < n; j++) {
+                if (ents[j]->partition != p || (due[j] != INT64_MAX) != (pass == 0)) continue;
+                done[j] = true;
+                if (pass == 0) {
+                    argvlen[argc] = (size_t)snprintf(scores[j], sizeof scores[j], "%" PRId64, due[j]);
+                    argv[argc++] = scores[j];
+                }
+                argvlen[argc] = (size_t)px_key_format(&ents[j]->st.key, keys[j], sizeof keys[j]);
+                argv[argc++] = keys[j];
+            }
+            if (argc == 2) continue;
+            snprintf(zk, sizeof zk, "presence:deadlines:{%s}:%d", pr->group, p);
+            argv[0] = pass == 0 ? "ZADD" : "ZREM";
+            argvlen[0] = 4;
+            argv[1] = zk;
+            argvlen[1] = strlen(zk);
+            redisAppendCommandArgv(pr->redis, argc, argv, argvlen);
+            cmds++;
+        }
+    }
+    return cmds;
+}
+
 static int flush_dirty(pr_ctx_t *pr) {
     bool marks = false;
     for (int p = 0; !marks && p < PR_MAX_PARTITIONS; p++) marks = pr->parts[p].assigned && mark_pending(&pr->parts[p]);
@@ -211,38 +311,41 @@ static int flush_dirty(pr_ctx_t *pr) {
      * and an instance that starts next would trust them. */
     if (pr->rebuild_pending) return PX_EBACKEND;
     int64_t now = px_now_ms();
-    size_t cmds = 0, writes = 0;
-    char key[PX_KEY_MAX + 1];
-    for (pr_entity_t *e = pr->dirty; e; e = e->next_dirty) {
-        /* the batch's changes as a JSON array (pr_batch.c opened it); a
-         * full buffer still publishes, as an empty array: gateways re-read */
-        const char *notify = NULL;
-        if (e->notify.len && e->notify.data[e->notify.len - 1] != ']' && px_buf_puts(&e->notify, "]"))
-            notify = "[]";
-        else if (e->notify.len)
-            notify = e->notify.data;
-        if (px_store_write_cmd(&pr->cmd, pr->script_sha, &e->st, &pr->fold, &e->wm, now, notify)) {
-            PX_ERROR(PR_COMP, "state too large to write", "entity=%s:%s:%s", e->st.key.tenant,
-                     e->st.key.entity, e->st.key.id);
-            continue;
+    bool failed = false;
+    flush_chunk_t prev = {0}, cur = {0};
+    for (pr_entity_t *e = pr->dirty; e;) {
+        cur = (flush_chunk_t){.first = e};
+        for (; e && cur.writes < PR_FLUSH_CHUNK; e = e->next_dirty) {
+            /* the batch's changes as a JSON array (pr_batch.c opened it); a
+             * full buffer still publishes, as an empty array: gateways re-read */
+            const char *notify = NULL;
+            if (e->notify.len && e->notify.data[e->notify.len - 1] != ']' && px_buf_puts(&e->notify, "]"))
+                notify = "[]";
+            else if (e->notify.len)
+                notify = e->notify.data;
+            if (px_store_write_cmd(&pr->cmd, pr->script_sha, &e->st, &pr->fold, &e->wm, now, notify)) {
+                /* out of memory (within the fold's caps the largest command
+                 * is about 2.4 MB, under PX_STORE_CMD_MAX): the flush fails
+                 * and is retried, nothing is skipped */
+                PX_ERROR(PR_COMP, "write command not built", "entity=%s:%s:%s", e->st.key.tenant,
+                         e->st.key.entity, e->st.key.id);
+                redis_fail(pr, "write");
+                return PX_EBACKEND;
+            }
+            redisAppendCommandArgv(pr->redis, pr->cmd.argc, pr->cmd.argv, pr->cmd.argvlen);
+            cur.writes++;
         }
-        redisAppendCommandArgv(pr->redis, pr->cmd.argc, pr->cmd.argv, pr->cmd.argvlen);
-        cmds++;
-        writes++;
-        px_key_format(&e->st.key, key, sizeof key);
-        int64_t d = px_fold_next_deadline(&e->st, &pr->fold);
-        if (d != INT64_MAX)
-            redisAppendCommand(pr->redis, "ZADD presence:deadlines:{%s}:%d %lld %s", pr->group, e->partition,
-                               (long long)d, key);
-        else
-            redisAppendCommand(pr->redis, "ZREM presence:deadlines:{%s}:%d %s", pr->group, e->partition, key);
-        cmds++;
+        cur.others = append_deadlines(pr, cur.first, cur.writes);
+        if (send_buffered(pr)) return PX_EBACKEND;
+        if (prev.first && read_chunk(pr, &prev, &failed)) return PX_EBACKEND;
+        prev = cur;
     }
     /* The applied marks after the entity writes (a pipeline runs in order):
      * a mark never claims a write that Redis has not received first. Only
      * assigned partitions have marks to write: a revoked one was flushed in
      * the revoke callback, before it stopped being assigned. */
     int64_t sent[PR_MAX_PARTITIONS][PR_N_SRC];
+    size_t mark_cmds = 0;
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
         pr_part_t *pp = &pr->parts[p];
         for (int s = 0; s < PR_N_SRC; s++) sent[p][s] = -1;
@@ -263,33 +366,11 @@ static int flush_dirty(pr_ctx_t *pr) {
             sent[p][s] = pp->next[s];
         }
         redisAppendCommandArgv(pr->redis, argc, argv, NULL);
-        cmds++;
+        mark_cmds++;
     }
-    /* replies come in order: each entity's write, then its deadline-index
-     * command; the applied marks last */
-    bool failed = false;
-    pr_entity_t *we = pr->dirty; /* the entity of the next write reply */
-    for (size_t i = 0; i < cmds; i++) {
-        bool is_write = i < 2 * writes && i % 2 == 0;
-        redisReply *r = NULL;
-        if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
-            redis_fail(pr, "write");
-            return PX_EBACKEND;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            PX_ERROR(PR_COMP, "redis write refused", "err=\"%s\"", r->str);
-            failed = true;
-        } else if (is_write && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
-            /* Redis holds a state this one does not dominate: only a zombie
-             * or a replay may see this */
-            px_counter_add(pr->m_skipped, 1);
-            PX_WARN(PR_COMP, "write skipped: Redis holds a newer state", "entity=%s:%s:%s wm=%lld,%lld,%lld,%lld",
-                    we->st.key.tenant, we->st.key.entity, we->st.key.id, (long long)we->wm.off[0],
-                    (long long)we->wm.off[1], (long long)we->wm.off[2], (long long)we->wm.off[3]);
-        }
-        if (is_write && we) we = we->next_dirty;
-        freeReplyObject(r);
-    }
+    if (prev.first && read_chunk(pr, &prev, &failed)) return PX_EBACKEND;
+    flush_chunk_t marks_chunk = {.first = NULL, .writes = 0, .others = mark_cmds};
+    if (read_chunk(pr, &marks_chunk, &failed)) return PX_EBACKEND;
     if (failed) { /* e.g. NOSCRIPT after a Redis restart: reconnect reloads the script */
         redis_fail(pr, "write");
         return PX_EBACKEND;
