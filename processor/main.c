@@ -61,34 +61,13 @@ static bool is_ready(pr_ctx_t *pr) { return pr->redis && !pr->paused && pr->kafk
 
 /* Totals over the entities in memory, for the gauges (O(entities), at
  * scrape time only). */
+/* The redis_presence_* gauges are kept up to date by the table
+ * (pr_heap_update): a scrape costs nothing per entity. */
 static void update_gauges(pr_ctx_t *pr) {
-    int64_t now = px_now_ms(), tabs = 0, locks = 0, stale = 0, users = 0;
-    px_viewer_t *v = NULL;
-    px_lock_view_t *l = NULL;
-    size_t vcap = 0, lcap = 0;
-    for (size_t b = 0; b < pr->n_buckets; b++)
-        for (pr_entity_t *e = pr->buckets[b]; e; e = e->next) {
-            if (e->st.n_tabs > vcap) {
-                vcap = e->st.n_tabs;
-                v = realloc(v, vcap * sizeof *v);
-            }
-            if (e->st.n_locks > lcap) {
-                lcap = e->st.n_locks;
-                l = realloc(l, lcap * sizeof *l);
-            }
-            px_presence_view_t pv;
-            if ((vcap && !v) || (lcap && !l) || px_fold_view(&e->st, &pr->fold, now, v, vcap, l, lcap, &pv)) continue;
-            users += (int64_t)pv.n_viewers;
-            locks += (int64_t)pv.n_locks;
-            stale += pv.stale;
-            for (size_t i = 0; i < pv.n_viewers; i++) tabs += pv.viewers[i].tabs;
-        }
-    free(v);
-    free(l);
-    px_gauge_set(pr->m_users, users);
-    px_gauge_set(pr->m_tabs, tabs);
-    px_gauge_set(pr->m_locks, locks);
-    px_gauge_set(pr->m_stale, stale);
+    px_gauge_set(pr->m_users, pr->g_users);
+    px_gauge_set(pr->m_tabs, pr->g_tabs);
+    px_gauge_set(pr->m_locks, pr->g_locks);
+    px_gauge_set(pr->m_stale, pr->g_stale);
     px_gauge_set(pr->m_ready, is_ready(pr));
 }
 

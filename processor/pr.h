@@ -84,6 +84,10 @@ typedef struct pr_entity {
      * topic still waiting in a retry topic (INT64_MAX: none). A repair
      * leaves those records to the retry path. */
     int64_t hold_from[PX_SRC__COUNT];
+    uint64_t hash;            /* of the key (pr_table.c) */
+    /* its share of the redis_presence_* gauges, as last counted */
+    int32_t g_users, g_tabs, g_locks;
+    bool g_stale;
     struct pr_entity *next;   /* hash chain */
     struct pr_entity *next_dirty;
 } pr_entity_t;
@@ -150,8 +154,9 @@ typedef struct pr_ctx {
     bool paused;
 
     /* entities */
-    pr_entity_t **buckets;
+    pr_entity_t **buckets;    /* a power of two of them, doubled as entities come */
     size_t n_buckets, n_entities;
+    int64_t g_users, g_tabs, g_locks, g_stale; /* the entities' gauge shares, summed */
     pr_entity_t *dirty;       /* entities changed and not yet written */
     int64_t flush_at;         /* mono ms the deferred writes are due (0: none deferred) */
     pr_heap_item_t *heap;
@@ -188,6 +193,7 @@ void pr_table_drop_partition(pr_ctx_t *pr, int32_t partition);
 void pr_table_mark_dirty(pr_ctx_t *pr, pr_entity_t *e);
 /* File e under its next deadline (after any change). */
 void pr_heap_update(pr_ctx_t *pr, pr_entity_t *e);
+/* (pr_heap_update also recounts the entity's share of the gauges.) */
 /* Pop the entities whose filed deadline <= now into out (at most n). */
 size_t pr_heap_due(pr_ctx_t *pr, int64_t now_ms, pr_entity_t **out, size_t n);
 int64_t pr_heap_next(const pr_ctx_t *pr);

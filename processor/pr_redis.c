@@ -117,8 +117,8 @@ int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n) {
                 e->poisoned = true;
                 rc = PX_EINVAL;
             }
-            pr_heap_update(pr, e);
         }
+        pr_heap_update(pr, ents[i]);
         freeReplyObject(r);
     }
     return rc;

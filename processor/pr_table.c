@@ -25,10 +25,41 @@ static uint64_t key_hash(const px_key_t *k) {
 }
 
 int pr_table_init(pr_ctx_t *pr, size_t buckets) {
+    size_t n = 1;
+    while (n < buckets) n <<= 1;
+    buckets = n;
     pr->buckets = calloc(buckets, sizeof *pr->buckets);
     if (!pr->buckets) return PX_ENOMEM;
     pr->n_buckets = buckets;
     return 0;
+}
+
+/* The entity's share of the redis_presence_* gauges, counted on the
+ * folded state (items leave it through EXPIRE records, which the processor
+ * produces at their deadlines): distinct users of its tabs, tabs, locks,
+ * and whether a write is open. */
+static void gauges_count(pr_ctx_t *pr, pr_entity_t *e, bool gone) {
+    int32_t users = 0, tabs = 0, locks = 0;
+    bool stale = false;
+    if (!gone) {
+        tabs = (int32_t)e->st.n_tabs;
+        locks = (int32_t)e->st.n_locks;
+        stale = e->st.n_writes > 0;
+        for (size_t i = 0; i < e->st.n_tabs; i++) {
+            const char *u = px_fold_tab_user_id(&e->st.tabs[i]);
+            size_t j = 0;
+            while (j < i && strcmp(px_fold_tab_user_id(&e->st.tabs[j]), u) != 0) j++;
+            users += j == i;
+        }
+    }
+    pr->g_users += users - e->g_users;
+    pr->g_tabs += tabs - e->g_tabs;
+    pr->g_locks += locks - e->g_locks;
+    pr->g_stale += (int64_t)stale - (int64_t)e->g_stale;
+    e->g_users = users;
+    e->g_tabs = tabs;
+    e->g_locks = locks;
+    e->g_stale = stale;
 }
 
 static void entity_free(pr_entity_t *e) {
@@ -53,9 +84,32 @@ void pr_table_term(pr_ctx_t *pr) {
 }
 
 pr_entity_t *pr_table_find(pr_ctx_t *pr, const px_key_t *key) {
-    for (pr_entity_t *e = pr->buckets[key_hash(key) % pr->n_buckets]; e; e = e->next)
-        if (px_key_equal(&e->st.key, key)) return e;
+    uint64_t h = key_hash(key);
+    for (pr_entity_t *e = pr->buckets[h & (pr->n_buckets - 1)]; e; e = e->next)
+        if (e->hash == h && px_key_equal(&e->st.key, key)) return e;
     return NULL;
+}
+
+/* Double the buckets once there are more entities than buckets (chains
+ * stay short at a million entities). Out of memory: keep the table as it
+ * is, with longer chains. */
+static void table_grow(pr_ctx_t *pr) {
+    size_t n = pr->n_buckets * 2;
+    pr_entity_t **nb = calloc(n, sizeof *nb);
+    if (!nb) {
+        PX_WARN(PR_COMP, "entity table not grown: out of memory", "entities=%zu buckets=%zu", pr->n_entities,
+                pr->n_buckets);
+        return;
+    }
+    for (size_t b = 0; b < pr->n_buckets; b++)
+        for (pr_entity_t *e = pr->buckets[b], *next; e; e = next) {
+            next = e->next;
+            e->next = nb[e->hash & (n - 1)];
+            nb[e->hash & (n - 1)] = e;
+        }
+    free(pr->buckets);
+    pr->buckets = nb;
+    pr->n_buckets = n;
 }
 
 pr_entity_t *pr_table_add(pr_ctx_t *pr, const px_key_t *key, int32_t partition) {
@@ -68,7 +122,9 @@ pr_entity_t *pr_table_add(pr_ctx_t *pr, const px_key_t *key, int32_t partition) 
     e->partition = partition;
     e->heap_deadline = INT64_MAX;
     for (int s = 0; s < PX_SRC__COUNT; s++) e->hold_from[s] = INT64_MAX;
-    size_t b = key_hash(key) % pr->n_buckets;
+    e->hash = key_hash(key);
+    if (pr->n_entities >= pr->n_buckets) table_grow(pr);
+    size_t b = e->hash & (pr->n_buckets - 1);
     e->next = pr->buckets[b];
     pr->buckets[b] = e;
     pr->n_entities++;
@@ -128,6 +184,7 @@ static void heap_pop(pr_ctx_t *pr) {
  * per entity instead of one per record. A pop re-checks the entity with
  * px_fold_due and files it again at its real deadline. */
 void pr_heap_update(pr_ctx_t *pr, pr_entity_t *e) {
+    gauges_count(pr, e, false);
     int64_t d = px_fold_next_deadline(&e->st, &pr->fold);
     if (d >= e->heap_deadline) return;
     e->heap_deadline = d;
@@ -178,6 +235,7 @@ void pr_table_drop_partition(pr_ctx_t *pr, int32_t partition) {
             pr_entity_t *e = *pp;
             if (e->partition == partition) {
                 *pp = e->next;
+                gauges_count(pr, e, true);
                 entity_free(e);
                 pr->n_entities--;
             } else {

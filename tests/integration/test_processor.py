@@ -262,3 +262,41 @@ async def test(stack):
 
 if __name__ == "__main__":
     pxtest.run(test, "test_processor")
+
+    # The redis_presence_* gauges count what the folded states hold, kept up
+    # by every fold (no scan per scrape). G1 (event time 10 minutes ahead, so
+    # nothing expires during the test): gu1 with two tabs and a lock, gu2
+    # with one tab, an open write. Everything else has expired or closed by
+    # now (R1 holds a version only, V1 is poisoned).
+    g = dict(entity="order", id="G1")
+    future = now + 600000
+    for tab, user in (("g1", "gu1"), ("g2", "gu1"), ("g3", "gu2")):
+        send("presence.heartbeats", "presence", type="SUB", tab_id=tab, user_id=user, user_name=user,
+             mode="VIEW", status="ONLINE", dirty=False, ts=future, **g)
+    send("presence.locks", "lock", type="LOCK", field="f", tab_id="g1", user_id="gu1", user_name="gu1",
+         request_id="g", ts=future, **g)
+    send("core.entities.lifecycle.mutating", "lifecycle", type="MUTATING", write_id="gw", busy_by="job",
+         ts=future, **g)
+    prod.flush(10)
+
+    def gauges():
+        body = stack.http("/metrics", stack.proc_port)[1]
+        return {n: float(line.split()[1]) for line in body.splitlines()
+                for n in ("redis_presence_active_users", "redis_presence_active_tabs",
+                          "redis_presence_active_locks", "redis_presence_stale_entities")
+                if line.startswith(n + " ")}
+    want = {"redis_presence_active_users": 2, "redis_presence_active_tabs": 3,
+            "redis_presence_active_locks": 1, "redis_presence_stale_entities": 1}
+    deadline = time.time() + 20
+    while gauges() != want and time.time() < deadline:
+        time.sleep(0.2)
+    assert gauges() == want, gauges()
+    # the UNSUB of gu2's only tab takes one user and one tab away
+    send("presence.heartbeats", "presence", type="UNSUB", tab_id="g3", user_id="gu2", user_name="gu2",
+         mode="VIEW", status="ONLINE", dirty=False, ts=future + 1, **g)
+    prod.flush(10)
+    want.update(redis_presence_active_users=1, redis_presence_active_tabs=2)
+    deadline = time.time() + 20
+    while gauges() != want and time.time() < deadline:
+        time.sleep(0.2)
+    assert gauges() == want, gauges()
