@@ -67,3 +67,22 @@ int px_buf_printf(px_buf_t *b, const char *fmt, ...) {
     b->len += (size_t)n;
     return 0;
 }
+
+int px_buf_put_i64(px_buf_t *b, int64_t v) {
+    char tmp[24];
+    size_t i = sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN too */
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[--i] = '-';
+    return px_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
+int px_buf_put_hex64(px_buf_t *b, uint64_t v) {
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    for (int i = 15; i >= 0; i--, v >>= 4) tmp[i] = hex[v & 15];
+    return px_buf_append(b, tmp, sizeof tmp);
+}

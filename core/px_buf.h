@@ -30,5 +30,9 @@ int px_buf_reserve(px_buf_t *b, size_t n);
 int px_buf_append(px_buf_t *b, const void *p, size_t n);
 int px_buf_puts(px_buf_t *b, const char *s);
 int px_buf_printf(px_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* v in decimal (as "%" PRId64) / as 16 lowercase hex digits ("%016" PRIx64),
+ * without printf: the encoders of the hot path write many numbers. */
+int px_buf_put_i64(px_buf_t *b, int64_t v);
+int px_buf_put_hex64(px_buf_t *b, uint64_t v);
 
 #endif

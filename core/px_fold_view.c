@@ -136,7 +136,9 @@ int px_entity_dump_parts(const px_entity_t *e, px_buf_t *out) {
     do {                                                                                           \
         if ((rc = (x)) != 0) return rc;                                                            \
     } while (0)
-    PX_TRY(px_buf_printf(out, "\"pres_ts\":%" PRId64 ",\"tabs\":[", e->pres_ts_ms));
+    PX_TRY(px_buf_puts(out, "\"pres_ts\":"));
+    PX_TRY(px_buf_put_i64(out, e->pres_ts_ms));
+    PX_TRY(px_buf_puts(out, ",\"tabs\":["));
     for (size_t i = 0; i < e->n_tabs; i++) {
         const px_fold_tab_t *t = &e->tabs[i];
         PX_TRY(px_buf_puts(out, i ? ",{\"tab\":" : "{\"tab\":"));
@@ -145,14 +147,18 @@ int px_entity_dump_parts(const px_entity_t *e, px_buf_t *out) {
         PX_TRY(px_proto_write_string(out, px_fold_tab_user_id(t)));
         PX_TRY(px_buf_puts(out, ",\"name\":"));
         PX_TRY(px_proto_write_string(out, px_fold_tab_user_name(t)));
-        PX_TRY(px_buf_printf(out, ",\"mode\":\"%s\",\"dirty\":%s,\"status\":\"%s\",\"field\":",
-                             t->mode == PX_MODE_EDIT ? "edit" : "view", t->dirty ? "true" : "false",
-                             t->status == PX_STATUS_AWAY ? "away" : "online"));
+        PX_TRY(px_buf_puts(out, t->mode == PX_MODE_EDIT ? ",\"mode\":\"edit\",\"dirty\":" : ",\"mode\":\"view\",\"dirty\":"));
+        PX_TRY(px_buf_puts(out, t->dirty ? "true" : "false"));
+        PX_TRY(px_buf_puts(out, t->status == PX_STATUS_AWAY ? ",\"status\":\"away\",\"field\":"
+                                                             : ",\"status\":\"online\",\"field\":"));
         PX_TRY(px_proto_write_string(out, px_fold_tab_field(t)));
         PX_TRY(px_buf_puts(out, ",\"cursor\":"));
         PX_TRY(px_proto_write_string(out, px_fold_tab_cursor(t)));
-        PX_TRY(px_buf_printf(out, ",\"since\":%" PRId64 ",\"last_seen\":%" PRId64 "}", t->since_ms,
-                             t->last_seen_ms));
+        PX_TRY(px_buf_puts(out, ",\"since\":"));
+        PX_TRY(px_buf_put_i64(out, t->since_ms));
+        PX_TRY(px_buf_puts(out, ",\"last_seen\":"));
+        PX_TRY(px_buf_put_i64(out, t->last_seen_ms));
+        PX_TRY(px_buf_puts(out, "}"));
     }
     PX_TRY(px_buf_puts(out, "],\"locks\":["));
     for (size_t i = 0; i < e->n_locks; i++) {
@@ -165,7 +171,11 @@ int px_entity_dump_parts(const px_entity_t *e, px_buf_t *out) {
         PX_TRY(px_proto_write_string(out, px_fold_lock_user_id(l)));
         PX_TRY(px_buf_puts(out, ",\"name\":"));
         PX_TRY(px_proto_write_string(out, px_fold_lock_user_name(l)));
-        PX_TRY(px_buf_printf(out, ",\"token\":%" PRId64 ",\"refreshed\":%" PRId64 "}", l->token, l->refreshed_ms));
+        PX_TRY(px_buf_puts(out, ",\"token\":"));
+        PX_TRY(px_buf_put_i64(out, l->token));
+        PX_TRY(px_buf_puts(out, ",\"refreshed\":"));
+        PX_TRY(px_buf_put_i64(out, l->refreshed_ms));
+        PX_TRY(px_buf_puts(out, "}"));
     }
     PX_TRY(px_buf_puts(out, "],\"writes\":["));
     for (size_t i = 0; i < e->n_writes; i++) {
@@ -174,17 +184,28 @@ int px_entity_dump_parts(const px_entity_t *e, px_buf_t *out) {
         PX_TRY(px_proto_write_string(out, px_fold_write_id(w)));
         PX_TRY(px_buf_puts(out, ",\"busy_by\":"));
         PX_TRY(px_proto_write_string(out, px_fold_write_busy_by(w)));
-        PX_TRY(px_buf_printf(out, ",\"ts\":%" PRId64 "}", w->ts_ms));
+        PX_TRY(px_buf_puts(out, ",\"ts\":"));
+        PX_TRY(px_buf_put_i64(out, w->ts_ms));
+        PX_TRY(px_buf_puts(out, "}"));
     }
     PX_TRY(px_buf_puts(out, "],\"gone\":["));
-    for (size_t i = 0; i < e->n_gone; i++)
-        PX_TRY(px_buf_printf(out, "%s{\"ts\":%" PRId64 ",\"id\":\"%016" PRIx64 "\"}", i ? "," : "",
-                             e->gone[i].ts_ms, e->gone[i].id_hash));
+    for (size_t i = 0; i < e->n_gone; i++) {
+        PX_TRY(px_buf_puts(out, i ? ",{\"ts\":" : "{\"ts\":"));
+        PX_TRY(px_buf_put_i64(out, e->gone[i].ts_ms));
+        PX_TRY(px_buf_puts(out, ",\"id\":\""));
+        PX_TRY(px_buf_put_hex64(out, e->gone[i].id_hash));
+        PX_TRY(px_buf_puts(out, "\"}"));
+    }
     PX_TRY(px_buf_puts(out, "],\"done\":["));
-    for (size_t i = 0; i < e->n_done; i++)
-        PX_TRY(px_buf_printf(out, "%s\"%016" PRIx64 "\"", i ? "," : "", px_fold_done_at(e, i)));
-    PX_TRY(px_buf_printf(out, "],\"closed_up_to\":%" PRId64 ",\"version\":%" PRId64, e->closed_up_to_ms,
-                         e->version));
+    for (size_t i = 0; i < e->n_done; i++) {
+        PX_TRY(px_buf_puts(out, i ? ",\"" : "\""));
+        PX_TRY(px_buf_put_hex64(out, px_fold_done_at(e, i)));
+        PX_TRY(px_buf_puts(out, "\""));
+    }
+    PX_TRY(px_buf_puts(out, "],\"closed_up_to\":"));
+    PX_TRY(px_buf_put_i64(out, e->closed_up_to_ms));
+    PX_TRY(px_buf_puts(out, ",\"version\":"));
+    PX_TRY(px_buf_put_i64(out, e->version));
 #undef PX_TRY
     return 0;
 }

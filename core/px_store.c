@@ -53,8 +53,10 @@ bool px_store_wm_dominates(const px_store_wm_t *a, const px_store_wm_t *b) {
 /* "o0,o1,o2,o3": the form the script compares (decimal, no leading zeros). */
 static int px_store_wm_write(px_buf_t *out, const px_store_wm_t *wm) {
     int rc = 0;
-    for (int i = 0; i < PX_SRC__COUNT && !rc; i++)
-        rc = px_buf_printf(out, "%s%" PRId64, i ? "," : "", wm->off[i]);
+    for (int i = 0; i < PX_SRC__COUNT && !rc; i++) {
+        rc = i ? px_buf_puts(out, ",") : 0;
+        if (!rc) rc = px_buf_put_i64(out, wm->off[i]);
+    }
     return rc;
 }
 
@@ -487,7 +489,7 @@ static int px_store_arg_str(px_store_args_t *a, const char *s) {
 /* A deadline argument, or "" when there is none (0). */
 static int px_store_arg_at(px_store_args_t *a, int64_t at) {
     px_store_arg_begin(a);
-    int rc = at > 0 ? px_buf_printf(&a->cmd->buf, "%" PRId64, at) : 0;
+    int rc = at > 0 ? px_buf_put_i64(&a->cmd->buf, at) : 0;
     px_store_arg_end(a);
     return rc;
 }
@@ -558,11 +560,13 @@ static int px_store_view(px_buf_t *b, const px_entity_t *e, const px_fold_conf_t
         if (d > now_ms) stale_until = px_store_max(stale_until, d);
     }
     at = px_store_max(at, stale_until);
-    if (!rc) rc = px_buf_printf(b, "],\"stale\":%s,\"busyBy\":", stale ? "true" : "false");
+    if (!rc) rc = px_buf_puts(b, stale ? "],\"stale\":true,\"busyBy\":" : "],\"stale\":false,\"busyBy\":");
     if (!rc) rc = px_proto_write_string(b, stale ? busy_by : "");
-    if (!rc)
-        rc = px_buf_printf(b, ",\"stale_until\":%lld,\"version\":%lld}", (long long)stale_until,
-                           (long long)e->version);
+    if (!rc) rc = px_buf_puts(b, ",\"stale_until\":");
+    if (!rc) rc = px_buf_put_i64(b, stale_until);
+    if (!rc) rc = px_buf_puts(b, ",\"version\":");
+    if (!rc) rc = px_buf_put_i64(b, e->version);
+    if (!rc) rc = px_buf_puts(b, "}");
     *until = at;
     return rc;
 }

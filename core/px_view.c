@@ -28,24 +28,27 @@ int px_view_channel_parse(const char *channel, size_t len, px_key_t *out) {
     return px_key_parse(channel + pl, len - pl - 1, out, NULL, 0) ? PX_EINVAL : 0;
 }
 
-static const char *mode_name(px_mode_t m) { return m == PX_MODE_EDIT ? "edit" : "view"; }
-static const char *status_name(px_status_t s) { return s == PX_STATUS_AWAY ? "away" : "online"; }
 
 int px_view_tab_encode(const px_view_tab_t *t, px_buf_t *out) {
     size_t mark = out->len;
     int rc = px_buf_puts(out, "{\"tab\":");
     if (!rc) rc = px_proto_write_string(out, t->tab_id);
-    if (!rc) rc = px_buf_printf(out, ",\"deadline\":%lld,\"user\":", (long long)t->deadline_ms);
+    if (!rc) rc = px_buf_puts(out, ",\"deadline\":");
+    if (!rc) rc = px_buf_put_i64(out, t->deadline_ms);
+    if (!rc) rc = px_buf_puts(out, ",\"user\":");
     if (!rc) rc = px_proto_write_string(out, t->user_id);
     if (!rc) rc = px_buf_puts(out, ",\"name\":");
     if (!rc) rc = px_proto_write_string(out, t->user_name);
-    if (!rc) rc = px_buf_printf(out, ",\"mode\":\"%s\",\"dirty\":%s,\"status\":\"%s\",\"field\":",
-                                mode_name(t->mode), t->dirty ? "true" : "false",
-                                status_name(t->status));
+    if (!rc) rc = px_buf_puts(out, t->mode == PX_MODE_EDIT ? ",\"mode\":\"edit\",\"dirty\":" : ",\"mode\":\"view\",\"dirty\":");
+    if (!rc) rc = px_buf_puts(out, t->dirty ? "true" : "false");
+    if (!rc) rc = px_buf_puts(out, t->status == PX_STATUS_AWAY ? ",\"status\":\"away\",\"field\":"
+                                                                : ",\"status\":\"online\",\"field\":");
     if (!rc) rc = px_proto_write_string(out, t->field);
     if (!rc) rc = px_buf_puts(out, ",\"cursor\":");
     if (!rc) rc = px_proto_write_string(out, t->cursor);
-    if (!rc) rc = px_buf_printf(out, ",\"since\":%lld}", (long long)t->since_ms);
+    if (!rc) rc = px_buf_puts(out, ",\"since\":");
+    if (!rc) rc = px_buf_put_i64(out, t->since_ms);
+    if (!rc) rc = px_buf_puts(out, "}");
     if (rc) {
         out->len = mark;
         if (out->data) out->data[mark] = '\0';
@@ -129,8 +132,11 @@ int px_view_lock_encode(const px_view_lock_t *l, px_buf_t *out) {
     if (!rc) rc = px_proto_write_string(out, l->user_name);
     if (!rc) rc = px_buf_puts(out, ",\"tab\":");
     if (!rc) rc = px_proto_write_string(out, l->tab_id);
-    if (!rc) rc = px_buf_printf(out, ",\"token\":%lld,\"deadline\":%lld}", (long long)l->token,
-                                (long long)l->deadline_ms);
+    if (!rc) rc = px_buf_puts(out, ",\"token\":");
+    if (!rc) rc = px_buf_put_i64(out, l->token);
+    if (!rc) rc = px_buf_puts(out, ",\"deadline\":");
+    if (!rc) rc = px_buf_put_i64(out, l->deadline_ms);
+    if (!rc) rc = px_buf_puts(out, "}");
     if (rc) {
         out->len = mark;
         if (out->data) out->data[mark] = '\0';

@@ -192,6 +192,7 @@ int main(int argc, char **argv) {
     px_buf_init(&pr->scratch, 1u << 20);
     px_buf_init(&pr->val, 1u << 20);
     px_store_cmd_init(&pr->cmd);
+    px_buf_init(&pr->resp, 64u << 20);
     if (!pr->metrics || !pr->avro || pr_table_init(pr, 1u << 16)) {
         PX_ERROR(PR_COMP, "start-up failed", "err=\"%s\"", pr->avro ? "out of memory" : errstr);
         rc = 1;
@@ -236,6 +237,7 @@ out:
     pr_batch_free(pr);
     pr_table_term(pr);
     px_store_cmd_term(&pr->cmd);
+    px_buf_term(&pr->resp);
     px_buf_term(&pr->scratch);
     px_buf_term(&pr->val);
     px_avro_free(pr->avro);

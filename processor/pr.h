@@ -167,6 +167,7 @@ typedef struct pr_ctx {
     uv_idle_t idle;           /* the next batch at once while batches find work */
     px_buf_t scratch, val;    /* scratch: an early lock decision's payload (pr_redis_decisions) */
     px_store_cmd_t cmd;
+    px_buf_t resp;            /* a write command in RESP (pr_redis.c) */
 
     /* metrics */
     px_counter_t *m_folded[PX_SRC__COUNT], *m_dlq, *m_skipped, *m_changes, *m_expires;

@@ -243,6 +243,28 @@ static int read_chunk(pr_ctx_t *pr, const flush_chunk_t *ch, bool *failed) {
     return 0;
 }
 
+/* Append a command in RESP built here (a length-counted copy into
+ * pr->resp) instead of hiredis's formatter (sdscatfmt per argument was 5%
+ * of the processor's CPU in the 2M-record benchmark). */
+static void append_cmd(pr_ctx_t *pr, int argc, const char *const *argv, const size_t *argvlen) {
+    px_buf_t *b = &pr->resp;
+    px_buf_reset(b);
+    int rc = px_buf_puts(b, "*");
+    if (!rc) rc = px_buf_put_i64(b, argc);
+    if (!rc) rc = px_buf_puts(b, "\r\n");
+    for (int i = 0; i < argc && !rc; i++) {
+        rc = px_buf_puts(b, "$");
+        if (!rc) rc = px_buf_put_i64(b, (int64_t)argvlen[i]);
+        if (!rc) rc = px_buf_puts(b, "\r\n");
+        if (!rc) rc = px_buf_append(b, argv[i], argvlen[i]);
+        if (!rc) rc = px_buf_puts(b, "\r\n");
+    }
+    if (rc) /* out of memory for the copy: let hiredis format it */
+        redisAppendCommandArgv(pr->redis, argc, (const char **)argv, argvlen);
+    else
+        redisAppendFormattedCommand(pr->redis, b->data, b->len);
+}
+
 /* Send what is buffered. 0 or PX_EBACKEND. */
 static int send_buffered(pr_ctx_t *pr) {
     int done = 0;
@@ -332,7 +354,7 @@ static int flush_dirty(pr_ctx_t *pr) {
                 redis_fail(pr, "write");
                 return PX_EBACKEND;
             }
-            redisAppendCommandArgv(pr->redis, pr->cmd.argc, pr->cmd.argv, pr->cmd.argvlen);
+            append_cmd(pr, pr->cmd.argc, pr->cmd.argv, pr->cmd.argvlen);
             cur.writes++;
         }
         cur.others = append_deadlines(pr, cur.first, cur.writes);

@@ -11,6 +11,7 @@
  * fraction of their rounds under valgrind (about 30x slower than native),
  * which checks memory, not coverage; the ASan build runs them all.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -825,6 +826,33 @@ static void test_view_decode(void **state) {
         assert_int_equal(px_view_decode(ok, n, 0, &v), PX_EINVAL);
 }
 
+/* The printf-free number writers the encoders use, against printf. */
+static void test_buf_numbers(void **state) {
+    static const int64_t v[] = {0, 1, -1, 9, 10, -10, 1700000000000LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    px_buf_t b;
+    px_buf_init(&b, 4096);
+    char want[64];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        px_buf_reset(&b);
+        assert_int_equal(px_buf_put_i64(&b, v[i]), 0);
+        snprintf(want, sizeof want, "%" PRId64, v[i]);
+        assert_string_equal(b.data, want);
+        px_buf_reset(&b);
+        assert_int_equal(px_buf_put_hex64(&b, (uint64_t)v[i]), 0);
+        snprintf(want, sizeof want, "%016" PRIx64, (uint64_t)v[i]);
+        assert_string_equal(b.data, want);
+    }
+    /* at the cap: refused, the buffer unchanged */
+    px_buf_t small;
+    px_buf_init(&small, 4);
+    assert_int_equal(px_buf_put_i64(&small, 1234), 0);
+    assert_int_equal(px_buf_put_i64(&small, 5), PX_ENOMEM);
+    assert_int_equal(px_buf_put_hex64(&small, 5), PX_ENOMEM);
+    assert_string_equal(small.data, "1234");
+    px_buf_term(&small);
+    px_buf_term(&b);
+}
+
 static int setup(void **state) {
     assert_int_equal(px_key_set(&K, "acme", "doc", "1", NULL, 0), 0);
     return 0;
@@ -833,6 +861,7 @@ static int setup(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wm),
+        cmocka_unit_test(test_buf_numbers),
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_hostile_table),
         cmocka_unit_test(test_prefixes),
