@@ -61,6 +61,7 @@ baselines=${PX_BENCH_BASELINES:-1}
 for run in $(seq 1 "$runs"); do
     prefix="bench$run-$(date +%s)."
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+    redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     bash scripts/stack.sh topics --state "$state/stack" --prefix "$prefix" --partitions 6 >/dev/null
     build/release/bench/px_bench_produce "$KAFKA_BOOTSTRAP" "$prefix" "$records" "$entities" "$run" | sed 's/^/  /'
     build/release/processor/presence-processor --set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" \
@@ -87,6 +88,9 @@ for run in $(seq 1 "$runs"); do
     px_perf_stop
     curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | awk '/^presence_processor_batch_phase_us_total/ { printf "  %s %.1f s\n", $1, $2 / 1e6 }
         /^presence_processor_batches_total / { printf "  batches %d\n", $2 }' || true
+    # what the run asked of Redis: calls and server time per command
+    echo "  redis: $(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' |
+        awk -F'[:,=]' '/^cmdstat_/ && $3 > 1000 { printf "%s calls=%s usec=%s; ", substr($1, 9), $3, $5 }')"
     kill -TERM "$pid"; wait "$pid" || true
     pid=""
     if [ -z "$last" ]; then echo "run $run: did not finish ($n of $records folded)"; exit 1; fi

@@ -43,7 +43,7 @@ static const px_opt_t pr_opts[] = {
     OPT("stale.ttl_ms", PX_OPT_INT, "300000", "a record is stale at most this long without MUTATED",
         stale_ttl_ms, 1000, 86400000),
     OPT("batch.max_records", PX_OPT_INT, "10000", "records per batch (one transaction)", batch_max, 1, 1000000),
-    OPT("batch.flush_defer_ms", PX_OPT_INT, "2000", "while a backlog waits, Redis writes are deferred up to this "
+    OPT("batch.flush_defer_ms", PX_OPT_INT, "10000", "while a backlog waits, Redis writes are deferred up to this "
         "long so repeated changes of an entity coalesce into one write (0: write after every batch)",
         flush_defer_ms, 0, 60000),
     OPT("kafka.transaction_timeout_ms", PX_OPT_INT, "10000",

@@ -469,6 +469,26 @@ static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, int s, px_event_t *
     return 0;
 }
 
+/* Records waiting in the owned input partitions: the high watermarks the
+ * consumer last fetched (cached by librdkafka, no request) minus the next
+ * offset to fold. A batch that came back short (a fetch not yet in) while
+ * a backlog remains still counts as behind. */
+static int64_t backlog(pr_ctx_t *pr) {
+    int64_t n = 0;
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        const pr_part_t *pp = &pr->parts[p];
+        if (!pp->assigned) continue;
+        for (int s = 0; s < PR_N_SRC; s++) {
+            int64_t lo, hi;
+            if (pp->next[s] < 0 ||
+                rd_kafka_get_watermark_offsets(pr->consumer, pr->topics[s], p, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                continue;
+            if (hi > pp->next[s]) n += hi - pp->next[s];
+        }
+    }
+    return n;
+}
+
 /* One batch; returns true if it did any work. */
 static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     int64_t t0 = px_mono_ms();
@@ -729,7 +749,8 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         txn_end(b);
     }
     px_counter_add(pr->m_batches, 1);
-    bool behind = b->n >= (size_t)pr->cfg.batch_max; /* a full batch: more records wait */
+    /* behind: a full batch, or at least a batch's worth of records waiting */
+    bool behind = b->n >= (size_t)pr->cfg.batch_max || backlog(pr) >= pr->cfg.batch_max;
     batch_free_msgs(b);
     int64_t t_commit = px_mono_us();
 
@@ -862,7 +883,10 @@ void pr_batch_turn(pr_ctx_t *pr) {
      * between batches; while batches find work, the idle handle brings the
      * next turn at once. */
     bool worked = !pr->stopping && run_batch(pr, b);
-    if (!worked && pr->dirty && pr->flush_at) { /* caught up: deferred writes wait no longer */
+    /* caught up (nothing came and no batch's worth waits): deferred writes
+     * wait no longer; a turn that merely found the fetch not yet in leaves
+     * them to their deadline (checked at the start of every turn) */
+    if (!worked && pr->dirty && pr->flush_at && backlog(pr) < pr->cfg.batch_max) {
         pr->flush_at = 0;
         pr_redis_flush(pr); /* a failure pauses at the next turn */
     }
