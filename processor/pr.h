@@ -67,6 +67,9 @@ typedef struct pr_config {
 
 /* One entity in memory. */
 typedef struct pr_entity {
+    /* the lookup's fields first: one cache line per chain step */
+    uint64_t hash;            /* of the key (pr_table.c) */
+    struct pr_entity *next;   /* hash chain */
     px_entity_t st;
     px_store_wm_t wm;         /* offsets folded into st, per source topic */
     int32_t partition;        /* the partition number of all its records */
@@ -84,11 +87,9 @@ typedef struct pr_entity {
      * topic still waiting in a retry topic (INT64_MAX: none). A repair
      * leaves those records to the retry path. */
     int64_t hold_from[PX_SRC__COUNT];
-    uint64_t hash;            /* of the key (pr_table.c) */
     /* its share of the redis_presence_* gauges, as last counted */
     int32_t g_users, g_tabs, g_locks;
     bool g_stale;
-    struct pr_entity *next;   /* hash chain */
     struct pr_entity *next_dirty;
 } pr_entity_t;
 
