@@ -446,6 +446,59 @@ static void test_watermark_guard(void **state) {
     px_entity_term(&e);
 }
 
+/* The script's guard against a table of stored and new vectors: decimal
+ * strings compared exactly (digit counts, 2^53 and beyond, -1 = none) and
+ * any vector of another shape refused with PXWM. */
+static void test_guard_table(void **state) {
+    static const struct {
+        const char *stored;
+        int64_t nw[4];
+        int want; /* 1 wrote, 0 kept, -1 PXWM error */
+    } t[] = {
+        {"9,9,9,9", {10, 9, 9, 9}, 1},
+        {"10,9,9,9", {9, 9, 9, 9}, 0},
+        {"-1,-1,-1,-1", {0, -1, -1, -1}, 1},
+        {"0,-1,-1,-1", {-1, -1, -1, -1}, 0},
+        {"5,5,5,5", {5, 5, 5, 5}, 1},
+        {"5,5,5,5", {6, 4, 5, 5}, 0},
+        {"5,5,5,5", {5, 5, 5, 6}, 1},
+        {"5,5,5,6", {5, 5, 5, 5}, 0},
+        {"9007199254740993,1,1,1", {9007199254740992LL, 1, 1, 1}, 0},
+        {"9007199254740992,1,1,1", {9007199254740993LL, 1, 1, 1}, 1},
+        {"99,1,1,1", {100, 1, 1, 1}, 1},
+        {"100,1,1,1", {99, 1, 1, 1}, 0},
+        {"1,2,3", {1, 2, 3, 4}, -1},
+        {"1,2,3,4,5", {1, 2, 3, 4}, -1},
+        {"1,2,x,4", {1, 2, 3, 4}, -1},
+        {"", {1, 2, 3, 4}, -1},
+    };
+    int64_t now = px_now_ms();
+    px_key_t kg;
+    assert_int_equal(px_key_set(&kg, "acme", "doc", "guard", NULL, 0), 0);
+    char sk[PX_KEY_MAX + 64];
+    assert_true(px_store_state_key(&kg, sk, sizeof sk) > 0);
+    px_entity_t e;
+    px_entity_init(&e, &kg);
+    px_store_cmd_t c;
+    px_store_cmd_init(&c);
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        freeReplyObject(cmd("DEL %s", sk));
+        freeReplyObject(cmd("HSET %s wm %s", sk, t[i].stored));
+        px_store_wm_t wm;
+        memcpy(wm.off, t[i].nw, sizeof wm.off);
+        assert_int_equal(px_store_write_cmd(&c, sha, &e, &C, &wm, now, NULL), 0);
+        redisReply *r = redisCommandArgv(rc_cmd, c.argc, c.argv, c.argvlen);
+        assert_non_null(r);
+        int got = r->type == REDIS_REPLY_ERROR ? -1 : r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 99;
+        if (got == -1 && strncmp(r->str, "PXWM", 4) != 0) got = 99;
+        freeReplyObject(r);
+        if (got != t[i].want) fail_msg("guard row %zu (stored %s): got %d, want %d", i, t[i].stored, got, t[i].want);
+    }
+    freeReplyObject(cmd("DEL %s", sk));
+    px_store_cmd_term(&c);
+    px_entity_term(&e);
+}
+
 static long long exists_view(const px_key_t *k) {
     char a[PX_KEY_MAX + 64];
     key_of(k, "view", a);
@@ -568,6 +621,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_read_back),
         cmocka_unit_test(test_watermark_guard),
+        cmocka_unit_test(test_guard_table),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_at_caps),
     };
