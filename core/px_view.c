@@ -28,7 +28,6 @@ int px_view_channel_parse(const char *channel, size_t len, px_key_t *out) {
     return px_key_parse(channel + pl, len - pl - 1, out, NULL, 0) ? PX_EINVAL : 0;
 }
 
-
 int px_view_tab_encode(const px_view_tab_t *t, px_buf_t *out) {
     size_t mark = out->len;
     int rc = px_buf_puts(out, "{\"tab\":");
@@ -114,14 +113,6 @@ static int tab_from_json(json_t *o, px_view_tab_t *out) {
     return 0;
 }
 
-int px_view_tab_decode(const char *json, size_t len, px_view_tab_t *out) {
-    json_error_t jerr;
-    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    int rc = o ? tab_from_json(o, out) : PX_EINVAL;
-    json_decref(o);
-    return rc;
-}
-
 int px_view_lock_encode(const px_view_lock_t *l, px_buf_t *out) {
     size_t mark = out->len;
     int rc = px_buf_puts(out, "{\"field\":");
@@ -152,14 +143,6 @@ static int lock_from_json(json_t *o, px_view_lock_t *out) {
     if (get_str(o, "tab", out->tab_id, sizeof out->tab_id, 1)) return PX_EINVAL;
     if (get_nonneg(o, "token", &out->token) || get_nonneg(o, "deadline", &out->deadline_ms)) return PX_EINVAL;
     return 0;
-}
-
-int px_view_lock_decode(const char *json, size_t len, px_view_lock_t *out) {
-    json_error_t jerr;
-    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    int rc = o ? lock_from_json(o, out) : PX_EINVAL;
-    json_decref(o);
-    return rc;
 }
 
 int px_view_decode(const char *json, size_t len, int64_t now_ms, px_view_t *v) {

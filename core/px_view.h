@@ -52,21 +52,19 @@ int px_view_channel(const px_key_t *key, char *out, size_t out_size);
 /* Parse a channel name back into its key. 0 or PX_EINVAL. */
 int px_view_channel_parse(const char *channel, size_t len, px_key_t *out);
 
-/* Tab <-> JSON {"tab","deadline","user","name","mode","dirty","status",
- * "field","cursor","since"}. encode appends to out (0 or PX_ENOMEM, out
- * unchanged); decode requires a non-empty tab and user and a deadline >= 0,
- * defaults the other members when absent and refuses anything malformed
- * (PX_EINVAL). */
+/* A tab as the view's JSON object {"tab","deadline","user","name","mode",
+ * "dirty","status","field","cursor","since"}, appended to out (0 or
+ * PX_ENOMEM, out unchanged). px_view_decode reads it back: it requires a
+ * non-empty tab and user and a deadline >= 0, defaults the other members
+ * when absent and refuses anything malformed. */
 int px_view_tab_encode(const px_view_tab_t *t, px_buf_t *out);
-int px_view_tab_decode(const char *json, size_t len, px_view_tab_t *out);
 
-/* Lock <-> JSON {"field","user","name","tab","token","deadline"}. encode
- * appends to out (0 or PX_ENOMEM, out unchanged); decode requires all six
- * members with their JSON types (field and user non-empty, strings within
- * bounds, token and deadline integers >= 0) and refuses anything else with
- * PX_EINVAL. */
+/* A lock as the view's JSON object {"field","user","name","tab","token",
+ * "deadline"}, appended to out (0 or PX_ENOMEM, out unchanged).
+ * px_view_decode requires all six members with their JSON types (field
+ * and user non-empty, strings within bounds, token and deadline integers
+ * >= 0). */
 int px_view_lock_encode(const px_view_lock_t *l, px_buf_t *out);
-int px_view_lock_decode(const char *json, size_t len, px_view_lock_t *out);
 
 /* Largest view px_view_decode reads (the processor's largest, every cap
  * full and every string at its bound and fully escaped, is about 1.2 MB). */
