@@ -34,6 +34,46 @@ int pr_table_init(pr_ctx_t *pr, size_t buckets) {
     return 0;
 }
 
+static uint64_t str_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Distinct users among the entity's tabs. This runs after every record
+ * folded: a pairwise comparison for a few tabs, an open-addressing set of
+ * tab indexes (hash, then the string) for many, so an entity at the tab
+ * cap costs 256 hashes instead of 32k string compares. */
+static int32_t distinct_users(const px_entity_t *st) {
+    size_t n = st->n_tabs;
+    int32_t users = 0;
+    if (n <= 8) {
+        for (size_t i = 0; i < n; i++) {
+            const char *u = px_fold_tab_user_id(&st->tabs[i]);
+            size_t j = 0;
+            while (j < i && strcmp(px_fold_tab_user_id(&st->tabs[j]), u) != 0) j++;
+            users += j == i;
+        }
+        return users;
+    }
+    enum { SLOTS = 2 * PX_FOLD_TABS_MAX }; /* a power of two, at most half full */
+    int16_t slot[SLOTS];
+    memset(slot, 0xff, sizeof slot); /* -1: empty */
+    for (size_t i = 0; i < n; i++) {
+        const char *u = px_fold_tab_user_id(&st->tabs[i]);
+        size_t k = (size_t)str_hash(u) & (SLOTS - 1);
+        while (slot[k] >= 0 && strcmp(px_fold_tab_user_id(&st->tabs[slot[k]]), u) != 0) k = (k + 1) & (SLOTS - 1);
+        if (slot[k] < 0) {
+            slot[k] = (int16_t)i;
+            users++;
+        }
+    }
+    return users;
+}
+
 /* The entity's share of the redis_presence_* gauges, counted on the
  * folded state (items leave it through EXPIRE records, which the processor
  * produces at their deadlines): distinct users of its tabs, tabs, locks,
@@ -45,12 +85,7 @@ static void gauges_count(pr_ctx_t *pr, pr_entity_t *e, bool gone) {
         tabs = (int32_t)e->st.n_tabs;
         locks = (int32_t)e->st.n_locks;
         stale = e->st.n_writes > 0;
-        for (size_t i = 0; i < e->st.n_tabs; i++) {
-            const char *u = px_fold_tab_user_id(&e->st.tabs[i]);
-            size_t j = 0;
-            while (j < i && strcmp(px_fold_tab_user_id(&e->st.tabs[j]), u) != 0) j++;
-            users += j == i;
-        }
+        users = distinct_users(&e->st);
     }
     pr->g_users += users - e->g_users;
     pr->g_tabs += tabs - e->g_tabs;

@@ -259,18 +259,17 @@ async def test(stack):
     final = stack.changes(tenant, timeout=5)
     assert sum(c["id"] == "R1" and c["type"] == "VERSION_BUMPED" for c in final) == 2, final
 
-
-if __name__ == "__main__":
-    pxtest.run(test, "test_processor")
-
     # The redis_presence_* gauges count what the folded states hold, kept up
     # by every fold (no scan per scrape). G1 (event time 10 minutes ahead, so
     # nothing expires during the test): gu1 with two tabs and a lock, gu2
-    # with one tab, an open write. Everything else has expired or closed by
-    # now (R1 holds a version only, V1 is poisoned).
+    # with one tab, gu3..gu5 with three tabs each (12 tabs: the counting of
+    # distinct users switches from pairwise to a hash set past 8), an open
+    # write. Everything else has expired or closed by now (R1 holds a
+    # version only, V1 is poisoned).
     g = dict(entity="order", id="G1")
     future = now + 600000
-    for tab, user in (("g1", "gu1"), ("g2", "gu1"), ("g3", "gu2")):
+    many = [("g1", "gu1"), ("g2", "gu1"), ("g3", "gu2")] + [(f"h{u}{k}", f"gu{u}") for u in (3, 4, 5) for k in range(3)]
+    for tab, user in many:
         send("presence.heartbeats", "presence", type="SUB", tab_id=tab, user_id=user, user_name=user,
              mode="VIEW", status="ONLINE", dirty=False, ts=future, **g)
     send("presence.locks", "lock", type="LOCK", field="f", tab_id="g1", user_id="gu1", user_name="gu1",
@@ -285,7 +284,7 @@ if __name__ == "__main__":
                 for n in ("redis_presence_active_users", "redis_presence_active_tabs",
                           "redis_presence_active_locks", "redis_presence_stale_entities")
                 if line.startswith(n + " ")}
-    want = {"redis_presence_active_users": 2, "redis_presence_active_tabs": 3,
+    want = {"redis_presence_active_users": 5, "redis_presence_active_tabs": 12,
             "redis_presence_active_locks": 1, "redis_presence_stale_entities": 1}
     deadline = time.time() + 20
     while gauges() != want and time.time() < deadline:
@@ -295,8 +294,22 @@ if __name__ == "__main__":
     send("presence.heartbeats", "presence", type="UNSUB", tab_id="g3", user_id="gu2", user_name="gu2",
          mode="VIEW", status="ONLINE", dirty=False, ts=future + 1, **g)
     prod.flush(10)
-    want.update(redis_presence_active_users=1, redis_presence_active_tabs=2)
+    want.update(redis_presence_active_users=4, redis_presence_active_tabs=11)
     deadline = time.time() + 20
     while gauges() != want and time.time() < deadline:
         time.sleep(0.2)
     assert gauges() == want, gauges()
+    # G2, a small entity (the pairwise count): two users over three tabs
+    for tab, user in (("k1", "ku1"), ("k2", "ku1"), ("k3", "ku2")):
+        send("presence.heartbeats", "presence", type="SUB", tab_id=tab, user_id=user, user_name=user,
+             mode="VIEW", status="ONLINE", dirty=False, ts=future, entity="order", id="G2")
+    prod.flush(10)
+    want.update(redis_presence_active_users=6, redis_presence_active_tabs=14)
+    deadline = time.time() + 20
+    while gauges() != want and time.time() < deadline:
+        time.sleep(0.2)
+    assert gauges() == want, gauges()
+
+
+if __name__ == "__main__":
+    pxtest.run(test, "test_processor")
