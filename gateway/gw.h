@@ -29,6 +29,7 @@
 #include "px_config.h"
 #include "px_err.h"
 #include "px_event.h"
+#include "px_hash.h"
 #include "px_kafka.h"
 #include "px_key.h"
 #include "px_metrics.h"
@@ -243,14 +244,7 @@ typedef struct gw_ctx {
     px_hist_t *m_push_latency, *m_lock_latency;
 } gw_ctx_t;
 
-static inline uint64_t gw_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
+static inline uint64_t gw_hash(const char *s) { return px_fnv1a_str(PX_FNV1A_INIT, s); }
 
 /* gw_auth.c: identity from a bearer token (HS256, claims sub, tenant,
  * name, exp) or, only in dev mode, from query args user/name/tenant.

@@ -24,15 +24,6 @@ static void ent_sub_changed(gw_ctx_t *gw, gw_entity_t *e, bool subscribe) {
     gw_redis_channel(gw, ch, subscribe);
 }
 
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 int gw_subs_init(gw_ctx_t *gw, size_t buckets) {
     gw->ents = calloc(buckets, sizeof *gw->ents);
     if (!gw->ents) return PX_ENOMEM;
@@ -63,7 +54,7 @@ void gw_subs_term(gw_ctx_t *gw) {
 }
 
 gw_entity_t *gw_entity_find(gw_ctx_t *gw, const char *keystr) {
-    gw_entity_t *e = gw->ents[fnv1a(keystr) % gw->n_ent_buckets];
+    gw_entity_t *e = gw->ents[gw_hash(keystr) % gw->n_ent_buckets];
     for (; e; e = e->next)
         if (strcmp(e->keystr, keystr) == 0) return e;
     return NULL;
@@ -95,7 +86,7 @@ gw_sub_t *gw_subs_add(gw_ctx_t *gw, gw_conn_t *c, const px_key_t *key, const cha
         }
         e->key = *key;
         memcpy(e->keystr, ks, sizeof ks);
-        size_t b = fnv1a(ks) % gw->n_ent_buckets;
+        size_t b = gw_hash(ks) % gw->n_ent_buckets;
         e->next = gw->ents[b];
         gw->ents[b] = e;
         gw->n_ents++;
@@ -107,7 +98,7 @@ gw_sub_t *gw_subs_add(gw_ctx_t *gw, gw_conn_t *c, const px_key_t *key, const cha
         gw_oom(gw, "subscription");
         *err = "INTERNAL";
         if (created) {
-            size_t b = fnv1a(ks) % gw->n_ent_buckets;
+            size_t b = gw_hash(ks) % gw->n_ent_buckets;
             gw->ents[b] = e->next;
             free(e);
             gw->n_ents--;
@@ -144,7 +135,7 @@ void gw_subs_remove(gw_ctx_t *gw, gw_sub_t *s) {
     free(s);
     if (!e->subs) {
         ent_sub_changed(gw, e, false);
-        size_t b = fnv1a(e->keystr) % gw->n_ent_buckets;
+        size_t b = gw_hash(e->keystr) % gw->n_ent_buckets;
         for (gw_entity_t **pp = &gw->ents[b]; *pp; pp = &(*pp)->next)
             if (*pp == e) {
                 *pp = e->next;

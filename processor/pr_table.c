@@ -8,19 +8,13 @@
 #include <string.h>
 
 #include "pr.h"
+#include "px_hash.h"
 #include "px_log.h"
 
 static uint64_t key_hash(const px_key_t *k) {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = PX_FNV1A_INIT;
     const char *parts[3] = {k->tenant, k->entity, k->id};
-    for (int i = 0; i < 3; i++) {
-        for (const char *s = parts[i]; *s; s++) {
-            h ^= (unsigned char)*s;
-            h *= 1099511628211ULL;
-        }
-        h ^= ':';
-        h *= 1099511628211ULL;
-    }
+    for (int i = 0; i < 3; i++) h = px_fnv1a(px_fnv1a_str(h, parts[i]), ":", 1);
     return h;
 }
 
@@ -32,15 +26,6 @@ int pr_table_init(pr_ctx_t *pr, size_t buckets) {
     if (!pr->buckets) return PX_ENOMEM;
     pr->n_buckets = buckets;
     return 0;
-}
-
-static uint64_t str_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
 }
 
 /* Distinct users among the entity's tabs. This runs after every record
@@ -64,7 +49,7 @@ static int32_t distinct_users(const px_entity_t *st) {
     memset(slot, 0xff, sizeof slot); /* -1: empty */
     for (size_t i = 0; i < n; i++) {
         const char *u = px_fold_tab_user_id(&st->tabs[i]);
-        size_t k = (size_t)str_hash(u) & (SLOTS - 1);
+        size_t k = (size_t)px_fnv1a_str(PX_FNV1A_INIT, u) & (SLOTS - 1);
         while (slot[k] >= 0 && strcmp(px_fold_tab_user_id(&st->tabs[slot[k]]), u) != 0) k = (k + 1) & (SLOTS - 1);
         if (slot[k] < 0) {
             slot[k] = (int16_t)i;

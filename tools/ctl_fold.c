@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "px_hash.h"
 #include "px_err.h"
 #include "px_lcjson.h"
 
@@ -49,11 +50,7 @@ void ctl_fold_term(ctl_t *c) {
     c->avro = NULL;
 }
 
-static uint64_t key_hash(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
+static uint64_t key_hash(const char *s, size_t n) { return px_fnv1a(PX_FNV1A_INIT, s, n); }
 
 /* The entity of key k (formatted ks[0..kl)), created empty if new. The
  * hash and the formatted key sit at the head of the node, so a lookup

@@ -284,31 +284,28 @@ async def test(stack):
                 for n in ("redis_presence_active_users", "redis_presence_active_tabs",
                           "redis_presence_active_locks", "redis_presence_stale_entities")
                 if line.startswith(n + " ")}
+    def wait_gauges(want):
+        deadline = time.time() + 20
+        while gauges() != want and time.time() < deadline:
+            time.sleep(0.2)
+        assert gauges() == want, gauges()
+
     want = {"redis_presence_active_users": 5, "redis_presence_active_tabs": 12,
             "redis_presence_active_locks": 1, "redis_presence_stale_entities": 1}
-    deadline = time.time() + 20
-    while gauges() != want and time.time() < deadline:
-        time.sleep(0.2)
-    assert gauges() == want, gauges()
+    wait_gauges(want)
     # the UNSUB of gu2's only tab takes one user and one tab away
     send("presence.heartbeats", "presence", type="UNSUB", tab_id="g3", user_id="gu2", user_name="gu2",
          mode="VIEW", status="ONLINE", dirty=False, ts=future + 1, **g)
     prod.flush(10)
     want.update(redis_presence_active_users=4, redis_presence_active_tabs=11)
-    deadline = time.time() + 20
-    while gauges() != want and time.time() < deadline:
-        time.sleep(0.2)
-    assert gauges() == want, gauges()
+    wait_gauges(want)
     # G2, a small entity (the pairwise count): two users over three tabs
     for tab, user in (("k1", "ku1"), ("k2", "ku1"), ("k3", "ku2")):
         send("presence.heartbeats", "presence", type="SUB", tab_id=tab, user_id=user, user_name=user,
              mode="VIEW", status="ONLINE", dirty=False, ts=future, entity="order", id="G2")
     prod.flush(10)
     want.update(redis_presence_active_users=6, redis_presence_active_tabs=14)
-    deadline = time.time() + 20
-    while gauges() != want and time.time() < deadline:
-        time.sleep(0.2)
-    assert gauges() == want, gauges()
+    wait_gauges(want)
 
 
 if __name__ == "__main__":
