@@ -52,6 +52,9 @@ static const px_opt_t pr_opts[] = {
         retry_max_attempts, 0, 20),
     OPT("retry.base_ms", PX_OPT_INT, "1000", "delay before retry k: base * 3^(k-1) (1 s, 3 s, 9 s)", retry_base_ms,
         1, 3600000),
+    OPT("fault.abort_every", PX_OPT_INT, "0", "testing only: abort every Nth transaction instead of committing it "
+        "(the batch and the one folded on top of it are rewound and folded again); 0: never", fault_abort_every, 0,
+        1000000),
     OPT("log.level", PX_OPT_STR, "info", "debug | info | warn | error", log_level, 0, 0),
     OPT("http.host", PX_OPT_STR, "127.0.0.1", "address of /metrics, /healthz, /readyz", http_host, 0, 0),
     OPT("http.port", PX_OPT_INT, "9102", "port of /metrics, /healthz, /readyz (0: none)", http_port, 0, 65535),

@@ -1,20 +1,25 @@
 /*
  * pr.h - presence-processor: context and the internal API between its
- * files. One thread, one libuv loop: the loop wakes on the consumer queue,
- * on a deadline timer and on the ops HTTP endpoint; each wake runs batches
- * (pr_batch.c) that use blocking Kafka transaction calls and a pipelined
- * synchronous Redis connection, which is what a batch needs anyway.
+ * files. One libuv loop thread does the work: the loop wakes on the
+ * consumer queue, on a deadline timer, on the ops HTTP endpoint and when a
+ * commit ends; each wake runs batches (pr_batch.c) that use a pipelined
+ * synchronous Redis connection. The one other thread is the committer
+ * (pr_commit.c): it runs a sealed batch's blocking transaction calls
+ * (send the offsets, commit) while the loop thread folds the next batch.
  *
  * Files: main.c (config, start, stop, /metrics), pr_kafka.c (consumer,
  * transactional producer, rebalance, repair ranges), pr_batch.c (one batch:
- * collect, load, fold, transaction, Redis), pr_redis.c (the Redis
- * connection: load states, write pipeline, marks, backoff), pr_table.c (the
- * in-memory entities and their deadline heap).
+ * collect, load, fold, transaction, Redis), pr_commit.c (the committer
+ * thread and the transaction in flight), pr_redis.c (the Redis connection:
+ * load states, write pipeline, write snapshots, marks, backoff),
+ * pr_table.c (the in-memory entities and their deadline heap).
  * docs/exactly-once.md is the design this implements.
  */
 #ifndef PX_PR_H
 #define PX_PR_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,6 +65,7 @@ typedef struct pr_config {
     int64_t txn_timeout_ms;
     int64_t retry_max_attempts; /* transient failures: retries before the DLQ */
     int64_t retry_base_ms;      /* delay of attempt k: base * 3^(k-1) (1 s, 3 s, 9 s) */
+    int64_t fault_abort_every;  /* testing: every Nth commit fails instead (pr_commit.c) */
     char log_level[PX_CONF_STR_MAX];
     char http_host[PX_CONF_STR_MAX];
     int64_t http_port;
@@ -107,6 +113,23 @@ typedef struct pr_part {
     bool seek_refused;            /* the check's seek was refused (fetcher not started): logged once */
 } pr_part_t;
 
+/* The Redis writes of a sealed batch, built when it was sealed (the
+ * entities move on with the next batch meanwhile) and sent once its
+ * transaction committed (pr_redis.c): RESP commands for every entity dirty
+ * at the seal, the deadline index and the applied marks as of the seal. */
+#define PR_SNAP_MAX 8192  /* entities; a larger flush waits for the commit and writes in chunks */
+#define PR_FLUSH_CHUNK 256 /* entity writes per pipelined chunk (pr_redis.c) */
+typedef struct pr_snap {
+    bool ready;                   /* built, not yet sent */
+    px_buf_t resp;                /* the commands */
+    struct pr_entity **ents;      /* its entities, in the order of their writes */
+    size_t *notify_len;           /* per entity: the bytes of its notification the write carries */
+    size_t n_ents;
+    size_t *chunk_others;         /* per chunk of PR_FLUSH_CHUNK writes: deadline commands after them */
+    size_t n_chunks, n_marks;     /* then n_marks HSETs of applied marks */
+    int64_t (*sent)[PR_N_SRC];    /* per partition x source: the mark written, -1: none */
+} pr_snap_t;
+
 typedef struct pr_heap_item {
     int64_t deadline;
     pr_entity_t *ent;
@@ -133,6 +156,27 @@ typedef struct pr_ctx {
      * use. */
     rd_kafka_t *producer, *producers[2];
     int cur_producer;
+    /* The transaction in flight (pr_commit.c): sealed, its records
+     * produced, committed by the committer thread while the loop thread
+     * folds the next batch, which produces nothing until this one ended. */
+    struct {
+        bool active;              /* dispatched and not yet finished on the loop thread */
+        rd_kafka_t *producer;
+        rd_kafka_topic_partition_list_t *offsets;
+        rd_kafka_consumer_group_metadata_t *gm;
+        bool done;                /* set by the committer (under mu) */
+        rd_kafka_error_t *err;    /* its outcome (under mu) */
+        int64_t (*first)[PR_N_SRC]; /* the batch's first offsets per partition x source (-1: none) */
+        pr_snap_t snap;           /* its Redis writes, sent once it committed */
+    } txn;
+    pthread_t committer;
+    bool committer_started, committer_quit, committer_has_job;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uv_async_t commit_async;      /* wakes the loop when a commit ended */
+    bool commit_async_live;       /* under mu: the committer may signal it */
+    atomic_bool dr_failing;     /* see on_delivery (pr_kafka.c) */
+    atomic_bool producer_fatal;   /* a producer's fatal error (on_error): the loop stops */
     rd_kafka_queue_t *cq;
     px_kafka_uv_t *cq_uv;
     char topics[PR_N_SRC][PX_CONF_STR_MAX * 2 + 8];
@@ -141,8 +185,8 @@ typedef struct pr_ctx {
     char group[PX_CONF_STR_MAX];
     pr_part_t parts[PR_MAX_PARTITIONS];
     bool rebalanced;   /* set by the rebalance callback during a collect */
-    bool kafka_ok;
-    bool dr_failing;   /* the last delivery report was a failure (logged once per run) */
+    bool folding;      /* an open batch holds folded records (uncommitted states in the dirty list) */
+    atomic_bool kafka_ok;     /* producers' callbacks may run on the committer thread */
 
     /* Redis */
     redisContext *redis;
@@ -159,6 +203,7 @@ typedef struct pr_ctx {
     size_t n_buckets, n_entities;
     int64_t g_users, g_tabs, g_locks, g_stale; /* the entities' gauge shares, summed */
     pr_entity_t *dirty;       /* entities changed and not yet written */
+    size_t n_dirty;
     int64_t flush_at;         /* mono ms the deferred writes are due (0: none deferred) */
     pr_heap_item_t *heap;
     size_t heap_n, heap_cap;
@@ -227,6 +272,47 @@ size_t pr_redis_decisions(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n);
 int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PR_N_SRC]);
 /* Keys of the entities with pending deadlines in a partition. */
 int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, size_t *n);
+
+/* Build the write snapshot of every dirty entity into snap (the dirty list
+ * is then empty). 0, or PX_ENOMEM (out of memory, or more than
+ * PR_SNAP_MAX entities) with the dirty list as it was. */
+int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap);
+/* Send a built snapshot: 0, or PX_EBACKEND (its entities are dirty again). */
+int pr_redis_snap_send(pr_ctx_t *pr, pr_snap_t *snap);
+/* Forget a snapshot that will not be sent; its entities are dirty again. */
+void pr_redis_snap_drop(pr_ctx_t *pr, pr_snap_t *snap);
+void pr_redis_snap_free(pr_snap_t *snap);
+
+/* pr_commit.c */
+int pr_commit_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
+/* The loop is closing: no more wake-ups (drains still work). */
+void pr_commit_unwatch(pr_ctx_t *pr);
+/* Drain, then stop the thread. */
+void pr_commit_stop(pr_ctx_t *pr);
+/* Hand the open transaction of pr->producer to the committer with these
+ * offsets (taken over; may be empty) and the batch's partitions. */
+void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
+                        const int64_t first[][PR_N_SRC]);
+/* Wait for the transaction in flight, if any, and finish it on the loop
+ * thread: committed, send its Redis snapshot; failed, abort it and rewind
+ * its partitions. 0 when nothing failed; PX_EBACKEND when it did (then
+ * whatever was folded on top of it must be dropped by the caller). */
+int pr_commit_drain(pr_ctx_t *pr);
+/* Abort the open transaction of rk; if that fails, stop (pr_fatal). */
+void pr_txn_abort(pr_ctx_t *pr, rd_kafka_t *rk);
+/* Log why and stop the loop with exit code 1. */
+void pr_fatal(pr_ctx_t *pr, const char *why);
+/* Wait for the transaction in flight, if any, without finishing it
+ * (nothing in memory changes): 0 if it committed or none is in flight,
+ * PX_EBACKEND if it failed. */
+int pr_commit_wait(pr_ctx_t *pr);
+/* True when the transaction in flight has ended (finish it with a drain). */
+bool pr_commit_ended(pr_ctx_t *pr);
+/* True while a transaction is in flight. */
+static inline bool pr_commit_busy(const pr_ctx_t *pr) { return pr->txn.active; }
+/* Drop the in-memory entities of the partitions in first[][] and hold the
+ * partitions until their repair check ran again (pr_batch.c). */
+void pr_batch_rewind_parts(pr_ctx_t *pr, const int64_t first[][PR_N_SRC]);
 
 /* pr_kafka.c */
 int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);

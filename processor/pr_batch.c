@@ -64,7 +64,23 @@ typedef struct batch {
     pr_entity_t *cur;
     rd_kafka_message_t *cur_msg;
     bool repair;
+    /* Records held while the previous batch's transaction is in flight
+     * (pr_commit.c): produced in order once it committed. */
+    bool holding;
+    bool prev_failed;  /* the transaction in flight failed: this batch is dropped at its seal */
+    px_buf_t held;     /* topic, key and value bytes of the held records */
+    struct held_rec {
+        size_t topic, key, klen, val, vlen; /* offsets into held */
+        int32_t partition;
+        rd_kafka_headers_t *hdrs;
+    } *recs;
+    size_t n_recs;
 } batch_t;
+
+/* Bounds of the held records; a batch that reaches one waits for the
+ * transaction in flight and produces directly from then on. */
+#define PR_HELD_BYTES (64u << 20)
+#define PR_HELD_RECS 65536
 
 /* ---- producing inside the transaction --------------------------------- */
 
@@ -87,6 +103,85 @@ static int produce(pr_ctx_t *pr, const char *topic, int32_t partition, const voi
     }
 }
 
+/* Hold one record (copies its bytes). 0, or PX_ENOMEM when full. */
+static int hold(batch_t *b, const char *topic, int32_t partition, const void *key, size_t klen, const void *val,
+                size_t vlen, rd_kafka_headers_t *hdrs) {
+    if (b->n_recs == PR_HELD_RECS) return PX_ENOMEM;
+    size_t mark = b->held.len, tl = strlen(topic) + 1;
+    struct held_rec *r = &b->recs[b->n_recs];
+    r->topic = b->held.len;
+    int rc = px_buf_append(&b->held, topic, tl);
+    r->key = b->held.len;
+    r->klen = klen;
+    if (!rc) rc = px_buf_append(&b->held, key, klen);
+    r->val = b->held.len;
+    r->vlen = vlen;
+    if (!rc) rc = px_buf_append(&b->held, val, vlen);
+    if (rc) {
+        b->held.len = mark;
+        return PX_ENOMEM;
+    }
+    r->partition = partition;
+    r->hdrs = hdrs;
+    b->n_recs++;
+    return 0;
+}
+
+static void held_drop(batch_t *b) {
+    for (size_t i = 0; i < b->n_recs; i++)
+        if (b->recs[i].hdrs) rd_kafka_headers_destroy(b->recs[i].hdrs);
+    b->n_recs = 0;
+    px_buf_reset(&b->held);
+    b->holding = false;
+}
+
+static bool txn_begin(batch_t *b);
+
+/* The transaction in flight committed: the held records go to the
+ * producer, in the order they were made. */
+static void release(batch_t *b) {
+    for (size_t i = 0; i < b->n_recs; i++) {
+        struct held_rec *r = &b->recs[i];
+        rd_kafka_headers_t *h = r->hdrs; /* producev owns them from here, or produce() frees them */
+        r->hdrs = NULL;
+        if (b->produce_failed || !txn_begin(b)) {
+            if (h) rd_kafka_headers_destroy(h);
+            b->produce_failed = true;
+            continue;
+        }
+        if (produce(b->pr, b->held.data + r->topic, r->partition, b->held.data + r->key, r->klen,
+                    b->held.data + r->val, r->vlen, h))
+            b->produce_failed = true;
+    }
+    held_drop(b);
+}
+
+/* Every record the batch makes goes through here: produced in the batch's
+ * transaction, or held while the previous transaction is in flight. A
+ * holding batch that fills its buffer waits for that transaction (nothing
+ * in memory changes during the wait) and produces directly from then on;
+ * if that transaction failed, nothing more is kept: the batch is dropped
+ * at its seal. */
+static void emit(batch_t *b, const char *topic, int32_t partition, const void *key, size_t klen, const void *val,
+                 size_t vlen, rd_kafka_headers_t *hdrs) {
+    if (b->holding) {
+        if (hold(b, topic, partition, key, klen, val, vlen, hdrs) == 0) return;
+        if (pr_commit_wait(b->pr)) b->prev_failed = true;
+        b->holding = false;
+        if (!b->prev_failed) release(b);
+    }
+    if (b->prev_failed) {
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        return;
+    }
+    if (!txn_begin(b)) {
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        b->produce_failed = true;
+        return;
+    }
+    if (produce(b->pr, topic, partition, key, klen, val, vlen, hdrs)) b->produce_failed = true;
+}
+
 /* A transaction ended (committed or aborted): the next one goes to the
  * other producer, whose last transaction had a whole batch's time to be
  * completed by the broker (pr.h: producers). */
@@ -101,7 +196,9 @@ static bool txn_begin(batch_t *b) {
     if (b->txn_open) return true;
     rd_kafka_error_t *e = rd_kafka_begin_transaction(b->pr->producer);
     if (e) {
-        PX_ERROR(PR_COMP, "begin_transaction failed", "err=\"%s\"", rd_kafka_error_string(e));
+        PX_ERROR(PR_COMP, "begin_transaction failed", "err=\"%s\" fatal=%d", rd_kafka_error_string(e),
+                 rd_kafka_error_is_fatal(e));
+        if (rd_kafka_error_is_fatal(e)) pr_fatal(b->pr, "a transactional producer failed for good");
         rd_kafka_error_destroy(e);
         b->produce_failed = true;
         return false;
@@ -133,12 +230,10 @@ static rd_kafka_headers_t *origin_headers(const char *topic, int32_t p, const or
 static void dead_letter(batch_t *b, const rd_kafka_message_t *m, int fs, const orig_t *o, const char *err) {
     pr_ctx_t *pr = b->pr;
     char topic[sizeof pr->topics[0] + 8];
-    if (!txn_begin(b)) return;
     const char *src = pr->topics[fs];
     snprintf(topic, sizeof topic, "%s.dlt", src);
     rd_kafka_headers_t *h = origin_headers(src, m->partition, o, err);
-    if (produce(pr, topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len, h))
-        b->produce_failed = true;
+    emit(b, topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len, h);
     px_counter_add(pr->m_dlq, 1);
     PX_WARN(PR_COMP, "record sent to the DLQ", "topic=%s partition=%d offset=%lld attempt=%lld err=\"%s\"", src,
             m->partition, (long long)o->offset, (long long)o->attempt, err);
@@ -151,7 +246,6 @@ static void send_retry(batch_t *b, const rd_kafka_message_t *m, int fs, const or
                        int64_t due, uint32_t seq, const char *err) {
     pr_ctx_t *pr = b->pr;
     char num[32];
-    if (!txn_begin(b)) return;
     orig_t n = *o;
     n.attempt = attempt;
     rd_kafka_headers_t *h = origin_headers(pr->topics[fs], m->partition, &n, err);
@@ -159,8 +253,7 @@ static void send_retry(batch_t *b, const rd_kafka_message_t *m, int fs, const or
     rd_kafka_header_add(h, "px.due", -1, num, -1);
     snprintf(num, sizeof num, "%" PRIu32, seq);
     rd_kafka_header_add(h, "px.seq", -1, num, -1);
-    if (produce(pr, pr->topics[PR_RETRY(fs)], m->partition, m->key, m->key_len, m->payload, m->len, h))
-        b->produce_failed = true;
+    emit(b, pr->topics[PR_RETRY(fs)], m->partition, m->key, m->key_len, m->payload, m->len, h);
     if (attempt > 0) px_counter_add(pr->m_retries, 1);
 }
 
@@ -210,9 +303,7 @@ static void on_change(void *arg, const px_event_t *ev) {
         return;
     }
     int kl = px_key_format(&c.key, key, sizeof key);
-    if (!txn_begin(b) || produce(pr, pr->topic_changes, RD_KAFKA_PARTITION_UA, key, (size_t)kl, pr->val.data,
-                                 pr->val.len, NULL))
-        b->produce_failed = true;
+    emit(b, pr->topic_changes, RD_KAFKA_PARTITION_UA, key, (size_t)kl, pr->val.data, pr->val.len, NULL);
     px_counter_add(pr->m_changes, 1);
     if (c.type == PX_CH_LOCK_GRANTED) px_counter_add(pr->m_locks_acquired, 1);
     notify_add(&b->cur->notify, &c);
@@ -259,9 +350,7 @@ static void on_expire(void *arg, const px_event_t *ev) {
         return;
     }
     int kl = px_key_format(&ev->key, key, sizeof key);
-    if (!txn_begin(b) || produce(pr, pr->topics[s], b->cur->partition, key, (size_t)kl, pr->val.data,
-                                 pr->val.len, NULL))
-        b->produce_failed = true;
+    emit(b, pr->topics[s], b->cur->partition, key, (size_t)kl, pr->val.data, pr->val.len, NULL);
     px_counter_add(pr->m_expires, 1);
 }
 
@@ -317,6 +406,9 @@ static int repair_checks(pr_ctx_t *pr) {
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
         pr_part_t *pp = &pr->parts[p];
         if (!pp->assigned || !pp->repair_check) continue;
+        /* a check may drop the partition's entities: nothing may be in
+         * flight that names them (rare: after an assignment or a rewind) */
+        if (pr_commit_drain(pr)) return PX_EBACKEND;
         int64_t applied[PR_N_SRC];
         if (pr_redis_applied(pr, p, applied)) return PX_EBACKEND;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PR_N_SRC);
@@ -422,12 +514,11 @@ static void batch_free_msgs(batch_t *b) {
  * check ran again, which seeks every topic back to its committed offset
  * (or applied mark) and rebuilds the retry order from the retry topics, as
  * after an assignment. */
-static void batch_rewind(batch_t *b) {
-    pr_ctx_t *pr = b->pr;
+void pr_batch_rewind_parts(pr_ctx_t *pr, const int64_t first[][PR_N_SRC]) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
         bool any = false;
-        for (int s = 0; s < PR_N_SRC; s++) any = any || b->first[p][s] >= 0;
+        for (int s = 0; s < PR_N_SRC; s++) any = any || first[p][s] >= 0;
         if (!any || !pr->parts[p].assigned) continue;
         pr_table_drop_partition(pr, p);
         pr->parts[p].repair_check = true;
@@ -438,6 +529,12 @@ static void batch_rewind(batch_t *b) {
     }
     if (l->cnt) rd_kafka_pause_partitions(pr->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* (after the transaction in flight ended: its snapshot names entities) */
+static void batch_rewind(batch_t *b) {
+    pr_commit_drain(b->pr);
+    pr_batch_rewind_parts(b->pr, (const int64_t(*)[PR_N_SRC])b->first);
 }
 
 static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, int s, px_event_t *ev, orig_t *o, char *err,
@@ -490,20 +587,14 @@ static int64_t backlog(pr_ctx_t *pr) {
 }
 
 /* One batch; returns true if it did any work. */
-static bool run_batch(pr_ctx_t *pr, batch_t *b) {
-    int64_t t0 = px_mono_ms();
-    uint64_t gen = pr->redis_gen;
-    b->n = 0;
-    b->txn_open = b->produce_failed = b->redis_failed = false;
-    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
-        for (int s = 0; s < PR_N_SRC; s++) b->first[p][s] = -1;
-        for (int s = 0; s < PX_SRC__COUNT; s++) b->blocked[p][s] = -1;
-    }
-
-    /* collect */
+/* Take records into the batch (after those it holds) until it is full or
+ * none waits; the first poll may wait up to wait_ms. A rebalance meanwhile
+ * sets pr->rebalanced. */
+static void collect(pr_ctx_t *pr, batch_t *b, int wait_ms) {
     pr->rebalanced = false;
     while (b->n < (size_t)pr->cfg.batch_max && !pr->rebalanced) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(pr->consumer, 0);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(pr->consumer, wait_ms);
+        wait_ms = 0;
         if (!m) break;
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -522,19 +613,29 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         b->src[b->n] = src;
         b->msgs[b->n++] = m;
     }
-    if (pr->rebalanced) { /* eager: all was revoked; the repair check seeks every assigned source */
-        batch_free_msgs(b);
-        return true;
-    }
-    if (b->n == 0 && pr_heap_next(pr) > px_now_ms()) return false;
-    int64_t t_collect = px_mono_us();
-    b->t_collect_us = t_collect;
-    int64_t now_ms = px_now_ms();
+}
 
+/* Drop a batch that will not commit: its transaction if one opened, its
+ * held records, and what it folded (its partitions are rewound). */
+static void batch_drop(batch_t *b) {
+    b->pr->folding = false;
+    if (b->txn_open) {
+        pr_txn_abort(b->pr, b->pr->producer);
+        txn_end(b);
+    }
+    held_drop(b);
+    batch_rewind(b);
+    batch_free_msgs(b);
+}
+
+/* Decode, load and fold the batch's records [from, b->n). 0, or
+ * PX_EBACKEND when Redis failed loading states (drop the batch). */
+static int fold_range(pr_ctx_t *pr, batch_t *b, size_t from, int64_t *t_loaded) {
+    int64_t now_ms = px_now_ms();
     /* decode, find entities, collect those to load */
     size_t n_load = 0;
     pr_entity_t **load = b->ents + pr->cfg.batch_max; /* second half of the array */
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = from; i < b->n; i++) {
         rd_kafka_message_t *m = b->msgs[i];
         int src = b->src[i];
         char err[256];
@@ -557,16 +658,12 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         }
         b->ents[i] = e;
     }
-    if (n_load && pr_redis_load(pr, load, n_load) == PX_EBACKEND) {
-        batch_rewind(b);
-        batch_free_msgs(b);
-        return false;
-    }
+    if (n_load && pr_redis_load(pr, load, n_load) == PX_EBACKEND) return PX_EBACKEND;
 
-    int64_t t_load = px_mono_us();
+    *t_loaded = px_mono_us();
     /* fold */
     int64_t now = px_now_ms();
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = from; i < b->n; i++) {
         rd_kafka_message_t *m = b->msgs[i];
         int src = b->src[i];
         int32_t p = m->partition;
@@ -652,6 +749,59 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         pr_table_mark_dirty(pr, e);
         pr_heap_update(pr, e);
     }
+    return 0;
+}
+
+static bool run_batch(pr_ctx_t *pr, batch_t *b) {
+    int64_t t0 = px_mono_ms();
+    uint64_t gen = pr->redis_gen;
+    b->n = 0;
+    b->txn_open = b->produce_failed = b->redis_failed = b->prev_failed = false;
+    held_drop(b);
+    b->holding = pr_commit_busy(pr);
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        for (int s = 0; s < PR_N_SRC; s++) b->first[p][s] = -1;
+        for (int s = 0; s < PX_SRC__COUNT; s++) b->blocked[p][s] = -1;
+    }
+
+    collect(pr, b, 0);
+    if (pr->rebalanced) { /* eager: all was revoked; the repair check seeks every assigned source */
+        batch_free_msgs(b);
+        return true;
+    }
+    if (b->n == 0 && pr_heap_next(pr) > px_now_ms()) return false;
+    int64_t load_us = 0, fold_us = 0;
+    bool redis_lost = false;
+    /* While the previous batch's transaction is in flight this batch stays
+     * open: what arrives meanwhile is folded into it at once, and its lock
+     * decisions published, instead of waiting for that commit. It is sealed
+     * when the commit ended or the batch is full. */
+    for (size_t from = 0;;) {
+        int64_t t_range = px_mono_us(), t_loaded = t_range;
+        b->t_collect_us = t_range;
+        pr->folding = true; /* until the seal or the drop */
+        if (fold_range(pr, b, from, &t_loaded)) {
+            batch_drop(b);
+            return false;
+        }
+        /* Redis reconnected during the batch: states may have been loaded
+         * from a dataset that is gone. Nothing of this batch may count, and
+         * its early lock decisions are not published. */
+        redis_lost = gen != pr->redis_gen || pr->rebuild_pending || b->redis_failed;
+        decisions_end(b, !redis_lost);
+        load_us += t_loaded - t_range;
+        fold_us += px_mono_us() - t_loaded;
+        from = b->n;
+        if (redis_lost || b->prev_failed || pr->stopping || b->n >= (size_t)pr->cfg.batch_max ||
+            !pr_commit_busy(pr) || pr_commit_ended(pr))
+            break;
+        collect(pr, b, 1);
+        if (pr->rebalanced) {
+            batch_drop(b);
+            return true;
+        }
+    }
+
     /* retry topics held at a record not yet due: back to it, paused until then */
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
         for (int fs = 0; fs < PX_SRC__COUNT; fs++) {
@@ -671,6 +821,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
 
     /* deadlines that are due: EXPIRE records into the log (not for a
      * partition still being repaired: its state is not complete yet) */
+    int64_t now = px_now_ms();
     pr_entity_t *due[PR_MAX_DUE];
     size_t n_due = pr_heap_due(pr, now, due, PR_MAX_DUE);
     for (size_t i = 0; i < n_due; i++) {
@@ -680,75 +831,45 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         pr_heap_update(pr, e);
     }
 
-    /* Redis reconnected during the batch: states may have been loaded from
-     * a dataset that is gone. Nothing of this batch may count. */
-    if (gen != pr->redis_gen || pr->rebuild_pending || b->redis_failed) {
-        decisions_end(b, false); /* before the rewind frees their entities */
-        if (b->txn_open) {
-            rd_kafka_error_t *ae = rd_kafka_abort_transaction(pr->producer, 30000);
-            if (ae) rd_kafka_error_destroy(ae);
-            txn_end(b);
-        }
-        px_counter_add(pr->m_aborts, 1);
-        batch_rewind(b);
-        batch_free_msgs(b);
+    redis_lost = redis_lost || gen != pr->redis_gen || pr->rebuild_pending || b->redis_failed;
+    /* seal: the transaction in flight ends first (this batch was folded on
+     * top of it; finishing it sends its Redis writes). If it failed, its
+     * partitions were rewound, and this batch is dropped with all of its
+     * own: its states build on what did not commit. */
+    pr->folding = false; /* what follows is the seal: states are flushed only once committed */
+    bool prev_failed = pr_commit_drain(pr) != 0 || b->prev_failed;
+    int64_t t_sealed = px_mono_us();
+    if (redis_lost || prev_failed) {
+        if (redis_lost) px_counter_add(pr->m_aborts, 1);
+        if (prev_failed && b->n)
+            PX_INFO(PR_COMP, "batch dropped: the transaction it was folded on failed; both are folded again",
+                    "records=%zu", b->n);
+        batch_drop(b);
         return false;
     }
-
-    decisions_end(b, true);
-    int64_t t_fold = px_mono_us();
-    /* commit */
+    release(b); /* nothing is in flight now: the held records, in order */
+    /* A record that could not be produced (or a transaction that did not
+     * begin) fails the batch, whether or not its transaction opened: its
+     * folded states must not reach Redis without their records (they once
+     * did, when begin_transaction failed: found by test_eos_faults). */
+    if (b->produce_failed) {
+        px_counter_add(pr->m_aborts, 1);
+        PX_WARN(PR_COMP, "transaction failed: aborting and rewinding", "err=\"%s\"",
+                "a record of the batch could not be produced");
+        batch_drop(b);
+        return false;
+    }
     if (b->txn_open) {
         rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(16);
         for (int p = 0; p < PR_MAX_PARTITIONS; p++)
             for (int s = 0; s < PR_N_SRC; s++)
                 if (b->first[p][s] >= 0 && pr->parts[p].next[s] > pr->parts[p].repair_until[s])
                     rd_kafka_topic_partition_list_add(offs, pr->topics[s], p)->offset = pr->parts[p].next[s];
-        rd_kafka_error_t *e = NULL;
-        if (b->produce_failed) {
-            e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "a record of the batch could not be produced");
-        } else if (offs->cnt) {
-            rd_kafka_consumer_group_metadata_t *gm = rd_kafka_consumer_group_metadata(pr->consumer);
-            e = rd_kafka_send_offsets_to_transaction(pr->producer, offs, gm, 30000);
-            rd_kafka_consumer_group_metadata_destroy(gm);
-        }
-        for (int attempt = 0; !e; attempt++) {
-            e = rd_kafka_commit_transaction(pr->producer, 30000);
-            if (!e) break;
-            if (rd_kafka_error_is_retriable(e) && attempt < 3) {
-                rd_kafka_error_destroy(e);
-                e = NULL;
-                continue;
-            }
-        }
-        rd_kafka_topic_partition_list_destroy(offs);
-        if (e) {
-            px_counter_add(pr->m_aborts, 1);
-            PX_WARN(PR_COMP, "transaction failed: aborting and rewinding", "err=\"%s\" fatal=%d",
-                    rd_kafka_error_string(e), rd_kafka_error_is_fatal(e));
-            bool fatal = rd_kafka_error_is_fatal(e);
-            rd_kafka_error_destroy(e);
-            if (fatal) {
-                b->txn_open = false;
-                pr->exit_code = 1;
-                pr->stopping = true;
-                uv_stop(pr->loop);
-                batch_free_msgs(b);
-                return false;
-            }
-            rd_kafka_error_t *ae = rd_kafka_abort_transaction(pr->producer, 30000);
-            if (ae) {
-                PX_ERROR(PR_COMP, "abort_transaction failed", "err=\"%s\"", rd_kafka_error_string(ae));
-                rd_kafka_error_destroy(ae);
-            }
-            txn_end(b);
-            batch_rewind(b);
-            batch_free_msgs(b);
-            return false;
-        }
+        /* the offsets and the commit go to the committer thread; the next
+         * batch is collected and folded meanwhile (pr_commit.c) */
+        pr_commit_dispatch(pr, offs, (const int64_t(*)[PR_N_SRC])b->first);
         txn_end(b);
     }
-    px_counter_add(pr->m_batches, 1);
     /* behind: a full batch, or at least a batch's worth of records waiting */
     bool behind = b->n >= (size_t)pr->cfg.batch_max || backlog(pr) >= pr->cfg.batch_max;
     batch_free_msgs(b);
@@ -758,7 +879,10 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
      * behind, deferred up to batch.flush_defer_ms so an entity changed by
      * many batches is written once (docs/exactly-once.md, "Deferred
      * writes"). Deferring is safe: the applied marks move only with the
-     * writes, so whoever owns a partition next re-folds what Redis lacks. */
+     * writes, so whoever owns a partition next re-folds what Redis lacks.
+     * With this batch's transaction in flight, the writes are built now,
+     * from the states it committed, and sent when it ended (a flush too
+     * large for that waits for the commit and writes in chunks). */
     if (!behind || !pr->cfg.flush_defer_ms) pr->flush_at = 0;
     else if (!pr->flush_at) pr->flush_at = px_mono_ms() + pr->cfg.flush_defer_ms;
     if (px_mono_ms() < pr->flush_at) {
@@ -766,12 +890,14 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
             PX_INFO(PR_COMP, "behind: Redis writes deferred to coalesce (logged once)", "flush_defer_ms=%lld",
                     (long long)pr->cfg.flush_defer_ms);
         px_counter_add(pr->m_deferred, 1);
+    } else if (pr_commit_busy(pr) && pr_redis_snap_build(pr, &pr->txn.snap) == 0) {
+        pr->flush_at = 0;
     } else {
         pr_redis_flush(pr); /* a failure pauses at the next turn */
     }
-    px_counter_add(pr->m_phase_us[0], (uint64_t)(t_load - t_collect));
-    px_counter_add(pr->m_phase_us[1], (uint64_t)(t_fold - t_load));
-    px_counter_add(pr->m_phase_us[2], (uint64_t)(t_commit - t_fold));
+    px_counter_add(pr->m_phase_us[0], (uint64_t)load_us);
+    px_counter_add(pr->m_phase_us[1], (uint64_t)fold_us);
+    px_counter_add(pr->m_phase_us[2], (uint64_t)(t_commit - t_sealed)); /* + the wait, counted by the drain */
     /* the redis phase is counted by pr_redis_flush itself */
     px_hist_observe(pr->m_batch_ms, (double)(px_mono_ms() - t0));
     return true;
@@ -791,8 +917,10 @@ static batch_t *batch_get(pr_ctx_t *pr) {
         b->orig = calloc(n, sizeof *b->orig);
         b->ents = calloc(2 * n, sizeof *b->ents);
         b->decided = calloc(n, sizeof *b->decided);
+        b->recs = calloc(PR_HELD_RECS, sizeof *b->recs);
+        px_buf_init(&b->held, PR_HELD_BYTES);
     }
-    if (!b || !b->msgs || !b->evs || !b->ok || !b->src || !b->orig || !b->ents || !b->decided) {
+    if (!b || !b->msgs || !b->evs || !b->ok || !b->src || !b->orig || !b->ents || !b->decided || !b->recs) {
         PX_ERROR(PR_COMP, "out of memory for the batch", "batch_max=%zu", n);
         return NULL;
     }
@@ -805,6 +933,9 @@ void pr_batch_free(pr_ctx_t *pr) {
     batch_t *b = pr->batch;
     if (!b) return;
     batch_free_msgs(b);
+    held_drop(b);
+    free(b->recs);
+    px_buf_term(&b->held);
     free(b->msgs);
     free(b->evs);
     free(b->ok);
@@ -818,6 +949,14 @@ void pr_batch_free(pr_ctx_t *pr) {
 
 void pr_batch_turn(pr_ctx_t *pr) {
     if (pr->stopping || !pr->consumer) return;
+    if (atomic_load(&pr->producer_fatal)) { /* raised on the committer thread (pr_kafka.c on_error) */
+        pr->exit_code = 1;
+        pr->stopping = true;
+        uv_stop(pr->loop);
+        return;
+    }
+    /* a commit that ended while the loop slept: its Redis writes go now */
+    if (pr_commit_ended(pr)) pr_commit_drain(pr);
     /* Redis first: nothing moves while it is away (not ready). A dataset
      * that lost its data is rebuilt before anything is written to it. */
     if (pr_redis_ensure(pr) == 0 && pr->rebuild_pending) {

@@ -55,6 +55,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                          void *opaque) {
     pr_ctx_t *pr = opaque;
     pr->rebalanced = true;
+    /* the transaction in flight ends first (its offsets are for partitions
+     * that may go now; finishing sends its Redis writes) */
+    pr_commit_drain(pr);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         PX_INFO(PR_COMP, "partitions assigned", "count=%d", parts->cnt);
         set_partitions(pr, parts, true);
@@ -63,7 +66,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         rd_kafka_pause_partitions(rk, parts);
     } else {
         PX_INFO(PR_COMP, "partitions revoked", "count=%d", parts->cnt);
-        if (pr->dirty) pr_redis_flush(pr); /* best effort: a new owner repairs anyway */
+        /* best effort: a new owner repairs anyway. Not while an open batch
+         * holds folded records: the dirty states and applied marks include
+         * them, and Redis may hold only committed ones (the batch is dropped
+         * after this callback) */
+        if (pr->dirty && !pr->folding) pr_redis_flush(pr);
         set_partitions(pr, parts, false);
         rd_kafka_assign(rk, NULL);
     }
@@ -190,6 +197,7 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
 void pr_kafka_rebuild(pr_ctx_t *pr) {
     rd_kafka_topic_partition_list_t *a = NULL;
     if (!pr->consumer || rd_kafka_assignment(pr->consumer, &a) || !a) return;
+    pr_commit_drain(pr); /* its snapshot names entities dropped here */
     PX_WARN(PR_COMP, "redis lost its data: rebuilding the view from the log", "partitions=%d", a->cnt);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
         if (pr->parts[p].assigned) {
@@ -207,13 +215,23 @@ void pr_kafka_rebuild(pr_ctx_t *pr) {
     rd_kafka_topic_partition_list_destroy(a);
 }
 
+/* Errors of the consumer and the scanner (served on the loop thread) and
+ * of the producers (served inside their calls, so also on the committer
+ * thread: there a fatal error only raises a flag the loop's next turn
+ * reads, pr_kafka_fatal_pending). */
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     pr_ctx_t *pr = opaque;
     px_counter_add(pr->m_kafka_err, 1);
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) pr->kafka_ok = false;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&pr->kafka_ok, false);
     PX_WARN(PR_COMP, "kafka error", "client=%s err=%s reason=\"%s\"", rd_kafka_name(rk), rd_kafka_err2name(err),
             reason);
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    bool producer = rk == pr->producers[0] || rk == pr->producers[1];
+    if (err == RD_KAFKA_RESP_ERR__FATAL && producer) {
+        char why[256];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        PX_ERROR(PR_COMP, "fatal kafka error: stopping", "reason=\"%s\"", why);
+        atomic_store(&pr->producer_fatal, true);
+    } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[256];
         rd_kafka_fatal_error(rk, why, sizeof why);
         PX_ERROR(PR_COMP, "fatal kafka error: stopping", "reason=\"%s\"", why);
@@ -233,14 +251,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     pr_ctx_t *pr = opaque;
     (void)rk;
     if (!m->err) {
-        pr->dr_failing = false;
+        atomic_store_explicit(&pr->dr_failing, false, memory_order_relaxed);
         return;
     }
     px_counter_add(pr->m_kafka_err, 1);
-    if (!pr->dr_failing)
+    if (!atomic_exchange(&pr->dr_failing, true))
         PX_WARN(PR_COMP, "a produced record failed (its transaction will abort)", "topic=%s err=%s",
                 rd_kafka_topic_name(m->rkt), rd_kafka_err2name(m->err));
-    pr->dr_failing = true;
 }
 
 static void on_wake(void *arg) { pr_batch_turn(arg); }
@@ -343,7 +360,9 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     }
     pr->cur_producer = 0;
     pr->producer = pr->producers[0];
-    pr->kafka_ok = true;
+    atomic_store(&pr->kafka_ok, true);
+    int crc = pr_commit_start(pr, errstr, n);
+    if (crc) return crc;
 
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(PR_N_SRC);
     for (int s = 0; s < PR_N_SRC; s++)
@@ -409,6 +428,7 @@ static int producer_new(pr_ctx_t *pr, const char *txn_id, rd_kafka_t **out, char
 }
 
 void pr_kafka_unwatch(pr_ctx_t *pr) {
+    pr_commit_unwatch(pr);
     px_kafka_uv_stop(pr->cq_uv);
     pr->cq_uv = NULL;
     if (pr->cq) rd_kafka_queue_destroy(pr->cq);
@@ -427,6 +447,7 @@ void pr_kafka_stop(pr_ctx_t *pr) {
         rd_kafka_destroy(pr->scanner);
         pr->scanner = NULL;
     }
+    pr_commit_stop(pr); /* the revoke on close drained it; nothing may be in flight below */
     for (int i = 0; i < 2; i++)
         if (pr->producers[i]) {
             rd_kafka_flush(pr->producers[i], 5000);

@@ -201,70 +201,6 @@ static bool mark_pending(const pr_part_t *pp) {
     return false;
 }
 
-/* Entity writes go out in chunks of PR_FLUSH_CHUNK: a chunk is built and
- * sent, then the previous chunk's replies are read while Redis runs this
- * one, so building commands (the processor's core) and running the scripts
- * (Redis's) overlap, and the output buffer stays bounded. */
-#define PR_FLUSH_CHUNK 256
-
-/* A chunk's replies in order: its entities' writes, then its deadline-index
- * commands. */
-typedef struct flush_chunk {
-    pr_entity_t *first; /* its first entity (the chunk's are consecutive in the dirty list) */
-    size_t writes;      /* write replies */
-    size_t others;      /* deadline-index replies after them */
-} flush_chunk_t;
-
-/* Read one chunk's replies. 0; PX_EBACKEND when the connection failed;
- * *failed set on an error reply. */
-static int read_chunk(pr_ctx_t *pr, const flush_chunk_t *ch, bool *failed) {
-    pr_entity_t *we = ch->first;
-    for (size_t i = 0; i < ch->writes + ch->others; i++) {
-        bool is_write = i < ch->writes;
-        redisReply *r = NULL;
-        if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
-            redis_fail(pr, "write");
-            return PX_EBACKEND;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            PX_ERROR(PR_COMP, "redis write refused", "err=\"%s\"", r->str);
-            *failed = true;
-        } else if (is_write && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
-            /* Redis holds a state this one does not dominate: only a zombie
-             * or a replay may see this */
-            px_counter_add(pr->m_skipped, 1);
-            PX_WARN(PR_COMP, "write skipped: Redis holds a newer state", "entity=%s:%s:%s wm=%lld,%lld,%lld,%lld",
-                    we->st.key.tenant, we->st.key.entity, we->st.key.id, (long long)we->wm.off[0],
-                    (long long)we->wm.off[1], (long long)we->wm.off[2], (long long)we->wm.off[3]);
-        }
-        if (is_write) we = we->next_dirty;
-        freeReplyObject(r);
-    }
-    return 0;
-}
-
-/* Append a command in RESP built here (a length-counted copy into
- * pr->resp) instead of hiredis's formatter (sdscatfmt per argument was 5%
- * of the processor's CPU in the 2M-record benchmark). */
-static void append_cmd(pr_ctx_t *pr, int argc, const char *const *argv, const size_t *argvlen) {
-    px_buf_t *b = &pr->resp;
-    px_buf_reset(b);
-    int rc = px_buf_puts(b, "*");
-    if (!rc) rc = px_buf_put_i64(b, argc);
-    if (!rc) rc = px_buf_puts(b, "\r\n");
-    for (int i = 0; i < argc && !rc; i++) {
-        rc = px_buf_puts(b, "$");
-        if (!rc) rc = px_buf_put_i64(b, (int64_t)argvlen[i]);
-        if (!rc) rc = px_buf_puts(b, "\r\n");
-        if (!rc) rc = px_buf_append(b, argv[i], argvlen[i]);
-        if (!rc) rc = px_buf_puts(b, "\r\n");
-    }
-    if (rc) /* out of memory for the copy: let hiredis format it */
-        redisAppendCommandArgv(pr->redis, argc, (const char **)argv, argvlen);
-    else
-        redisAppendFormattedCommand(pr->redis, b->data, b->len);
-}
-
 /* Send what is buffered. 0 or PX_EBACKEND. */
 static int send_buffered(pr_ctx_t *pr) {
     int done = 0;
@@ -276,25 +212,101 @@ static int send_buffered(pr_ctx_t *pr) {
     return 0;
 }
 
-/* The deadline index of a chunk's entities: per partition one ZADD of those
- * with a pending deadline and one ZREM of those without (the flush runs on
- * the loop's thread only, hence the static scratch). Returns the number of
- * commands appended. */
-static size_t append_deadlines(pr_ctx_t *pr, pr_entity_t *first, size_t n) {
+/* Read the replies of n entity writes (ents[i] is the entity of the i-th)
+ * and then of `others` commands. 0; PX_EBACKEND when the connection
+ * failed; *failed set on an error reply. */
+static int read_replies(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n, size_t others, bool *failed) {
+    for (size_t i = 0; i < n + others; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
+            redis_fail(pr, "write");
+            return PX_EBACKEND;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            PX_ERROR(PR_COMP, "redis write refused", "err=\"%s\"", r->str);
+            *failed = true;
+        } else if (i < n && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+            /* Redis holds a state this one does not dominate: only a zombie
+             * or a replay may see this */
+            const pr_entity_t *we = ents[i];
+            px_counter_add(pr->m_skipped, 1);
+            PX_WARN(PR_COMP, "write skipped: Redis holds a newer state", "entity=%s:%s:%s wm=%lld,%lld,%lld,%lld",
+                    we->st.key.tenant, we->st.key.entity, we->st.key.id, (long long)we->wm.off[0],
+                    (long long)we->wm.off[1], (long long)we->wm.off[2], (long long)we->wm.off[3]);
+        }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+/* One command in RESP appended to out (the processor formats its own:
+ * hiredis's sdscatfmt per argument was 5% of its CPU in the 2M-record
+ * benchmark). 0 or PX_ENOMEM (out keeps what it had). */
+static int put_cmd(px_buf_t *out, int argc, const char *const *argv, const size_t *argvlen) {
+    size_t mark = out->len;
+    int rc = px_buf_puts(out, "*");
+    if (!rc) rc = px_buf_put_i64(out, argc);
+    if (!rc) rc = px_buf_puts(out, "\r\n");
+    for (int i = 0; i < argc && !rc; i++) {
+        rc = px_buf_puts(out, "$");
+        if (!rc) rc = px_buf_put_i64(out, (int64_t)argvlen[i]);
+        if (!rc) rc = px_buf_puts(out, "\r\n");
+        if (!rc) rc = px_buf_append(out, argv[i], argvlen[i]);
+        if (!rc) rc = px_buf_puts(out, "\r\n");
+    }
+    if (rc) {
+        out->len = mark;
+        if (out->data) out->data[mark] = '\0';
+    }
+    return rc;
+}
+
+/* Where built commands go: into a snapshot's buffer, or (snap NULL) onto
+ * the connection's output buffer at once, through pr->resp. */
+static int emit_cmd(pr_ctx_t *pr, pr_snap_t *snap, int argc, const char *const *argv, const size_t *argvlen) {
+    if (snap) return put_cmd(&snap->resp, argc, argv, argvlen);
+    px_buf_reset(&pr->resp);
+    if (put_cmd(&pr->resp, argc, argv, argvlen) == 0)
+        return redisAppendFormattedCommand(pr->redis, pr->resp.data, pr->resp.len) == REDIS_OK ? 0 : PX_ENOMEM;
+    /* out of memory for the copy: let hiredis format it */
+    return redisAppendCommandArgv(pr->redis, argc, (const char **)argv, argvlen) == REDIS_OK ? 0 : PX_ENOMEM;
+}
+
+/* The write of one entity (its changes since the last write close its
+ * notification: a JSON array for the gateways; a full buffer still
+ * publishes, as an empty array: gateways re-read). */
+static int emit_write(pr_ctx_t *pr, pr_snap_t *snap, pr_entity_t *e, int64_t now) {
+    const char *notify = NULL;
+    if (e->notify.len && e->notify.data[e->notify.len - 1] != ']' && px_buf_puts(&e->notify, "]"))
+        notify = "[]";
+    else if (e->notify.len)
+        notify = e->notify.data;
+    if (px_store_write_cmd(&pr->cmd, pr->script_sha, &e->st, &pr->fold, &e->wm, now, notify) ||
+        emit_cmd(pr, snap, pr->cmd.argc, pr->cmd.argv, pr->cmd.argvlen)) {
+        /* out of memory (within the fold's caps the largest command is
+         * about 2.4 MB, under PX_STORE_CMD_MAX) */
+        PX_ERROR(PR_COMP, "write command not built", "entity=%s:%s:%s", e->st.key.tenant, e->st.key.entity,
+                 e->st.key.id);
+        return PX_ENOMEM;
+    }
+    return 0;
+}
+
+/* The deadline index of n entities: per partition one ZADD of those with a
+ * pending deadline and one ZREM of those without (the loop thread only,
+ * hence the static scratch). Adds the commands emitted to *cmds. */
+static int emit_deadlines(pr_ctx_t *pr, pr_snap_t *snap, pr_entity_t *const *ents, size_t n, size_t *cmds) {
     static const char *argv[2 + 2 * PR_FLUSH_CHUNK];
     static size_t argvlen[2 + 2 * PR_FLUSH_CHUNK];
     static char keys[PR_FLUSH_CHUNK][PX_KEY_MAX + 1], scores[PR_FLUSH_CHUNK][24];
     static int64_t due[PR_FLUSH_CHUNK];
-    static pr_entity_t *ents[PR_FLUSH_CHUNK];
     static bool done[PR_FLUSH_CHUNK];
     char zk[PX_CONF_STR_MAX + 48];
-    size_t cmds = 0, i = 0;
-    for (pr_entity_t *e = first; e && i < n; e = e->next_dirty, i++) {
-        ents[i] = e;
-        due[i] = px_fold_next_deadline(&e->st, &pr->fold);
+    if (n > PR_FLUSH_CHUNK) return PX_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        due[i] = px_fold_next_deadline(&ents[i]->st, &pr->fold);
         done[i] = false;
     }
-    n = i;
     for (size_t lead = 0; lead < n; lead++) {
         if (done[lead]) continue;
         int p = ents[lead]->partition;
@@ -316,64 +328,26 @@ static size_t append_deadlines(pr_ctx_t *pr, pr_entity_t *first, size_t n) {
             argvlen[0] = 4;
             argv[1] = zk;
             argvlen[1] = strlen(zk);
-            redisAppendCommandArgv(pr->redis, argc, argv, argvlen);
-            cmds++;
+            if (emit_cmd(pr, snap, argc, argv, argvlen)) return PX_ENOMEM;
+            (*cmds)++;
         }
     }
-    return cmds;
+    return 0;
 }
 
-static int flush_dirty(pr_ctx_t *pr) {
-    bool marks = false;
-    for (int p = 0; !marks && p < PR_MAX_PARTITIONS; p++) marks = pr->parts[p].assigned && mark_pending(&pr->parts[p]);
-    if (!pr->dirty && !marks) return 0;
-    if (pr_redis_ensure(pr)) return PX_EBACKEND;
-    /* A dataset that lost its data gets nothing until the rebuild ran: the
-     * applied marks written here would claim records Redis no longer has,
-     * and an instance that starts next would trust them. */
-    if (pr->rebuild_pending) return PX_EBACKEND;
-    int64_t now = px_now_ms();
-    bool failed = false;
-    flush_chunk_t prev = {0}, cur = {0};
-    for (pr_entity_t *e = pr->dirty; e;) {
-        cur = (flush_chunk_t){.first = e};
-        for (; e && cur.writes < PR_FLUSH_CHUNK; e = e->next_dirty) {
-            /* the batch's changes as a JSON array (pr_batch.c opened it); a
-             * full buffer still publishes, as an empty array: gateways re-read */
-            const char *notify = NULL;
-            if (e->notify.len && e->notify.data[e->notify.len - 1] != ']' && px_buf_puts(&e->notify, "]"))
-                notify = "[]";
-            else if (e->notify.len)
-                notify = e->notify.data;
-            if (px_store_write_cmd(&pr->cmd, pr->script_sha, &e->st, &pr->fold, &e->wm, now, notify)) {
-                /* out of memory (within the fold's caps the largest command
-                 * is about 2.4 MB, under PX_STORE_CMD_MAX): the flush fails
-                 * and is retried, nothing is skipped */
-                PX_ERROR(PR_COMP, "write command not built", "entity=%s:%s:%s", e->st.key.tenant,
-                         e->st.key.entity, e->st.key.id);
-                redis_fail(pr, "write");
-                return PX_EBACKEND;
-            }
-            append_cmd(pr, pr->cmd.argc, pr->cmd.argv, pr->cmd.argvlen);
-            cur.writes++;
-        }
-        cur.others = append_deadlines(pr, cur.first, cur.writes);
-        if (send_buffered(pr)) return PX_EBACKEND;
-        if (prev.first && read_chunk(pr, &prev, &failed)) return PX_EBACKEND;
-        prev = cur;
-    }
-    /* The applied marks after the entity writes (a pipeline runs in order):
-     * a mark never claims a write that Redis has not received first. Only
-     * assigned partitions have marks to write: a revoked one was flushed in
-     * the revoke callback, before it stopped being assigned. */
-    int64_t sent[PR_MAX_PARTITIONS][PR_N_SRC];
-    size_t mark_cmds = 0;
+/* The applied marks (after the entity writes: a pipeline runs in order,
+ * so a mark never claims a write Redis has not received first). Only
+ * assigned partitions have marks to write: a revoked one was flushed in the
+ * revoke callback, before it stopped being assigned. sent[p][s]: the mark
+ * emitted, -1 for none. */
+static int emit_marks(pr_ctx_t *pr, pr_snap_t *snap, int64_t (*sent)[PR_N_SRC], size_t *cmds) {
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
         pr_part_t *pp = &pr->parts[p];
         for (int s = 0; s < PR_N_SRC; s++) sent[p][s] = -1;
         if (!pp->assigned || !mark_pending(pp)) continue;
         char f[PR_N_SRC][32], v[PR_N_SRC][24];
         const char *argv[2 + 2 * PR_N_SRC];
+        size_t argvlen[2 + 2 * PR_N_SRC];
         char hk[PX_CONF_STR_MAX + 32];
         int argc = 0;
         snprintf(hk, sizeof hk, "presence:applied:{%s}", pr->group);
@@ -387,35 +361,208 @@ static int flush_dirty(pr_ctx_t *pr) {
             argv[argc++] = v[s];
             sent[p][s] = pp->next[s];
         }
-        redisAppendCommandArgv(pr->redis, argc, argv, NULL);
-        mark_cmds++;
+        for (int i = 0; i < argc; i++) argvlen[i] = strlen(argv[i]);
+        if (emit_cmd(pr, snap, argc, argv, argvlen)) return PX_ENOMEM;
+        (*cmds)++;
     }
-    if (prev.first && read_chunk(pr, &prev, &failed)) return PX_EBACKEND;
-    flush_chunk_t marks_chunk = {.first = NULL, .writes = 0, .others = mark_cmds};
-    if (read_chunk(pr, &marks_chunk, &failed)) return PX_EBACKEND;
-    if (failed) { /* e.g. NOSCRIPT after a Redis restart: reconnect reloads the script */
-        redis_fail(pr, "write");
-        return PX_EBACKEND;
-    }
+    return 0;
+}
+
+static void apply_marks(pr_ctx_t *pr, int64_t (*sent)[PR_N_SRC]) {
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
         for (int s = 0; s < PR_N_SRC; s++)
             if (sent[p][s] >= 0) pr->parts[p].marked[s] = sent[p][s];
+}
+
+static bool marks_pending(const pr_ctx_t *pr) {
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++)
+        if (pr->parts[p].assigned && mark_pending(&pr->parts[p])) return true;
+    return false;
+}
+
+static void dirty_clear(pr_ctx_t *pr) {
     for (pr_entity_t *e = pr->dirty, *n; e; e = n) {
         n = e->next_dirty;
         e->dirty = false;
         e->next_dirty = NULL;
-        px_buf_reset(&e->notify);
     }
     pr->dirty = NULL;
+    pr->n_dirty = 0;
+}
+
+/* Entity writes go out in chunks of PR_FLUSH_CHUNK: a chunk is built and
+ * sent, then the previous chunk's replies are read while Redis runs this
+ * one, so building commands (the processor's core) and running the scripts
+ * (Redis's) overlap, and the output buffer stays bounded. */
+static int flush_dirty(pr_ctx_t *pr) {
+    static pr_entity_t *chunk[2][PR_FLUSH_CHUNK];
+    static int64_t sent[PR_MAX_PARTITIONS][PR_N_SRC];
+    if (!pr->dirty && !marks_pending(pr)) return 0;
+    if (pr_redis_ensure(pr)) return PX_EBACKEND;
+    /* A dataset that lost its data gets nothing until the rebuild ran: the
+     * applied marks written here would claim records Redis no longer has,
+     * and an instance that starts next would trust them. */
+    if (pr->rebuild_pending) return PX_EBACKEND;
+    int64_t now = px_now_ms();
+    bool failed = false;
+    size_t prev_n = 0, prev_others = 0;
+    int cur = 0;
+    for (pr_entity_t *e = pr->dirty; e;) {
+        size_t n = 0, others = 0;
+        for (; e && n < PR_FLUSH_CHUNK; e = e->next_dirty) {
+            if (emit_write(pr, NULL, e, now)) {
+                redis_fail(pr, "write"); /* the flush fails and is retried: nothing is skipped */
+                return PX_EBACKEND;
+            }
+            chunk[cur][n++] = e;
+        }
+        if (emit_deadlines(pr, NULL, chunk[cur], n, &others)) {
+            redis_fail(pr, "write");
+            return PX_EBACKEND;
+        }
+        if (send_buffered(pr)) return PX_EBACKEND;
+        if (prev_n && read_replies(pr, chunk[!cur], prev_n, prev_others, &failed)) return PX_EBACKEND;
+        prev_n = n;
+        prev_others = others;
+        cur = !cur;
+    }
+    size_t mark_cmds = 0;
+    if (emit_marks(pr, NULL, sent, &mark_cmds)) {
+        redis_fail(pr, "write");
+        return PX_EBACKEND;
+    }
+    if (send_buffered(pr)) return PX_EBACKEND;
+    if (prev_n && read_replies(pr, chunk[!cur], prev_n, prev_others, &failed)) return PX_EBACKEND;
+    if (read_replies(pr, NULL, 0, mark_cmds, &failed)) return PX_EBACKEND;
+    if (failed) { /* e.g. NOSCRIPT after a Redis restart: reconnect reloads the script */
+        redis_fail(pr, "write");
+        return PX_EBACKEND;
+    }
+    apply_marks(pr, sent);
+    for (pr_entity_t *e = pr->dirty; e; e = e->next_dirty) px_buf_reset(&e->notify);
+    dirty_clear(pr);
     return 0;
 }
 
 /* Every flush counts in the "redis" batch phase, the deferred ones the
- * loop runs between batches too, so the phases add up to the busy time. */
+ * loop runs between batches too, so the phases add up to the busy time.
+ * A transaction in flight ends first: the dirty states include what it
+ * folded, which Redis may hold only once it committed. */
 int pr_redis_flush(pr_ctx_t *pr) {
+    pr_commit_drain(pr); /* a failure rewinds its partitions: their entities are gone */
     int64_t t0 = px_mono_us();
     int rc = flush_dirty(pr);
     if (rc == 0) pr->flush_at = 0; /* nothing deferred any more */
     px_counter_add(pr->m_phase_us[3], (uint64_t)(px_mono_us() - t0));
     return rc;
+}
+
+/* ---- write snapshots (pr_commit.c) --------------------------------------- */
+
+static void snap_arrays_free(pr_snap_t *snap) {
+    free(snap->ents);
+    free(snap->notify_len);
+    free(snap->chunk_others);
+    snap->ents = NULL;
+    snap->notify_len = NULL;
+    snap->chunk_others = NULL;
+}
+
+int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap) {
+    snap->ready = false;
+    if (!pr->dirty && !marks_pending(pr)) return 0;
+    if (pr->n_dirty > PR_SNAP_MAX) return PX_ENOMEM;
+    if (!snap->ents) {
+        snap->ents = malloc(PR_SNAP_MAX * sizeof *snap->ents);
+        snap->notify_len = malloc(PR_SNAP_MAX * sizeof *snap->notify_len);
+        snap->chunk_others = malloc((PR_SNAP_MAX / PR_FLUSH_CHUNK + 1) * sizeof *snap->chunk_others);
+        if (!snap->ents || !snap->notify_len || !snap->chunk_others) {
+            snap_arrays_free(snap);
+            return PX_ENOMEM;
+        }
+    }
+    px_buf_reset(&snap->resp);
+    snap->n_ents = snap->n_chunks = snap->n_marks = 0;
+    int64_t now = px_now_ms();
+    for (pr_entity_t *e = pr->dirty; e; e = e->next_dirty) {
+        if (snap->n_ents == PR_SNAP_MAX || emit_write(pr, snap, e, now)) return PX_ENOMEM;
+        snap->notify_len[snap->n_ents] = e->notify.len;
+        snap->ents[snap->n_ents++] = e;
+    }
+    for (size_t at = 0; at < snap->n_ents; at += PR_FLUSH_CHUNK) {
+        size_t n = snap->n_ents - at < PR_FLUSH_CHUNK ? snap->n_ents - at : PR_FLUSH_CHUNK;
+        size_t others = 0;
+        if (emit_deadlines(pr, snap, snap->ents + at, n, &others)) return PX_ENOMEM;
+        snap->chunk_others[snap->n_chunks++] = others;
+    }
+    if (emit_marks(pr, snap, snap->sent, &snap->n_marks)) return PX_ENOMEM;
+    dirty_clear(pr);
+    snap->ready = true;
+    return 0;
+}
+
+/* After a snapshot's writes succeeded: drop the part of each entity's
+ * notification they carried. The next batch may have appended changes:
+ * they follow the closed array as ",{...}" (pr_batch.c notify_add) and
+ * become the new array. */
+static void notify_taken(pr_entity_t *e, size_t taken) {
+    px_buf_t *n = &e->notify;
+    if (!taken || n->len < taken) return; /* nothing carried, or already reset */
+    if (n->len == taken) {
+        px_buf_reset(n);
+        return;
+    }
+    /* "[old],{new}" was stripped of its ']' before ",{new}" was added */
+    size_t keep = n->len - (taken - 1);
+    memmove(n->data, n->data + taken - 1, keep);
+    n->data[0] = '[';
+    n->len = keep;
+    n->data[keep] = '\0';
+}
+
+int pr_redis_snap_send(pr_ctx_t *pr, pr_snap_t *snap) {
+    if (!snap->ready) return 0;
+    int64_t t0 = px_mono_us();
+    bool failed = false;
+    int rc = PX_EBACKEND;
+    if (pr_redis_ensure(pr) == 0 && !pr->rebuild_pending) {
+        if (redisAppendFormattedCommand(pr->redis, snap->resp.data, snap->resp.len) != REDIS_OK) {
+            redis_fail(pr, "write");
+        } else if (send_buffered(pr) == 0) {
+            rc = 0;
+            for (size_t c = 0; rc == 0 && c < snap->n_chunks; c++) {
+                size_t at = c * PR_FLUSH_CHUNK;
+                size_t n = snap->n_ents - at < PR_FLUSH_CHUNK ? snap->n_ents - at : PR_FLUSH_CHUNK;
+                rc = read_replies(pr, snap->ents + at, n, snap->chunk_others[c], &failed);
+            }
+            if (rc == 0) rc = read_replies(pr, NULL, 0, snap->n_marks, &failed);
+            if (rc == 0 && failed) {
+                redis_fail(pr, "write");
+                rc = PX_EBACKEND;
+            }
+        }
+    }
+    if (rc) {
+        pr_redis_snap_drop(pr, snap);
+    } else {
+        apply_marks(pr, snap->sent);
+        for (size_t i = 0; i < snap->n_ents; i++) notify_taken(snap->ents[i], snap->notify_len[i]);
+        snap->ready = false;
+    }
+    px_counter_add(pr->m_phase_us[3], (uint64_t)(px_mono_us() - t0));
+    return rc;
+}
+
+void pr_redis_snap_drop(pr_ctx_t *pr, pr_snap_t *snap) {
+    if (!snap->ready) return;
+    /* their notifications are still in them (closed: the next append or
+     * write reopens them) */
+    for (size_t i = 0; i < snap->n_ents; i++) pr_table_mark_dirty(pr, snap->ents[i]);
+    snap->ready = false;
+}
+
+void pr_redis_snap_free(pr_snap_t *snap) {
+    px_buf_term(&snap->resp);
+    snap_arrays_free(snap);
+    snap->ready = false;
 }

@@ -101,6 +101,7 @@ void pr_table_term(pr_ctx_t *pr) {
     pr->heap = NULL;
     pr->n_buckets = pr->n_entities = pr->heap_n = pr->heap_cap = 0;
     pr->dirty = NULL;
+    pr->n_dirty = 0;
 }
 
 pr_entity_t *pr_table_find(pr_ctx_t *pr, const px_key_t *key) {
@@ -157,6 +158,7 @@ void pr_table_mark_dirty(pr_ctx_t *pr, pr_entity_t *e) {
     e->dirty = true;
     e->next_dirty = pr->dirty;
     pr->dirty = e;
+    pr->n_dirty++;
 }
 
 /* ---- deadline heap ------------------------------------------------------ */
@@ -246,6 +248,7 @@ void pr_table_drop_partition(pr_ctx_t *pr, int32_t partition) {
         if ((*pp)->partition == partition) {
             (*pp)->dirty = false;
             *pp = (*pp)->next_dirty;
+            pr->n_dirty--;
         } else {
             pp = &(*pp)->next_dirty;
         }

@@ -169,7 +169,17 @@ async def test(stack):
                     if "Redis writes deferred" in open(d.log_path, errors="replace").read()]
         assert deferred, "no instance deferred its Redis writes: the test did not exercise them"
         print(f"eos: {len(deferred)} instances deferred Redis writes while behind")
+    if any(kv.startswith("fault.abort_every=") for kv in EXTRA):
+        # injected commit failures: verify just proved that a failed
+        # transaction, and the open batch folded on top of it, were rewound
+        # and folded again exactly once; check that both happened
+        logs = [open(d.log_path, errors="replace").read() for d in stack.retired + stack.daemons]
+        injected = sum(log.count("injected by fault.abort_every") for log in logs)
+        dropped = sum(log.count("batch dropped: the transaction it was folded on failed") for log in logs)
+        assert injected >= 5, f"only {injected} injected commit failures: the test did not exercise them"
+        assert dropped >= 1, "no open batch was dropped with a failed transaction below it"
+        print(f"eos: {injected} injected commit failures, {dropped} open batches dropped with them")
 
 
 if __name__ == "__main__":
-    pxtest.run(test, "test_eos" + (f"_batch{BATCH}" if BATCH else ""))
+    pxtest.run(test, "test_eos" + (f"_batch{BATCH}" if BATCH else "") + ("_set" if EXTRA else ""))

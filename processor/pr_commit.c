@@ -1,0 +1,216 @@
+/*
+ * pr_commit.c - the committer thread and the transaction in flight.
+ *
+ * A batch's transaction ends with two blocking calls: the consumed offsets
+ * sent to it, then the commit (a flush of its records, EndTxn, and the
+ * coordinator's markers). Together they took about 20 ms per batch of 10k
+ * records here, and 9 ms for a small live batch, during which the loop
+ * thread did nothing: a LOCK arriving then waited for them before its batch
+ * could even be folded. Now the loop thread seals a batch (its records are
+ * all handed to the producer), dispatches the two calls to this thread, and
+ * goes on with the next batch: collect, decode, load, fold, and publish its
+ * early lock decisions. The next batch produces nothing while this one is
+ * in flight (pr_batch.c buffers its records), so the two transactions never
+ * interleave records in a partition; it is sealed only after this one
+ * ended, so an offset is never committed before the offsets below it.
+ *
+ * Finishing runs on the loop thread (pr_commit_drain): a commit that
+ * succeeded gets its Redis writes sent (the snapshot pr_redis.c built at
+ * the seal, when the entities held exactly the committed states); one that
+ * failed is aborted and its partitions rewound, and the caller drops what
+ * it folded on top (docs/exactly-once.md, "Commits in flight").
+ *
+ * The producers' callbacks (delivery reports, errors) are served inside
+ * the commit, so they may run on this thread: they touch only atomics and
+ * the log.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pr.h"
+#include "px_log.h"
+#include "px_time.h"
+
+static void *committer_main(void *arg) {
+    pr_ctx_t *pr = arg;
+    int64_t n_commits = 0;
+    pthread_mutex_lock(&pr->mu);
+    for (;;) {
+        while (!pr->committer_has_job && !pr->committer_quit) pthread_cond_wait(&pr->cv, &pr->mu);
+        if (!pr->committer_has_job) break;
+        pr->committer_has_job = false;
+        rd_kafka_t *rk = pr->txn.producer;
+        rd_kafka_topic_partition_list_t *offs = pr->txn.offsets;
+        rd_kafka_consumer_group_metadata_t *gm = pr->txn.gm;
+        pthread_mutex_unlock(&pr->mu);
+        rd_kafka_error_t *e = NULL;
+        /* fault.abort_every (tests): the transaction fails as if the broker
+         * had refused it, and is aborted like any failed commit */
+        if (pr->cfg.fault_abort_every && ++n_commits % pr->cfg.fault_abort_every == 0 &&
+            rd_kafka_flush(rk, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR) /* as a commit fails: after the flush */
+            e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "injected by fault.abort_every=%lld",
+                                   (long long)pr->cfg.fault_abort_every);
+        if (!e && offs->cnt) e = rd_kafka_send_offsets_to_transaction(rk, offs, gm, 30000);
+        for (int attempt = 0; !e; attempt++) {
+            e = rd_kafka_commit_transaction(rk, 30000);
+            if (!e) break;
+            if (rd_kafka_error_is_retriable(e) && attempt < 3) {
+                rd_kafka_error_destroy(e);
+                e = NULL;
+            }
+        }
+        pthread_mutex_lock(&pr->mu);
+        pr->txn.err = e;
+        pr->txn.done = true;
+        pthread_cond_broadcast(&pr->cv);
+        if (pr->commit_async_live) uv_async_send(&pr->commit_async);
+    }
+    pthread_mutex_unlock(&pr->mu);
+    return NULL;
+}
+
+/* A commit ended while the loop slept: finish it now (its Redis writes
+ * are what the gateways wait for). */
+static void on_commit_async(uv_async_t *h) { pr_batch_turn(h->data); }
+
+int pr_commit_start(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
+    pr->txn.first = calloc(PR_MAX_PARTITIONS, sizeof *pr->txn.first);
+    pr->txn.snap.sent = calloc(PR_MAX_PARTITIONS, sizeof *pr->txn.snap.sent);
+    px_buf_init(&pr->txn.snap.resp, 512u << 20);
+    if (!pr->txn.first || !pr->txn.snap.sent)
+        return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory for the committer");
+    if (pthread_mutex_init(&pr->mu, NULL) || pthread_cond_init(&pr->cv, NULL))
+        return px_errf(PX_ENOMEM, errstr, errstr_size, "committer: mutex or condition not created");
+    if (uv_async_init(pr->loop, &pr->commit_async, on_commit_async))
+        return px_errf(PX_EIO, errstr, errstr_size, "committer: wake-up handle not created");
+    pr->commit_async.data = pr;
+    pr->commit_async_live = true;
+    if (pthread_create(&pr->committer, NULL, committer_main, pr)) {
+        pr->commit_async_live = false;
+        uv_close((uv_handle_t *)&pr->commit_async, NULL);
+        return px_errf(PX_EIO, errstr, errstr_size, "committer thread not started");
+    }
+    pr->committer_started = true;
+    return 0;
+}
+
+/* The loop is closing: the committer must not wake it any more (drains
+ * wait on the condition, not on the loop). */
+void pr_commit_unwatch(pr_ctx_t *pr) {
+    if (!pr->committer_started) return;
+    pthread_mutex_lock(&pr->mu);
+    bool live = pr->commit_async_live;
+    pr->commit_async_live = false;
+    pthread_mutex_unlock(&pr->mu);
+    if (live) uv_close((uv_handle_t *)&pr->commit_async, NULL);
+}
+
+void pr_commit_stop(pr_ctx_t *pr) {
+    if (pr->committer_started) {
+        pr_commit_drain(pr);
+        pr_commit_unwatch(pr);
+        pthread_mutex_lock(&pr->mu);
+        pr->committer_quit = true;
+        pthread_cond_broadcast(&pr->cv);
+        pthread_mutex_unlock(&pr->mu);
+        pthread_join(pr->committer, NULL);
+        pthread_cond_destroy(&pr->cv);
+        pthread_mutex_destroy(&pr->mu);
+        pr->committer_started = false;
+    }
+    pr_redis_snap_free(&pr->txn.snap);
+    free(pr->txn.snap.sent);
+    free(pr->txn.first);
+    pr->txn.snap.sent = NULL;
+    pr->txn.first = NULL;
+}
+
+void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
+                        const int64_t first[][PR_N_SRC]) {
+    memcpy(pr->txn.first, first, PR_MAX_PARTITIONS * sizeof *pr->txn.first);
+    pr->txn.active = true;
+    pthread_mutex_lock(&pr->mu);
+    pr->txn.producer = pr->producer;
+    pr->txn.offsets = offsets;
+    pr->txn.gm = rd_kafka_consumer_group_metadata(pr->consumer);
+    pr->txn.done = false;
+    pr->txn.err = NULL;
+    pr->committer_has_job = true;
+    pthread_cond_broadcast(&pr->cv);
+    pthread_mutex_unlock(&pr->mu);
+}
+
+void pr_fatal(pr_ctx_t *pr, const char *why) {
+    PX_ERROR(PR_COMP, "stopping: the processor cannot go on (its supervisor restarts it)", "why=\"%s\"", why);
+    pr->exit_code = 1;
+    pr->stopping = true;
+    uv_stop(pr->loop);
+}
+
+void pr_txn_abort(pr_ctx_t *pr, rd_kafka_t *rk) {
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_error_t *ae = rd_kafka_abort_transaction(rk, 30000);
+        if (!ae) return;
+        bool retry = rd_kafka_error_is_retriable(ae) && attempt < 10, fatal = rd_kafka_error_is_fatal(ae);
+        PX_ERROR(PR_COMP, "abort_transaction failed", "err=\"%s\" fatal=%d retry=%d", rd_kafka_error_string(ae),
+                 fatal, retry);
+        rd_kafka_error_destroy(ae);
+        if (retry) continue; /* e.g. the broker is away: the call resumes where it was */
+        /* a producer that can neither commit nor abort cannot begin again */
+        if (fatal) pr_fatal(pr, "a transaction could not be aborted");
+        return;
+    }
+}
+
+bool pr_commit_ended(pr_ctx_t *pr) {
+    if (!pr->txn.active) return false;
+    pthread_mutex_lock(&pr->mu);
+    bool done = pr->txn.done;
+    pthread_mutex_unlock(&pr->mu);
+    return done;
+}
+
+int pr_commit_wait(pr_ctx_t *pr) {
+    if (!pr->txn.active) return 0;
+    int64_t t0 = px_mono_us();
+    pthread_mutex_lock(&pr->mu);
+    while (!pr->txn.done) pthread_cond_wait(&pr->cv, &pr->mu);
+    bool failed = pr->txn.err != NULL;
+    pthread_mutex_unlock(&pr->mu);
+    px_counter_add(pr->m_phase_us[2], (uint64_t)(px_mono_us() - t0)); /* the loop thread's wait only */
+    return failed ? PX_EBACKEND : 0;
+}
+
+int pr_commit_drain(pr_ctx_t *pr) {
+    if (!pr->txn.active) return 0;
+    pr_commit_wait(pr);
+    pthread_mutex_lock(&pr->mu);
+    rd_kafka_error_t *e = pr->txn.err;
+    pr->txn.err = NULL;
+    pthread_mutex_unlock(&pr->mu);
+    pr->txn.active = false;
+    rd_kafka_topic_partition_list_destroy(pr->txn.offsets);
+    rd_kafka_consumer_group_metadata_destroy(pr->txn.gm);
+    pr->txn.offsets = NULL;
+    pr->txn.gm = NULL;
+    if (!e) {
+        px_counter_add(pr->m_batches, 1);
+        if (pr->txn.snap.ready) pr_redis_snap_send(pr, &pr->txn.snap); /* a failure leaves them dirty */
+        return 0;
+    }
+    px_counter_add(pr->m_aborts, 1);
+    bool fatal = rd_kafka_error_is_fatal(e);
+    PX_WARN(PR_COMP, "transaction failed: aborting and rewinding", "err=\"%s\" fatal=%d", rd_kafka_error_string(e),
+            fatal);
+    rd_kafka_error_destroy(e);
+    /* its entities are dirty again before the rewind drops those of its
+     * partitions: the others hold committed states of earlier batches */
+    pr_redis_snap_drop(pr, &pr->txn.snap);
+    if (fatal) {
+        pr_fatal(pr, "the transaction failed for good");
+        return PX_EBACKEND;
+    }
+    pr_txn_abort(pr, pr->txn.producer);
+    pr_batch_rewind_parts(pr, (const int64_t(*)[PR_N_SRC])pr->txn.first);
+    return PX_EBACKEND;
+}
