@@ -134,9 +134,9 @@ static void register_metrics(pr_ctx_t *pr) {
     pr->m_decided = px_metrics_counter(m, "presence_processor_lock_decisions_early_total",
                                        "entities whose lock decisions were published before the commit", NULL);
     static const double ms[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
-    static const char *const phase[4] = {"phase=\"load\"", "phase=\"fold\"", "phase=\"commit\"",
-                                         "phase=\"redis\""};
-    for (int i = 0; i < 4; i++)
+    static const char *const phase[5] = {"phase=\"load\"", "phase=\"fold\"", "phase=\"commit\"",
+                                         "phase=\"redis\"", "phase=\"poll\""};
+    for (int i = 0; i < 5; i++)
         pr->m_phase_us[i] = px_metrics_counter(m, "presence_processor_batch_phase_us_total",
                                                "time spent per batch phase (microseconds)", phase[i]);
     pr->m_batch_ms = px_metrics_histogram(m, "presence_processor_batch_ms", "batch latency (ms)", NULL, ms,

@@ -2,10 +2,12 @@
  * pr.h - presence-processor: context and the internal API between its
  * files. One libuv loop thread does the work: the loop wakes on the
  * consumer queue, on a deadline timer, on the ops HTTP endpoint and when a
- * commit ends; each wake runs batches (pr_batch.c) that use a pipelined
- * synchronous Redis connection. The one other thread is the committer
- * (pr_commit.c): it runs a sealed batch's blocking transaction calls
- * (send the offsets, commit) while the loop thread folds the next batch.
+ * commit or a write ends; each wake runs batches (pr_batch.c) that use a
+ * pipelined synchronous Redis connection. Two more threads
+ * (pr_commit.c): the committer runs a sealed batch's blocking transaction
+ * calls (send the offsets, commit) while the loop thread folds the next
+ * batch, and the writer sends a committed batch's Redis writes on its own
+ * connection.
  *
  * Files: main.c (config, start, stop, /metrics), pr_kafka.c (consumer,
  * transactional producer, rebalance, repair ranges), pr_batch.c (one batch:
@@ -117,13 +119,13 @@ typedef struct pr_part {
  * entities move on with the next batch meanwhile) and sent once its
  * transaction committed (pr_redis.c): RESP commands for every entity dirty
  * at the seal, the deadline index and the applied marks as of the seal. */
-#define PR_SNAP_MAX 8192  /* entities; a larger flush waits for the commit and writes in chunks */
+#define PR_SNAP_MAX 262144       /* entities; a larger flush waits for the commit and writes in chunks */
+#define PR_SNAP_BYTES (256u << 20) /* the commands of one snapshot, likewise */
 #define PR_FLUSH_CHUNK 256 /* entity writes per pipelined chunk (pr_redis.c) */
 typedef struct pr_snap {
     bool ready;                   /* built, not yet sent */
     px_buf_t resp;                /* the commands */
     struct pr_entity **ents;      /* its entities, in the order of their writes */
-    size_t *notify_len;           /* per entity: the bytes of its notification the write carries */
     size_t n_ents;
     size_t *chunk_others;         /* per chunk of PR_FLUSH_CHUNK writes: deadline commands after them */
     size_t n_chunks, n_marks;     /* then n_marks HSETs of applied marks */
@@ -171,6 +173,16 @@ typedef struct pr_ctx {
     } txn;
     pthread_t committer;
     bool committer_started, committer_quit, committer_has_job;
+    /* The writer thread (pr_commit.c): sends a committed batch's snapshot
+     * on its own connection while the loop goes on; the loop finishes it
+     * (applied marks, or dirty again on a failure). */
+    pthread_t writer;
+    bool writer_started, writer_quit, writer_has_job;
+    bool writer_busy;             /* loop: a snapshot was handed over and is not finished */
+    bool writer_done;             /* under mu */
+    int writer_rc;                /* under mu */
+    pr_snap_t wsnap;              /* the snapshot the writer sends */
+    redisContext *wredis;         /* the writer's connection (connected by the loop when the writer is idle) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uv_async_t commit_async;      /* wakes the loop when a commit ended */
@@ -226,7 +238,7 @@ typedef struct pr_ctx {
     px_hist_t *m_batch_ms;
     px_hist_t *m_age_ms[PX_SRC__COUNT]; /* wall now - record timestamp when a batch takes it, per input topic */
     px_hist_t *m_decide_ms;             /* batch taken -> its early lock decisions published */
-    px_counter_t *m_phase_us[4]; /* load, fold+produce, commit, redis: where a batch's time goes */
+    px_counter_t *m_phase_us[5]; /* load, fold+produce, commit, redis, poll: where the loop's batch time goes */
 } pr_ctx_t;
 
 /* pr_table.c */
@@ -250,6 +262,8 @@ int64_t pr_heap_next(const pr_ctx_t *pr);
  * PX_EBACKEND while Redis is unreachable (the backoff grows to 5 s). */
 int pr_redis_ensure(pr_ctx_t *pr);
 void pr_redis_close(pr_ctx_t *pr);
+/* Count and log a Redis failure once, drop the loop's connection, back off. */
+void pr_redis_fail(pr_ctx_t *pr, const char *what);
 /* Load the states of n entities (pipelined HMGET); an entity with no
  * stored state stays empty. PX_EBACKEND on a Redis failure, PX_EINVAL if
  * a stored state does not decode: that entity is marked poisoned (logged,
@@ -277,8 +291,15 @@ int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, siz
  * is then empty). 0, or PX_ENOMEM (out of memory, or more than
  * PR_SNAP_MAX entities) with the dirty list as it was. */
 int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap);
-/* Send a built snapshot: 0, or PX_EBACKEND (its entities are dirty again). */
+/* Send a built snapshot on the loop's connection: 0, or PX_EBACKEND (its
+ * entities are dirty again). */
 int pr_redis_snap_send(pr_ctx_t *pr, pr_snap_t *snap);
+/* Send a snapshot on connection c and read the replies (the writer thread:
+ * touches nothing of the loop's but counters and the log). 0 or
+ * PX_EBACKEND. */
+int pr_redis_snap_write(pr_ctx_t *pr, redisContext *c, pr_snap_t *snap);
+/* After a snapshot's writes: the applied marks it wrote are Redis's now. */
+void pr_redis_snap_done(pr_ctx_t *pr, pr_snap_t *snap);
 /* Forget a snapshot that will not be sent; its entities are dirty again. */
 void pr_redis_snap_drop(pr_ctx_t *pr, pr_snap_t *snap);
 void pr_redis_snap_free(pr_snap_t *snap);
@@ -306,6 +327,18 @@ void pr_fatal(pr_ctx_t *pr, const char *why);
  * (nothing in memory changes): 0 if it committed or none is in flight,
  * PX_EBACKEND if it failed. */
 int pr_commit_wait(pr_ctx_t *pr);
+/* Hand a committed batch's snapshot to the writer thread (after finishing
+ * the one it has), or send it on the loop's connection when the writer has
+ * none. */
+void pr_writer_submit(pr_ctx_t *pr, pr_snap_t *snap);
+/* Wait for the writer's snapshot, if any, and finish it. */
+void pr_writer_finish(pr_ctx_t *pr);
+/* True when the writer's snapshot has been written (finish it). */
+bool pr_writer_ended(pr_ctx_t *pr);
+/* Nothing in flight afterwards: the commit drained, the writer finished.
+ * Before anything drops entities or writes the dirty list. Returns what
+ * pr_commit_drain returned. */
+int pr_quiesce(pr_ctx_t *pr);
 /* True when the transaction in flight has ended (finish it with a drain). */
 bool pr_commit_ended(pr_ctx_t *pr);
 /* True while a transaction is in flight. */

@@ -270,7 +270,9 @@ static int64_t retry_delay(const pr_ctx_t *pr, int64_t k) {
 static void notify_add(px_buf_t *n, const px_event_t *c) {
     if (n->len && n->data[n->len - 1] == ']') n->data[--n->len] = '\0'; /* closed by a flush that failed */
     size_t mark = n->len;
-    int rc = px_buf_puts(n, n->len ? "," : "[");
+    /* empty: open the array; "[" alone (an entity made dirty again after a
+     * failed write, pr_redis_snap_drop): no separator yet */
+    int rc = px_buf_puts(n, !n->len ? "[" : n->len == 1 ? "" : ",");
     if (!rc) rc = px_buf_printf(n, "{\"type\":\"%s\"", px_event_type_name(PX_KIND_CHANGE, c->type));
     const struct {
         const char *k, *v;
@@ -408,7 +410,7 @@ static int repair_checks(pr_ctx_t *pr) {
         if (!pp->assigned || !pp->repair_check) continue;
         /* a check may drop the partition's entities: nothing may be in
          * flight that names them (rare: after an assignment or a rewind) */
-        if (pr_commit_drain(pr)) return PX_EBACKEND;
+        if (pr_quiesce(pr)) return PX_EBACKEND;
         int64_t applied[PR_N_SRC];
         if (pr_redis_applied(pr, p, applied)) return PX_EBACKEND;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PR_N_SRC);
@@ -533,7 +535,7 @@ void pr_batch_rewind_parts(pr_ctx_t *pr, const int64_t first[][PR_N_SRC]) {
 
 /* (after the transaction in flight ended: its snapshot names entities) */
 static void batch_rewind(batch_t *b) {
-    pr_commit_drain(b->pr);
+    pr_quiesce(b->pr);
     pr_batch_rewind_parts(b->pr, (const int64_t(*)[PR_N_SRC])b->first);
 }
 
@@ -591,6 +593,7 @@ static int64_t backlog(pr_ctx_t *pr) {
  * none waits; the first poll may wait up to wait_ms. A rebalance meanwhile
  * sets pr->rebalanced. */
 static void collect(pr_ctx_t *pr, batch_t *b, int wait_ms) {
+    int64_t t0 = px_mono_us();
     pr->rebalanced = false;
     while (b->n < (size_t)pr->cfg.batch_max && !pr->rebalanced) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(pr->consumer, wait_ms);
@@ -613,6 +616,7 @@ static void collect(pr_ctx_t *pr, batch_t *b, int wait_ms) {
         b->src[b->n] = src;
         b->msgs[b->n++] = m;
     }
+    px_counter_add(pr->m_phase_us[4], (uint64_t)(px_mono_us() - t0));
 }
 
 /* Drop a batch that will not commit: its transaction if one opened, its
@@ -957,6 +961,7 @@ void pr_batch_turn(pr_ctx_t *pr) {
     }
     /* a commit that ended while the loop slept: its Redis writes go now */
     if (pr_commit_ended(pr)) pr_commit_drain(pr);
+    if (pr_writer_ended(pr)) pr_writer_finish(pr);
     /* Redis first: nothing moves while it is away (not ready). A dataset
      * that lost its data is rebuilt before anything is written to it. */
     if (pr_redis_ensure(pr) == 0 && pr->rebuild_pending) {

@@ -1,5 +1,6 @@
 /*
- * pr_commit.c - the committer thread and the transaction in flight.
+ * pr_commit.c - the committer and writer threads: the transaction in
+ * flight, and the Redis writes of the last committed batch.
  *
  * A batch's transaction ends with two blocking calls: the consumed offsets
  * sent to it, then the commit (a flush of its records, EndTxn, and the
@@ -15,15 +16,21 @@
  * ended, so an offset is never committed before the offsets below it.
  *
  * Finishing runs on the loop thread (pr_commit_drain): a commit that
- * succeeded gets its Redis writes sent (the snapshot pr_redis.c built at
- * the seal, when the entities held exactly the committed states); one that
- * failed is aborted and its partitions rewound, and the caller drops what
- * it folded on top (docs/exactly-once.md, "Commits in flight").
+ * succeeded gets its Redis writes (the snapshot pr_redis.c built at the
+ * seal, when the entities held exactly the committed states) handed to the
+ * writer thread, which sends them on its own connection while the loop
+ * goes on; one that failed is aborted and its partitions rewound, and the
+ * caller drops what it folded on top (docs/exactly-once.md, "Commits in
+ * flight"). The writer's result is finished on the loop too
+ * (pr_writer_finish): applied marks, or the entities dirty again.
+ * Everything that drops entities or writes the dirty list quiesces first
+ * (pr_quiesce): snapshots hold pointers to entities.
  *
  * The producers' callbacks (delivery reports, errors) are served inside
  * the commit, so they may run on this thread: they touch only atomics and
  * the log.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,14 +76,33 @@ static void *committer_main(void *arg) {
     return NULL;
 }
 
-/* A commit ended while the loop slept: finish it now (its Redis writes
- * are what the gateways wait for). */
+static void *writer_main(void *arg) {
+    pr_ctx_t *pr = arg;
+    pthread_mutex_lock(&pr->mu);
+    for (;;) {
+        while (!pr->writer_has_job && !pr->writer_quit) pthread_cond_wait(&pr->cv, &pr->mu);
+        if (!pr->writer_has_job) break;
+        pr->writer_has_job = false;
+        pthread_mutex_unlock(&pr->mu);
+        int rc = pr_redis_snap_write(pr, pr->wredis, &pr->wsnap);
+        pthread_mutex_lock(&pr->mu);
+        pr->writer_rc = rc;
+        pr->writer_done = true;
+        pthread_cond_broadcast(&pr->cv);
+        if (pr->commit_async_live) uv_async_send(&pr->commit_async);
+    }
+    pthread_mutex_unlock(&pr->mu);
+    return NULL;
+}
+
+/* A commit or a write ended while the loop slept: finish it now (its Redis
+ * writes are what the gateways wait for). */
 static void on_commit_async(uv_async_t *h) { pr_batch_turn(h->data); }
 
 int pr_commit_start(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
     pr->txn.first = calloc(PR_MAX_PARTITIONS, sizeof *pr->txn.first);
     pr->txn.snap.sent = calloc(PR_MAX_PARTITIONS, sizeof *pr->txn.snap.sent);
-    px_buf_init(&pr->txn.snap.resp, 512u << 20);
+    px_buf_init(&pr->txn.snap.resp, PR_SNAP_BYTES);
     if (!pr->txn.first || !pr->txn.snap.sent)
         return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory for the committer");
     if (pthread_mutex_init(&pr->mu, NULL) || pthread_cond_init(&pr->cv, NULL))
@@ -91,6 +117,12 @@ int pr_commit_start(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
         return px_errf(PX_EIO, errstr, errstr_size, "committer thread not started");
     }
     pr->committer_started = true;
+    px_buf_init(&pr->wsnap.resp, PR_SNAP_BYTES);
+    pr->wsnap.sent = calloc(PR_MAX_PARTITIONS, sizeof *pr->wsnap.sent);
+    if (!pr->wsnap.sent) return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory for the writer");
+    if (pthread_create(&pr->writer, NULL, writer_main, pr))
+        return px_errf(PX_EIO, errstr, errstr_size, "writer thread not started");
+    pr->writer_started = true;
     return 0;
 }
 
@@ -107,22 +139,81 @@ void pr_commit_unwatch(pr_ctx_t *pr) {
 
 void pr_commit_stop(pr_ctx_t *pr) {
     if (pr->committer_started) {
-        pr_commit_drain(pr);
+        pr_quiesce(pr);
         pr_commit_unwatch(pr);
         pthread_mutex_lock(&pr->mu);
-        pr->committer_quit = true;
+        pr->committer_quit = pr->writer_quit = true;
         pthread_cond_broadcast(&pr->cv);
         pthread_mutex_unlock(&pr->mu);
         pthread_join(pr->committer, NULL);
+        if (pr->writer_started) pthread_join(pr->writer, NULL);
         pthread_cond_destroy(&pr->cv);
         pthread_mutex_destroy(&pr->mu);
-        pr->committer_started = false;
+        pr->committer_started = pr->writer_started = false;
     }
     pr_redis_snap_free(&pr->txn.snap);
+    pr_redis_snap_free(&pr->wsnap);
     free(pr->txn.snap.sent);
+    free(pr->wsnap.sent);
     free(pr->txn.first);
-    pr->txn.snap.sent = NULL;
+    pr->txn.snap.sent = pr->wsnap.sent = NULL;
     pr->txn.first = NULL;
+}
+
+void pr_writer_submit(pr_ctx_t *pr, pr_snap_t *snap) {
+    pr_writer_finish(pr); /* in order: the previous snapshot first */
+    if (!pr->writer_started || !pr->wredis || pr->rebuild_pending) {
+        pr_redis_snap_send(pr, snap); /* on the loop's connection (which refuses a lost dataset) */
+        return;
+    }
+    pr_snap_t t = pr->wsnap; /* the writer takes the built one; its spare buffers come back */
+    pr->wsnap = *snap;
+    *snap = t;
+    snap->ready = false;
+    pr->writer_busy = true;
+    pthread_mutex_lock(&pr->mu);
+    pr->writer_done = false;
+    pr->writer_has_job = true;
+    pthread_cond_broadcast(&pr->cv);
+    pthread_mutex_unlock(&pr->mu);
+}
+
+bool pr_writer_ended(pr_ctx_t *pr) {
+    if (!pr->writer_busy) return false;
+    pthread_mutex_lock(&pr->mu);
+    bool done = pr->writer_done;
+    pthread_mutex_unlock(&pr->mu);
+    return done;
+}
+
+void pr_writer_finish(pr_ctx_t *pr) {
+    if (!pr->writer_busy) return;
+    int64_t t0 = px_mono_us();
+    pthread_mutex_lock(&pr->mu);
+    while (!pr->writer_done) pthread_cond_wait(&pr->cv, &pr->mu);
+    int rc = pr->writer_rc;
+    pthread_mutex_unlock(&pr->mu);
+    pr->writer_busy = false;
+    px_counter_add(pr->m_phase_us[3], (uint64_t)(px_mono_us() - t0)); /* the loop thread's wait only */
+    if (rc == 0) {
+        pr_redis_snap_done(pr, &pr->wsnap);
+        return;
+    }
+    /* its entities are dirty again; the writer's connection goes, and the
+     * loop's with it, so the reconnect checks the dataset (pr_redis_ensure) */
+    char what[192];
+    snprintf(what, sizeof what, "write on the writer's connection (%s)",
+             pr->wredis && pr->wredis->err ? pr->wredis->errstr : "an error reply");
+    pr_redis_snap_drop(pr, &pr->wsnap);
+    if (pr->wredis) redisFree(pr->wredis);
+    pr->wredis = NULL;
+    pr_redis_fail(pr, what);
+}
+
+int pr_quiesce(pr_ctx_t *pr) {
+    int rc = pr_commit_drain(pr);
+    pr_writer_finish(pr);
+    return rc;
 }
 
 void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
@@ -195,7 +286,7 @@ int pr_commit_drain(pr_ctx_t *pr) {
     pr->txn.gm = NULL;
     if (!e) {
         px_counter_add(pr->m_batches, 1);
-        if (pr->txn.snap.ready) pr_redis_snap_send(pr, &pr->txn.snap); /* a failure leaves them dirty */
+        if (pr->txn.snap.ready) pr_writer_submit(pr, &pr->txn.snap); /* a failure leaves them dirty */
         return 0;
     }
     px_counter_add(pr->m_aborts, 1);

@@ -57,7 +57,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     pr->rebalanced = true;
     /* the transaction in flight ends first (its offsets are for partitions
      * that may go now; finishing sends its Redis writes) */
-    pr_commit_drain(pr);
+    pr_quiesce(pr);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         PX_INFO(PR_COMP, "partitions assigned", "count=%d", parts->cnt);
         set_partitions(pr, parts, true);
@@ -197,7 +197,7 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
 void pr_kafka_rebuild(pr_ctx_t *pr) {
     rd_kafka_topic_partition_list_t *a = NULL;
     if (!pr->consumer || rd_kafka_assignment(pr->consumer, &a) || !a) return;
-    pr_commit_drain(pr); /* its snapshot names entities dropped here */
+    pr_quiesce(pr); /* their snapshots name entities dropped here */
     PX_WARN(PR_COMP, "redis lost its data: rebuilding the view from the log", "partitions=%d", a->cnt);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
         if (pr->parts[p].assigned) {

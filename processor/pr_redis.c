@@ -23,7 +23,7 @@
 #include "px_time.h"
 #include "px_view.h"
 
-static void redis_fail(pr_ctx_t *pr, const char *what) {
+void pr_redis_fail(pr_ctx_t *pr, const char *what) {
     px_counter_add(pr->m_redis_err, 1);
     PX_WARN(PR_COMP, "redis unavailable", "during=%s err=\"%s\" retry_ms=%lld", what,
             pr->redis && pr->redis->err ? pr->redis->errstr : "error reply",
@@ -35,9 +35,13 @@ static void redis_fail(pr_ctx_t *pr, const char *what) {
     pr->redis_retry_at = px_mono_ms() + pr->redis_backoff_ms;
 }
 
+static void redis_fail(pr_ctx_t *pr, const char *what) { pr_redis_fail(pr, what); }
+
 void pr_redis_close(pr_ctx_t *pr) {
     if (pr->redis) redisFree(pr->redis);
     pr->redis = NULL;
+    if (pr->wredis) redisFree(pr->wredis); /* the writer has stopped (pr_commit_stop) */
+    pr->wredis = NULL;
 }
 
 /* Did Redis lose its dataset since this instance last saw it? The epoch
@@ -63,6 +67,12 @@ int pr_redis_ensure(pr_ctx_t *pr) {
     if (px_mono_ms() < pr->redis_retry_at) return PX_EBACKEND;
     struct timeval tv = {(time_t)(pr->cfg.redis_timeout_ms / 1000),
                          (suseconds_t)(pr->cfg.redis_timeout_ms % 1000) * 1000};
+    /* The writer's connection is renewed with this one, after the epoch
+     * check below: a connection that outlived a Redis restart would write
+     * into a dataset nobody checked (the writer must be idle to lose it) */
+    pr_writer_finish(pr);
+    if (pr->wredis) redisFree(pr->wredis);
+    pr->wredis = NULL;
     pr->redis = redisConnectWithTimeout(pr->cfg.redis_host, (int)pr->cfg.redis_port, tv);
     if (!pr->redis || pr->redis->err) {
         redis_fail(pr, "connect");
@@ -85,6 +95,15 @@ int pr_redis_ensure(pr_ctx_t *pr) {
     }
     pr->redis_backoff_ms = 0;
     pr->redis_gen++;
+    pr->wredis = redisConnectWithTimeout(pr->cfg.redis_host, (int)pr->cfg.redis_port, tv);
+    if (!pr->wredis || pr->wredis->err) { /* writes then go on the loop's connection */
+        PX_WARN(PR_COMP, "redis: the writer's connection failed; writing on the main one", "err=\"%s\"",
+                pr->wredis ? pr->wredis->errstr : "out of memory");
+        if (pr->wredis) redisFree(pr->wredis);
+        pr->wredis = NULL;
+    } else {
+        redisSetTimeout(pr->wredis, tv);
+    }
     PX_INFO(PR_COMP, "redis connected", "host=%s port=%lld dataset_lost=%s", pr->cfg.redis_host,
             (long long)pr->cfg.redis_port, lost ? "yes" : "no");
     if (lost) pr->rebuild_pending = true; /* done at the start of the next turn */
@@ -215,28 +234,32 @@ static int send_buffered(pr_ctx_t *pr) {
 /* Read the replies of n entity writes (ents[i] is the entity of the i-th)
  * and then of `others` commands. 0; PX_EBACKEND when the connection
  * failed; *failed set on an error reply. */
-static int read_replies(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n, size_t others, bool *failed) {
+static int read_replies_on(pr_ctx_t *pr, redisContext *c, pr_entity_t *const *ents, size_t n, size_t others,
+                           bool *failed) {
     for (size_t i = 0; i < n + others; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
-            redis_fail(pr, "write");
-            return PX_EBACKEND;
-        }
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) return PX_EBACKEND;
         if (r->type == REDIS_REPLY_ERROR) {
             PX_ERROR(PR_COMP, "redis write refused", "err=\"%s\"", r->str);
             *failed = true;
         } else if (i < n && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
             /* Redis holds a state this one does not dominate: only a zombie
-             * or a replay may see this */
+             * or a replay may see this (the key is all this may read of the
+             * entity: the writer thread reads it while the loop folds) */
             const pr_entity_t *we = ents[i];
             px_counter_add(pr->m_skipped, 1);
-            PX_WARN(PR_COMP, "write skipped: Redis holds a newer state", "entity=%s:%s:%s wm=%lld,%lld,%lld,%lld",
-                    we->st.key.tenant, we->st.key.entity, we->st.key.id, (long long)we->wm.off[0],
-                    (long long)we->wm.off[1], (long long)we->wm.off[2], (long long)we->wm.off[3]);
+            PX_WARN(PR_COMP, "write skipped: Redis holds a newer state", "entity=%s:%s:%s", we->st.key.tenant,
+                    we->st.key.entity, we->st.key.id);
         }
         freeReplyObject(r);
     }
     return 0;
+}
+
+static int read_replies(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n, size_t others, bool *failed) {
+    if (read_replies_on(pr, pr->redis, ents, n, others, failed) == 0) return 0;
+    redis_fail(pr, "write");
+    return PX_EBACKEND;
 }
 
 /* One command in RESP appended to out (the processor formats its own:
@@ -449,7 +472,7 @@ static int flush_dirty(pr_ctx_t *pr) {
  * A transaction in flight ends first: the dirty states include what it
  * folded, which Redis may hold only once it committed. */
 int pr_redis_flush(pr_ctx_t *pr) {
-    pr_commit_drain(pr); /* a failure rewinds its partitions: their entities are gone */
+    pr_quiesce(pr); /* a failed commit rewinds its partitions: their entities are gone */
     int64_t t0 = px_mono_us();
     int rc = flush_dirty(pr);
     if (rc == 0) pr->flush_at = 0; /* nothing deferred any more */
@@ -461,10 +484,8 @@ int pr_redis_flush(pr_ctx_t *pr) {
 
 static void snap_arrays_free(pr_snap_t *snap) {
     free(snap->ents);
-    free(snap->notify_len);
     free(snap->chunk_others);
     snap->ents = NULL;
-    snap->notify_len = NULL;
     snap->chunk_others = NULL;
 }
 
@@ -474,9 +495,8 @@ int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap) {
     if (pr->n_dirty > PR_SNAP_MAX) return PX_ENOMEM;
     if (!snap->ents) {
         snap->ents = malloc(PR_SNAP_MAX * sizeof *snap->ents);
-        snap->notify_len = malloc(PR_SNAP_MAX * sizeof *snap->notify_len);
         snap->chunk_others = malloc((PR_SNAP_MAX / PR_FLUSH_CHUNK + 1) * sizeof *snap->chunk_others);
-        if (!snap->ents || !snap->notify_len || !snap->chunk_others) {
+        if (!snap->ents || !snap->chunk_others) {
             snap_arrays_free(snap);
             return PX_ENOMEM;
         }
@@ -486,7 +506,6 @@ int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap) {
     int64_t now = px_now_ms();
     for (pr_entity_t *e = pr->dirty; e; e = e->next_dirty) {
         if (snap->n_ents == PR_SNAP_MAX || emit_write(pr, snap, e, now)) return PX_ENOMEM;
-        snap->notify_len[snap->n_ents] = e->notify.len;
         snap->ents[snap->n_ents++] = e;
     }
     for (size_t at = 0; at < snap->n_ents; at += PR_FLUSH_CHUNK) {
@@ -496,68 +515,57 @@ int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap) {
         snap->chunk_others[snap->n_chunks++] = others;
     }
     if (emit_marks(pr, snap, snap->sent, &snap->n_marks)) return PX_ENOMEM;
+    /* the notifications are in the commands now: the next batch's changes
+     * start new ones */
+    for (size_t i = 0; i < snap->n_ents; i++) px_buf_reset(&snap->ents[i]->notify);
     dirty_clear(pr);
     snap->ready = true;
     return 0;
 }
 
-/* After a snapshot's writes succeeded: drop the part of each entity's
- * notification they carried. The next batch may have appended changes:
- * they follow the closed array as ",{...}" (pr_batch.c notify_add) and
- * become the new array. */
-static void notify_taken(pr_entity_t *e, size_t taken) {
-    px_buf_t *n = &e->notify;
-    if (!taken || n->len < taken) return; /* nothing carried, or already reset */
-    if (n->len == taken) {
-        px_buf_reset(n);
-        return;
+int pr_redis_snap_write(pr_ctx_t *pr, redisContext *c, pr_snap_t *snap) {
+    bool failed = false;
+    if (redisAppendFormattedCommand(c, snap->resp.data, snap->resp.len) != REDIS_OK) return PX_EBACKEND;
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(c, &done) != REDIS_OK) return PX_EBACKEND;
+    for (size_t ch = 0; ch < snap->n_chunks; ch++) {
+        size_t at = ch * PR_FLUSH_CHUNK;
+        size_t n = snap->n_ents - at < PR_FLUSH_CHUNK ? snap->n_ents - at : PR_FLUSH_CHUNK;
+        if (read_replies_on(pr, c, snap->ents + at, n, snap->chunk_others[ch], &failed)) return PX_EBACKEND;
     }
-    /* "[old],{new}" was stripped of its ']' before ",{new}" was added */
-    size_t keep = n->len - (taken - 1);
-    memmove(n->data, n->data + taken - 1, keep);
-    n->data[0] = '[';
-    n->len = keep;
-    n->data[keep] = '\0';
+    if (read_replies_on(pr, c, NULL, 0, snap->n_marks, &failed)) return PX_EBACKEND;
+    return failed ? PX_EBACKEND : 0; /* e.g. NOSCRIPT after a Redis restart */
+}
+
+void pr_redis_snap_done(pr_ctx_t *pr, pr_snap_t *snap) {
+    apply_marks(pr, snap->sent);
+    snap->ready = false;
 }
 
 int pr_redis_snap_send(pr_ctx_t *pr, pr_snap_t *snap) {
     if (!snap->ready) return 0;
     int64_t t0 = px_mono_us();
-    bool failed = false;
     int rc = PX_EBACKEND;
     if (pr_redis_ensure(pr) == 0 && !pr->rebuild_pending) {
-        if (redisAppendFormattedCommand(pr->redis, snap->resp.data, snap->resp.len) != REDIS_OK) {
-            redis_fail(pr, "write");
-        } else if (send_buffered(pr) == 0) {
-            rc = 0;
-            for (size_t c = 0; rc == 0 && c < snap->n_chunks; c++) {
-                size_t at = c * PR_FLUSH_CHUNK;
-                size_t n = snap->n_ents - at < PR_FLUSH_CHUNK ? snap->n_ents - at : PR_FLUSH_CHUNK;
-                rc = read_replies(pr, snap->ents + at, n, snap->chunk_others[c], &failed);
-            }
-            if (rc == 0) rc = read_replies(pr, NULL, 0, snap->n_marks, &failed);
-            if (rc == 0 && failed) {
-                redis_fail(pr, "write");
-                rc = PX_EBACKEND;
-            }
-        }
+        rc = pr_redis_snap_write(pr, pr->redis, snap);
+        if (rc) redis_fail(pr, "write");
     }
-    if (rc) {
-        pr_redis_snap_drop(pr, snap);
-    } else {
-        apply_marks(pr, snap->sent);
-        for (size_t i = 0; i < snap->n_ents; i++) notify_taken(snap->ents[i], snap->notify_len[i]);
-        snap->ready = false;
-    }
+    if (rc) pr_redis_snap_drop(pr, snap);
+    else pr_redis_snap_done(pr, snap);
     px_counter_add(pr->m_phase_us[3], (uint64_t)(px_mono_us() - t0));
     return rc;
 }
 
 void pr_redis_snap_drop(pr_ctx_t *pr, pr_snap_t *snap) {
     if (!snap->ready) return;
-    /* their notifications are still in them (closed: the next append or
-     * write reopens them) */
-    for (size_t i = 0; i < snap->n_ents; i++) pr_table_mark_dirty(pr, snap->ents[i]);
+    /* dirty again; their changes went with the commands, so a write that
+     * has none publishes an empty array, on which gateways re-read */
+    for (size_t i = 0; i < snap->n_ents; i++) {
+        pr_entity_t *e = snap->ents[i];
+        pr_table_mark_dirty(pr, e);
+        if (!e->notify.len) px_buf_puts(&e->notify, "[");
+    }
     snap->ready = false;
 }
 
