@@ -129,6 +129,7 @@ typedef struct pr_snap {
     size_t n_ents;
     size_t *chunk_others;         /* per chunk of PR_FLUSH_CHUNK writes: deadline commands after them */
     size_t n_chunks, n_marks;     /* then n_marks HSETs of applied marks */
+    size_t marks_at;              /* where the marks' commands start in resp (sent once the writes succeeded) */
     int64_t (*sent)[PR_N_SRC];    /* per partition x source: the mark written, -1: none */
 } pr_snap_t;
 
@@ -169,6 +170,7 @@ typedef struct pr_ctx {
         bool done;                /* set by the committer (under mu) */
         rd_kafka_error_t *err;    /* its outcome (under mu) */
         int64_t (*first)[PR_N_SRC]; /* the batch's first offsets per partition x source (-1: none) */
+        bool touched[PR_MAX_PARTITIONS]; /* partitions it produced EXPIREs for (rewound with it) */
         pr_snap_t snap;           /* its Redis writes, sent once it committed */
     } txn;
     pthread_t committer;
@@ -313,7 +315,7 @@ void pr_commit_stop(pr_ctx_t *pr);
 /* Hand the open transaction of pr->producer to the committer with these
  * offsets (taken over; may be empty) and the batch's partitions. */
 void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
-                        const int64_t first[][PR_N_SRC]);
+                        const int64_t first[][PR_N_SRC], const bool *touched);
 /* Wait for the transaction in flight, if any, and finish it on the loop
  * thread: committed, send its Redis snapshot; failed, abort it and rewind
  * its partitions. 0 when nothing failed; PX_EBACKEND when it did (then
@@ -343,9 +345,11 @@ int pr_quiesce(pr_ctx_t *pr);
 bool pr_commit_ended(pr_ctx_t *pr);
 /* True while a transaction is in flight. */
 static inline bool pr_commit_busy(const pr_ctx_t *pr) { return pr->txn.active; }
-/* Drop the in-memory entities of the partitions in first[][] and hold the
- * partitions until their repair check ran again (pr_batch.c). */
-void pr_batch_rewind_parts(pr_ctx_t *pr, const int64_t first[][PR_N_SRC]);
+/* Drop the in-memory entities of the partitions in first[][] (those a
+ * batch consumed from) and touched[] (those it produced EXPIREs for: their
+ * entities marked the items as requested) and hold the partitions until
+ * their repair check ran again (pr_batch.c). Waits for the writer first. */
+void pr_batch_rewind_parts(pr_ctx_t *pr, const int64_t first[][PR_N_SRC], const bool *touched);
 
 /* pr_kafka.c */
 int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);

@@ -55,6 +55,10 @@ typedef struct batch {
     int64_t t_collect_us; /* monotonic time the batch was taken */
     /* per partition x source: first offset consumed in this batch */
     int64_t first[PR_MAX_PARTITIONS][PR_N_SRC];
+    /* partitions of the entities it produced EXPIREs for: px_fold_due marks
+     * the items as requested in memory, so if the batch does not commit
+     * those entities must go too (they are loaded again and ask again) */
+    bool touched[PR_MAX_PARTITIONS];
     /* per partition x retry topic: the first record not yet due (-1: none);
      * the topic is held there until blocked_due */
     int64_t blocked[PR_MAX_PARTITIONS][PX_SRC__COUNT], blocked_due[PR_MAX_PARTITIONS][PX_SRC__COUNT];
@@ -352,6 +356,7 @@ static void on_expire(void *arg, const px_event_t *ev) {
         return;
     }
     int kl = px_key_format(&ev->key, key, sizeof key);
+    if (b->cur->partition >= 0 && b->cur->partition < PR_MAX_PARTITIONS) b->touched[b->cur->partition] = true;
     emit(b, pr->topics[s], b->cur->partition, key, (size_t)kl, pr->val.data, pr->val.len, NULL);
     px_counter_add(pr->m_expires, 1);
 }
@@ -516,10 +521,11 @@ static void batch_free_msgs(batch_t *b) {
  * check ran again, which seeks every topic back to its committed offset
  * (or applied mark) and rebuilds the retry order from the retry topics, as
  * after an assignment. */
-void pr_batch_rewind_parts(pr_ctx_t *pr, const int64_t first[][PR_N_SRC]) {
+void pr_batch_rewind_parts(pr_ctx_t *pr, const int64_t first[][PR_N_SRC], const bool *touched) {
+    pr_writer_finish(pr); /* its snapshot names entities dropped here */
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
-        bool any = false;
+        bool any = touched[p];
         for (int s = 0; s < PR_N_SRC; s++) any = any || first[p][s] >= 0;
         if (!any || !pr->parts[p].assigned) continue;
         pr_table_drop_partition(pr, p);
@@ -536,7 +542,7 @@ void pr_batch_rewind_parts(pr_ctx_t *pr, const int64_t first[][PR_N_SRC]) {
 /* (after the transaction in flight ended: its snapshot names entities) */
 static void batch_rewind(batch_t *b) {
     pr_quiesce(b->pr);
-    pr_batch_rewind_parts(b->pr, (const int64_t(*)[PR_N_SRC])b->first);
+    pr_batch_rewind_parts(b->pr, (const int64_t(*)[PR_N_SRC])b->first, b->touched);
 }
 
 static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, int s, px_event_t *ev, orig_t *o, char *err,
@@ -763,6 +769,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
     b->txn_open = b->produce_failed = b->redis_failed = b->prev_failed = false;
     held_drop(b);
     b->holding = pr_commit_busy(pr);
+    memset(b->touched, 0, sizeof b->touched);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
         for (int s = 0; s < PR_N_SRC; s++) b->first[p][s] = -1;
         for (int s = 0; s < PX_SRC__COUNT; s++) b->blocked[p][s] = -1;
@@ -871,7 +878,7 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
                     rd_kafka_topic_partition_list_add(offs, pr->topics[s], p)->offset = pr->parts[p].next[s];
         /* the offsets and the commit go to the committer thread; the next
          * batch is collected and folded meanwhile (pr_commit.c) */
-        pr_commit_dispatch(pr, offs, (const int64_t(*)[PR_N_SRC])b->first);
+        pr_commit_dispatch(pr, offs, (const int64_t(*)[PR_N_SRC])b->first, b->touched);
         txn_end(b);
     }
     /* behind: a full batch, or at least a batch's worth of records waiting */
@@ -965,8 +972,8 @@ void pr_batch_turn(pr_ctx_t *pr) {
     /* Redis first: nothing moves while it is away (not ready). A dataset
      * that lost its data is rebuilt before anything is written to it. */
     if (pr_redis_ensure(pr) == 0 && pr->rebuild_pending) {
+        pr_kafka_rebuild(pr); /* (while the flag is up, nothing is written into the new dataset) */
         pr->rebuild_pending = false;
-        pr_kafka_rebuild(pr);
     }
     /* deferred writes that are due (or that failed) go first */
     if (!pr->redis || (pr->dirty && px_mono_ms() >= pr->flush_at && pr_redis_flush(pr))) {

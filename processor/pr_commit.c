@@ -217,8 +217,9 @@ int pr_quiesce(pr_ctx_t *pr) {
 }
 
 void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
-                        const int64_t first[][PR_N_SRC]) {
+                        const int64_t first[][PR_N_SRC], const bool *touched) {
     memcpy(pr->txn.first, first, PR_MAX_PARTITIONS * sizeof *pr->txn.first);
+    memcpy(pr->txn.touched, touched, sizeof pr->txn.touched);
     pr->txn.active = true;
     pthread_mutex_lock(&pr->mu);
     pr->txn.producer = pr->producer;
@@ -294,14 +295,16 @@ int pr_commit_drain(pr_ctx_t *pr) {
     PX_WARN(PR_COMP, "transaction failed: aborting and rewinding", "err=\"%s\" fatal=%d", rd_kafka_error_string(e),
             fatal);
     rd_kafka_error_destroy(e);
-    /* its entities are dirty again before the rewind drops those of its
-     * partitions: the others hold committed states of earlier batches */
+    /* the writer's snapshot names entities the rewind may drop: it ends
+     * first. The failed batch's entities are dirty again before the rewind
+     * drops those of its partitions: the others hold committed states of
+     * earlier batches */
+    pr_writer_finish(pr);
     pr_redis_snap_drop(pr, &pr->txn.snap);
-    if (fatal) {
-        pr_fatal(pr, "the transaction failed for good");
-        return PX_EBACKEND;
-    }
-    pr_txn_abort(pr, pr->txn.producer);
-    pr_batch_rewind_parts(pr, (const int64_t(*)[PR_N_SRC])pr->txn.first);
+    if (fatal) pr_fatal(pr, "the transaction failed for good");
+    else pr_txn_abort(pr, pr->txn.producer);
+    /* fatal or not, its folds leave memory: a flush at the stop must not
+     * write them (it did, in review) */
+    pr_batch_rewind_parts(pr, (const int64_t(*)[PR_N_SRC])pr->txn.first, pr->txn.touched);
     return PX_EBACKEND;
 }

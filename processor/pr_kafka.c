@@ -197,7 +197,11 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
 void pr_kafka_rebuild(pr_ctx_t *pr) {
     rd_kafka_topic_partition_list_t *a = NULL;
     if (!pr->consumer || rd_kafka_assignment(pr->consumer, &a) || !a) return;
-    pr_quiesce(pr); /* their snapshots name entities dropped here */
+    /* the snapshot of the batch in flight was built from the lost dataset's
+     * states and carries its applied marks: it must not be written into the
+     * new one (the writer sends nothing while rebuild_pending is up) */
+    pr_redis_snap_drop(pr, &pr->txn.snap);
+    pr_quiesce(pr); /* the writer's snapshot names entities dropped here */
     PX_WARN(PR_COMP, "redis lost its data: rebuilding the view from the log", "partitions=%d", a->cnt);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
         if (pr->parts[p].assigned) {

@@ -449,14 +449,15 @@ static int flush_dirty(pr_ctx_t *pr) {
         prev_others = others;
         cur = !cur;
     }
+    if (prev_n && read_replies(pr, chunk[!cur], prev_n, prev_others, &failed)) return PX_EBACKEND;
+    /* the applied marks only once every entity write succeeded: a mark must
+     * not claim a write Redis refused */
     size_t mark_cmds = 0;
-    if (emit_marks(pr, NULL, sent, &mark_cmds)) {
+    if (!failed && emit_marks(pr, NULL, sent, &mark_cmds)) {
         redis_fail(pr, "write");
         return PX_EBACKEND;
     }
-    if (send_buffered(pr)) return PX_EBACKEND;
-    if (prev_n && read_replies(pr, chunk[!cur], prev_n, prev_others, &failed)) return PX_EBACKEND;
-    if (read_replies(pr, NULL, 0, mark_cmds, &failed)) return PX_EBACKEND;
+    if (!failed && (send_buffered(pr) || read_replies(pr, NULL, 0, mark_cmds, &failed))) return PX_EBACKEND;
     if (failed) { /* e.g. NOSCRIPT after a Redis restart: reconnect reloads the script */
         redis_fail(pr, "write");
         return PX_EBACKEND;
@@ -514,6 +515,7 @@ int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap) {
         if (emit_deadlines(pr, snap, snap->ents + at, n, &others)) return PX_ENOMEM;
         snap->chunk_others[snap->n_chunks++] = others;
     }
+    snap->marks_at = snap->resp.len;
     if (emit_marks(pr, snap, snap->sent, &snap->n_marks)) return PX_ENOMEM;
     /* the notifications are in the commands now: the next batch's changes
      * start new ones */
@@ -523,19 +525,30 @@ int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap) {
     return 0;
 }
 
-int pr_redis_snap_write(pr_ctx_t *pr, redisContext *c, pr_snap_t *snap) {
-    bool failed = false;
-    if (redisAppendFormattedCommand(c, snap->resp.data, snap->resp.len) != REDIS_OK) return PX_EBACKEND;
+/* Append buf[0..len) to c's output and write it all. */
+static int write_all(redisContext *c, const char *buf, size_t len) {
+    if (len && redisAppendFormattedCommand(c, buf, len) != REDIS_OK) return PX_EBACKEND;
     int done = 0;
     while (!done)
         if (redisBufferWrite(c, &done) != REDIS_OK) return PX_EBACKEND;
+    return 0;
+}
+
+int pr_redis_snap_write(pr_ctx_t *pr, redisContext *c, pr_snap_t *snap) {
+    bool failed = false;
+    if (write_all(c, snap->resp.data, snap->marks_at)) return PX_EBACKEND;
     for (size_t ch = 0; ch < snap->n_chunks; ch++) {
         size_t at = ch * PR_FLUSH_CHUNK;
         size_t n = snap->n_ents - at < PR_FLUSH_CHUNK ? snap->n_ents - at : PR_FLUSH_CHUNK;
         if (read_replies_on(pr, c, snap->ents + at, n, snap->chunk_others[ch], &failed)) return PX_EBACKEND;
     }
-    if (read_replies_on(pr, c, NULL, 0, snap->n_marks, &failed)) return PX_EBACKEND;
-    return failed ? PX_EBACKEND : 0; /* e.g. NOSCRIPT after a Redis restart */
+    /* the applied marks only once every entity write succeeded (a refused
+     * one, e.g. NOSCRIPT after a Redis restart, fails the snapshot) */
+    if (failed) return PX_EBACKEND;
+    if (write_all(c, snap->resp.data + snap->marks_at, snap->resp.len - snap->marks_at) ||
+        read_replies_on(pr, c, NULL, 0, snap->n_marks, &failed))
+        return PX_EBACKEND;
+    return failed ? PX_EBACKEND : 0;
 }
 
 void pr_redis_snap_done(pr_ctx_t *pr, pr_snap_t *snap) {

@@ -25,6 +25,10 @@ SEED = int(os.environ.get("PX_EOS_SEED", "20261122"))
 KILLS = int(os.environ.get("PX_EOS_KILLS", "22"))
 BATCH = os.environ.get("PX_EOS_BATCH")  # e.g. 40: many small batches
 EXTRA = os.environ.get("PX_EOS_SET", "").split()  # more processor settings, e.g. "batch.flush_defer_ms=0"
+# every fourth kill leaves a zombie first: the replacement starts under the
+# same name while the victim still runs, which fences the victim's
+# transactional producers and its static group membership
+ZOMBIES = os.environ.get("PX_EOS_ZOMBIES") == "1"
 TTLS = ["--set", "presence.ttl_ms=2000", "--set", "lock.ttl_ms=3000", "--set", "stale.ttl_ms=4000"]
 
 
@@ -130,6 +134,7 @@ async def test(stack):
         return stack.start_processor(*common, "--set", f"kafka.group.instance.id={instance}",
                                      name=f"processor-{instance}-{started[0]:02d}", instance=instance)
 
+    zombies, fenced = [0], [0]
     stop, counts = threading.Event(), {"produced": 0}
     producer = threading.Thread(target=workload, args=(stack, stop, counts))
     producer.start()
@@ -140,14 +145,23 @@ async def test(stack):
         while kills < KILLS:
             time.sleep(rng.uniform(0.3, 2.5))
             victim = p1 if p2 is None or rng.random() < 0.6 else p2
+            name = "p1" if victim is p1 else "p2"
+            successor = None
+            if ZOMBIES and kills % 4 == 3 and (name == "p1" or kills + 1 < KILLS * 2 // 3):
+                successor = start(name)  # the victim is a zombie from here on
+                time.sleep(rng.uniform(1.0, 3.0))
+                zombies[0] += 1
+                if victim.proc.poll() is not None:
+                    fenced[0] += 1  # it found out by itself, and stopped
             victim.proc.send_signal(signal.SIGKILL)
             victim.proc.wait()
             stack.retire(victim)
             kills += 1
             if victim is p1:
-                p1 = start("p1")
+                p1 = successor or start("p1")
             else:
-                p2 = start("p2") if kills < KILLS * 2 // 3 else None  # p2 leaves for good late in the run
+                # p2 leaves for good late in the run
+                p2 = successor or (start("p2") if kills < KILLS * 2 // 3 else None)
             if kills == 4 and p2 is None:
                 p2 = start("p2")  # a second instance shares the group from here
             if kills == KILLS // 2:
@@ -157,7 +171,8 @@ async def test(stack):
     finally:
         stop.set()
         producer.join()
-    print(f"eos: {kills} kills, {counts['produced']} records produced, seed {SEED}")
+    print(f"eos: {kills} kills, {counts['produced']} records produced, seed {SEED}"
+          + (f", {zombies[0]} zombies ({fenced[0]} stopped by themselves)" if ZOMBIES else ""))
 
     settle_and_verify(stack)
     redis.kill()
@@ -169,6 +184,12 @@ async def test(stack):
                     if "Redis writes deferred" in open(d.log_path, errors="replace").read()]
         assert deferred, "no instance deferred its Redis writes: the test did not exercise them"
         print(f"eos: {len(deferred)} instances deferred Redis writes while behind")
+    if ZOMBIES:
+        assert zombies[0] >= 4, f"only {zombies[0]} zombies: the test did not exercise them"
+        logs = [open(d.log_path, errors="replace").read() for d in stack.retired]
+        fenced_logs = sum(1 for log in logs if "FENCED" in log or "fenced" in log)
+        assert fenced_logs >= 1, "no zombie saw itself fenced: the test did not exercise fencing"
+        print(f"eos: {fenced_logs} retired instances logged their fencing")
     if any(kv.startswith("fault.abort_every=") for kv in EXTRA):
         # injected commit failures: verify just proved that a failed
         # transaction, and the open batch folded on top of it, were rewound
