@@ -48,6 +48,7 @@ typedef struct batch {
     px_event_t *evs;
     int *ok;          /* 1: decoded; 0: poison (DLQ) */
     int *src;         /* the consumed topic of each record (0..PR_N_SRC), looked up once */
+    uint64_t *hash;   /* of each decoded record's key (pr_table_hash) */
     orig_t *orig;
     pr_entity_t **ents;
     pr_entity_t **decided; /* entities with a LOCK_GRANTED/LOCK_DENIED in this batch */
@@ -642,9 +643,7 @@ static void batch_drop(batch_t *b) {
  * PX_EBACKEND when Redis failed loading states (drop the batch). */
 static int fold_range(pr_ctx_t *pr, batch_t *b, size_t from, int64_t *t_loaded) {
     int64_t now_ms = px_now_ms();
-    /* decode, find entities, collect those to load */
-    size_t n_load = 0;
-    pr_entity_t **load = b->ents + pr->cfg.batch_max; /* second half of the array */
+    /* decode (and prefetch each key's bucket slot) */
     for (size_t i = from; i < b->n; i++) {
         rd_kafka_message_t *m = b->msgs[i];
         int src = b->src[i];
@@ -657,7 +656,19 @@ static int fold_range(pr_ctx_t *pr, batch_t *b, size_t from, int64_t *t_loaded) 
         if (src < PX_SRC__COUNT && m->partition < PR_MAX_PARTITIONS && b->orig[i].ts > 0)
             px_hist_observe(pr->m_age_ms[src], (double)(now_ms > b->orig[i].ts ? now_ms - b->orig[i].ts : 0));
         if (!b->ok[i]) continue;
-        pr_entity_t *e = pr_table_find(pr, &b->evs[i].key);
+        b->hash[i] = pr_table_hash(&b->evs[i].key);
+        pr_table_prefetch(pr, b->hash[i], false);
+    }
+    /* find the entities (each prefetched PR_PREFETCH records ahead), collect
+     * those to load */
+    enum { PR_PREFETCH = 8 };
+    size_t n_load = 0;
+    pr_entity_t **load = b->ents + pr->cfg.batch_max; /* second half of the array */
+    for (size_t i = from; i < b->n; i++) {
+        rd_kafka_message_t *m = b->msgs[i];
+        if (i + PR_PREFETCH < b->n && b->ok[i + PR_PREFETCH]) pr_table_prefetch(pr, b->hash[i + PR_PREFETCH], true);
+        if (!b->ok[i]) continue;
+        pr_entity_t *e = pr_table_find_hashed(pr, &b->evs[i].key, b->hash[i]);
         if (!e) {
             e = pr_table_add(pr, &b->evs[i].key, m->partition);
             if (!e) {
@@ -925,13 +936,15 @@ static batch_t *batch_get(pr_ctx_t *pr) {
         b->evs = calloc(n, sizeof *b->evs);
         b->ok = calloc(n, sizeof *b->ok);
         b->src = calloc(n, sizeof *b->src);
+        b->hash = calloc(n, sizeof *b->hash);
         b->orig = calloc(n, sizeof *b->orig);
         b->ents = calloc(2 * n, sizeof *b->ents);
         b->decided = calloc(n, sizeof *b->decided);
         b->recs = calloc(PR_HELD_RECS, sizeof *b->recs);
         px_buf_init(&b->held, PR_HELD_BYTES);
     }
-    if (!b || !b->msgs || !b->evs || !b->ok || !b->src || !b->orig || !b->ents || !b->decided || !b->recs) {
+    if (!b || !b->msgs || !b->evs || !b->ok || !b->src || !b->hash || !b->orig || !b->ents || !b->decided ||
+        !b->recs) {
         PX_ERROR(PR_COMP, "out of memory for the batch", "batch_max=%zu", n);
         return NULL;
     }
@@ -951,6 +964,7 @@ void pr_batch_free(pr_ctx_t *pr) {
     free(b->evs);
     free(b->ok);
     free(b->src);
+    free(b->hash);
     free(b->orig);
     free(b->ents);
     free(b->decided);

@@ -104,11 +104,27 @@ void pr_table_term(pr_ctx_t *pr) {
     pr->n_dirty = 0;
 }
 
-pr_entity_t *pr_table_find(pr_ctx_t *pr, const px_key_t *key) {
-    uint64_t h = key_hash(key);
+uint64_t pr_table_hash(const px_key_t *key) { return key_hash(key); }
+
+pr_entity_t *pr_table_find_hashed(pr_ctx_t *pr, const px_key_t *key, uint64_t h) {
     for (pr_entity_t *e = pr->buckets[h & (pr->n_buckets - 1)]; e; e = e->next)
         if (e->hash == h && px_key_equal(&e->st.key, key)) return e;
     return NULL;
+}
+
+pr_entity_t *pr_table_find(pr_ctx_t *pr, const px_key_t *key) { return pr_table_find_hashed(pr, key, key_hash(key)); }
+
+void pr_table_prefetch(const pr_ctx_t *pr, uint64_t h, bool entity) {
+    pr_entity_t *const *slot = &pr->buckets[h & (pr->n_buckets - 1)];
+    if (!entity) {
+        __builtin_prefetch(slot);
+        return;
+    }
+    const pr_entity_t *e = *slot; /* the chain's head: usually the one (chains average under one) */
+    if (!e) return;
+    __builtin_prefetch(e);
+    __builtin_prefetch(e->st.key.entity);
+    __builtin_prefetch(e->st.key.id);
 }
 
 /* Double the buckets once there are more entities than buckets (chains
