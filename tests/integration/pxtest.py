@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -377,6 +378,14 @@ def finish(stack, ok):
             ok = False
     if not ok:
         stack.dump()
+        # keep the failed run's logs: the next run of the same test writes
+        # over its files (a rare failure once lost its logs that way)
+        kept = f"{stack.logdir}.failed-{time.strftime('%Y%m%dT%H%M%S')}"
+        try:
+            shutil.copytree(stack.logdir, kept)
+            print(f"logs of the failed run kept in {kept}", file=sys.stderr)
+        except OSError as e:
+            print(f"could not keep the logs in {kept}: {e}", file=sys.stderr)
     return ok
 
 
