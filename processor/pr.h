@@ -133,6 +133,17 @@ typedef struct pr_snap {
     int64_t (*sent)[PR_N_SRC];    /* per partition x source: the mark written, -1: none */
 } pr_snap_t;
 
+/* A helper thread that runs one job at a time for the loop (pr_commit.c):
+ * the loop hands a job over, and later waits for it or sees it done. */
+typedef struct pr_worker {
+    pthread_t th;
+    struct pr_ctx *pr;
+    void (*job)(struct pr_ctx *pr); /* runs on the thread, outside the lock */
+    bool started;
+    bool busy;                      /* loop only: a job was handed over and is not finished */
+    bool has_job, done, quit;       /* under pr->mu */
+} pr_worker_t;
+
 typedef struct pr_heap_item {
     int64_t deadline;
     pr_entity_t *ent;
@@ -161,28 +172,24 @@ typedef struct pr_ctx {
     int cur_producer;
     /* The transaction in flight (pr_commit.c): sealed, its records
      * produced, committed by the committer thread while the loop thread
-     * folds the next batch, which produces nothing until this one ended. */
+     * folds the next batch, which produces nothing until this one ended.
+     * The committer reads these after its job was handed over and writes
+     * err before it reports done (both under mu), so the loop reads err
+     * once it saw done. */
     struct {
-        bool active;              /* dispatched and not yet finished on the loop thread */
         rd_kafka_t *producer;
         rd_kafka_topic_partition_list_t *offsets;
         rd_kafka_consumer_group_metadata_t *gm;
-        bool done;                /* set by the committer (under mu) */
-        rd_kafka_error_t *err;    /* its outcome (under mu) */
+        rd_kafka_error_t *err;    /* its outcome */
         int64_t (*first)[PR_N_SRC]; /* the batch's first offsets per partition x source (-1: none) */
         bool touched[PR_MAX_PARTITIONS]; /* partitions it produced EXPIREs for (rewound with it) */
         pr_snap_t snap;           /* its Redis writes, sent once it committed */
     } txn;
-    pthread_t committer;
-    bool committer_started, committer_quit, committer_has_job;
-    /* The writer thread (pr_commit.c): sends a committed batch's snapshot
-     * on its own connection while the loop goes on; the loop finishes it
+    /* The committer, and the writer: sends a committed batch's snapshot on
+     * its own connection while the loop goes on; the loop finishes it
      * (applied marks, or dirty again on a failure). */
-    pthread_t writer;
-    bool writer_started, writer_quit, writer_has_job;
-    bool writer_busy;             /* loop: a snapshot was handed over and is not finished */
-    bool writer_done;             /* under mu */
-    int writer_rc;                /* under mu */
+    pr_worker_t committer, writer;
+    int writer_rc;                /* the writer's outcome (as txn.err) */
     pr_snap_t wsnap;              /* the snapshot the writer sends */
     redisContext *wredis;         /* the writer's connection (connected by the loop when the writer is idle) */
     pthread_mutex_t mu;
@@ -352,7 +359,7 @@ int pr_quiesce(pr_ctx_t *pr);
 /* True when the transaction in flight has ended (finish it with a drain). */
 bool pr_commit_ended(pr_ctx_t *pr);
 /* True while a transaction is in flight. */
-static inline bool pr_commit_busy(const pr_ctx_t *pr) { return pr->txn.active; }
+static inline bool pr_commit_busy(const pr_ctx_t *pr) { return pr->committer.busy; }
 /* Drop the in-memory entities of the partitions in first[][] (those a
  * batch consumed from) and touched[] (those it produced EXPIREs for: their
  * entities marked the items as requested) and hold the partitions until

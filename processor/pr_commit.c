@@ -38,37 +38,20 @@
 #include "px_log.h"
 #include "px_time.h"
 
-static void *committer_main(void *arg) {
-    pr_ctx_t *pr = arg;
-    int64_t n_commits = 0;
+/* ---- the helper threads ------------------------------------------------ */
+
+static void *worker_main(void *arg) {
+    pr_worker_t *w = arg;
+    pr_ctx_t *pr = w->pr;
     pthread_mutex_lock(&pr->mu);
     for (;;) {
-        while (!pr->committer_has_job && !pr->committer_quit) pthread_cond_wait(&pr->cv, &pr->mu);
-        if (!pr->committer_has_job) break;
-        pr->committer_has_job = false;
-        rd_kafka_t *rk = pr->txn.producer;
-        rd_kafka_topic_partition_list_t *offs = pr->txn.offsets;
-        rd_kafka_consumer_group_metadata_t *gm = pr->txn.gm;
+        while (!w->has_job && !w->quit) pthread_cond_wait(&pr->cv, &pr->mu);
+        if (!w->has_job) break;
+        w->has_job = false;
         pthread_mutex_unlock(&pr->mu);
-        rd_kafka_error_t *e = NULL;
-        /* fault.abort_every (tests): the transaction fails as if the broker
-         * had refused it, and is aborted like any failed commit */
-        if (pr->cfg.fault_abort_every && ++n_commits % pr->cfg.fault_abort_every == 0 &&
-            rd_kafka_flush(rk, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR) /* as a commit fails: after the flush */
-            e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "injected by fault.abort_every=%lld",
-                                   (long long)pr->cfg.fault_abort_every);
-        if (!e && offs->cnt) e = rd_kafka_send_offsets_to_transaction(rk, offs, gm, 30000);
-        for (int attempt = 0; !e; attempt++) {
-            e = rd_kafka_commit_transaction(rk, 30000);
-            if (!e) break;
-            if (rd_kafka_error_is_retriable(e) && attempt < 3) {
-                rd_kafka_error_destroy(e);
-                e = NULL;
-            }
-        }
+        w->job(pr);
         pthread_mutex_lock(&pr->mu);
-        pr->txn.err = e;
-        pr->txn.done = true;
+        w->done = true;
         pthread_cond_broadcast(&pr->cv);
         if (pr->commit_async_live) uv_async_send(&pr->commit_async);
     }
@@ -76,24 +59,68 @@ static void *committer_main(void *arg) {
     return NULL;
 }
 
-static void *writer_main(void *arg) {
-    pr_ctx_t *pr = arg;
-    pthread_mutex_lock(&pr->mu);
-    for (;;) {
-        while (!pr->writer_has_job && !pr->writer_quit) pthread_cond_wait(&pr->cv, &pr->mu);
-        if (!pr->writer_has_job) break;
-        pr->writer_has_job = false;
-        pthread_mutex_unlock(&pr->mu);
-        int rc = pr_redis_snap_write(pr, pr->wredis, &pr->wsnap);
-        pthread_mutex_lock(&pr->mu);
-        pr->writer_rc = rc;
-        pr->writer_done = true;
-        pthread_cond_broadcast(&pr->cv);
-        if (pr->commit_async_live) uv_async_send(&pr->commit_async);
-    }
-    pthread_mutex_unlock(&pr->mu);
-    return NULL;
+static int worker_start(pr_ctx_t *pr, pr_worker_t *w, void (*job)(pr_ctx_t *)) {
+    w->pr = pr;
+    w->job = job;
+    if (pthread_create(&w->th, NULL, worker_main, w)) return PX_EIO;
+    w->started = true;
+    return 0;
 }
+
+/* Hand the job over (what it reads was set before: the lock orders it). */
+static void worker_submit(pr_ctx_t *pr, pr_worker_t *w) {
+    w->busy = true;
+    pthread_mutex_lock(&pr->mu);
+    w->done = false;
+    w->has_job = true;
+    pthread_cond_broadcast(&pr->cv);
+    pthread_mutex_unlock(&pr->mu);
+}
+
+static bool worker_ended(pr_ctx_t *pr, pr_worker_t *w) {
+    if (!w->busy) return false;
+    pthread_mutex_lock(&pr->mu);
+    bool done = w->done;
+    pthread_mutex_unlock(&pr->mu);
+    return done;
+}
+
+/* Wait until the job handed over is done (its outcome may be read then);
+ * counts the loop's wait in the given phase. */
+static void worker_wait(pr_ctx_t *pr, pr_worker_t *w, int phase) {
+    int64_t t0 = px_mono_us();
+    pthread_mutex_lock(&pr->mu);
+    while (!w->done) pthread_cond_wait(&pr->cv, &pr->mu);
+    pthread_mutex_unlock(&pr->mu);
+    px_counter_add(pr->m_phase_us[phase], (uint64_t)(px_mono_us() - t0));
+}
+
+/* The committer's job: the offsets, then the commit. */
+static void commit_job(pr_ctx_t *pr) {
+    static int64_t n_commits; /* the committer thread's alone */
+    rd_kafka_t *rk = pr->txn.producer;
+    rd_kafka_error_t *e = NULL;
+    /* fault.abort_every (tests): the transaction fails as if the broker had
+     * refused it, and is aborted like any failed commit */
+    if (pr->cfg.fault_abort_every && ++n_commits % pr->cfg.fault_abort_every == 0 &&
+        rd_kafka_flush(rk, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR) /* as a commit fails: after the flush */
+        e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "injected by fault.abort_every=%lld",
+                               (long long)pr->cfg.fault_abort_every);
+    if (!e && pr->txn.offsets->cnt)
+        e = rd_kafka_send_offsets_to_transaction(rk, pr->txn.offsets, pr->txn.gm, 30000);
+    for (int attempt = 0; !e; attempt++) {
+        e = rd_kafka_commit_transaction(rk, 30000);
+        if (!e) break;
+        if (rd_kafka_error_is_retriable(e) && attempt < 3) {
+            rd_kafka_error_destroy(e);
+            e = NULL;
+        }
+    }
+    pr->txn.err = e;
+}
+
+/* The writer's job: the snapshot on the writer's connection. */
+static void write_job(pr_ctx_t *pr) { pr->writer_rc = pr_redis_snap_write(pr, pr->wredis, &pr->wsnap); }
 
 /* A commit or a write ended while the loop slept: finish it now (its Redis
  * writes are what the gateways wait for). */
@@ -111,25 +138,18 @@ int pr_commit_start(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
         return px_errf(PX_EIO, errstr, errstr_size, "committer: wake-up handle not created");
     pr->commit_async.data = pr;
     pr->commit_async_live = true;
-    if (pthread_create(&pr->committer, NULL, committer_main, pr)) {
-        pr->commit_async_live = false;
-        uv_close((uv_handle_t *)&pr->commit_async, NULL);
-        return px_errf(PX_EIO, errstr, errstr_size, "committer thread not started");
-    }
-    pr->committer_started = true;
     px_buf_init(&pr->wsnap.resp, PR_SNAP_BYTES);
     pr->wsnap.sent = calloc(PR_MAX_PARTITIONS, sizeof *pr->wsnap.sent);
     if (!pr->wsnap.sent) return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory for the writer");
-    if (pthread_create(&pr->writer, NULL, writer_main, pr))
-        return px_errf(PX_EIO, errstr, errstr_size, "writer thread not started");
-    pr->writer_started = true;
+    if (worker_start(pr, &pr->committer, commit_job) || worker_start(pr, &pr->writer, write_job))
+        return px_errf(PX_EIO, errstr, errstr_size, "committer or writer thread not started");
     return 0;
 }
 
 /* The loop is closing: the committer must not wake it any more (drains
  * wait on the condition, not on the loop). */
 void pr_commit_unwatch(pr_ctx_t *pr) {
-    if (!pr->committer_started) return;
+    if (!pr->commit_async.data) return; /* never set up */
     pthread_mutex_lock(&pr->mu);
     bool live = pr->commit_async_live;
     pr->commit_async_live = false;
@@ -138,18 +158,19 @@ void pr_commit_unwatch(pr_ctx_t *pr) {
 }
 
 void pr_commit_stop(pr_ctx_t *pr) {
-    if (pr->committer_started) {
+    if (pr->commit_async.data) {
         pr_quiesce(pr);
         pr_commit_unwatch(pr);
         pthread_mutex_lock(&pr->mu);
-        pr->committer_quit = pr->writer_quit = true;
+        pr->committer.quit = pr->writer.quit = true;
         pthread_cond_broadcast(&pr->cv);
         pthread_mutex_unlock(&pr->mu);
-        pthread_join(pr->committer, NULL);
-        if (pr->writer_started) pthread_join(pr->writer, NULL);
+        if (pr->committer.started) pthread_join(pr->committer.th, NULL);
+        if (pr->writer.started) pthread_join(pr->writer.th, NULL);
+        pr->committer.started = pr->writer.started = false;
         pthread_cond_destroy(&pr->cv);
         pthread_mutex_destroy(&pr->mu);
-        pr->committer_started = pr->writer_started = false;
+        pr->commit_async.data = NULL;
     }
     pr_redis_snap_free(&pr->txn.snap);
     pr_redis_snap_free(&pr->wsnap);
@@ -162,7 +183,7 @@ void pr_commit_stop(pr_ctx_t *pr) {
 
 void pr_writer_submit(pr_ctx_t *pr, pr_snap_t *snap) {
     pr_writer_finish(pr); /* in order: the previous snapshot first */
-    if (!pr->writer_started || !pr->wredis || pr->rebuild_pending) {
+    if (!pr->writer.started || !pr->wredis || pr->rebuild_pending) {
         pr_redis_snap_send(pr, snap); /* on the loop's connection (which refuses a lost dataset) */
         return;
     }
@@ -170,32 +191,16 @@ void pr_writer_submit(pr_ctx_t *pr, pr_snap_t *snap) {
     pr->wsnap = *snap;
     *snap = t;
     snap->ready = false;
-    pr->writer_busy = true;
-    pthread_mutex_lock(&pr->mu);
-    pr->writer_done = false;
-    pr->writer_has_job = true;
-    pthread_cond_broadcast(&pr->cv);
-    pthread_mutex_unlock(&pr->mu);
+    worker_submit(pr, &pr->writer);
 }
 
-bool pr_writer_ended(pr_ctx_t *pr) {
-    if (!pr->writer_busy) return false;
-    pthread_mutex_lock(&pr->mu);
-    bool done = pr->writer_done;
-    pthread_mutex_unlock(&pr->mu);
-    return done;
-}
+bool pr_writer_ended(pr_ctx_t *pr) { return worker_ended(pr, &pr->writer); }
 
 void pr_writer_finish(pr_ctx_t *pr) {
-    if (!pr->writer_busy) return;
-    int64_t t0 = px_mono_us();
-    pthread_mutex_lock(&pr->mu);
-    while (!pr->writer_done) pthread_cond_wait(&pr->cv, &pr->mu);
-    int rc = pr->writer_rc;
-    pthread_mutex_unlock(&pr->mu);
-    pr->writer_busy = false;
-    px_counter_add(pr->m_phase_us[3], (uint64_t)(px_mono_us() - t0)); /* the loop thread's wait only */
-    if (rc == 0) {
+    if (!pr->writer.busy) return;
+    worker_wait(pr, &pr->writer, 3); /* the redis phase: the loop's wait only */
+    pr->writer.busy = false;
+    if (pr->writer_rc == 0) {
         pr_redis_snap_done(pr, &pr->wsnap);
         return;
     }
@@ -220,16 +225,11 @@ void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
                         const int64_t first[][PR_N_SRC], const bool *touched) {
     memcpy(pr->txn.first, first, PR_MAX_PARTITIONS * sizeof *pr->txn.first);
     memcpy(pr->txn.touched, touched, sizeof pr->txn.touched);
-    pr->txn.active = true;
-    pthread_mutex_lock(&pr->mu);
     pr->txn.producer = pr->producer;
     pr->txn.offsets = offsets;
     pr->txn.gm = rd_kafka_consumer_group_metadata(pr->consumer);
-    pr->txn.done = false;
     pr->txn.err = NULL;
-    pr->committer_has_job = true;
-    pthread_cond_broadcast(&pr->cv);
-    pthread_mutex_unlock(&pr->mu);
+    worker_submit(pr, &pr->committer);
 }
 
 void pr_fatal(pr_ctx_t *pr, const char *why) {
@@ -254,33 +254,20 @@ void pr_txn_abort(pr_ctx_t *pr, rd_kafka_t *rk) {
     }
 }
 
-bool pr_commit_ended(pr_ctx_t *pr) {
-    if (!pr->txn.active) return false;
-    pthread_mutex_lock(&pr->mu);
-    bool done = pr->txn.done;
-    pthread_mutex_unlock(&pr->mu);
-    return done;
-}
+bool pr_commit_ended(pr_ctx_t *pr) { return worker_ended(pr, &pr->committer); }
 
 int pr_commit_wait(pr_ctx_t *pr) {
-    if (!pr->txn.active) return 0;
-    int64_t t0 = px_mono_us();
-    pthread_mutex_lock(&pr->mu);
-    while (!pr->txn.done) pthread_cond_wait(&pr->cv, &pr->mu);
-    bool failed = pr->txn.err != NULL;
-    pthread_mutex_unlock(&pr->mu);
-    px_counter_add(pr->m_phase_us[2], (uint64_t)(px_mono_us() - t0)); /* the loop thread's wait only */
-    return failed ? PX_EBACKEND : 0;
+    if (!pr->committer.busy) return 0;
+    worker_wait(pr, &pr->committer, 2); /* the commit phase: the loop's wait only */
+    return pr->txn.err ? PX_EBACKEND : 0;
 }
 
 int pr_commit_drain(pr_ctx_t *pr) {
-    if (!pr->txn.active) return 0;
+    if (!pr->committer.busy) return 0;
     pr_commit_wait(pr);
-    pthread_mutex_lock(&pr->mu);
+    pr->committer.busy = false;
     rd_kafka_error_t *e = pr->txn.err;
     pr->txn.err = NULL;
-    pthread_mutex_unlock(&pr->mu);
-    pr->txn.active = false;
     rd_kafka_topic_partition_list_destroy(pr->txn.offsets);
     rd_kafka_consumer_group_metadata_destroy(pr->txn.gm);
     pr->txn.offsets = NULL;
