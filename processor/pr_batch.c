@@ -142,21 +142,28 @@ static void held_drop(batch_t *b) {
 
 static bool txn_begin(batch_t *b);
 
+/* One record into the batch's transaction, begun if need be. After a
+ * failure nothing more is produced (the batch is dropped at its seal).
+ * The headers are librdkafka's from here, or freed. */
+static void produce_in_txn(batch_t *b, const char *topic, int32_t partition, const void *key, size_t klen,
+                           const void *val, size_t vlen, rd_kafka_headers_t *hdrs) {
+    if (b->produce_failed || !txn_begin(b)) {
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        b->produce_failed = true;
+        return;
+    }
+    if (produce(b->pr, topic, partition, key, klen, val, vlen, hdrs)) b->produce_failed = true;
+}
+
 /* The transaction in flight committed: the held records go to the
  * producer, in the order they were made. */
 static void release(batch_t *b) {
     for (size_t i = 0; i < b->n_recs; i++) {
         struct held_rec *r = &b->recs[i];
-        rd_kafka_headers_t *h = r->hdrs; /* producev owns them from here, or produce() frees them */
+        rd_kafka_headers_t *h = r->hdrs;
         r->hdrs = NULL;
-        if (b->produce_failed || !txn_begin(b)) {
-            if (h) rd_kafka_headers_destroy(h);
-            b->produce_failed = true;
-            continue;
-        }
-        if (produce(b->pr, b->held.data + r->topic, r->partition, b->held.data + r->key, r->klen,
-                    b->held.data + r->val, r->vlen, h))
-            b->produce_failed = true;
+        produce_in_txn(b, b->held.data + r->topic, r->partition, b->held.data + r->key, r->klen,
+                       b->held.data + r->val, r->vlen, h);
     }
     held_drop(b);
 }
@@ -179,12 +186,7 @@ static void emit(batch_t *b, const char *topic, int32_t partition, const void *k
         if (hdrs) rd_kafka_headers_destroy(hdrs);
         return;
     }
-    if (!txn_begin(b)) {
-        if (hdrs) rd_kafka_headers_destroy(hdrs);
-        b->produce_failed = true;
-        return;
-    }
-    if (produce(b->pr, topic, partition, key, klen, val, vlen, hdrs)) b->produce_failed = true;
+    produce_in_txn(b, topic, partition, key, klen, val, vlen, hdrs);
 }
 
 /* A transaction ended (committed or aborted): the next one goes to the
