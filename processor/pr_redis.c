@@ -35,8 +35,6 @@ void pr_redis_fail(pr_ctx_t *pr, const char *what) {
     pr->redis_retry_at = px_mono_ms() + pr->redis_backoff_ms;
 }
 
-static void redis_fail(pr_ctx_t *pr, const char *what) { pr_redis_fail(pr, what); }
-
 void pr_redis_close(pr_ctx_t *pr) {
     if (pr->redis) redisFree(pr->redis);
     pr->redis = NULL;
@@ -75,14 +73,14 @@ int pr_redis_ensure(pr_ctx_t *pr) {
     pr->wredis = NULL;
     pr->redis = redisConnectWithTimeout(pr->cfg.redis_host, (int)pr->cfg.redis_port, tv);
     if (!pr->redis || pr->redis->err) {
-        redis_fail(pr, "connect");
+        pr_redis_fail(pr, "connect");
         return PX_EBACKEND;
     }
     redisSetTimeout(pr->redis, tv);
     redisReply *r = redisCommand(pr->redis, "SCRIPT LOAD %s", PX_STORE_WRITE_SCRIPT);
     if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
         if (r) freeReplyObject(r);
-        redis_fail(pr, "script load");
+        pr_redis_fail(pr, "script load");
         return PX_EBACKEND;
     }
     memcpy(pr->script_sha, r->str, 40);
@@ -90,7 +88,7 @@ int pr_redis_ensure(pr_ctx_t *pr) {
     freeReplyObject(r);
     bool lost = false;
     if (check_epoch(pr, &lost)) {
-        redis_fail(pr, "epoch");
+        pr_redis_fail(pr, "epoch");
         return PX_EBACKEND;
     }
     pr->redis_backoff_ms = 0;
@@ -121,7 +119,7 @@ int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n) {
     for (size_t i = 0; i < n; i++) {
         redisReply *r = NULL;
         if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
-            redis_fail(pr, "load");
+            pr_redis_fail(pr, "load");
             return PX_EBACKEND;
         }
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
@@ -160,7 +158,7 @@ size_t pr_redis_decisions(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n) {
     for (size_t i = 0; i < sent; i++) {
         redisReply *r = NULL;
         if (redisGetReply(pr->redis, (void **)&r) != REDIS_OK || !r) {
-            redis_fail(pr, "publish");
+            pr_redis_fail(pr, "publish");
             return i;
         }
         freeReplyObject(r);
@@ -183,7 +181,7 @@ int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PR_N_SRC]) {
     }
     redisReply *r = redisCommandArgv(pr->redis, argc, argv, NULL);
     if (!r) {
-        redis_fail(pr, "applied marks");
+        pr_redis_fail(pr, "applied marks");
         return PX_EBACKEND;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == PR_N_SRC)
@@ -199,7 +197,7 @@ int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, siz
     if (pr_redis_ensure(pr)) return PX_EBACKEND;
     redisReply *r = redisCommand(pr->redis, "ZRANGE presence:deadlines:{%s}:%d 0 -1", pr->group, partition);
     if (!r) {
-        redis_fail(pr, "deadline index");
+        pr_redis_fail(pr, "deadline index");
         return PX_EBACKEND;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements) {
@@ -221,14 +219,19 @@ static bool mark_pending(const pr_part_t *pp) {
 }
 
 /* Send what is buffered. 0 or PX_EBACKEND. */
-static int send_buffered(pr_ctx_t *pr) {
+/* Append buf[0..len) to c's output and write it all. */
+static int write_all(redisContext *c, const char *buf, size_t len) {
+    if (len && redisAppendFormattedCommand(c, buf, len) != REDIS_OK) return PX_EBACKEND;
     int done = 0;
     while (!done)
-        if (redisBufferWrite(pr->redis, &done) != REDIS_OK) {
-            redis_fail(pr, "write");
-            return PX_EBACKEND;
-        }
+        if (redisBufferWrite(c, &done) != REDIS_OK) return PX_EBACKEND;
     return 0;
+}
+
+static int send_buffered(pr_ctx_t *pr) {
+    if (write_all(pr->redis, NULL, 0) == 0) return 0;
+    pr_redis_fail(pr, "write");
+    return PX_EBACKEND;
 }
 
 /* Read the replies of n entity writes (ents[i] is the entity of the i-th)
@@ -258,7 +261,7 @@ static int read_replies_on(pr_ctx_t *pr, redisContext *c, pr_entity_t *const *en
 
 static int read_replies(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n, size_t others, bool *failed) {
     if (read_replies_on(pr, pr->redis, ents, n, others, failed) == 0) return 0;
-    redis_fail(pr, "write");
+    pr_redis_fail(pr, "write");
     return PX_EBACKEND;
 }
 
@@ -434,13 +437,13 @@ static int flush_dirty(pr_ctx_t *pr) {
         size_t n = 0, others = 0;
         for (; e && n < PR_FLUSH_CHUNK; e = e->next_dirty) {
             if (emit_write(pr, NULL, e, now)) {
-                redis_fail(pr, "write"); /* the flush fails and is retried: nothing is skipped */
+                pr_redis_fail(pr, "write"); /* the flush fails and is retried: nothing is skipped */
                 return PX_EBACKEND;
             }
             chunk[cur][n++] = e;
         }
         if (emit_deadlines(pr, NULL, chunk[cur], n, &others)) {
-            redis_fail(pr, "write");
+            pr_redis_fail(pr, "write");
             return PX_EBACKEND;
         }
         if (send_buffered(pr)) return PX_EBACKEND;
@@ -454,12 +457,12 @@ static int flush_dirty(pr_ctx_t *pr) {
      * not claim a write Redis refused */
     size_t mark_cmds = 0;
     if (!failed && emit_marks(pr, NULL, sent, &mark_cmds)) {
-        redis_fail(pr, "write");
+        pr_redis_fail(pr, "write");
         return PX_EBACKEND;
     }
     if (!failed && (send_buffered(pr) || read_replies(pr, NULL, 0, mark_cmds, &failed))) return PX_EBACKEND;
     if (failed) { /* e.g. NOSCRIPT after a Redis restart: reconnect reloads the script */
-        redis_fail(pr, "write");
+        pr_redis_fail(pr, "write");
         return PX_EBACKEND;
     }
     apply_marks(pr, sent);
@@ -525,15 +528,6 @@ int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap) {
     return 0;
 }
 
-/* Append buf[0..len) to c's output and write it all. */
-static int write_all(redisContext *c, const char *buf, size_t len) {
-    if (len && redisAppendFormattedCommand(c, buf, len) != REDIS_OK) return PX_EBACKEND;
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(c, &done) != REDIS_OK) return PX_EBACKEND;
-    return 0;
-}
-
 int pr_redis_snap_write(pr_ctx_t *pr, redisContext *c, pr_snap_t *snap) {
     bool failed = false;
     if (write_all(c, snap->resp.data, snap->marks_at)) return PX_EBACKEND;
@@ -562,7 +556,7 @@ int pr_redis_snap_send(pr_ctx_t *pr, pr_snap_t *snap) {
     int rc = PX_EBACKEND;
     if (pr_redis_ensure(pr) == 0 && !pr->rebuild_pending) {
         rc = pr_redis_snap_write(pr, pr->redis, snap);
-        if (rc) redis_fail(pr, "write");
+        if (rc) pr_redis_fail(pr, "write");
     }
     if (rc) pr_redis_snap_drop(pr, snap);
     else pr_redis_snap_done(pr, snap);
