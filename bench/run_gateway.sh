@@ -17,6 +17,9 @@
 # missing), PX_BENCH_GATEWAY_ARGS (extra --set ... for the gateway),
 # PX_BENCH_PROCESSOR_ARGS (extra --set ... for the processor),
 # PX_BENCH_SOCKETIO=0 skips the baseline (said loudly in the output),
+# PX_BENCH_WARMUP_S (default 60) seconds of the same LOCK rate from 2,000
+# connections before each server's measured run, figures discarded but
+# for one warmup_lock_ack_ms line (0: no warm-up),
 # PX_BENCH_PERF=DIR profiles the gateway and the processor while the load
 # generator runs against presence (bench/lib.sh: DIR/gateway.perf.txt,
 # DIR/gw-processor.perf.txt).
@@ -97,6 +100,19 @@ echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, before the gatew
 px_machine
 BENCH=("$BUILD/bench/px_bench_gw" --secret "$SECRET" --conns "$CONNS" --sources 4
   --lockers "$(( CONNS < 2000 ? CONNS : 2000 ))" --lock-rate "$RATE" --duration "$DURATION")
+# A warm-up before each measured run: the same LOCK rate from 2,000
+# connections for WARMUP seconds, its figures discarded (one line kept).
+# Without it the run measures a broker and a Node.js process that started
+# seconds before: Kafka's JIT compiler alone took most of a core during the
+# first minute of load (docs/benchmarks-history.md).
+WARMUP=${PX_BENCH_WARMUP_S:-60}
+warmup() { # PORT [--socketio]
+  [ "$WARMUP" -gt 0 ] || return 0
+  local lockers=$(( CONNS < 2000 ? CONNS : 2000 ))
+  "$BUILD/bench/px_bench_gw" --secret "$SECRET" --conns "$lockers" --sources 4 --lockers "$lockers" \
+    --lock-rate "$RATE" --duration "$WARMUP" --hb-burst 0 --port "$@" | sed -n 's/^lock_ack_ms: /warmup_lock_ack_ms: /p'
+}
+warmup "$GW_PORT"
 px_perf_start gateway "$GW_PID"
 px_perf_start gw-processor "$PR_PID"
 "${BENCH[@]}" --port "$GW_PORT" --gw-pid "$GW_PID" | tee "$STATE/presence.out"
@@ -136,6 +152,7 @@ curl -fs "http://127.0.0.1:$SIO_PORT/healthz" >/dev/null || { tail -20 "$STATE/s
 sleep 1 # the adapter's pub/sub clients connect
 echo "bench: socket.io baseline: node $(node --version), socket.io $(node -p "require('$SIO_DIR/node_modules/socket.io/package.json').version"), redis-adapter $(node -p "require('$SIO_DIR/node_modules/@socket.io/redis-adapter/package.json').version"), ioredis $(node -p "require('$SIO_DIR/node_modules/ioredis/package.json').version")"
 echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, before the socket.io run)"
+warmup "$SIO_PORT" --socketio
 "${BENCH[@]}" --socketio --port "$SIO_PORT" --gw-pid "$SIO_PID" | tee "$STATE/socketio.out"
 echo "socket.io log errors: $(grep -c 'level=error' "$STATE/socketio.log" || true)"
 echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, after)"

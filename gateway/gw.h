@@ -146,6 +146,7 @@ struct gw_conn {
     int64_t last_rx_ms;
     bool ping_due; /* write a PING at the next WRITEABLE */
     bool pinged;   /* a PING went out after idle_ping_s of silence */
+    bool direct;   /* accepted, no permessage-deflate: a send may be written at once (gw_ws.c) */
 };
 
 /* An entity some local connection watches: the Redis channel is subscribed
@@ -189,6 +190,7 @@ typedef struct gw_ctx {
     px_metrics_t *metrics;
     px_avro_t *avro;
     px_buf_t scratch;
+    px_buf_t wbuf; /* LWS_PRE bytes, then one message written at once (gw_ws.c) */
 
     /* Kafka */
     rd_kafka_t *rk;
@@ -239,6 +241,7 @@ typedef struct gw_ctx {
     /* metrics */
     px_gauge_t *m_conns, *m_entities;
     px_counter_t *m_msgs_in, *m_msgs_out, *m_errors, *m_kafka_err, *m_redis_err, *m_pushes;
+    px_counter_t *m_out_direct, *m_out_queued; /* WebSocket messages written at once / from the queue */
     px_counter_t *m_in_type[PX_MSG__COUNT];
     px_counter_t *m_out_presence, *m_out_lock_ack, *m_out_error, *m_coalesced, *m_rest;
     px_hist_t *m_push_latency, *m_lock_latency;

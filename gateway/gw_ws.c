@@ -3,8 +3,9 @@
  * the HTTP routes (/healthz, /readyz, /metrics) and the static demo files.
  *
  * One protocol callback with a switch, as in the lws minimal examples. The
- * receive path parses, publishes and queues replies; replies are written in
- * SERVER_WRITEABLE, one lws_write per callback, with LWS_PRE headroom.
+ * receive path parses, publishes and sends replies: written at once when
+ * nothing waits before them (conn_write_now), else queued per connection
+ * and written in SERVER_WRITEABLE.
  * Bounds per connection: message size (limits.message_bytes), a token
  * bucket of messages per second (limits.messages_per_second, burst
  * limits.messages_burst), subscriptions, LOCKs in flight, and outbound
@@ -72,6 +73,43 @@ static gw_out_t *out_new(const char *text, size_t len) {
     return o;
 }
 
+/* Write one message now instead of queueing it, when nothing is queued
+ * before it: the usual case, a socket with room. Waiting for WRITEABLE
+ * costs two changes of the socket's poll events (POLLOUT on, then off),
+ * and libuv 1.44 makes each of those three epoll_ctl calls (uv_poll_start
+ * deletes the fd and adds it again): a third of the gateway's CPU under
+ * load (docs/benchmarks-history.md). lws 4.1 allows a write outside the
+ * callback on an HTTP/1 WebSocket: what the kernel does not take it keeps
+ * (lws_partial_buffered) and sends when the socket is writeable, before
+ * anything later. Not with permessage-deflate: lws drains a compressed
+ * message across WRITEABLE callbacks and a write in between would land
+ * inside it, so those connections always queue. */
+static bool can_write_now(const gw_conn_t *c) {
+    return c->direct && !c->out_head && !lws_partial_buffered(c->wsi);
+}
+
+static int conn_write_now(gw_conn_t *c, const char *text, size_t len) {
+    gw_ctx_t *gw = c->gw;
+    px_buf_reset(&gw->wbuf);
+    if (px_buf_reserve(&gw->wbuf, LWS_PRE + len)) {
+        gw_oom(gw, "outbound message");
+        return PX_ENOMEM;
+    }
+    memcpy(gw->wbuf.data + LWS_PRE, text, len);
+    if (lws_write(c->wsi, (unsigned char *)gw->wbuf.data + LWS_PRE, len, LWS_WRITE_TEXT) < 0) {
+        /* the peer is gone: lws closes the connection, and CLOSED releases
+         * its tabs and locks */
+        PX_INFO(GW_COMP, "ws write failed: closing", "user=%s tab=%s", c->who.user_id, c->tab_id);
+        c->closing = true;
+        c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return PX_EIO;
+    }
+    px_counter_add(gw->m_msgs_out, 1);
+    px_counter_add(gw->m_out_direct, 1);
+    return 0;
+}
+
 static void out_append(gw_conn_t *c, gw_out_t *o) {
     if (c->out_tail) c->out_tail->next = o;
     else c->out_head = o;
@@ -95,6 +133,7 @@ int gw_conn_send(gw_conn_t *c, const char *text, size_t len) {
     gw_ctx_t *gw = c->gw;
     if (c->closing) return PX_EIO;
     if (c->out_bytes + len > (size_t)gw->cfg.max_out_bytes) return out_overflow(c);
+    if (can_write_now(c)) return conn_write_now(c, text, len);
     gw_out_t *o = out_new(text, len);
     if (!o) {
         gw_oom(gw, "outbound message");
@@ -119,6 +158,11 @@ int gw_conn_send_presence(gw_sub_t *s, const char *text, size_t len) {
         px_counter_add(gw->m_coalesced, 1);
     }
     if (c->out_bytes + len > (size_t)gw->cfg.max_out_bytes) return out_overflow(c);
+    if (can_write_now(c)) {
+        int rc = conn_write_now(c, text, len);
+        if (rc == 0) px_counter_add(gw->m_out_presence, 1);
+        return rc;
+    }
     gw_out_t *o = out_new(text, len);
     if (!o) {
         gw_oom(gw, "outbound PRESENCE");
@@ -426,8 +470,12 @@ static int conn_open(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss) {
         gw_conn_send_error(c, "UNAUTHORIZED", "access_token query parameter required", NULL);
         goto refuse;
     }
-    PX_INFO(GW_COMP, "ws connected", "user=%s tenant=%s tab=%s conns=%d", c->who.user_id,
-            c->who.tenant, c->tab_id, gw->n_conns);
+    /* permessage-deflate is negotiated when both sides offer it; a client
+     * that offered it always queues (can_write_now), negotiated or not */
+    c->direct = !gw->cfg.deflate || lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_EXTENSIONS) <= 0 ||
+                !strstr(buf, "permessage-deflate");
+    PX_INFO(GW_COMP, "ws connected", "user=%s tenant=%s tab=%s conns=%d direct=%d", c->who.user_id,
+            c->who.tenant, c->tab_id, gw->n_conns, c->direct);
     return 0;
 refuse:
     pss->close_code = GW_CLOSE_UNAUTHORIZED;
@@ -475,8 +523,10 @@ static int conn_send_close(gw_pss_t *pss, uint16_t code) {
     return 0;
 }
 
-/* One lws_write per callback: a message, or (when the queue is empty and
- * the connection is to be closed) the close frame. */
+/* Queued messages, as many as the socket takes at once (up to
+ * GW_WRITES_PER_CALLBACK, then the next callback), or (when the queue is
+ * empty and the connection is to be closed) the close frame. */
+#define GW_WRITES_PER_CALLBACK 16
 static int conn_writeable(gw_pss_t *pss) {
     gw_conn_t *c = &pss->conn;
     if (pss->close_sent) return 0;
@@ -491,24 +541,30 @@ static int conn_writeable(gw_pss_t *pss) {
     }
     /* a stuck client is closed at once: its queue is what is stuck */
     if (c->closing && !pss->close_after_flush) return conn_send_close(pss, c->close_code);
-    gw_out_t *o = c->out_head;
-    while (o && o->dead) { /* superseded PRESENCEs: their bytes were already uncounted */
+    for (int i = 0; i < GW_WRITES_PER_CALLBACK; i++) {
+        gw_out_t *o = c->out_head;
+        while (o && o->dead) { /* superseded PRESENCEs: their bytes were already uncounted */
+            c->out_head = o->next;
+            free(o);
+            o = c->out_head;
+        }
+        if (!o) {
+            c->out_tail = NULL;
+            return pss->close_after_flush ? conn_send_close(pss, pss->close_code) : 0;
+        }
         c->out_head = o->next;
+        if (!c->out_head) c->out_tail = NULL;
+        c->out_bytes -= o->len;
+        if (o->sub) o->sub->presence = NULL;
+        int n = lws_write(c->wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
         free(o);
-        o = c->out_head;
+        if (n < 0) return -1;
+        px_counter_add(c->gw->m_msgs_out, 1);
+        px_counter_add(c->gw->m_out_queued, 1);
+        /* a deflated message may take several callbacks to drain; a
+         * truncated write waits for the socket */
+        if (!c->direct || lws_partial_buffered(c->wsi)) break;
     }
-    if (!o) {
-        c->out_tail = NULL;
-        return pss->close_after_flush ? conn_send_close(pss, pss->close_code) : 0;
-    }
-    c->out_head = o->next;
-    if (!c->out_head) c->out_tail = NULL;
-    c->out_bytes -= o->len;
-    if (o->sub) o->sub->presence = NULL;
-    int n = lws_write(c->wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
-    free(o);
-    if (n < 0) return -1;
-    px_counter_add(c->gw->m_msgs_out, 1);
     if (c->out_head || pss->close_after_flush) lws_callback_on_writable(c->wsi);
     return 0;
 }

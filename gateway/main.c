@@ -81,6 +81,12 @@ static void register_metrics(gw_ctx_t *gw) {
                                       "entities watched by local connections", NULL);
     gw->m_msgs_in = px_metrics_counter(m, "presence_gateway_messages_in_total", "client messages received", NULL);
     gw->m_msgs_out = px_metrics_counter(m, "presence_gateway_messages_out_total", "messages sent to clients", NULL);
+    gw->m_out_direct = px_metrics_counter(m, "presence_gateway_ws_writes_total",
+                                          "WebSocket messages written: at once, or from the connection's queue",
+                                          "path=\"direct\"");
+    gw->m_out_queued = px_metrics_counter(m, "presence_gateway_ws_writes_total",
+                                          "WebSocket messages written: at once, or from the connection's queue",
+                                          "path=\"queued\"");
     gw->m_errors = px_metrics_counter(m, "presence_gateway_errors_total", "ERROR messages and refused requests", NULL);
     gw->m_kafka_err = px_metrics_counter(m, "presence_gateway_kafka_errors_total", "Kafka produce and client errors", NULL);
     gw->m_redis_err = px_metrics_counter(m, "presence_gateway_redis_errors_total", "Redis errors and reconnects", NULL);
@@ -143,6 +149,7 @@ int main(int argc, char **argv) {
     gw->metrics = px_metrics_new();
     gw->avro = px_avro_new(errstr, sizeof errstr);
     px_buf_init(&gw->scratch, 1u << 20);
+    px_buf_init(&gw->wbuf, LWS_PRE + (1u << 20));
     if (!gw->metrics || !gw->avro) {
         PX_ERROR(GW_COMP, "start-up failed", "err=\"%s\"", gw->avro ? "out of memory" : errstr);
         rc = 1;
@@ -172,6 +179,7 @@ out:
     gw_rest_term(gw);
     gw_subs_term(gw);
     px_buf_term(&gw->scratch);
+    px_buf_term(&gw->wbuf);
     px_avro_free(gw->avro);
     px_metrics_free(gw->metrics);
     PX_INFO(GW_COMP, "stopped", "rc=%d", rc);

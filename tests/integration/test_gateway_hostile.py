@@ -298,6 +298,10 @@ async def test(stack):
             await bob2_ws.send(json.dumps({"type": "HB", "cursor": f"c{time.time()}-{i}"}))
         await drain(bob2_ws, 0.5)
     assert metric(stack, 'presence_gateway_errors_by_code_total{code="SLOW_CONSUMER"}', port2) == 0
+    # without deflate a message goes out at once while nothing waits; the
+    # stuck reader's wait in its queue (where they are coalesced)
+    assert metric(stack, 'presence_gateway_ws_writes_total{path="direct"}', port2) >= 1
+    assert metric(stack, 'presence_gateway_ws_writes_total{path="queued"}', port2) >= 1
     await bob2.served("a stuck reader being coalesced")
     # Non-coalescable answers (ERRORs) overflow the bound: stuck is closed.
     for _ in range(1000):  # ~110 KB of ERRORs, over the bound on their own

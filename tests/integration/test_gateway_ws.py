@@ -186,6 +186,12 @@ async def test(stack):
     assert metric('presence_gateway_errors_by_code_total{code="BAD_FIELD"}') >= 3
     assert metric('presence_gateway_lock_ack_latency_seconds_count') >= 4
     assert metric('presence_gateway_push_latency_seconds_count') >= 1
+    # carol (no permessage-deflate) is written to at once; alice, bob and
+    # dave (deflated) always through their queues
+    direct = metric('presence_gateway_ws_writes_total{path="direct"}')
+    queued = metric('presence_gateway_ws_writes_total{path="queued"}')
+    assert direct >= 1 and queued >= 10, (direct, queued)
+    assert direct + queued == metric('presence_gateway_messages_out_total'), (direct, queued)
 
 
 if __name__ == "__main__":
