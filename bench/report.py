@@ -342,7 +342,7 @@ def run_report(a, d, img, pdir):
     w(f"<!-- Written by bench/report.py from the output of `bench/run` in "
       f"{os.path.relpath(d, ROOT)}; do not edit by hand: the readings are in bench/notes.md. -->")
     w("")
-    w(f"Produced by **`bash bench/run`** (about 35 minutes; `--quick` for a trial) on "
+    w(f"Produced by **`bash bench/run`** (about 40 minutes; `--quick` for a trial) on "
       f"{meta.get('started', '?')}, commit `{meta.get('commit', '?')}`, in "
       f"{int(meta.get('duration_s', '0')) // 60} min. Every table and plot below comes from that one run, "
       "and every figure stands beside its baseline measured in the same run on the same machine. "
@@ -506,7 +506,9 @@ def run_report(a, d, img, pdir):
       "gateway; `bench/px_bench_gw` (one thread, epoll, a raw RFC 6455 client) opens CONNS connections from 4 "
       "loopback addresses, each subscribed to an entity and heartbeating every 30 s, reads the server's RSS "
       "before and after (idle), then sends LOCKs at LOCK_RATE/s (each followed by its UNLOCK: two client "
-      "messages), then a heartbeat burst. Then the same against the Socket.IO baseline "
+      "messages), then a heartbeat burst. Each latency point first runs 60 s of the same LOCK rate from 2,000 "
+      "connections as a warm-up, figures discarded (a broker that started a minute earlier is still compiling: "
+      "docs/benchmarks-history.md). Then the same against the Socket.IO baseline, warmed up alike "
       "(`bench/baselines/socketio`: socket.io + @socket.io/redis-adapter + ioredis, locks as SET NX PX, "
       "presence in Redis hashes) on the same Redis, with the gateway and processor stopped. The baseline's "
       "LOCK is one Redis command; presence's goes through Kafka, the processor's exactly-once fold and back: "
