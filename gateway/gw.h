@@ -130,6 +130,7 @@ struct gw_conn {
     gw_sub_t *subs;
     int n_subs;
     gw_out_t *out_head, *out_tail;
+    gw_out_t *draining; /* a deflated message lws may still be compressing (gw_ws.c conn_writeable) */
     size_t out_bytes;
     px_buf_t rx; /* reassembles fragmented frames, capped at PX_PROTO_MAX_MSG */
     bool rx_binary;       /* the message being received is binary: refused */

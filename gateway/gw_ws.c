@@ -194,6 +194,8 @@ static void conn_free_queue(gw_conn_t *c) {
     }
     c->out_head = c->out_tail = NULL;
     c->out_bytes = 0;
+    free(c->draining);
+    c->draining = NULL;
 }
 
 /* ---- inbound ----------------------------------------------------------- */
@@ -470,10 +472,11 @@ static int conn_open(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss) {
         gw_conn_send_error(c, "UNAUTHORIZED", "access_token query parameter required", NULL);
         goto refuse;
     }
-    /* permessage-deflate is negotiated when both sides offer it; a client
-     * that offered it always queues (can_write_now), negotiated or not */
-    c->direct = !gw->cfg.deflate || lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_EXTENSIONS) <= 0 ||
-                !strstr(buf, "permessage-deflate");
+    /* permessage-deflate is negotiated when both sides offer it. A client
+     * that offered any extension always queues (can_write_now), negotiated
+     * or not: lws matches extension names with their spaces removed, so a
+     * text search of the header could miss one that lws accepts. */
+    c->direct = !gw->cfg.deflate || lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) <= 0;
     PX_INFO(GW_COMP, "ws connected", "user=%s tenant=%s tab=%s conns=%d direct=%d", c->who.user_id,
             c->who.tenant, c->tab_id, gw->n_conns, c->direct);
     return 0;
@@ -529,6 +532,8 @@ static int conn_send_close(gw_pss_t *pss, uint16_t code) {
 #define GW_WRITES_PER_CALLBACK 16
 static int conn_writeable(gw_pss_t *pss) {
     gw_conn_t *c = &pss->conn;
+    free(c->draining); /* a deflated message's drain ended before this callback */
+    c->draining = NULL;
     if (pss->close_sent) return 0;
     if (c->ping_due) { /* the idle sweep's PING goes before anything queued */
         /* with a payload: lws 4.1 does not report an empty PONG to the
@@ -556,8 +561,19 @@ static int conn_writeable(gw_pss_t *pss) {
         if (!c->out_head) c->out_tail = NULL;
         c->out_bytes -= o->len;
         if (o->sub) o->sub->presence = NULL;
+        o->sub = NULL;
         int n = lws_write(c->wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
-        free(o);
+        if (c->direct) {
+            free(o);
+        } else {
+            /* permessage-deflate may leave part of the message in zlib's
+             * input, pointing into o, and compress it in later callbacks
+             * (lws calls WRITEABLE again only once that drain is done):
+             * o lives until then (c->draining, freed at the next callback
+             * or at close) */
+            c->draining = o;
+            lws_callback_on_writable(c->wsi);
+        }
         if (n < 0) return -1;
         px_counter_add(c->gw->m_msgs_out, 1);
         px_counter_add(c->gw->m_out_queued, 1);
@@ -581,6 +597,7 @@ static void conn_receive(gw_pss_t *pss, struct lws *wsi, const void *in, size_t 
         gw_conn_send_error(c, "TOO_LARGE", "message exceeds limits.message_bytes; closing", NULL);
         pss->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
         pss->close_after_flush = true;
+        c->direct = false; /* what is sent from now on queues, and never follows the close frame */
         lws_callback_on_writable(wsi);
         return;
     }
@@ -783,6 +800,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn_writeable(pss);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* lws echoes the close; nothing of ours may follow it, and lws
+         * calls WRITEABLE no more */
+        if (pss->is_ws) {
+            pss->conn.closing = true;
+            pss->conn.close_code = LWS_CLOSE_STATUS_NORMAL;
+            pss->conn.direct = false;
+        }
+        return 0;
     case LWS_CALLBACK_CLOSED:
         conn_close(gw, pss);
         return 0;
@@ -802,7 +828,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
  * gw_ws_start picks the size. */
 #define GW_RX_CHUNK 1024
 static struct lws_protocols protocols[] = {
-    {"presence", callback, sizeof(gw_pss_t), GW_RX_CHUNK, 0, NULL, 0}, /* rx size set at start */
+    /* tx_packet_size: one send() may carry a whole message of up to 64 KiB
+     * (0 would cap it at the receive chunk, and every PRESENCE over 1 KiB
+     * would wait for WRITEABLE rounds); it allocates nothing */
+    {"presence", callback, sizeof(gw_pss_t), GW_RX_CHUNK, 0, NULL, 64u * 1024}, /* rx size set at start */
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 static void lws_log_emit(int level, const char *line) {
