@@ -275,6 +275,10 @@ int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev);
 bool gw_kafka_writable(const gw_ctx_t *gw);
 
 /* gw_redis.c */
+/* hiredis's async context on the gateway's loop (gw_redis_uv.c): commands
+ * written together once per loop iteration, reads until the socket is
+ * empty. REDIS_OK or REDIS_ERR. */
+int gw_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
 int gw_redis_start(gw_ctx_t *gw);
 void gw_redis_stop(gw_ctx_t *gw);  /* disconnect; callbacks still run */
 void gw_redis_term(gw_ctx_t *gw);  /* free what start allocated, after the loop drained */

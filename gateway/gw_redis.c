@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libuv.h>
 
 #include "gw.h"
 #include "px_log.h"
@@ -93,7 +92,11 @@ static redisAsyncContext *dial(gw_ctx_t *gw) {
         return NULL;
     }
     ac->data = gw;
-    redisLibuvAttach(ac, gw->loop);
+    if (gw_redis_uv_attach(ac, gw->loop) != REDIS_OK) {
+        PX_WARN(GW_COMP, "redis connect failed", "err=\"%s\"", "cannot watch the socket");
+        redisAsyncFree(ac);
+        return NULL;
+    }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     return ac;
