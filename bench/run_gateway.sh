@@ -98,8 +98,9 @@ fi
 echo "bench: $(date -u +%FT%TZ) conns=$CONNS lock_rate=$RATE duration=${DURATION}s nofile=$(ulimit -n) gateway_args='${PX_BENCH_GATEWAY_ARGS:-}'"
 echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, before the gateway run)"
 px_machine
+LOCKERS=$(( CONNS < 2000 ? CONNS : 2000 ))
 BENCH=("$BUILD/bench/px_bench_gw" --secret "$SECRET" --conns "$CONNS" --sources 4
-  --lockers "$(( CONNS < 2000 ? CONNS : 2000 ))" --lock-rate "$RATE" --duration "$DURATION")
+  --lockers "$LOCKERS" --lock-rate "$RATE" --duration "$DURATION")
 # A warm-up before each measured run: the same LOCK rate from 2,000
 # connections for WARMUP seconds, its figures discarded (one line kept).
 # Without it the run measures a broker and a Node.js process that started
@@ -108,8 +109,7 @@ BENCH=("$BUILD/bench/px_bench_gw" --secret "$SECRET" --conns "$CONNS" --sources 
 WARMUP=${PX_BENCH_WARMUP_S:-60}
 warmup() { # PORT [--socketio]
   [ "$WARMUP" -gt 0 ] || return 0
-  local lockers=$(( CONNS < 2000 ? CONNS : 2000 ))
-  "$BUILD/bench/px_bench_gw" --secret "$SECRET" --conns "$lockers" --sources 4 --lockers "$lockers" \
+  "$BUILD/bench/px_bench_gw" --secret "$SECRET" --conns "$LOCKERS" --sources 4 --lockers "$LOCKERS" \
     --lock-rate "$RATE" --duration "$WARMUP" --hb-burst 0 --port "$@" | sed -n 's/^lock_ack_ms: /warmup_lock_ack_ms: /p'
 }
 warmup "$GW_PORT"

@@ -83,7 +83,8 @@ static gw_out_t *out_new(const char *text, size_t len) {
  * (lws_partial_buffered) and sends when the socket is writeable, before
  * anything later. Not with permessage-deflate: lws drains a compressed
  * message across WRITEABLE callbacks and a write in between would land
- * inside it, so those connections always queue. */
+ * inside it, so a connection whose client offered any extension always
+ * queues (conn_open sets c->direct). */
 static bool can_write_now(const gw_conn_t *c) {
     return c->direct && !c->out_head && !lws_partial_buffered(c->wsi);
 }
