@@ -18,7 +18,7 @@ px_perf_start() { # NAME PID
     return 0
   fi
   mkdir -p "$PX_BENCH_PERF"
-  perf record -F 499 -p "$2" -o "$PX_BENCH_PERF/$1.perf.data" >"$PX_BENCH_PERF/$1.perf.log" 2>&1 &
+  perf record -F 499 ${PX_BENCH_PERF_ARGS:-} -p "$2" -o "$PX_BENCH_PERF/$1.perf.data" >"$PX_BENCH_PERF/$1.perf.log" 2>&1 &
   PX_PERF_PIDS+=($!)
   PX_PERF_NAMES+=("$1")
 }
@@ -33,7 +33,7 @@ px_perf_stop() {
       --percent-limit 0.5 2>/dev/null >"$PX_BENCH_PERF/$name.perf.txt" || true
     perf report -i "$PX_BENCH_PERF/$name.perf.data" --no-children --stdio --sort dso \
       2>/dev/null >"$PX_BENCH_PERF/$name.dso.txt" || true
-    rm -f "$PX_BENCH_PERF/$name.perf.data" "$PX_BENCH_PERF/$name.perf.data.old"
+    [ -n "${PX_BENCH_PERF_KEEP:-}" ] || rm -f "$PX_BENCH_PERF/$name.perf.data" "$PX_BENCH_PERF/$name.perf.data.old"
   done
   PX_PERF_PIDS=()
   PX_PERF_NAMES=()

@@ -16,6 +16,7 @@
 #                            launch and records folded, every 0.25 s
 #   PX_BENCH_PERF=DIR        profile the processor and redis-server during run 1
 #                            (bench/lib.sh: DIR/processor.perf.txt, redis.perf.txt)
+#   PX_BENCH_PERF_ARGS="-g"  more perf record flags; PX_BENCH_PERF_KEEP=1 keeps DIR/*.perf.data
 #
 #   bench/run_processor.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
 #

@@ -113,7 +113,9 @@ static void register_metrics(pr_ctx_t *pr) {
     pr->m_retry_dlq = px_metrics_counter(m, "presence_processor_retries_exhausted_total",
                                          "records sent to the DLQ after their last retry", NULL);
     pr->m_skipped = px_metrics_counter(m, "presence_processor_duplicates_total",
-                                       "records or writes skipped because Redis already held them", NULL);
+                                       "records skipped because their entity's watermark covered them", NULL);
+    pr->m_wskipped = px_metrics_counter(m, "presence_processor_writes_skipped_total",
+                                        "entity writes Redis refused because it held a newer state", NULL);
     pr->m_repaired = px_metrics_counter(m, "presence_processor_repaired_total",
                                         "records folded again after a partition moved (no events)", NULL);
     pr->m_changes = px_metrics_counter(m, "presence_processor_changes_total", "change events produced", NULL);

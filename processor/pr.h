@@ -237,7 +237,7 @@ typedef struct pr_ctx {
     px_buf_t resp;            /* a write command in RESP (pr_redis.c) */
 
     /* metrics */
-    px_counter_t *m_folded[PX_SRC__COUNT], *m_dlq, *m_skipped, *m_changes, *m_expires;
+    px_counter_t *m_folded[PX_SRC__COUNT], *m_dlq, *m_skipped, *m_wskipped, *m_changes, *m_expires;
     px_counter_t *m_batches, *m_aborts, *m_redis_err, *m_kafka_err, *m_repaired;
     px_gauge_t *m_entities, *m_ready, *m_tabs, *m_locks, *m_stale, *m_users;
     px_counter_t *m_locks_acquired;

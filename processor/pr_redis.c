@@ -250,7 +250,7 @@ static int read_replies_on(pr_ctx_t *pr, redisContext *c, pr_entity_t *const *en
              * or a replay may see this (the key is all this may read of the
              * entity: the writer thread reads it while the loop folds) */
             const pr_entity_t *we = ents[i];
-            px_counter_add(pr->m_skipped, 1);
+            px_counter_add(pr->m_wskipped, 1);
             PX_WARN(PR_COMP, "write skipped: Redis holds a newer state", "entity=%s:%s:%s", we->st.key.tenant,
                     we->st.key.entity, we->st.key.id);
         }
@@ -508,14 +508,17 @@ int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap) {
     px_buf_reset(&snap->resp);
     snap->n_ents = snap->n_chunks = snap->n_marks = 0;
     int64_t now = px_now_ms();
-    for (pr_entity_t *e = pr->dirty; e; e = e->next_dirty) {
-        if (snap->n_ents == PR_SNAP_MAX || emit_write(pr, snap, e, now)) return PX_ENOMEM;
-        snap->ents[snap->n_ents++] = e;
-    }
-    for (size_t at = 0; at < snap->n_ents; at += PR_FLUSH_CHUNK) {
-        size_t n = snap->n_ents - at < PR_FLUSH_CHUNK ? snap->n_ents - at : PR_FLUSH_CHUNK;
-        size_t others = 0;
-        if (emit_deadlines(pr, snap, snap->ents + at, n, &others)) return PX_ENOMEM;
+    /* chunk by chunk, its writes then its deadline commands: the order in
+     * which pr_redis_snap_write reads the replies (all writes first, then
+     * every chunk's deadlines, read a chunk's deadline replies as entity
+     * writes: a ZREM's 0 was logged as a skipped write) */
+    for (pr_entity_t *e = pr->dirty; e;) {
+        size_t at = snap->n_ents, others = 0;
+        for (; e && snap->n_ents - at < PR_FLUSH_CHUNK; e = e->next_dirty) {
+            if (snap->n_ents == PR_SNAP_MAX || emit_write(pr, snap, e, now)) return PX_ENOMEM;
+            snap->ents[snap->n_ents++] = e;
+        }
+        if (emit_deadlines(pr, snap, snap->ents + at, snap->n_ents - at, &others)) return PX_ENOMEM;
         snap->chunk_others[snap->n_chunks++] = others;
     }
     snap->marks_at = snap->resp.len;
