@@ -6,9 +6,13 @@
  *
  *   px_bench_produce BOOTSTRAP PREFIX COUNT ENTITIES [SEED]
  *
- * Prints records produced and the rate. Deterministic for a seed. Not a
+ * Prints records produced and the rate, then one line "ends: S:P=O ..."
+ * with the end offset O of each partition P of input topic S (the source
+ * numbers of the processor's applied marks, docs/redis-keys.md): the bench
+ * waits until Redis's marks reach them. Deterministic for a seed. Not a
  * test: a load generator.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +28,22 @@ static uint64_t rnd(void) { /* xorshift64* */
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ULL;
+}
+
+#define MAX_PARTS 256
+static int64_t ends[4][MAX_PARTS]; /* next offset per topic and partition */
+static long failed;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    int t = (int)(intptr_t)m->_private;
+    if (m->err) {
+        if (!failed++) fprintf(stderr, "delivery failed: %s\n", rd_kafka_err2str(m->err));
+        return;
+    }
+    if (t >= 0 && t < 4 && m->partition >= 0 && m->partition < MAX_PARTS && m->offset + 1 > ends[t][m->partition])
+        ends[t][m->partition] = m->offset + 1;
 }
 
 int main(int argc, char **argv) {
@@ -45,6 +65,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s\n", err);
             return 2;
         }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     px_avro_t *avro = px_avro_new(err, sizeof err);
     if (!rk || !avro) {
@@ -102,13 +123,21 @@ int main(int argc, char **argv) {
         }
         while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(tn[topic]), RD_KAFKA_V_KEY(key, (size_t)kl),
                                  RD_KAFKA_V_VALUE(val.data, val.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                 RD_KAFKA_V_OPAQUE((void *)(intptr_t)topic), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10);
         rd_kafka_poll(rk, 0);
     }
-    rd_kafka_flush(rk, 120000);
+    if (rd_kafka_flush(rk, 120000) != RD_KAFKA_RESP_ERR_NO_ERROR || failed) {
+        fprintf(stderr, "not every record was delivered (%ld failed)\n", failed);
+        return 1;
+    }
     double s = (double)(px_mono_ms() - t0) / 1000.0;
     printf("produced %ld records over %ld entities in %.1f s (%.0f records/s)\n", count, entities, s, count / s);
+    printf("ends:");
+    for (int t = 0; t < 4; t++)
+        for (int p = 0; p < MAX_PARTS; p++)
+            if (ends[t][p]) printf(" %d:%d=%lld", t, p, (long long)ends[t][p]);
+    printf("\n");
     px_buf_term(&val);
     px_avro_free(avro);
     rd_kafka_destroy(rk);

@@ -121,6 +121,7 @@ typedef struct pr_part {
  * at the seal, the deadline index and the applied marks as of the seal. */
 #define PR_SNAP_MAX 262144       /* entities; a larger flush waits for the commit and writes in chunks */
 #define PR_SNAP_BYTES (256u << 20) /* the commands of one snapshot, likewise */
+#define PR_SNAP_DIRECT 4096 /* caught up, a flush of more entities is written in chunks on the loop (pr_batch.c) */
 #define PR_FLUSH_CHUNK 256 /* entity writes per pipelined chunk (pr_redis.c) */
 typedef struct pr_snap {
     bool ready;                   /* built, not yet sent */
@@ -169,6 +170,10 @@ typedef struct pr_ctx {
      * retried by librdkafka after a fixed 20 ms). producer is the one in
      * use. */
     rd_kafka_t *producer, *producers[2];
+    /* the producers' handles of every topic they write to, kept for their
+     * lifetime so each knows its partitions' leaders before its first
+     * transaction (pr_kafka.c, warm_topics) */
+    rd_kafka_topic_t *warm[2][1 + 3 * PX_SRC__COUNT];
     int cur_producer;
     /* The transaction in flight (pr_commit.c): sealed, its records
      * produced, committed by the committer thread while the loop thread

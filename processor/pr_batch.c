@@ -906,7 +906,12 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
      * writes, so whoever owns a partition next re-folds what Redis lacks.
      * With this batch's transaction in flight, the writes are built now,
      * from the states it committed, and sent when it ended (a flush too
-     * large for that waits for the commit and writes in chunks). */
+     * large for that waits for the commit and writes in chunks). Caught
+     * up, a large flush (the end of a backlog: up to every entity) is
+     * written here in chunks as well: building a snapshot first and then
+     * writing it made the two serial (100k entities: about 0.4 s of
+     * building before 1.5 s of writing), the chunks overlap them, and no
+     * records wait to be folded meanwhile. */
     if (!behind || !pr->cfg.flush_defer_ms) pr->flush_at = 0;
     else if (!pr->flush_at) pr->flush_at = px_mono_ms() + pr->cfg.flush_defer_ms;
     if (px_mono_ms() < pr->flush_at) {
@@ -914,7 +919,8 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
             PX_INFO(PR_COMP, "behind: Redis writes deferred to coalesce (logged once)", "flush_defer_ms=%lld",
                     (long long)pr->cfg.flush_defer_ms);
         px_counter_add(pr->m_deferred, 1);
-    } else if (pr_commit_busy(pr) && pr_redis_snap_build(pr, &pr->txn.snap) == 0) {
+    } else if (pr_commit_busy(pr) && (behind || pr->n_dirty <= PR_SNAP_DIRECT) &&
+               pr_redis_snap_build(pr, &pr->txn.snap) == 0) {
         pr->flush_at = 0;
     } else {
         pr_redis_flush(pr); /* a failure pauses at the next turn */
@@ -991,8 +997,12 @@ void pr_batch_turn(pr_ctx_t *pr) {
         pr_kafka_rebuild(pr); /* (while the flag is up, nothing is written into the new dataset) */
         pr->rebuild_pending = false;
     }
-    /* deferred writes that are due (or that failed) go first */
-    if (!pr->redis || (pr->dirty && px_mono_ms() >= pr->flush_at && pr_redis_flush(pr))) {
+    /* deferred writes that are due (or that failed) go first; with a
+     * commit in flight they wait for the next batch's seal, which hands
+     * them to the writer thread as a snapshot of that commit (written here,
+     * they stopped the loop for the whole flush: ~2 s for 100k entities) */
+    if (!pr->redis ||
+        (pr->dirty && !pr_commit_busy(pr) && px_mono_ms() >= pr->flush_at && pr_redis_flush(pr))) {
         if (!pr->paused) {
             rd_kafka_topic_partition_list_t *a = NULL;
             if (!rd_kafka_assignment(pr->consumer, &a) && a) {
