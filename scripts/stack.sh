@@ -180,6 +180,28 @@ topic_tool_classes() {
 
 # Creates every presence topic (prefixed) with PARTITIONS partitions,
 # replication factor 1; existing topics are left alone.
+# A new broker creates __consumer_offsets at the first group lookup and
+# __transaction_state at the first init_transactions, and answers
+# COORDINATOR_NOT_AVAILABLE meanwhile; librdkafka asks again about 1.4 s
+# later. One consumer group lookup and one transactional producer here
+# create both, so the first processor or gateway does not wait for them.
+warm_coordinators() {
+  local bootstrap=$1 prefix=$2 started
+  started=$(now_ms)
+  "$PY" - "$bootstrap" "$prefix" 2>"$STATE/warmup.log" <<'PYEOF' ||
+    { cat "$STATE/warmup.log" >&2; die "kafka: the group and transaction coordinators did not come up (log: $STATE/kafka.log)"; }
+import sys
+from confluent_kafka import Consumer, Producer, TopicPartition
+boot, prefix = sys.argv[1], sys.argv[2]
+c = Consumer({"bootstrap.servers": boot, "group.id": "presence-stack-warmup", "enable.auto.commit": False})
+c.committed([TopicPartition(prefix + "presence.heartbeats", 0)], timeout=60)
+c.close()
+p = Producer({"bootstrap.servers": boot, "transactional.id": "presence-stack-warmup"})
+p.init_transactions(60)
+PYEOF
+  say "kafka: group and transaction coordinators ready in $(secs_since "$started") s"
+}
+
 create_topics() {
   local bootstrap=$1 partitions=$2 prefix=$3 t names=() started classes
   for t in "${INPUT_TOPICS[@]}"; do names+=("$prefix$t" "$prefix$t.retry" "$prefix$t.dlt"); done
@@ -402,6 +424,7 @@ PRESENCE_REDIS_HOST=127.0.0.1
 PRESENCE_REDIS_PORT=$REDIS_PORT
 EOF
   create_topics "127.0.0.1:$KAFKA_PORT" "$PARTITIONS" "$PREFIX"
+  warm_coordinators "127.0.0.1:$KAFKA_PORT" "$PREFIX"
   trap - EXIT
   say "up: env in $STATE/stack.env (source it, or: stack.sh env --state $STATE)"
 }
