@@ -46,6 +46,9 @@ static const px_opt_t pr_opts[] = {
     OPT("batch.flush_defer_ms", PX_OPT_INT, "10000", "while a backlog waits, Redis writes are deferred up to this "
         "long so repeated changes of an entity coalesce into one write (0: write after every batch)",
         flush_defer_ms, 0, 60000),
+    OPT("batch.commit_interval_ms", PX_OPT_INT, "20", "a batch stays open (folding, publishing its lock decisions) "
+        "until this long after the previous transaction began, so live traffic makes fewer, larger transactions",
+        commit_interval_ms, 0, 10000),
     OPT("kafka.transaction_timeout_ms", PX_OPT_INT, "10000",
         "how long a crashed instance's open transaction blocks readers", txn_timeout_ms, 1000, 900000),
     OPT("retry.max_attempts", PX_OPT_INT, "3", "retries of a record whose failure may pass, then the DLQ",

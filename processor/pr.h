@@ -64,6 +64,7 @@ typedef struct pr_config {
     int64_t stale_ttl_ms;
     int64_t batch_max;
     int64_t flush_defer_ms;     /* while behind: Redis writes wait up to this long, coalescing */
+    int64_t commit_interval_ms; /* transactions begin at most this often (pr_batch.c run_batch) */
     int64_t txn_timeout_ms;
     int64_t retry_max_attempts; /* transient failures: retries before the DLQ */
     int64_t retry_base_ms;      /* delay of attempt k: base * 3^(k-1) (1 s, 3 s, 9 s) */
@@ -231,6 +232,7 @@ typedef struct pr_ctx {
     pr_entity_t *dirty;       /* entities changed and not yet written */
     size_t n_dirty;
     int64_t flush_at;         /* mono ms the deferred writes are due (0: none deferred) */
+    int64_t dispatched_ms;    /* mono ms the last transaction went to the committer */
     pr_heap_item_t *heap;
     size_t heap_n, heap_cap;
 

@@ -816,9 +816,11 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         load_us += t_loaded - t_range;
         fold_us += px_mono_us() - t_loaded;
         from = b->n;
-        if (redis_lost || b->prev_failed || pr->stopping || b->n >= (size_t)pr->cfg.batch_max ||
-            !pr_commit_busy(pr) || pr_commit_ended(pr))
-            break;
+        if (redis_lost || b->prev_failed || pr->stopping || b->n >= (size_t)pr->cfg.batch_max) break;
+        /* open while the previous transaction is in flight, and until
+         * batch.commit_interval_ms after it was dispatched */
+        bool in_flight = pr_commit_busy(pr) && !pr_commit_ended(pr);
+        if (!in_flight && px_mono_ms() - pr->dispatched_ms >= pr->cfg.commit_interval_ms) break;
         collect(pr, b, 1);
         if (pr->rebalanced) {
             batch_drop(b);

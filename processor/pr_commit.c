@@ -229,6 +229,7 @@ void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
     pr->txn.offsets = offsets;
     pr->txn.gm = rd_kafka_consumer_group_metadata(pr->consumer);
     pr->txn.err = NULL;
+    pr->dispatched_ms = px_mono_ms();
     worker_submit(pr, &pr->committer);
 }
 
