@@ -47,7 +47,8 @@ static const px_opt_t pr_opts[] = {
         "long so repeated changes of an entity coalesce into one write (0: write after every batch)",
         flush_defer_ms, 0, 60000),
     OPT("batch.commit_interval_ms", PX_OPT_INT, "20", "a batch stays open (folding, publishing its lock decisions) "
-        "until this long after the previous transaction began, so live traffic makes fewer, larger transactions",
+        "until this long after the previous transaction was dispatched, so live traffic makes fewer, larger "
+        "transactions",
         commit_interval_ms, 0, 10000),
     OPT("kafka.transaction_timeout_ms", PX_OPT_INT, "10000",
         "how long a crashed instance's open transaction blocks readers", txn_timeout_ms, 1000, 900000),

@@ -818,9 +818,15 @@ static bool run_batch(pr_ctx_t *pr, batch_t *b) {
         from = b->n;
         if (redis_lost || b->prev_failed || pr->stopping || b->n >= (size_t)pr->cfg.batch_max) break;
         /* open while the previous transaction is in flight, and until
-         * batch.commit_interval_ms after it was dispatched */
-        bool in_flight = pr_commit_busy(pr) && !pr_commit_ended(pr);
-        if (!in_flight && px_mono_ms() - pr->dispatched_ms >= pr->cfg.commit_interval_ms) break;
+         * batch.commit_interval_ms after it was dispatched. One that ended
+         * meanwhile is finished now, so its Redis writes go to the writer
+         * without waiting for this seal; if it failed, this batch, folded
+         * on top of it, is dropped at once (at the seal, as before). */
+        if (pr_commit_busy(pr) && pr_commit_ended(pr) && pr_commit_drain(pr) != 0) {
+            b->prev_failed = true;
+            break;
+        }
+        if (!pr_commit_busy(pr) && px_mono_ms() - pr->dispatched_ms >= pr->cfg.commit_interval_ms) break;
         collect(pr, b, 1);
         if (pr->rebalanced) {
             batch_drop(b);

@@ -310,11 +310,12 @@ static int producer_new(pr_ctx_t *pr, const char *txn_id, rd_kafka_t **out, char
 
 /* Producer i learns the partitions of every topic it may write to (the
  * changes, the inputs for EXPIREs, their retry and dead-letter topics)
- * now, while the consumer joins its group. Without it a producer's first
- * records to a topic waited in its queue for that topic's metadata,
- * 300-470 ms each: four such waits, 1.6 s, in the first seconds of a
- * 2M-record backlog. A topic that does not answer is left to librdkafka's
- * own lookup at the first record (logged once here). */
+ * now, while the consumer joins its group (called after the subscribe).
+ * Without it a producer's first records to a topic waited in its queue for
+ * that topic's metadata, 300-470 ms each: four such waits, 1.6 s, in the
+ * first seconds of a 2M-record backlog. One metadata request per producer
+ * covers every topic it holds a handle of; if it fails, librdkafka looks
+ * each topic up at its first record, as before (logged). */
 static void warm_topics(pr_ctx_t *pr, int i) {
     char names[1 + 3 * PX_SRC__COUNT][PX_CONF_STR_MAX * 2 + 16];
     int k = 0;
@@ -324,18 +325,17 @@ static void warm_topics(pr_ctx_t *pr, int i) {
         snprintf(names[k++], sizeof names[0], "%s", pr->topics[PR_RETRY(s)]);
         snprintf(names[k++], sizeof names[0], "%s.dlt", pr->topics[s]);
     }
-    for (int t = 0; t < k; t++) {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(pr->producers[i], names[t], NULL);
-        pr->warm[i][t] = rkt;
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rkt ? rd_kafka_metadata(pr->producers[i], 0, rkt, &md, 2000)
-                                      : rd_kafka_last_error();
-        if (!err && md && md->topic_cnt == 1 && md->topics[0].err) err = md->topics[0].err;
-        if (md) rd_kafka_metadata_destroy(md);
-        if (err && i == 0)
+    for (int t = 0; t < k; t++) pr->warm[i][t] = rd_kafka_topic_new(pr->producers[i], names[t], NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(pr->producers[i], 0, NULL, &md, 2000);
+    for (int t = 0; !err && md && t < md->topic_cnt; t++)
+        if (md->topics[t].err)
             PX_WARN(PR_COMP, "topic metadata not known at start (looked up again at its first record)",
-                    "topic=%s err=\"%s\"", names[t], rd_kafka_err2str(err));
-    }
+                    "topic=%s err=\"%s\"", md->topics[t].topic, rd_kafka_err2str(md->topics[t].err));
+    if (err)
+        PX_WARN(PR_COMP, "topic metadata not fetched at start (looked up again at each topic's first record)",
+                "err=\"%s\"", rd_kafka_err2str(err));
+    if (md) rd_kafka_metadata_destroy(md);
 }
 
 int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
@@ -398,7 +398,6 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
         int rc = producer_new(pr, id, &pr->producers[i], errstr, n);
         if (rc) return rc;
     }
-    for (int i = 0; i < 2; i++) warm_topics(pr, i);
     pr->cur_producer = 0;
     pr->producer = pr->producers[0];
     atomic_store(&pr->kafka_ok, true);
@@ -411,6 +410,7 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) return px_errf(PX_EBACKEND, errstr, n, "subscribe: %s", rd_kafka_err2str(err));
+    for (int i = 0; i < 2; i++) warm_topics(pr, i); /* while the group join runs */
     pr->cq = rd_kafka_queue_get_consumer(pr->consumer);
     pr->cq_uv = px_kafka_uv_start(pr->loop, pr->cq, 100, on_wake, pr);
     if (!pr->cq_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");

@@ -188,8 +188,9 @@ topic_tool_classes() {
 warm_coordinators() {
   local bootstrap=$1 prefix=$2 started
   started=$(now_ms)
-  "$PY" - "$bootstrap" "$prefix" 2>"$STATE/warmup.log" <<'PYEOF' ||
-    { cat "$STATE/warmup.log" >&2; die "kafka: the group and transaction coordinators did not come up (log: $STATE/kafka.log)"; }
+  # (the here-document's text starts on the line after "<<": the test of
+  # its status goes after it, not on the next line)
+  if ! "$PY" - "$bootstrap" "$prefix" 2>"$STATE/warmup.log" <<'PYEOF'
 import sys
 from confluent_kafka import Consumer, Producer, TopicPartition
 boot, prefix = sys.argv[1], sys.argv[2]
@@ -199,6 +200,15 @@ c.close()
 p = Producer({"bootstrap.servers": boot, "transactional.id": "presence-stack-warmup"})
 p.init_transactions(60)
 PYEOF
+  then
+    cat "$STATE/warmup.log" >&2
+    die "kafka: the group and transaction coordinators did not come up (log: $STATE/kafka.log)"
+  fi
+  local t
+  for t in __consumer_offsets __transaction_state; do # what the warm-up is for
+    kcat -b "$bootstrap" -L -t "$t" 2>/dev/null | grep -q "topic \"$t\" with" ||
+      die "kafka: $t does not exist after the warm-up (log: $STATE/warmup.log)"
+  done
   say "kafka: group and transaction coordinators ready in $(secs_since "$started") s"
 }
 
