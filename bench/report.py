@@ -409,7 +409,7 @@ def run_report(a, d, img, pdir):
       "(80% HB, 10% SUB/UNSUB, 8% LOCK/UNLOCK, 2% lifecycle), "
       f"{fmt_int(num(pm.get('records')))} records over {fmt_int(num(pm.get('entities')))} entities; one processor folds everything from the beginning with transactions, "
       "change events and watermark-guarded Redis writes; timed from its launch (start-up, group join and "
-      "`init_transactions` included) until its `/metrics` count every record. Baselines on the same records "
+      "`init_transactions` included) until its `/metrics` count every record and Redis's applied marks reach every partition's end offset (every effect is in Redis). Baselines on the same records "
       "and the same Redis: (a) `redis-benchmark` running one Lua script per event (the state hash and the "
       "view string with its expiry, as a heartbeat writes them, 100k random keys, pipelined 32 deep): the ceiling of "
       "per-event Redis work; (b) the naive processor `bench/baselines/px_naive_processor.c` (one synchronous "
