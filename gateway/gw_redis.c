@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "gw.h"
 #include "px_log.h"
 #include "px_time.h"

@@ -178,8 +178,6 @@ topic_tool_classes() {
   printf '%s\n' "$dir"
 }
 
-# Creates every presence topic (prefixed) with PARTITIONS partitions,
-# replication factor 1; existing topics are left alone.
 # A new broker creates __consumer_offsets at the first group lookup and
 # __transaction_state at the first init_transactions, and answers
 # COORDINATOR_NOT_AVAILABLE meanwhile; librdkafka asks again about 1.4 s
@@ -212,6 +210,8 @@ PYEOF
   say "kafka: group and transaction coordinators ready in $(secs_since "$started") s"
 }
 
+# Creates every presence topic (prefixed) with PARTITIONS partitions,
+# replication factor 1; existing topics are left alone.
 create_topics() {
   local bootstrap=$1 partitions=$2 prefix=$3 t names=() started classes
   for t in "${INPUT_TOPICS[@]}"; do names+=("$prefix$t" "$prefix$t.retry" "$prefix$t.dlt"); done
