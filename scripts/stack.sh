@@ -23,6 +23,13 @@ readonly KAFKA_VERSION=3.9.1
 readonly CLUSTER_ID=cHJlc2VuY2Utc3RhY2stMQ
 readonly KAFKA_READY_TIMEOUT_S=${PX_KAFKA_READY_TIMEOUT_S:-60}
 readonly STOP_TIMEOUT_S=15
+# The broker's kafka.request.logger level: DEBUG logs every request with its
+# queue/local/remote times (docs/operations.md, troubleshooting).
+readonly KAFKA_REQUEST_LOG=${PX_KAFKA_REQUEST_LOG:-WARN}
+case $KAFKA_REQUEST_LOG in
+  TRACE | DEBUG | INFO | WARN | ERROR) ;;
+  *) echo "stack.sh: PX_KAFKA_REQUEST_LOG must be TRACE, DEBUG, INFO, WARN or ERROR, not '$KAFKA_REQUEST_LOG'" >&2; exit 2 ;;
+esac
 readonly PY=/usr/bin/python3 # not `python3`: may be a shim without Debian's modules
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -308,7 +315,7 @@ log4j.appender.file.File=$STATE/kafka.log
 log4j.appender.file.Append=true
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=${PX_KAFKA_REQUEST_LOG:-WARN}
+log4j.logger.kafka.request.logger=$KAFKA_REQUEST_LOG
 log4j.logger.state.change.logger=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
 log4j.logger.org.apache.kafka.storage.internals.log.LogLoader=WARN
