@@ -26,10 +26,6 @@ readonly STOP_TIMEOUT_S=15
 # The broker's kafka.request.logger level: DEBUG logs every request with its
 # queue/local/remote times (docs/operations.md, troubleshooting).
 readonly KAFKA_REQUEST_LOG=${PX_KAFKA_REQUEST_LOG:-WARN}
-case $KAFKA_REQUEST_LOG in
-  TRACE | DEBUG | INFO | WARN | ERROR) ;;
-  *) echo "stack.sh: PX_KAFKA_REQUEST_LOG must be TRACE, DEBUG, INFO, WARN or ERROR, not '$KAFKA_REQUEST_LOG'" >&2; exit 2 ;;
-esac
 readonly PY=/usr/bin/python3 # not `python3`: may be a shim without Debian's modules
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,6 +39,10 @@ readonly OUTPUT_TOPICS=(presence.changes)
 
 say() { printf 'stack: %s\n' "$*"; }
 die() { printf 'stack: ERROR: %s\n' "$*" >&2; exit 1; }
+case $KAFKA_REQUEST_LOG in
+  TRACE | DEBUG | INFO | WARN | ERROR) ;;
+  *) die "PX_KAFKA_REQUEST_LOG must be TRACE, DEBUG, INFO, WARN or ERROR, not '$KAFKA_REQUEST_LOG'" ;;
+esac
 
 usage() {
   sed -n '4,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
