@@ -20,6 +20,7 @@
 # PX_BENCH_WARMUP_S (default 60) seconds of the same LOCK rate from 2,000
 # connections before each server's measured run, figures discarded but
 # for one warmup_lock_ack_ms line (0: no warm-up),
+# PX_BENCH_PARTITIONS (default 6) partitions of every topic,
 # PX_BENCH_PERF=DIR profiles the gateway and the processor while the load
 # generator runs against presence (bench/lib.sh: DIR/gateway.perf.txt,
 # DIR/gw-processor.perf.txt).
@@ -50,7 +51,7 @@ if [ ! -x "$BUILD/gateway/presence-gateway" ] || [ ! -x "$BUILD/bench/px_bench_g
   cmake --build "$BUILD" -j2 --target presence-gateway presence-processor px_bench_gw >/dev/null
 fi
 
-bash "$ROOT/scripts/stack.sh" up --state "$STATE" --partitions 6 >/dev/null
+bash "$ROOT/scripts/stack.sh" up --state "$STATE" --partitions "${PX_BENCH_PARTITIONS:-6}" >/dev/null
 # shellcheck disable=SC1091
 . "$STATE/stack.env"
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -120,12 +121,18 @@ px_perf_stop
 # Where a LOCK's time went, from the servers' own histograms (bucket upper
 # bounds): received by the gateway -> LOCK_ACK queued; the LOCK record's
 # age when the processor's batch took it (gateway producer + broker + the
-# wait for the batch before); batch taken -> early decisions published.
+# wait for the batch before); batch taken -> early decisions published;
+# the LOCK and UNLOCK records' produce -> broker acknowledgement (the
+# gateway's delivery reports). Both servers' /metrics, as they were at
+# this point, stay in the state dir (gateway.metrics, processor.metrics).
 gw_m=$(curl -fs "http://127.0.0.1:$GW_PORT/metrics" || true)
 pr_m=$(curl -fs "http://127.0.0.1:$PR_PORT/metrics" || true)
+printf '%s\n' "$gw_m" >"$STATE/gateway.metrics"
+printf '%s\n' "$pr_m" >"$STATE/processor.metrics"
 echo "lock_parts: gateway_lock_ack_s $(px_hist_quantiles presence_gateway_lock_ack_latency_seconds <<<"$gw_m");" \
   "processor_lock_age_ms $(px_hist_quantiles presence_processor_record_age_ms 'topic="locks"' <<<"$pr_m");" \
-  "processor_decision_ms $(px_hist_quantiles presence_processor_decision_ms <<<"$pr_m")"
+  "processor_decision_ms $(px_hist_quantiles presence_processor_decision_ms <<<"$pr_m");" \
+  "gateway_kafka_delivery_s $(px_hist_quantiles presence_gateway_kafka_delivery_seconds 'topic="locks"' <<<"$gw_m")"
 echo "gateway: $(curl -fs "http://127.0.0.1:$GW_PORT/metrics" | grep -E '^presence_gateway_(connections|errors_total|lock_ack_latency_seconds_count|presence_coalesced_total) ' | tr '\n' ' ')"
 echo "gateway log warnings: $(grep -c 'level=warn\|level=error' "$STATE/gateway.log" || true)"
 echo "processor: $(curl -fs "http://127.0.0.1:$PR_PORT/metrics" | grep -E '^presence_processor_(batches_total|batch_phase_us_total|batch_ms_(sum|count)|writes_deferred_total|lock_decisions_early_total|records_total)' | tr '\n' ' ')"

@@ -246,6 +246,7 @@ typedef struct gw_ctx {
     px_counter_t *m_in_type[PX_MSG__COUNT];
     px_counter_t *m_out_presence, *m_out_lock_ack, *m_out_error, *m_coalesced, *m_rest;
     px_hist_t *m_push_latency, *m_lock_latency;
+    px_hist_t *m_delivery[2]; /* record produced -> acknowledged by the broker: heartbeats, locks */
 } gw_ctx_t;
 
 static inline uint64_t gw_hash(const char *s) { return px_fnv1a_str(PX_FNV1A_INIT, s); }

@@ -15,6 +15,8 @@
 
 static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     gw_ctx_t *gw = opaque;
+    int64_t us = m->err ? -1 : rd_kafka_message_latency(m);
+    if (us >= 0) px_hist_observe(gw->m_delivery[m->rkt == gw->rkt_locks], (double)us / 1e6);
     if (m->err) {
         px_counter_add(gw->m_kafka_err, 1);
         PX_WARN(GW_COMP, "kafka delivery failed", "topic=%s err=\"%s\"",

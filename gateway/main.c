@@ -112,6 +112,13 @@ static void register_metrics(gw_ctx_t *gw) {
                                               sizeof lat / sizeof lat[0]);
     gw->m_lock_latency = px_metrics_histogram(m, "presence_gateway_lock_ack_latency_seconds",
                                               "LOCK received to LOCK_ACK queued", NULL, lat, sizeof lat / sizeof lat[0]);
+    /* the Kafka leg of a LOCK (and of a heartbeat): linger, the producer's
+     * queue, the broker's append and the serving of the delivery report */
+    static const char *const topic[2] = {"topic=\"heartbeats\"", "topic=\"locks\""};
+    for (int i = 0; i < 2; i++)
+        gw->m_delivery[i] = px_metrics_histogram(m, "presence_gateway_kafka_delivery_seconds",
+                                                 "record handed to the producer -> acknowledged by the broker",
+                                                 topic[i], lat, sizeof lat / sizeof lat[0]);
 }
 
 int main(int argc, char **argv) {

@@ -46,7 +46,7 @@ static const px_opt_t pr_opts[] = {
     OPT("batch.flush_defer_ms", PX_OPT_INT, "10000", "while a backlog waits, Redis writes are deferred up to this "
         "long so repeated changes of an entity coalesce into one write (0: write after every batch)",
         flush_defer_ms, 0, 60000),
-    OPT("batch.commit_interval_ms", PX_OPT_INT, "20", "a batch stays open (folding, publishing its lock decisions) "
+    OPT("batch.commit_interval_ms", PX_OPT_INT, "50", "a batch stays open (folding, publishing its lock decisions) "
         "until this long after the previous transaction was dispatched, so live traffic makes fewer, larger "
         "transactions",
         commit_interval_ms, 0, 10000),

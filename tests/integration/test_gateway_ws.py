@@ -186,6 +186,10 @@ async def test(stack):
     assert metric('presence_gateway_errors_by_code_total{code="BAD_FIELD"}') >= 3
     assert metric('presence_gateway_lock_ack_latency_seconds_count') >= 4
     assert metric('presence_gateway_push_latency_seconds_count') >= 1
+    # the Kafka leg of every LOCK answered (its record was acknowledged by
+    # the broker before the processor could fold it) is timed
+    assert metric('presence_gateway_kafka_delivery_seconds_count{topic="locks"}') >= \
+        metric('presence_gateway_messages_out_by_type_total{type="LOCK_ACK"}')
     # carol (no permessage-deflate) is written to at once; alice, bob and
     # dave (deflated) always through their queues
     direct = metric('presence_gateway_ws_writes_total{path="direct"}')
