@@ -577,12 +577,13 @@ def run_report(a, d, img, pdir):
     if any(g.get("parts") for _, g in lat_pts):
         w("")
         w("Where a presence LOCK's time goes, from the servers' own histograms (upper bounds of the buckets "
-          "holding p50 / p99): the gateway's LOCK received -> LOCK_ACK queued; the LOCK record's age when the "
+          "holding p50 / p99): the gateway's LOCK received -> LOCK_ACK queued; its LOCK and UNLOCK records handed "
+          "to the producer -> acknowledged by the broker (the gateway's delivery reports); the LOCK record's age when the "
           "processor's batch takes it (gateway producer, broker, and the wait for the batch before to finish "
           "its commit and Redis writes); batch taken -> its early decisions published.")
         w("")
-        w("| LOCKs/s asked | gateway LOCK -> LOCK_ACK, ms | LOCK record age at the processor, ms | processor: batch taken -> decision published, ms |")
-        w("|---|---|---|---|")
+        w("| LOCKs/s asked | gateway LOCK -> LOCK_ACK, ms | gateway produce -> broker ack, ms | LOCK record age at the processor, ms | processor: batch taken -> decision published, ms |")
+        w("|---|---|---|---|---|")
 
         def pq(part, scale):
             if not part or part.get("n") in (None, "0"):
@@ -592,7 +593,8 @@ def run_report(a, d, img, pdir):
 
         for r, g in lat_pts:
             pa = g.get("parts") or {}
-            w(f"| {r:,} | {pq(pa.get('gateway_lock_ack_s'), 1000)} | {pq(pa.get('processor_lock_age_ms'), 1)} | "
+            w(f"| {r:,} | {pq(pa.get('gateway_lock_ack_s'), 1000)} | {pq(pa.get('gateway_kafka_delivery_s'), 1000)} | "
+              f"{pq(pa.get('processor_lock_age_ms'), 1)} | "
               f"{pq(pa.get('processor_decision_ms'), 1)} |")
     w("")
     w("### Heartbeats")
