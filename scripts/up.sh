@@ -63,6 +63,7 @@ gateway's dev token route for the user in its URL; never expose this gateway).
   Open:     http://127.0.0.1:$port/?user=alice   and, in another window,
             http://127.0.0.1:$port/?user=bob
   Logs:     $state/logs/   Kafka $KAFKA_BOOTSTRAP   Redis 127.0.0.1:$REDIS_PORT
+  Tools:    set -a; . $state/stack/stack.env; set +a; $root/build/release/tools/presencectl verify
   Stop:     scripts/down.sh$( [ $detach -eq 1 ] || echo "  (or Ctrl-C here)")
 MSG
 [ $detach -eq 1 ] && exit 0
