@@ -133,9 +133,9 @@ echo "lock_parts: gateway_lock_ack_s $(px_hist_quantiles presence_gateway_lock_a
   "processor_lock_age_ms $(px_hist_quantiles presence_processor_record_age_ms 'topic="locks"' <<<"$pr_m");" \
   "processor_decision_ms $(px_hist_quantiles presence_processor_decision_ms <<<"$pr_m");" \
   "gateway_kafka_delivery_s $(px_hist_quantiles presence_gateway_kafka_delivery_seconds 'topic="locks"' <<<"$gw_m")"
-echo "gateway: $(curl -fs "http://127.0.0.1:$GW_PORT/metrics" | grep -E '^presence_gateway_(connections|errors_total|lock_ack_latency_seconds_count|presence_coalesced_total) ' | tr '\n' ' ')"
+echo "gateway: $(grep -E '^presence_gateway_(connections|errors_total|lock_ack_latency_seconds_count|presence_coalesced_total) ' <<<"$gw_m" | tr '\n' ' ')"
 echo "gateway log warnings: $(grep -c 'level=warn\|level=error' "$STATE/gateway.log" || true)"
-echo "processor: $(curl -fs "http://127.0.0.1:$PR_PORT/metrics" | grep -E '^presence_processor_(batches_total|batch_phase_us_total|batch_ms_(sum|count)|writes_deferred_total|lock_decisions_early_total|records_total)' | tr '\n' ' ')"
+echo "processor: $(grep -E '^presence_processor_(batches_total|batch_phase_us_total|batch_ms_(sum|count)|writes_deferred_total|lock_decisions_early_total|records_total)' <<<"$pr_m" | tr '\n' ' ')"
 # where Redis's time went (the gateway's reads and the processor's writes share it)
 echo "redis: $(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_/ && $5 > 100000 { printf "%s calls=%s usec=%s; ", substr($1, 9), $3, $5 }')"
 
