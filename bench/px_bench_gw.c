@@ -6,7 +6,7 @@
  *   px_bench_gw --port P --secret S [--conns N] [--sources K] [--entities E]
  *               [--lockers L] [--lock-rate R] [--duration D] [--hb-s 30]
  *               [--gw-pid PID] [--tenant T] [--socketio] [--path P]
- *               [--hb-burst 20]
+ *               [--hb-burst 20] [--cpu NAME=PID ...]
  *
  * One thread, epoll, raw sockets and a minimal RFC 6455 client (masked
  * text frames out; unmasked frames in, no extensions), so the generator
@@ -23,6 +23,12 @@
  * connections open and once they are all subscribed and idle. Last, the
  * heartbeat throughput: every connection sends --hb-burst HBs at once and
  * a probe; HBs / time until the last probe's answer (hb_burst below).
+ * Each --cpu NAME=PID (up to 8) has its CPU time (user + system, all
+ * threads, from /proc/PID/stat) read before and after the LOCK phase:
+ * the `cpu:` line gives each one's share of a core over the phase and its
+ * microseconds per client message (LOCK or UNLOCK), a figure far steadier
+ * from run to run than latency percentiles, for telling what a change
+ * saves; `self` is this generator.
  *
  * --socketio runs the same scenarios against the Socket.IO baseline
  * (bench/baselines/socketio/server.js) over the same WebSocket code, in
@@ -42,6 +48,7 @@
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -121,6 +128,67 @@ static long rss_kb(int pid) {
     fclose(f);
     return kb;
 }
+
+/* utime + stime of a process, all its threads, in seconds; -1 if gone */
+static double cpu_s(int pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* the machine's busy and total jiffies, all cores, from /proc/stat */
+static void machine_jiffies(double *busy, double *total) {
+    unsigned long long v[8] = {0};
+    *busy = *total = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return;
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+               &v[7]) == 8) {
+        for (int i = 0; i < 8; i++) *total += (double)v[i];
+        *busy = *total - (double)v[3] - (double)v[4]; /* less idle and iowait */
+    }
+    fclose(f);
+}
+
+/* Seconds the threads of a process spent runnable but waiting for a core
+ * (the second field of /proc/PID/task/TID/schedstat), summed over the
+ * threads alive now; -1 if the process is gone. */
+static double runq_s(int pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    double sum = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char sp[96];
+        unsigned long long run, wait;
+        snprintf(sp, sizeof sp, "/proc/%d/task/%.16s/schedstat", pid, de->d_name);
+        FILE *f = fopen(sp, "r");
+        if (!f) continue; /* the thread ended meanwhile */
+        if (fscanf(f, "%llu %llu", &run, &wait) == 2) sum += (double)wait / 1e9;
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+#define MAX_CPU 8
+static struct {
+    const char *name;
+    int pid;
+    double t0, t1, w0, w1;
+} cpus[MAX_CPU];
+static int n_cpus;
 
 static char *mint(int i) {
     jwt_t *j = NULL;
@@ -524,8 +592,14 @@ static double run_phase(bool lock, double rate, double secs) {
         }
         if (due > rate) due = rate; /* do not build an unbounded backlog */
     }
-    int64_t drain_end = now_ns() + 3000000000LL; /* the last answers */
-    while (now_ns() < drain_end) poll_once(5);
+    /* the last answers: until none is outstanding, 3 s at most */
+    int64_t drain_end = now_ns() + 3000000000LL;
+    for (bool waiting = true; waiting && now_ns() < drain_end;) {
+        poll_once(5);
+        waiting = false;
+        for (int i = 0; i < opt.lockers && !waiting; i++)
+            waiting = cs[i].st == ST_OPEN && (cs[i].lock_out || cs[i].echo_out);
+    }
     return (double)sent / secs;
 }
 
@@ -568,7 +642,7 @@ int main(int argc, char **argv) {
         {"host", 1, 0, 'h'},    {"port", 1, 0, 'p'},     {"secret", 1, 0, 's'},   {"conns", 1, 0, 'n'},
         {"sources", 1, 0, 'k'}, {"entities", 1, 0, 'e'}, {"lockers", 1, 0, 'l'},  {"lock-rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"hb-s", 1, 0, 'b'},    {"gw-pid", 1, 0, 'g'},   {"tenant", 1, 0, 't'},
-        {"socketio", 0, 0, 'S'}, {"path", 1, 0, 'P'},    {"hb-burst", 1, 0, 'B'},
+        {"socketio", 0, 0, 'S'}, {"path", 1, 0, 'P'},    {"hb-burst", 1, 0, 'B'},   {"cpu", 1, 0, 'C'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -588,6 +662,17 @@ int main(int argc, char **argv) {
         case 'S': opt.sio = true; break;
         case 'P': opt.path = optarg; break;
         case 'B': opt.hb_burst = atoi(optarg); break;
+        case 'C': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || n_cpus == MAX_CPU || atoi(eq + 1) <= 0) {
+                fprintf(stderr, "px_bench_gw: --cpu NAME=PID (a positive pid, at most %d)\n", MAX_CPU);
+                return 2;
+            }
+            *eq = 0;
+            cpus[n_cpus].name = optarg;
+            cpus[n_cpus++].pid = atoi(eq + 1);
+            break;
+        }
         default: fprintf(stderr, "usage: see the header of bench/px_bench_gw.c\n"); return 2;
         }
     }
@@ -644,8 +729,23 @@ int main(int argc, char **argv) {
     uint64_t acks0 = n_acks;
     double echo_rate = run_phase(false, opt.lock_rate, opt.duration < 5 ? opt.duration : 5);
     acks0 = n_acks;
+    uint64_t msgs0 = n_locks_sent + n_unlocks;
+    for (int i = 0; i < n_cpus; i++) {
+        cpus[i].t0 = cpu_s(cpus[i].pid);
+        cpus[i].w0 = runq_s(cpus[i].pid);
+    }
+    double selfw0 = runq_s(getpid()), self0 = cpu_s(getpid()), mb0, mt0, mb1, mt1;
+    machine_jiffies(&mb0, &mt0);
+    int64_t cpu_ns0 = now_ns();
     double lock_rate = run_phase(true, opt.lock_rate, opt.duration);
     double lock_s = opt.duration;
+    double cpu_wall = (double)(now_ns() - cpu_ns0) / 1e9, self1 = cpu_s(getpid()), selfw1 = runq_s(getpid());
+    for (int i = 0; i < n_cpus; i++) {
+        cpus[i].t1 = cpu_s(cpus[i].pid);
+        cpus[i].w1 = runq_s(cpus[i].pid);
+    }
+    machine_jiffies(&mb1, &mt1);
+    uint64_t phase_msgs = n_locks_sent + n_unlocks - msgs0;
     /* 4. heartbeat throughput */
     double burst_s = 0;
     uint64_t burst_n = opt.hb_burst > 0 ? hb_burst(opt.hb_burst, &burst_s) : 0;
@@ -674,6 +774,29 @@ int main(int argc, char **argv) {
     printf("baseline_gateway_roundtrip_ms: rate=%.0f/s n=%zu p50=%.2f p90=%.2f p99=%.2f p999=%.2f max=%.2f\n",
            echo_rate, echo.n, pct(&echo, 50), pct(&echo, 90), pct(&echo, 99), pct(&echo, 99.9),
            echo.n ? (double)echo.v[echo.n - 1] / 1e6 : 0.0);
+    /* CPU over the LOCK phase: share of one core, and us per client message;
+     * then the time its threads waited for a core, as a share of the phase
+     * (threads that ended during the phase are left out) */
+    printf("cpu: phase_s=%.1f client_msgs=%llu machine_busy=%.0f%%", cpu_wall, (unsigned long long)phase_msgs,
+           mt1 > mt0 ? 100.0 * (mb1 - mb0) / (mt1 - mt0) : 0.0);
+    for (int i = 0; i <= n_cpus; i++) {
+        const char *name = i < n_cpus ? cpus[i].name : "self";
+        double a = i < n_cpus ? cpus[i].t0 : self0, b = i < n_cpus ? cpus[i].t1 : self1;
+        if (a < 0 || b < 0) {
+            printf(" %s=gone", name);
+            continue;
+        }
+        printf(" %s=%.0f%%/%.0fus", name, 100.0 * (b - a) / cpu_wall,
+               phase_msgs ? (b - a) * 1e6 / (double)phase_msgs : 0.0);
+    }
+    printf("\nrunq_wait:");
+    for (int i = 0; i <= n_cpus; i++) {
+        const char *name = i < n_cpus ? cpus[i].name : "self";
+        double a = i < n_cpus ? cpus[i].w0 : selfw0, b = i < n_cpus ? cpus[i].w1 : selfw1;
+        if (a < 0 || b < 0) printf(" %s=gone", name);
+        else printf(" %s=%.0f%%", name, 100.0 * (b - a) / cpu_wall);
+    }
+    printf("\n");
     for (int i = 0; i < opt.conns; i++) kill_conn(&cs[i]);
     free(cs);
     free(lat.v);

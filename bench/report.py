@@ -150,6 +150,15 @@ def parse_bench_gw(block):
     r["hb_rate"] = num(m.group(1)) if m else None
     m = re.search(r"^hb_burst: hbs=(\d+).*probes_answered=(\d+) in ([\d.]+) s = ([\d.]+)/s", block, re.M)
     r["hb_burst"] = num(m.group(4)) if m else None
+    # CPU over the LOCK phase: `cpu: ... machine_busy=81% gateway=50%/57us ...`
+    # and `runq_wait: gateway=59% ...` (absent from runs before 2026-12-01)
+    m = re.search(r"^cpu: (.*)$", block, re.M)
+    if m:
+        busy = re.search(r"machine_busy=([\d.]+)%", m.group(1))
+        r["machine_busy"] = num(busy.group(1)) if busy else None
+        r["cpu"] = {n: (num(a), num(b)) for n, a, b in re.findall(r"(\w+)=([\d.]+)%/([\d.]+)us", m.group(1))}
+    m = re.search(r"^runq_wait: (.*)$", block, re.M)
+    r["runq"] = {n: num(v) for n, v in re.findall(r"(\w+)=([\d.]+)%", m.group(1))} if m else {}
     return r
 
 
@@ -596,6 +605,32 @@ def run_report(a, d, img, pdir):
             w(f"| {r:,} | {pq(pa.get('gateway_lock_ack_s'), 1000)} | {pq(pa.get('gateway_kafka_delivery_s'), 1000)} | "
               f"{pq(pa.get('processor_lock_age_ms'), 1)} | "
               f"{pq(pa.get('processor_decision_ms'), 1)} |")
+    cpu_pts = [(r, g["presence"]) for r, g in lat_pts if g.get("presence") and g["presence"].get("cpu")]
+    if cpu_pts:
+        names = []
+        for _, p in cpu_pts:
+            names += [n for n in p["cpu"] if n not in names]
+        w("")
+        w("Where the machine's CPU goes during the LOCK phase (px_bench_gw's `cpu:` and `runq_wait:` lines, read "
+          "from /proc before and after it): each process's share of one core, its CPU per client message "
+          "(LOCK or UNLOCK), and the time its threads spent runnable but waiting for a core, as a share of the "
+          "phase (summed over its threads, so it can pass 100%). `self` is the load generator. Far steadier "
+          "from run to run than the percentiles, and what a change to the servers' work shows in first.")
+        w("")
+        w("| LOCKs/s asked | machine busy | " + " | ".join(f"{n}: core / per msg / waited" for n in names) + " |")
+        w("|---|---|" + "---|" * len(names))
+
+        def cell(p, n):
+            if n not in p["cpu"]:
+                return "n/a"
+            share, us = p["cpu"][n]
+            wait = p["runq"].get(n)
+            return f"{share:g}% / {us:g} us / " + (f"{wait:g}%" if wait is not None else "n/a")
+
+        for r, p in cpu_pts:
+            busy = p.get("machine_busy")
+            w(f"| {r:,} | " + (f"{busy:g}%" if busy is not None else "n/a") + " | " +
+              " | ".join(cell(p, n) for n in names) + " |")
     w("")
     w("### Heartbeats")
     w("")

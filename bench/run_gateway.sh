@@ -5,7 +5,10 @@
 # bench/px_bench_gw: CONNS idle connections (heartbeat every 30 s, from 4
 # loopback source addresses), the gateway's RSS per connection, a baseline
 # round trip through the gateway alone, and LOCK -> LOCK_ACK latency at
-# LOCK_RATE LOCKs/s (each followed by its UNLOCK) for DURATION_S.
+# LOCK_RATE LOCKs/s (each followed by its UNLOCK) for DURATION_S, with the
+# CPU each server (gateway, processor, Kafka, Redis) and the generator used
+# in that phase and how long their threads waited for a core (the `cpu:`
+# and `runq_wait:` lines).
 # Then the same scenario against the Socket.IO baseline
 # (bench/baselines/socketio/server.js: Socket.IO + @socket.io/redis-adapter
 # + ioredis, locks as SET NX PX) on the same Redis, after the gateway and
@@ -116,7 +119,11 @@ warmup() { # PORT [--socketio]
 warmup "$GW_PORT"
 px_perf_start gateway "$GW_PID"
 px_perf_start gw-processor "$PR_PID"
-"${BENCH[@]}" --port "$GW_PORT" --gw-pid "$GW_PID" | tee "$STATE/presence.out"
+# CPU of each server over the LOCK phase (the `cpu:` line): far steadier
+# than the percentiles for telling what a change saves.
+CPU_STACK=(--cpu "kafka=$(cat "$STATE/kafka.pid")" --cpu "redis=$(cat "$STATE/redis.pid")")
+"${BENCH[@]}" --port "$GW_PORT" --gw-pid "$GW_PID" --cpu "gateway=$GW_PID" --cpu "processor=$PR_PID" \
+  "${CPU_STACK[@]}" | tee "$STATE/presence.out"
 px_perf_stop
 # Where a LOCK's time went, from the servers' own histograms (bucket upper
 # bounds): received by the gateway -> LOCK_ACK queued; the LOCK record's
@@ -160,7 +167,8 @@ sleep 1 # the adapter's pub/sub clients connect
 echo "bench: socket.io baseline: node $(node --version), socket.io $(node -p "require('$SIO_DIR/node_modules/socket.io/package.json').version"), redis-adapter $(node -p "require('$SIO_DIR/node_modules/@socket.io/redis-adapter/package.json').version"), ioredis $(node -p "require('$SIO_DIR/node_modules/ioredis/package.json').version")"
 echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, before the socket.io run)"
 warmup "$SIO_PORT" --socketio
-"${BENCH[@]}" --socketio --port "$SIO_PORT" --gw-pid "$SIO_PID" | tee "$STATE/socketio.out"
+"${BENCH[@]}" --socketio --port "$SIO_PORT" --gw-pid "$SIO_PID" --cpu "socketio=$SIO_PID" "${CPU_STACK[@]}" |
+  tee "$STATE/socketio.out"
 echo "socket.io log errors: $(grep -c 'level=error' "$STATE/socketio.log" || true)"
 echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, after)"
 

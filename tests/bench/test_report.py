@@ -164,6 +164,39 @@ class Hostile(unittest.TestCase):
         # a line from before the delivery histogram: that column is n/a, not invented
         self.assertIn("| 1,000 | n/a | n/a | n/a | n/a |", doc)
 
+    def test_cpu_table(self):
+        # the lines as px_bench_gw prints them (2026-12-01), in the presence block only; the socket.io
+        # block's own cpu line must not land in the presence table
+        path = os.path.join(self.run, "gateway-rate-250.log")
+        text = slurp(path)
+        pres = ("cpu: phase_s=20.0 client_msgs=200028 machine_busy=93% gateway=62%/62us processor=23%/23us "
+                "kafka=49%/49us redis=17%/17us self=24%/24us\n"
+                "runq_wait: gateway=63% processor=101% kafka=90% redis=22% self=39%\n")
+        sio = "cpu: phase_s=20.0 client_msgs=9 machine_busy=11% socketio=77%/1us redis=1%/1us self=1%/1us\n"
+        text = text.replace("server: presence-gateway\n", "server: presence-gateway\n" + pres, 1)
+        text = text.replace("server: socket.io (engine.io v4 framing)\n",
+                            "server: socket.io (engine.io v4 framing)\n" + sio, 1)
+        self.write("gateway-rate-250.log", text)
+        # an older run's point (no cpu line) and one whose runq_wait line is missing
+        with open(os.path.join(self.run, "gateway-rate-1000.log")) as f:
+            t2 = f.read()
+        t2 = t2.replace("server: presence-gateway\n", "server: presence-gateway\n"
+                        "cpu: phase_s=20.0 client_msgs=1 machine_busy=50% gateway=1%/2us kafka=gone\n", 1)
+        self.write("gateway-rate-1000.log", t2)
+        doc = report(self.run, self.tmp)
+        self.assertIn("| LOCKs/s asked | machine busy | gateway: core / per msg / waited | "
+                      "processor: core / per msg / waited | kafka: core / per msg / waited | "
+                      "redis: core / per msg / waited | self: core / per msg / waited |", doc)
+        self.assertIn("| 250 | 93% | 62% / 62 us / 63% | 23% / 23 us / 101% | 49% / 49 us / 90% | "
+                      "17% / 17 us / 22% | 24% / 24 us / 39% |", doc)
+        # a process gone during the phase and a missing runq line: n/a, never a figure
+        self.assertIn("| 1,000 | 50% | 1% / 2 us / n/a | n/a | n/a | n/a | n/a |", doc)
+        self.assertNotIn("socketio:", doc)
+
+    def test_no_cpu_table(self):
+        doc = report(self.run, self.tmp)  # the recorded run predates the cpu line
+        self.assertNotIn("Where the machine's CPU goes", doc)
+
     def test_no_lock_parts(self):
         doc = report(self.run, self.tmp)  # the recorded run predates them: no table, no invented figure
         self.assertNotIn("Where a presence LOCK's time goes", doc)
