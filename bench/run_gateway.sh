@@ -24,6 +24,8 @@
 # connections before each server's measured run, figures discarded but
 # for one warmup_lock_ack_ms line (0: no warm-up),
 # PX_BENCH_PARTITIONS (default 6) partitions of every topic,
+# PX_BENCH_REDIS_UNIX=1 the gateway and processor reach Redis on its Unix
+# socket instead of TCP (the baseline stays on TCP),
 # PX_BENCH_PERF=DIR profiles the gateway and the processor while the load
 # generator runs against presence (bench/lib.sh: DIR/gateway.perf.txt,
 # DIR/gw-processor.perf.txt).
@@ -61,6 +63,10 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 GW_PORT=$(free_port)
 PR_PORT=$(free_port)
 COMMON=(--set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" --set "redis.port=$REDIS_PORT" --set log.level=warn)
+if [ "${PX_BENCH_REDIS_UNIX:-0}" = 1 ]; then
+  [ -n "${REDIS_SOCKET:-}" ] || { echo "bench: PX_BENCH_REDIS_UNIX=1 but the stack has no Redis socket" >&2; exit 1; }
+  COMMON+=(--set "redis.host=$REDIS_SOCKET")
+fi
 
 # shellcheck disable=SC2086
 "$BUILD/processor/presence-processor" "${COMMON[@]}" --set "http.port=$PR_PORT" \
@@ -99,7 +105,7 @@ if [ "$SIO" != 0 ] && ! sio_install; then
   SIO=0
 fi
 
-echo "bench: $(date -u +%FT%TZ) conns=$CONNS lock_rate=$RATE duration=${DURATION}s nofile=$(ulimit -n) gateway_args='${PX_BENCH_GATEWAY_ARGS:-}'"
+echo "bench: $(date -u +%FT%TZ) conns=$CONNS lock_rate=$RATE duration=${DURATION}s nofile=$(ulimit -n) gateway_args='${PX_BENCH_GATEWAY_ARGS:-}' redis=$([ "${PX_BENCH_REDIS_UNIX:-0}" = 1 ] && echo unix || echo tcp)"
 echo "load: $(uptime | sed 's/.*load average: //') (1/5/15 min, before the gateway run)"
 px_machine
 LOCKERS=$(( CONNS < 2000 ? CONNS : 2000 ))

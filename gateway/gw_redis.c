@@ -15,6 +15,7 @@
 
 #include "gw.h"
 #include "px_log.h"
+#include "px_redis_addr.h"
 #include "px_time.h"
 #include "px_view.h"
 
@@ -83,7 +84,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
 }
 
 static redisAsyncContext *dial(gw_ctx_t *gw) {
-    redisAsyncContext *ac = redisAsyncConnect(gw->cfg.redis_host, (int)gw->cfg.redis_port);
+    redisAsyncContext *ac = px_redis_connect_async(gw->cfg.redis_host, (int)gw->cfg.redis_port);
     if (!ac) return NULL;
     if (ac->err) {
         PX_WARN(GW_COMP, "redis connect failed", "err=\"%s\"", ac->errstr);

@@ -15,13 +15,15 @@
 
 #include "gw.h"
 #include "px_log.h"
+#include "px_redis_addr.h"
 #include "px_signal.h"
 
 #define OPT(n, t, d, h, f, lo, hi) {n, t, d, h, offsetof(gw_config_t, f), lo, hi}
 static const px_opt_t gw_opts[] = {
     OPT("http.host", PX_OPT_STR, "127.0.0.1", "address to listen on (0.0.0.0 for all)", http_host, 0, 0),
     OPT("http.port", PX_OPT_INT, "8080", "HTTP and WebSocket port", http_port, 1, 65535),
-    OPT("redis.host", PX_OPT_STR, "127.0.0.1", "Redis host", redis_host, 0, 0),
+    OPT("redis.host", PX_OPT_STR, "127.0.0.1", "Redis host, or the path of its Unix socket (begins with /)",
+        redis_host, 0, 0),
     OPT("redis.port", PX_OPT_INT, "6379", "Redis port", redis_port, 1, 65535),
     OPT("topic.prefix", PX_OPT_STR, "", "prefix of every topic name", topic_prefix, 0, 0),
     OPT("topic.heartbeats", PX_OPT_STR, "presence.heartbeats", "presence topic", topic_heartbeats, 0, 0),
@@ -139,6 +141,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     px_log_set_level((px_log_level_t)lvl);
+    if (px_redis_host_check(gw->cfg.redis_host, errstr, sizeof errstr)) {
+        fprintf(stderr, "presence-gateway: %s\n", errstr);
+        return 2;
+    }
     if (!gw->cfg.gateway_id[0]) snprintf(gw->cfg.gateway_id, sizeof gw->cfg.gateway_id, "gw-%d", (int)getpid());
     if (strlen(gw->cfg.gateway_id) > 100 || !px_key_part_valid(gw->cfg.gateway_id, strlen(gw->cfg.gateway_id))) {
         fprintf(stderr, "presence-gateway: gateway.id must be 1-100 characters of [A-Za-z0-9._-]\n");

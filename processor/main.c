@@ -17,12 +17,14 @@
 
 #include "pr.h"
 #include "px_log.h"
+#include "px_redis_addr.h"
 #include "px_signal.h"
 #include "px_time.h"
 
 #define OPT(n, t, d, h, f, lo, hi) {n, t, d, h, offsetof(pr_config_t, f), lo, hi}
 static const px_opt_t pr_opts[] = {
-    OPT("redis.host", PX_OPT_STR, "127.0.0.1", "Redis host", redis_host, 0, 0),
+    OPT("redis.host", PX_OPT_STR, "127.0.0.1", "Redis host, or the path of its Unix socket (begins with /)",
+        redis_host, 0, 0),
     OPT("redis.port", PX_OPT_INT, "6379", "Redis port", redis_port, 1, 65535),
     OPT("redis.timeout_ms", PX_OPT_INT, "5000", "Redis connect and command timeout", redis_timeout_ms, 100,
         600000),
@@ -183,6 +185,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     px_log_set_level((px_log_level_t)lvl);
+    if (px_redis_host_check(pr->cfg.redis_host, errstr, sizeof errstr)) {
+        fprintf(stderr, "presence-processor: %s\n", errstr);
+        return 2;
+    }
     if (!pr->cfg.instance[0] && gethostname(pr->cfg.instance, sizeof pr->cfg.instance - 1) != 0)
         snprintf(pr->cfg.instance, sizeof pr->cfg.instance, "default");
     pr->fold = px_fold_conf_default();

@@ -20,6 +20,7 @@
 
 #include "pr.h"
 #include "px_log.h"
+#include "px_redis_addr.h"
 #include "px_time.h"
 #include "px_view.h"
 
@@ -71,7 +72,7 @@ int pr_redis_ensure(pr_ctx_t *pr) {
     pr_writer_finish(pr);
     if (pr->wredis) redisFree(pr->wredis);
     pr->wredis = NULL;
-    pr->redis = redisConnectWithTimeout(pr->cfg.redis_host, (int)pr->cfg.redis_port, tv);
+    pr->redis = px_redis_connect(pr->cfg.redis_host, (int)pr->cfg.redis_port, tv);
     if (!pr->redis || pr->redis->err) {
         pr_redis_fail(pr, "connect");
         return PX_EBACKEND;
@@ -93,7 +94,7 @@ int pr_redis_ensure(pr_ctx_t *pr) {
     }
     pr->redis_backoff_ms = 0;
     pr->redis_gen++;
-    pr->wredis = redisConnectWithTimeout(pr->cfg.redis_host, (int)pr->cfg.redis_port, tv);
+    pr->wredis = px_redis_connect(pr->cfg.redis_host, (int)pr->cfg.redis_port, tv);
     if (!pr->wredis || pr->wredis->err) { /* writes then go on the loop's connection */
         PX_WARN(PR_COMP, "redis: the writer's connection failed; writing on the main one", "err=\"%s\"",
                 pr->wredis ? pr->wredis->errstr : "out of memory");

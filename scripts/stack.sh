@@ -376,9 +376,20 @@ cmd_up() {
   : >"$STATE/redis.log"
   write_tools_log4j
 
-  # Redis: no persistence, loopback only, in the background of its own session.
+  # Redis: no persistence, loopback only, in the background of its own
+  # session; also on a Unix socket in the state dir (REDIS_SOCKET in
+  # stack.env: redis.host=<path> spares the TCP stack, docs/configuration.md)
+  # unless the path is too long for a socket address.
+  local sock_args=() sock=$STATE/redis.sock
+  rm -f "$sock"
+  if [ ${#sock} -lt 104 ]; then
+    sock_args=(--unixsocket "$sock" --unixsocketperm 700)
+  else
+    say "redis: no Unix socket ($sock is over 103 bytes); TCP only"
+    sock=
+  fi
   setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize no --dir "$STATE/redis" --logfile "$STATE/redis.log" \
+    --daemonize no --dir "$STATE/redis" --logfile "$STATE/redis.log" "${sock_args[@]}" \
     </dev/null >"$STATE/redis.out" 2>&1 &
   echo $! >"$STATE/redis.pid"
   STARTED_PIDS+=("$STATE/redis.pid:redis-server")
@@ -433,6 +444,7 @@ cmd_up() {
 KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
 REDIS_HOST=127.0.0.1
 REDIS_PORT=$REDIS_PORT
+REDIS_SOCKET=$sock
 PRESENCE_TOPIC_PREFIX=$PREFIX
 KAFKA_PARTITIONS=$PARTITIONS
 KAFKA_CONTROLLER_PORT=$cport

@@ -16,13 +16,15 @@
 #include "ctl.h"
 #include "px_err.h"
 #include "px_log.h"
+#include "px_redis_addr.h"
 #include "px_time.h"
 #include "px_view.h"
 #include "px_when.h"
 
 #define OPT(n, t, d, h, f, lo, hi) {n, t, d, h, offsetof(ctl_config_t, f), lo, hi}
 static const px_opt_t ctl_opts[] = {
-    OPT("redis.host", PX_OPT_STR, "127.0.0.1", "Redis host", redis_host, 0, 0),
+    OPT("redis.host", PX_OPT_STR, "127.0.0.1", "Redis host, or the path of its Unix socket (begins with /)",
+        redis_host, 0, 0),
     OPT("redis.port", PX_OPT_INT, "6379", "Redis port", redis_port, 1, 65535),
     OPT("redis.db", PX_OPT_INT, "0", "Redis database (SELECT) read or written", redis_db, 0, 1024),
     OPT("redis.key_prefix", PX_OPT_STR, "", "prefix before every Redis key (replay into a copy)", redis_key_prefix, 0,
@@ -98,10 +100,14 @@ int ctl_redis_key(const ctl_t *c, const px_key_t *k, const char *suffix, char *o
 redisContext *ctl_redis_connect(ctl_t *c) {
     struct timeval tv = {(long)(c->cfg.timeout_ms / 1000), (long)(c->cfg.timeout_ms % 1000) * 1000};
     if (tv.tv_sec > 5) tv = (struct timeval){5, 0};
-    redisContext *r = redisConnectWithTimeout(c->cfg.redis_host, (int)c->cfg.redis_port, tv);
+    redisContext *r = px_redis_connect(c->cfg.redis_host, (int)c->cfg.redis_port, tv);
     if (!r || r->err) {
-        fprintf(stderr, "presencectl: redis %s:%lld unreachable: %s\n", c->cfg.redis_host,
-                (long long)c->cfg.redis_port, r ? r->errstr : "out of memory");
+        if (px_redis_is_unix(c->cfg.redis_host))
+            fprintf(stderr, "presencectl: redis %s unreachable: %s\n", c->cfg.redis_host,
+                    r ? r->errstr : "out of memory");
+        else
+            fprintf(stderr, "presencectl: redis %s:%lld unreachable: %s\n", c->cfg.redis_host,
+                    (long long)c->cfg.redis_port, r ? r->errstr : "out of memory");
         redisFree(r);
         return NULL;
     }
@@ -244,7 +250,8 @@ int main(int argc, char **argv) {
     /* shortcuts for the replay target */
     const char *kp = ctl_flag(&c, "key-prefix"), *db = ctl_flag(&c, "db");
     if ((kp && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.key_prefix", kp, errstr, sizeof errstr)) ||
-        (db && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.db", db, errstr, sizeof errstr))) {
+        (db && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.db", db, errstr, sizeof errstr)) ||
+        px_redis_host_check(c.cfg.redis_host, errstr, sizeof errstr)) {
         fprintf(stderr, "presencectl: %s\n", errstr);
         return CTL_EXIT_ERR;
     }

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -228,21 +229,35 @@ class Redis:
 
     live = []  # every instance, so run() can kill them on any exit
 
-    def __init__(self, logdir):
+    def __init__(self, logdir, unix=False):
+        """unix: no TCP port at all (port 0), only a Unix socket at
+        self.socket (in a short temporary directory: a socket path is at
+        most 107 bytes); self.port is then None and self.cli() reaches it."""
         Redis.live.append(self)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.socket = self.port = None
+        if unix:
+            self.sockdir = tempfile.mkdtemp(prefix="pxr-")
+            self.socket = os.path.join(self.sockdir, "redis.sock")
+        else:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
         self.logdir = logdir
         self.start()
 
+    def cli(self, *args):
+        """redis-cli against this server; the CompletedProcess."""
+        where = ["-s", self.socket] if self.socket else ["-p", str(self.port)]
+        return subprocess.run(["redis-cli", *where, *args], capture_output=True, text=True, timeout=30)
+
     def start(self):
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+        where = (["--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700"] if self.socket
+                 else ["--port", str(self.port), "--bind", "127.0.0.1"])
+        self.proc = subprocess.Popen(["redis-server", *where,
                                       "--save", "", "--appendonly", "no", "--dir", self.logdir,
                                       "--logfile", os.path.join(self.logdir, "redis.log")])
         for _ in range(100):
-            r = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
-            if r.stdout.strip() == "PONG":
+            if self.cli("ping").stdout.strip() == "PONG":
                 return
             time.sleep(0.05)
         raise AssertionError("redis did not start")
@@ -251,6 +266,8 @@ class Redis:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.socket:
+            shutil.rmtree(self.sockdir, ignore_errors=True)
 
 
 class Subscriber:
