@@ -378,8 +378,8 @@ cmd_up() {
 
   # Redis: no persistence, loopback only, in the background of its own
   # session; also on a Unix socket in the state dir (REDIS_SOCKET in
-  # stack.env: redis.host=<path> spares the TCP stack, docs/configuration.md)
-  # unless the path is too long for a socket address.
+  # stack.env, for redis.host=<path>: docs/configuration.md) unless the
+  # path is too long for a socket address.
   local sock_args=() sock=$STATE/redis.sock
   rm -f "$sock"
   if [ ${#sock} -lt 104 ]; then

@@ -8,6 +8,7 @@ Environment (set by tests/integration/CMakeLists.txt):
   PX_SOURCE_DIR  the repository
 """
 import asyncio
+import atexit
 import base64
 import hashlib
 import hmac
@@ -236,8 +237,9 @@ class Redis:
         Redis.live.append(self)
         self.socket = self.port = None
         if unix:
-            self.sockdir = tempfile.mkdtemp(prefix="pxr-")
-            self.socket = os.path.join(self.sockdir, "redis.sock")
+            sockdir = tempfile.mkdtemp(prefix="pxr-")
+            atexit.register(shutil.rmtree, sockdir, True)  # not in kill(): start() may follow it
+            self.socket = os.path.join(sockdir, "redis.sock")
         else:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
@@ -266,8 +268,6 @@ class Redis:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if self.socket:
-            shutil.rmtree(self.sockdir, ignore_errors=True)
 
 
 class Subscriber:
