@@ -23,6 +23,13 @@ static inline bool px_redis_is_unix(const char *host) {
     return host[0] == '/';
 }
 
+/* The server's address for messages: "host:port", or the socket's path. */
+static inline const char *px_redis_addr(const char *host, long long port, char *buf, size_t n) {
+    if (px_redis_is_unix(host)) return host;
+    snprintf(buf, n, "%s:%lld", host, port);
+    return buf;
+}
+
 /* Checked at start-up: an empty host, or a socket path longer than a
  * sockaddr_un holds (hiredis would cut it and try another path), is a
  * configuration error. 0, or -1 with the reason in err. */

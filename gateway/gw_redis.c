@@ -121,8 +121,9 @@ static void on_watchdog(uv_timer_t *t) {
      * has not completed in time and dial again. */
     if (((gw->rcmd && !gw->rcmd_up) || (gw->rsub && !gw->rsub_up)) && now - gw->dial_ms > GW_REDIS_DEAD_MS) {
         px_counter_add(gw->m_redis_err, 1);
-        PX_WARN(GW_COMP, "redis connect timed out", "host=%s port=%lld", gw->cfg.redis_host,
-                (long long)gw->cfg.redis_port);
+        char addr[PX_CONF_STR_MAX + 24];
+        PX_WARN(GW_COMP, "redis connect timed out", "addr=%s",
+                px_redis_addr(gw->cfg.redis_host, gw->cfg.redis_port, addr, sizeof addr));
         if (gw->rcmd && !gw->rcmd_up) {
             redisAsyncContext *ac = gw->rcmd;
             gw->rcmd = NULL;

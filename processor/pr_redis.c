@@ -103,8 +103,9 @@ int pr_redis_ensure(pr_ctx_t *pr) {
     } else {
         redisSetTimeout(pr->wredis, tv);
     }
-    PX_INFO(PR_COMP, "redis connected", "host=%s port=%lld dataset_lost=%s", pr->cfg.redis_host,
-            (long long)pr->cfg.redis_port, lost ? "yes" : "no");
+    char addr[PX_CONF_STR_MAX + 24];
+    PX_INFO(PR_COMP, "redis connected", "addr=%s dataset_lost=%s",
+            px_redis_addr(pr->cfg.redis_host, pr->cfg.redis_port, addr, sizeof addr), lost ? "yes" : "no");
     if (lost) pr->rebuild_pending = true; /* done at the start of the next turn */
     return 0;
 }

@@ -102,12 +102,10 @@ redisContext *ctl_redis_connect(ctl_t *c) {
     if (tv.tv_sec > 5) tv = (struct timeval){5, 0};
     redisContext *r = px_redis_connect(c->cfg.redis_host, (int)c->cfg.redis_port, tv);
     if (!r || r->err) {
-        if (px_redis_is_unix(c->cfg.redis_host))
-            fprintf(stderr, "presencectl: redis %s unreachable: %s\n", c->cfg.redis_host,
-                    r ? r->errstr : "out of memory");
-        else
-            fprintf(stderr, "presencectl: redis %s:%lld unreachable: %s\n", c->cfg.redis_host,
-                    (long long)c->cfg.redis_port, r ? r->errstr : "out of memory");
+        char addr[PX_CONF_STR_MAX + 24];
+        fprintf(stderr, "presencectl: redis %s unreachable: %s\n",
+                px_redis_addr(c->cfg.redis_host, c->cfg.redis_port, addr, sizeof addr),
+                r ? r->errstr : "out of memory");
         redisFree(r);
         return NULL;
     }

@@ -21,6 +21,7 @@
 #include <hiredis/hiredis.h>
 
 #include "ctl.h"
+#include "px_redis_addr.h"
 #include "px_time.h"
 #include "px_when.h"
 
@@ -126,12 +127,14 @@ int ctl_replay(ctl_t *c) {
            (unsigned long long)c->n_records, range.from_ms ? px_when_format(range.from_ms, a, sizeof a) : "beginning",
            range.to_ms != INT64_MAX ? px_when_format(range.to_ms, b, sizeof b) : "end", c->nents, fs,
            fs > 0 ? (double)c->n_records / fs : 0.0);
+    char addr[PX_CONF_STR_MAX + 24];
     if (dry)
         printf("; dry run, Redis untouched\n");
     else
-        printf("; redis %s:%lld db %lld prefix '%s': %llu written, %llu kept (Redis had newer), %.3f s; total %.0f "
+        printf("; redis %s db %lld prefix '%s': %llu written, %llu kept (Redis had newer), %.3f s; total %.0f "
                "records/s\n",
-               c->cfg.redis_host, (long long)c->cfg.redis_port, (long long)c->cfg.redis_db, c->cfg.redis_key_prefix,
+               px_redis_addr(c->cfg.redis_host, c->cfg.redis_port, addr, sizeof addr), (long long)c->cfg.redis_db,
+               c->cfg.redis_key_prefix,
                (unsigned long long)wrote, (unsigned long long)kept, ws,
                fs + ws > 0 ? (double)c->n_records / (fs + ws) : 0.0);
     return rc;
