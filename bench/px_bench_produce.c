@@ -1,6 +1,6 @@
 /*
  * px_bench_produce - fills the input topics with a realistic workload for
- * the processor benchmark (bench/run_processor.sh): the DESIGN.md mix of
+ * the processor benchmark (bench/run_processor.sh): the realistic mix of
  * 80% HB, 10% SUB/UNSUB, 8% LOCK/UNLOCK, 2% lifecycle over E entities, in
  * Avro single-object encoding, keyed tenant:entity:id, murmur2_random.
  *

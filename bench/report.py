@@ -23,14 +23,14 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# DESIGN.md section 9.
+# the project's performance targets.
 T_PROC = 250_000
 T_MEM = 8192
 T_CONNS = 50_000
 T_P50 = 3.0
 T_P99 = 10.0
 T_RATE = 10_000
-T_REPLAY = 500_000  # issue 6
+T_REPLAY = 500_000  # replay target, records/s
 
 
 def read(path):
@@ -376,7 +376,7 @@ def run_report(a, d, img, pdir):
     w("")
     w("## Summary: targets and baselines")
     w("")
-    w("| figure | presence | baseline, same run | presence / baseline | target (DESIGN.md §9) | met |")
+    w("| figure | presence | baseline, same run | presence / baseline | target | met |")
     w("|---|---|---|---|---|---|")
     w(f"| processor, records/s folded, exactly-once on (median) | {fmt_int(p_med)} | naive processor "
       f"{fmt_int(n_med)}; redis-benchmark, one script per event {fmt_int(rb_med)} | "
@@ -405,7 +405,7 @@ def run_report(a, d, img, pdir):
           f"{'yes' if p['p99'] is not None and p['p99'] < T_P99 and p['client_msgs'] >= 0.95 * T_RATE else 'no'} |")
     rm, km = med(rp["mem"]), med(rp["kcat"])
     w(f"| presencectl replay in memory, records/s (median) | {fmt_int(rm)} | kcat read of the same topics "
-      f"{fmt_int(km)} | {ratio(rm, km)} | {T_REPLAY:,} (issue 6) | {'yes' if rm and rm >= T_REPLAY else 'no'} |")
+      f"{fmt_int(km)} | {ratio(rm, km)} | {T_REPLAY:,} | {'yes' if rm and rm >= T_REPLAY else 'no'} |")
     note("summary")
 
     # ---- 1. processor
@@ -414,7 +414,7 @@ def run_report(a, d, img, pdir):
     w("")
     pm = dict(re.findall(r"(\w+)=(\d+)", meta.get("processor", "")))
     w(f"`bench/run_processor.sh {pm.get('records', '?')} {pm.get('entities', '?')} {pm.get('runs', '?')}`: "
-      "fresh topics of 6 partitions, input produced by `bench/px_bench_produce` in the DESIGN.md mix "
+      "fresh topics of 6 partitions, input produced by `bench/px_bench_produce` in the realistic mix "
       "(80% HB, 10% SUB/UNSUB, 8% LOCK/UNLOCK, 2% lifecycle), "
       f"{fmt_int(num(pm.get('records')))} records over {fmt_int(num(pm.get('entities')))} entities; one processor folds everything from the beginning with transactions, "
       "change events and watermark-guarded Redis writes; timed from its launch (start-up, group join and "

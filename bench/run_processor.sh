@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Processor throughput with exactly-once on (DESIGN.md section 9), beside
+# Processor throughput with exactly-once on (target 250k records/s), beside
 # redis-benchmark running the equivalent per-event Redis work on the same
 # Redis in the same run, and beside a naive processor (one synchronous Redis
 # round trip per command per event, bench/baselines/px_naive_processor.c) on
@@ -20,7 +20,7 @@
 #
 #   bench/run_processor.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
 #
-# Each run: fresh topics (6 partitions), the input produced in the DESIGN mix
+# Each run: fresh topics (6 partitions), the input produced in the realistic mix
 # by bench/px_bench_produce, then one processor (release build) from the
 # beginning; the rate is records / (time all records were folded - time
 # the processor was launched), sampled from its /metrics every 0.25 s, so

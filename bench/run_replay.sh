@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# presencectl replay throughput (issue 6): the processor benchmark's
-# workload (bench/px_bench_produce: DESIGN mix over ENTITIES entities) read
+# presencectl replay throughput (target 500k records/s): the processor benchmark's
+# workload (bench/px_bench_produce: realistic mix over ENTITIES entities) read
 # from Kafka and folded in memory (`replay --dry-run`), then folded and
 # written into an empty Redis (`replay`), RUNS times each. Not a test:
 # prints figures for docs/benchmarks.md. Needs scripts/setup.sh done.

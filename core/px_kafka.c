@@ -1,6 +1,6 @@
 /*
  * px_kafka.c - librdkafka conf building, log routing and the libuv bridge.
- * See px_kafka.h and /work/shared/KAFKA.md (docs) for the librdkafka notes.
+ * See px_kafka.h for the librdkafka notes.
  *
  * The bridge follows librdkafka's own recipe for event loops: a queue's IO
  * event writes one byte to a pipe when the queue goes from empty to

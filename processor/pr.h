@@ -90,7 +90,7 @@ typedef struct pr_entity {
     px_buf_t decisions;       /* JSON array of this batch's lock decisions (published early) */
     /* Retry order: every record of the entity diverted to a retry topic
      * gets the next sequence number; only the head may be applied, so
-     * records keep their order (DESIGN.md 7). head == next: none waiting. */
+     * records keep their order per entity. head == next: none waiting. */
     uint32_t retry_head, retry_next;
     /* From the scan at assignment: the lowest original offset per source
      * topic still waiting in a retry topic (INT64_MAX: none). A repair

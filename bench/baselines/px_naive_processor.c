@@ -1,6 +1,6 @@
 /*
  * px_naive_processor - the comparison baseline of the processor benchmark
- * (issue "benchmarks side by side", docs/benchmarks.md): a presence
+ * (docs/benchmarks.md): a presence
  * processor written the way typical service code does it. It consumes the
  * same input topics, decodes the same Avro records with the same codec,
  * and for each event makes synchronous Redis round trips, one per command:

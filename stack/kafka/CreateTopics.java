@@ -8,7 +8,7 @@
 // docs/presencectl.md): cleanup.policy=delete everywhere; retention.ms one
 // day for presence.heartbeats and the .retry topics, 30 days for the rest. A topic that already
 // exists is fine if its partition count matches; a mismatch is an error,
-// because every input topic must have the same partition count (DESIGN.md 3).
+// because every input topic must have the same partition count (all records of one entity land in the same partition number).
 // Exit 0 on success, 1 on any error (printed to stderr). Why not
 // TopicCommand: it costs one JVM start per topic (about 2 s of CPU each).
 import java.util.ArrayList;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A Redis outage mid-stream (DESIGN.md section 7): Redis is frozen
+"""A Redis outage mid-stream (a dependency outage is not a record failure): Redis is frozen
 (SIGSTOP) for 10 s while records keep coming. The processor must report
 not-ready during the outage, pause rather than skip anything, resume by itself
 when Redis is back, and at the end Redis and presence.changes must equal an
