@@ -37,7 +37,7 @@ MARKER=$KAFKA_HOME/libs.complete
 PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libhiredis-dev libavro-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
-  libjansson-dev libjwt-dev libcmocka-dev
+  libjansson-dev libjwt-dev libcmocka-dev libcurl4-openssl-dev
   python3-avro python3-websockets python3-yaml python3-confluent-kafka
   kcat redis-server redis-tools valgrind curl
   openjdk-17-jdk-headless maven
