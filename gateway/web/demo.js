@@ -5,18 +5,25 @@
 // a token from the gateway's development-mode issuer (/api/v1/dev/token),
 // then connects with it like a real app. Focus on a field asks for its lock,
 // blur releases it; a field someone else holds is disabled with their name;
-// typing marks the tab dirty (the "editing" badge others see) until Save or
-// Discard; while the back end writes the record (stale) the form is disabled
-// under a banner. `window.presenceDemo` exposes the client (tests use it).
+// a form that differs from the record's values is dirty (the "editing" badge
+// others see) until Save or Discard; while the back end writes the record
+// (stale) the form is disabled under a banner ("You are saving..." when the
+// writer, busyBy, is this user). When the version goes up under unsaved edits
+// a conflict notice offers Reload (the record's values) or Keep my edits;
+// without unsaved edits the new version is just shown. The page has no back
+// end of its own: "the record's values" are the form's values at load or at
+// the last Save. `window.presenceDemo` exposes the client (tests use it).
 import { PresenceClient } from "/presence-client.js";
 
 const q = new URLSearchParams(location.search);
 const user = q.get("user") || `guest-${Math.floor(Math.random() * 9000 + 1000)}`;
 const name = q.get("name") || user.charAt(0).toUpperCase() + user.slice(1);
-const tenant = q.get("tenant") || "demo";
+const tenant = q.get("tenant") || "demo"; // always sent: the gateway's own default may differ
 const order = q.get("order") || "1001";
 const $ = (id) => document.getElementById(id);
 let last = null; // the latest presence view of the order
+// who "me" is: the token's subject once the client has one, else the URL's user
+const meId = () => (client.user && client.user.id) || user;
 
 $("order").textContent = `#${order}`;
 $("me").textContent = `You are ${name} (${user}) in tenant ${tenant}.`;
@@ -72,6 +79,14 @@ client.on("error", (e) => {
   $("errors").textContent = devTokensOff ? errors[0] : errors.join(" · ");
 });
 
+// ---- the form's values --------------------------------------------------------------
+const inputs = [...document.querySelectorAll("#fields input, #fields textarea")];
+const values = () => Object.fromEntries(inputs.map((i) => [i.name, i.value]));
+let saved = values(); // the record's values: as loaded, or as last saved
+function fill(v) { for (const i of inputs) i.value = v[i.name]; }
+const isDirty = () => inputs.some((i) => i.value !== saved[i.name]);
+function sendDirty() { client.update("order", order, { dirty: isDirty() }); }
+
 // ---- who's viewing --------------------------------------------------------------
 function initials(n) {
   const parts = String(n).trim().split(/[\s._-]+/).filter(Boolean);
@@ -79,31 +94,49 @@ function initials(n) {
 }
 function hue(s) { let h = 0; for (const c of s) h = (h * 31 + c.charCodeAt(0)) % 360; return h; }
 
+// The strip (aria-hidden) draws faces, and names on wide screens; the
+// "Viewing:" list says the same in text for screen readers, and is shown
+// instead of the names on narrow screens (index.html's media query).
+function describe(v) {
+  const notes = [v.has_dirty_tab ? "editing" : "", v.status === "away" ? "away" : "", v.tabs > 1 ? `${v.tabs} tabs` : ""];
+  const n = notes.filter(Boolean);
+  return n.length ? `${v.name} (${n.join(", ")})` : v.name;
+}
+
 function renderStrip(p) {
   const strip = $("strip");
   const others = p.others;
   const shown = others.slice(0, 3).map((v) => {
     const d = document.createElement("div");
     d.className = `avatar ${v.status === "away" ? "away" : ""}`;
-    d.style.background = `hsl(${hue(v.id)} 55% 42%)`;
     d.dataset.user = v.id;
     d.title = `${v.name}${v.has_dirty_tab ? " (editing, unsaved changes)" : ""}${v.status === "away" ? " (away)" : ""}` +
       (v.tabs > 1 ? ` – ${v.tabs} tabs` : "");
-    d.textContent = initials(v.name);
+    const face = document.createElement("span");
+    face.className = "face";
+    face.style.background = `hsl(${hue(v.id)} 55% 42%)`;
+    face.textContent = initials(v.name);
     if (v.has_dirty_tab) {
       const b = document.createElement("span");
       b.className = "badge";
       b.dataset.testid = "editing";
       b.textContent = "editing";
-      d.append(b);
+      face.append(b);
     }
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = v.name;
+    d.append(face, label);
     return d;
   });
   if (others.length > 3) {
     const m = document.createElement("div");
     m.className = "avatar more";
     m.dataset.testid = "more";
-    m.textContent = `+${others.length - 3}`;
+    const face = document.createElement("span");
+    face.className = "face";
+    face.textContent = `+${others.length - 3}`;
+    m.append(face);
     m.title = others.slice(3).map((v) => v.name).join(", ");
     shown.push(m);
   }
@@ -114,10 +147,26 @@ function renderStrip(p) {
     shown.push(n);
   }
   strip.replaceChildren(...shown);
+  renderViewers(p);
 }
 
+const LIST_MAX = 8; // names in the "Viewing:" list before "N more"
+function renderViewers(p) {
+  const others = p ? p.others : [];
+  const items = others.slice(0, LIST_MAX).map((v) => [describe(v), v.id]);
+  if (others.length > LIST_MAX) items.push([`${others.length - LIST_MAX} more`, ""]);
+  const me = p && p.users.find((v) => v.self);
+  items.push([`${me ? me.name : name} (you)`, meId()]);
+  $("viewers").replaceChildren(...items.map(([text, id]) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    if (id) li.dataset.viewer = id;
+    return li;
+  }));
+}
+renderViewers(null);
+
 // ---- locks ------------------------------------------------------------------------
-const inputs = [...document.querySelectorAll("#fields input, #fields textarea")];
 
 // A padlock drawn inline (no icon font or emoji needed), open or closed.
 function padlock(closed) {
@@ -184,17 +233,72 @@ for (const input of inputs) {
     const l = last && last.lockOf(field);
     if (!l || l.mine) client.releaseLock(field).catch(() => {});
   });
-  input.addEventListener("input", () => client.update("order", order, { dirty: true }));
+  input.addEventListener("input", sendDirty);
 }
 
+// Save stands for the app's write (this page has none): the form's values
+// become the record's; saving over a conflict overwrites the newer version.
 $("form").addEventListener("submit", (e) => {
   e.preventDefault();
-  client.update("order", order, { dirty: false });
+  saved = values();
+  hideConflict();
+  sendDirty();
 });
 $("discard").addEventListener("click", () => {
-  $("form").reset();
-  client.update("order", order, { dirty: false });
+  fill(saved);
+  hideConflict();
+  sendDirty();
 });
+
+// ---- versions and conflicts ------------------------------------------------------
+// seen: the version the form's edits are based on (the first PRESENCE's,
+// then each one the user reloaded or kept edits over). A higher version with
+// unsaved edits is a conflict, unless the write was this user's own.
+let seen = null;
+let writer = null; // {id, name} of the write in progress (busyBy while stale)
+
+function nameOf(id, p) {
+  const v = p && p.users.find((u) => u.id === id);
+  return v ? v.name : id;
+}
+
+function showConflict(p, by) {
+  const who = by ? by.name : "The back end";
+  $("conflict-text").textContent = `${who} changed this order while you were editing ` +
+    `(version ${seen} → ${p.version}). Reload to get the new version (drops your edits), ` +
+    "or keep your edits (Save then overwrites the change).";
+  $("conflict").classList.add("show");
+}
+
+function hideConflict() {
+  const box = $("conflict");
+  if (box.classList.contains("show") && last) seen = last.version;
+  box.classList.remove("show");
+}
+
+function onVersion(p) {
+  const by = writer;
+  writer = p.stale && p.busyBy ? { id: p.busyBy, name: nameOf(p.busyBy, p) } : (p.stale ? writer : null);
+  if (seen === null || !p.connected) { if (seen === null && p.connected) seen = p.version; return; }
+  if (p.version <= seen) return;
+  if (isDirty() && !(by && by.id === meId())) {
+    showConflict(p, by);
+    return;
+  }
+  if ($("conflict").classList.contains("show")) return; // edits undone, notice still open: its buttons move `seen`
+  seen = p.version;
+  const box = $("version-box");
+  box.classList.remove("bumped");
+  void box.offsetWidth; // restart the highlight
+  box.classList.add("bumped");
+}
+
+$("conflict-reload").addEventListener("click", () => {
+  fill(saved);
+  hideConflict();
+  sendDirty();
+});
+$("conflict-keep").addEventListener("click", hideConflict);
 
 // ---- presence ---------------------------------------------------------------------
 client.on("presence", (p) => {
@@ -203,14 +307,20 @@ client.on("presence", (p) => {
   renderLocks(p.connected ? p : null); // renderConn() clears them too when not live
   $("version").textContent = String(p.version);
   const banner = $("stale");
-  if (p.stale) {
-    const who = p.users.find((v) => v.id === p.busyBy);
-    banner.textContent = `This order is being modified by ${who ? who.name : p.busyBy || "the back end"}. ` +
+  if (p.stale && p.busyBy && p.busyBy === meId()) {
+    banner.textContent = "You are saving this order… Editing is disabled until your save completes.";
+    banner.dataset.by = "you";
+    banner.classList.add("show");
+  } else if (p.stale) {
+    banner.textContent = `This order is being modified by ${p.busyBy ? nameOf(p.busyBy, p) : "the back end"}. ` +
       "Editing is disabled until the change is saved.";
+    banner.dataset.by = p.busyBy || "";
     banner.classList.add("show");
   } else {
     banner.classList.remove("show");
     banner.textContent = "";
+    delete banner.dataset.by;
   }
+  onVersion(p);
   renderConn();
 });

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, test } from "node:test";
 
-import { TENANT, control, launch, openAs, shot, stripUsers, until, uniqueOrder, waitState, waitStrip } from "./lib.mjs";
+import { PHONE, TENANT, control, launch, openAs, shot, stripUsers, until, uniqueOrder, viewerList, waitState, waitStrip }
+  from "./lib.mjs";
 
 let browser;
 let pages = []; // the pages of the running test, closed after it
@@ -30,16 +31,24 @@ after(async () => { await browser?.close(); });
 
 const lockText = (page, field) => page.locator(`[data-lock=${field}]`).innerText();
 const formDisabled = (page) => page.evaluate(() => document.querySelector("#fields").disabled);
+const shown = (page, testid) => page.evaluate((t) => document.querySelector(`[data-testid=${t}]`).classList.contains("show"), testid);
 
-test("two users on one order see each other appear; a fourth and fifth show as +N", async () => {
+test("two users on one order see each other appear, by face and name; a fourth and fifth show as +N", async () => {
   const order = uniqueOrder("view");
   const alice = await open("alice", order);
   await until(alice, () => document.querySelector(".nobody") !== null, null, "'nobody else' while alone");
   const bob = await open("bob", order);
   await waitStrip(alice, ["bob"], "alice sees bob");
   await waitStrip(bob, ["alice"], "bob sees alice");
-  assert.equal(await bob.locator("[data-user=alice]").innerText(), "AL");
+  assert.equal(await bob.locator("[data-user=alice] .face").innerText(), "AL");
+  assert.equal(await bob.locator("[data-user=alice] .name").innerText(), "Alice", "the name beside the face");
+  assert.equal(await bob.locator("[data-user=alice] .name").isVisible(), true);
   assert.match(await alice.locator("[data-user=bob]").getAttribute("title"), /^Bob/);
+  // the strip is a picture (aria-hidden); the named list says it in words
+  assert.equal(await bob.locator("[data-testid=strip]").getAttribute("aria-hidden"), "true");
+  assert.deepEqual(await viewerList(bob), ["Alice", "Bob (you)"]);
+  const box = await bob.locator("[data-testid=viewers]").boundingBox();
+  assert.ok(box.width <= 1 && box.height <= 1, `on a wide screen the list is read, not drawn: ${JSON.stringify(box)}`);
 
   // bob types: alice sees the editing badge on him
   await bob.locator("#f-notes").fill("Ship in two boxes.");
@@ -50,11 +59,46 @@ test("two users on one order see each other appear; a fourth and fifth show as +
   for (const u of ["carol", "dave", "erin"]) more.push(await open(u, order));
   await until(alice, () => document.querySelector("[data-testid=more]")?.textContent === "+1", null, "+1 in alice's strip");
   assert.equal((await stripUsers(alice)).length, 3);
+  const names = await viewerList(alice); // everyone, the +1 too
+  assert.equal(names.length, 5);
+  assert.deepEqual([...names].sort(), ["Alice (you)", "Bob (editing)", "Carol", "Dave", "Erin"]);
   await shot(alice, "e2e-who-is-viewing");
   await shot(bob, "e2e-two-users-bob");
   for (const p of more) await p.close();
   await until(alice, () => !document.querySelector("[data-testid=more]"), null, "+N gone after three left");
   await waitStrip(alice, ["bob"], "only bob again");
+});
+
+test("on a phone (390 px) the form is one column of full-width inputs, with a 'Viewing:' line of names", async () => {
+  const order = uniqueOrder("phone");
+  const alice = await open("alice", order, { viewport: PHONE });
+  const bob = await open("bob", order);
+  await waitStrip(alice, ["bob"], "alice (phone) sees bob");
+  const widths = await alice.$$eval("#fields input, #fields textarea",
+    (els) => els.map((e) => [e.name, Math.round(e.getBoundingClientRect().width)]));
+  assert.equal(widths.length, 4);
+  for (const [field, w] of widths) assert.ok(w >= 150, `${field} is ${w} px wide at 390 px (want >= 150): ${JSON.stringify(widths)}`);
+  const overflow = await alice.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow} px at 390 px`);
+  // each label sits above its input (one column), not beside it
+  const stacked = await alice.$$eval(".row", (rows) => rows.every((r) => {
+    const l = r.querySelector("label").getBoundingClientRect(), i = r.querySelector("input, textarea").getBoundingClientRect();
+    return l.bottom <= i.top + 1;
+  }));
+  assert.equal(stacked, true, "labels above their inputs");
+
+  // names in words, shown: "Viewing: Bob (editing), Alice (you)" (the
+  // commas are drawn by CSS between the list's items)
+  await bob.locator("#f-notes").fill("Ship in two boxes.");
+  await bob.locator("#f-amount").focus();
+  await until(alice, () => /^Viewing:\s*Bob \(editing\)\s*Alice \(you\)$/.test(document.querySelector("[data-testid=viewers]").innerText.trim()),
+    null, "alice's 'Viewing:' line names bob, editing, and herself");
+  assert.equal(await alice.locator("[data-testid=viewers]").isVisible(), true);
+  assert.deepEqual(await viewerList(alice), ["Bob (editing)", "Alice (you)"]);
+  await until(alice, () => document.querySelector("#f-amount").disabled, null, "bob's lock on amount seen on the phone");
+  assert.match(await lockText(alice, "amount"), /Bob/);
+  await shot(alice, "e2e-phone");
+  await bob.locator("#f-amount").blur();
 });
 
 test("a field alice focuses is locked for bob, who cannot take it; after alice's blur bob can", async () => {
@@ -89,7 +133,7 @@ test("a field alice focuses is locked for bob, who cannot take it; after alice's
   await until(alice, () => !document.querySelector("#f-amount").disabled, null, "amount free for alice again");
 });
 
-test("MUTATING shows bob the stale banner naming alice and disables the form; MUTATED clears it and bumps the version", async () => {
+test("MUTATING shows bob the stale banner naming alice and alice 'You are saving', form disabled; MUTATED clears it and bumps the version", async () => {
   const order = uniqueOrder("stale");
   const alice = await open("alice", order);
   const bob = await open("bob", order);
@@ -103,12 +147,63 @@ test("MUTATING shows bob the stale banner naming alice and disables the form; MU
   assert.equal(await formDisabled(bob), true);
   assert.equal(await bob.locator("#f-customer").isDisabled(), true);
   await shot(bob, "e2e-stale");
+  // alice is the writer: the banner speaks to her, not about her
+  await until(alice, () => document.querySelector("[data-testid=stale-banner]").classList.contains("show"), null, "alice's banner");
+  const own = await alice.locator("[data-testid=stale-banner]").innerText();
+  assert.match(own, /^You are saving this order/);
+  assert.doesNotMatch(own, /Alice/);
+  assert.equal(await formDisabled(alice), true);
+  await shot(alice, "e2e-stale-you");
 
   await control("/lifecycle", { key, type: "MUTATED", write_id: "w1" });
   await until(bob, (v) => !document.querySelector("[data-testid=stale-banner]").classList.contains("show") &&
     document.querySelector("#version").textContent === String(v + 1), v0, "banner gone and version bumped");
   assert.equal(await formDisabled(bob), false);
   assert.equal(await alice.locator("#version").innerText(), String(v0 + 1));
+  assert.equal(await shown(bob, "conflict"), false, "no unsaved edits, no conflict notice");
+});
+
+test("MUTATED under unsaved edits: a conflict notice with Reload / Keep my edits; a page without edits just shows the version", async () => {
+  const order = uniqueOrder("conflict");
+  const alice = await open("alice", order);
+  const bob = await open("bob", order);
+  await waitStrip(bob, ["alice"]);
+  const v0 = Number(await bob.locator("#version").innerText());
+  const key = `${TENANT}:order:${order}`;
+  const notes = () => bob.locator("#f-notes").inputValue();
+  await bob.locator("#f-notes").fill("Ship in two boxes.");
+  await bob.locator("#f-notes").blur();
+  await until(alice, () => !!document.querySelector("[data-user=bob] [data-testid=editing]"), null, "bob's editing badge");
+
+  // alice's write lands under bob's edits
+  await control("/lifecycle", { key, type: "MUTATING", busy_by: "alice", write_id: "w1" });
+  await control("/lifecycle", { key, type: "MUTATED", write_id: "w1" });
+  await until(bob, () => document.querySelector("[data-testid=conflict]").classList.contains("show"), null, "bob's conflict notice");
+  const text = await bob.locator("[data-testid=conflict]").innerText();
+  assert.match(text, new RegExp(`^Alice changed this order while you were editing \\(version ${v0} → ${v0 + 1}\\)`));
+  assert.equal(await bob.getByRole("button", { name: "Reload" }).isVisible(), true);
+  assert.equal(await bob.getByRole("button", { name: "Keep my edits" }).isVisible(), true);
+  assert.equal(await notes(), "Ship in two boxes.", "the edits are still there");
+  await until(alice, (v) => document.querySelector("#version").textContent === String(v), v0 + 1, "alice's version");
+  assert.equal(await shown(alice, "conflict"), false, "alice had no unsaved edits: no notice");
+  await shot(bob, "e2e-conflict");
+
+  // Keep my edits: the notice goes, the edits and the editing badge stay
+  await bob.getByRole("button", { name: "Keep my edits" }).click();
+  assert.equal(await shown(bob, "conflict"), false);
+  assert.equal(await notes(), "Ship in two boxes.");
+  assert.equal(await bob.locator("#version").innerText(), String(v0 + 1));
+
+  // a second write (by someone not on the page): the notice again, from the
+  // version the kept edits stand on; Reload drops them
+  await control("/lifecycle", { key, type: "MUTATING", busy_by: "carol", write_id: "w2" });
+  await control("/lifecycle", { key, type: "MUTATED", write_id: "w2" });
+  await until(bob, () => document.querySelector("[data-testid=conflict]").classList.contains("show"), null, "the second notice");
+  assert.match(await bob.locator("[data-testid=conflict]").innerText(), new RegExp(`^carol changed .*\\(version ${v0 + 1} → ${v0 + 2}\\)`));
+  await bob.getByRole("button", { name: "Reload" }).click();
+  assert.equal(await shown(bob, "conflict"), false);
+  assert.equal(await notes(), "Ship in one box.", "Reload puts the record's values back");
+  await until(alice, () => !document.querySelector("[data-user=bob] [data-testid=editing]"), null, "bob's editing badge gone after Reload");
 });
 
 test("alice closes her tab and disappears from bob's strip", async () => {

@@ -24,11 +24,15 @@ export async function launch() {
   });
 }
 
-/** A user's page on an order: its own browser context, the demo page,
- * connected and subscribed ("live"). Console errors of the page are collected in
+export const DESKTOP = { width: 900, height: 640 };
+export const PHONE = { width: 390, height: 844 }; // a phone's CSS pixels, portrait
+
+/** A user's page on an order: its own browser context (a DESKTOP window
+ * unless `viewport` says otherwise), the demo page, connected and
+ * subscribed ("live"). Console errors of the page are collected in
  * page.consoleErrors. */
-export async function openAs(browser, user, order, { name } = {}) {
-  const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
+export async function openAs(browser, user, order, { name, viewport = DESKTOP } = {}) {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.consoleErrors = [];
   page.on("console", (m) => { if (m.type() === "error") page.consoleErrors.push(m.text()); });
@@ -61,6 +65,12 @@ export async function until(page, fn, arg, what) {
     throw new Error(`${page.user}: timed out waiting for ${what} (strip: ${JSON.stringify(strip)}): ${e.message}\n` +
       `last WebSocket frames of ${page.user}:\n  ${page.frames_.join("\n  ")}`);
   }
+}
+
+/** The texts of a page's "Viewing:" list as assistive technology finds it
+ * (the list named by its label), whether or not it is shown on screen. */
+export function viewerList(page) {
+  return page.getByRole("list", { name: "Viewing:" }).getByRole("listitem").allTextContents();
 }
 
 /** The user ids in a page's "who's viewing" strip. */
