@@ -48,51 +48,6 @@ extern const char px_schema_LockEvent[];
 extern const char px_schema_LifecycleEvent[];
 extern const char px_schema_ChangeEvent[];
 
-/* The Avro shape of a field. OPT_* are ["null", T] with null first. */
-typedef enum {
-    PX_W_ENUM,
-    PX_W_STRING,
-    PX_W_OPT_STRING,
-    PX_W_LONG,
-    PX_W_OPT_LONG,
-    PX_W_BOOL,
-    PX_W_OPT_INT,
-} px_wire_t;
-
-/* The px_event_t member a field maps to. */
-typedef enum {
-    PX_F_TYPE,
-    PX_F_TENANT,
-    PX_F_ENTITY,
-    PX_F_ID,
-    PX_F_TS,
-    PX_F_TAB_ID,
-    PX_F_USER_ID,
-    PX_F_USER_NAME,
-    PX_F_MODE,
-    PX_F_DIRTY,
-    PX_F_STATUS,
-    PX_F_CURSOR,
-    PX_F_FIELD,
-    PX_F_REQUEST_ID,
-    PX_F_EXPIRES_AT,
-    PX_F_BUSY_BY,
-    PX_F_WRITE_ID,
-    PX_F_VERSION,
-    PX_F_TOKEN,
-    PX_F_HOLDER_USER_ID,
-    PX_F_HOLDER_NAME,
-    PX_F_SRC_TOPIC,
-    PX_F_SRC_PARTITION,
-    PX_F_SRC_OFFSET,
-} px_fid_t;
-
-typedef struct px_avro_field {
-    const char *name; /* the Avro field name */
-    px_fid_t fid;
-    px_wire_t wire;
-} px_avro_field_t;
-
 /* The common head of every record: type, key parts, ts. */
 #define PX_AVRO_HEAD                                                                                     \
     {"type", PX_F_TYPE, PX_W_ENUM}, {"tenant", PX_F_TENANT, PX_W_STRING},                                \
@@ -146,13 +101,7 @@ static const px_avro_field_t px_avro_change_fields[] = {
     {"src_offset", PX_F_SRC_OFFSET, PX_W_OPT_LONG},
 };
 
-typedef struct px_avro_kind_desc {
-    const char *schema_json;
-    const px_avro_field_t *fields;
-    size_t nfields;
-} px_avro_kind_desc_t;
-
-static const px_avro_kind_desc_t px_avro_kinds[PX_KIND__COUNT] = {
+const px_avro_kind_desc_t px_avro_kinds[PX_KIND__COUNT] = {
     [PX_KIND_PRESENCE] = {px_schema_PresenceEvent, px_avro_presence_fields,
                           sizeof px_avro_presence_fields / sizeof px_avro_presence_fields[0]},
     [PX_KIND_LOCK] = {px_schema_LockEvent, px_avro_lock_fields,
@@ -172,6 +121,7 @@ typedef struct px_avro_schema {
     px_buf_t pcf;         /* Parsing Canonical Form */
     uint64_t fingerprint; /* CRC-64-AVRO of pcf */
     unsigned char fp_le[8];
+    int32_t confluent_id; /* >= 0: encode in Confluent framing with this id */
 } px_avro_schema_t;
 
 struct px_avro {
@@ -179,12 +129,13 @@ struct px_avro {
     avro_writer_t writer;
     avro_reader_t reader;
     char scratch[PX_AVRO_MAX_RECORD]; /* encoder output before the header is prepended */
+    px_avro_writers_t *writers;       /* Confluent schema ids seen (px_avro_resolve.c) */
 };
 
 /* ---- field access ------------------------------------------------------ */
 
 /* The string member for a field and its bound; NULL for non-strings. */
-static char *px_avro_str(px_event_t *ev, px_fid_t f, size_t *max) {
+char *px_avro_str(px_event_t *ev, px_fid_t f, size_t *max) {
     switch (f) {
     case PX_F_TENANT: *max = PX_KEY_PART_MAX; return ev->key.tenant;
     case PX_F_ENTITY: *max = PX_KEY_PART_MAX; return ev->key.entity;
@@ -226,7 +177,7 @@ static int64_t px_avro_get_int(const px_event_t *ev, px_fid_t f) {
 }
 
 /* Store v; callers have range-checked it for the member's type. */
-static void px_avro_set_int(px_event_t *ev, px_fid_t f, int64_t v) {
+void px_avro_set_int(px_event_t *ev, px_fid_t f, int64_t v) {
     switch (f) {
     case PX_F_TYPE: ev->type = (int)v; break;
     case PX_F_TS: ev->ts_ms = v; break;
@@ -243,12 +194,12 @@ static void px_avro_set_int(px_event_t *ev, px_fid_t f, int64_t v) {
 }
 
 /* Number of symbols of an enum field of this kind. */
-static int px_avro_enum_count(px_kind_t kind, px_fid_t f) {
+int px_avro_enum_count(px_kind_t kind, px_fid_t f) {
     return f == PX_F_TYPE ? px_event_type_count(kind) : 2; /* mode, status */
 }
 
 /* Symbol name of an enum field's value, as px_event.h spells it. */
-static const char *px_avro_enum_name(px_kind_t kind, px_fid_t f, int i) {
+const char *px_avro_enum_name(px_kind_t kind, px_fid_t f, int i) {
     static const char *const modes[] = {"VIEW", "EDIT"}, *const statuses[] = {"ONLINE", "AWAY"};
     if (f == PX_F_TYPE) return px_event_type_name(kind, i);
     if (i < 0 || i > 1) return "?";
@@ -258,7 +209,7 @@ static const char *px_avro_enum_name(px_kind_t kind, px_fid_t f, int i) {
 /* ---- set-up: parse, check tables against schemas, fingerprint ----------- */
 
 /* The avro-c type a wire shape needs (the non-null branch for OPT_*). */
-static avro_type_t px_avro_wire_type(px_wire_t w) {
+avro_type_t px_avro_wire_type(px_avro_shape_t w) {
     switch (w) {
     case PX_W_ENUM: return AVRO_ENUM;
     case PX_W_STRING:
@@ -271,7 +222,7 @@ static avro_type_t px_avro_wire_type(px_wire_t w) {
     return AVRO_NULL;
 }
 
-static bool px_avro_wire_optional(px_wire_t w) {
+bool px_avro_wire_optional(px_avro_shape_t w) {
     return w == PX_W_OPT_STRING || w == PX_W_OPT_LONG || w == PX_W_OPT_INT;
 }
 
@@ -327,6 +278,7 @@ void px_avro_free(px_avro_t *c) {
     }
     if (c->writer) avro_writer_free(c->writer);
     if (c->reader) avro_reader_free(c->reader);
+    px_avro_writers_free(c->writers);
     free(c);
 }
 
@@ -346,6 +298,7 @@ px_avro_t *px_avro_new(char *errstr, size_t errstr_size) {
     for (int k = 0; k < PX_KIND__COUNT; k++) {
         px_avro_schema_t *s = &c->k[k];
         const char *json = px_avro_kinds[k].schema_json;
+        s->confluent_id = -1;
         if (avro_schema_from_json_length(json, strlen(json), &s->schema)) {
             px_errf(PX_ECONFIG, errstr, errstr_size, "avro: %s schema: %s", px_kind_name((px_kind_t)k),
                     avro_strerror());
@@ -438,28 +391,31 @@ int px_avro_encode(px_avro_t *c, const px_event_t *ev, px_buf_t *out, char *errs
         return px_errf(PX_EINVAL, errstr, errstr_size, "avro: encode %s: %s", px_kind_name(ev->kind),
                        avro_strerror());
     size_t n = (size_t)avro_writer_tell(c->writer);
-    if (n + PX_AVRO_HEADER_LEN > PX_AVRO_MAX_RECORD)
-        return px_errf(PX_EINVAL, errstr, errstr_size, "avro: encoded %s is %zu bytes, over %d",
-                       px_kind_name(ev->kind), n + PX_AVRO_HEADER_LEN, PX_AVRO_MAX_RECORD);
-    if (px_buf_reserve(out, PX_AVRO_HEADER_LEN + n))
-        return px_errf(PX_ENOMEM, errstr, errstr_size, "avro: output buffer full");
     unsigned char hdr[PX_AVRO_HEADER_LEN] = {0xC3, 0x01};
-    memcpy(hdr + 2, s->fp_le, 8);
-    px_buf_append(out, hdr, sizeof hdr); /* cannot fail after the reserve */
+    size_t hlen = PX_AVRO_HEADER_LEN;
+    if (s->confluent_id >= 0) {
+        uint32_t id = (uint32_t)s->confluent_id;
+        hdr[0] = 0;
+        for (int b = 0; b < 4; b++) hdr[1 + b] = (unsigned char)(id >> (24 - 8 * b));
+        hlen = 5;
+    } else {
+        memcpy(hdr + 2, s->fp_le, 8);
+    }
+    if (n + hlen > PX_AVRO_MAX_RECORD)
+        return px_errf(PX_EINVAL, errstr, errstr_size, "avro: encoded %s is %zu bytes, over %d",
+                       px_kind_name(ev->kind), n + hlen, PX_AVRO_MAX_RECORD);
+    if (px_buf_reserve(out, hlen + n))
+        return px_errf(PX_ENOMEM, errstr, errstr_size, "avro: output buffer full");
+    px_buf_append(out, hdr, hlen); /* cannot fail after the reserve */
     px_buf_append(out, c->scratch, n);
     return 0;
 }
 
 /* ---- decode ------------------------------------------------------------ */
 
-typedef struct px_avro_rd {
-    const unsigned char *p, *start, *end;
-    char *errstr;
-    size_t errstr_size;
-} px_avro_rd_t;
 
 /* Zigzag varint of at most maxbytes (10 for long, 5 for int). */
-static int px_avro_rd_varint(px_avro_rd_t *r, int maxbytes, const char *what, int64_t *out) {
+int px_avro_rd_varint(px_avro_rd_t *r, int maxbytes, const char *what, int64_t *out) {
     uint64_t u = 0;
     size_t at = (size_t)(r->p - r->start);
     for (int i = 0;; i++) {
@@ -480,7 +436,7 @@ static int px_avro_rd_varint(px_avro_rd_t *r, int maxbytes, const char *what, in
 }
 
 /* A union or enum index (an Avro int) in [0, n). */
-static int px_avro_rd_index(px_avro_rd_t *r, int n, const char *kind, const char *field, int64_t *out) {
+int px_avro_rd_index(px_avro_rd_t *r, int n, const char *kind, const char *field, int64_t *out) {
     size_t at = (size_t)(r->p - r->start);
     int rc = px_avro_rd_varint(r, 5, field, out);
     if (rc) return rc;
@@ -491,7 +447,7 @@ static int px_avro_rd_index(px_avro_rd_t *r, int n, const char *kind, const char
 }
 
 /* A string into dst (max bytes + NUL). */
-static int px_avro_rd_string(px_avro_rd_t *r, const char *field, char *dst, size_t max) {
+int px_avro_rd_string(px_avro_rd_t *r, const char *field, char *dst, size_t max) {
     int64_t len;
     size_t at = (size_t)(r->p - r->start);
     int rc = px_avro_rd_varint(r, 10, field, &len);
@@ -606,9 +562,52 @@ static int px_avro_header(px_avro_t *c, const unsigned char *b, size_t len, px_k
                    (unsigned long long)fp);
 }
 
+/* A Confluent-framed record: 00, the schema id, the body written with
+ * that id's schema. */
+static int px_avro_decode_confluent(px_avro_t *c, const unsigned char *b, size_t len, px_event_t *out,
+                                    char *errstr, size_t errstr_size) {
+    if (len < 5)
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: truncated Confluent header (%zu of 5 bytes)",
+                       len);
+    uint32_t id = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
+    px_kind_t kind;
+    bool native;
+    if (id > INT32_MAX || px_avro_writers_find(c->writers, (int32_t)id, &kind, &native))
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: unknown schema id %u", id);
+    px_event_init(out, kind);
+    int rc = native ? px_avro_decode_body(kind, b + 5, len - 5, out, errstr, errstr_size)
+                    : px_avro_writers_decode(c->writers, (int32_t)id, b + 5, len - 5, out, errstr, errstr_size);
+    if (rc) return rc;
+    return px_event_validate(out, errstr, errstr_size);
+}
+
+int px_avro_set_confluent_id(px_avro_t *c, px_kind_t kind, int32_t id, char *errstr, size_t errstr_size) {
+    if ((unsigned)kind >= PX_KIND__COUNT)
+        return px_errf(PX_EINVAL, errstr, errstr_size, "avro: no such kind %d", (int)kind);
+    if (id >= 0) {
+        int rc = px_avro_writers_add(&c->writers, c, id, px_avro_kinds[kind].schema_json, errstr, errstr_size);
+        if (rc) return rc;
+    }
+    c->k[kind].confluent_id = id < 0 ? -1 : id;
+    return 0;
+}
+
+int px_avro_add_schema(px_avro_t *c, int32_t id, const char *schema_json, char *errstr, size_t errstr_size) {
+    if (id < 0) return px_errf(PX_EINVAL, errstr, errstr_size, "avro: schema id %d is negative", (int)id);
+    return px_avro_writers_add(&c->writers, c, id, schema_json, errstr, errstr_size);
+}
+
+bool px_avro_knows_id(const px_avro_t *c, int32_t id) {
+    px_kind_t kind;
+    bool native;
+    return px_avro_writers_find(c->writers, id, &kind, &native) == 0;
+}
+
 int px_avro_decode(px_avro_t *c, const void *buf, size_t len, px_event_t *out, char *errstr,
                    size_t errstr_size) {
     const unsigned char *b = buf;
+    if (len > 0 && len <= PX_AVRO_MAX_RECORD && b[0] == 0x00)
+        return px_avro_decode_confluent(c, b, len, out, errstr, errstr_size);
     px_kind_t kind = PX_KIND__COUNT; /* set by px_avro_header on success */
     int rc = px_avro_header(c, b, len, &kind, errstr, errstr_size);
     if (rc) return rc;
@@ -643,8 +642,8 @@ int px_avro_decode_avroc(px_avro_t *c, const void *buf, size_t len, px_event_t *
     const px_avro_kind_desc_t *d = &px_avro_kinds[kind];
     px_event_init(out, kind);
     avro_value_reset(&s->value);
-    avro_reader_memory_set_source(c->reader, (const char *)buf + PX_AVRO_HEADER_LEN,
-                                  (int64_t)(len - PX_AVRO_HEADER_LEN));
+    size_t hlen = ((const unsigned char *)buf)[0] == 0x00 ? 5 : PX_AVRO_HEADER_LEN;
+    avro_reader_memory_set_source(c->reader, (const char *)buf + hlen, (int64_t)(len - hlen));
     if (avro_value_read(c->reader, &s->value))
         return px_errf(PX_EPROTO, errstr, errstr_size, "avro-c: read %s: %s", px_kind_name(kind), avro_strerror());
     for (size_t i = 0; i < d->nfields; i++) {

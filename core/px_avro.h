@@ -1,7 +1,9 @@
 /*
  * px_avro.h - Avro codec for the four record schemas, in Avro's
- * single-object encoding: C3 01, the 8-byte little-endian CRC-64-AVRO
- * fingerprint of the schema's Parsing Canonical Form, then the binary body.
+ * single-object encoding (C3 01, the 8-byte little-endian CRC-64-AVRO
+ * fingerprint of the schema's Parsing Canonical Form, then the binary body)
+ * or in the Confluent wire format (00, a schema registry's 4-byte
+ * big-endian id, then the body); see px_wire.h.
  *
  * The schemas (schemas/<Name>.avsc) are compiled into the library, so programs
  * need no schema files at run time. avro-c does the body; this module
@@ -17,6 +19,7 @@
 #ifndef PX_AVRO_H
 #define PX_AVRO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,12 +43,31 @@ void px_avro_free(px_avro_t *c); /* NULL is a no-op */
 int px_avro_encode(px_avro_t *c, const px_event_t *ev, px_buf_t *out, char *errstr,
                    size_t errstr_size);
 
-/* Decode one single-object-encoded record of any of the four schemas (the
- * fingerprint says which) into out. Returns 0, PX_EPROTO (not Avro, unknown
- * fingerprint, truncated or trailing bytes, bad varint) or PX_EINVAL
- * (decodes but fails validation), with the reason in errstr. */
+/* Decode one record of any of the four schemas into out, in either
+ * framing (px_wire.h): single-object (the fingerprint says which schema) or
+ * Confluent (the schema id must be known: set with px_avro_set_confluent_id
+ * or px_avro_add_schema). Returns 0, PX_EPROTO (not Avro, unknown
+ * fingerprint or schema id, truncated or trailing bytes, bad varint) or
+ * PX_EINVAL (decodes but fails validation), with the reason in errstr. */
 int px_avro_decode(px_avro_t *c, const void *buf, size_t len, px_event_t *out, char *errstr,
                    size_t errstr_size);
+
+/* Encode records of kind in the Confluent wire format with schema id id
+ * (the id a schema registry gave the built-in schema under the topic's
+ * subject), or in single-object encoding again when id < 0. The id also
+ * becomes known to the decoder. 0, PX_EINVAL or PX_ENOMEM. */
+int px_avro_set_confluent_id(px_avro_t *c, px_kind_t kind, int32_t id, char *errstr, size_t errstr_size);
+
+/* Teach the decoder a Confluent schema id and the writer schema registered
+ * under it (JSON text, e.g. from px_registry_schema): any version of one of
+ * the four schemas that Avro's resolution rules can read into the built-in
+ * one (fields by name, new optional fields, removed fields; see
+ * px_avro_int.h). 0, PX_EINVAL (not resolvable, reason in errstr),
+ * PX_EPROTO (not a schema) or PX_ENOMEM (more than 256 ids). */
+int px_avro_add_schema(px_avro_t *c, int32_t id, const char *schema_json, char *errstr, size_t errstr_size);
+
+/* True if the decoder knows schema id id. */
+bool px_avro_knows_id(const px_avro_t *c, int32_t id);
 
 /* The schema JSON compiled in for a kind (the .avsc text), its Parsing
  * Canonical Form, and the CRC-64-AVRO fingerprint of that form. */

@@ -7,10 +7,13 @@ re-injecting them unchanged is refused (they would come straight back);
 re-injecting one with a fixed value applies it exactly once (one
 STALE_SET in presence.changes, one copy in the topic), and running the
 same command again injects nothing, and neither do three reinjectors of
-one record run at the same time (one copy, ever). Bad selections exit 2
-with a message."""
+one record run at the same time (one copy, ever). `list --format jsonl`
+carries the status the table shows ("dead", then "reinjected") beside the
+boolean; a record key that is not UTF-8 still gives valid JSON. Bad
+selections exit 2 with a message."""
 import json
 import os
+import subprocess
 import time
 
 import ctltest
@@ -55,22 +58,32 @@ async def test(stack):
     send("presence.heartbeats", k1, b"\x00not avro", "bad1")
     bad_json = {"type": "MUTATING", "tenant": tenant, "entity": "order", "id": "P2", "busy_by": 42, "write_id": "w9"}
     send("core.entities.lifecycle.mutating", k2, json.dumps(bad_json).encode(), "bad2")
+    k3 = tenant.encode() + b":order:\xff\xfe"  # not UTF-8: no entity key, dead-lettered as it is
+    send("presence.locks", k3, b"\x00also not avro", "bad3")
 
     rows = []
     deadline = time.time() + 60
-    while time.time() < deadline and len(rows) < 2:
+    while time.time() < deadline and len(rows) < 3:
         time.sleep(1)
-        r = ctltest.ctl(stack, "dlq", "list", "--format", "jsonl", check=0)
-        rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(rows) == 2, rows
+        r = subprocess.run([os.path.join(stack.build, "tools", "presencectl"), "dlq", "list", "--format", "jsonl"]
+                           + stack.common(), capture_output=True, timeout=120)
+        assert r.returncode == 0, r
+        rows = [json.loads(line) for line in r.stdout.decode("utf-8").splitlines()]  # strict UTF-8: valid JSON text
+    assert len(rows) == 3, rows
     by_topic = {row["topic"]: row for row in rows}
+    r3 = by_topic[stack.topic("presence.locks")]
+    assert r3["key"] == tenant + ":order:\ufffd\ufffd" and r3["status"] == "dead", r3
+    del by_topic[stack.topic("presence.locks")]
+    rows = list(by_topic.values())
     r1 = by_topic[stack.topic("presence.heartbeats")]
     r2 = by_topic[stack.topic("core.entities.lifecycle.mutating")]
     assert (r1["partition"], r1["offset"], r1["key"]) == (*coords["bad1"], k1), r1
     assert (r2["partition"], r2["offset"], r2["key"]) == (*coords["bad2"], k2), r2
-    assert "magic" in r1["error"] and r1["error"], r1
+    assert "unknown schema id" in r1["error"], r1  # 00 starts a Confluent header
     assert "busy_by" in r2["error"], r2
     assert not r1["reinjected"] and not r2["reinjected"]
+    assert r1["status"] == r2["status"] == "dead", (r1, r2)
+    assert r1["time"].endswith("Z") and r1["time"][:4].isdigit(), r1
     assert r1["record"].startswith(stack.topic("presence.heartbeats.dlt") + ":")
     assert r1["value_bytes"] == len(b"\x00not avro")
 
@@ -100,8 +113,16 @@ async def test(stack):
     stale = [c for c in changes if c["type"] == "STALE_SET"]
     assert len(stale) == 1 and stale[0]["busy_by"] == "erp-fixed" and stale[0]["id"] == "P2", changes
     assert copies_with_header(stack, stack.topic("core.entities.lifecycle.mutating"), r2["record"]) == 1
-    rows = [json.loads(line) for line in ctltest.ctl(stack, "dlq", "list", "--format", "jsonl", check=0).stdout.splitlines()]
-    assert sorted((r["record"], r["reinjected"]) for r in rows) == sorted([(r1["record"], False), (r2["record"], True)])
+    rows = [json.loads(line) for line in ctltest.ctl(stack, "dlq", "list", "--topic", "presence.heartbeats", "--topic",
+                                                      "core.entities.lifecycle.mutating", "--format", "jsonl",
+                                                      check=0).stdout.splitlines()]
+    assert sorted((r["record"], r["reinjected"], r["status"]) for r in rows) == \
+        sorted([(r1["record"], False, "dead"), (r2["record"], True, "reinjected")]), rows
+    table = ctltest.ctl(stack, "dlq", "list", check=0).stdout.splitlines()
+    starts = [table[0].index(h) for h in ["DLQ RECORD", "TIME", "ORIGINAL", "STATUS", "KEY", "ERROR"]]
+    status = {line[:starts[1]].rstrip(): line[starts[3]:starts[4]].rstrip() for line in table[1:]}
+    assert status[r1["record"]] == "dead" and status[r2["record"]] == "reinjected", table
+    assert all(line[s - 1] == " " for line in table[1:] for s in starts[1:]), table
 
     # two reinjectors of the same record at once: one copy at most, ever
     import subprocess
