@@ -12,6 +12,7 @@
 
 #include "gw.h"
 #include "px_log.h"
+#include "px_produce.h"
 
 static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     gw_ctx_t *gw = opaque;
@@ -120,20 +121,14 @@ int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev) {
         PX_ERROR(GW_COMP, "avro encode failed", "err=\"%s\"", errstr);
         return PX_EINVAL;
     }
-    for (int attempt = 0;; attempt++) {
-        if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, gw->scratch.data,
-                             gw->scratch.len, key, (size_t)kl, NULL) == 0)
-            return 0;
-        rd_kafka_resp_err_t err = rd_kafka_last_error();
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 3) {
-            rd_kafka_poll(gw->rk, 10);
-            continue;
-        }
-        px_counter_add(gw->m_kafka_err, 1);
-        PX_WARN(GW_COMP, "kafka produce failed", "topic=%s err=%s", rd_kafka_topic_name(rkt),
-                rd_kafka_err2name(err));
-        return PX_EBACKEND;
-    }
+    /* on the loop thread: a full queue is waited for 30 ms at most */
+    px_produce_rec_t r = {.rkt = rkt, .partition = RD_KAFKA_PARTITION_UA, .key = key, .klen = (size_t)kl,
+                          .val = gw->scratch.data, .vlen = gw->scratch.len};
+    rd_kafka_resp_err_t err = px_produce(gw->rk, &r, 3, 10, NULL);
+    if (!err) return 0;
+    px_counter_add(gw->m_kafka_err, 1);
+    PX_WARN(GW_COMP, "kafka produce failed", "topic=%s err=%s", rd_kafka_topic_name(rkt), rd_kafka_err2name(err));
+    return PX_EBACKEND;
 }
 
 bool gw_kafka_writable(const gw_ctx_t *gw) {

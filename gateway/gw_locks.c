@@ -8,7 +8,7 @@
  * presence:updates:{key} twice: right after the fold, before its Kafka
  * commit, as {"decided":[changes]} (processor/pr_redis.c
  * pr_redis_decisions), and after its Redis write, with the batch's other
- * changes of the entity, as a JSON array (pr_batch.c notify_add); the
+ * changes of the entity, as a JSON array (both core/px_notify.h); the
  * first to arrive answers. The gateway already subscribes to
  * that channel for every watched entity; gw_locks_notify finds the
  * LOCK_GRANTED / LOCK_DENIED carrying one of its request ids and sends the
@@ -26,16 +26,12 @@
  * connection; a fixed hash table; the timer runs every 50 ms.
  * Related: gw_ws.c (the LOCK message), gw.h, docs/protocol.md.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem */
-#endif
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "gw.h"
 #include "px_log.h"
+#include "px_notify.h"
 #include "px_time.h"
 
 #define GW_LOCK_TICK_MS 50
@@ -181,18 +177,12 @@ void gw_held_free(gw_sub_t *s) {
     }
 }
 
-static const char *jstr(const json_t *o, const char *k) {
-    const json_t *v = json_object_get(o, k);
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
 /* The LOCK_ACK for pending p from a LOCK_GRANTED or LOCK_DENIED change. */
-static void answer(gw_ctx_t *gw, gw_entity_t *e, gw_pending_t *p, const json_t *ch, bool granted) {
+static void answer(gw_ctx_t *gw, gw_entity_t *e, gw_pending_t *p, const px_notify_change_t *ch, bool granted) {
     gw_conn_t *c = p->conn;
-    const json_t *tok = json_object_get(ch, "token");
-    int64_t token = granted && json_is_integer(tok) ? (int64_t)json_integer_value(tok) : -1;
-    const char *holder = granted ? c->who.user_id : jstr(ch, "holder");
-    const char *holder_name = granted ? c->who.user_name : jstr(ch, "holder_name");
+    int64_t token = granted ? ch->token : -1;
+    const char *holder = granted ? c->who.user_id : ch->holder;
+    const char *holder_name = granted ? c->who.user_name : ch->holder_name;
     px_buf_reset(&gw->scratch);
     if (px_proto_write_lock_ack(&gw->scratch, &e->key, p->field, granted, holder,
                                 holder_name[0] ? holder_name : NULL, token,
@@ -203,46 +193,31 @@ static void answer(gw_ctx_t *gw, gw_entity_t *e, gw_pending_t *p, const json_t *
     gw_locks_drop(gw, p);
 }
 
+typedef struct notify_arg {
+    gw_ctx_t *gw;
+    gw_entity_t *e;
+} notify_arg_t;
+
+static void on_lock_change(void *arg, const px_notify_change_t *ch) {
+    notify_arg_t *a = arg;
+    bool granted = ch->type == PX_CH_LOCK_GRANTED;
+    if (granted) /* the tab's, whoever asked and whether or not the ACK timed out */
+        gw_held_note(a->e, ch->tab_id, ch->user, ch->field);
+    if (granted || ch->type == PX_CH_LOCK_DENIED) {
+        gw_pending_t *p = ch->request_id[0] ? pend_find(a->gw, ch->request_id) : NULL;
+        if (p && px_key_equal(&p->key, &a->e->key) && strcmp(p->field, ch->field) == 0)
+            answer(a->gw, a->e, p, ch, granted);
+    } else if (ch->type == PX_CH_LOCK_RELEASED || ch->type == PX_CH_LOCK_EXPIRED) {
+        for (gw_sub_t *s = a->e->subs; s; s = s->next_in_ent)
+            if (strcmp(s->conn->tab_id, ch->tab_id) == 0) gw_held_del(s, ch->field);
+    }
+}
+
 bool gw_locks_notify(gw_ctx_t *gw, gw_entity_t *e, const char *json, size_t len) {
-    static const char early_tag[] = "{\"decided\":";
-    bool early = len > sizeof early_tag && memcmp(json, early_tag, sizeof early_tag - 1) == 0;
-    json_error_t jerr;
-    json_t *root, *arr;
-    /* most notifications are presence changes: no parse for them */
-    if (!memmem(json, len, "\"LOCK_", 6)) return early;
-    if (!early && len > 1 && json[0] == '[' && json[len - 1] != ']') {
-        /* Processors before the array was closed (pr_batch.c notify_add)
-         * left it open: accept both forms. */
-        px_buf_t b;
-        px_buf_init(&b, len + 2);
-        root = px_buf_append(&b, json, len) || px_buf_puts(&b, "]") ? NULL : json_loadb(b.data, b.len, 0, &jerr);
-        px_buf_term(&b);
-    } else {
-        root = json_loadb(json, len, 0, &jerr);
-    }
-    arr = early ? json_object_get(root, "decided") : root;
-    if (!json_is_array(arr)) { /* "{}" or garbage: only a re-read, as before */
-        json_decref(root);
-        return early;
-    }
-    size_t i;
-    json_t *ch;
-    json_array_foreach(arr, i, ch) {
-        const char *type = jstr(ch, "type");
-        bool granted = strcmp(type, "LOCK_GRANTED") == 0;
-        if (granted) /* the tab's, whoever asked and whether or not the ACK timed out */
-            gw_held_note(e, jstr(ch, "tab_id"), jstr(ch, "user"), jstr(ch, "field"));
-        if (granted || strcmp(type, "LOCK_DENIED") == 0) {
-            const char *rid = jstr(ch, "request_id");
-            gw_pending_t *p = rid[0] ? pend_find(gw, rid) : NULL;
-            if (p && px_key_equal(&p->key, &e->key) && strcmp(p->field, jstr(ch, "field")) == 0)
-                answer(gw, e, p, ch, granted);
-        } else if (strcmp(type, "LOCK_RELEASED") == 0 || strcmp(type, "LOCK_EXPIRED") == 0) {
-            const char *tab = jstr(ch, "tab_id"), *field = jstr(ch, "field");
-            for (gw_sub_t *s = e->subs; s; s = s->next_in_ent)
-                if (strcmp(s->conn->tab_id, tab) == 0) gw_held_del(s, field);
-        }
-    }
-    json_decref(root);
-    return early;
+    notify_arg_t a = {gw, e};
+    px_notify_kind_t kind;
+    char err[128];
+    /* a notification that does not decode is only a re-read (the caller's) */
+    px_notify_decode(json, len, PX_NOTIFY_LOCKS, &kind, on_lock_change, &a, err, sizeof err);
+    return kind == PX_NOTIFY_DECIDED;
 }

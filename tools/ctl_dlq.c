@@ -2,7 +2,7 @@
  * ctl_dlq.c - `presencectl dlq list|show|reinject`: the dead-letter topics
  * (<input>.dlt) the processor fills with the original bytes of records it
  * could not fold, headed px.error, px.topic, px.partition, px.offset,
- * px.timestamp, px.attempt (processor/pr_batch.c).
+ * px.timestamp, px.attempt (core/px_headers.h).
  *
  * Re-injection is idempotent (docs/presencectl.md, "dlq"): each record is
  * produced back into its original topic and partition with the header
@@ -27,7 +27,9 @@
 
 #include "ctl.h"
 #include "px_err.h"
+#include "px_headers.h"
 #include "px_kafka.h"
+#include "px_produce.h"
 #include "px_time.h"
 #include "px_when.h"
 
@@ -97,13 +99,13 @@ static void collect(ctl_t *c, const rd_kafka_message_t *m, void *arg) {
     r->partition = m->partition;
     r->offset = m->offset;
     r->ts = rd_kafka_message_timestamp(m, NULL);
-    hdr_str(h, "px.error", r->error, sizeof r->error);
-    hdr_str(h, "px.topic", r->src_topic, sizeof r->src_topic);
-    hdr_str(h, "px.attempt", r->attempt, sizeof r->attempt);
-    int64_t sp = hdr_i64(h, "px.partition");
+    hdr_str(h, PX_HDR_ERROR, r->error, sizeof r->error);
+    hdr_str(h, PX_HDR_TOPIC, r->src_topic, sizeof r->src_topic);
+    hdr_str(h, PX_HDR_ATTEMPT, r->attempt, sizeof r->attempt);
+    int64_t sp = hdr_i64(h, PX_HDR_PARTITION);
     r->src_partition = sp > INT32_MAX ? -1 : (int32_t)sp;
-    r->src_offset = hdr_i64(h, "px.offset");
-    r->src_ts = hdr_i64(h, "px.timestamp");
+    r->src_offset = hdr_i64(h, PX_HDR_OFFSET);
+    r->src_ts = hdr_i64(h, PX_HDR_TIMESTAMP);
     r->key = dup_bytes(m->key ? m->key : "", m->key ? m->key_len : 0);
     r->val = dup_bytes(m->payload ? m->payload : "", m->payload ? m->len : 0);
     r->key_len = m->key ? m->key_len : 0;
@@ -123,7 +125,7 @@ static void scan_reinjected(ctl_t *c, const rd_kafka_message_t *m, void *arg) {
     char from[PX_CONF_STR_MAX + 64];
     (void)c;
     if (rd_kafka_message_headers(m, &h)) return;
-    hdr_str(h, "px.reinjected-from", from, sizeof from);
+    hdr_str(h, PX_HDR_REINJECTED_FROM, from, sizeof from);
     if (!from[0]) return;
     if (d->nseen == d->capseen) {
         size_t nc = d->capseen ? d->capseen * 2 : 64;
@@ -500,17 +502,12 @@ static int dlq_reinject(ctl_t *c) {
         dlq_rec_t *r = &d.v[i];
         if (!r->selected) continue;
         rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-        rd_kafka_header_add(h, "px.reinjected-from", -1, r->coord, -1);
-        rd_kafka_header_add(h, "px.reinjected-at", -1, now, -1);
-        rd_kafka_resp_err_t err;
-        for (int attempt = 0;; attempt++) {
-            err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(r->src_topic), RD_KAFKA_V_PARTITION(r->src_partition),
-                                    RD_KAFKA_V_KEY(r->key, r->key_len),
-                                    RD_KAFKA_V_VALUE(fixed ? fixed : r->val, fixed ? fixed_len : r->val_len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt > 100) break;
-            rd_kafka_poll(rk, 10);
-        }
+        rd_kafka_header_add(h, PX_HDR_REINJECTED_FROM, -1, r->coord, -1);
+        rd_kafka_header_add(h, PX_HDR_REINJECTED_AT, -1, now, -1);
+        px_produce_rec_t rec = {.topic = r->src_topic, .partition = r->src_partition, .key = r->key,
+                                .klen = r->key_len, .val = fixed ? fixed : r->val,
+                                .vlen = fixed ? fixed_len : r->val_len, .hdrs = h};
+        rd_kafka_resp_err_t err = px_produce(rk, &rec, 100, 10, NULL);
         if (err) {
             rd_kafka_headers_destroy(h);
             fprintf(stderr, "presencectl dlq reinject: produce %s: %s\n", r->coord, rd_kafka_err2str(err));

@@ -1,7 +1,6 @@
 /*
  * ctl_fold.c - presencectl's in-memory fold of the log: every input record
- * is decoded as the processor decodes it (Avro, or JSON on the lifecycle
- * topics; key checked against the value's) and applied with core's
+ * is decoded by the processor's own rule (core/px_input.h) and applied with core's
  * px_fold_apply to its entity in a hash table. There is no second fold:
  * verify, replay and audit all read the log through here, topic by topic
  * (the fold gives the same state and change events for every interleaving
@@ -17,10 +16,7 @@
 #include "ctl.h"
 #include "px_hash.h"
 #include "px_err.h"
-#include "px_lcjson.h"
-
-static const px_kind_t SRC_KIND[PX_SRC__COUNT] = {PX_KIND_PRESENCE, PX_KIND_LOCK, PX_KIND_LIFECYCLE,
-                                                  PX_KIND_LIFECYCLE};
+#include "px_input.h"
 
 int ctl_fold_init(ctl_t *c) {
     char errstr[256];
@@ -91,18 +87,9 @@ int ctl_src_of_topic(const ctl_t *c, const char *topic) {
 
 int ctl_decode_input(ctl_t *c, int src, const void *val, size_t len, int64_t kafka_ts, px_event_t *ev,
                      char *errstr, size_t errstr_size) {
-    const char *v = val;
-    int rc;
-    if (!v || !len) return px_errf(PX_EPROTO, errstr, errstr_size, "empty value");
-    if ((src == PX_SRC_MUTATING || src == PX_SRC_MUTATED) && v[0] == '{')
-        rc = px_lcjson_decode(v, len, kafka_ts, ev, errstr, errstr_size);
-    else
-        rc = px_avro_decode(c->avro, v, len, ev, errstr, errstr_size);
-    if (rc) return rc;
-    if (ev->kind != SRC_KIND[src])
-        return px_errf(PX_EINVAL, errstr, errstr_size, "a %s record on %s", px_kind_name(ev->kind),
-                       CTL_SRC_TOPICS[src]);
-    return 0;
+    return px_input_decode_value(c->avro, (px_src_topic_t)src, val, len, kafka_ts, ev, errstr, errstr_size)
+               ? PX_EINVAL
+               : 0;
 }
 
 typedef struct emit_ctx {
@@ -125,16 +112,15 @@ static void fold_record(ctl_t *c, const rd_kafka_message_t *m, void *arg) {
     char err[256];
     c->n_records++;
     if (c->filter && !c->filter(c, m->key, m->key ? m->key_len : 0)) return;
-    if (ctl_decode_input(c, src, m->payload, m->len, rd_kafka_message_timestamp(m, NULL), &ev, err, sizeof err)) {
-        c->n_skipped_decode++; /* poison: the processor dead-letters it too */
+    px_input_fault_t f = px_input_decode(c->avro, (px_src_topic_t)src, m->key, m->key_len, m->payload, m->len,
+                                         rd_kafka_message_timestamp(m, NULL), &ev, err, sizeof err);
+    if (f) { /* poison: the processor dead-letters it too */
+        if (f == PX_INPUT_BAD_KEY) c->n_skipped_key++;
+        else c->n_skipped_decode++;
         return;
     }
     char key[PX_KEY_MAX + 1];
     int kl = px_key_format(&ev.key, key, sizeof key);
-    if (!m->key || (size_t)kl != m->key_len || memcmp(key, m->key, m->key_len) != 0) {
-        c->n_skipped_key++;
-        return;
-    }
     ctl_ent_t *e = entity(c, &ev.key, key, (size_t)kl);
     if (!e) {
         c->n_refused++;
