@@ -5,8 +5,11 @@
  *
  * Commands (one file each): verify (ctl_verify.c), replay (ctl_replay.c),
  * audit (ctl_audit.c), dlq (ctl_dlq.c), produce and topics (ctl_produce.c,
- * ctl_topics.c). Exit codes: 0 ok, 1 differences found (verify), 2 usage,
- * configuration, connection or input error. docs/presencectl.md.
+ * ctl_topics.c). Exit codes: 0 ok, 1 differences found (verify, topics
+ * check), 2 usage, configuration, connection or input error. Every
+ * summary and error names the endpoints it used (c->kafka_where,
+ * c->redis_where); Kafka waits are bounded by timeout_ms (--timeout).
+ * docs/presencectl.md.
  */
 #ifndef CTL_H
 #define CTL_H
@@ -15,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <pthread.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -63,6 +68,20 @@ typedef struct ctl_ent {
 
 typedef struct ctl ctl_t;
 
+/* What librdkafka said about the cluster, kept by the log and error
+ * callbacks of every handle presencectl makes (they run on librdkafka's
+ * threads, hence the lock) instead of printed: a failure is reported once,
+ * by the command, with the last reason (ctl_kafka_reason). */
+#define CTL_BOOTSTRAP_MAX 16
+typedef struct ctl_kwatch {
+    pthread_mutex_t mu;
+    char reason[512];        /* librdkafka's last error, cleaned of its prefixes */
+    size_t nbootstrap;       /* distinct entries of bootstrap.servers */
+    char unresolved[CTL_BOOTSTRAP_MAX][256]; /* bootstrap names that failed to resolve */
+    size_t nunresolved;
+    bool debug;              /* kafka.debug set: librdkafka's lines go to stderr */
+} ctl_kwatch_t;
+
 /* How far ahead of its fold a record's memory is prefetched, per stage
  * (ctl_read.c), and the ring that carries stage 0's bucket to stage 1. */
 #define CTL_PREFETCH_AHEAD0 12
@@ -79,6 +98,13 @@ typedef bool (*ctl_key_filter_fn)(ctl_t *c, const char *key, size_t key_len);
 struct ctl {
     ctl_config_t cfg;
     px_kvlist_t kafka;
+    /* the endpoints, for every summary and error message: "Kafka
+     * host:9092[ (topic prefix 'p.')]" and "Redis host:port db N[ key
+     * prefix 'k:']" (or the socket's path) */
+    char bootstrap[512];
+    char kafka_where[PX_CONF_STR_MAX + 600];
+    char redis_where[3 * PX_CONF_STR_MAX + 64];
+    ctl_kwatch_t kw;
     ctl_flags_t flags;
     const char *cmd;
     px_fold_conf_t fold;
@@ -106,6 +132,13 @@ struct ctl {
 /* The last value of flag `name`, or NULL. */
 const char *ctl_flag(const ctl_t *c, const char *name);
 bool ctl_flag_set(const ctl_t *c, const char *name);
+
+/* The forms --from, --to, --ts and --expires-at accept (core/px_when.c),
+ * for the message that refuses a time. */
+#define CTL_WHEN_FORMS                                                                             \
+    "now; epoch milliseconds (1700000000000); now minus a duration (-250ms, -30s, -15m, -2h, -7d); " \
+    "a date, midnight UTC (2026-11-22); RFC 3339 with a zone (2026-11-22T10:00:00Z, "                \
+    "2026-11-22T11:00+01:00)"
 
 /* The full name of an input/output topic with the configured prefix. */
 void ctl_topic_name(const ctl_t *c, const char *base, char *out, size_t out_size);
@@ -141,6 +174,17 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
 
 /* Partition count of topic, or -1 after printing why. */
 int ctl_partition_count(ctl_t *c, rd_kafka_t *rk, const char *topic);
+
+/* Wait until a broker of a new handle answers, at most timeout_ms, and
+ * fail at once when every bootstrap server's name failed to resolve. 0, or
+ * CTL_EXIT_ERR after printing one line naming the bootstrap servers and
+ * librdkafka's last error. */
+int ctl_kafka_wait(ctl_t *c, rd_kafka_t *rk);
+/* librdkafka's last error as " (last error: ...)" for a message, or "". */
+const char *ctl_kafka_reason(ctl_t *c, char *buf, size_t n);
+/* Record bootstrap.servers (as librdkafka will read it, after kafka.*) in
+ * c->bootstrap and c->kw; 0 or CTL_EXIT_ERR after printing. */
+int ctl_kafka_init(ctl_t *c);
 
 /* --- the fold (ctl_fold.c) --- */
 int ctl_fold_init(ctl_t *c);
@@ -179,5 +223,17 @@ int ctl_redis_key(const ctl_t *c, const px_key_t *k, const char *suffix, char *o
 
 /* Time range from --from/--to (px_when); CTL_EXIT_ERR after printing. */
 int ctl_time_range(ctl_t *c, int64_t *from_ms, int64_t *to_ms);
+/* Parse time s for flag `flag` into *ms; CTL_EXIT_ERR after printing the
+ * reason and the accepted forms. */
+int ctl_when(ctl_t *c, const char *flag, const char *s, int64_t now, int64_t *ms);
+
+/* --- tables (ctl_main.c): columns sized from their content --- */
+/* The columns cell s takes once printed by ctl_table_row (a character
+ * each, a control byte or broken UTF-8 a '?' each; an empty cell is "-"). */
+size_t ctl_cell_width(const char *s);
+/* One row: every cell but the last padded to width[i], one space between,
+ * control bytes and broken UTF-8 written as '?', an empty cell as "-".
+ * Widths count characters: a wide (East Asian) character counts one. */
+void ctl_table_row(FILE *f, const char *const *cells, const size_t *width, size_t n);
 
 #endif

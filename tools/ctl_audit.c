@@ -9,9 +9,11 @@
  * only changes whose event time is in [--from, --to) and whose user is
  * --user (when given) are kept, then sorted by event time, source topic,
  * partition, offset and emission order.
- * Output: a table (default), --format jsonl or csv; one line per change,
- * with the source record's coordinates. Limits: the selected rows are held
- * in memory (one formatted line each) to be sorted.
+ * Output: a table (default; every column as wide as its widest cell, so
+ * long ids never shift the columns after them), --format jsonl or csv; one
+ * line per change, with the source record's coordinates. The summary on
+ * stderr names the Kafka it read. Limits: the selected rows are held in
+ * memory (one formatted line each) to be sorted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +26,16 @@
 
 typedef enum { FMT_TABLE, FMT_JSONL, FMT_CSV } fmt_t;
 
+/* The table's columns. */
+#define NCOLS 8
+static const char *const COLS[NCOLS] = {"TIME", "ENTITY", "CHANGE", "USER", "TAB", "FIELD", "DETAIL", "SOURCE"};
+
 typedef struct row {
     int64_t ts, offset;
     int src;
     int32_t partition;
     uint64_t seq;
-    char *line;
+    char *line; /* the table's cells, each ending with a NUL; or one line */
 } row_t;
 
 typedef struct audit {
@@ -43,6 +49,7 @@ typedef struct audit {
     size_t n, cap;
     uint64_t seq, oom;
     px_buf_t line;
+    size_t width[NCOLS]; /* of the table's columns */
 } audit_t;
 
 static bool filter(ctl_t *c, const char *key, size_t len) {
@@ -99,7 +106,7 @@ static void on_change(ctl_t *c, const px_event_t *ch) {
     audit_t *a = c->user;
     if (ch->ts_ms < a->from_ms || ch->ts_ms >= a->to_ms) return;
     if (a->user && strcmp(ch->user_id, a->user) != 0) return;
-    char key[PX_KEY_MAX + 1], when[40], det[PX_NAME_MAX + 64], num[32];
+    char key[PX_KEY_MAX + 1], when[40], det[PX_NAME_MAX + 64], num[32], src[PX_CONF_STR_MAX * 2 + 48];
     px_key_format(&ch->key, key, sizeof key);
     px_when_format(ch->ts_ms, when, sizeof when);
     const char *type = px_event_type_name(PX_KIND_CHANGE, ch->type);
@@ -107,10 +114,19 @@ static void on_change(ctl_t *c, const px_event_t *ch) {
     px_buf_reset(b);
     detail(ch, det, sizeof det);
     switch (a->fmt) {
-    case FMT_TABLE:
-        px_buf_printf(b, "%-24s %-28s %-14s %-12s %-12s %-12s %-20s %s[%d]@%lld", when, key, type, ch->user_id,
-                      ch->tab_id, ch->field, det, ch->src_topic, ch->src_partition, (long long)ch->src_offset);
+    case FMT_TABLE: {
+        snprintf(src, sizeof src, "%s[%d]@%lld", ch->src_topic, ch->src_partition, (long long)ch->src_offset);
+        const char *cells[NCOLS] = {when, key, type, ch->user_id, ch->tab_id, ch->field, det, src};
+        for (int i = 0; i < NCOLS; i++) {
+            size_t w = ctl_cell_width(cells[i]);
+            if (w > a->width[i]) a->width[i] = w;
+            if (px_buf_append(b, cells[i], strlen(cells[i]) + 1)) {
+                a->oom++;
+                return;
+            }
+        }
         break;
+    }
     case FMT_JSONL:
         px_buf_printf(b, "{\"ts\":%lld,\"time\":\"%s\",\"key\":", (long long)ch->ts_ms, when);
         px_proto_write_string(b, key);
@@ -158,11 +174,13 @@ static void on_change(ctl_t *c, const px_event_t *ch) {
         a->rows = nr;
         a->cap = nc;
     }
-    char *line = b->data ? strdup(b->data) : NULL;
+    char *line = b->data ? malloc(b->len + 1) : NULL;
     if (!line) {
         a->oom++;
         return;
     }
+    memcpy(line, b->data, b->len);
+    line[b->len] = '\0';
     a->rows[a->n++] = (row_t){ch->ts_ms, ch->src_offset, ctl_src_of_topic(c, ch->src_topic), ch->src_partition,
                               a->seq++, line};
 }
@@ -218,6 +236,7 @@ int ctl_audit(ctl_t *c) {
     }
     if (ctl_time_range(c, &a.from_ms, &a.to_ms)) return CTL_EXIT_ERR;
     px_buf_init(&a.line, 1u << 16);
+    for (int i = 0; i < NCOLS; i++) a.width[i] = ctl_cell_width(COLS[i]);
     c->user = &a;
     c->on_change = on_change;
     c->filter = filter;
@@ -228,15 +247,23 @@ int ctl_audit(ctl_t *c) {
     }
     if (!rc) {
         if (a.n) qsort(a.rows, a.n, sizeof *a.rows, row_cmp);
-        if (a.fmt == FMT_TABLE)
-            printf("%-24s %-28s %-14s %-12s %-12s %-12s %-20s %s\n", "TIME", "ENTITY", "CHANGE", "USER", "TAB",
-                   "FIELD", "DETAIL", "SOURCE");
-        else if (a.fmt == FMT_CSV)
-            printf("ts,time,key,type,user,user_name,tab,field,request_id,detail,src_topic,src_partition,src_offset\n");
-        for (size_t i = 0; i < a.n; i++) puts(a.rows[i].line);
+        if (a.fmt == FMT_TABLE) {
+            ctl_table_row(stdout, COLS, a.width, NCOLS);
+            for (size_t i = 0; i < a.n; i++) {
+                const char *cells[NCOLS];
+                const char *p = a.rows[i].line;
+                for (int k = 0; k < NCOLS; k++, p += strlen(p) + 1) cells[k] = p;
+                ctl_table_row(stdout, cells, a.width, NCOLS);
+            }
+        } else {
+            if (a.fmt == FMT_CSV)
+                printf("ts,time,key,type,user,user_name,tab,field,request_id,detail,src_topic,src_partition,"
+                       "src_offset\n");
+            for (size_t i = 0; i < a.n; i++) puts(a.rows[i].line);
+        }
         if (fflush(stdout)) rc = CTL_EXIT_ERR;
         ctl_fold_summary(c);
-        fprintf(stderr, "presencectl audit: %zu changes\n", a.n);
+        fprintf(stderr, "presencectl audit: %zu changes, read from %s\n", a.n, c->kafka_where);
     }
     for (size_t i = 0; i < a.n; i++) free(a.rows[i].line);
     free(a.rows);

@@ -17,7 +17,10 @@
  * before its commit. A value that does not decode is refused (it would go
  * straight back to the DLQ) unless --force; --value-file replaces the value
  * of one record (the fixed record).
- * Limits: a DLT is read whole to find the selected records.
+ * list prints a table (columns as wide as their widest cell) or JSON
+ * lines whose "status" is "dead" or "reinjected" (and, the same fact as a
+ * boolean, "reinjected"); every summary and error names the bootstrap
+ * servers. Limits: a DLT is read whole to find the selected records.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +34,7 @@
 #include "px_kafka.h"
 #include "px_produce.h"
 #include "px_time.h"
+#include "px_utf8.h"
 #include "px_when.h"
 
 #define DLQ_VALUE_MAX (1u << 20)
@@ -211,15 +215,30 @@ static int load(ctl_t *c, dlq_t *d, const bool mask[PX_SRC__COUNT], bool marks) 
     return 0;
 }
 
+/* "k":"v" with v escaped as JSON, each broken UTF-8 sequence (a key or
+ * header of a poison record is any bytes) as one U+FFFD. */
 static void json_kv(const char *k, const char *v, bool comma) {
     printf("%s\"%s\":\"", comma ? "," : "", k);
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
+    const unsigned char *p = (const unsigned char *)v;
+    for (size_t left = strlen(v); left;) {
+        int n = px_utf8_seq(p, left);
+        if (n < 0) {
+            fputs("\\ufffd", stdout);
+            n = -n;
+        } else if (*p == '"' || *p == '\\') {
+            printf("\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            printf("\\u%04x", *p);
+        } else {
+            fwrite(p, 1, (size_t)n, stdout);
+        }
+        p += n;
+        left -= (size_t)n;
     }
     putchar('"');
 }
+
+static const char *status(const dlq_rec_t *r) { return r->reinjected ? "reinjected" : "dead"; }
 
 static int dlq_list(ctl_t *c) {
     const char *fmt = ctl_flag(c, "format");
@@ -232,31 +251,44 @@ static int dlq_list(ctl_t *c) {
     dlq_t d = {0};
     int rc = topics_mask(c, mask);
     if (!rc) rc = load(c, &d, mask, true);
-    if (!rc && !jsonl)
-        printf("%-48s %-24s %-40s %-10s %-8s %s\n", "DLQ RECORD", "TIME", "ORIGINAL", "STATUS", "KEY", "ERROR");
-    for (size_t i = 0; !rc && i < d.n; i++) {
-        dlq_rec_t *r = &d.v[i];
-        char when[40], key[PX_KEY_MAX + 1], orig[PX_CONF_STR_MAX + 64];
-        px_when_format(r->ts, when, sizeof when);
-        snprintf(key, sizeof key, "%.*s", (int)(r->key_len < PX_KEY_MAX ? r->key_len : PX_KEY_MAX), r->key);
-        snprintf(orig, sizeof orig, "%s:%" PRId32 ":%" PRId64, r->src_topic, r->src_partition, r->src_offset);
-        if (jsonl) {
-            printf("{");
-            json_kv("record", r->coord, false);
-            printf(",\"ts\":%" PRId64, r->ts);
-            json_kv("error", r->error, true);
-            json_kv("topic", r->src_topic, true);
-            printf(",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"timestamp\":%" PRId64, r->src_partition,
-                   r->src_offset, r->src_ts);
-            json_kv("attempt", r->attempt, true);
-            json_kv("key", key, true);
-            printf(",\"value_bytes\":%zu,\"reinjected\":%s}\n", r->val_len, r->reinjected ? "true" : "false");
-        } else {
-            printf("%-48s %-24s %-40s %-10s %-8s %s\n", r->coord, when, orig, r->reinjected ? "reinjected" : "dead",
-                   key, r->error);
+    /* the table's columns, as wide as their widest cell */
+    enum { NC = 6 };
+    static const char *const head[NC] = {"DLQ RECORD", "TIME", "ORIGINAL", "STATUS", "KEY", "ERROR"};
+    size_t width[NC];
+    for (int k = 0; k < NC; k++) width[k] = ctl_cell_width(head[k]);
+    for (int pass = jsonl ? 1 : 0; !rc && pass < 2; pass++) {
+        if (pass == 1 && !jsonl) ctl_table_row(stdout, head, width, NC);
+        for (size_t i = 0; i < d.n; i++) {
+            dlq_rec_t *r = &d.v[i];
+            char when[40], key[PX_KEY_MAX + 1], orig[PX_CONF_STR_MAX + 64];
+            px_when_format(r->ts, when, sizeof when);
+            snprintf(key, sizeof key, "%.*s", (int)(r->key_len < PX_KEY_MAX ? r->key_len : PX_KEY_MAX), r->key);
+            snprintf(orig, sizeof orig, "%s:%" PRId32 ":%" PRId64, r->src_topic, r->src_partition, r->src_offset);
+            const char *cells[NC] = {r->coord, when, orig, status(r), key, r->error};
+            if (pass == 0) {
+                for (int k = 0; k < NC; k++) {
+                    size_t w = ctl_cell_width(cells[k]);
+                    if (w > width[k]) width[k] = w;
+                }
+            } else if (!jsonl) {
+                ctl_table_row(stdout, cells, width, NC);
+            } else {
+                printf("{");
+                json_kv("record", r->coord, false);
+                printf(",\"ts\":%" PRId64, r->ts);
+                json_kv("time", when, true);
+                json_kv("status", status(r), true);
+                json_kv("error", r->error, true);
+                json_kv("topic", r->src_topic, true);
+                printf(",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"timestamp\":%" PRId64,
+                       r->src_partition, r->src_offset, r->src_ts);
+                json_kv("attempt", r->attempt, true);
+                json_kv("key", key, true);
+                printf(",\"value_bytes\":%zu,\"reinjected\":%s}\n", r->val_len, r->reinjected ? "true" : "false");
+            }
         }
     }
-    if (!rc) fprintf(stderr, "presencectl dlq: %zu records\n", d.n);
+    if (!rc) fprintf(stderr, "presencectl dlq: %zu records, read from %s\n", d.n, c->kafka_where);
     dlq_free(&d);
     return rc;
 }
@@ -368,10 +400,9 @@ static int dlq_show(ctl_t *c) {
         if (!r->selected) continue;
         char when[40], err[256];
         printf("record:    %s\ntime:      %s\noriginal:  %s:%" PRId32 ":%" PRId64 " (timestamp %" PRId64
-               ")\nerror:     %s\nattempt:   %s\nstatus:    %s\nkey:       %.*s\nvalue:     %zu bytes\n",
+               ")\nerror:     %s\nattempt:   %s\nstatus:    %s\nkey:       %.*s\nvalue:     %zu bytes\nkafka:     %s\n",
                r->coord, px_when_format(r->ts, when, sizeof when), r->src_topic, r->src_partition, r->src_offset,
-               r->src_ts, r->error, r->attempt, r->reinjected ? "reinjected" : "dead", (int)r->key_len, r->key,
-               r->val_len);
+               r->src_ts, r->error, r->attempt, status(r), (int)r->key_len, r->key, r->val_len, c->bootstrap);
         for (size_t o = 0; o < r->val_len && o < 512; o += 16) {
             printf("  %04zx ", o);
             for (size_t k = o; k < o + 16; k++)
@@ -407,8 +438,8 @@ static char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
-static int txn_err(const char *what, rd_kafka_error_t *e) {
-    fprintf(stderr, "presencectl dlq reinject: %s: %s\n", what, rd_kafka_error_string(e));
+static int txn_err(ctl_t *c, const char *what, rd_kafka_error_t *e) {
+    fprintf(stderr, "presencectl dlq reinject: Kafka %s: %s: %s\n", c->bootstrap, what, rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
     return CTL_EXIT_ERR;
 }
@@ -440,13 +471,13 @@ static int dlq_reinject(ctl_t *c) {
         /* first fence any other reinjector, then look for what it did */
         char tid[PX_CONF_STR_MAX + 32];
         snprintf(tid, sizeof tid, "presencectl-reinject.%s", c->cfg.topic_prefix);
-        if (!(rk = ctl_producer_new(c, tid))) {
+        if (!(rk = ctl_producer_new(c, tid)) || ctl_kafka_wait(c, rk)) {
             rc = CTL_EXIT_ERR;
             goto out;
         }
         rd_kafka_error_t *e = rd_kafka_init_transactions(rk, (int)c->cfg.timeout_ms);
         if (e) {
-            rc = txn_err("init_transactions (Kafka unreachable?)", e);
+            rc = txn_err(c, "init_transactions", e);
             goto out;
         }
     }
@@ -488,12 +519,12 @@ static int dlq_reinject(ctl_t *c) {
     if (dry || !todo) {
         for (size_t i = 0; dry && i < d.n; i++)
             if (d.v[i].selected) printf("would reinject %s -> %s [%d]\n", d.v[i].coord, d.v[i].src_topic, d.v[i].src_partition);
-        printf("reinjected 0, already reinjected %zu%s\n", done_before, dry ? " (dry run)" : "");
+        printf("reinjected 0, already reinjected %zu%s at %s\n", done_before, dry ? " (dry run)" : "", c->kafka_where);
         goto out;
     }
     rd_kafka_error_t *e = rd_kafka_begin_transaction(rk);
     if (e) {
-        rc = txn_err("begin_transaction", e);
+        rc = txn_err(c, "begin_transaction", e);
         goto out;
     }
     char now[32];
@@ -510,7 +541,8 @@ static int dlq_reinject(ctl_t *c) {
         rd_kafka_resp_err_t err = px_produce(rk, &rec, 100, 10, NULL);
         if (err) {
             rd_kafka_headers_destroy(h);
-            fprintf(stderr, "presencectl dlq reinject: produce %s: %s\n", r->coord, rd_kafka_err2str(err));
+            fprintf(stderr, "presencectl dlq reinject: Kafka %s: produce %s: %s\n", c->bootstrap, r->coord,
+                    rd_kafka_err2str(err));
             rd_kafka_error_t *ae = rd_kafka_abort_transaction(rk, (int)c->cfg.timeout_ms);
             if (ae) rd_kafka_error_destroy(ae);
             rc = CTL_EXIT_ERR;
@@ -519,10 +551,10 @@ static int dlq_reinject(ctl_t *c) {
         printf("sending %s -> %s [%d]\n", r->coord, r->src_topic, r->src_partition);
     }
     if ((e = rd_kafka_commit_transaction(rk, (int)c->cfg.timeout_ms))) {
-        rc = txn_err("commit_transaction (nothing was reinjected)", e);
+        rc = txn_err(c, "commit_transaction (nothing was reinjected)", e);
         goto out;
     }
-    printf("reinjected %zu, already reinjected %zu\n", todo, done_before);
+    printf("reinjected %zu, already reinjected %zu at %s\n", todo, done_before, c->kafka_where);
 out:
     if (rk) rd_kafka_destroy(rk);
     dlq_free(&d);

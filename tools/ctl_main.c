@@ -15,9 +15,11 @@
 
 #include "ctl.h"
 #include "px_err.h"
+#include "px_kafka.h"
 #include "px_log.h"
 #include "px_redis_addr.h"
 #include "px_time.h"
+#include "px_utf8.h"
 #include "px_view.h"
 #include "px_when.h"
 
@@ -33,7 +35,7 @@ static const px_opt_t ctl_opts[] = {
     OPT("presence.ttl_ms", PX_OPT_INT, "60000", "as the processor", presence_ttl_ms, 1000, 86400000),
     OPT("lock.ttl_ms", PX_OPT_INT, "120000", "as the processor", lock_ttl_ms, 1000, 86400000),
     OPT("stale.ttl_ms", PX_OPT_INT, "300000", "as the processor", stale_ttl_ms, 1000, 86400000),
-    OPT("timeout_ms", PX_OPT_INT, "30000", "how long to wait for Kafka", timeout_ms, 100, 3600000),
+    OPT("timeout_ms", PX_OPT_INT, "10000", "how long to wait for Kafka (--timeout)", timeout_ms, 100, 3600000),
 };
 #define NOPTS (sizeof ctl_opts / sizeof ctl_opts[0])
 
@@ -54,6 +56,8 @@ static const struct {
                 "request-id= expires-at= json "},
     {"topics", " partitions= "},
 };
+/* Flags every command takes. */
+#define COMMON_FLAGS " timeout= "
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -70,8 +74,10 @@ static void usage(FILE *f) {
             "          [--version N] [--tab ID --user ID --name N --mode view|edit --status online|away --dirty\n"
             "          --field F --cursor C --request-id R] [--json]\n"
             "  topics create|check [--partitions N]\n"
+            "every command: [--timeout D] how long to wait for Kafka: seconds (10, 2.5) or 500ms, 30s, 2m\n"
+            "                                       (default 10 s; the timeout_ms setting)\n"
             "times T: now, -15m, epoch ms, 2026-11-22, 2026-11-22T10:00:00Z (docs/presencectl.md)\n"
-            "exit: 0 ok, 1 differences (verify), 2 error\n"
+            "exit: 0 ok, 1 differences (verify, topics check), 2 error\n"
             "options (kafka.* go to librdkafka, e.g. --set kafka.bootstrap.servers=host:9092):\n");
     px_config_usage(ctl_opts, NOPTS, "presencectl", f);
 }
@@ -103,7 +109,7 @@ redisContext *ctl_redis_connect(ctl_t *c) {
     redisContext *r = px_redis_connect(c->cfg.redis_host, (int)c->cfg.redis_port, tv);
     if (!r || r->err) {
         char addr[PX_CONF_STR_MAX + 24];
-        fprintf(stderr, "presencectl: redis %s unreachable: %s\n",
+        fprintf(stderr, "presencectl %s: Redis %s unreachable: %s\n", c->cmd,
                 px_redis_addr(c->cfg.redis_host, c->cfg.redis_port, addr, sizeof addr),
                 r ? r->errstr : "out of memory");
         redisFree(r);
@@ -114,8 +120,8 @@ redisContext *ctl_redis_connect(ctl_t *c) {
         redisReply *rep = redisCommand(r, "SELECT %lld", (long long)c->cfg.redis_db);
         bool ok = rep && rep->type == REDIS_REPLY_STATUS;
         if (!ok)
-            fprintf(stderr, "presencectl: redis SELECT %lld: %s\n", (long long)c->cfg.redis_db,
-                    rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
+            fprintf(stderr, "presencectl %s: %s: SELECT %lld: %s\n", c->cmd, c->redis_where,
+                    (long long)c->cfg.redis_db, rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
         freeReplyObject(rep);
         if (!ok) {
             redisFree(r);
@@ -125,13 +131,100 @@ redisContext *ctl_redis_connect(ctl_t *c) {
     return r;
 }
 
-int ctl_time_range(ctl_t *c, int64_t *from_ms, int64_t *to_ms) {
+int ctl_when(ctl_t *c, const char *flag, const char *s, int64_t now, int64_t *ms) {
     char err[256];
-    if (px_when_range(ctl_flag(c, "from"), ctl_flag(c, "to"), px_now_ms(), from_ms, to_ms, err, sizeof err)) {
-        fprintf(stderr, "presencectl %s: %s\n", c->cmd, err);
+    if (px_when_parse(s, now, ms, err, sizeof err) == 0) return 0;
+    fprintf(stderr, "presencectl %s: --%s: %s; a time is one of: %s\n", c->cmd, flag, err, CTL_WHEN_FORMS);
+    return CTL_EXIT_ERR;
+}
+
+int ctl_time_range(ctl_t *c, int64_t *from_ms, int64_t *to_ms) {
+    const char *from = ctl_flag(c, "from"), *to = ctl_flag(c, "to");
+    int64_t now = px_now_ms(), f = 0, t = INT64_MAX;
+    if ((from && ctl_when(c, "from", from, now, &f)) || (to && ctl_when(c, "to", to, now, &t)))
+        return CTL_EXIT_ERR;
+    if (f >= t) {
+        fprintf(stderr, "presencectl %s: empty time range: --from is not before --to\n", c->cmd);
         return CTL_EXIT_ERR;
     }
+    *from_ms = f;
+    *to_ms = t;
     return 0;
+}
+
+/* Visit the characters of s as ctl_table_row prints them: fn(arg, p, n)
+ * with a well-formed UTF-8 character p[0..n), or p NULL for a byte shown
+ * as '?' (a control byte, or one of a broken sequence). */
+static void cells_walk(const char *s, void (*fn)(void *arg, const char *p, size_t n), void *arg) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t left = strlen(s);
+    while (left) {
+        int k = px_utf8_seq(p, left);
+        size_t n = (size_t)(k < 0 ? -k : k);
+        if (k < 0 || *p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] < 0xa0)) /* C0, DEL, C1 */
+            for (size_t i = 0; i < n; i++) fn(arg, NULL, 1);
+        else fn(arg, (const char *)p, n);
+        p += n;
+        left -= n;
+    }
+}
+
+static void count_char(void *arg, const char *p, size_t n) {
+    (void)p;
+    (void)n;
+    (*(size_t *)arg)++;
+}
+
+static void put_char(void *arg, const char *p, size_t n) {
+    if (p) fwrite(p, 1, n, arg);
+    else fputc('?', arg);
+}
+
+size_t ctl_cell_width(const char *s) {
+    if (!*s) return 1; /* "-" */
+    size_t w = 0;
+    cells_walk(s, count_char, &w);
+    return w;
+}
+
+void ctl_table_row(FILE *f, const char *const *cells, const size_t *width, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!cells[i][0]) fputc('-', f);
+        cells_walk(cells[i], put_char, f);
+        if (i + 1 == n) break;
+        for (size_t w = ctl_cell_width(cells[i]); w <= width[i]; w++) fputc(' ', f);
+    }
+    fputc('\n', f);
+}
+
+/* --timeout: seconds (10, 2.5) or a duration (500ms, 30s, 2m, 1h) into
+ * *ms, 100 ms to 1 h. 0 or -1. */
+static int parse_timeout(const char *s, int64_t *ms) {
+    int64_t whole = 0, milli = 0;
+    const char *p = s;
+    int nd = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (++nd > 7) return -1;
+        else whole = whole * 10 + (*p - '0');
+    if (*p == '.') {
+        int nf = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, nf++)
+            if (nf < 3) milli += (*p - '0') * (nf == 0 ? 100 : nf == 1 ? 10 : 1);
+        if (!nf) return -1;
+    }
+    if (!nd) return -1;
+    static const struct {
+        const char *u;
+        int64_t ms;
+    } units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"h", 3600000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(p, units[i].u) == 0) {
+            int64_t v = whole * units[i].ms + milli * units[i].ms / 1000;
+            if (v < 100 || v > 3600000) return -1;
+            *ms = v;
+            return 0;
+        }
+    return -1;
 }
 
 /* Split argv (after the command and its subcommand) into our flags, kept
@@ -168,7 +261,16 @@ static int parse_flags(ctl_t *c, const char *allowed, int argc, char **argv, int
         bool takes = strstr(allowed, pat) != NULL;
         snprintf(pat, sizeof pat, " %s ", name);
         if (!takes && !strstr(allowed, pat)) {
-            fprintf(stderr, "presencectl %s: unknown flag --%s (try --help)\n", c->cmd, name);
+            char list[512];
+            size_t ll = 0;
+            for (const char *q = allowed; *q && ll < sizeof list - 80;) {
+                size_t w = strcspn(q, " =");
+                if (w) ll += (size_t)snprintf(list + ll, sizeof list - ll, " --%.*s", (int)w, q);
+                q += w;
+                q += strspn(q, " =");
+            }
+            fprintf(stderr, "presencectl %s: unknown flag --%s (%s takes%s, and --set, --config; try --help)\n",
+                    c->cmd, name, c->cmd, list);
             return CTL_EXIT_ERR;
         }
         const char *val = "";
@@ -209,10 +311,11 @@ int main(int argc, char **argv) {
             return CTL_EXIT_OK;
         }
     c.cmd = argv[1];
-    const char *allowed = NULL;
+    char allowed[512] = "";
     for (size_t i = 0; i < sizeof CMD_FLAGS / sizeof CMD_FLAGS[0]; i++)
-        if (strcmp(c.cmd, CMD_FLAGS[i].cmd) == 0) allowed = CMD_FLAGS[i].flags;
-    if (!allowed) {
+        if (strcmp(c.cmd, CMD_FLAGS[i].cmd) == 0)
+            snprintf(allowed, sizeof allowed, "%s%s", CMD_FLAGS[i].flags, COMMON_FLAGS + 1);
+    if (!allowed[0]) {
         fprintf(stderr, "presencectl: unknown command '%.64s'\n", c.cmd);
         usage(stderr);
         return CTL_EXIT_ERR;
@@ -253,6 +356,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "presencectl: %s\n", errstr);
         return CTL_EXIT_ERR;
     }
+    const char *tmo = ctl_flag(&c, "timeout");
+    if (tmo && parse_timeout(tmo, &c.cfg.timeout_ms)) {
+        fprintf(stderr,
+                "presencectl %s: --timeout '%.64s': expected seconds (10, 2.5) or a duration (500ms, 30s, 2m), "
+                "from 100ms to 1h\n",
+                c.cmd, tmo);
+        return CTL_EXIT_ERR;
+    }
+    char addr[PX_CONF_STR_MAX + 24];
+    px_redis_addr(c.cfg.redis_host, c.cfg.redis_port, addr, sizeof addr);
+    int wl = snprintf(c.redis_where, sizeof c.redis_where, "Redis %s db %lld", addr, (long long)c.cfg.redis_db);
+    if (c.cfg.redis_key_prefix[0])
+        snprintf(c.redis_where + wl, sizeof c.redis_where - (size_t)wl, " key prefix '%s'", c.cfg.redis_key_prefix);
+    if (ctl_kafka_init(&c)) return CTL_EXIT_ERR;
     px_log_set_level(PX_LOG_WARN);
     c.progress = isatty(STDERR_FILENO);
     c.fold = px_fold_conf_default();

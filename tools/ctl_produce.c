@@ -5,9 +5,12 @@
  * gateway would (presence SUB/HB/UNSUB, lock LOCK/UNLOCK; EXPIRE with
  * --expires-at). The event is validated by core (px_event_validate) and
  * encoded by the one Avro codec (or as lifecycle JSON with --json); the
- * producer is idempotent and uses murmur2_random, like every producer of
- * presence (DESIGN.md 3). Prints topic, partition and offset once Kafka
- * acknowledged the record; exit 2 if it did not.
+ * producer is idempotent and uses murmur2_random, the partitioner of
+ * Kafka's Java clients that every producer of presence uses, so a key lands
+ * on the same partition whoever produces it and one entity's records stay
+ * in order. Prints topic, partition and offset once Kafka acknowledged the
+ * record (and the bootstrap servers); exit 2 if it did not, or if Kafka
+ * did not answer within timeout_ms (--timeout).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -51,19 +54,19 @@ static int build(ctl_t *c, px_kind_t kind, px_event_t *ev) {
     for (; type[i] && i < sizeof up - 1; i++) up[i] = (char)toupper((unsigned char)type[i]);
     up[i] = '\0';
     if ((ev->type = px_event_type_parse(kind, up)) < 0) {
-        fprintf(stderr, "presencectl produce: --type %.32s is not a %s type\n", type, px_kind_name(kind));
+        char list[128];
+        size_t ll = 0;
+        for (int t = 0; t < px_event_type_count(kind) && ll < sizeof list; t++)
+            ll += (size_t)snprintf(list + ll, sizeof list - ll, "%s%s", t ? ", " : "", px_event_type_name(kind, t));
+        fprintf(stderr, "presencectl produce: --type %.32s is not a %s type (%s; any case)\n", type,
+                px_kind_name(kind), list);
         return CTL_EXIT_ERR;
     }
     int64_t now = px_now_ms();
     ev->ts_ms = now;
-    if ((v = ctl_flag(c, "ts")) && px_when_parse(v, now, &ev->ts_ms, err, sizeof err)) {
-        fprintf(stderr, "presencectl produce: --ts: %s\n", err);
+    if ((v = ctl_flag(c, "ts")) && ctl_when(c, "ts", v, now, &ev->ts_ms)) return CTL_EXIT_ERR;
+    if ((v = ctl_flag(c, "expires-at")) && ctl_when(c, "expires-at", v, now, &ev->expires_at_ms))
         return CTL_EXIT_ERR;
-    }
-    if ((v = ctl_flag(c, "expires-at")) && px_when_parse(v, now, &ev->expires_at_ms, err, sizeof err)) {
-        fprintf(stderr, "presencectl produce: --expires-at: %s\n", err);
-        return CTL_EXIT_ERR;
-    }
     if (!take(c, "tab", ev->tab_id, sizeof ev->tab_id) || !take(c, "user", ev->user_id, sizeof ev->user_id) ||
         !take(c, "name", ev->user_name, sizeof ev->user_name) || !take(c, "field", ev->field, sizeof ev->field) ||
         !take(c, "cursor", ev->cursor, sizeof ev->cursor) ||
@@ -154,7 +157,7 @@ int ctl_produce(ctl_t *c, int argc, char **argv) {
     rd_kafka_t *rk = ctl_producer_new(c, NULL);
     if (!rk) return CTL_EXIT_ERR;
     /* refuse an unknown topic up front (auto-creation would give it the wrong partition count) */
-    if (ctl_partition_count(c, rk, topic) <= 0) {
+    if (ctl_kafka_wait(c, rk) || ctl_partition_count(c, rk, topic) <= 0) {
         rd_kafka_destroy(rk);
         return CTL_EXIT_ERR;
     }
@@ -164,19 +167,20 @@ int ctl_produce(ctl_t *c, int argc, char **argv) {
                           RD_KAFKA_V_VALUE(c->buf.data, c->buf.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
     if (e) {
-        fprintf(stderr, "presencectl produce: %s: %s\n", topic, rd_kafka_err2str(e));
+        fprintf(stderr, "presencectl produce: Kafka %s: %s: %s\n", c->bootstrap, topic, rd_kafka_err2str(e));
         rd_kafka_destroy(rk);
         return CTL_EXIT_ERR;
     }
     rd_kafka_flush(rk, (int)c->cfg.timeout_ms + 1000);
     rd_kafka_poll(rk, 0);
     if (!d.done || d.err) {
-        fprintf(stderr, "presencectl produce: %s: not acknowledged: %s\n", topic,
-                d.done ? rd_kafka_err2str(d.err) : "timed out");
+        char why[600];
+        fprintf(stderr, "presencectl produce: Kafka %s: %s: not acknowledged: %s%s\n", c->bootstrap, topic,
+                d.done ? rd_kafka_err2str(d.err) : "timed out", ctl_kafka_reason(c, why, sizeof why));
         rc = CTL_EXIT_ERR;
     } else {
-        printf("produced %s %s %s to %s [%" PRId32 "] @ %" PRId64 "\n", px_kind_name(kind),
-               px_event_type_name(kind, ev.type), key, topic, d.partition, d.offset);
+        printf("produced %s %s %s to %s [%" PRId32 "] @ %" PRId64 " at Kafka %s\n", px_kind_name(kind),
+               px_event_type_name(kind, ev.type), key, topic, d.partition, d.offset, c->bootstrap);
     }
     rd_kafka_destroy(rk);
     return rc;

@@ -11,6 +11,13 @@
  * partition's position passed its end offset. Progress goes to stderr when
  * it is a terminal. Limits: a transaction left open by a live producer
  * holds read_committed reading until it ends (or timeout_ms of idleness).
+ *
+ * Every handle presencectl makes (consumer or producer) is watched here:
+ * librdkafka's log and error callbacks keep its last error instead of
+ * printing it (kafka.debug set: they print), ctl_kafka_wait waits for a
+ * broker's first answer within timeout_ms and gives up at once when every
+ * bootstrap server's name failed to resolve, and each failure is one line
+ * naming the bootstrap servers and that last error.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +29,157 @@
 #include "px_time.h"
 
 #define CTL_READ_BATCH 1024
+
+int ctl_kafka_init(ctl_t *c) {
+    char errstr[512];
+    static const char *const defaults[][2] = {{"bootstrap.servers", "127.0.0.1:9092"}};
+    rd_kafka_conf_t *conf = px_kafka_conf_new_with(defaults, 1, &c->kafka, "presencectl", errstr, sizeof errstr);
+    if (!conf) {
+        fprintf(stderr, "presencectl: %s\n", errstr);
+        return CTL_EXIT_ERR;
+    }
+    size_t n = sizeof c->bootstrap;
+    if (rd_kafka_conf_get(conf, "bootstrap.servers", c->bootstrap, &n) != RD_KAFKA_CONF_OK || !c->bootstrap[0])
+        snprintf(c->bootstrap, sizeof c->bootstrap, "(none)");
+    char dbg[256];
+    n = sizeof dbg;
+    c->kw.debug = rd_kafka_conf_get(conf, "debug", dbg, &n) == RD_KAFKA_CONF_OK && dbg[0];
+    rd_kafka_conf_destroy(conf);
+    pthread_mutex_init(&c->kw.mu, NULL);
+    /* distinct entries, as "host:port" without a "proto://" head */
+    char seen[CTL_BOOTSTRAP_MAX][256];
+    c->kw.nbootstrap = 0;
+    for (const char *p = c->bootstrap; *p;) {
+        p += strspn(p, ", ");
+        size_t len = strcspn(p, ", ");
+        if (!len) break;
+        const char *e = p;
+        for (size_t i = 0; i + 2 < len; i++)
+            if (memcmp(p + i, "://", 3) == 0) e = p + i + 3;
+        size_t el = len - (size_t)(e - p);
+        bool dup = false;
+        for (size_t i = 0; i < c->kw.nbootstrap && i < CTL_BOOTSTRAP_MAX; i++)
+            dup |= strlen(seen[i]) == el && strncmp(seen[i], e, el) == 0;
+        if (!dup) {
+            if (c->kw.nbootstrap < CTL_BOOTSTRAP_MAX) snprintf(seen[c->kw.nbootstrap], sizeof seen[0], "%.*s", (int)el, e);
+            c->kw.nbootstrap++;
+        }
+        p += len;
+    }
+    int wl = snprintf(c->kafka_where, sizeof c->kafka_where, "Kafka %s", c->bootstrap);
+    if (c->cfg.topic_prefix[0])
+        snprintf(c->kafka_where + wl, sizeof c->kafka_where - (size_t)wl, " (topic prefix '%s')", c->cfg.topic_prefix);
+    return 0;
+}
+
+/* librdkafka's message without its "[thrd:...]: " and "broker/name: "
+ * heads and its "(after N ms in state ...)" tail. */
+static void clean_reason(const char *in, char *out, size_t n) {
+    const char *p = in;
+    if (p[0] == '[') {
+        const char *e = strstr(p, "]: ");
+        if (e) p = e + 3;
+    }
+    const char *sp = strchr(p, ' ');
+    if (sp && sp > p + 1 && sp[-1] == ':' && memchr(p, '/', (size_t)(sp - p))) p = sp + 1;
+    size_t len = strlen(p);
+    const char *tail = strstr(p, " (after ");
+    if (tail) len = (size_t)(tail - p);
+    snprintf(out, n, "%.*s", (int)len, p);
+}
+
+/* Keep msg as the last error; a bootstrap server's resolve failure also
+ * counts its name. */
+static void watch_note(ctl_t *c, const char *msg, bool all_down) {
+    ctl_kwatch_t *w = &c->kw;
+    pthread_mutex_lock(&w->mu);
+    if (!all_down || !w->reason[0]) clean_reason(msg, w->reason, sizeof w->reason);
+    const char *r = strstr(msg, "/bootstrap: Failed to resolve '");
+    if (r) {
+        r += strlen("/bootstrap: Failed to resolve '");
+        size_t len = strcspn(r, "'");
+        bool known = false;
+        for (size_t i = 0; i < w->nunresolved; i++)
+            known |= strlen(w->unresolved[i]) == len && strncmp(w->unresolved[i], r, len) == 0;
+        if (!known && w->nunresolved < CTL_BOOTSTRAP_MAX && len < sizeof w->unresolved[0])
+            snprintf(w->unresolved[w->nunresolved++], sizeof w->unresolved[0], "%.*s", (int)len, r);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* librdkafka's log, from its own threads: kept, not printed. */
+static void ctl_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    ctl_t *c = rk ? rd_kafka_opaque(rk) : NULL;
+    if (!c) return;
+    if (c->kw.debug) {
+        fprintf(stderr, "presencectl: rdkafka %s %s: %s\n", rd_kafka_name(rk), fac, buf);
+        return;
+    }
+    if (level <= 4 && strcmp(fac, "CONFWARN") != 0) watch_note(c, buf, strstr(buf, "brokers are down") != NULL);
+}
+
+/* librdkafka's errors (served by rd_kafka_poll): kept likewise. */
+static void ctl_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    ctl_t *c = opaque;
+    if (c->kw.debug) {
+        fprintf(stderr, "presencectl: rdkafka %s error %s: %s\n", rd_kafka_name(rk),
+                rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        return;
+    }
+    watch_note(c, reason, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN);
+}
+
+/* The callbacks above on a new handle's conf. */
+static void watch_conf(ctl_t *c, rd_kafka_conf_t *conf) {
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_log_cb(conf, ctl_on_log);
+    rd_kafka_conf_set_error_cb(conf, ctl_on_error);
+}
+
+const char *ctl_kafka_reason(ctl_t *c, char *buf, size_t n) {
+    pthread_mutex_lock(&c->kw.mu);
+    if (c->kw.reason[0]) snprintf(buf, n, " (last error: %s)", c->kw.reason);
+    else buf[0] = '\0';
+    pthread_mutex_unlock(&c->kw.mu);
+    return buf;
+}
+
+int ctl_kafka_wait(ctl_t *c, rd_kafka_t *rk) {
+    int64_t deadline = px_mono_ms() + c->cfg.timeout_ms;
+    /* rd_kafka_metadata blocks for its whole timeout while no broker is up:
+     * short slices first, so a resolve failure stops the wait at once;
+     * growing ones after, so a slow cluster's answer still fits one */
+    int64_t slice = 250;
+    for (;;) {
+        char reason[600];
+        pthread_mutex_lock(&c->kw.mu);
+        bool unresolved = c->kw.nbootstrap && c->kw.nunresolved >= c->kw.nbootstrap;
+        snprintf(reason, sizeof reason, "%s", c->kw.reason);
+        pthread_mutex_unlock(&c->kw.mu);
+        if (unresolved) {
+            fprintf(stderr, "presencectl %s: Kafka %s unreachable: %s\n", c->cmd, c->bootstrap, reason);
+            return CTL_EXIT_ERR;
+        }
+        int64_t left = deadline - px_mono_ms();
+        if (left <= 0) {
+            fprintf(stderr, "presencectl %s: Kafka %s unreachable: no broker answered within %g s (--timeout)%s%s\n",
+                    c->cmd, c->bootstrap, (double)c->cfg.timeout_ms / 1000, reason[0] ? "; last error: " : "",
+                    reason);
+            return CTL_EXIT_ERR;
+        }
+        const rd_kafka_metadata_t *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, (int)(left < slice ? left : slice));
+        rd_kafka_poll(rk, 0); /* the error callback */
+        if (!err) {
+            rd_kafka_metadata_destroy(md);
+            pthread_mutex_lock(&c->kw.mu);
+            c->kw.reason[0] = '\0'; /* what failed before this answer is no reason for a later failure */
+            pthread_mutex_unlock(&c->kw.mu);
+            return 0;
+        }
+        if (slice < 8000) slice *= 2;
+    }
+}
 
 rd_kafka_t *ctl_consumer_new(ctl_t *c) {
     char errstr[512];
@@ -48,6 +206,7 @@ rd_kafka_t *ctl_consumer_new(ctl_t *c) {
         fprintf(stderr, "presencectl: %s\n", errstr);
         return NULL;
     }
+    watch_conf(c, conf);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
         fprintf(stderr, "presencectl: %s\n", errstr);
@@ -86,6 +245,7 @@ rd_kafka_t *ctl_producer_new(ctl_t *c, const char *transactional_id) {
     snprintf(tmo, sizeof tmo, "%lld", (long long)(c->cfg.timeout_ms < 1000 ? 1000 : c->cfg.timeout_ms));
     rd_kafka_conf_set(conf, "message.timeout.ms", tmo, NULL, 0);
     rd_kafka_conf_set_dr_msg_cb(conf, ctl_on_delivery);
+    watch_conf(c, conf);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) {
         fprintf(stderr, "presencectl: %s\n", errstr);
@@ -100,13 +260,16 @@ int ctl_partition_count(ctl_t *c, rd_kafka_t *rk, const char *topic) {
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, (int)c->cfg.timeout_ms);
     rd_kafka_topic_destroy(rkt);
     int n = -1;
+    char why[600];
     if (err) {
-        fprintf(stderr, "presencectl: Kafka unreachable (metadata of %s): %s\n", topic, rd_kafka_err2str(err));
+        fprintf(stderr, "presencectl %s: Kafka %s: metadata of %s: %s%s\n", c->cmd, c->bootstrap, topic,
+                rd_kafka_err2str(err), ctl_kafka_reason(c, why, sizeof why));
     } else if (md->topic_cnt != 1 || md->topics[0].err) {
         rd_kafka_resp_err_t e = md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-        fprintf(stderr, "presencectl: topic %s: %s\n", topic,
+        fprintf(stderr, "presencectl %s: topic %s: %s at Kafka %s\n", c->cmd, topic,
                 e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? "no such topic (presencectl topics create?)"
-                                                             : rd_kafka_err2str(e));
+                                                             : rd_kafka_err2str(e),
+                c->bootstrap);
     } else {
         n = md->topics[0].partition_cnt;
     }
@@ -125,7 +288,10 @@ static int offsets_at(ctl_t *c, rd_kafka_t *rk, const char *topic, int np, int64
         else out[l->elems[p].partition] = l->elems[p].offset;
     }
     rd_kafka_topic_partition_list_destroy(l);
-    if (err) fprintf(stderr, "presencectl: %s: offsets for time %lld: %s\n", topic, (long long)ts, rd_kafka_err2str(err));
+    char why[600];
+    if (err)
+        fprintf(stderr, "presencectl %s: Kafka %s: %s: offsets for time %lld: %s%s\n", c->cmd, c->bootstrap, topic,
+                (long long)ts, rd_kafka_err2str(err), ctl_kafka_reason(c, why, sizeof why));
     return err ? -1 : 0;
 }
 
@@ -141,7 +307,8 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
     int rc = CTL_EXIT_ERR;
     int64_t *start = NULL, *end = NULL;
     rd_kafka_topic_partition_list_t *l = NULL;
-    int np = ctl_partition_count(c, rk, topic);
+    char why[600];
+    int np = ctl_kafka_wait(c, rk) ? -1 : ctl_partition_count(c, rk, topic);
     if (np <= 0) goto out;
     start = calloc((size_t)np, sizeof *start);
     end = calloc((size_t)np, sizeof *end);
@@ -150,7 +317,8 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
         int64_t lo, hi;
         rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, (int)c->cfg.timeout_ms);
         if (err) {
-            fprintf(stderr, "presencectl: %s [%d]: watermarks: %s\n", topic, p, rd_kafka_err2str(err));
+            fprintf(stderr, "presencectl %s: Kafka %s: %s [%d]: watermarks: %s%s\n", c->cmd, c->bootstrap, topic, p,
+                    rd_kafka_err2str(err), ctl_kafka_reason(c, why, sizeof why));
             goto out;
         }
         start[p] = lo;
@@ -176,7 +344,8 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
         }
     rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, l);
     if (aerr) {
-        fprintf(stderr, "presencectl: %s: assign: %s\n", topic, rd_kafka_err2str(aerr));
+        fprintf(stderr, "presencectl %s: Kafka %s: %s: assign: %s\n", c->cmd, c->bootstrap, topic,
+                rd_kafka_err2str(aerr));
         goto out;
     }
     int64_t t0 = px_mono_us(), last_shown = 0, last_msg = px_mono_ms();
@@ -186,6 +355,7 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
      * thread only, between batches' messages, never concurrently. */
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
     rd_kafka_message_t *batch[CTL_READ_BATCH];
+    rd_kafka_resp_err_t last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     while (remaining) {
         /* what is queued, without waiting for a full batch (the call waits
          * until it has CTL_READ_BATCH messages or the timeout: that was
@@ -199,6 +369,7 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
             last_shown = px_mono_ms();
         }
         if (nb <= 0) {
+            rd_kafka_poll(rk, 0); /* the error callback */
             if (px_mono_ms() - last_msg > c->cfg.timeout_ms) break;
             /* positions advance over control and aborted records without a message */
             rd_kafka_topic_partition_list_t *ps = rd_kafka_topic_partition_list_copy(l);
@@ -238,16 +409,22 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
                         remaining--;
                     }
                 }
-            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                fprintf(stderr, "presencectl: %s: %s\n", topic, rd_kafka_message_errstr(m));
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && m->err != last_err) {
+                /* once per error in a row, not once per retry */
+                fprintf(stderr, "presencectl %s: Kafka %s: %s [%d]: %s\n", c->cmd, c->bootstrap, topic,
+                        (int)m->partition, rd_kafka_message_errstr(m));
+                last_err = m->err;
             }
             rd_kafka_message_destroy(m);
         }
     }
     rd_kafka_queue_destroy(q);
     if (c->progress) progress(topic, done, total, t0, true);
-    if (remaining) fprintf(stderr, "presencectl: %s: no progress for %lld ms before the end of the topic\n", topic,
-                           (long long)c->cfg.timeout_ms);
+    if (remaining)
+        fprintf(stderr,
+                "presencectl %s: Kafka %s: %s: no progress for %g s before the end of the topic (--timeout; a "
+                "transaction a crashed producer left open holds read_committed readers until it times out)%s\n",
+                c->cmd, c->bootstrap, topic, (double)c->cfg.timeout_ms / 1000, ctl_kafka_reason(c, why, sizeof why));
     else rc = 0;
 out:
     if (l) rd_kafka_topic_partition_list_destroy(l);

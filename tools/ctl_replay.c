@@ -21,22 +21,21 @@
 #include <hiredis/hiredis.h>
 
 #include "ctl.h"
-#include "px_redis_addr.h"
 #include "px_time.h"
 #include "px_when.h"
 
 #define REPLAY_PIPELINE 512
 
 /* Send the pipelined commands and read their replies: 1 wrote, 0 kept. */
-static int drain(redisContext *r, int pending, uint64_t *wrote, uint64_t *kept) {
+static int drain(ctl_t *c, redisContext *r, int pending, uint64_t *wrote, uint64_t *kept) {
     for (int i = 0; i < pending; i++) {
         redisReply *rep = NULL;
         if (redisGetReply(r, (void **)&rep) != REDIS_OK || !rep) {
-            fprintf(stderr, "presencectl: redis: %s\n", r->errstr);
+            fprintf(stderr, "presencectl replay: %s: %s\n", c->redis_where, r->errstr);
             return CTL_EXIT_ERR;
         }
         int bad = rep->type == REDIS_REPLY_ERROR;
-        if (bad) fprintf(stderr, "presencectl: redis write script: %s\n", rep->str);
+        if (bad) fprintf(stderr, "presencectl replay: %s: write script: %s\n", c->redis_where, rep->str);
         else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) (*wrote)++;
         else (*kept)++;
         freeReplyObject(rep);
@@ -45,16 +44,15 @@ static int drain(redisContext *r, int pending, uint64_t *wrote, uint64_t *kept) 
     return 0;
 }
 
-static int write_redis(ctl_t *c, uint64_t *wrote, uint64_t *kept) {
-    redisContext *r = ctl_redis_connect(c);
-    if (!r) return CTL_EXIT_ERR;
+static int write_redis(ctl_t *c, redisContext *r, uint64_t *wrote, uint64_t *kept) {
     int rc = CTL_EXIT_ERR, pending = 0, in_flight = 0;
     px_store_cmd_t cmd;
     px_store_cmd_init(&cmd);
     char sha[64];
     redisReply *rep = redisCommand(r, "SCRIPT LOAD %s", PX_STORE_WRITE_SCRIPT);
     if (!rep || rep->type != REDIS_REPLY_STRING || rep->len >= sizeof sha) {
-        fprintf(stderr, "presencectl: redis SCRIPT LOAD: %s\n", rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
+        fprintf(stderr, "presencectl replay: %s: SCRIPT LOAD: %s\n", c->redis_where,
+                rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
         freeReplyObject(rep);
         goto out;
     }
@@ -78,7 +76,7 @@ static int write_redis(ctl_t *c, uint64_t *wrote, uint64_t *kept) {
                 cmd.argvlen[3 + k] = (size_t)kl;
             }
         if (redisAppendCommandArgv(r, cmd.argc, cmd.argv, cmd.argvlen) != REDIS_OK) {
-            fprintf(stderr, "presencectl: redis: %s\n", r->errstr);
+            fprintf(stderr, "presencectl replay: %s: %s\n", c->redis_where, r->errstr);
             goto out;
         }
         if (++pending == REPLAY_PIPELINE) {
@@ -87,19 +85,18 @@ static int write_redis(ctl_t *c, uint64_t *wrote, uint64_t *kept) {
             int done = 0;
             while (!done)
                 if (redisBufferWrite(r, &done) != REDIS_OK) {
-                    fprintf(stderr, "presencectl: redis: %s\n", r->errstr);
+                    fprintf(stderr, "presencectl replay: %s: %s\n", c->redis_where, r->errstr);
                     goto out;
                 }
-            if (drain(r, in_flight, wrote, kept)) goto out;
+            if (drain(c, r, in_flight, wrote, kept)) goto out;
             in_flight = pending;
             pending = 0;
         }
     }
-    if (drain(r, in_flight + pending, wrote, kept)) goto out;
+    if (drain(c, r, in_flight + pending, wrote, kept)) goto out;
     rc = 0;
 out:
     px_store_cmd_term(&cmd);
-    redisFree(r);
     return rc;
 }
 
@@ -107,12 +104,16 @@ int ctl_replay(ctl_t *c) {
     ctl_range_t range;
     if (ctl_time_range(c, &range.from_ms, &range.to_ms)) return CTL_EXIT_ERR;
     bool dry = ctl_flag_set(c, "dry-run");
+    /* Redis first: an unreachable one fails before the long read */
+    redisContext *r = dry ? NULL : ctl_redis_connect(c);
+    if (!dry && !r) return CTL_EXIT_ERR;
     int64_t t0 = px_mono_us();
     int rc = ctl_fold_inputs(c, &range);
-    if (rc) return rc;
     int64_t t1 = px_mono_us();
     uint64_t wrote = 0, kept = 0;
-    if (!dry && (rc = write_redis(c, &wrote, &kept))) return rc;
+    if (!rc && !dry) rc = write_redis(c, r, &wrote, &kept);
+    redisFree(r);
+    if (rc) return rc;
     int64_t t2 = px_mono_us();
     ctl_fold_summary(c);
     uint64_t skipped = c->n_skipped_decode + c->n_skipped_key + c->n_refused;
@@ -123,18 +124,14 @@ int ctl_replay(ctl_t *c) {
     }
     double fs = (double)(t1 - t0) / 1e6, ws = (double)(t2 - t1) / 1e6;
     char a[40], b[40];
-    printf("replay: %llu records (%s .. %s) -> %zu entities; fold %.3f s (%.0f records/s)",
+    printf("replay: %llu records (%s .. %s) of %s -> %zu entities; fold %.3f s (%.0f records/s)",
            (unsigned long long)c->n_records, range.from_ms ? px_when_format(range.from_ms, a, sizeof a) : "beginning",
-           range.to_ms != INT64_MAX ? px_when_format(range.to_ms, b, sizeof b) : "end", c->nents, fs,
+           range.to_ms != INT64_MAX ? px_when_format(range.to_ms, b, sizeof b) : "end", c->kafka_where, c->nents, fs,
            fs > 0 ? (double)c->n_records / fs : 0.0);
-    char addr[PX_CONF_STR_MAX + 24];
     if (dry)
         printf("; dry run, Redis untouched\n");
     else
-        printf("; redis %s db %lld prefix '%s': %llu written, %llu kept (Redis had newer), %.3f s; total %.0f "
-               "records/s\n",
-               px_redis_addr(c->cfg.redis_host, c->cfg.redis_port, addr, sizeof addr), (long long)c->cfg.redis_db,
-               c->cfg.redis_key_prefix,
+        printf("; %s: %llu written, %llu kept (Redis had newer), %.3f s; total %.0f records/s\n", c->redis_where,
                (unsigned long long)wrote, (unsigned long long)kept, ws,
                fs + ws > 0 ? (double)c->n_records / (fs + ws) : 0.0);
     return rc;

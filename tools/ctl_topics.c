@@ -1,13 +1,15 @@
 /*
- * ctl_topics.c - `presencectl topics create|check`: the thirteen topics of
- * DESIGN.md 3 (four inputs, their .retry and .dlt companions, and
+ * ctl_topics.c - `presencectl topics create|check`: the thirteen topics
+ * presence uses (four inputs, their .retry and .dlt companions, and
  * presence.changes), with the topic prefix, one partition count for all
  * (--partitions, default 6 like scripts/stack.sh) and the configs below.
  * create makes the missing ones (Kafka's CreateTopics; existing topics are
  * left as they are) and then checks; check reports every topic that is
  * missing, has another partition count than the input topics share (or
  * than --partitions), or whose cleanup.policy / retention.ms differ.
- * Exit 0 all right, 1 something differs, 2 Kafka unreachable or refused.
+ * Exit 0 all right, 1 something differs, 2 Kafka unreachable (within
+ * timeout_ms) or refused; the verdict and every error name the bootstrap
+ * servers.
  *
  * Retention (docs/presencectl.md, "topics"): heartbeats are short-lived
  * (1 day: a tab lives 60 s), locks, lifecycle, changes and DLQs long (30
@@ -61,11 +63,13 @@ static void specs(ctl_t *c, topic_spec_t *t) {
 static rd_kafka_event_t *admin_wait(ctl_t *c, rd_kafka_queue_t *q, rd_kafka_event_type_t want) {
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)c->cfg.timeout_ms + 2000);
     if (!ev) {
-        fprintf(stderr, "presencectl topics: no answer from Kafka within %lld ms\n", (long long)c->cfg.timeout_ms);
+        char why[600];
+        fprintf(stderr, "presencectl topics: Kafka %s: no answer within %g s (--timeout)%s\n", c->bootstrap,
+                (double)c->cfg.timeout_ms / 1000, ctl_kafka_reason(c, why, sizeof why));
         return NULL;
     }
     if (rd_kafka_event_type(ev) != want || rd_kafka_event_error(ev)) {
-        fprintf(stderr, "presencectl topics: %s\n", rd_kafka_event_error_string(ev));
+        fprintf(stderr, "presencectl topics: Kafka %s: %s\n", c->bootstrap, rd_kafka_event_error_string(ev));
         rd_kafka_event_destroy(ev);
         return NULL;
     }
@@ -99,8 +103,8 @@ static int create(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int partition
         if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             printf("exists  %s\n", rd_kafka_topic_result_name(res[i]));
         } else if (e) {
-            fprintf(stderr, "presencectl topics: create %s: %s\n", rd_kafka_topic_result_name(res[i]),
-                    rd_kafka_topic_result_error_string(res[i]));
+            fprintf(stderr, "presencectl topics: Kafka %s: create %s: %s\n", c->bootstrap,
+                    rd_kafka_topic_result_name(res[i]), rd_kafka_topic_result_error_string(res[i]));
             rc = CTL_EXIT_ERR;
         } else {
             printf("created %s\n", rd_kafka_topic_result_name(res[i]));
@@ -176,7 +180,9 @@ static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_parti
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, (int)c->cfg.timeout_ms);
     if (err) {
-        fprintf(stderr, "presencectl topics: Kafka unreachable: %s\n", rd_kafka_err2str(err));
+        char why[600];
+        fprintf(stderr, "presencectl topics: Kafka %s: metadata: %s%s\n", c->bootstrap, rd_kafka_err2str(err),
+                ctl_kafka_reason(c, why, sizeof why));
         return CTL_EXIT_ERR;
     }
     bool exists[NTOPICS] = {0};
@@ -193,7 +199,9 @@ static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_parti
         if (t[i].input && exists[i]) want = parts[i];
     char policy[NTOPICS][32] = {{0}}, retention[NTOPICS][32] = {{0}};
     if (describe(c, rk, t, exists, policy, retention)) return CTL_EXIT_ERR;
-    int bad = 0;
+    int bad = 0, nw = 0;
+    for (size_t i = 0; i < NTOPICS; i++)
+        if ((int)strlen(t[i].name) > nw) nw = (int)strlen(t[i].name);
     for (size_t i = 0; i < NTOPICS; i++) {
         char why[256] = "";
         if (!exists[i]) snprintf(why, sizeof why, "missing");
@@ -204,10 +212,10 @@ static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_parti
         else if (strcmp(retention[i], t[i].retention_ms) != 0)
             snprintf(why, sizeof why, "retention.ms=%.31s, want %s", retention[i], t[i].retention_ms);
         if (why[0]) bad++;
-        printf("%-6s %-60s partitions=%-3d retention.ms=%-11s %s\n", why[0] ? "DIFF" : "ok", t[i].name, parts[i],
+        printf("%-6s %-*s partitions=%-3d retention.ms=%-11s %s\n", why[0] ? "DIFF" : "ok", nw, t[i].name, parts[i],
                retention[i][0] ? retention[i] : "-", why);
     }
-    printf("%s: %d of %d topics differ\n", bad ? "DIFFERENT" : "OK", bad, NTOPICS);
+    printf("%s: %d of %d topics differ at %s\n", bad ? "DIFFERENT" : "OK", bad, NTOPICS, c->kafka_where);
     return bad ? CTL_EXIT_DIFF : CTL_EXIT_OK;
 }
 
@@ -233,7 +241,8 @@ int ctl_topics(ctl_t *c, int argc, char **argv) {
     specs(c, t);
     rd_kafka_t *rk = ctl_producer_new(c, NULL);
     if (!rk) return CTL_EXIT_ERR;
-    int rc = do_create ? create(c, rk, t, partitions ? partitions : 6) : 0;
+    int rc = ctl_kafka_wait(c, rk);
+    if (!rc && do_create) rc = create(c, rk, t, partitions ? partitions : 6);
     if (!rc && do_create) wait_visible(c, rk, t);
     if (!rc) rc = check(c, rk, t, partitions);
     rd_kafka_destroy(rk);

@@ -6,7 +6,9 @@
  *     redis.key_prefix / redis.db, a copy made by `replay`), and
  *   - the change events, record for record, with the committed
  *     presence.changes (the same Avro bytes, as a multiset).
- * Prints each difference; exit 1 if any, 0 if none, 2 on an error.
+ * Prints each difference, then a verdict naming both ends (the Kafka
+ * bootstrap servers and topic prefix, the Redis address, database and key
+ * prefix); exit 1 if any, 0 if none, 2 on an error.
  * With --scan-redis it also SCANs Redis for entities the log does not have
  * (only where the database / key prefix holds this deployment alone).
  * Limits: the change multiset is held in memory (about 200 bytes a change).
@@ -115,7 +117,8 @@ static void compare_changes(ctl_t *c, verify_t *v) {
         if (k < 0) i++;
         else j++;
     }
-    printf("changes: %zu in the log's fold, %zu committed in %s\n", v->offline.n, v->live.n, v->topic);
+    printf("changes: %zu in the log's fold, %zu committed in %s at Kafka %s\n", v->offline.n, v->live.n, v->topic,
+           c->bootstrap);
 }
 
 /* --scan-redis: SCAN the (prefixed) state keys and report every entity
@@ -133,7 +136,8 @@ static int scan_extra(ctl_t *c, verify_t *v, redisContext *r) {
     do {
         redisReply *rep = redisCommand(r, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
         if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING) {
-            fprintf(stderr, "presencectl: redis SCAN: %s\n", rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
+            fprintf(stderr, "presencectl verify: %s: SCAN: %s\n", c->redis_where,
+                    rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
             freeReplyObject(rep);
             return CTL_EXIT_ERR;
         }
@@ -150,13 +154,11 @@ static int scan_extra(ctl_t *c, verify_t *v, redisContext *r) {
         }
         freeReplyObject(rep);
     } while (strcmp(cursor, "0") != 0);
-    printf("entities: %zu in Redis that the log does not have\n", extra);
+    printf("entities: %zu in %s that the log does not have\n", extra, c->redis_where);
     return 0;
 }
 
-static int compare_redis(ctl_t *c, verify_t *v) {
-    redisContext *r = ctl_redis_connect(c);
-    if (!r) return CTL_EXIT_ERR;
+static int compare_redis(ctl_t *c, verify_t *v, redisContext *r) {
     size_t same = 0;
     int rc = 0;
     px_entity_t got;
@@ -169,7 +171,7 @@ static int compare_redis(ctl_t *c, verify_t *v) {
         ctl_redis_key(c, &n->st.key, "state", key, sizeof key);
         redisReply *rep = redisCommand(r, "HGET %s blob", key);
         if (!rep) {
-            fprintf(stderr, "presencectl: redis HGET %s: %s\n", key, r->errstr);
+            fprintf(stderr, "presencectl verify: %s: HGET %s: %s\n", c->redis_where, key, r->errstr);
             rc = CTL_EXIT_ERR;
             goto out;
         }
@@ -192,12 +194,11 @@ static int compare_redis(ctl_t *c, verify_t *v) {
         px_entity_term(&got);
         freeReplyObject(rep);
     }
-    printf("entities: %zu in the log, %zu equal in Redis\n", c->nents, same);
+    printf("entities: %zu in the log, %zu equal in %s\n", c->nents, same, c->redis_where);
     if (ctl_flag_set(c, "scan-redis")) rc = scan_extra(c, v, r);
 out:
     px_buf_term(&a);
     px_buf_term(&b);
-    redisFree(r);
     return rc;
 }
 
@@ -205,6 +206,8 @@ int ctl_verify(ctl_t *c) {
     verify_t v = {0};
     c->user = &v;
     c->on_change = on_change;
+    redisContext *r = ctl_redis_connect(c); /* first: an unreachable Redis fails before the long read */
+    if (!r) return CTL_EXIT_ERR;
     int rc = ctl_fold_inputs(c, NULL);
     if (!rc) {
         ctl_topic_name(c, "presence.changes", v.topic, sizeof v.topic);
@@ -218,13 +221,15 @@ int ctl_verify(ctl_t *c) {
     if (!rc) {
         ctl_fold_summary(c);
         compare_changes(c, &v);
-        rc = compare_redis(c, &v);
+        rc = compare_redis(c, &v, r);
     }
     if (!rc) {
-        printf("%s: %d difference%s\n", v.diffs ? "DIFFERENT" : "EQUAL", v.diffs, v.diffs == 1 ? "" : "s");
+        printf("%s: %d difference%s between the log in %s and the view in %s\n", v.diffs ? "DIFFERENT" : "EQUAL",
+               v.diffs, v.diffs == 1 ? "" : "s", c->kafka_where, c->redis_where);
         rc = v.diffs ? CTL_EXIT_DIFF : CTL_EXIT_OK;
     }
     vec_free(&v.offline);
     vec_free(&v.live);
+    redisFree(r);
     return rc;
 }

@@ -5,7 +5,10 @@ leave, time-out), another entity of the tenant and a poison record are
 produced with fixed event times by python3-avro; the audit's timeline must
 match the expected one exactly (type, user, tab, field, detail, source
 topic and offset, event time), in event-time order, for --entity, --user,
---from/--to, --tenant and the three formats."""
+--from/--to, --tenant and the three formats. The table stays aligned
+with ids far longer than its header (a 120-character tab id, a long user
+and field, UTF-8, a control character): every cell starts in its header's
+column and holds exactly its value."""
 import csv
 import io
 import json
@@ -116,7 +119,40 @@ async def test(stack):
     table = audit("--entity", key).stdout.splitlines()
     assert table[0].split() == ["TIME", "ENTITY", "CHANGE", "USER", "TAB", "FIELD", "DETAIL", "SOURCE"], table[0]
     assert len(table) == 1 + len(expected) and "held by alice" in table[4], table
-    assert audit("--user", "nobody", "--tenant", tenant).stdout.splitlines() == table[:1]
+    assert [r.split() for r in audit("--user", "nobody", "--tenant", tenant).stdout.splitlines()] == [table[0].split()]
+
+    # --- the table with long ids: every row's cells start at the header's columns
+    t2 = pxtest.unique("t")
+    lkey = f"{t2}:order:LONG-ENTITY-ID-{'9' * 40}"
+    long_tab, long_user, long_field = "tab-" + "x" * 116, "user-" + "y" * 50, "field." + "z" * 70
+    rows_in = [("SUB", "ta", "al", None), ("SUB", long_tab, long_user, None), ("SUB", "t\u00e9\u00e9", "z\u00f6e", None),
+               ("SUB", "t\x1b[31m", "esc", None), ("LOCK", "ta", "al", long_field), ("LOCK", long_tab, long_user, "f")]
+    for i, (typ, tab, user, field) in enumerate(rows_in):
+        v = dict(type=typ, tenant=t2, entity="order", id=lkey.split(":", 2)[2], ts=T0 + i * 1000, tab_id=tab,
+                 user_id=user, user_name="N")
+        if typ == "SUB":
+            v.update(mode="VIEW", status="ONLINE", dirty=False)
+        else:
+            v.update(field=field, request_id=f"r{i}")
+        prod.produce(stack.topic(hb if typ == "SUB" else lk), key=lkey, value=codec.encode(
+            "presence" if typ == "SUB" else "lock", v))
+    prod.flush(10)
+    out = audit("--entity", lkey).stdout
+    assert "\x1b" not in out, out  # a control character is shown as '?', never sent to the terminal
+    lines = out.splitlines()
+    head = lines[0]
+    cols = ["TIME", "ENTITY", "CHANGE", "USER", "TAB", "FIELD", "DETAIL", "SOURCE"]
+    starts = [head.index(c) for c in cols]
+    assert starts == sorted(starts) and head.split() == cols, head
+    want = [("JOINED", "al", "ta", "-"), ("JOINED", long_user, long_tab, "-"), ("JOINED", "z\u00f6e", "t\u00e9\u00e9", "-"),
+            ("JOINED", "esc", "t?[31m", "-"), ("LOCK_GRANTED", "al", "ta", long_field),
+            ("LOCK_GRANTED", long_user, long_tab, "f")]
+    assert len(lines) == 1 + len(want), out
+    for line, (typ, user, tab, field) in zip(lines[1:], want):
+        cells = [line[s:e].rstrip() for s, e in zip(starts, starts[1:] + [len(line)])]
+        assert all(line[s - 1] == " " for s in starts[1:]), (line, head)
+        assert cells[1:6] == [lkey, typ, user, tab, field], (cells, line, head)
+        assert cells[7].startswith(stack.topic(hb if typ == "JOINED" else lk) + "["), cells
 
     # bad input: a clear message, exit 2
     for args, msg in [(["--entity", "no-colons"], "--entity"), (["--tenant", "a b"], "--tenant"),

@@ -125,7 +125,7 @@ async def test(stack):
     assert all(line[s - 1] == " " for line in table[1:] for s in starts[1:]), table
 
     # two reinjectors of the same record at once: one copy at most, ever
-    import subprocess
+
     import pxavro
     good = pxavro.Codec().encode("presence", dict(type="SUB", tenant=tenant, entity="order", id="P1",
                                                   ts=int(time.time() * 1000), tab_id="tp", user_id="pat",

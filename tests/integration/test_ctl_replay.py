@@ -73,7 +73,9 @@ async def test(stack):
     assert len(keys) == ents and all(k.startswith("copy:presence:{") for k in keys), keys[:3]
     out = ctltest.ctl(stack, "verify", *TTLS, "--scan-redis", "--set", "redis.key_prefix=copy:", "--set",
                       "redis.db=3", redis_port=live.port, check=0).stdout
-    assert "EQUAL: 0 differences" in out and "entities: 0 in Redis that the log does not have" in out, out
+    copy = f"Redis 127.0.0.1:{live.port} db 3 key prefix 'copy:'"
+    assert f"EQUAL: 0 differences between the log in Kafka {stack.env['KAFKA_BOOTSTRAP']}" in out, out
+    assert out.rstrip().endswith(f"the view in {copy}") and f"entities: 0 in {copy} that the log does not have" in out, out
 
     # corrupt one entity in the empty-Redis copy: verify names exactly it
     victim = sorted(ctltest.redis_cli(empty.port, "--scan", "--pattern", "presence:*:state").split())[7]
