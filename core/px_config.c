@@ -11,9 +11,10 @@
  * line ending; CRLF is accepted). In a file, blanks around the key and the
  * value are trimmed; in --set only around the key, and environment values
  * are taken as they are (the shell already did the quoting). No quoting,
- * escapes or includes. Every PRESENCE_* environment variable must name a
- * known option or a kafka.* property. If --config is given twice, the
- * last one is read.
+ * escapes or includes. Every PRESENCE_<PROG>_* variable must name a key
+ * of the program or a kafka.* property; environment names longer than
+ * PX_CONF_KEY_MAX + 31 bytes are ignored, or refused with the program's
+ * prefix. If --config is given twice, the last one is read.
  */
 #include "px_config.h"
 
@@ -28,10 +29,11 @@
 #define PX_CONF_LINE_MAX 1024
 #define PX_CONF_ENV_PREFIX "PRESENCE_"
 #define PX_CONF_ENV_KAFKA "PRESENCE_KAFKA_"
+#define PX_CONF_PROG_PREFIX_MAX 64 /* "PRESENCE_GATEWAY_" and the like */
 
 extern char **environ;
 
-static const char *const px_opt_type_names[] = {"string", "int", "bool"};
+static const char *const px_opt_type_names[] = {"string", "int", "bool", "alias"};
 
 static const px_opt_t *px_config_find(const px_opt_t *opts, size_t nopts, const char *key) {
     for (size_t i = 0; i < nopts; i++)
@@ -98,6 +100,13 @@ int px_config_set(const px_opt_t *opts, size_t nopts, void *cfg, px_kvlist_t *ka
     if (!key || !*key) return px_errf(PX_ECONFIG, errstr, errstr_size, "empty key");
     if (!val) return px_errf(PX_ECONFIG, errstr, errstr_size, "no value for '%s'", key);
     const px_opt_t *o = px_config_find(opts, nopts, key);
+    if (o && o->type == PX_OPT_ALIAS) {
+        /* an old name: set its key (messages keep the name as given) */
+        const px_opt_t *to = o->def ? px_config_find(opts, nopts, o->def) : NULL;
+        if (!to || to->type == PX_OPT_ALIAS)
+            return px_errf(PX_ECONFIG, errstr, errstr_size, "option '%s' is an alias of no option", key);
+        o = to;
+    }
     if (!o) {
         if (strncmp(key, "kafka.", 6) == 0) {
             if (!kafka)
@@ -131,6 +140,7 @@ int px_config_set(const px_opt_t *opts, size_t nopts, void *cfg, px_kvlist_t *ka
         memcpy(dst, &v, sizeof v);
         return 0;
     }
+    case PX_OPT_ALIAS: break; /* resolved above */
     case PX_OPT_BOOL: {
         bool b;
         if (px_config_parse_bool(val, &b) != 0)
@@ -216,27 +226,138 @@ out:
     return rc;
 }
 
-/* "redis.port" -> "PRESENCE_REDIS_PORT". 0, or -1 if it does not fit. */
-static int px_config_env_name(const char *name, char *buf, size_t size) {
-    size_t p = strlen(PX_CONF_ENV_PREFIX);
-    if (p + strlen(name) + 1 > size) return -1;
+/* The programs of this repository, by the word of their own prefix
+ * (PRESENCE_<WORD>_): a variable in a sibling's own form is none of this
+ * program's business and is passed over without a notice. */
+static const char *const px_conf_programs[] = {"GATEWAY", "PROCESSOR", "CTL"};
+
+/* The program's own prefix: "presence-gateway" -> "PRESENCE_GATEWAY_",
+ * "presencectl" -> "PRESENCE_CTL_", "test" -> "PRESENCE_TEST_". A leading
+ * "presence" and then any '-' or '_' are dropped, letters are upper-cased
+ * and anything but [A-Za-z0-9] becomes '_'. buf is "" when nothing is left
+ * or it does not fit: the program then has no own form. */
+static void px_config_prog_prefix(const char *prog, char *buf, size_t size) {
+    buf[0] = '\0';
+    if (!prog) return;
+    if (strncmp(prog, "presence", 8) == 0) prog += 8;
+    while (*prog == '-' || *prog == '_') prog++;
+    size_t n = strlen(prog), p = strlen(PX_CONF_ENV_PREFIX);
+    if (n == 0 || p + n + 2 > size) return;
     memcpy(buf, PX_CONF_ENV_PREFIX, p);
-    for (const char *c = name; *c; c++)
-        buf[p++] = *c == '.' ? '_' : (char)toupper((unsigned char)*c);
+    for (const char *c = prog; *c; c++)
+        buf[p++] = isalnum((unsigned char)*c) ? (char)toupper((unsigned char)*c) : '_';
+    buf[p++] = '_';
     buf[p] = '\0';
-    return 0;
+}
+
+/* True when s is key's environment spelling: upper case, '.' -> '_'
+ * ("redis.port" and "REDIS_PORT"). */
+static bool px_config_env_is(const char *key, const char *s) {
+    for (; *key; key++, s++) {
+        char want = *key == '.' ? '_' : (char)toupper((unsigned char)*key);
+        if (*s != want) return false;
+    }
+    return *s == '\0';
+}
+
+/* What one PRESENCE_* variable is to this program. */
+typedef enum {
+    PX_ENV_NONE = 0,  /* names nothing of this program: ignored (with a notice) */
+    PX_ENV_SIBLING,   /* another program's own form: ignored silently */
+    PX_ENV_SHARED,    /* PRESENCE_<KEY> of one of its keys, or PRESENCE_KAFKA_<X> */
+    PX_ENV_OWN_ALIAS, /* PRESENCE_<PROG>_<OLD NAME>: applied before the rest */
+    PX_ENV_OWN,       /* PRESENCE_<PROG>_<KEY>, PRESENCE_<PROG>_KAFKA_<X> */
+    PX_ENV_OWN_BAD,   /* PRESENCE_<PROG>_ and no key of it: start-up error */
+} px_env_class_t;
+
+/* "KAFKA_BOOTSTRAP_SERVERS" (after the prefix) -> "kafka.bootstrap.servers";
+ * '_' -> '.', lower case. Truncated to size (the key is then refused as
+ * too long by px_config_set). */
+static void px_config_env_kafka_key(const char *rest, char *key, size_t size) {
+    size_t k = (size_t)snprintf(key, size, "kafka.");
+    for (const char *c = rest; *c && k + 1 < size; c++)
+        key[k++] = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
+    key[k] = '\0';
+}
+
+/* Classify the variable `name` for the program with own prefix `own`
+ * ("" for none) and write the key it sets into key. A name that is the
+ * shared spelling of one of the program's keys is shared even when it
+ * begins with the program's prefix (the processor's processor.instance is
+ * PRESENCE_PROCESSOR_INSTANCE): its own spelling is then
+ * PRESENCE_PROCESSOR_PROCESSOR_INSTANCE. Aliases have no shared spelling
+ * (PRESENCE_HTTP_PORT is the gateway's, not the processor's old name). */
+static px_env_class_t px_config_env_class(const px_opt_t *opts, size_t nopts, bool kafka,
+                                          const char *own, const char *name, char *key,
+                                          size_t keysize) {
+    size_t plen = strlen(PX_CONF_ENV_PREFIX), olen = strlen(own);
+    key[0] = '\0';
+    for (size_t j = 0; j < nopts; j++)
+        if (opts[j].type != PX_OPT_ALIAS && px_config_env_is(opts[j].name, name + plen)) {
+            snprintf(key, keysize, "%s", opts[j].name);
+            return PX_ENV_SHARED;
+        }
+    if (olen && strncmp(name, own, olen) == 0) {
+        const char *rest = name + olen;
+        for (size_t j = 0; j < nopts; j++)
+            if (px_config_env_is(opts[j].name, rest)) {
+                snprintf(key, keysize, "%s", opts[j].name);
+                return opts[j].type == PX_OPT_ALIAS ? PX_ENV_OWN_ALIAS : PX_ENV_OWN;
+            }
+        if (strncmp(rest, "KAFKA_", 6) == 0) {
+            px_config_env_kafka_key(rest + 6, key, keysize);
+            return PX_ENV_OWN;
+        }
+        /* Name the key as it would be written in a file, when the name
+         * has the shape of one. */
+        size_t k = 0;
+        bool shaped = *rest != '\0';
+        for (const char *c = rest; *c && shaped; c++)
+            shaped = isupper((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '_';
+        for (const char *c = rest; shaped && *c && k + 1 < keysize; c++)
+            key[k++] = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
+        key[k] = '\0';
+        return PX_ENV_OWN_BAD;
+    }
+    if (kafka && strncmp(name, PX_CONF_ENV_KAFKA, strlen(PX_CONF_ENV_KAFKA)) == 0) {
+        px_config_env_kafka_key(name + strlen(PX_CONF_ENV_KAFKA), key, keysize);
+        return PX_ENV_SHARED;
+    }
+    for (size_t j = 0; j < sizeof px_conf_programs / sizeof px_conf_programs[0]; j++) {
+        size_t w = strlen(px_conf_programs[j]);
+        if (strncmp(name + plen, px_conf_programs[j], w) == 0 && name[plen + w] == '_')
+            return PX_ENV_SIBLING;
+    }
+    return PX_ENV_NONE;
 }
 
 static int px_config_env_cmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Every PRESENCE_* variable must be a known option or a PRESENCE_KAFKA_*
- * setting: a typo in a deployment's environment stops start-up like a
- * typo in the file. Variables are applied sorted by name so the result
- * never depends on the order of environ. */
+/* Copy the name of environment entry e ("NAME=value") into name; false
+ * when it does not fit. */
+static bool px_config_env_entry(const char *e, char *name, size_t size, const char **val) {
+    const char *eq = strchr(e, '=');
+    size_t nlen = eq ? (size_t)(eq - e) : strlen(e);
+    *val = eq ? eq + 1 : "";
+    if (nlen >= size) return false;
+    memcpy(name, e, nlen);
+    name[nlen] = '\0';
+    return true;
+}
+
+#define PX_CONF_ENV_NAME_MAX (PX_CONF_KEY_MAX + 32)
+
+/* The environment in three passes: shared variables, then the program's
+ * own for old names (aliases), then its own for the rest, each pass
+ * sorted by name, so an own variable overrides a shared one and the result
+ * never depends on the order of environ. A variable with the program's
+ * prefix must name one of its keys or a kafka.* property (a typo stops
+ * start-up like a typo in the file); a shared one that names nothing of
+ * this program is left to its siblings and scripts. */
 static int px_config_env(const px_opt_t *opts, size_t nopts, void *cfg, px_kvlist_t *kafka,
-                         char *errstr, size_t errstr_size) {
+                         const char *prog, char *errstr, size_t errstr_size) {
     size_t n = 0, plen = strlen(PX_CONF_ENV_PREFIX);
     for (char **e = environ; e && *e; e++)
         if (strncmp(*e, PX_CONF_ENV_PREFIX, plen) == 0) n++;
@@ -249,66 +370,106 @@ static int px_config_env(const px_opt_t *opts, size_t nopts, void *cfg, px_kvlis
     n = i;
     qsort(vars, n, sizeof *vars, px_config_env_cmp);
 
+    char own[PX_CONF_PROG_PREFIX_MAX];
+    px_config_prog_prefix(prog, own, sizeof own);
+    size_t olen = strlen(own);
+    static const px_env_class_t passes[] = {PX_ENV_SHARED, PX_ENV_OWN_ALIAS, PX_ENV_OWN};
     int rc = 0;
-    char name[PX_CONF_KEY_MAX + 32];
-    char key[PX_CONF_KEY_MAX + 32];
-    for (i = 0; i < n && !rc; i++) {
-        const char *eq = strchr(vars[i], '=');
-        size_t nlen = eq ? (size_t)(eq - vars[i]) : strlen(vars[i]);
-        const char *val = eq ? eq + 1 : "";
-        if (nlen >= sizeof name) {
-            rc = px_errf(PX_ECONFIG, errstr, errstr_size,
-                         "environment %.40s...: unknown key (name too long)", vars[i]);
-            break;
-        }
-        memcpy(name, vars[i], nlen);
-        name[nlen] = '\0';
-
-        const px_opt_t *o = NULL;
-        for (size_t j = 0; j < nopts && !o; j++) {
-            char want[PX_CONF_KEY_MAX + 32];
-            if (px_config_env_name(opts[j].name, want, sizeof want) == 0 && strcmp(want, name) == 0)
-                o = &opts[j];
-        }
-        if (o) {
-            snprintf(key, sizeof key, "%s", o->name);
-        } else if (strncmp(name, PX_CONF_ENV_KAFKA, strlen(PX_CONF_ENV_KAFKA)) == 0) {
-            /* PRESENCE_KAFKA_BOOTSTRAP_SERVERS -> kafka.bootstrap.servers */
-            size_t k = (size_t)snprintf(key, sizeof key, "kafka.");
-            for (const char *c = name + strlen(PX_CONF_ENV_KAFKA); *c; c++)
-                key[k++] = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
-            key[k] = '\0';
-        } else {
-            /* Name the key as it would be written in a file, too. */
-            size_t k = 0;
-            for (const char *c = name + plen; *c; c++)
-                key[k++] = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
-            key[k] = '\0';
-        }
-        rc = px_config_set(opts, nopts, cfg, kafka, key, val, errstr, errstr_size);
-        if (rc) {
-            char where[sizeof name + 16];
-            snprintf(where, sizeof where, "environment %s", name);
-            px_config_where(rc, errstr, errstr_size, where);
+    char name[PX_CONF_ENV_NAME_MAX];
+    char key[PX_CONF_ENV_NAME_MAX];
+    for (size_t p = 0; p < sizeof passes / sizeof passes[0] && !rc; p++) {
+        for (i = 0; i < n && !rc; i++) {
+            const char *val;
+            if (!px_config_env_entry(vars[i], name, sizeof name, &val)) {
+                if (olen && strncmp(vars[i], own, olen) == 0)
+                    rc = px_errf(PX_ECONFIG, errstr, errstr_size,
+                                 "environment %.40s...: unknown key (name too long)", vars[i]);
+                continue;
+            }
+            px_env_class_t cls = px_config_env_class(opts, nopts, kafka != NULL, own, name, key, sizeof key);
+            if (cls == PX_ENV_OWN_BAD) {
+                if (key[0])
+                    rc = px_errf(PX_ECONFIG, errstr, errstr_size,
+                                 "environment %s: unknown key '%s' (see %s --help)", name, key,
+                                 prog ? prog : "--help");
+                else
+                    rc = px_errf(PX_ECONFIG, errstr, errstr_size,
+                                 "environment %s: unknown key (after %s: a key in upper case, "
+                                 "'.' as '_')",
+                                 name, own);
+                break;
+            }
+            if (cls != passes[p]) continue;
+            rc = px_config_set(opts, nopts, cfg, kafka, key, val, errstr, errstr_size);
+            if (rc) {
+                char where[sizeof name + 16];
+                snprintf(where, sizeof where, "environment %s", name);
+                px_config_where(rc, errstr, errstr_size, where);
+            }
         }
     }
     free(vars);
     return rc;
 }
 
+size_t px_config_env_ignored(const px_opt_t *opts, size_t nopts, const char *prog, bool kafka,
+                             char *buf, size_t size) {
+    char own[PX_CONF_PROG_PREFIX_MAX];
+    char name[PX_CONF_ENV_NAME_MAX], key[PX_CONF_ENV_NAME_MAX];
+    size_t count = 0, used = 0, plen = strlen(PX_CONF_ENV_PREFIX);
+    bool full = false;
+    px_config_prog_prefix(prog, own, sizeof own);
+    if (buf && size) buf[0] = '\0';
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, PX_CONF_ENV_PREFIX, plen) != 0) continue;
+        const char *val;
+        const char *shown = name;
+        if (!px_config_env_entry(*e, name, sizeof name, &val)) {
+            if (own[0] && strncmp(*e, own, strlen(own)) == 0) continue; /* an error of load */
+            snprintf(name, 48, "%s", *e);
+            memcpy(name + 44, "...", 4);
+        } else if (px_config_env_class(opts, nopts, kafka, own, name, key, sizeof key) != PX_ENV_NONE) {
+            continue;
+        }
+        count++;
+        if (!buf || size == 0 || full) continue;
+        size_t need = strlen(shown) + (used ? 1 : 0);
+        if (used + need + 4 < size) { /* room for a later "..." */
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? " " : "", shown);
+        } else {
+            snprintf(buf + used, size - used, "%s", used + 4 < size ? " ..." : "");
+            full = true;
+        }
+    }
+    return count;
+}
+
 void px_config_usage(const px_opt_t *opts, size_t nopts, const char *prog, FILE *out) {
+    char own[PX_CONF_PROG_PREFIX_MAX];
+    px_config_prog_prefix(prog, own, sizeof own);
     fprintf(out,
             "Usage: %s [--config FILE] [--set key=value]... [--help]\n"
             "\n"
             "Settings, lowest precedence first: defaults, the --config file (key=value\n"
-            "lines, '#' comments), environment PRESENCE_<KEY> ('.' -> '_', upper case),\n"
-            "--set key=value. kafka.<property> goes to librdkafka (environment:\n"
-            "PRESENCE_KAFKA_<PROPERTY>, '_' -> '.').\n"
+            "lines, '#' comments), the environment, --set key=value. Environment: the\n"
+            "shared PRESENCE_<KEY> ('.' -> '_', upper case; read by every program that\n"
+            "has the key, ignored by the others), then this program's own\n"
+            "%s<KEY>, which overrides it and must name a key below.\n"
+            "kafka.<property> goes to librdkafka (environment: PRESENCE_KAFKA_<PROPERTY>\n"
+            "or %sKAFKA_<PROPERTY>, '_' -> '.').\n"
             "\n"
             "Options:\n",
-            prog ? prog : "presence");
+            prog ? prog : "presence", own[0] ? own : "PRESENCE_<PROGRAM>_", own[0] ? own : "PRESENCE_<PROGRAM>_");
     for (size_t i = 0; i < nopts; i++) {
         const px_opt_t *o = &opts[i];
+        if (o->type == PX_OPT_ALIAS) {
+            /* accepted in a file, --set and the program's own variable only */
+            fprintf(out, "  %-32s old name of %s (files, --set, %s", o->name, o->def ? o->def : "?",
+                    own[0] ? own : "PRESENCE_<PROGRAM>_");
+            for (const char *c = o->name; *c; c++) fputc(*c == '.' ? '_' : toupper((unsigned char)*c), out);
+            fputs(")\n", out);
+            continue;
+        }
         fprintf(out, "  %-32s %-6s default: %s", o->name, px_opt_type_names[o->type],
                 o->def && *o->def ? o->def : "(empty)");
         if (o->type == PX_OPT_INT)
@@ -350,6 +511,7 @@ int px_config_load(const px_opt_t *opts, size_t nopts, void *cfg, px_kvlist_t *k
     }
 
     for (size_t i = 0; i < nopts; i++) {
+        if (opts[i].type == PX_OPT_ALIAS) continue;
         rc = px_config_set(opts, nopts, cfg, kafka, opts[i].name, opts[i].def ? opts[i].def : "",
                            errstr, errstr_size);
         if (rc) return px_config_where(rc, errstr, errstr_size, "default");
@@ -358,7 +520,7 @@ int px_config_load(const px_opt_t *opts, size_t nopts, void *cfg, px_kvlist_t *k
         return px_errf(PX_ECONFIG, errstr, errstr_size, "--config: empty file name");
     if (file && (rc = px_config_file(opts, nopts, cfg, kafka, file, errstr, errstr_size)) != 0)
         return rc;
-    if ((rc = px_config_env(opts, nopts, cfg, kafka, errstr, errstr_size)) != 0) return rc;
+    if ((rc = px_config_env(opts, nopts, cfg, kafka, prog, errstr, errstr_size)) != 0) return rc;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
