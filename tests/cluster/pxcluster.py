@@ -1,0 +1,234 @@
+"""pxcluster.py - the fault harness of the cluster tests: real servers on
+loopback ports, started, killed and restarted by role, with failovers and
+slot moves forced on demand and each gap timed.
+
+    rc = RedisCluster(workdir, masters=3, replicas=1)   # 3 + 3 nodes
+    rc.start()                       # free ports, cluster create, wait ok
+    rc.master_of(slot) / rc.masters() / rc.replicas_of(node)
+    rc.kill(node) / rc.restart(node) # SIGKILL, then the same port and dir
+    rc.failover(replica)             # CLUSTER FAILOVER on a replica
+    rc.migrate_slot(slot, to, keys=None)  # move one slot (or begin to)
+    rc.wait_ok()                     # cluster_state:ok on every live node
+    rc.stop()                        # also at exit
+
+Every server gets its own directory and port; nothing outside loopback is
+touched. Times are measured with time.monotonic() and returned to the
+caller, which prints them.
+"""
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Node:
+    def __init__(self, port, bus_port, workdir):
+        self.port = port
+        self.bus_port = bus_port  # the cluster bus, named (port + 10000 may be out of range or taken)
+        self.dir = os.path.join(workdir, f"redis-{port}")
+        self.proc = None
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def __repr__(self):
+        return f"Node({self.port})"
+
+
+class RedisCluster:
+    def __init__(self, workdir, masters=3, replicas=1, node_timeout_ms=2000):
+        self.workdir = workdir
+        self.nmasters, self.nreplicas = masters, replicas
+        self.node_timeout_ms = node_timeout_ms
+        n = masters * (1 + replicas)
+        ports = free_ports(2 * n)
+        self.nodes = [Node(ports[i], ports[n + i], workdir) for i in range(n)]
+        atexit.register(self.stop)
+
+    # --- processes -----------------------------------------------------
+    def _spawn(self, n):
+        os.makedirs(n.dir, exist_ok=True)
+        log = open(os.path.join(n.dir, "redis.log"), "ab")
+        n.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(n.port), "--cluster-port", str(n.bus_port), "--bind", "127.0.0.1",
+             "--dir", n.dir,
+             "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{n.port}.conf",
+             "--cluster-node-timeout", str(self.node_timeout_ms), "--appendonly", "no", "--save", "",
+             "--protected-mode", "no", "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.cli(n, "PING", check=False) == "PONG":
+                return
+            if n.proc.poll() is not None:
+                raise RuntimeError(f"redis-server on {n.port} exited: see {n.dir}/redis.log")
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on {n.port} did not answer")
+
+    def start(self):
+        for n in self.nodes:
+            self._spawn(n)
+        out = subprocess.run([REDIS_CLI, "--cluster", "create", *[n.addr for n in self.nodes],
+                              "--cluster-replicas", str(self.nreplicas), "--cluster-yes"],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"cluster create failed: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+        self.wait_ok()
+        return self
+
+    def stop(self):
+        for n in self.nodes:
+            if n.proc and n.proc.poll() is None:
+                n.proc.kill()
+                n.proc.wait()
+
+    def kill(self, n):
+        """SIGKILL; returns the time of the kill (monotonic)."""
+        t = time.monotonic()
+        n.proc.send_signal(signal.SIGKILL)
+        n.proc.wait()
+        return t
+
+    def restart(self, n):
+        self._spawn(n)
+
+    def alive(self, n):
+        return n.proc is not None and n.proc.poll() is None
+
+    # --- commands ------------------------------------------------------
+    def cli(self, n, *args, check=True):
+        out = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(n.port), *map(str, args)],
+                             capture_output=True, text=True, timeout=10)
+        if check and out.returncode != 0:
+            raise RuntimeError(f"redis-cli {n.port} {args}: {out.stderr}")
+        return out.stdout.strip()
+
+    def info(self, n, section="replication"):
+        """INFO section as a dict; section "cluster" reads CLUSTER INFO."""
+        d = {}
+        text = self.cli(n, "CLUSTER", "INFO") if section == "cluster" else self.cli(n, "INFO", section)
+        for line in text.splitlines():
+            if ":" in line:
+                k, v = line.split(":", 1)
+                d[k] = v.strip()
+        return d
+
+    def node_id(self, n):
+        return self.cli(n, "CLUSTER", "MYID")
+
+    def _slots_of(self, via):
+        """[(lo, hi, master_port, [replica ports])] from CLUSTER SHARDS-free parsing of CLUSTER NODES."""
+        out = []
+        for line in self.cli(via, "CLUSTER", "NODES").splitlines():
+            f = line.split()
+            if "master" not in f[2] or "fail" in f[2]:
+                continue
+            port = int(f[1].split("@")[0].rsplit(":", 1)[1])
+            for r in f[8:]:
+                if r.startswith("["):
+                    continue
+                lo, _, hi = r.partition("-")
+                out.append((int(lo), int(hi or lo), port))
+        return out
+
+    def _live(self):
+        return [n for n in self.nodes if self.alive(n)]
+
+    def master_of(self, slot):
+        for lo, hi, port in self._slots_of(self._live()[0]):
+            if lo <= slot <= hi:
+                return self.by_port(port)
+        return None
+
+    def by_port(self, port):
+        return next(n for n in self.nodes if n.port == port)
+
+    def masters(self):
+        return [n for n in self._live() if self.info(n).get("role") == "master"]
+
+    def replicas_of(self, m):
+        mid = self.node_id(m)
+        res = []
+        for line in self.cli(m, "CLUSTER", "NODES").splitlines():
+            f = line.split()
+            if "slave" in f[2] and f[3] == mid and "fail" not in f[2]:
+                res.append(self.by_port(int(f[1].split("@")[0].rsplit(":", 1)[1])))
+        return res
+
+    def wait_ok(self, timeout=30):
+        """Until every live node says cluster_state:ok, they agree on the
+        owner of every slot and every owner is alive (a killed master's
+        replica took over). Returns the seconds waited."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            live = self._live()
+            try:
+                ok = all(self.info(n, "cluster").get("cluster_state") == "ok" for n in live)
+                views = {tuple(sorted(self._slots_of(n))) for n in live}
+            except RuntimeError:
+                ok, views = False, set()
+            live_ports = {n.port for n in live}
+            if (ok and len(views) == 1 and sum(hi - lo + 1 for lo, hi, _ in next(iter(views))) == 16384
+                    and all(port in live_ports for _, _, port in next(iter(views)))):
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        raise RuntimeError(f"cluster not ok after {timeout}s")
+
+    def failover(self, replica, mode=None):
+        """CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica; waits until it is
+        master. Returns the seconds it took."""
+        t0 = time.monotonic()
+        self.cli(replica, "CLUSTER", "FAILOVER", *([mode] if mode else []))
+        while time.monotonic() - t0 < 30:
+            if self.info(replica).get("role") == "master":
+                self.wait_ok()
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        raise RuntimeError(f"{replica} did not become master")
+
+    def migrate_slot(self, slot, dst, finish=True, keys=None):
+        """Move slot to master dst: IMPORTING/MIGRATING, MIGRATE its keys
+        (only `keys` of them when given), then (finish) SETSLOT NODE on
+        every master. Returns the source master."""
+        src = self.master_of(slot)
+        if src.port == dst.port:
+            raise ValueError("slot already on dst")
+        self.cli(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(src))
+        self.cli(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(dst))
+        names = keys
+        if names is None:
+            names = []
+            while True:
+                batch = self.cli(src, "CLUSTER", "GETKEYSINSLOT", slot, 1000).split()
+                if not batch:
+                    break
+                self.cli(src, "MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *batch)
+        elif names:
+            self.cli(src, "MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *names)
+        if finish:
+            for m in self.masters():
+                self.cli(m, "CLUSTER", "SETSLOT", slot, "NODE", self.node_id(dst))
+        return src
+
+    def seeds(self):
+        return ",".join(n.addr for n in self._live())
