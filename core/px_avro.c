@@ -41,6 +41,7 @@
 #include "px_avro_int.h"
 #include "px_err.h"
 #include "px_utf8.h"
+#include "px_wire.h"
 
 /* Generated from the schemas/ directory (.avsc files) by cmake/embed_schemas.cmake. */
 extern const char px_schema_PresenceEvent[];
@@ -130,6 +131,9 @@ struct px_avro {
     avro_reader_t reader;
     char scratch[PX_AVRO_MAX_RECORD]; /* encoder output before the header is prepended */
     px_avro_writers_t *writers;       /* Confluent schema ids seen (px_avro_resolve.c) */
+    px_avro_fetch_fn fetch;           /* the writer schema of an unknown id, or NULL */
+    void *fetch_ud;
+    px_buf_t fetched;                 /* its text */
 };
 
 /* ---- field access ------------------------------------------------------ */
@@ -279,6 +283,7 @@ void px_avro_free(px_avro_t *c) {
     if (c->writer) avro_writer_free(c->writer);
     if (c->reader) avro_reader_free(c->reader);
     px_avro_writers_free(c->writers);
+    px_buf_term(&c->fetched);
     free(c);
 }
 
@@ -289,6 +294,7 @@ px_avro_t *px_avro_new(char *errstr, size_t errstr_size) {
         return NULL;
     }
     for (int k = 0; k < PX_KIND__COUNT; k++) px_buf_init(&c->k[k].pcf, 64 * 1024);
+    px_buf_init(&c->fetched, 64 * 1024);
     c->writer = avro_writer_memory(c->scratch, sizeof c->scratch);
     c->reader = avro_reader_memory(c->scratch, 0);
     if (!c->writer || !c->reader) {
@@ -562,6 +568,26 @@ static int px_avro_header(px_avro_t *c, const unsigned char *b, size_t len, px_k
                    (unsigned long long)fp);
 }
 
+/* Fetch the writer schema of an unknown id and plan it. */
+static int px_avro_learn(px_avro_t *c, int32_t id, char *errstr, size_t errstr_size) {
+    if (!c->fetch)
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: unknown schema id %d (no schema registry set)", (int)id);
+    char why[256] = "";
+    px_buf_reset(&c->fetched);
+    int rc = c->fetch(c->fetch_ud, id, &c->fetched, why, sizeof why);
+    if (rc == PX_EBACKEND)
+        return px_errf(PX_EBACKEND, errstr, errstr_size, "avro: schema id %d not fetched: %s", (int)id, why);
+    if (rc) return px_errf(PX_EPROTO, errstr, errstr_size, "avro: unknown schema id %d: %s", (int)id, why);
+    rc = px_avro_writers_add(&c->writers, c, id, c->fetched.data, why, sizeof why);
+    if (rc) return px_errf(rc == PX_ENOMEM ? PX_ENOMEM : PX_EINVAL, errstr, errstr_size, "%s", why);
+    return 0;
+}
+
+void px_avro_set_fetch(px_avro_t *c, px_avro_fetch_fn fn, void *ud) {
+    c->fetch = fn;
+    c->fetch_ud = ud;
+}
+
 /* A Confluent-framed record: 00, the schema id, the body written with
  * that id's schema. */
 static int px_avro_decode_confluent(px_avro_t *c, const unsigned char *b, size_t len, px_event_t *out,
@@ -572,8 +598,12 @@ static int px_avro_decode_confluent(px_avro_t *c, const unsigned char *b, size_t
     uint32_t id = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
     px_kind_t kind;
     bool native;
-    if (id > INT32_MAX || px_avro_writers_find(c->writers, (int32_t)id, &kind, &native))
-        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: unknown schema id %u", id);
+    if (id > INT32_MAX) return px_errf(PX_EPROTO, errstr, errstr_size, "avro: unknown schema id %u", id);
+    if (px_avro_writers_find(c->writers, (int32_t)id, &kind, &native)) {
+        int rc = px_avro_learn(c, (int32_t)id, errstr, errstr_size);
+        if (rc) return rc;
+        px_avro_writers_find(c->writers, (int32_t)id, &kind, &native);
+    }
     px_event_init(out, kind);
     int rc = native ? px_avro_decode_body(kind, b + 5, len - 5, out, errstr, errstr_size)
                     : px_avro_writers_decode(c->writers, (int32_t)id, b + 5, len - 5, out, errstr, errstr_size);

@@ -45,10 +45,13 @@ int px_avro_encode(px_avro_t *c, const px_event_t *ev, px_buf_t *out, char *errs
 
 /* Decode one record of any of the four schemas into out, in either
  * framing (px_wire.h): single-object (the fingerprint says which schema) or
- * Confluent (the schema id must be known: set with px_avro_set_confluent_id
- * or px_avro_add_schema). Returns 0, PX_EPROTO (not Avro, unknown
- * fingerprint or schema id, truncated or trailing bytes, bad varint) or
- * PX_EINVAL (decodes but fails validation), with the reason in errstr. */
+ * Confluent (an id set with px_avro_set_confluent_id or px_avro_add_schema,
+ * or one the fetch function of px_avro_set_fetch finds, learnt for next
+ * time). Returns 0, PX_EPROTO (not Avro, unknown fingerprint or schema id,
+ * truncated or trailing bytes, bad varint), PX_EINVAL (decodes but fails
+ * validation, or the writer schema of its id cannot be read into ours) or
+ * PX_EBACKEND (the schema of its id could not be fetched now: the record
+ * is not at fault, try again later), with the reason in errstr. */
 int px_avro_decode(px_avro_t *c, const void *buf, size_t len, px_event_t *out, char *errstr,
                    size_t errstr_size);
 
@@ -68,6 +71,14 @@ int px_avro_add_schema(px_avro_t *c, int32_t id, const char *schema_json, char *
 
 /* True if the decoder knows schema id id. */
 bool px_avro_knows_id(const px_avro_t *c, int32_t id);
+
+/* Where the decoder gets the writer schema of an id it does not know: fn
+ * appends the schema text registered under id to out and returns 0,
+ * PX_EINVAL when no schema has that id, or PX_EBACKEND when it cannot tell
+ * now (a registry that does not answer). Set by px_registry_bind(); NULL
+ * fn: unknown ids are refused. */
+typedef int (*px_avro_fetch_fn)(void *ud, int32_t id, px_buf_t *out, char *errstr, size_t errstr_size);
+void px_avro_set_fetch(px_avro_t *c, px_avro_fetch_fn fn, void *ud);
 
 /* The schema JSON compiled in for a kind (the .avsc text), its Parsing
  * Canonical Form, and the CRC-64-AVRO fingerprint of that form. */

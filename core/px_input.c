@@ -26,7 +26,7 @@ px_input_fault_t px_input_decode_value(px_avro_t *avro, px_src_topic_t src, cons
     bool lifecycle = src == PX_SRC_MUTATING || src == PX_SRC_MUTATED;
     int rc = lifecycle && v[0] == '{' ? px_lcjson_decode(v, len, kafka_ts, ev, errstr, errstr_size)
                                       : px_avro_decode(avro, v, len, ev, errstr, errstr_size);
-    if (rc) return PX_INPUT_BAD_VALUE;
+    if (rc) return rc == PX_EBACKEND ? PX_INPUT_UNAVAILABLE : PX_INPUT_BAD_VALUE;
     if (ev->kind != px_input_kind(src)) {
         px_errf(PX_EINVAL, errstr, errstr_size, "a %s record on this topic", px_kind_name(ev->kind));
         return PX_INPUT_BAD_VALUE;

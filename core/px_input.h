@@ -8,7 +8,9 @@
  * px_lcjson.h; Avro otherwise, px_avro.h), the event's kind is the
  * topic's (px_input_kind), and the record key is the event's
  * tenant:entity:id. A record the rule refuses is poison: the processor
- * dead-letters it, presencectl counts and skips it.
+ * dead-letters it, presencectl counts and skips it. A record whose schema
+ * could not be fetched from the registry is not refused but undecided
+ * (PX_INPUT_UNAVAILABLE): the processor retries it, presencectl stops.
  *
  * A record of a retry topic (<topic>.retry) carries the same value and
  * the coordinates it was first consumed at in px.* headers (px_headers.h);
@@ -31,6 +33,8 @@ typedef enum {
     PX_INPUT_OK = 0,
     PX_INPUT_BAD_VALUE, /* empty, does not decode, or the wrong kind for its topic */
     PX_INPUT_BAD_KEY,   /* the record key is not the value's tenant:entity:id */
+    PX_INPUT_UNAVAILABLE, /* not decided: the schema of its registry id could not be
+                           * fetched now (px_avro_decode's PX_EBACKEND); not poison */
 } px_input_fault_t;
 
 /* The event kind of input topic src. */

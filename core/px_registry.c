@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "px_err.h"
+#include "px_wire.h"
 
 #define PX_REGISTRY_BODY_MAX (1u << 20) /* largest answer read */
 
@@ -249,4 +250,60 @@ int px_registry_schema(px_registry_t *r, int32_t id, px_buf_t *out, char *errstr
         return PX_EBACKEND;
     }
     return px_registry_parse_schema(r->body.data, r->body.len, out, errstr, errstr_size);
+}
+
+/* px_avro_fetch_fn over a registry: 404 is "no such id" (PX_EINVAL). */
+static int fetch(void *ud, int32_t id, px_buf_t *out, char *errstr, size_t errstr_size) {
+    return px_registry_schema(ud, id, out, errstr, errstr_size);
+}
+
+int px_registry_bind(px_registry_t *r, px_avro_t *c, const px_kind_t *kinds, const char *const *topics, size_t n,
+                     char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < n; i++) {
+        char subject[512], why[512];
+        int32_t id = -1;
+        if ((size_t)snprintf(subject, sizeof subject, "%s-value", topics[i]) >= sizeof subject)
+            return px_errf(PX_ECONFIG, errstr, errstr_size, "topic name too long for a subject");
+        int rc = px_registry_register(r, subject, px_avro_schema_json(kinds[i]), &id, why, sizeof why);
+        if (rc) return px_errf(rc, errstr, errstr_size, "registering %s under %s: %s", px_kind_name(kinds[i]), subject, why);
+        if ((rc = px_avro_set_confluent_id(c, kinds[i], id, why, sizeof why)))
+            return px_errf(rc, errstr, errstr_size, "schema id %d of %s: %s", (int)id, subject, why);
+    }
+    px_avro_set_fetch(c, fetch, r);
+    return 0;
+}
+
+int px_schema_setup(const px_schema_conf_t *conf, px_avro_t *c, const px_kind_t *kinds, const char *const *topics,
+                    size_t n, px_registry_t **out, char *errstr, size_t errstr_size) {
+    px_wire_format_t f;
+    *out = NULL;
+    if (px_wire_format_parse(conf->wire_format, &f))
+        return px_errf(PX_ECONFIG, errstr, errstr_size, "avro.wire_format '%.100s': want single-object or confluent",
+                       conf->wire_format);
+    if (f == PX_WIRE_CONFLUENT && !conf->url[0])
+        return px_errf(PX_ECONFIG, errstr, errstr_size, "avro.wire_format=confluent needs schema.registry.url");
+    if (!conf->url[0]) return 0;
+    px_registry_conf_t rc = {conf->url, conf->basic_auth, conf->ca_file, (long)conf->timeout_ms};
+    px_registry_t *r = px_registry_new(&rc, errstr, errstr_size);
+    if (!r) return PX_ECONFIG;
+    int err = px_registry_bind(r, c, kinds, topics, f == PX_WIRE_CONFLUENT ? n : 0, errstr, errstr_size);
+    if (err) {
+        px_registry_free(r);
+        return err;
+    }
+    /* A reader still learns nothing until a record needs it; a writer has
+     * registered its schemas by now. Either way, check the registry answers. */
+    if (f != PX_WIRE_CONFLUENT) {
+        px_buf_t tmp;
+        px_buf_init(&tmp, PX_REGISTRY_SCHEMA_MAX);
+        char why[256];
+        int rc2 = px_registry_schema(r, 0, &tmp, why, sizeof why); /* id 0: an answer, found or not */
+        px_buf_term(&tmp);
+        if (rc2 == PX_EBACKEND) {
+            px_registry_free(r);
+            return px_errf(PX_EBACKEND, errstr, errstr_size, "%s", why);
+        }
+    }
+    *out = r;
+    return 0;
 }

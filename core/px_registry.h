@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "px_avro.h"
 #include "px_buf.h"
+#include "px_config.h"
 
 #define PX_REGISTRY_SCHEMA_MAX 65536 /* largest schema text accepted */
 
@@ -53,6 +55,17 @@ int px_registry_schema(px_registry_t *r, int32_t id, px_buf_t *out, char *errstr
 /* The base URL with any credentials removed, for logs and messages. */
 const char *px_registry_url(const px_registry_t *r);
 
+/* Tie codec c to registry r (which must outlive c's use): ids c does not
+ * know are fetched from r (px_avro_set_fetch), and each kinds[i] is
+ * registered (or found) under the subject "<topics[i]>-value" (the
+ * topic-name strategy) and encoded by c in the Confluent wire format with
+ * the id the registry gave. n may be 0 (a program that only reads). 0, or
+ * the first failure (PX_EBACKEND: registry unreachable or refusing, its
+ * message in errstr): a program stops start-up then, it never frames
+ * records with a guessed id. */
+int px_registry_bind(px_registry_t *r, px_avro_t *c, const px_kind_t *kinds, const char *const *topics, size_t n,
+                     char *errstr, size_t errstr_size);
+
 /* --- the pure layer ----------------------------------------------------- */
 
 /* {"id": N} (other members ignored): 0 with *id, or PX_EPROTO. */
@@ -66,5 +79,41 @@ int px_registry_parse_schema(const char *buf, size_t len, px_buf_t *out, char *e
  * errstr (the body itself, cut, if it is not that shape). */
 void px_registry_parse_error(const char *buf, size_t len, long http_status, char *errstr,
                              size_t errstr_size);
+
+/* --- the settings every program takes ---------------------------------- */
+
+/* avro.wire_format, schema.registry.*: embed in a program's config struct
+ * and list PX_REGISTRY_OPTS(struct, member) in its option table. */
+typedef struct px_schema_conf {
+    char wire_format[PX_CONF_STR_MAX]; /* single-object | confluent */
+    char url[PX_CONF_STR_MAX];
+    char basic_auth[PX_CONF_STR_MAX]; /* user:password */
+    char ca_file[PX_CONF_STR_MAX];
+    int64_t timeout_ms;
+} px_schema_conf_t;
+
+#define PX_REGISTRY_OPTS(T, m)                                                                                   \
+    {"avro.wire_format", PX_OPT_STR, "single-object",                                                           \
+     "framing of the Avro records this program writes: single-object or confluent (needs schema.registry.url)", \
+     offsetof(T, m.wire_format), 0, 0},                                                                          \
+        {"schema.registry.url", PX_OPT_STR, "",                                                                  \
+         "Confluent-compatible schema registry (e.g. http://host:8081, or Apicurio's .../apis/ccompat/v7)",      \
+         offsetof(T, m.url), 0, 0},                                                                              \
+        {"schema.registry.basic_auth", PX_OPT_STR, "", "user:password for the registry (HTTP basic auth)",       \
+         offsetof(T, m.basic_auth), 0, 0},                                                                       \
+        {"schema.registry.ca_file", PX_OPT_STR, "", "PEM CA bundle to verify an https registry",                 \
+         offsetof(T, m.ca_file), 0, 0},                                                                          \
+        {"schema.registry.timeout_ms", PX_OPT_INT, "5000", "registry request timeout", offsetof(T, m.timeout_ms), \
+         100, 120000}
+
+/* Set up codec c from conf at start-up: a registry handle when a URL is
+ * set (*out, the caller frees it after c), ids of unknown records fetched
+ * from it, and with wire_format confluent each kinds[i] registered under
+ * "<topics[i]>-value" and written in the Confluent framing. A wrong
+ * wire_format, confluent without a URL, or a registry that cannot be
+ * reached or refuses is an error (the program exits: it never writes
+ * records framed with a guessed id). 0, PX_ECONFIG or PX_EBACKEND. */
+int px_schema_setup(const px_schema_conf_t *conf, px_avro_t *c, const px_kind_t *kinds, const char *const *topics,
+                    size_t n, px_registry_t **out, char *errstr, size_t errstr_size);
 
 #endif

@@ -24,6 +24,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "px_avro.h"
+#include "px_registry.h"
 #include "px_buf.h"
 #include "px_config.h"
 #include "px_fold.h"
@@ -41,6 +42,7 @@ typedef struct ctl_config {
     char topic_prefix[PX_CONF_STR_MAX];
     int64_t presence_ttl_ms, lock_ttl_ms, stale_ttl_ms;
     int64_t timeout_ms;
+    px_schema_conf_t schema; /* avro.wire_format, schema.registry.* */
 } ctl_config_t;
 
 /* Command-specific flags (--from X, --dry-run, ...): name -> value ("" for
@@ -109,6 +111,7 @@ struct ctl {
     const char *cmd;
     px_fold_conf_t fold;
     px_avro_t *avro;
+    px_registry_t *registry; /* NULL without schema.registry.url */
     px_buf_t buf;
     /* the fold's entities: a chained hash table */
     ctl_ent_t **tab;
@@ -125,6 +128,7 @@ struct ctl {
     void *user; /* the command's own state */
     /* counters, every error path bumps one */
     uint64_t n_records, n_folded, n_skipped_decode, n_skipped_key, n_refused, n_changes;
+    uint64_t n_unavailable; /* records whose schema could not be fetched: the read stops */
     bool progress; /* stderr is a terminal */
 };
 

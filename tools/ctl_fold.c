@@ -28,6 +28,17 @@ int ctl_fold_init(ctl_t *c) {
         fprintf(stderr, "presencectl: %s\n", c->avro ? "out of memory" : errstr);
         return CTL_EXIT_ERR;
     }
+    /* produce writes lifecycle records: those two topics' subjects */
+    char mutating[PX_CONF_STR_MAX * 2], mutated[PX_CONF_STR_MAX * 2];
+    ctl_topic_name(c, CTL_SRC_TOPICS[PX_SRC_MUTATING], mutating, sizeof mutating);
+    ctl_topic_name(c, CTL_SRC_TOPICS[PX_SRC_MUTATED], mutated, sizeof mutated);
+    const px_kind_t kinds[2] = {PX_KIND_LIFECYCLE, PX_KIND_LIFECYCLE};
+    const char *const topics[2] = {mutating, mutated};
+    if (px_schema_setup(&c->cfg.schema, c->avro, kinds, topics, 2, &c->registry, errstr, sizeof errstr)) {
+        fprintf(stderr, "presencectl %s: schema registry %s: %s\n", c->cmd,
+                c->cfg.schema.url[0] ? c->cfg.schema.url : "(none)", errstr);
+        return CTL_EXIT_ERR;
+    }
     return 0;
 }
 
@@ -44,6 +55,8 @@ void ctl_fold_term(ctl_t *c) {
     px_buf_term(&c->buf);
     px_avro_free(c->avro);
     c->avro = NULL;
+    px_registry_free(c->registry); /* after the codec that fetched through it */
+    c->registry = NULL;
 }
 
 static uint64_t key_hash(const char *s, size_t n) { return px_fnv1a(PX_FNV1A_INIT, s, n); }
@@ -114,6 +127,12 @@ static void fold_record(ctl_t *c, const rd_kafka_message_t *m, void *arg) {
     if (c->filter && !c->filter(c, m->key, m->key ? m->key_len : 0)) return;
     px_input_fault_t f = px_input_decode(c->avro, (px_src_topic_t)src, m->key, m->key_len, m->payload, m->len,
                                          rd_kafka_message_timestamp(m, NULL), &ev, err, sizeof err);
+    if (f == PX_INPUT_UNAVAILABLE) { /* not poison: the read stops (ctl_read_topic) */
+        if (!c->n_unavailable++)
+            fprintf(stderr, "presencectl %s: %s [%d] @%lld: %s\n", c->cmd, rd_kafka_topic_name(m->rkt),
+                    (int)m->partition, (long long)m->offset, err);
+        return;
+    }
     if (f) { /* poison: the processor dead-letters it too */
         if (f == PX_INPUT_BAD_KEY) c->n_skipped_key++;
         else c->n_skipped_decode++;

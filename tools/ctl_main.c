@@ -36,6 +36,7 @@ static const px_opt_t ctl_opts[] = {
     OPT("lock.ttl_ms", PX_OPT_INT, "120000", "as the processor", lock_ttl_ms, 1000, 86400000),
     OPT("stale.ttl_ms", PX_OPT_INT, "300000", "as the processor", stale_ttl_ms, 1000, 86400000),
     OPT("timeout_ms", PX_OPT_INT, "10000", "how long to wait for Kafka (--timeout)", timeout_ms, 100, 3600000),
+    PX_REGISTRY_OPTS(ctl_config_t, schema),
 };
 #define NOPTS (sizeof ctl_opts / sizeof ctl_opts[0])
 

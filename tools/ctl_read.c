@@ -356,7 +356,7 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
     rd_kafka_message_t *batch[CTL_READ_BATCH];
     rd_kafka_resp_err_t last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    while (remaining) {
+    while (remaining && !c->n_unavailable) {
         /* what is queued, without waiting for a full batch (the call waits
          * until it has CTL_READ_BATCH messages or the timeout: that was
          * 100 ms at the end of every topic, and more whenever the fold had
@@ -420,7 +420,10 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
     }
     rd_kafka_queue_destroy(q);
     if (c->progress) progress(topic, done, total, t0, true);
-    if (remaining)
+    if (c->n_unavailable)
+        fprintf(stderr, "presencectl %s: %s: stopped: the schema registry %s did not answer for a record's schema\n",
+                c->cmd, topic, c->cfg.schema.url);
+    else if (remaining)
         fprintf(stderr,
                 "presencectl %s: Kafka %s: %s: no progress for %g s before the end of the topic (--timeout; a "
                 "transaction a crashed producer left open holds read_committed readers until it times out)%s\n",

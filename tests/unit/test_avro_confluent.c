@@ -369,6 +369,56 @@ static void test_too_many_ids(void **state) {
     assert_int_equal(px_avro_add_schema(c, 1000, "ignored: known id", err, sizeof err), 0);
 }
 
+/* The fetch function: 77 is ChangeEvent with a new field, 78 unknown to
+ * the "registry", 79 a registry that does not answer. */
+static int fetch_calls;
+static int fetch(void *ud, int32_t id, px_buf_t *out, char *errstr, size_t n) {
+    (void)ud;
+    fetch_calls++;
+    if (id == 79) return px_errf(PX_EBACKEND, errstr, n, "registry down");
+    if (id != 77) return px_errf(PX_EINVAL, errstr, n, "HTTP 404, error 40403: Schema %d not found", (int)id);
+    json_t *v2 = schema_of(PX_KIND_CHANGE);
+    json_array_append_new(fields_of(v2), json_pack("{s:s, s:[s,s], s:n}", "name", "note", "type", "null", "string",
+                                                   "default"));
+    char *txt = json_dumps(v2, JSON_COMPACT);
+    json_decref(v2);
+    px_buf_puts(out, txt);
+    free(txt);
+    return 0;
+}
+
+static void test_fetch(void **state) {
+    px_avro_t *c = *state;
+    char err[256];
+    px_event_t ev, back;
+    px_sample_event(&ev, PX_KIND_CHANGE, PX_CH_JOINED, true);
+    px_buf_t body, rec;
+    px_buf_init(&body, 1 << 16);
+    px_buf_init(&rec, 1 << 16);
+    body_of(c, &ev, &body);
+    frame(&rec, 77, body.data, body.len);
+    px_buf_append(&rec, "\0", 1);
+    /* No fetch function: unknown. */
+    assert_int_equal(decode_exact(c, rec.data, rec.len, &back, err, sizeof err), PX_EPROTO);
+    assert_non_null(strstr(err, "no schema registry set"));
+    px_avro_set_fetch(c, fetch, NULL);
+    fetch_calls = 0;
+    for (int i = 0; i < 3; i++) { /* fetched once, then known */
+        if (decode_exact(c, rec.data, rec.len, &back, err, sizeof err)) fail_msg("%s", err);
+        assert_true(px_sample_equal(&ev, &back));
+    }
+    assert_int_equal(fetch_calls, 1);
+    frame(&rec, 78, body.data, body.len);
+    assert_int_equal(decode_exact(c, rec.data, rec.len, &back, err, sizeof err), PX_EPROTO);
+    assert_non_null(strstr(err, "unknown schema id 78: HTTP 404"));
+    frame(&rec, 79, body.data, body.len);
+    assert_int_equal(decode_exact(c, rec.data, rec.len, &back, err, sizeof err), PX_EBACKEND);
+    assert_non_null(strstr(err, "schema id 79 not fetched: registry down"));
+    assert_false(px_avro_knows_id(c, 79)); /* asked again next time */
+    px_buf_term(&body);
+    px_buf_term(&rec);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
@@ -378,6 +428,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_unresolvable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
