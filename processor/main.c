@@ -4,7 +4,7 @@
  *
  * The loop wakes on the consumer queue (px_kafka_uv), on a 100 ms timer
  * (deadlines, Redis reconnects, pauses) and on HTTP requests; each wake runs
- * pr_batch_turn. SIGTERM/SIGINT stop the loop between batches, so no
+ * pr_loop_turn. SIGTERM/SIGINT stop the loop between batches, so no
  * transaction is left open; the consumer then leaves its group (the revoke
  * flushes pending Redis writes) and the producer is destroyed.
  * Options: docs/configuration.md. Design: docs/exactly-once.md.
@@ -66,17 +66,17 @@ static const px_opt_t pr_opts[] = {
     OPT("http.port", PX_OPT_INT, "9102", "port of /metrics, /healthz, /readyz (0: none)", http_port, 0, 65535),
 };
 
-static bool is_ready(pr_ctx_t *pr) { return pr->redis && !pr->paused && pr->kafka_ok; }
+static bool is_ready(pr_ctx_t *pr) { return pr->rd.conn && !pr->paused && pr->kc.kafka_ok; }
 
 /* Totals over the entities in memory, for the gauges (O(entities), at
  * scrape time only). */
 /* The redis_presence_* gauges are kept up to date by the table
  * (pr_heap_update): a scrape costs nothing per entity. */
 static void update_gauges(pr_ctx_t *pr) {
-    px_gauge_set(pr->m_users, pr->g_users);
-    px_gauge_set(pr->m_tabs, pr->g_tabs);
-    px_gauge_set(pr->m_locks, pr->g_locks);
-    px_gauge_set(pr->m_stale, pr->g_stale);
+    px_gauge_set(pr->m_users, pr->tab.g_users);
+    px_gauge_set(pr->m_tabs, pr->tab.g_tabs);
+    px_gauge_set(pr->m_locks, pr->tab.g_locks);
+    px_gauge_set(pr->m_stale, pr->tab.g_stale);
     px_gauge_set(pr->m_ready, is_ready(pr));
 }
 
@@ -89,7 +89,7 @@ static void on_http(void *arg, const char *path, int *status, const char **ctype
         bool ready = is_ready(pr);
         *status = ready ? 200 : 503;
         px_buf_printf(body, "%s redis=%s kafka=%s consuming=%s\n", ready ? "ready" : "not-ready",
-                      pr->redis ? "up" : "down", pr->kafka_ok ? "up" : "down", pr->paused ? "paused" : "yes");
+                      pr->rd.conn ? "up" : "down", pr->kc.kafka_ok ? "up" : "down", pr->paused ? "paused" : "yes");
     } else if (strcmp(path, "/metrics") == 0) {
         update_gauges(pr);
         *status = px_metrics_render(pr->metrics, body) == 0 ? 200 : 500;
@@ -97,7 +97,7 @@ static void on_http(void *arg, const char *path, int *status, const char **ctype
     }
 }
 
-static void on_timer(uv_timer_t *t) { pr_batch_turn(t->data); }
+static void on_timer(uv_timer_t *t) { pr_loop_turn(t->data); }
 
 static void on_stop(void *arg) {
     pr_ctx_t *pr = arg;
@@ -166,6 +166,44 @@ static void register_metrics(pr_ctx_t *pr) {
                                            sizeof age / sizeof age[0]);
 }
 
+/* What the settings imply: the instance name (default: the host name)
+ * and the fold's deadlines. */
+static void derive_settings(pr_ctx_t *pr) {
+    if (!pr->cfg.instance[0] && gethostname(pr->cfg.instance, sizeof pr->cfg.instance - 1) != 0)
+        snprintf(pr->cfg.instance, sizeof pr->cfg.instance, "default");
+    pr->fold = px_fold_conf_default();
+    pr->fold.presence_ttl_ms = pr->cfg.presence_ttl_ms;
+    pr->fold.lock_ttl_ms = pr->cfg.lock_ttl_ms;
+    pr->fold.stale_ttl_ms = pr->cfg.stale_ttl_ms;
+}
+
+/* The loop stopped (or never ran): close its handles, then leave the
+ * group (the revoke writes what is committed) and stop the threads. */
+static void close_loop(pr_ctx_t *pr, px_signal_uv_t *sig) {
+    pr->stopping = true;
+    px_httpd_stop(pr->httpd);
+    pr_loop_unwatch(pr);
+    uv_timer_stop(&pr->timer);
+    uv_close((uv_handle_t *)&pr->timer, NULL);
+    uv_idle_stop(&pr->idle);
+    uv_close((uv_handle_t *)&pr->idle, NULL);
+    px_signal_uv_stop(sig);
+    uv_run(pr->loop, UV_RUN_DEFAULT);
+    pr->stopping = false; /* let the revoke on close flush */
+    pr_loop_stop(pr);
+    uv_loop_close(pr->loop);
+}
+
+static void free_ctx(pr_ctx_t *pr) {
+    pr_redis_close(pr);
+    pr_batch_free(pr);
+    pr_table_term(pr);
+    px_buf_term(&pr->scratch);
+    px_buf_term(&pr->val);
+    px_avro_free(pr->avro);
+    px_metrics_free(pr->metrics);
+}
+
 int main(int argc, char **argv) {
     static pr_ctx_t pr_storage;
     pr_ctx_t *pr = &pr_storage;
@@ -189,13 +227,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "presence-processor: %s\n", errstr);
         return 2;
     }
-    if (!pr->cfg.instance[0] && gethostname(pr->cfg.instance, sizeof pr->cfg.instance - 1) != 0)
-        snprintf(pr->cfg.instance, sizeof pr->cfg.instance, "default");
-    pr->fold = px_fold_conf_default();
-    pr->fold.presence_ttl_ms = pr->cfg.presence_ttl_ms;
-    pr->fold.lock_ttl_ms = pr->cfg.lock_ttl_ms;
-    pr->fold.stale_ttl_ms = pr->cfg.stale_ttl_ms;
-
+    derive_settings(pr);
     uv_loop_init(&loop);
     pr->loop = &loop;
     uv_timer_init(&loop, &pr->timer);
@@ -206,8 +238,6 @@ int main(int argc, char **argv) {
     pr->avro = px_avro_new(errstr, sizeof errstr);
     px_buf_init(&pr->scratch, 1u << 20);
     px_buf_init(&pr->val, 1u << 20);
-    px_store_cmd_init(&pr->cmd);
-    px_buf_init(&pr->resp, 64u << 20);
     if (!pr->metrics || !pr->avro || pr_table_init(pr, 1u << 16)) {
         PX_ERROR(PR_COMP, "start-up failed", "err=\"%s\"", pr->avro ? "out of memory" : errstr);
         rc = 1;
@@ -226,7 +256,8 @@ int main(int argc, char **argv) {
                 (long long)pr->cfg.http_port);
     }
     pr_redis_ensure(pr); /* failures are retried with backoff by the turns */
-    if (pr_kafka_start(pr, errstr, sizeof errstr) || px_signal_uv_start(&loop, on_stop, pr, &sig)) {
+    if (pr_loop_start(pr, errstr, sizeof errstr) || pr_kafka_start(pr, errstr, sizeof errstr) ||
+        px_signal_uv_start(&loop, on_stop, pr, &sig)) {
         PX_ERROR(PR_COMP, "start-up failed", "err=\"%s\"", errstr);
         rc = 1;
         goto out_loop;
@@ -235,28 +266,9 @@ int main(int argc, char **argv) {
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = pr->exit_code;
 out_loop:
-    pr->stopping = true;
-    px_httpd_stop(pr->httpd);
-    pr_kafka_unwatch(pr);
-    uv_timer_stop(&pr->timer);
-    uv_close((uv_handle_t *)&pr->timer, NULL);
-    uv_idle_stop(&pr->idle);
-    uv_close((uv_handle_t *)&pr->idle, NULL);
-    px_signal_uv_stop(sig);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    pr->stopping = false; /* let the revoke on close flush */
-    pr_kafka_stop(pr);
-    uv_loop_close(&loop);
+    close_loop(pr, sig);
 out:
-    pr_redis_close(pr);
-    pr_batch_free(pr);
-    pr_table_term(pr);
-    px_store_cmd_term(&pr->cmd);
-    px_buf_term(&pr->resp);
-    px_buf_term(&pr->scratch);
-    px_buf_term(&pr->val);
-    px_avro_free(pr->avro);
-    px_metrics_free(pr->metrics);
+    free_ctx(pr);
     PX_INFO(PR_COMP, "stopped", "rc=%d", rc);
     return rc;
 }

@@ -1,21 +1,41 @@
 /*
- * pr.h - presence-processor: context and the internal API between its
- * files. One libuv loop thread does the work: the loop wakes on the
- * consumer queue, on a deadline timer, on the ops HTTP endpoint and when a
- * commit or a write ends; each wake runs batches (pr_batch.c) that use a
- * pipelined synchronous Redis connection. Two more threads
- * (pr_commit.c): the committer runs a sealed batch's blocking transaction
- * calls (send the offsets, commit) while the loop thread folds the next
- * batch, and the writer sends a committed batch's Redis writes on its own
- * connection.
+ * pr.h - presence-processor: the context and the internal API between its
+ * files. docs/exactly-once.md is the design this implements;
+ * docs/architecture.md draws the stages.
  *
- * Files: main.c (config, start, stop, /metrics), pr_kafka.c (consumer,
- * transactional producer, rebalance, repair ranges), pr_batch.c (one batch:
- * collect, load, fold, transaction, Redis), pr_commit.c (the committer
- * thread and the transaction in flight), pr_redis.c (the Redis connection:
- * load states, write pipeline, write snapshots, marks, backoff),
- * pr_table.c (the in-memory entities and their deadline heap).
- * docs/exactly-once.md is the design this implements.
+ * One batch goes through five stages, each a function or a file with its
+ * own state:
+ *
+ *   collect  pr_batch.c    records from the consumer (pr_kafka.c polls)
+ *   fold     pr_batch.c    decode, load, fold; what it makes goes out
+ *                          through the batch's transaction (pr_txn.c)
+ *   seal     pr_loop.c     the batch ends; its offsets and its Redis
+ *                          writes (a snapshot, pr_writer.c) are fixed
+ *   commit   pr_commit.c   the committer thread commits the transaction
+ *                          while the loop folds the next batch
+ *   write    pr_writer.c   the writer thread sends the committed batch's
+ *                          snapshot to Redis
+ *
+ * Layers: a file calls only the files below it; what goes up is a return
+ * value, an event count (pr_kafka.c's rebalances) or a callback the upper
+ * file installed (wake-ups, the rebalance hook).
+ *
+ *   main.c
+ *   pr_loop.c       the turn: runs a batch through its stages
+ *   pr_repair.c     the repair check of a partition
+ *   pr_batch.c      collect and fold
+ *   pr_txn.c        the batch's transaction: produce, hold, begin, abort
+ *   pr_commit.c     the committer thread; rewinds a failed batch
+ *   pr_writer.c     write snapshots (the only Redis write path), the writer thread
+ *   pr_kafka.c      the consumer edge: consumer, producers, rebalance,
+ *                   pause/seek/resume, the retry scan
+ *   pr_redis.c      the loop's Redis connection: loads, reads, publishes
+ *   pr_table.c      the entities in memory, the dirty list, the deadline heap
+ *   pr_worker.c     a helper thread running one job at a time
+ *
+ * Threads: the libuv loop thread runs everything but the committer's job
+ * (pr_commit.c) and the writer's job (pr_writer.c), which touch only what
+ * their structs say.
  */
 #ifndef PX_PR_H
 #define PX_PR_H
@@ -37,6 +57,7 @@
 #include "px_http.h"
 #include "px_kafka.h"
 #include "px_metrics.h"
+#include "px_notify.h"
 #include "px_store.h"
 
 #define PR_COMP "processor"
@@ -64,7 +85,7 @@ typedef struct pr_config {
     int64_t stale_ttl_ms;
     int64_t batch_max;
     int64_t flush_defer_ms;     /* while behind: Redis writes wait up to this long, coalescing */
-    int64_t commit_interval_ms; /* transactions begin at most this often (pr_batch.c run_batch) */
+    int64_t commit_interval_ms; /* transactions begin at most this often (pr_loop.c) */
     int64_t txn_timeout_ms;
     int64_t retry_max_attempts; /* transient failures: retries before the DLQ */
     int64_t retry_base_ms;      /* delay of attempt k: base * 3^(k-1) (1 s, 3 s, 9 s) */
@@ -86,11 +107,12 @@ typedef struct pr_entity {
     bool poisoned;            /* its stored state does not decode: never written, records to the DLQ */
     bool decided;             /* a lock decision of this batch waits to be published early */
     int64_t heap_deadline;    /* deadline it is filed under in the heap, or INT64_MAX */
-    px_buf_t notify;          /* JSON array of the changes not yet written, for the gateways */
-    px_buf_t decisions;       /* JSON array of this batch's lock decisions (published early) */
+    px_notify_t notify;       /* the changes not yet written, for the gateways */
+    px_notify_t decisions;    /* this batch's lock decisions (published early) */
     /* Retry order: every record of the entity diverted to a retry topic
      * gets the next sequence number; only the head may be applied, so
-     * records keep their order per entity. head == next: none waiting. */
+     * records keep their order ("Retry topics" in docs/exactly-once.md).
+     * head == next: none waiting. */
     uint32_t retry_head, retry_next;
     /* From the scan at assignment: the lowest original offset per source
      * topic still waiting in a retry topic (INT64_MAX: none). A repair
@@ -102,7 +124,10 @@ typedef struct pr_entity {
     struct pr_entity *next_dirty;
 } pr_entity_t;
 
-/* Per assigned partition number. */
+/* Per assigned partition number: where each consumed topic stands. The
+ * consumer edge (pr_kafka.c) assigns and rewinds, the repair check
+ * (pr_repair.c) sets the repair bounds, the fold moves next, the writer
+ * moves marked once Redis holds next. */
 typedef struct pr_part {
     bool assigned;
     /* repair: records below this offset (per source topic) were committed
@@ -116,14 +141,14 @@ typedef struct pr_part {
     bool seek_refused;            /* the check's seek was refused (fetcher not started): logged once */
 } pr_part_t;
 
-/* The Redis writes of a sealed batch, built when it was sealed (the
- * entities move on with the next batch meanwhile) and sent once its
- * transaction committed (pr_redis.c): RESP commands for every entity dirty
- * at the seal, the deadline index and the applied marks as of the seal. */
-#define PR_SNAP_MAX 262144       /* entities; a larger flush waits for the commit and writes in chunks */
-#define PR_SNAP_BYTES (256u << 20) /* the commands of one snapshot, likewise */
-#define PR_SNAP_DIRECT 4096 /* caught up, a flush of more entities is written in chunks on the loop (pr_batch.c) */
-#define PR_FLUSH_CHUNK 256 /* entity writes per pipelined chunk (pr_redis.c) */
+/* The Redis writes of the entities dirty at one moment (pr_writer.c): RESP
+ * commands for each entity, the deadline index, then (if the snapshot
+ * took the last dirty entity) the applied marks as of that moment. Built
+ * on the loop, sent on a connection by the loop or the writer thread; the
+ * entities move on meanwhile, the commands do not. */
+#define PR_SNAP_MAX 262144       /* entities in one snapshot */
+#define PR_SNAP_BYTES (256u << 20) /* the commands of one snapshot */
+#define PR_FLUSH_CHUNK 256 /* entity writes per chunk (their deadline commands follow each chunk) */
 typedef struct pr_snap {
     bool ready;                   /* built, not yet sent */
     px_buf_t resp;                /* the commands */
@@ -135,21 +160,127 @@ typedef struct pr_snap {
     int64_t (*sent)[PR_N_SRC];    /* per partition x source: the mark written, -1: none */
 } pr_snap_t;
 
-/* A helper thread that runs one job at a time for the loop (pr_commit.c):
- * the loop hands a job over, and later waits for it or sees it done. */
+/* A helper thread that runs one job at a time for the loop (pr_worker.c):
+ * the loop hands a job over, and later waits for it or sees it done. The
+ * job reads what the loop set before the hand-over and writes only its
+ * own outcome, which the loop reads once it saw the job done. */
 typedef struct pr_worker {
     pthread_t th;
     struct pr_ctx *pr;
     void (*job)(struct pr_ctx *pr); /* runs on the thread, outside the lock */
     bool started;
-    bool busy;                      /* loop only: a job was handed over and is not finished */
-    bool has_job, done, quit;       /* under pr->mu */
+    bool busy;                      /* loop only: a job was handed over and not yet taken back */
+    bool has_job, done, quit;       /* under pr->threads.mu */
 } pr_worker_t;
+
+/* What the workers share: a lock, a condition and the loop's wake-up. */
+typedef struct pr_threads {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uv_async_t async;             /* wakes the loop when a job ended */
+    bool async_live;              /* under mu: the workers may signal it */
+    bool inited;
+} pr_threads_t;
+
+/* pr_commit.c's: the transaction in flight, sealed, its records produced,
+ * committed by the committer thread while the loop folds the next batch
+ * (which produces nothing until this one ended). The job reads producer,
+ * offsets, gm and writes err. */
+typedef struct pr_committer {
+    pr_worker_t w;
+    rd_kafka_t *producer;
+    rd_kafka_topic_partition_list_t *offsets;
+    rd_kafka_consumer_group_metadata_t *gm;
+    rd_kafka_error_t *err;        /* its outcome */
+    int64_t (*first)[PR_N_SRC];   /* the batch's first offsets per partition x source (-1: none) */
+    bool touched[PR_MAX_PARTITIONS]; /* partitions it produced EXPIREs for (rewound with it) */
+    pr_snap_t snap;               /* its Redis writes, handed to the writer once it committed */
+    int64_t dispatched_ms;        /* mono ms the last transaction was handed over */
+    int64_t n_commits;            /* the job's: commits attempted (fault.abort_every) */
+} pr_committer_t;
+
+/* Scratch of one chunk's deadline commands (pr_writer.c). */
+typedef struct pr_deadline_scratch {
+    const char *argv[2 + 2 * PR_FLUSH_CHUNK];
+    size_t argvlen[2 + 2 * PR_FLUSH_CHUNK];
+    char keys[PR_FLUSH_CHUNK][PX_KEY_MAX + 1], scores[PR_FLUSH_CHUNK][24];
+    int64_t due[PR_FLUSH_CHUNK];
+    bool done[PR_FLUSH_CHUNK];
+} pr_deadline_scratch_t;
+
+/* pr_writer.c's: the snapshot the writer thread sends, on its own
+ * connection (the job reads snap and conn, writes rc), and what building
+ * a snapshot uses on the loop. */
+typedef struct pr_writer {
+    pr_worker_t w;
+    int rc;                       /* the job's outcome */
+    pr_snap_t snap;               /* the snapshot the writer sends */
+    pr_snap_t now;                /* a snapshot written on the loop (pr_writer_flush) */
+    redisContext *conn;           /* the writer's connection */
+    uint64_t conn_gen;            /* the loop connection's generation it was opened after */
+    px_store_cmd_t cmd;           /* one entity's write command */
+    px_buf_t note;                /* one entity's notification */
+    pr_deadline_scratch_t dl;
+} pr_writer_t;
 
 typedef struct pr_heap_item {
     int64_t deadline;
     pr_entity_t *ent;
 } pr_heap_item_t;
+
+/* pr_table.c's: the entities, the dirty list, the deadline heap, and the
+ * entities' gauge shares summed. */
+typedef struct pr_table {
+    pr_entity_t **buckets;    /* a power of two of them, doubled as entities come */
+    size_t n_buckets, n_entities;
+    int64_t g_users, g_tabs, g_locks, g_stale;
+    pr_entity_t *dirty;       /* entities changed and not yet in a snapshot */
+    size_t n_dirty;
+    pr_heap_item_t *heap;
+    size_t heap_n, heap_cap;
+} pr_table_t;
+
+/* Called by the consumer edge inside a rebalance, before it assigns
+ * (assigned true) or revokes. */
+typedef void (*pr_rebalance_hook)(struct pr_ctx *pr, bool assigned);
+
+/* pr_kafka.c's: the consumer edge. */
+typedef struct pr_kafka {
+    rd_kafka_t *consumer;
+    /* Two transactional producers, used in turn, one transaction each
+     * (pr_txn.c): the broker completes a committed transaction for tens of
+     * ms after EndTxn returns, and the same producer's next transaction
+     * would be refused meanwhile (CONCURRENT_TRANSACTIONS, retried by
+     * librdkafka after a fixed 20 ms). producer is the one in use. */
+    rd_kafka_t *producer, *producers[2];
+    /* the producers' handles of every topic they write to, kept for their
+     * lifetime so each knows its partitions' leaders before its first
+     * transaction (warm_topics) */
+    rd_kafka_topic_t *warm[2][1 + 3 * PX_SRC__COUNT];
+    int cur_producer;
+    atomic_bool dr_failing;       /* see on_delivery */
+    atomic_bool producer_fatal;   /* a producer's fatal error (on_error): the loop stops */
+    atomic_bool kafka_ok;         /* producers' callbacks may run on the committer thread */
+    rd_kafka_queue_t *cq;
+    px_kafka_uv_t *cq_uv;
+    char topics[PR_N_SRC][PX_CONF_STR_MAX * 2 + 8];
+    rd_kafka_t *scanner;          /* reads retry topics at assignment (assign only, no group) */
+    char topic_changes[PX_CONF_STR_MAX * 2];
+    char group[PX_CONF_STR_MAX];
+    uint64_t rebalances;          /* +1 per rebalance: a collect that saw one drops its batch */
+    pr_rebalance_hook on_rebalance; /* installed by pr_loop.c */
+} pr_kafka_t;
+
+/* pr_redis.c's: the loop's Redis connection. */
+typedef struct pr_redis {
+    redisContext *conn;
+    char script_sha[41];
+    char epoch[64];               /* the dataset epoch this instance last saw */
+    uint64_t gen;                 /* +1 per (re)connect: a batch that saw one aborts */
+    bool rebuild_pending;         /* Redis lost its data: rebuild at the next turn */
+    int64_t retry_at;             /* mono ms: next reconnect attempt */
+    int64_t backoff_ms;
+} pr_redis_t;
 
 typedef struct pr_ctx {
     pr_config_t cfg;
@@ -162,86 +293,28 @@ typedef struct pr_ctx {
     bool stopping;
     int exit_code;
 
-    /* Kafka */
-    rd_kafka_t *consumer;
-    /* Two transactional producers, used in turn, one transaction each
-     * (pr_batch.c txn_end): the broker completes a committed transaction
-     * for tens of ms after EndTxn returns, and the same producer's next
-     * transaction would be refused meanwhile (CONCURRENT_TRANSACTIONS,
-     * retried by librdkafka after a fixed 20 ms). producer is the one in
-     * use. */
-    rd_kafka_t *producer, *producers[2];
-    /* the producers' handles of every topic they write to, kept for their
-     * lifetime so each knows its partitions' leaders before its first
-     * transaction (pr_kafka.c, warm_topics) */
-    rd_kafka_topic_t *warm[2][1 + 3 * PX_SRC__COUNT];
-    int cur_producer;
-    /* The transaction in flight (pr_commit.c): sealed, its records
-     * produced, committed by the committer thread while the loop thread
-     * folds the next batch, which produces nothing until this one ended.
-     * The committer reads these after its job was handed over and writes
-     * err before it reports done (both under mu), so the loop reads err
-     * once it saw done. */
-    struct {
-        rd_kafka_t *producer;
-        rd_kafka_topic_partition_list_t *offsets;
-        rd_kafka_consumer_group_metadata_t *gm;
-        rd_kafka_error_t *err;    /* its outcome */
-        int64_t (*first)[PR_N_SRC]; /* the batch's first offsets per partition x source (-1: none) */
-        bool touched[PR_MAX_PARTITIONS]; /* partitions it produced EXPIREs for (rewound with it) */
-        pr_snap_t snap;           /* its Redis writes, sent once it committed */
-    } txn;
-    /* The committer, and the writer: sends a committed batch's snapshot on
-     * its own connection while the loop goes on; the loop finishes it
-     * (applied marks, or dirty again on a failure). */
-    pr_worker_t committer, writer;
-    int writer_rc;                /* the writer's outcome (as txn.err) */
-    pr_snap_t wsnap;              /* the snapshot the writer sends */
-    redisContext *wredis;         /* the writer's connection (connected by the loop when the writer is idle) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uv_async_t commit_async;      /* wakes the loop when a commit ended */
-    bool commit_async_live;       /* under mu: the committer may signal it */
-    atomic_bool dr_failing;     /* see on_delivery (pr_kafka.c) */
-    atomic_bool producer_fatal;   /* a producer's fatal error (on_error): the loop stops */
-    rd_kafka_queue_t *cq;
-    px_kafka_uv_t *cq_uv;
-    char topics[PR_N_SRC][PX_CONF_STR_MAX * 2 + 8];
-    rd_kafka_t *scanner;      /* reads retry topics at assignment (assign only, no group) */
-    char topic_changes[PX_CONF_STR_MAX * 2];
-    char group[PX_CONF_STR_MAX];
+    pr_kafka_t kc;                /* pr_kafka.c's */
+    void (*wake)(void *pr);       /* the loop's turn: the consumer queue and the workers call it */
     pr_part_t parts[PR_MAX_PARTITIONS];
-    bool rebalanced;   /* set by the rebalance callback during a collect */
-    bool folding;      /* an open batch holds folded records (uncommitted states in the dirty list) */
-    atomic_bool kafka_ok;     /* producers' callbacks may run on the committer thread */
 
-    /* Redis */
-    redisContext *redis;
-    char script_sha[41];
-    char epoch[64];           /* the dataset epoch this instance last saw */
-    uint64_t redis_gen;       /* +1 per (re)connect: a batch that saw one aborts */
-    bool rebuild_pending;     /* Redis lost its data: rebuild at the next turn */
-    int64_t redis_retry_at;  /* mono ms: next reconnect attempt */
-    int64_t redis_backoff_ms;
-    bool paused;
+    /* the helper threads */
+    pr_threads_t threads;
+    pr_committer_t cm;
+    pr_writer_t wr;
+
+    pr_redis_t rd;                /* pr_redis.c's */
+    px_buf_t scratch;             /* an early lock decision's payload (pr_redis_decisions) */
 
     /* entities */
-    pr_entity_t **buckets;    /* a power of two of them, doubled as entities come */
-    size_t n_buckets, n_entities;
-    int64_t g_users, g_tabs, g_locks, g_stale; /* the entities' gauge shares, summed */
-    pr_entity_t *dirty;       /* entities changed and not yet written */
-    size_t n_dirty;
-    int64_t flush_at;         /* mono ms the deferred writes are due (0: none deferred) */
-    int64_t dispatched_ms;    /* mono ms the last transaction went to the committer */
-    pr_heap_item_t *heap;
-    size_t heap_n, heap_cap;
+    pr_table_t tab;
 
-    struct batch *batch;      /* buffers of one batch (pr_batch.c) */
+    /* the loop (pr_loop.c) */
+    struct batch *batch;      /* the batch's buffers (pr_batch.c) */
     uv_timer_t timer;
     uv_idle_t idle;           /* the next batch at once while batches find work */
-    px_buf_t scratch, val;    /* scratch: an early lock decision's payload (pr_redis_decisions) */
-    px_store_cmd_t cmd;
-    px_buf_t resp;            /* a write command in RESP (pr_redis.c) */
+    bool paused;              /* Redis is away: every partition paused */
+    int64_t flush_at;         /* mono ms the deferred writes are due (0: none deferred) */
+    px_buf_t val;             /* a produced record's value (pr_batch.c) */
 
     /* metrics */
     px_counter_t *m_folded[PX_SRC__COUNT], *m_dlq, *m_skipped, *m_wskipped, *m_changes, *m_expires;
@@ -257,7 +330,16 @@ typedef struct pr_ctx {
     px_counter_t *m_phase_us[5]; /* load, fold+produce, commit, redis, poll: where the loop's batch time goes */
 } pr_ctx_t;
 
-/* pr_table.c */
+#define PR_PHASE_LOAD 0
+#define PR_PHASE_FOLD 1
+#define PR_PHASE_COMMIT 2
+#define PR_PHASE_REDIS 3
+#define PR_PHASE_POLL 4
+
+/* Log why and stop the loop with exit code 1 (its supervisor restarts it). */
+void pr_fatal(pr_ctx_t *pr, const char *why);
+
+/* ---- pr_table.c ---------------------------------------------------------- */
 int pr_table_init(pr_ctx_t *pr, size_t buckets);
 void pr_table_term(pr_ctx_t *pr);
 pr_entity_t *pr_table_find(pr_ctx_t *pr, const px_key_t *key);
@@ -266,24 +348,43 @@ uint64_t pr_table_hash(const px_key_t *key);
 pr_entity_t *pr_table_find_hashed(pr_ctx_t *pr, const px_key_t *key, uint64_t h);
 /* Prefetch the bucket slot of hash h (entity false), or the entity at the
  * head of its chain (entity true: its hash and the lines of its key), so a
- * find a few records later does not stall on them: with 100k entities
- * nearly every find missed the cache (10% of the processor's profile). */
+ * find a few records later does not stall on them. */
 void pr_table_prefetch(const pr_ctx_t *pr, uint64_t h, bool entity);
 /* Insert a new empty entity (state from Redis is loaded into it after). */
 pr_entity_t *pr_table_add(pr_ctx_t *pr, const px_key_t *key, int32_t partition);
-/* Drop every entity of a partition (revoked): nothing is written. */
+/* Drop every entity of a partition: nothing is written. Nothing in flight
+ * may name them (pr_quiesce first). */
 void pr_table_drop_partition(pr_ctx_t *pr, int32_t partition);
 void pr_table_mark_dirty(pr_ctx_t *pr, pr_entity_t *e);
-/* File e under its next deadline (after any change). */
+/* File e under its next deadline (after any change); also recounts the
+ * entity's share of the gauges. */
 void pr_heap_update(pr_ctx_t *pr, pr_entity_t *e);
-/* (pr_heap_update also recounts the entity's share of the gauges.) */
 /* Pop the entities whose filed deadline <= now into out (at most n). */
 size_t pr_heap_due(pr_ctx_t *pr, int64_t now_ms, pr_entity_t **out, size_t n);
 int64_t pr_heap_next(const pr_ctx_t *pr);
 
-/* pr_redis.c */
-/* Connect (or reconnect when due) and load the write script. 0, or
- * PX_EBACKEND while Redis is unreachable (the backoff grows to 5 s). */
+/* ---- pr_worker.c --------------------------------------------------------- */
+/* The lock, condition and wake-up of the workers (wake: pr->wake). */
+int pr_threads_init(pr_ctx_t *pr, char *errstr, size_t errstr_size);
+/* The loop is closing: the workers wake it no more (waits still work). */
+void pr_threads_unwatch(pr_ctx_t *pr);
+/* Stop and join every started worker, then free the lock. */
+void pr_threads_term(pr_ctx_t *pr);
+int pr_worker_start(pr_ctx_t *pr, pr_worker_t *w, void (*job)(pr_ctx_t *));
+/* Hand the job over (what it reads was set before: the lock orders it). */
+void pr_worker_submit(pr_ctx_t *pr, pr_worker_t *w);
+/* True when a job handed over is done (take it back with pr_worker_wait). */
+bool pr_worker_ended(pr_ctx_t *pr, pr_worker_t *w);
+/* Wait until the job handed over is done, counting the loop's wait in the
+ * given batch phase; busy stays set (the caller clears it once it took
+ * the outcome). */
+void pr_worker_wait(pr_ctx_t *pr, pr_worker_t *w, int phase);
+
+/* ---- pr_redis.c ---------------------------------------------------------- */
+/* Connect (or reconnect when due), check the dataset's epoch and load the
+ * write script. 0, or PX_EBACKEND while Redis is unreachable (the backoff
+ * grows to 5 s). A new connection bumps redis_gen; a lost dataset sets
+ * rebuild_pending. */
 int pr_redis_ensure(pr_ctx_t *pr);
 void pr_redis_close(pr_ctx_t *pr);
 /* Count and log a Redis failure once, drop the loop's connection, back off. */
@@ -293,17 +394,10 @@ void pr_redis_fail(pr_ctx_t *pr, const char *what);
  * a stored state does not decode: that entity is marked poisoned (logged,
  * counted), so nothing overwrites what an operator must look at. */
 int pr_redis_load(pr_ctx_t *pr, pr_entity_t **ents, size_t n);
-/* Write every dirty entity (pipelined, watermark-guarded), the applied
- * marks and the deadline index. On success the dirty list is empty and
- * nothing is deferred (flush_at 0). */
-int pr_redis_flush(pr_ctx_t *pr);
-/* Publish the early lock decisions of n entities: {"decided":[changes]}
- * on each entity's channel, the changes being its decisions buffer
- * (pr_batch.c). Gateways answer pending LOCKs from it but do not re-read:
- * Redis does not hold the state yet (the write script publishes the
- * changes again after the commit). Pipelined; a failure loses only the
- * early answers (logged and counted once, as any Redis failure). Returns
- * how many were published. */
+/* Publish the early lock decisions of n entities (px_notify.h, decided)
+ * on each entity's channel. Pipelined; a failure loses only the early
+ * answers (logged and counted once, as any Redis failure). Returns how
+ * many were published. */
 size_t pr_redis_decisions(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n);
 /* Applied marks of one partition number: out[src] = next offset Redis
  * holds everything below, or -1 when unknown. */
@@ -311,74 +405,14 @@ int pr_redis_applied(pr_ctx_t *pr, int32_t partition, int64_t out[PR_N_SRC]);
 /* Keys of the entities with pending deadlines in a partition. */
 int pr_redis_deadline_keys(pr_ctx_t *pr, int32_t partition, px_key_t **keys, size_t *n);
 
-/* Build the write snapshot of every dirty entity into snap (the dirty list
- * is then empty). 0, or PX_ENOMEM (out of memory, or more than
- * PR_SNAP_MAX entities) with the dirty list as it was. */
-int pr_redis_snap_build(pr_ctx_t *pr, pr_snap_t *snap);
-/* Send a built snapshot on the loop's connection: 0, or PX_EBACKEND (its
- * entities are dirty again). */
-int pr_redis_snap_send(pr_ctx_t *pr, pr_snap_t *snap);
-/* Send a snapshot on connection c and read the replies (the writer thread:
- * touches nothing of the loop's but counters and the log). 0 or
- * PX_EBACKEND. */
-int pr_redis_snap_write(pr_ctx_t *pr, redisContext *c, pr_snap_t *snap);
-/* After a snapshot's writes: the applied marks it wrote are Redis's now. */
-void pr_redis_snap_done(pr_ctx_t *pr, pr_snap_t *snap);
-/* Forget a snapshot that will not be sent; its entities are dirty again. */
-void pr_redis_snap_drop(pr_ctx_t *pr, pr_snap_t *snap);
-void pr_redis_snap_free(pr_snap_t *snap);
-
-/* pr_commit.c */
-int pr_commit_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
-/* The loop is closing: no more wake-ups (drains still work). */
-void pr_commit_unwatch(pr_ctx_t *pr);
-/* Drain, then stop the thread. */
-void pr_commit_stop(pr_ctx_t *pr);
-/* Hand the open transaction of pr->producer to the committer with these
- * offsets (taken over; may be empty) and the batch's partitions. */
-void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
-                        const int64_t first[][PR_N_SRC], const bool *touched);
-/* Wait for the transaction in flight, if any, and finish it on the loop
- * thread: committed, send its Redis snapshot; failed, abort it and rewind
- * its partitions. 0 when nothing failed; PX_EBACKEND when it did (then
- * whatever was folded on top of it must be dropped by the caller). */
-int pr_commit_drain(pr_ctx_t *pr);
-/* Abort the open transaction of rk; if that fails, stop (pr_fatal). */
-void pr_txn_abort(pr_ctx_t *pr, rd_kafka_t *rk);
-/* Log why and stop the loop with exit code 1. */
-void pr_fatal(pr_ctx_t *pr, const char *why);
-/* Wait for the transaction in flight, if any, without finishing it
- * (nothing in memory changes): 0 if it committed or none is in flight,
- * PX_EBACKEND if it failed. */
-int pr_commit_wait(pr_ctx_t *pr);
-/* Hand a committed batch's snapshot to the writer thread (after finishing
- * the one it has), or send it on the loop's connection when the writer has
- * none. */
-void pr_writer_submit(pr_ctx_t *pr, pr_snap_t *snap);
-/* Wait for the writer's snapshot, if any, and finish it. */
-void pr_writer_finish(pr_ctx_t *pr);
-/* True when the writer's snapshot has been written (finish it). */
-bool pr_writer_ended(pr_ctx_t *pr);
-/* Nothing in flight afterwards: the commit drained, the writer finished.
- * Before anything drops entities or writes the dirty list. Returns what
- * pr_commit_drain returned. */
-int pr_quiesce(pr_ctx_t *pr);
-/* True when the transaction in flight has ended (finish it with a drain). */
-bool pr_commit_ended(pr_ctx_t *pr);
-/* True while a transaction is in flight. */
-static inline bool pr_commit_busy(const pr_ctx_t *pr) { return pr->committer.busy; }
-/* Drop the in-memory entities of the partitions in first[][] (those a
- * batch consumed from) and touched[] (those it produced EXPIREs for: their
- * entities marked the items as requested) and hold the partitions until
- * their repair check ran again (pr_batch.c). Waits for the writer first. */
-void pr_batch_rewind_parts(pr_ctx_t *pr, const int64_t first[][PR_N_SRC], const bool *touched);
-
-/* pr_kafka.c */
+/* ---- pr_kafka.c: the consumer edge ----------------------------------------- */
+/* Consumer and producers; the consumer queue wakes pr->wake. */
 int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
 void pr_kafka_unwatch(pr_ctx_t *pr);
-/* Redis lost its dataset: forget every entity and re-fold every owned
- * partition from the start of the log, emitting nothing (repair mode). */
-void pr_kafka_rebuild(pr_ctx_t *pr);
+/* Leave the group (the revoke runs the rebalance hook) and destroy the
+ * consumer and the scanner. */
+void pr_kafka_close_consumer(pr_ctx_t *pr);
+/* Destroy the producers (after pr_kafka_close_consumer, nothing in flight). */
 void pr_kafka_stop(pr_ctx_t *pr);
 /* Index of a consumed topic (0..PR_N_SRC-1), PR_N_SRC if unknown. */
 int pr_topic_src(const pr_ctx_t *pr, const char *topic);
@@ -387,10 +421,119 @@ int pr_topic_src(const pr_ctx_t *pr, const char *topic);
  * head/next and hold_from (adding and loading entities as needed). 0, or
  * PX_EBACKEND (Kafka or Redis unreachable: try again). */
 int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC]);
+/* Drop the entities of the partitions in first[][] (a batch consumed from
+ * them) and touched[] (it produced EXPIREs for them), hold those
+ * partitions until their repair check ran again, and pause them. Nothing
+ * in flight may name their entities (pr_quiesce first). */
+void pr_kafka_rewind(pr_ctx_t *pr, const int64_t first[][PR_N_SRC], const bool *touched);
+/* Redis lost its dataset: drop every entity, mark every owned partition
+ * for a full rebuild, pause them. Nothing may be in flight. */
+void pr_kafka_rebuild(pr_ctx_t *pr);
+/* Pause every assigned partition (Redis is away). */
+void pr_kafka_pause_all(pr_ctx_t *pr);
+/* Resume every assigned partition whose repair check has run. */
+void pr_kafka_resume_checked(pr_ctx_t *pr);
+/* While paused: serve rebalances; a record delivered anyway is sought
+ * back to, so it is consumed again once resumed. */
+void pr_kafka_serve_paused(pr_ctx_t *pr);
+/* Seek every source of partition p to the list's offsets and wait for the
+ * outcome. 0, or PX_EBACKEND (refused: the fetcher has not started, or an
+ * error; logged once), the check to be run again. */
+int pr_kafka_seek_sources(pr_ctx_t *pr, int32_t p, rd_kafka_topic_partition_list_t *l);
+/* The committed offsets of partition p per source (-1: none). 0 or
+ * PX_EBACKEND (logged). */
+int pr_kafka_committed(pr_ctx_t *pr, int32_t p, int64_t out[PR_N_SRC]);
+/* Resume every source of partition p. */
+void pr_kafka_resume_part(pr_ctx_t *pr, int32_t p);
+/* Hold retry topic fs of partition p at offset until wall-clock ms due:
+ * paused, sought back to the record. */
+void pr_kafka_hold_retry(pr_ctx_t *pr, int32_t p, int fs, int64_t offset, int64_t due);
+/* Resume the retry topics whose hold is due. */
+void pr_kafka_release_retries(pr_ctx_t *pr, int64_t now_ms);
+/* Records waiting in the owned partitions (librdkafka's cached high
+ * watermarks minus the next offset to fold). */
+int64_t pr_kafka_backlog(pr_ctx_t *pr);
 
-/* pr_batch.c: run batches until the queue is empty or the turn's budget is
- * spent. Called on every wake. */
-void pr_batch_turn(pr_ctx_t *pr);
+/* ---- pr_writer.c: the only Redis write path ------------------------------ */
+int pr_writer_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
+void pr_writer_stop(pr_ctx_t *pr);
+/* Build a snapshot of the dirty entities (the dirty list is then empty)
+ * and, when none is left, the applied marks. 0, or PX_ENOMEM (out of
+ * memory, or more than PR_SNAP_MAX entities) with the dirty list as it
+ * was. */
+int pr_snap_build(pr_ctx_t *pr, pr_snap_t *snap);
+/* Forget a snapshot that will not be sent; its entities are dirty again
+ * (their notifications then publish at least [], on which gateways
+ * re-read). */
+void pr_snap_drop(pr_ctx_t *pr, pr_snap_t *snap);
+void pr_snap_free(pr_snap_t *snap);
+/* Hand a built snapshot to the writer thread (after finishing the one it
+ * has), or write it on the loop's connection when the writer has none.
+ * The snapshot's buffers are swapped with the writer's spare ones. */
+void pr_writer_submit(pr_ctx_t *pr, pr_snap_t *snap);
+/* True when the writer's snapshot has been written (finish it). */
+bool pr_writer_ended(pr_ctx_t *pr);
+/* Wait for the writer's snapshot, if any, and finish it: its applied
+ * marks are Redis's, or (failed) its entities dirty again. */
+void pr_writer_finish(pr_ctx_t *pr);
+/* Write every dirty entity, then the applied marks, on the loop's
+ * connection, now. Nothing may be in flight (pr_quiesce first): the dirty
+ * states must be committed ones. 0, or PX_EBACKEND (the rest stays dirty). */
+int pr_writer_flush(pr_ctx_t *pr);
+/* True if some assigned partition has an applied mark Redis lacks. */
+bool pr_marks_pending(const pr_ctx_t *pr);
+
+/* ---- pr_commit.c: the committer ------------------------------------------ */
+int pr_commit_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
+void pr_commit_stop(pr_ctx_t *pr);
+/* Hand the open transaction of pr->kc.producer to the committer with these
+ * offsets (taken over; may be empty) and the batch's partitions. */
+void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
+                        const int64_t first[][PR_N_SRC], const bool *touched);
+/* True while a transaction is in flight. */
+static inline bool pr_commit_busy(const pr_ctx_t *pr) { return pr->cm.w.busy; }
+/* Milliseconds since the last transaction was handed over. */
+int64_t pr_commit_age_ms(const pr_ctx_t *pr);
+/* Build the Redis writes of the transaction in flight from the entities
+ * dirty now (its committed states), to be written once it committed. 0,
+ * or PX_ENOMEM (too many: the entities stay dirty). */
+int pr_commit_snap(pr_ctx_t *pr);
+/* Forget those writes: Redis lost its dataset, they carry its marks. */
+void pr_commit_forget_snap(pr_ctx_t *pr);
+/* True when the transaction in flight has ended (finish it with a drain). */
+bool pr_commit_ended(pr_ctx_t *pr);
+/* Wait for the transaction in flight, if any, without finishing it
+ * (nothing in memory changes): 0 if it committed or none is in flight,
+ * PX_EBACKEND if it failed. */
+int pr_commit_wait(pr_ctx_t *pr);
+/* Wait for the transaction in flight, if any, and finish it: committed,
+ * its snapshot goes to the writer; failed, it is aborted and its
+ * partitions rewound. 0 when nothing failed; PX_EBACKEND when it did
+ * (then whatever was folded on top of it must be dropped by the caller). */
+int pr_commit_drain(pr_ctx_t *pr);
+/* Nothing in flight afterwards: the commit drained, the writer finished.
+ * Before anything drops entities or writes the dirty list. Returns what
+ * pr_commit_drain returned. */
+int pr_quiesce(pr_ctx_t *pr);
+/* Abort the open transaction of rk; if that fails for good, stop. */
+void pr_txn_abort(pr_ctx_t *pr, rd_kafka_t *rk);
+
+/* ---- pr_txn.c, pr_batch.c, pr_repair.c, pr_loop.c --------------------------
+ * (pr_batch.h and pr_txn.h: the batch and its transaction, for pr_loop.c) */
+/* For each partition whose repair check is due, run it: committed offsets
+ * C, applied marks A; where A < C, seek to A and fold [A, C) in repair
+ * mode; then load the entities with pending deadlines and resume. 0, or
+ * PX_EBACKEND: a check could not run (tried again at the next turn). */
+int pr_repair_checks(pr_ctx_t *pr);
+/* What each wake runs: at most one batch through its stages. */
+void pr_loop_turn(pr_ctx_t *pr);
+/* The loop's callbacks and the helper threads (before pr_kafka_start). */
+int pr_loop_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
+/* The loop is closing: nothing wakes it any more. */
+void pr_loop_unwatch(pr_ctx_t *pr);
+/* Close the consumer (its revoke writes what is committed), end what is
+ * in flight, stop the helper threads and the producers. */
+void pr_loop_stop(pr_ctx_t *pr);
 void pr_batch_free(pr_ctx_t *pr);
 
 #endif

@@ -1,15 +1,17 @@
 /*
- * pr_kafka.c - the processor's Kafka side: a read_committed consumer of the
- * four input topics in one group, and a transactional producer whose
- * transactions carry change events, EXPIRE and DLQ records and the consumed
- * offsets (send_offsets_to_transaction, KIP-447 fencing by group metadata).
+ * pr_kafka.c - the consumer edge: a read_committed consumer of the four
+ * input topics and their retry topics in one group, the two transactional
+ * producers whose transactions carry change events, EXPIRE, retry and DLQ
+ * records and the consumed offsets (send_offsets_to_transaction, KIP-447
+ * fencing by group metadata), and every pause, seek and resume of the
+ * consumer (the stages above ask for them by name).
  *
  * Assignment: the **range** assignor, not cooperative-sticky. Only range
  * gives partition p of every input topic (equal partition counts) to the
  * same member, and the fold needs all of an entity's records in one place.
  * Rebalances are therefore eager: on revoke every entity is dropped from
  * memory (their state is in Redis); on assign, each partition number is
- * paused until its repair check ran (pr_batch.c): the records between
+ * paused until its repair check ran (pr_repair.c): the records between
  * Redis's applied mark and the committed offset are folded again, emitting
  * nothing, before normal processing resumes. docs/exactly-once.md.
  */
@@ -21,12 +23,13 @@
 #include <jansson.h>
 
 #include "pr.h"
+#include "px_headers.h"
 #include "px_log.h"
 #include "px_time.h"
 
 int pr_topic_src(const pr_ctx_t *pr, const char *topic) {
     for (int s = 0; s < PR_N_SRC; s++)
-        if (strcmp(pr->topics[s], topic) == 0) return s;
+        if (strcmp(pr->kc.topics[s], topic) == 0) return s;
     return PR_N_SRC;
 }
 
@@ -51,26 +54,24 @@ static void set_partitions(pr_ctx_t *pr, const rd_kafka_topic_partition_list_t *
     }
 }
 
+/* Eager rebalances: the loop's hook runs first (it ends what is in flight
+ * and, on a revoke, writes what is committed), then the partitions are
+ * assigned and paused until their repair checks ran (pr_repair.c), or
+ * revoked and their entities dropped. A collect that saw rebalances move
+ * drops its batch. */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
     pr_ctx_t *pr = opaque;
-    pr->rebalanced = true;
-    /* the transaction in flight ends first (its offsets are for partitions
-     * that may go now; finishing sends its Redis writes) */
-    pr_quiesce(pr);
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    bool assigned = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    pr->kc.rebalances++;
+    if (pr->kc.on_rebalance) pr->kc.on_rebalance(pr, assigned);
+    if (assigned) {
         PX_INFO(PR_COMP, "partitions assigned", "count=%d", parts->cnt);
         set_partitions(pr, parts, true);
         rd_kafka_assign(rk, parts);
-        /* held until the repair check of pr_batch.c resumes them */
         rd_kafka_pause_partitions(rk, parts);
     } else {
         PX_INFO(PR_COMP, "partitions revoked", "count=%d", parts->cnt);
-        /* best effort: a new owner repairs anyway. Not while an open batch
-         * holds folded records: the dirty states and applied marks include
-         * them, and Redis may hold only committed ones (the batch is dropped
-         * after this callback) */
-        if (pr->dirty && !pr->folding) pr_redis_flush(pr);
         set_partitions(pr, parts, false);
         rd_kafka_assign(rk, NULL);
     }
@@ -78,7 +79,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 
 /* The scanner: an assign-only consumer (no group) that reads retry topics. */
 static rd_kafka_t *scanner(pr_ctx_t *pr) {
-    if (pr->scanner) return pr->scanner;
+    if (pr->kc.scanner) return pr->kc.scanner;
     static const char *const d[][2] = {{"bootstrap.servers", "127.0.0.1:9092"}};
     char err[512];
     rd_kafka_conf_t *conf = px_kafka_conf_new_with(d, 1, &pr->kafka_kv, "presence-processor-scan", err, sizeof err);
@@ -95,12 +96,12 @@ static rd_kafka_t *scanner(pr_ctx_t *pr) {
         }
     /* a static member id is the main consumer's, never the scanner's */
     rd_kafka_conf_set(conf, "group.instance.id", NULL, err, sizeof err);
-    pr->scanner = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!pr->scanner) {
+    pr->kc.scanner = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!pr->kc.scanner) {
         PX_ERROR(PR_COMP, "cannot create the retry scanner", "err=\"%s\"", err);
         rd_kafka_conf_destroy(conf);
     }
-    return pr->scanner;
+    return pr->kc.scanner;
 }
 
 /* One waiting retry record of entity e: widen its head..next and hold_from. */
@@ -117,23 +118,23 @@ static void scan_note(pr_entity_t *e, int fs, uint32_t seq, int64_t orig_off) {
 
 int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC]) {
     /* The ends are asked on the scanner's connections: on the consumer's,
-     * each request queued behind a fetch long-poll (fetch.wait.max.ms) once
-     * the partition was fetching, and a repair check took ~2 s. */
+     * each request would queue behind a fetch long-poll (fetch.wait.max.ms)
+     * once the partition is fetching. */
     rd_kafka_t *rk = scanner(pr);
     if (!rk) return PX_EBACKEND;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
     for (int s = 0; s < PX_SRC__COUNT; s++) {
         int rs = PR_RETRY(s);
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, pr->topics[rs], p, &lo, &hi, 5000);
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, pr->kc.topics[rs], p, &lo, &hi, 5000);
         if (err) {
             PX_WARN(PR_COMP, "cannot read a retry topic's end; will retry", "topic=%s partition=%d err=%s",
-                    pr->topics[rs], p, rd_kafka_err2name(err));
+                    pr->kc.topics[rs], p, rd_kafka_err2name(err));
             rd_kafka_topic_partition_list_destroy(l);
             return PX_EBACKEND;
         }
         int64_t from = committed[rs] >= lo ? committed[rs] : lo;
-        if (from < hi) rd_kafka_topic_partition_list_add(l, pr->topics[rs], p)->offset = from;
+        if (from < hi) rd_kafka_topic_partition_list_add(l, pr->kc.topics[rs], p)->offset = from;
     }
     if (!l->cnt) { /* nothing waits: the usual case */
         rd_kafka_topic_partition_list_destroy(l);
@@ -165,8 +166,8 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
             px_key_t key;
             rd_kafka_headers_t *h = NULL;
             rd_kafka_message_headers(m, &h);
-            if (s < PR_N_SRC && PR_IS_RETRY(s) && px_kafka_header_int(h, "px.seq", &seq) == 0 &&
-                px_kafka_header_int(h, "px.offset", &off) == 0 && m->key &&
+            if (s < PR_N_SRC && PR_IS_RETRY(s) && px_kafka_header_int(h, PX_HDR_SEQ, &seq) == 0 &&
+                px_kafka_header_int(h, PX_HDR_OFFSET, &off) == 0 && m->key &&
                 px_key_parse(m->key, m->key_len, &key, NULL, 0) == 0) {
                 pr_entity_t *e = pr_table_find(pr, &key);
                 if (!e && (e = pr_table_add(pr, &key, p)) != NULL) {
@@ -196,12 +197,7 @@ int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_
 
 void pr_kafka_rebuild(pr_ctx_t *pr) {
     rd_kafka_topic_partition_list_t *a = NULL;
-    if (!pr->consumer || rd_kafka_assignment(pr->consumer, &a) || !a) return;
-    /* the snapshot of the batch in flight was built from the lost dataset's
-     * states and carries its applied marks: it must not be written into the
-     * new one (the writer sends nothing while rebuild_pending is up) */
-    pr_redis_snap_drop(pr, &pr->txn.snap);
-    pr_quiesce(pr); /* the writer's snapshot names entities dropped here */
+    if (!pr->kc.consumer || rd_kafka_assignment(pr->kc.consumer, &a) || !a) return;
     PX_WARN(PR_COMP, "redis lost its data: rebuilding the view from the log", "partitions=%d", a->cnt);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
         if (pr->parts[p].assigned) {
@@ -210,31 +206,184 @@ void pr_kafka_rebuild(pr_ctx_t *pr) {
             pp->repair_check = true;
             pp->full_rebuild = true;
             /* the positions reached before the loss say nothing about the
-             * new dataset: a flush during the rebuild must not write them
-             * as applied marks (it did, and a later owner then skipped the
-             * part of the rebuild still to come) */
+             * new dataset: a write during the rebuild must not claim them
+             * as applied marks, or a later owner skips the part of the
+             * rebuild still to come */
             for (int s = 0; s < PR_N_SRC; s++) pp->repair_until[s] = pp->next[s] = pp->marked[s] = -1;
         }
-    rd_kafka_pause_partitions(pr->consumer, a);
+    rd_kafka_pause_partitions(pr->kc.consumer, a);
     rd_kafka_topic_partition_list_destroy(a);
+}
+
+void pr_kafka_rewind(pr_ctx_t *pr, const int64_t first[][PR_N_SRC], const bool *touched) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        bool any = touched[p];
+        for (int s = 0; s < PR_N_SRC; s++) any = any || first[p][s] >= 0;
+        if (!any || !pr->parts[p].assigned) continue;
+        pr_table_drop_partition(pr, p);
+        pr->parts[p].repair_check = true;
+        for (int s = 0; s < PR_N_SRC; s++) {
+            pr->parts[p].next[s] = pr->parts[p].repair_until[s] = -1;
+            rd_kafka_topic_partition_list_add(l, pr->kc.topics[s], p);
+        }
+    }
+    if (l->cnt) rd_kafka_pause_partitions(pr->kc.consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void pr_kafka_pause_all(pr_ctx_t *pr) {
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (!rd_kafka_assignment(pr->kc.consumer, &a) && a) {
+        rd_kafka_pause_partitions(pr->kc.consumer, a);
+        rd_kafka_topic_partition_list_destroy(a);
+    }
+}
+
+void pr_kafka_resume_checked(pr_ctx_t *pr) {
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(pr->kc.consumer, &a) || !a) return;
+    rd_kafka_topic_partition_list_t *r = rd_kafka_topic_partition_list_new(a->cnt);
+    for (int i = 0; i < a->cnt; i++)
+        if (!pr->parts[a->elems[i].partition].repair_check)
+            rd_kafka_topic_partition_list_add(r, a->elems[i].topic, a->elems[i].partition);
+    rd_kafka_resume_partitions(pr->kc.consumer, r);
+    rd_kafka_topic_partition_list_destroy(r);
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
+void pr_kafka_serve_paused(pr_ctx_t *pr) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(pr->kc.consumer, 0);
+    if (!m) return;
+    if (!m->err) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->kc.consumer, l, 0);
+        if (e) rd_kafka_error_destroy(e);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    rd_kafka_message_destroy(m);
+}
+
+/* librdkafka refuses a seek (ERR__STATE) while a partition's fetcher has
+ * not started: for a fresh assignment the consumer first fetches the
+ * committed offsets itself (with read_committed it retries that for as
+ * long as an open transaction makes them unstable, e.g. one of a killed
+ * instance) and then starts the fetcher there. A seek sent without waiting
+ * for its outcome can be dropped silently in that window, and a repair
+ * range would never be folded ("The proof, and what it found" in
+ * docs/exactly-once.md). Once the fetcher runs, nothing but our own seeks
+ * moves it. */
+int pr_kafka_seek_sources(pr_ctx_t *pr, int32_t p, rd_kafka_topic_partition_list_t *l) {
+    pr_part_t *pp = &pr->parts[p];
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->kc.consumer, l, 5000);
+    rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    const char *topic = "";
+    if (e) rd_kafka_error_destroy(e);
+    for (int i = 0; !err && i < l->cnt; i++)
+        if (l->elems[i].err) {
+            err = l->elems[i].err;
+            topic = l->elems[i].topic;
+        }
+    if (!err) return 0;
+    if (err == RD_KAFKA_RESP_ERR__STATE) { /* the fetcher has not started yet: expected, logged once */
+        if (!pp->seek_refused)
+            PX_INFO(PR_COMP, "repair check waits for the consumer to start the partition", "partition=%d topic=%s", p,
+                    topic);
+        pp->seek_refused = true;
+        return PX_EBACKEND;
+    }
+    px_counter_add(pr->m_kafka_err, 1);
+    PX_WARN(PR_COMP, "seek failed; will retry the repair check", "partition=%d topic=%s err=%s", p, topic,
+            rd_kafka_err2name(err));
+    return PX_EBACKEND;
+}
+
+int pr_kafka_committed(pr_ctx_t *pr, int32_t p, int64_t out[PR_N_SRC]) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PR_N_SRC);
+    for (int s = 0; s < PR_N_SRC; s++) rd_kafka_topic_partition_list_add(l, pr->kc.topics[s], p);
+    rd_kafka_resp_err_t err = rd_kafka_committed(pr->kc.consumer, l, 10000);
+    /* librdkafka sorts the list by topic name in the request: each source
+     * topic is looked up by name, never by its index in the list */
+    for (int s = 0; s < PR_N_SRC; s++) out[s] = -1;
+    for (int s = 0; !err && s < PR_N_SRC; s++) {
+        const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l, pr->kc.topics[s], p);
+        if (!tp) err = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+        else if (tp->err) err = tp->err; /* e.g. UNSTABLE_OFFSET_COMMIT: a transaction still open */
+        else out[s] = tp->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (!err) return 0;
+    PX_WARN(PR_COMP, "cannot read committed offsets; will retry", "partition=%d err=%s", p, rd_kafka_err2name(err));
+    return PX_EBACKEND;
+}
+
+void pr_kafka_resume_part(pr_ctx_t *pr, int32_t p) {
+    rd_kafka_topic_partition_list_t *res = rd_kafka_topic_partition_list_new(PR_N_SRC);
+    for (int s = 0; s < PR_N_SRC; s++) rd_kafka_topic_partition_list_add(res, pr->kc.topics[s], p);
+    rd_kafka_resume_partitions(pr->kc.consumer, res);
+    rd_kafka_topic_partition_list_destroy(res);
+}
+
+void pr_kafka_hold_retry(pr_ctx_t *pr, int32_t p, int fs, int64_t offset, int64_t due) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, pr->kc.topics[PR_RETRY(fs)], p)->offset = offset;
+    rd_kafka_pause_partitions(pr->kc.consumer, l);
+    rd_kafka_error_t *se = rd_kafka_seek_partitions(pr->kc.consumer, l, 0);
+    if (se) {
+        PX_ERROR(PR_COMP, "seek on a retry topic failed", "err=\"%s\"", rd_kafka_error_string(se));
+        rd_kafka_error_destroy(se);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    pr->parts[p].retry_due[fs] = due;
+}
+
+void pr_kafka_release_retries(pr_ctx_t *pr, int64_t now_ms) {
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        pr_part_t *pp = &pr->parts[p];
+        for (int fs = 0; fs < PX_SRC__COUNT; fs++) {
+            if (!pp->retry_due[fs] || pp->retry_due[fs] > now_ms || !pp->assigned || pp->repair_check) continue;
+            pp->retry_due[fs] = 0;
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, pr->kc.topics[PR_RETRY(fs)], p);
+            rd_kafka_resume_partitions(pr->kc.consumer, l);
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+    }
+}
+
+int64_t pr_kafka_backlog(pr_ctx_t *pr) {
+    int64_t n = 0;
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        const pr_part_t *pp = &pr->parts[p];
+        if (!pp->assigned) continue;
+        for (int s = 0; s < PR_N_SRC; s++) {
+            int64_t lo, hi;
+            if (pp->next[s] < 0 ||
+                rd_kafka_get_watermark_offsets(pr->kc.consumer, pr->kc.topics[s], p, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                continue;
+            if (hi > pp->next[s]) n += hi - pp->next[s];
+        }
+    }
+    return n;
 }
 
 /* Errors of the consumer and the scanner (served on the loop thread) and
  * of the producers (served inside their calls, so also on the committer
- * thread: there a fatal error only raises a flag the loop's next turn
- * reads, pr_kafka_fatal_pending). */
+ * thread: there a fatal error only raises producer_fatal, which the loop's
+ * next turn reads). */
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     pr_ctx_t *pr = opaque;
     px_counter_add(pr->m_kafka_err, 1);
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&pr->kafka_ok, false);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&pr->kc.kafka_ok, false);
     PX_WARN(PR_COMP, "kafka error", "client=%s err=%s reason=\"%s\"", rd_kafka_name(rk), rd_kafka_err2name(err),
             reason);
-    bool producer = rk == pr->producers[0] || rk == pr->producers[1];
+    bool producer = rk == pr->kc.producers[0] || rk == pr->kc.producers[1];
     if (err == RD_KAFKA_RESP_ERR__FATAL && producer) {
         char why[256];
         rd_kafka_fatal_error(rk, why, sizeof why);
         PX_ERROR(PR_COMP, "fatal kafka error: stopping", "reason=\"%s\"", why);
-        atomic_store(&pr->producer_fatal, true);
+        atomic_store(&pr->kc.producer_fatal, true);
     } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[256];
         rd_kafka_fatal_error(rk, why, sizeof why);
@@ -255,16 +404,19 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     pr_ctx_t *pr = opaque;
     (void)rk;
     if (!m->err) {
-        atomic_store_explicit(&pr->dr_failing, false, memory_order_relaxed);
+        atomic_store_explicit(&pr->kc.dr_failing, false, memory_order_relaxed);
         return;
     }
     px_counter_add(pr->m_kafka_err, 1);
-    if (!atomic_exchange(&pr->dr_failing, true))
+    if (!atomic_exchange(&pr->kc.dr_failing, true))
         PX_WARN(PR_COMP, "a produced record failed (its transaction will abort)", "topic=%s err=%s",
                 rd_kafka_topic_name(m->rkt), rd_kafka_err2name(m->err));
 }
 
-static void on_wake(void *arg) { pr_batch_turn(arg); }
+static void on_wake(void *arg) {
+    pr_ctx_t *pr = arg;
+    pr->wake(pr);
+}
 
 /* librdkafka's statistics (every statistics.interval.ms, served by the
  * consumer poll on the loop thread): consumer lag per assigned partition
@@ -310,24 +462,23 @@ static int producer_new(pr_ctx_t *pr, const char *txn_id, rd_kafka_t **out, char
 
 /* Producer i learns the partitions of every topic it may write to (the
  * changes, the inputs for EXPIREs, their retry and dead-letter topics)
- * now, while the consumer joins its group (called after the subscribe).
- * Without it a producer's first records to a topic waited in its queue for
- * that topic's metadata, 300-470 ms each: four such waits, 1.6 s, in the
- * first seconds of a 2M-record backlog. One metadata request per producer
- * covers every topic it holds a handle of; if it fails, librdkafka looks
- * each topic up at its first record, as before (logged). */
+ * now, while the consumer joins its group (called after the subscribe), so
+ * its first records to a topic do not wait in its queue for the topic's
+ * metadata (300-470 ms each). One metadata request per producer covers
+ * every topic it holds a handle of; if it fails, librdkafka looks each
+ * topic up at its first record (logged). */
 static void warm_topics(pr_ctx_t *pr, int i) {
     char names[1 + 3 * PX_SRC__COUNT][PX_CONF_STR_MAX * 2 + 16];
     int k = 0;
-    snprintf(names[k++], sizeof names[0], "%s", pr->topic_changes);
+    snprintf(names[k++], sizeof names[0], "%s", pr->kc.topic_changes);
     for (int s = 0; s < PX_SRC__COUNT; s++) {
-        snprintf(names[k++], sizeof names[0], "%s", pr->topics[s]);
-        snprintf(names[k++], sizeof names[0], "%s", pr->topics[PR_RETRY(s)]);
-        snprintf(names[k++], sizeof names[0], "%s.dlt", pr->topics[s]);
+        snprintf(names[k++], sizeof names[0], "%s", pr->kc.topics[s]);
+        snprintf(names[k++], sizeof names[0], "%s", pr->kc.topics[PR_RETRY(s)]);
+        snprintf(names[k++], sizeof names[0], "%s.dlt", pr->kc.topics[s]);
     }
-    for (int t = 0; t < k; t++) pr->warm[i][t] = rd_kafka_topic_new(pr->producers[i], names[t], NULL);
+    for (int t = 0; t < k; t++) pr->kc.warm[i][t] = rd_kafka_topic_new(pr->kc.producers[i], names[t], NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(pr->producers[i], 0, NULL, &md, 2000);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(pr->kc.producers[i], 0, NULL, &md, 2000);
     for (int t = 0; !err && md && t < md->topic_cnt; t++)
         if (md->topics[t].err)
             PX_WARN(PR_COMP, "topic metadata not known at start (looked up again at its first record)",
@@ -362,10 +513,10 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
                         : s == PX_SRC_LOCKS    ? pr->cfg.topic_locks
                         : s == PX_SRC_MUTATING ? pr->cfg.topic_mutating
                                                : pr->cfg.topic_mutated;
-        snprintf(pr->topics[s], sizeof pr->topics[s], "%s%s", pr->cfg.topic_prefix, t);
-        snprintf(pr->topics[PR_RETRY(s)], sizeof pr->topics[0], "%s%s.retry", pr->cfg.topic_prefix, t);
+        snprintf(pr->kc.topics[s], sizeof pr->kc.topics[s], "%s%s", pr->cfg.topic_prefix, t);
+        snprintf(pr->kc.topics[PR_RETRY(s)], sizeof pr->kc.topics[0], "%s%s.retry", pr->cfg.topic_prefix, t);
     }
-    snprintf(pr->topic_changes, sizeof pr->topic_changes, "%s%s", pr->cfg.topic_prefix, pr->cfg.topic_changes);
+    snprintf(pr->kc.topic_changes, sizeof pr->kc.topic_changes, "%s%s", pr->cfg.topic_prefix, pr->cfg.topic_changes);
 
     rd_kafka_conf_t *conf = px_kafka_conf_new_with(cdefaults, sizeof cdefaults / sizeof cdefaults[0],
                                                    &pr->kafka_kv, "presence-processor", errstr, n);
@@ -375,47 +526,45 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
             rd_kafka_conf_destroy(conf);
             return PX_ECONFIG;
         }
-    size_t gl = sizeof pr->group;
-    rd_kafka_conf_get(conf, "group.id", pr->group, &gl);
+    size_t gl = sizeof pr->kc.group;
+    rd_kafka_conf_get(conf, "group.id", pr->kc.group, &gl);
     rd_kafka_conf_set_opaque(conf, pr);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
-    pr->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n);
-    if (!pr->consumer) {
+    pr->kc.consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n);
+    if (!pr->kc.consumer) {
         rd_kafka_conf_destroy(conf);
         return PX_ECONFIG;
     }
-    rd_kafka_poll_set_consumer(pr->consumer);
+    rd_kafka_poll_set_consumer(pr->kc.consumer);
 
     /* the producers: same kafka.* settings; consumer-only keys are ignored
      * by librdkafka with a warning */
     char txn_id[PX_CONF_STR_MAX * 3];
-    snprintf(txn_id, sizeof txn_id, "presence-processor.%s.%s", pr->group, pr->cfg.instance);
+    snprintf(txn_id, sizeof txn_id, "presence-processor.%s.%s", pr->kc.group, pr->cfg.instance);
     for (int i = 0; i < 2; i++) {
         char id[sizeof txn_id + 4];
         snprintf(id, sizeof id, "%s%s", txn_id, i ? ".b" : "");
-        int rc = producer_new(pr, id, &pr->producers[i], errstr, n);
+        int rc = producer_new(pr, id, &pr->kc.producers[i], errstr, n);
         if (rc) return rc;
     }
-    pr->cur_producer = 0;
-    pr->producer = pr->producers[0];
-    atomic_store(&pr->kafka_ok, true);
-    int crc = pr_commit_start(pr, errstr, n);
-    if (crc) return crc;
+    pr->kc.cur_producer = 0;
+    pr->kc.producer = pr->kc.producers[0];
+    atomic_store(&pr->kc.kafka_ok, true);
 
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(PR_N_SRC);
     for (int s = 0; s < PR_N_SRC; s++)
-        rd_kafka_topic_partition_list_add(topics, pr->topics[s], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->consumer, topics);
+        rd_kafka_topic_partition_list_add(topics, pr->kc.topics[s], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->kc.consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) return px_errf(PX_EBACKEND, errstr, n, "subscribe: %s", rd_kafka_err2str(err));
     for (int i = 0; i < 2; i++) warm_topics(pr, i); /* while the group join runs */
-    pr->cq = rd_kafka_queue_get_consumer(pr->consumer);
-    pr->cq_uv = px_kafka_uv_start(pr->loop, pr->cq, 100, on_wake, pr);
-    if (!pr->cq_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");
-    PX_INFO(PR_COMP, "consuming", "group=%s transactional_ids=%s,%s.b topics=%s,%s,%s,%s", pr->group, txn_id,
-            txn_id, pr->topics[0], pr->topics[1], pr->topics[2], pr->topics[3]);
+    pr->kc.cq = rd_kafka_queue_get_consumer(pr->kc.consumer);
+    pr->kc.cq_uv = px_kafka_uv_start(pr->loop, pr->kc.cq, 100, on_wake, pr);
+    if (!pr->kc.cq_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");
+    PX_INFO(PR_COMP, "consuming", "group=%s transactional_ids=%s,%s.b topics=%s,%s,%s,%s", pr->kc.group, txn_id,
+            txn_id, pr->kc.topics[0], pr->kc.topics[1], pr->kc.topics[2], pr->kc.topics[3]);
     return 0;
 }
 
@@ -469,34 +618,35 @@ static int producer_new(pr_ctx_t *pr, const char *txn_id, rd_kafka_t **out, char
 }
 
 void pr_kafka_unwatch(pr_ctx_t *pr) {
-    pr_commit_unwatch(pr);
-    px_kafka_uv_stop(pr->cq_uv);
-    pr->cq_uv = NULL;
-    if (pr->cq) rd_kafka_queue_destroy(pr->cq);
-    pr->cq = NULL;
+    px_kafka_uv_stop(pr->kc.cq_uv);
+    pr->kc.cq_uv = NULL;
+    if (pr->kc.cq) rd_kafka_queue_destroy(pr->kc.cq);
+    pr->kc.cq = NULL;
+}
+
+void pr_kafka_close_consumer(pr_ctx_t *pr) {
+    pr_kafka_unwatch(pr);
+    if (pr->kc.consumer) {
+        rd_kafka_consumer_close(pr->kc.consumer);
+        rd_kafka_destroy(pr->kc.consumer);
+        pr->kc.consumer = NULL;
+    }
+    if (pr->kc.scanner) {
+        rd_kafka_consumer_close(pr->kc.scanner);
+        rd_kafka_destroy(pr->kc.scanner);
+        pr->kc.scanner = NULL;
+    }
 }
 
 void pr_kafka_stop(pr_ctx_t *pr) {
-    pr_kafka_unwatch(pr);
-    if (pr->consumer) {
-        rd_kafka_consumer_close(pr->consumer);
-        rd_kafka_destroy(pr->consumer);
-        pr->consumer = NULL;
-    }
-    if (pr->scanner) {
-        rd_kafka_consumer_close(pr->scanner);
-        rd_kafka_destroy(pr->scanner);
-        pr->scanner = NULL;
-    }
-    pr_commit_stop(pr); /* the revoke on close drained it; nothing may be in flight below */
     for (int i = 0; i < 2; i++)
-        if (pr->producers[i]) {
-            for (size_t t = 0; t < sizeof pr->warm[i] / sizeof pr->warm[i][0]; t++)
-                if (pr->warm[i][t]) rd_kafka_topic_destroy(pr->warm[i][t]);
-            memset(pr->warm[i], 0, sizeof pr->warm[i]);
-            rd_kafka_flush(pr->producers[i], 5000);
-            rd_kafka_destroy(pr->producers[i]);
-            pr->producers[i] = NULL;
+        if (pr->kc.producers[i]) {
+            for (size_t t = 0; t < sizeof pr->kc.warm[i] / sizeof pr->kc.warm[i][0]; t++)
+                if (pr->kc.warm[i][t]) rd_kafka_topic_destroy(pr->kc.warm[i][t]);
+            memset(pr->kc.warm[i], 0, sizeof pr->kc.warm[i]);
+            rd_kafka_flush(pr->kc.producers[i], 5000);
+            rd_kafka_destroy(pr->kc.producers[i]);
+            pr->kc.producers[i] = NULL;
         }
-    pr->producer = NULL;
+    pr->kc.producer = NULL;
 }

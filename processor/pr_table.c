@@ -22,9 +22,9 @@ int pr_table_init(pr_ctx_t *pr, size_t buckets) {
     size_t n = 1;
     while (n < buckets) n <<= 1;
     buckets = n;
-    pr->buckets = calloc(buckets, sizeof *pr->buckets);
-    if (!pr->buckets) return PX_ENOMEM;
-    pr->n_buckets = buckets;
+    pr->tab.buckets = calloc(buckets, sizeof *pr->tab.buckets);
+    if (!pr->tab.buckets) return PX_ENOMEM;
+    pr->tab.n_buckets = buckets;
     return 0;
 }
 
@@ -72,10 +72,10 @@ static void gauges_count(pr_ctx_t *pr, pr_entity_t *e, bool gone) {
         stale = e->st.n_writes > 0;
         users = distinct_users(&e->st);
     }
-    pr->g_users += users - e->g_users;
-    pr->g_tabs += tabs - e->g_tabs;
-    pr->g_locks += locks - e->g_locks;
-    pr->g_stale += (int64_t)stale - (int64_t)e->g_stale;
+    pr->tab.g_users += users - e->g_users;
+    pr->tab.g_tabs += tabs - e->g_tabs;
+    pr->tab.g_locks += locks - e->g_locks;
+    pr->tab.g_stale += (int64_t)stale - (int64_t)e->g_stale;
     e->g_users = users;
     e->g_tabs = tabs;
     e->g_locks = locks;
@@ -84,30 +84,30 @@ static void gauges_count(pr_ctx_t *pr, pr_entity_t *e, bool gone) {
 
 static void entity_free(pr_entity_t *e) {
     px_entity_term(&e->st);
-    px_buf_term(&e->notify);
-    px_buf_term(&e->decisions);
+    px_notify_term(&e->notify);
+    px_notify_term(&e->decisions);
     free(e);
 }
 
 void pr_table_term(pr_ctx_t *pr) {
-    for (size_t i = 0; i < pr->n_buckets; i++)
-        for (pr_entity_t *e = pr->buckets[i], *n; e; e = n) {
+    for (size_t i = 0; i < pr->tab.n_buckets; i++)
+        for (pr_entity_t *e = pr->tab.buckets[i], *n; e; e = n) {
             n = e->next;
             entity_free(e);
         }
-    free(pr->buckets);
-    free(pr->heap);
-    pr->buckets = NULL;
-    pr->heap = NULL;
-    pr->n_buckets = pr->n_entities = pr->heap_n = pr->heap_cap = 0;
-    pr->dirty = NULL;
-    pr->n_dirty = 0;
+    free(pr->tab.buckets);
+    free(pr->tab.heap);
+    pr->tab.buckets = NULL;
+    pr->tab.heap = NULL;
+    pr->tab.n_buckets = pr->tab.n_entities = pr->tab.heap_n = pr->tab.heap_cap = 0;
+    pr->tab.dirty = NULL;
+    pr->tab.n_dirty = 0;
 }
 
 uint64_t pr_table_hash(const px_key_t *key) { return key_hash(key); }
 
 pr_entity_t *pr_table_find_hashed(pr_ctx_t *pr, const px_key_t *key, uint64_t h) {
-    for (pr_entity_t *e = pr->buckets[h & (pr->n_buckets - 1)]; e; e = e->next)
+    for (pr_entity_t *e = pr->tab.buckets[h & (pr->tab.n_buckets - 1)]; e; e = e->next)
         if (e->hash == h && px_key_equal(&e->st.key, key)) return e;
     return NULL;
 }
@@ -115,7 +115,7 @@ pr_entity_t *pr_table_find_hashed(pr_ctx_t *pr, const px_key_t *key, uint64_t h)
 pr_entity_t *pr_table_find(pr_ctx_t *pr, const px_key_t *key) { return pr_table_find_hashed(pr, key, key_hash(key)); }
 
 void pr_table_prefetch(const pr_ctx_t *pr, uint64_t h, bool entity) {
-    pr_entity_t *const *slot = &pr->buckets[h & (pr->n_buckets - 1)];
+    pr_entity_t *const *slot = &pr->tab.buckets[h & (pr->tab.n_buckets - 1)];
     if (!entity) {
         __builtin_prefetch(slot);
         return;
@@ -131,22 +131,22 @@ void pr_table_prefetch(const pr_ctx_t *pr, uint64_t h, bool entity) {
  * stay short at a million entities). Out of memory: keep the table as it
  * is, with longer chains. */
 static void table_grow(pr_ctx_t *pr) {
-    size_t n = pr->n_buckets * 2;
+    size_t n = pr->tab.n_buckets * 2;
     pr_entity_t **nb = calloc(n, sizeof *nb);
     if (!nb) {
-        PX_WARN(PR_COMP, "entity table not grown: out of memory", "entities=%zu buckets=%zu", pr->n_entities,
-                pr->n_buckets);
+        PX_WARN(PR_COMP, "entity table not grown: out of memory", "entities=%zu buckets=%zu", pr->tab.n_entities,
+                pr->tab.n_buckets);
         return;
     }
-    for (size_t b = 0; b < pr->n_buckets; b++)
-        for (pr_entity_t *e = pr->buckets[b], *next; e; e = next) {
+    for (size_t b = 0; b < pr->tab.n_buckets; b++)
+        for (pr_entity_t *e = pr->tab.buckets[b], *next; e; e = next) {
             next = e->next;
             e->next = nb[e->hash & (n - 1)];
             nb[e->hash & (n - 1)] = e;
         }
-    free(pr->buckets);
-    pr->buckets = nb;
-    pr->n_buckets = n;
+    free(pr->tab.buckets);
+    pr->tab.buckets = nb;
+    pr->tab.n_buckets = n;
 }
 
 pr_entity_t *pr_table_add(pr_ctx_t *pr, const px_key_t *key, int32_t partition) {
@@ -154,27 +154,27 @@ pr_entity_t *pr_table_add(pr_ctx_t *pr, const px_key_t *key, int32_t partition) 
     if (!e) return NULL;
     px_entity_init(&e->st, key);
     px_store_wm_init(&e->wm);
-    px_buf_init(&e->notify, 64 * 1024);
-    px_buf_init(&e->decisions, 16 * 1024);
+    px_notify_init(&e->notify, 64 * 1024);
+    px_notify_init(&e->decisions, 16 * 1024);
     e->partition = partition;
     e->heap_deadline = INT64_MAX;
     for (int s = 0; s < PX_SRC__COUNT; s++) e->hold_from[s] = INT64_MAX;
     e->hash = key_hash(key);
-    if (pr->n_entities >= pr->n_buckets) table_grow(pr);
-    size_t b = e->hash & (pr->n_buckets - 1);
-    e->next = pr->buckets[b];
-    pr->buckets[b] = e;
-    pr->n_entities++;
-    px_gauge_set(pr->m_entities, (int64_t)pr->n_entities);
+    if (pr->tab.n_entities >= pr->tab.n_buckets) table_grow(pr);
+    size_t b = e->hash & (pr->tab.n_buckets - 1);
+    e->next = pr->tab.buckets[b];
+    pr->tab.buckets[b] = e;
+    pr->tab.n_entities++;
+    px_gauge_set(pr->m_entities, (int64_t)pr->tab.n_entities);
     return e;
 }
 
 void pr_table_mark_dirty(pr_ctx_t *pr, pr_entity_t *e) {
     if (e->dirty) return;
     e->dirty = true;
-    e->next_dirty = pr->dirty;
-    pr->dirty = e;
-    pr->n_dirty++;
+    e->next_dirty = pr->tab.dirty;
+    pr->tab.dirty = e;
+    pr->tab.n_dirty++;
 }
 
 /* ---- deadline heap ------------------------------------------------------ */
@@ -186,33 +186,33 @@ static void heap_swap(pr_heap_item_t *a, pr_heap_item_t *b) {
 }
 
 static void heap_push(pr_ctx_t *pr, int64_t deadline, pr_entity_t *e) {
-    if (pr->heap_n == pr->heap_cap) {
-        size_t nc = pr->heap_cap ? pr->heap_cap * 2 : 1024;
-        pr_heap_item_t *h = realloc(pr->heap, nc * sizeof *h);
+    if (pr->tab.heap_n == pr->tab.heap_cap) {
+        size_t nc = pr->tab.heap_cap ? pr->tab.heap_cap * 2 : 1024;
+        pr_heap_item_t *h = realloc(pr->tab.heap, nc * sizeof *h);
         if (!h) {
-            PX_ERROR(PR_COMP, "deadline heap full: out of memory", "entities=%zu", pr->n_entities);
+            PX_ERROR(PR_COMP, "deadline heap full: out of memory", "entities=%zu", pr->tab.n_entities);
             return;
         }
-        pr->heap = h;
-        pr->heap_cap = nc;
+        pr->tab.heap = h;
+        pr->tab.heap_cap = nc;
     }
-    size_t i = pr->heap_n++;
-    pr->heap[i] = (pr_heap_item_t){deadline, e};
-    while (i > 0 && pr->heap[(i - 1) / 2].deadline > pr->heap[i].deadline) {
-        heap_swap(&pr->heap[(i - 1) / 2], &pr->heap[i]);
+    size_t i = pr->tab.heap_n++;
+    pr->tab.heap[i] = (pr_heap_item_t){deadline, e};
+    while (i > 0 && pr->tab.heap[(i - 1) / 2].deadline > pr->tab.heap[i].deadline) {
+        heap_swap(&pr->tab.heap[(i - 1) / 2], &pr->tab.heap[i]);
         i = (i - 1) / 2;
     }
 }
 
 static void heap_pop(pr_ctx_t *pr) {
-    pr->heap[0] = pr->heap[--pr->heap_n];
+    pr->tab.heap[0] = pr->tab.heap[--pr->tab.heap_n];
     size_t i = 0;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < pr->heap_n && pr->heap[l].deadline < pr->heap[m].deadline) m = l;
-        if (r < pr->heap_n && pr->heap[r].deadline < pr->heap[m].deadline) m = r;
+        if (l < pr->tab.heap_n && pr->tab.heap[l].deadline < pr->tab.heap[m].deadline) m = l;
+        if (r < pr->tab.heap_n && pr->tab.heap[r].deadline < pr->tab.heap[m].deadline) m = r;
         if (m == i) break;
-        heap_swap(&pr->heap[m], &pr->heap[i]);
+        heap_swap(&pr->tab.heap[m], &pr->tab.heap[i]);
         i = m;
     }
 }
@@ -231,8 +231,8 @@ void pr_heap_update(pr_ctx_t *pr, pr_entity_t *e) {
 
 size_t pr_heap_due(pr_ctx_t *pr, int64_t now_ms, pr_entity_t **out, size_t n) {
     size_t k = 0;
-    while (pr->heap_n && k < n && pr->heap[0].deadline <= now_ms) {
-        pr_heap_item_t it = pr->heap[0];
+    while (pr->tab.heap_n && k < n && pr->tab.heap[0].deadline <= now_ms) {
+        pr_heap_item_t it = pr->tab.heap[0];
         heap_pop(pr);
         if (it.ent->heap_deadline != it.deadline) continue; /* superseded by an earlier item */
         it.ent->heap_deadline = INT64_MAX;
@@ -241,45 +241,45 @@ size_t pr_heap_due(pr_ctx_t *pr, int64_t now_ms, pr_entity_t **out, size_t n) {
     return k;
 }
 
-int64_t pr_heap_next(const pr_ctx_t *pr) { return pr->heap_n ? pr->heap[0].deadline : INT64_MAX; }
+int64_t pr_heap_next(const pr_ctx_t *pr) { return pr->tab.heap_n ? pr->tab.heap[0].deadline : INT64_MAX; }
 
 void pr_table_drop_partition(pr_ctx_t *pr, int32_t partition) {
     /* heap items of dropped entities must go first: rebuild the heap */
     size_t w = 0;
-    for (size_t i = 0; i < pr->heap_n; i++)
-        if (pr->heap[i].ent->partition != partition) pr->heap[w++] = pr->heap[i];
-    pr->heap_n = w;
-    for (size_t i = pr->heap_n / 2; i-- > 0;) { /* heapify */
+    for (size_t i = 0; i < pr->tab.heap_n; i++)
+        if (pr->tab.heap[i].ent->partition != partition) pr->tab.heap[w++] = pr->tab.heap[i];
+    pr->tab.heap_n = w;
+    for (size_t i = pr->tab.heap_n / 2; i-- > 0;) { /* heapify */
         size_t j = i;
         for (;;) {
             size_t l = 2 * j + 1, r = l + 1, m = j;
-            if (l < pr->heap_n && pr->heap[l].deadline < pr->heap[m].deadline) m = l;
-            if (r < pr->heap_n && pr->heap[r].deadline < pr->heap[m].deadline) m = r;
+            if (l < pr->tab.heap_n && pr->tab.heap[l].deadline < pr->tab.heap[m].deadline) m = l;
+            if (r < pr->tab.heap_n && pr->tab.heap[r].deadline < pr->tab.heap[m].deadline) m = r;
             if (m == j) break;
-            heap_swap(&pr->heap[m], &pr->heap[j]);
+            heap_swap(&pr->tab.heap[m], &pr->tab.heap[j]);
             j = m;
         }
     }
-    for (pr_entity_t **pp = &pr->dirty; *pp;) {
+    for (pr_entity_t **pp = &pr->tab.dirty; *pp;) {
         if ((*pp)->partition == partition) {
             (*pp)->dirty = false;
             *pp = (*pp)->next_dirty;
-            pr->n_dirty--;
+            pr->tab.n_dirty--;
         } else {
             pp = &(*pp)->next_dirty;
         }
     }
-    for (size_t b = 0; b < pr->n_buckets; b++)
-        for (pr_entity_t **pp = &pr->buckets[b]; *pp;) {
+    for (size_t b = 0; b < pr->tab.n_buckets; b++)
+        for (pr_entity_t **pp = &pr->tab.buckets[b]; *pp;) {
             pr_entity_t *e = *pp;
             if (e->partition == partition) {
                 *pp = e->next;
                 gauges_count(pr, e, true);
                 entity_free(e);
-                pr->n_entities--;
+                pr->tab.n_entities--;
             } else {
                 pp = &e->next;
             }
         }
-    px_gauge_set(pr->m_entities, (int64_t)pr->n_entities);
+    px_gauge_set(pr->m_entities, (int64_t)pr->tab.n_entities);
 }
