@@ -55,7 +55,7 @@ static const struct {
     {"dlq", " topic= format= record= all value-file= force dry-run "},
     {"produce", " key= type= ts= busy-by= write-id= version= tab= user= name= mode= status= dirty field= cursor= "
                 "request-id= expires-at= json "},
-    {"topics", " partitions= "},
+    {"topics", " partitions= replication-factor= min-insync-replicas= "},
 };
 /* Flags every command takes. */
 #define COMMON_FLAGS " timeout= "
@@ -74,7 +74,7 @@ static void usage(FILE *f) {
             "  produce lifecycle|presence|lock --key T:E:I --type TYPE [--ts T] [--busy-by B] [--write-id W]\n"
             "          [--version N] [--tab ID --user ID --name N --mode view|edit --status online|away --dirty\n"
             "          --field F --cursor C --request-id R] [--json]\n"
-            "  topics create|check [--partitions N]\n"
+            "  topics create|check [--partitions N] [--replication-factor N] [--min-insync-replicas N]\n"
             "every command: [--timeout D] how long to wait for Kafka: seconds (10, 2.5) or 500ms, 30s, 2m\n"
             "                                       (default 10 s; the timeout_ms setting)\n"
             "times T: now, -15m, epoch ms, 2026-11-22, 2026-11-22T10:00:00Z (docs/presencectl.md)\n"

@@ -6,7 +6,15 @@
  * create makes the missing ones (Kafka's CreateTopics; existing topics are
  * left as they are) and then checks; check reports every topic that is
  * missing, has another partition count than the input topics share (or
- * than --partitions), or whose cleanup.policy / retention.ms differ.
+ * than --partitions), fewer replicas than the replication factor, a
+ * min.insync.replicas below the wanted one (or above its replica count:
+ * no write could succeed), or whose cleanup.policy / retention.ms differ.
+ * Replication: --replication-factor (default: the cluster's broker count,
+ * at most 3) and --min-insync-replicas (default: the replication factor
+ * minus one, at least 1), so a topic survives a broker loss with no
+ * acknowledged write lost. Brokers apply a new topic's configs a moment
+ * after CreateTopics answers: check reads them again, for up to the
+ * timeout, while only configs differ, before it reports.
  * Exit 0 all right, 1 something differs, 2 Kafka unreachable (within
  * timeout_ms) or refused; the verdict and every error name the bootstrap
  * servers.
@@ -17,9 +25,7 @@
  * record waits at most 13 s there). No topic is compacted: every one is an
  * event log the fold or its consumers read record by record, and the
  * fencing token is a record's offset, so keeping only the last record of a
- * key would change what a replay computes. Replication factor: 1 here
- * (single-node stacks); production clusters set it with kafka.* admin
- * defaults of the broker.
+ * key would change what a replay computes.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -76,18 +82,26 @@ static rd_kafka_event_t *admin_wait(ctl_t *c, rd_kafka_queue_t *q, rd_kafka_even
     return ev;
 }
 
-static int create(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int partitions) {
+typedef struct repl {
+    int factor, min_isr; /* wanted */
+    int brokers;         /* in the cluster's metadata */
+} repl_t;
+
+static int create(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int partitions, const repl_t *rp) {
     rd_kafka_NewTopic_t *nt[NTOPICS] = {0};
     char err[512];
     int rc = CTL_EXIT_ERR;
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     for (size_t i = 0; i < NTOPICS; i++) {
-        if (!(nt[i] = rd_kafka_NewTopic_new(t[i].name, partitions, 1, err, sizeof err))) {
+        if (!(nt[i] = rd_kafka_NewTopic_new(t[i].name, partitions, rp->factor, err, sizeof err))) {
             fprintf(stderr, "presencectl topics: %s: %s\n", t[i].name, err);
             goto out;
         }
         rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", "delete");
         rd_kafka_NewTopic_set_config(nt[i], "retention.ms", t[i].retention_ms);
+        char isr[16];
+        snprintf(isr, sizeof isr, "%d", rp->min_isr);
+        rd_kafka_NewTopic_set_config(nt[i], "min.insync.replicas", isr);
     }
     rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(o, (int)c->cfg.timeout_ms, err, sizeof err);
@@ -117,9 +131,9 @@ out:
     return rc;
 }
 
-/* cleanup.policy and retention.ms of every topic that exists. */
+/* cleanup.policy, retention.ms and min.insync.replicas of every topic that exists. */
 static int describe(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, const bool *exists, char (*policy)[32],
-                    char (*retention)[32]) {
+                    char (*retention)[32], int *min_isr) {
     rd_kafka_ConfigResource_t *cr[NTOPICS];
     size_t n = 0;
     for (size_t i = 0; i < NTOPICS; i++)
@@ -144,6 +158,7 @@ static int describe(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, const bool 
                 const char *name = rd_kafka_ConfigEntry_name(ce[k]), *val = rd_kafka_ConfigEntry_value(ce[k]);
                 if (strcmp(name, "cleanup.policy") == 0) snprintf(policy[i], 32, "%s", val ? val : "");
                 if (strcmp(name, "retention.ms") == 0) snprintf(retention[i], 32, "%s", val ? val : "");
+                if (strcmp(name, "min.insync.replicas") == 0) min_isr[i] = val ? atoi(val) : 0;
             }
         }
         rd_kafka_event_destroy(ev);
@@ -176,7 +191,14 @@ static void wait_visible(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t) {
     }
 }
 
-static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_partitions) {
+/* What the metadata says of each topic: whether it exists, its partition
+ * count and the fewest replicas any of its partitions has. */
+typedef struct seen {
+    bool exists[NTOPICS];
+    int parts[NTOPICS], replicas[NTOPICS], brokers;
+} seen_t;
+
+static int metadata(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, seen_t *sn) {
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, (int)c->cfg.timeout_ms);
     if (err) {
@@ -185,38 +207,92 @@ static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_parti
                 ctl_kafka_reason(c, why, sizeof why));
         return CTL_EXIT_ERR;
     }
-    bool exists[NTOPICS] = {0};
-    int parts[NTOPICS] = {0};
+    memset(sn, 0, sizeof *sn);
+    sn->brokers = md->broker_cnt;
     for (size_t i = 0; i < NTOPICS; i++)
         for (int k = 0; k < md->topic_cnt; k++)
             if (strcmp(md->topics[k].topic, t[i].name) == 0 && !md->topics[k].err) {
-                exists[i] = true;
-                parts[i] = md->topics[k].partition_cnt;
+                sn->exists[i] = true;
+                sn->parts[i] = md->topics[k].partition_cnt;
+                sn->replicas[i] = md->topics[k].partition_cnt ? INT32_MAX : 0;
+                for (int p = 0; p < md->topics[k].partition_cnt; p++)
+                    if (md->topics[k].partitions[p].replica_cnt < sn->replicas[i])
+                        sn->replicas[i] = md->topics[k].partitions[p].replica_cnt;
             }
     rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+/* Why topic i differs ("" if it does not); *config: only a config does. */
+static void differs(const topic_spec_t *t, size_t i, const seen_t *sn, int want, const repl_t *rp,
+                    const char *policy, const char *retention, int min_isr, char *why, size_t n, bool *config) {
+    *config = false;
+    why[0] = '\0';
+    if (!sn->exists[i]) snprintf(why, n, "missing");
+    else if (t[i].input && sn->parts[i] != want)
+        snprintf(why, n, "%d partitions, the input topics need %d", sn->parts[i], want);
+    else if (sn->replicas[i] < rp->factor)
+        snprintf(why, n, "replication factor %d, want %d", sn->replicas[i], rp->factor);
+    else if ((*config = true, strcmp(policy, "delete") != 0))
+        snprintf(why, n, "cleanup.policy=%s, want delete", policy);
+    else if (strcmp(retention, t[i].retention_ms) != 0)
+        snprintf(why, n, "retention.ms=%.31s, want %s", retention, t[i].retention_ms);
+    else if (min_isr < rp->min_isr)
+        snprintf(why, n, "min.insync.replicas=%d, want %d", min_isr, rp->min_isr);
+    else if (min_isr > sn->replicas[i])
+        snprintf(why, n, "min.insync.replicas=%d is more than its %d replicas: no write can succeed", min_isr,
+                 sn->replicas[i]);
+    else *config = false;
+}
+
+static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_partitions, const repl_t *rp) {
+    seen_t sn;
+    if (metadata(c, rk, t, &sn)) return CTL_EXIT_ERR;
     int want = want_partitions;
     for (size_t i = 0; !want && i < NTOPICS; i++)
-        if (t[i].input && exists[i]) want = parts[i];
-    char policy[NTOPICS][32] = {{0}}, retention[NTOPICS][32] = {{0}};
-    if (describe(c, rk, t, exists, policy, retention)) return CTL_EXIT_ERR;
-    int bad = 0, nw = 0;
+        if (t[i].input && sn.exists[i]) want = sn.parts[i];
+    char policy[NTOPICS][32], retention[NTOPICS][32], why[NTOPICS][256];
+    int min_isr[NTOPICS];
+    int bad, config_only;
+    int64_t until = px_mono_ms() + c->cfg.timeout_ms;
+    for (;;) { /* configs settle on every broker a moment after a create */
+        memset(policy, 0, sizeof policy);
+        memset(retention, 0, sizeof retention);
+        memset(min_isr, 0, sizeof min_isr);
+        if (describe(c, rk, t, sn.exists, policy, retention, min_isr)) return CTL_EXIT_ERR;
+        bad = config_only = 0;
+        for (size_t i = 0; i < NTOPICS; i++) {
+            bool config;
+            differs(t, i, &sn, want, rp, policy[i], retention[i], min_isr[i], why[i], sizeof why[i], &config);
+            bad += why[i][0] != '\0';
+            config_only += why[i][0] && config;
+        }
+        if (!bad || bad != config_only || px_mono_ms() > until) break;
+        usleep(300 * 1000);
+    }
+    int nw = 0;
     for (size_t i = 0; i < NTOPICS; i++)
         if ((int)strlen(t[i].name) > nw) nw = (int)strlen(t[i].name);
-    for (size_t i = 0; i < NTOPICS; i++) {
-        char why[256] = "";
-        if (!exists[i]) snprintf(why, sizeof why, "missing");
-        else if (t[i].input && parts[i] != want)
-            snprintf(why, sizeof why, "%d partitions, the input topics need %d", parts[i], want);
-        else if (strcmp(policy[i], "delete") != 0)
-            snprintf(why, sizeof why, "cleanup.policy=%s, want delete", policy[i]);
-        else if (strcmp(retention[i], t[i].retention_ms) != 0)
-            snprintf(why, sizeof why, "retention.ms=%.31s, want %s", retention[i], t[i].retention_ms);
-        if (why[0]) bad++;
-        printf("%-6s %-*s partitions=%-3d retention.ms=%-11s %s\n", why[0] ? "DIFF" : "ok", nw, t[i].name, parts[i],
-               retention[i][0] ? retention[i] : "-", why);
-    }
-    printf("%s: %d of %d topics differ at %s\n", bad ? "DIFFERENT" : "OK", bad, NTOPICS, c->kafka_where);
+    for (size_t i = 0; i < NTOPICS; i++)
+        printf("%-6s %-*s partitions=%-3d replicas=%-2d min.insync.replicas=%-2d retention.ms=%-11s %s\n",
+               why[i][0] ? "DIFF" : "ok", nw, t[i].name, sn.parts[i], sn.replicas[i], min_isr[i],
+               retention[i][0] ? retention[i] : "-", why[i]);
+    printf("%s: %d of %d topics differ at %s (%d brokers; want replication factor %d, min.insync.replicas %d)\n",
+           bad ? "DIFFERENT" : "OK", bad, NTOPICS, c->kafka_where, sn.brokers, rp->factor, rp->min_isr);
     return bad ? CTL_EXIT_DIFF : CTL_EXIT_OK;
+}
+
+/* A positive number flag, or 0 when absent; -1 after printing why. */
+static int num_flag(ctl_t *c, const char *name, int max) {
+    const char *v = ctl_flag(c, name);
+    if (!v) return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < 1 || n > max) {
+        fprintf(stderr, "presencectl topics: --%s must be 1..%d\n", name, max);
+        return -1;
+    }
+    return (int)n;
 }
 
 int ctl_topics(ctl_t *c, int argc, char **argv) {
@@ -227,24 +303,34 @@ int ctl_topics(ctl_t *c, int argc, char **argv) {
         fprintf(stderr, "presencectl topics: unknown subcommand '%.64s' (create, check)\n", sub);
         return CTL_EXIT_ERR;
     }
-    int partitions = 0;
-    if (pv) {
-        char *end;
-        long n = strtol(pv, &end, 10);
-        if (!*pv || *end || n < 1 || n > 10000) {
-            fprintf(stderr, "presencectl topics: --partitions must be 1..10000\n");
-            return CTL_EXIT_ERR;
-        }
-        partitions = (int)n;
-    }
+    (void)pv;
+    int partitions = num_flag(c, "partitions", 10000);
+    repl_t rp = {num_flag(c, "replication-factor", 32), num_flag(c, "min-insync-replicas", 32), 0};
+    if (partitions < 0 || rp.factor < 0 || rp.min_isr < 0) return CTL_EXIT_ERR;
     static topic_spec_t t[NTOPICS];
     specs(c, t);
     rd_kafka_t *rk = ctl_producer_new(c, NULL);
     if (!rk) return CTL_EXIT_ERR;
     int rc = ctl_kafka_wait(c, rk);
-    if (!rc && do_create) rc = create(c, rk, t, partitions ? partitions : 6);
+    seen_t sn;
+    if (!rc) rc = metadata(c, rk, t, &sn);
+    if (!rc) { /* defaults from the cluster's size */
+        rp.brokers = sn.brokers;
+        if (!rp.factor) rp.factor = sn.brokers < 3 ? (sn.brokers > 0 ? sn.brokers : 1) : 3;
+        if (!rp.min_isr) rp.min_isr = rp.factor > 1 ? rp.factor - 1 : 1;
+        if (rp.min_isr > rp.factor) {
+            fprintf(stderr, "presencectl topics: --min-insync-replicas %d is more than the replication factor %d\n",
+                    rp.min_isr, rp.factor);
+            rc = CTL_EXIT_ERR;
+        } else if (do_create && rp.factor > sn.brokers) {
+            fprintf(stderr, "presencectl topics: replication factor %d needs %d brokers; Kafka %s has %d\n",
+                    rp.factor, rp.factor, c->bootstrap, sn.brokers);
+            rc = CTL_EXIT_ERR;
+        }
+    }
+    if (!rc && do_create) rc = create(c, rk, t, partitions ? partitions : 6, &rp);
     if (!rc && do_create) wait_visible(c, rk, t);
-    if (!rc) rc = check(c, rk, t, partitions);
+    if (!rc) rc = check(c, rk, t, partitions, &rp);
     rd_kafka_destroy(rk);
     return rc;
 }

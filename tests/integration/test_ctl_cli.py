@@ -6,7 +6,8 @@ no signal).
 
 - produce: one record of each kind and a JSON lifecycle record reach their
   topics and fold into the expected timeline (audit);
-- topics: the stack-made topics pass `check`; a fresh prefix is reported
+- topics: the stack-made topics pass `check`; replication wanted beyond
+  the one broker is reported or refused; a fresh prefix is reported
   missing (exit 1), `create` makes all 13 and `check` passes;
 - endpoints: every command's summary names the Kafka bootstrap servers it
   read (and verify/replay the Redis, here one that is not the stack's, as
@@ -115,6 +116,12 @@ async def test(stack):
     r = run(stack, ["topics", "create", "--partitions", "2", *fresh], 0, "OK: 0 of 13 topics differ")
     assert r.stdout.count("exists ") == 13
     run(stack, ["topics", "check", "--partitions", "3", *fresh], 1, "the input topics need 3")
+    # replication: one broker here, so the defaults are 1 and 1, and more is refused or reported
+    r = run(stack, ["topics", "check", *fresh], 0, "(1 brokers; want replication factor 1, min.insync.replicas 1)")
+    assert r.stdout.count(" replicas=1 ") == 13 and r.stdout.count("min.insync.replicas=1 ") == 13, r.stdout
+    r = run(stack, ["topics", "check", "--replication-factor", "2", *fresh], 1, "DIFFERENT: 13 of 13")
+    assert r.stdout.count("replication factor 1, want 2") == 13, r.stdout
+    run(stack, ["topics", "create", "--replication-factor", "2", *fresh], 2, "replication factor 2 needs 2 brokers")
 
     # --- corrupt records in the log: counted, skipped, exit 0 -------------
     prod = stack.producer()
@@ -220,6 +227,9 @@ async def test(stack):
         (["produce", "presence", "--key", key, "--type", "SUB", "--tab", "t" * 200, "--user", "u"], "longer than"),
         (["topics", "delete"], "unknown subcommand"),
         (["topics", "create", "--partitions", "0"], "--partitions"),
+        (["topics", "check", "--replication-factor", "0"], "--replication-factor must be 1..32"),
+        (["topics", "check", "--min-insync-replicas", "x"], "--min-insync-replicas must be 1..32"),
+        (["topics", "check", "--min-insync-replicas", "2"], "is more than the replication factor 1"),
         (["replay", "--frob"], "replay takes --from --to --dry-run --key-prefix --db --strict --timeout"),
         *[(["verify", "--timeout", bad], f"--timeout '{bad}': expected seconds") for bad in
           ["0", "99ms", "2h", "abc", "5x", "1.", ".5", "-1", "1e3", "3601", "99999999999", " 5", "5 s"]],
