@@ -149,6 +149,7 @@ typedef struct pr_part {
 #define PR_SNAP_MAX 262144       /* entities in one snapshot */
 #define PR_SNAP_BYTES (256u << 20) /* the commands of one snapshot */
 #define PR_FLUSH_CHUNK 256 /* entity writes per chunk (their deadline commands follow each chunk) */
+#define PR_SNAP_DIRECT 4096 /* caught up, a larger flush is streamed on the loop (pr_writer_flush) */
 typedef struct pr_snap {
     bool ready;                   /* built, not yet sent */
     px_buf_t resp;                /* the commands */
@@ -215,7 +216,7 @@ typedef struct pr_writer {
     pr_worker_t w;
     int rc;                       /* the job's outcome */
     pr_snap_t snap;               /* the snapshot the writer sends */
-    pr_snap_t now;                /* a snapshot written on the loop (pr_writer_flush) */
+    pr_snap_t now;                /* with snap, the pieces pr_writer_flush streams in turn */
     redisContext *conn;           /* the writer's connection */
     uint64_t conn_gen;            /* the loop connection's generation it was opened after */
     px_store_cmd_t cmd;           /* one entity's write command */
@@ -477,8 +478,9 @@ bool pr_writer_ended(pr_ctx_t *pr);
  * marks are Redis's, or (failed) its entities dirty again. */
 void pr_writer_finish(pr_ctx_t *pr);
 /* Write every dirty entity, then the applied marks, on the loop's
- * connection, now. Nothing may be in flight (pr_quiesce first): the dirty
- * states must be committed ones. 0, or PX_EBACKEND (the rest stays dirty). */
+ * connection, now, streamed in pieces (building overlaps Redis's work).
+ * Nothing may be in flight (pr_quiesce first): the dirty states must be
+ * committed ones. 0, or PX_EBACKEND (all stays dirty). */
 int pr_writer_flush(pr_ctx_t *pr);
 /* True if some assigned partition has an applied mark Redis lacks. */
 bool pr_marks_pending(const pr_ctx_t *pr);

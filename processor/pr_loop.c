@@ -93,7 +93,9 @@ static bool stage_seal(pr_ctx_t *pr, batch_t *b, uint64_t gen) {
     if (redis_moved(pr, gen)) pr_batch_state_fail(&b->st, PR_FATE_REDIS_LOST);
     pr_batch_state_seal(&b->st); /* from here, its states are written only once committed */
     if (pr_commit_drain(pr) != 0) pr_batch_state_fail(&b->st, PR_FATE_PREV_FAILED);
+    int64_t t_release = px_mono_us();
     if (pr_batch_may_emit(&b->st)) pr_txn_release(pr, &b->txn, &b->st);
+    px_counter_add(pr->m_phase_us[PR_PHASE_COMMIT], (uint64_t)(px_mono_us() - t_release));
     pr_seal_action_t a = pr_batch_seal_action(b->st.fate);
     if (a.commit) return true;
     if (a.count_abort) px_counter_add(pr->m_aborts, 1);
@@ -122,7 +124,10 @@ static void stage_commit(pr_ctx_t *pr, batch_t *b) {
  * batches is written once (docs/exactly-once.md, "Deferred writes"; safe
  * because the applied marks move only with the writes). With this batch's
  * transaction in flight, the writes are built now, from the states it
- * committed, and the writer sends them once it ended. */
+ * committed, and the writer sends them once it ended; caught up, a flush
+ * of more than PR_SNAP_DIRECT entities (the end of a backlog) is streamed
+ * on the loop after the commit instead, its building overlapping Redis's
+ * work (a whole snapshot first made the two serial). */
 static void stage_write(pr_ctx_t *pr, bool behind) {
     if (!behind || !pr->cfg.flush_defer_ms) pr->flush_at = 0;
     else if (!pr->flush_at) pr->flush_at = px_mono_ms() + pr->cfg.flush_defer_ms;
@@ -131,7 +136,7 @@ static void stage_write(pr_ctx_t *pr, bool behind) {
             PX_INFO(PR_COMP, "behind: Redis writes deferred to coalesce (logged once)", "flush_defer_ms=%lld",
                     (long long)pr->cfg.flush_defer_ms);
         px_counter_add(pr->m_deferred, 1);
-    } else if (pr_commit_busy(pr) && pr_commit_snap(pr) == 0) {
+    } else if (pr_commit_busy(pr) && (behind || pr->tab.n_dirty <= PR_SNAP_DIRECT) && pr_commit_snap(pr) == 0) {
         pr->flush_at = 0;
     } else {
         flush_now(pr);

@@ -10,12 +10,13 @@
  * writes first, the marks only once every write succeeded, so a mark
  * never claims a write Redis refused.
  *
- * Two places send one: the writer thread, on its own connection, a
+ * Two places send them: the writer thread, on its own connection, a
  * committed batch's snapshot while the loop goes on (pr_writer_submit);
  * and the loop, on its connection, when the writes must be done now
- * (pr_writer_flush: deferred writes, a revoke, the stop) or the writer has
- * no connection. Either way the loop finishes it: the marks it wrote are
- * Redis's, or its entities are dirty again.
+ * (pr_writer_flush: deferred writes, the end of a backlog, a revoke, the
+ * stop; streamed in pieces) or the writer has no connection. Either way
+ * the loop finishes them: the marks written are Redis's, or the entities
+ * are dirty again.
  *
  * Keys besides entity states (docs/redis-keys.md):
  *   presence:applied:{group}       HASH "<src>:<partition>" -> next offset
@@ -166,13 +167,12 @@ static void snap_arrays_free(pr_snap_t *snap) {
     snap->chunk_others = NULL;
 }
 
-/* Build snap from the first max (<= PR_SNAP_MAX) dirty entities, in
- * chunks (a chunk's writes, then its deadline commands: the order in which
- * snap_write reads the replies), then, if no dirty entity is left, the
- * applied marks. Those entities leave the dirty list and their
- * notifications are in the commands now. 0 or PX_ENOMEM (the dirty list
- * as it was). */
-static int snap_build_upto(pr_ctx_t *pr, pr_snap_t *snap, size_t max) {
+/* Put into snap the writes of at most max (<= PR_SNAP_MAX) dirty entities
+ * from e on, in chunks (a chunk's writes, then its deadline commands: the
+ * order in which the replies are read); *rest: the first entity not
+ * taken. No marks yet (marks_at is the end). Nothing leaves the dirty
+ * list. 0 or PX_ENOMEM. */
+static int snap_fill(pr_ctx_t *pr, pr_snap_t *snap, pr_entity_t *e, size_t max, pr_entity_t **rest) {
     snap->ready = false;
     if (!snap->ents) {
         snap->ents = malloc(PR_SNAP_MAX * sizeof *snap->ents);
@@ -185,7 +185,6 @@ static int snap_build_upto(pr_ctx_t *pr, pr_snap_t *snap, size_t max) {
     px_buf_reset(&snap->resp);
     snap->n_ents = snap->n_chunks = snap->n_marks = 0;
     int64_t now = px_now_ms();
-    pr_entity_t *e = pr->tab.dirty;
     while (e && snap->n_ents < max) {
         size_t at = snap->n_ents, others = 0;
         for (; e && snap->n_ents < max && snap->n_ents - at < PR_FLUSH_CHUNK; e = e->next_dirty) {
@@ -196,26 +195,35 @@ static int snap_build_upto(pr_ctx_t *pr, pr_snap_t *snap, size_t max) {
         snap->chunk_others[snap->n_chunks++] = others;
     }
     snap->marks_at = snap->resp.len;
-    for (int p = 0; e && p < PR_MAX_PARTITIONS; p++)
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++)
         for (int s = 0; s < PR_N_SRC; s++) snap->sent[p][s] = -1;
-    if (!e && put_marks(pr, snap, snap->sent, &snap->n_marks)) return PX_ENOMEM;
-    for (size_t i = 0; i < snap->n_ents; i++) {
-        pr_entity_t *x = snap->ents[i];
-        px_notify_reset(&x->notify);
-        x->dirty = false;
-        x->next_dirty = NULL;
-    }
-    pr->tab.dirty = e;
-    pr->tab.n_dirty -= snap->n_ents;
-    snap->ready = true;
+    *rest = e;
     return 0;
+}
+
+/* The first n entities of the dirty list (those snap took) leave it:
+ * their notifications are in the commands now. */
+static void dirty_take(pr_ctx_t *pr, pr_entity_t *const *ents, size_t n, pr_entity_t *rest) {
+    for (size_t i = 0; i < n; i++) {
+        px_notify_reset(&ents[i]->notify);
+        ents[i]->dirty = false;
+        ents[i]->next_dirty = NULL;
+    }
+    pr->tab.dirty = rest;
+    pr->tab.n_dirty -= n;
 }
 
 int pr_snap_build(pr_ctx_t *pr, pr_snap_t *snap) {
     snap->ready = false;
     if (!pr->tab.dirty && !pr_marks_pending(pr)) return 0;
     if (pr->tab.n_dirty > PR_SNAP_MAX) return PX_ENOMEM;
-    return snap_build_upto(pr, snap, PR_SNAP_MAX);
+    pr_entity_t *rest;
+    if (snap_fill(pr, snap, pr->tab.dirty, PR_SNAP_MAX, &rest) ||
+        put_marks(pr, snap, snap->sent, &snap->n_marks))
+        return PX_ENOMEM;
+    dirty_take(pr, snap->ents, snap->n_ents, rest);
+    snap->ready = true;
+    return 0;
 }
 
 void pr_snap_drop(pr_ctx_t *pr, pr_snap_t *snap) {
@@ -273,14 +281,19 @@ static int read_replies(pr_ctx_t *pr, redisContext *c, pr_entity_t *const *ents,
 
 /* Send snap on c and read the replies. 0 or PX_EBACKEND (a connection
  * failure, or a refused write, e.g. NOSCRIPT after a Redis restart). */
-static int snap_write(pr_ctx_t *pr, redisContext *c, pr_snap_t *snap) {
-    bool failed = false;
-    if (write_all(c, snap->resp.data, snap->marks_at)) return PX_EBACKEND;
+/* Read the replies of snap's entity writes and deadline commands. */
+static int read_writes(pr_ctx_t *pr, redisContext *c, const pr_snap_t *snap, bool *failed) {
     for (size_t ch = 0; ch < snap->n_chunks; ch++) {
         size_t at = ch * PR_FLUSH_CHUNK;
         size_t n = snap->n_ents - at < PR_FLUSH_CHUNK ? snap->n_ents - at : PR_FLUSH_CHUNK;
-        if (read_replies(pr, c, snap->ents + at, n, snap->chunk_others[ch], &failed)) return PX_EBACKEND;
+        if (read_replies(pr, c, snap->ents + at, n, snap->chunk_others[ch], failed)) return PX_EBACKEND;
     }
+    return 0;
+}
+
+static int snap_write(pr_ctx_t *pr, redisContext *c, pr_snap_t *snap) {
+    bool failed = false;
+    if (write_all(c, snap->resp.data, snap->marks_at) || read_writes(pr, c, snap, &failed)) return PX_EBACKEND;
     if (failed) return PX_EBACKEND;
     if (write_all(c, snap->resp.data + snap->marks_at, snap->resp.len - snap->marks_at) ||
         read_replies(pr, c, NULL, 0, snap->n_marks, &failed))
@@ -310,24 +323,61 @@ static int snap_send_here(pr_ctx_t *pr, pr_snap_t *snap) {
     return rc;
 }
 
-int pr_writer_flush(pr_ctx_t *pr) {
+/* Stream the dirty entities' writes on the loop's connection in pieces
+ * of at most PR_FLUSH_CHUNK, two snapshots in turn: piece k+1 is built
+ * while Redis runs piece k, so building (the processor's work) and the
+ * scripts (Redis's) overlap. The marks go last, once every write
+ * succeeded; only then do the entities leave the dirty list. */
+static int flush_stream(pr_ctx_t *pr) {
     pr_writer_t *wr = &pr->wr;
-    int64_t t0 = px_mono_us();
-    int rc = 0;
-    size_t max = PR_SNAP_MAX; /* halved while a snapshot's commands do not fit PR_SNAP_BYTES */
-    pr_writer_finish(pr);     /* its snapshot names entities, and writes in order */
-    while (!rc && (pr->tab.dirty || pr_marks_pending(pr))) {
-        int built = PX_EBACKEND;
-        if (pr_redis_ensure(pr) == 0 && !pr->rd.rebuild_pending) built = snap_build_upto(pr, &wr->snap, max);
-        if (built == PX_ENOMEM && max > 1) {
+    redisContext *c = pr->rd.conn;
+    pr_snap_t *piece[2] = {&wr->snap, &wr->now}, *prev = NULL;
+    size_t max = PR_FLUSH_CHUNK; /* halved while a piece does not fit PR_SNAP_BYTES */
+    bool failed = false;
+    int k = 0;
+    for (pr_entity_t *e = pr->tab.dirty, *rest; e; e = rest) {
+        int rc = snap_fill(pr, piece[k], e, max, &rest);
+        if (rc == PX_ENOMEM && max > 1) {
             max /= 2;
-        } else if (built == PX_ENOMEM) {
-            pr_redis_fail(pr, "write"); /* retried like any failure: nothing is skipped */
+            rest = e;
+            continue;
+        }
+        if (rc || write_all(c, piece[k]->resp.data, piece[k]->resp.len) ||
+            (prev && read_writes(pr, c, prev, &failed)))
+            return PX_EBACKEND;
+        prev = piece[k];
+        k = !k;
+    }
+    if (prev && read_writes(pr, c, prev, &failed)) return PX_EBACKEND;
+    pr_entity_t *none;
+    pr_snap_t *m = piece[0];
+    if (failed || snap_fill(pr, m, NULL, 0, &none) || put_marks(pr, m, m->sent, &m->n_marks) ||
+        write_all(c, m->resp.data, m->resp.len) || read_replies(pr, c, NULL, 0, m->n_marks, &failed) || failed)
+        return PX_EBACKEND; /* e.g. NOSCRIPT after a Redis restart: the reconnect reloads the script */
+    snap_done(pr, m);
+    size_t n = 0;
+    for (pr_entity_t *e = pr->tab.dirty, *next; e; e = next) {
+        next = e->next_dirty;
+        px_notify_reset(&e->notify);
+        e->dirty = false;
+        e->next_dirty = NULL;
+        n++;
+    }
+    pr->tab.dirty = NULL;
+    pr->tab.n_dirty -= n;
+    return 0;
+}
+
+int pr_writer_flush(pr_ctx_t *pr) {
+    int64_t t0 = px_mono_us();
+    pr_writer_finish(pr); /* its snapshot names entities, and writes go in order */
+    int rc = 0;
+    if (pr->tab.dirty || pr_marks_pending(pr)) {
+        /* never into a dataset that lost its data before the rebuild ran */
+        if (pr_redis_ensure(pr) || pr->rd.rebuild_pending) rc = PX_EBACKEND;
+        else if (flush_stream(pr)) {
+            pr_redis_fail(pr, "write"); /* the flush is retried: nothing is skipped */
             rc = PX_EBACKEND;
-        } else if (built) {
-            rc = PX_EBACKEND;
-        } else {
-            rc = snap_send_here(pr, &wr->snap);
         }
     }
     px_counter_add(pr->m_phase_us[PR_PHASE_REDIS], (uint64_t)(px_mono_us() - t0));
@@ -344,8 +394,10 @@ int pr_writer_start(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
     px_buf_init(&wr->snap.resp, PR_SNAP_BYTES);
     px_buf_init(&wr->note, 1u << 20);
     px_store_cmd_init(&wr->cmd);
+    px_buf_init(&wr->now.resp, PR_SNAP_BYTES);
     wr->snap.sent = calloc(PR_MAX_PARTITIONS, sizeof *wr->snap.sent);
-    if (!wr->snap.sent) return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory for the writer");
+    wr->now.sent = calloc(PR_MAX_PARTITIONS, sizeof *wr->now.sent);
+    if (!wr->snap.sent || !wr->now.sent) return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory for the writer");
     if (pr_worker_start(pr, &wr->w, write_job)) return px_errf(PX_EIO, errstr, errstr_size, "writer thread not started");
     return 0;
 }
@@ -356,8 +408,10 @@ void pr_writer_stop(pr_ctx_t *pr) {
     if (wr->conn) redisFree(wr->conn);
     wr->conn = NULL;
     pr_snap_free(&wr->snap);
+    pr_snap_free(&wr->now);
     free(wr->snap.sent);
-    wr->snap.sent = NULL;
+    free(wr->now.sent);
+    wr->snap.sent = wr->now.sent = NULL;
     px_buf_term(&wr->note);
     px_store_cmd_term(&wr->cmd);
 }
