@@ -2,7 +2,8 @@
  * main.c - presence-gateway: configuration, start-up and clean shutdown.
  *
  * Start: config (defaults < file < env < flags), metrics, Avro codec, the
- * Kafka producer, the two Redis connections, then the listener. SIGTERM or
+ * listener (a port that cannot be had stops start-up with exit 1), the two
+ * Redis connections, then the Kafka producer. SIGTERM or
  * SIGINT stops the loop; shutdown then closes every WebSocket (publishing
  * UNSUB for its tabs), flushes the producer, disconnects Redis and runs the
  * loop until every handle is closed. Options: docs/configuration.md.
@@ -141,6 +142,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     px_log_set_level((px_log_level_t)lvl);
+    char ignored[256];
+    if (px_config_env_ignored(gw_opts, sizeof gw_opts / sizeof gw_opts[0], "presence-gateway", true, ignored,
+                              sizeof ignored)) {
+        char q[300];
+        PX_INFO(GW_COMP, "environment variables ignored: no setting of the gateway", "names=%s",
+                px_log_q(q, sizeof q, ignored));
+    }
     if (px_redis_host_check(gw->cfg.redis_host, errstr, sizeof errstr)) {
         fprintf(stderr, "presence-gateway: %s\n", errstr);
         return 2;
@@ -169,9 +177,11 @@ int main(int argc, char **argv) {
         goto out;
     }
     register_metrics(gw);
-    if (gw_subs_init(gw, 4096) || gw_locks_init(gw, 4096) || gw_rest_init(gw) || gw_redis_start(gw) ||
+    /* The listener first: a port that cannot be had stops start-up before
+     * anything connects to Kafka or Redis (exit 1, well within a second). */
+    if (gw_subs_init(gw, 4096) || gw_locks_init(gw, 4096) || gw_rest_init(gw) ||
+        gw_ws_start(gw, errstr, sizeof errstr) || gw_redis_start(gw) ||
         gw_kafka_start(gw, errstr, sizeof errstr) ||
-        gw_ws_start(gw, errstr, sizeof errstr) ||
         px_signal_uv_start(&loop, on_stop, gw, &gw->sig)) {
         PX_ERROR(GW_COMP, "start-up failed", "err=\"%s\"", errstr);
         on_stop(gw);

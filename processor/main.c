@@ -62,8 +62,12 @@ static const px_opt_t pr_opts[] = {
         "(the batch and the one folded on top of it are rewound and folded again); 0: never", fault_abort_every, 0,
         1000000),
     OPT("log.level", PX_OPT_STR, "info", "debug | info | warn | error", log_level, 0, 0),
-    OPT("http.host", PX_OPT_STR, "127.0.0.1", "address of /metrics, /healthz, /readyz", http_host, 0, 0),
-    OPT("http.port", PX_OPT_INT, "9102", "port of /metrics, /healthz, /readyz (0: none)", http_port, 0, 65535),
+    OPT("ops.host", PX_OPT_STR, "127.0.0.1", "address of the operations endpoint (/metrics, /healthz, /readyz)",
+        http_host, 0, 0),
+    OPT("ops.port", PX_OPT_INT, "9102", "port of /metrics, /healthz, /readyz (0: none)", http_port, 0, 65535),
+    /* the old names, before the gateway's http.* and these parted */
+    {"http.host", PX_OPT_ALIAS, "ops.host", NULL, 0, 0, 0},
+    {"http.port", PX_OPT_ALIAS, "ops.port", NULL, 0, 0, 0},
 };
 
 static bool is_ready(pr_ctx_t *pr) { return pr->rd.conn && !pr->paused && pr->kc.kafka_ok; }
@@ -223,6 +227,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     px_log_set_level((px_log_level_t)lvl);
+    char ignored[256];
+    if (px_config_env_ignored(pr_opts, sizeof pr_opts / sizeof pr_opts[0], "presence-processor", true, ignored,
+                              sizeof ignored)) {
+        char q[300];
+        PX_INFO(PR_COMP, "environment variables ignored: no setting of the processor", "names=%s",
+                px_log_q(q, sizeof q, ignored));
+    }
     if (px_redis_host_check(pr->cfg.redis_host, errstr, sizeof errstr)) {
         fprintf(stderr, "presence-processor: %s\n", errstr);
         return 2;
@@ -248,7 +259,8 @@ int main(int argc, char **argv) {
         pr->httpd = px_httpd_start(&loop, pr->cfg.http_host, (int)pr->cfg.http_port, on_http, pr, errstr,
                                    sizeof errstr);
         if (!pr->httpd) {
-            PX_ERROR(PR_COMP, "start-up failed", "err=\"%s\"", errstr);
+            char q[600];
+            PX_ERROR(PR_COMP, "start-up failed", "err=%s setting=ops.port", px_log_q(q, sizeof q, errstr));
             rc = 1;
             goto out_loop;
         }

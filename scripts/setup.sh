@@ -7,6 +7,10 @@
 # 2. Fetches the Apache Kafka 3.9.1 broker jars from Maven Central with
 #    stack/kafka/pom.xml into ${PRESENCE_CACHE:-$HOME/.cache/presence}/kafka-3.9.1/libs.
 #    A marker file written after a complete copy makes later runs skip it.
+#    The fetch runs under a lock (flock on kafka-3.9.1.lock in the cache)
+#    into a private temporary dir that is renamed into place when complete,
+#    so runs at the same time are safe: one fetches, the others wait for it
+#    and then find the cached copy.
 # 3. The browser tests' tools: Debian's chromium (in the package list), Node
 #    (Debian's nodejs + npm only when no node/npm is on the PATH), and
 #    `npm ci` in tests/e2e (playwright-core, and React for the hook's test,
@@ -14,8 +18,9 @@
 #    when node_modules is missing or older than the lock file. No browser is
 #    ever downloaded by a test tool: the tests drive /usr/bin/chromium.
 #
-# Idempotent; safe to run again. Related: scripts/stack.sh (runs the broker
-# and Redis from these jars), docs/operations.md, /work/shared/KAFKA.md.
+# Idempotent; safe to run again, and to run twice at once. Related:
+# scripts/stack.sh (runs the broker and Redis from these jars),
+# docs/operations.md (what each step does and how long it takes).
 #
 # Environment:
 #   PRESENCE_CACHE       cache root (default ~/.cache/presence)
@@ -80,8 +85,9 @@ elif [ "${PX_SETUP_SKIP_APT:-0}" = 1 ]; then
 else
   say "packages: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq || die "apt-get update failed"
-  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+  # (another apt or setup.sh may hold dpkg's lock: wait for it)
+  as_root apt-get -o DPkg::Lock::Timeout=300 update -qq || die "apt-get update failed"
+  as_root apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install failed for: ${missing[*]}"
   say "packages: done"
 fi
@@ -93,31 +99,56 @@ command -v java >/dev/null || die "java not found after install (openjdk-17-jdk-
 command -v mvn >/dev/null || die "mvn not found after install (maven)"
 
 # --- 2. Kafka broker jars ------------------------------------------------
-if [ -f "$MARKER" ] && [ -d "$LIBS" ]; then
-  say "kafka $KAFKA_VERSION: jars cached in $LIBS ($(find "$LIBS" -name '*.jar' | wc -l) jars)"
+kafka_cached() { [ -f "$MARKER" ] && [ -d "$LIBS" ]; }
+njars() { find "$LIBS" -name '*.jar' | wc -l; }
+if kafka_cached; then
+  say "kafka $KAFKA_VERSION: jars cached in $LIBS ($(njars) jars)"
 else
-  say "kafka $KAFKA_VERSION: fetching jars with maven into $LIBS"
-  mkdir -p "$KAFKA_HOME"
-  rm -rf "$LIBS" "$LIBS.partial" "$MARKER"
-  log=$KAFKA_HOME/maven.log
-  # Copy into a scratch dir and rename it, so an interrupted run never
-  # leaves a half-filled libs/ that looks usable.
-  if ! mvn -q -B -f "$ROOT/stack/kafka/pom.xml" \
-        "$DEP_PLUGIN:copy-dependencies" \
-        -DincludeScope=runtime -Dmdep.prependGroupId=true \
-        -DoutputDirectory="$LIBS.partial" >"$log" 2>&1; then
-    tail -n 30 "$log" >&2
-    rm -rf "$LIBS.partial"
-    die "maven could not fetch the Kafka jars (full log: $log)"
+  # One fetch at a time per cache; a run that waited finds the copy the
+  # other one made. The lock is released when this script exits.
+  mkdir -p "$CACHE"
+  LOCK=$CACHE/kafka-$KAFKA_VERSION.lock
+  exec 9>>"$LOCK"
+  if ! flock -n 9; then
+    say "kafka $KAFKA_VERSION: another setup.sh is fetching the jars; waiting for it ($LOCK)"
+    flock 9
   fi
-  for need in 'org.apache.kafka.kafka_2.13-*.jar' 'ch.qos.reload4j.reload4j-*.jar' \
-              'org.slf4j.slf4j-reload4j-*.jar'; do
-    compgen -G "$LIBS.partial/$need" >/dev/null || die "jar $need missing after maven copy"
-  done
-  mv "$LIBS.partial" "$LIBS"
-  rm -rf "$ROOT/stack/kafka/target"
-  printf 'kafka %s fetched %s\n' "$KAFKA_VERSION" "$(date -u +%FT%TZ)" >"$MARKER"
-  say "kafka $KAFKA_VERSION: $(find "$LIBS" -name '*.jar' | wc -l) jars in $LIBS"
+  if kafka_cached; then
+    say "kafka $KAFKA_VERSION: jars cached in $LIBS by another run ($(njars) jars)"
+  else
+    say "kafka $KAFKA_VERSION: fetching jars with maven into $LIBS"
+    mkdir -p "$KAFKA_HOME"
+    # leftovers of an interrupted run (nobody else fetches: we hold the lock)
+    rm -rf "$CACHE/.kafka-$KAFKA_VERSION.fetch."* "$LIBS.partial"
+    # A private dir, renamed into place once complete, so a half-filled
+    # libs/ never looks usable; the pom is copied there so Maven's target/
+    # lands there too, not in the source tree.
+    tmp=$(mktemp -d "$CACHE/.kafka-$KAFKA_VERSION.fetch.XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    cp "$ROOT/stack/kafka/pom.xml" "$tmp/pom.xml"
+    log=$KAFKA_HOME/maven.log
+    if ! mvn -q -B -f "$tmp/pom.xml" \
+          "$DEP_PLUGIN:copy-dependencies" \
+          -DincludeScope=runtime -Dmdep.prependGroupId=true \
+          -DoutputDirectory="$tmp/libs" >"$tmp/maven.log" 2>&1; then
+      cp "$tmp/maven.log" "$log"
+      tail -n 30 "$log" >&2
+      die "maven could not fetch the Kafka jars (full log: $log)"
+    fi
+    cp "$tmp/maven.log" "$log"
+    for need in 'org.apache.kafka.kafka_2.13-*.jar' 'ch.qos.reload4j.reload4j-*.jar' \
+                'org.slf4j.slf4j-reload4j-*.jar'; do
+      compgen -G "$tmp/libs/$need" >/dev/null || die "jar $need missing after maven copy (log: $log)"
+    done
+    rm -rf "$LIBS" "$MARKER" # an incomplete copy (no marker), under the lock
+    mv "$tmp/libs" "$LIBS"
+    printf 'kafka %s fetched %s\n' "$KAFKA_VERSION" "$(date -u +%FT%TZ)" >"$tmp/complete"
+    mv "$tmp/complete" "$MARKER"
+    rm -rf "$tmp"
+    trap - EXIT
+    say "kafka $KAFKA_VERSION: $(njars) jars in $LIBS"
+  fi
+  exec 9>&-
 fi
 
 # --- 3. Node packages of the browser tests --------------------------------
@@ -126,7 +157,18 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 [ "$node_major" -ge 18 ] || die "node >= 18 needed for the browser tests (found $(node --version 2>&1))"
 E2E=$ROOT/tests/e2e
 stamp=$E2E/node_modules/.package-lock.json   # npm writes it on every install
-if [ -f "$stamp" ] && [ "$stamp" -nt "$E2E/package-lock.json" ] && [ -d "$E2E/node_modules/playwright-core" ] && [ -d "$E2E/node_modules/react-test-renderer" ]; then
+e2e_current() {
+  [ -f "$stamp" ] && [ "$stamp" -nt "$E2E/package-lock.json" ] && [ -d "$E2E/node_modules/playwright-core" ] &&
+    [ -d "$E2E/node_modules/react-test-renderer" ]
+}
+# Two runs in one clone would run npm ci in the same dir at once: the lock
+# file (read-only, never written by npm ci) serialises them.
+exec 7<"$E2E/package-lock.json"
+if ! flock -n 7; then
+  say "npm: another setup.sh is installing tests/e2e/node_modules; waiting for it"
+  flock 7
+fi
+if e2e_current; then
   say "npm: tests/e2e/node_modules up to date"
 else
   say "npm: npm ci in tests/e2e"
@@ -136,5 +178,6 @@ else
     || die "npm ci failed in tests/e2e"
   touch "$stamp"
 fi
+exec 7<&-
 
 say "ok"

@@ -32,7 +32,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${PRESENCE_CACHE:-$HOME/.cache/presence}
 LIBS=$CACHE/kafka-$KAFKA_VERSION/libs
 
-# The topics of DESIGN.md section 3. Inputs get .retry and .dlt companions.
+# The presence topics (docs/operations.md, "Topics"): the inputs the
+# processor folds, each with .retry and .dlt companions, and its output.
 readonly INPUT_TOPICS=(presence.heartbeats presence.locks
                        core.entities.lifecycle.mutating core.entities.lifecycle.mutated)
 readonly OUTPUT_TOPICS=(presence.changes)
@@ -116,7 +117,7 @@ EOF
 pid_is() {
   local pid=$1 pattern=$2
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$pattern"
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$pattern"
 }
 
 read_pid() { if [ -f "$1" ]; then cat "$1"; fi; }
@@ -196,11 +197,25 @@ warm_coordinators() {
   # (the here-document's text starts on the line after "<<": the test of
   # its status goes after it, not on the next line)
   if ! "$PY" - "$bootstrap" "$prefix" 2>"$STATE/warmup.log" <<'PYEOF'
-import sys
-from confluent_kafka import Consumer, Producer, TopicPartition
+import sys, time
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 boot, prefix = sys.argv[1], sys.argv[2]
 c = Consumer({"bootstrap.servers": boot, "group.id": "presence-stack-warmup", "enable.auto.commit": False})
-c.committed([TopicPartition(prefix + "presence.heartbeats", 0)], timeout=60)
+# A busy new broker may answer NOT_COORDINATOR (or that it is loading)
+# while __consumer_offsets gets its leader: ask again, up to 60 s.
+deadline = time.monotonic() + 60
+while True:
+    try:
+        c.committed([TopicPartition(prefix + "presence.heartbeats", 0)], timeout=60)
+        break
+    except KafkaException as e:
+        err = e.args[0]
+        passing = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                   KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+        if time.monotonic() > deadline or not (err.retriable() or err.code() in passing):
+            raise
+        print(f"warm-up: {err.str()}: asking again", file=sys.stderr)
+        time.sleep(0.5)
 c.close()
 p = Producer({"bootstrap.servers": boot, "transactional.id": "presence-stack-warmup"})
 p.init_transactions(60)
