@@ -9,7 +9,12 @@ slot moves forced on demand and each gap timed.
     rc.failover(replica)             # CLUSTER FAILOVER on a replica
     rc.migrate_slot(slot, to, keys=None)  # move one slot (or begin to)
     rc.wait_ok()                     # cluster_state:ok on every live node
+    rc.wait_replicas()               # every replica's link up, roles agreed
     rc.stop()                        # also at exit
+
+    rs = RedisServer(workdir).start() # one plain server (no cluster)
+    rs.addr / rs.socket              # "127.0.0.1:port" and its Unix socket
+    rs.kill() / rs.restart() / rs.cli(...)
 
 Every server gets its own directory and port; nothing outside loopback is
 touched. Times are measured with time.monotonic() and returned to the
@@ -73,6 +78,7 @@ class RedisCluster:
              "--dir", n.dir,
              "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{n.port}.conf",
              "--cluster-node-timeout", str(self.node_timeout_ms), "--appendonly", "no", "--save", "",
+             "--repl-diskless-sync-delay", "0",
              "--protected-mode", "no", "--daemonize", "no"],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -94,6 +100,7 @@ class RedisCluster:
         if out.returncode != 0:
             raise RuntimeError(f"cluster create failed: {out.stdout[-2000:]} {out.stderr[-2000:]}")
         self.wait_ok()
+        self.wait_replicas()
         return self
 
     def stop(self):
@@ -194,6 +201,37 @@ class RedisCluster:
             time.sleep(0.1)
         raise RuntimeError(f"cluster not ok after {timeout}s")
 
+    def _roles_agree(self, live):
+        """Every live node's CLUSTER NODES calls each live node what that
+        node says it is (a restarted master is a replica by its own account
+        before the others learn it, and they deny its manual failover)."""
+        own = {n.port: self.info(n).get("role") == "slave" for n in live}
+        for via in live:
+            for line in self.cli(via, "CLUSTER", "NODES").splitlines():
+                f = line.split()
+                port = int(f[1].split("@")[0].rsplit(":", 1)[1])
+                if port in own and ("slave" in f[2]) != own[port]:
+                    return False
+        return True
+
+    def wait_replicas(self, timeout=30):
+        """Until every live replica's link to its master is up (a replica
+        that never synced cannot be promoted when its master dies) and
+        every node agrees on who is a replica. Returns the seconds waited."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            live = self._live()
+            try:
+                roles = [self.info(n) for n in live]
+                agree = self._roles_agree(live)
+            except RuntimeError:
+                roles, agree = None, False
+            if roles and agree and all(r.get("master_link_status") == "up"
+                                       for r in roles if r.get("role") == "slave"):
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        raise RuntimeError(f"replicas not in sync after {timeout}s")
+
     def failover(self, replica, mode=None):
         """CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica; waits until it is
         master. Returns the seconds it took."""
@@ -232,3 +270,59 @@ class RedisCluster:
 
     def seeds(self):
         return ",".join(n.addr for n in self._live())
+
+
+class RedisServer:
+    """One plain redis-server (cluster off) on a free loopback port, with a
+    Unix socket in its directory: the single-server side of the tests."""
+
+    def __init__(self, workdir):
+        self.port = free_ports(1)[0]
+        self.dir = os.path.join(workdir, f"redis-single-{self.port}")
+        self.socket = os.path.join(self.dir, "redis.sock")
+        self.proc = None
+        atexit.register(self.stop)
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--unixsocket", self.socket, "--unixsocketperm", "700", "--appendonly", "no", "--save", "",
+             "--protected-mode", "no", "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.cli("PING", check=False) == "PONG":
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server on {self.port} exited: see {self.dir}/redis.log")
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on {self.port} did not answer")
+
+    def restart(self):
+        return self.start()
+
+    def kill(self):
+        """SIGKILL; returns the time of the kill (monotonic)."""
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        return t
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def cli(self, *args, check=True):
+        out = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port), *map(str, args)],
+                             capture_output=True, text=True, timeout=10)
+        if check and out.returncode != 0:
+            raise RuntimeError(f"redis-cli {self.port} {args}: {out.stderr}")
+        return out.stdout.strip()
