@@ -11,7 +11,15 @@
 #    into a private temporary dir that is renamed into place when complete,
 #    so runs at the same time are safe: one fetches, the others wait for it
 #    and then find the cached copy.
-# 3. The browser tests' tools: Debian's chromium (in the package list), Node
+# 3. The schema registry of `stack.sh up --registry` (Apicurio Registry
+#    3.3.3, its Confluent-compatible API): the built application from Maven
+#    Central, unpacked into ${PRESENCE_CACHE}/apicurio-3.3.3 the same way
+#    (lock, private dir, marker). It runs on Java 21 or newer: the first one
+#    found under /usr/lib/jvm (Debian 12's own is 17; these machines carry a
+#    Temurin 25 beside it). And fastavro for Debian's python3 (the Avro
+#    library confluent-kafka's registry serializers need; no Debian 12
+#    package), installed with pip from the machine's package index.
+# 4. The browser tests' tools: Debian's chromium (in the package list), Node
 #    (Debian's nodejs + npm only when no node/npm is on the PATH), and
 #    `npm ci` in tests/e2e (playwright-core, and React for the hook's test,
 #    pinned by package-lock.json)
@@ -30,6 +38,7 @@
 set -euo pipefail
 
 readonly KAFKA_VERSION=3.9.1
+readonly APICURIO_VERSION=3.3.3
 readonly DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.6.1
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,7 +52,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libhiredis-dev libavro-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
   libjansson-dev libjwt-dev libcmocka-dev libcurl4-openssl-dev
-  python3-avro python3-websockets python3-yaml python3-confluent-kafka
+  python3-avro python3-websockets python3-yaml python3-confluent-kafka python3-requests python3-pip
   kcat redis-server redis-tools valgrind curl
   openjdk-17-jdk-headless maven
   chromium
@@ -151,7 +160,61 @@ else
   exec 9>&-
 fi
 
-# --- 3. Node packages of the browser tests --------------------------------
+# --- 3. Schema registry and fastavro ------------------------------------
+REGISTRY_HOME=$CACHE/apicurio-$APICURIO_VERSION
+registry_cached() { [ -f "$REGISTRY_HOME/complete" ] && [ -f "$REGISTRY_HOME/app/quarkus-run.jar" ]; }
+if registry_cached; then
+  say "apicurio $APICURIO_VERSION: cached in $REGISTRY_HOME"
+else
+  mkdir -p "$CACHE"
+  exec 6>>"$CACHE/apicurio-$APICURIO_VERSION.lock"
+  flock -n 6 || { say "apicurio: another setup.sh is fetching it; waiting"; flock 6; }
+  if ! registry_cached; then
+    say "apicurio $APICURIO_VERSION: fetching with maven into $REGISTRY_HOME"
+    rm -rf "$CACHE/.apicurio-$APICURIO_VERSION.fetch."*
+    rtmp=$(mktemp -d "$CACHE/.apicurio-$APICURIO_VERSION.fetch.XXXXXX")
+    trap 'rm -rf "$rtmp"' EXIT
+    # copy, not get: the archive alone (get would resolve the application's
+    # own dependencies, some from repositories these machines do not reach)
+    if ! mvn -q -B "$DEP_PLUGIN:copy" \
+          -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
+          -DoutputDirectory="$rtmp" >"$rtmp/maven.log" 2>&1; then
+      tail -n 30 "$rtmp/maven.log" >&2
+      die "maven could not fetch io.apicurio:apicurio-registry-app:$APICURIO_VERSION (tar.gz, all)"
+    fi
+    mkdir "$rtmp/app"
+    tar -xzf "$rtmp"/apicurio-registry-app-*.tar.gz -C "$rtmp/app" || die "cannot unpack the Apicurio archive"
+    [ -f "$rtmp/app/quarkus-run.jar" ] || die "no quarkus-run.jar in the Apicurio archive"
+    rm -rf "$REGISTRY_HOME"
+    mkdir -p "$REGISTRY_HOME"
+    mv "$rtmp/app" "$REGISTRY_HOME/app"
+    date -u +%FT%TZ >"$REGISTRY_HOME/complete"
+    rm -rf "$rtmp"
+    trap - EXIT
+    say "apicurio $APICURIO_VERSION: unpacked in $REGISTRY_HOME"
+  fi
+  exec 6>&-
+fi
+java21=$(bash "$ROOT/scripts/stack.sh" java21 2>/dev/null) ||
+  die "the schema registry needs Java 21 or newer and none was found under /usr/lib/jvm (Debian 12 has 17)"
+say "apicurio: runs on $java21"
+
+if /usr/bin/python3 -c 'import fastavro' 2>/dev/null; then
+  say "fastavro: importable by /usr/bin/python3"
+else
+  exec 5>>"$CACHE/fastavro.lock"
+  flock 5
+  if ! /usr/bin/python3 -c 'import fastavro' 2>/dev/null; then
+    say "fastavro: installing with pip for /usr/bin/python3"
+    as_root /usr/bin/python3 -m pip install -q --retries 1 --timeout 20 --break-system-packages \
+      --no-warn-script-location fastavro \
+      || die "pip could not install fastavro (confluent-kafka's Avro serializers need it)"
+  fi
+  exec 5>&-
+  /usr/bin/python3 -c 'import fastavro' || die "fastavro still not importable after pip install"
+fi
+
+# --- 4. Node packages of the browser tests --------------------------------
 command -v chromium >/dev/null || die "chromium not found after install"
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 [ "$node_major" -ge 18 ] || die "node >= 18 needed for the browser tests (found $(node --version 2>&1))"

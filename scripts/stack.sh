@@ -3,18 +3,24 @@
 # and the integration tests, without Docker.
 #
 #   stack.sh up     [--state DIR] [--kafka-port N] [--redis-port N]
-#                   [--partitions N] [--prefix P] [--keep-data]
+#                   [--partitions N] [--prefix P] [--keep-data] [--registry]
 #   stack.sh down   [--state DIR]
 #   stack.sh status [--state DIR]
 #   stack.sh env    [--state DIR]
 #   stack.sh topics [--state DIR] [--partitions N] [--prefix P] [--bootstrap HOST:PORT]
+#   stack.sh java21                 (the Java the registry runs on)
+#
+# --registry also runs a Confluent-compatible schema registry (Apicurio
+# Registry from the cache scripts/setup.sh fills, in memory, compatibility
+# BACKWARD) and writes its URL to stack.env as REGISTRY_URL.
 #
 # Kafka 3.9.1 runs from the jars scripts/setup.sh fetched into
 # ${PRESENCE_CACHE:-~/.cache/presence}/kafka-3.9.1/libs, on the local JDK.
 # Ports are free ones picked at start unless given, so several stacks (one per
 # state dir) run side by side. Everything a stack owns lives in its state dir
 # (default <repo>/.state/stack): configs, data, logs, pid files and stack.env.
-# Limits: loopback only, one broker, replication factor 1, no auth. The
+# Limits: loopback only, one broker, replication factor 1, no auth (the
+# registry too: in memory, lost at down). The
 # compose/ files are the containerised equivalent. See docs/operations.md.
 set -euo pipefail
 
@@ -31,6 +37,9 @@ readonly PY=/usr/bin/python3 # not `python3`: may be a shim without Debian's mod
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${PRESENCE_CACHE:-$HOME/.cache/presence}
 LIBS=$CACHE/kafka-$KAFKA_VERSION/libs
+readonly APICURIO_VERSION=3.3.3
+REGISTRY_HOME=$CACHE/apicurio-$APICURIO_VERSION
+readonly REGISTRY_READY_TIMEOUT_S=${PX_REGISTRY_READY_TIMEOUT_S:-90}
 
 # The presence topics (docs/operations.md, "Topics"): the inputs the
 # processor folds, each with .retry and .dlt companions, and its output.
@@ -46,7 +55,7 @@ case $KAFKA_REQUEST_LOG in
 esac
 
 usage() {
-  sed -n '4,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '4,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-2}"
 }
 
@@ -58,6 +67,7 @@ PARTITIONS=
 PREFIX=
 BOOTSTRAP=
 KEEP_DATA=0
+REGISTRY=0
 
 parse_opts() {
   while [ $# -gt 0 ]; do
@@ -69,6 +79,7 @@ parse_opts() {
       --prefix) PREFIX=${2?--prefix needs a value}; shift 2 ;;
       --bootstrap) BOOTSTRAP=${2:?--bootstrap needs host:port}; shift 2 ;;
       --keep-data) KEEP_DATA=1; shift ;;
+      --registry) REGISTRY=1; shift ;;
       -h|--help) usage 0 ;;
       *) die "unknown option: $1 (see stack.sh --help)" ;;
     esac
@@ -161,6 +172,57 @@ need_jars() {
   command -v java >/dev/null || die "java not found: run scripts/setup.sh (installs openjdk-17-jdk-headless)"
   command -v kcat >/dev/null || die "kcat not found: run scripts/setup.sh"
   command -v redis-server >/dev/null || die "redis-server not found: run scripts/setup.sh"
+}
+
+# The first Java 21 or newer under /usr/lib/jvm (Apicurio 3 needs it).
+find_java21() {
+  local j v
+  for j in /usr/lib/jvm/*/bin/java; do
+    [ -x "$j" ] || continue
+    v=$("$j" -version 2>&1 | sed -n '1s/.*version "\([0-9]*\).*/\1/p')
+    if [[ $v =~ ^[0-9]+$ ]] && [ "$v" -ge 21 ]; then
+      printf '%s\n' "$j"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Starts the schema registry on free loopback ports (the API and Quarkus's
+# management port, which would otherwise open 9000 on every interface).
+start_registry() {
+  [ -f "$REGISTRY_HOME/complete" ] || die "schema registry not found in $REGISTRY_HOME: run scripts/setup.sh first"
+  local java ports
+  java=$(find_java21) || die "the schema registry needs Java 21 or newer; none under /usr/lib/jvm"
+  read -r -a ports <<<"$(free_ports 2)"
+  REGISTRY_PORT=${ports[0]}
+  mkdir -p "$STATE/registry"
+  : >"$STATE/registry.log"
+  (cd "$STATE/registry" && exec setsid "$java" -Xms64m -Xmx256m -XX:+UseSerialGC \
+    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+    -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="${ports[1]}" \
+    -jar "$REGISTRY_HOME/app/quarkus-run.jar" </dev/null >"$STATE/registry.log" 2>&1) &
+  echo $! >"$STATE/registry.pid"
+  STARTED_PIDS+=("$STATE/registry.pid:quarkus-run.jar")
+  REGISTRY_STARTED=$(now_ms)
+  say "registry: starting Apicurio $APICURIO_VERSION on 127.0.0.1:$REGISTRY_PORT (pid $!, log $STATE/registry.log)"
+}
+
+wait_registry() {
+  local url=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7 deadline
+  deadline=$(( $(date +%s) + REGISTRY_READY_TIMEOUT_S ))
+  until curl -fsS -o /dev/null "$url/subjects" 2>/dev/null; do
+    if ! pid_is "$(read_pid "$STATE/registry.pid")" quarkus-run.jar || [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -n 30 "$STATE/registry.log" >&2
+      die "the schema registry did not answer on $url (log: $STATE/registry.log)"
+    fi
+    sleep 0.25
+  done
+  curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
+    --data '{"compatibility":"BACKWARD"}' "$url/config" ||
+    die "the schema registry refused its compatibility setting (log: $STATE/registry.log)"
+  REGISTRY_URL=$url
+  say "registry: ready in $(secs_since "$REGISTRY_STARTED") s at $url (compatibility BACKWARD)"
 }
 
 load_env() {
@@ -360,7 +422,8 @@ cmd_up() {
 
   local kpid rpid
   kpid=$(read_pid "$STATE/kafka.pid") rpid=$(read_pid "$STATE/redis.pid")
-  if pid_is "$kpid" kafka.Kafka || pid_is "$rpid" redis-server; then
+  if pid_is "$kpid" kafka.Kafka || pid_is "$rpid" redis-server ||
+     pid_is "$(read_pid "$STATE/registry.pid")" quarkus-run.jar; then
     die "a stack already runs in $STATE (kafka pid ${kpid:-none}, redis pid ${rpid:-none}): run stack.sh down --state $STATE first"
   fi
 
@@ -429,6 +492,8 @@ cmd_up() {
   kpid=$!
   STARTED_PIDS+=("$STATE/kafka.pid:kafka.Kafka")
   say "kafka: starting on 127.0.0.1:$KAFKA_PORT, controller 127.0.0.1:$cport (pid $kpid, log $STATE/kafka.log)"
+  REGISTRY_URL=
+  [ "$REGISTRY" = 0 ] || start_registry # starts beside the broker, waited for after it
 
   # Readiness. Redis first: it is up long before Kafka.
   local deadline=$(( $(date +%s) + 10 ))
@@ -454,6 +519,7 @@ cmd_up() {
     sleep 0.25
   done
   say "kafka: ready in $(secs_since "$started") s"
+  [ "$REGISTRY" = 0 ] || wait_registry
 
   cat >"$STATE/stack.env" <<EOF
 KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
@@ -466,6 +532,7 @@ KAFKA_CONTROLLER_PORT=$cport
 PRESENCE_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 PRESENCE_REDIS_HOST=127.0.0.1
 PRESENCE_REDIS_PORT=$REDIS_PORT
+REGISTRY_URL=$REGISTRY_URL
 EOF
   create_topics "127.0.0.1:$KAFKA_PORT" "$PARTITIONS" "$PREFIX"
   warm_coordinators "127.0.0.1:$KAFKA_PORT" "$PREFIX"
@@ -478,8 +545,8 @@ EOF
 cmd_down() {
   parse_opts "$@"
   local any=0
-  [ -f "$STATE/kafka.pid" ] || [ -f "$STATE/redis.pid" ] && any=1
-  stop_pids "$STATE/kafka.pid:kafka.Kafka" "$STATE/redis.pid:redis-server"
+  [ -f "$STATE/kafka.pid" ] || [ -f "$STATE/redis.pid" ] || [ -f "$STATE/registry.pid" ] && any=1
+  stop_pids "$STATE/kafka.pid:kafka.Kafka" "$STATE/redis.pid:redis-server" "$STATE/registry.pid:quarkus-run.jar"
   rm -f "$STATE/stack.env"
   if [ "$any" = 1 ]; then say "down: stopped the stack in $STATE"; else say "down: nothing runs in $STATE"; fi
 }
@@ -503,6 +570,11 @@ cmd_status() {
   else
     say "redis: not running"; rc=3
   fi
+  local gpid
+  gpid=$(read_pid "$STATE/registry.pid")
+  if pid_is "$gpid" quarkus-run.jar; then
+    say "registry: running, pid $gpid${ports:+, ${REGISTRY_URL:-}}, log $STATE/registry.log"
+  fi
   say "state: $STATE"
   return "$rc"
 }
@@ -521,6 +593,7 @@ case $sub in
   status) cmd_status "$@" ;;
   env) cmd_env "$@" ;;
   topics) cmd_topics "$@" ;;
+  java21) find_java21 || die "no Java 21 or newer under /usr/lib/jvm" ;;
   -h|--help|help) usage 0 ;;
-  *) die "unknown subcommand: $sub (up, down, status, env, topics)" ;;
+  *) die "unknown subcommand: $sub (up, down, status, env, topics, java21)" ;;
 esac
