@@ -201,7 +201,7 @@ px_rsub_push_kind_t px_rsub_push_parse(const redisReply *r, px_rsub_push_t *out)
 
 /* ==== channels, connections, the subscriber ============================= */
 
-typedef enum { CH_IDLE = 0, CH_QUEUED, CH_PENDING, CH_LIVE } ch_state_t;
+typedef enum { CH_IDLE = 0, CH_QUEUED, CH_PENDING, CH_LIVE, CH_UNSUB } ch_state_t;
 
 typedef struct chan chan_t;
 typedef struct chlist {
@@ -255,7 +255,8 @@ typedef struct conn {
     size_t fifo_head;
     px_rsub_reader_t *rd;
     chlist_t queued, chans;
-    uint64_t ping_sent; /* loop time of the unanswered PING, 0 none */
+    chlist_t unsubq;        /* deleted channels whose UNSUBSCRIBE waits for room */
+    uint64_t waiting_since; /* loop time since when the oldest command waits for its answer */
     char rbuf[RSUB_READ_CHUNK];
 } conn_t;
 
@@ -407,6 +408,7 @@ static int send_cmd(conn_t *c, cmd_kind_t k, const char *name, size_t len, uint6
             if (px_buf_reserve(&c->fifo, rec) == 0) {
                 memcpy(c->fifo.data + c->fifo.len, &hdr, sizeof hdr);
                 if (len) memcpy(c->fifo.data + c->fifo.len + sizeof hdr, name, len);
+                if (fifo_bytes(c) == 0) c->waiting_since = now_ms(s);
                 c->fifo.len += rec;
                 rc = 0;
             } else {
@@ -435,6 +437,7 @@ static void fifo_compact(conn_t *c) {
 }
 
 static void fifo_pop(conn_t *c) {
+    c->waiting_since = now_ms(c->s);
     fifo_hdr_t h;
     memcpy(&h, c->fifo.data + c->fifo_head, sizeof h);
     c->fifo_head += sizeof h + ((h.len + 7) & ~(size_t)7);
@@ -476,12 +479,24 @@ static void flush(conn_t *c) {
     c->writing = true;
 }
 
-/* Send queued channels' subscribes while the write buffer has room. */
+static bool room(const conn_t *c) {
+    const px_rsub_t *s = c->s;
+    return c->out.len + c->inflight.len <= s->max_wbuf / 2 && fifo_bytes(c) <= s->max_wbuf / 2;
+}
+
+/* Send what waits while the write buffer has room: the unsubscribes of
+ * deleted channels first (a channel deleted and added again must be
+ * unsubscribed before it is subscribed), then queued subscribes. */
 static void pump(conn_t *c) {
-    px_rsub_t *s = c->s;
     if (c->state != C_READY) return;
-    while (c->queued.head) {
-        if (c->out.len + c->inflight.len > s->max_wbuf / 2 || fifo_bytes(c) > s->max_wbuf / 2) break;
+    while (c->unsubq.head && room(c)) {
+        chan_t *z = c->unsubq.head;
+        if (send_cmd(c, CMD_UNSUB, z->name, z->len, 0) != 0) break;
+        list_remove(z);
+        free(z);
+    }
+    while (c->queued.head && !c->unsubq.head) {
+        if (!room(c)) break;
         chan_t *ch = c->queued.head;
         if (send_cmd(c, CMD_SUB, ch->name, ch->len, ch->id) != 0) break;
         list_remove(ch);
@@ -527,6 +542,11 @@ static void conn_close(conn_t *c) {
     if (!s->closing) {
         while (c->chans.head) to_idle(s, c->chans.head, true);
         while (c->queued.head) to_idle(s, c->queued.head, true);
+    }
+    while (c->unsubq.head) { /* their subscriptions end with the connection */
+        chan_t *z = c->unsubq.head;
+        list_remove(z);
+        free(z);
     }
     if (c->gai_busy) uv_cancel((uv_req_t *)&c->gai);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
@@ -597,7 +617,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         freeReplyObject(r);
         if (s->closing || c->state == C_CLOSING) return;
     }
-    flush(c);
+    pump(c); /* answers made room in the fifo; flushes */
 }
 
 static void on_ready(conn_t *c) {
@@ -738,15 +758,12 @@ static void on_timer(uv_timer_t *t) {
         return;
     }
     uint64_t now = now_ms(s);
-    if (c->ping_sent) {
-        if (now - c->ping_sent >= (uint64_t)s->timeout_ms)
-            conn_fail(c, false, "no answer to PING in %llu ms", (unsigned long long)(now - c->ping_sent));
+    if (fifo_bytes(c)) { /* commands out: the oldest must be answered in time */
+        if (now - c->waiting_since >= (uint64_t)s->timeout_ms)
+            conn_fail(c, false, "no answer for %llu ms", (unsigned long long)(now - c->waiting_since));
         return;
     }
-    if (send_cmd(c, CMD_PING, "", 0, 0) == 0) {
-        c->ping_sent = now ? now : 1;
-        flush(c);
-    }
+    if (send_cmd(c, CMD_PING, "", 0, 0) == 0) flush(c); /* idle: ask for one */
 }
 
 /* ---- placing channels ---- */
@@ -1000,7 +1017,6 @@ static void handle_reply(conn_t *c, const redisReply *r) {
     case PX_RSUB_PUSH_PONG:
         if (!head || head->kind != CMD_PING) break;
         fifo_pop(c);
-        c->ping_sent = 0;
         return;
     case PX_RSUB_PUSH_ERROR:
         if (!head) break;
@@ -1182,11 +1198,14 @@ static int del(px_rsub_t *s, const char *name, size_t len) {
     if (ch->troubled) s->ntroubled--;
     list_remove(ch);
     table_remove(s, ch);
-    if (sent && c && c->state == C_READY) {
-        if (send_cmd(c, CMD_UNSUB, ch->name, ch->len, 0) == 0) flush(c);
-        else conn_fail(c, false, "write buffer full (%zu bytes) for an unsubscribe", s->max_wbuf);
+    if (sent && c && c->state == C_READY) { /* unsubscribed when there is room */
+        ch->st = CH_UNSUB;
+        ch->conn = c;
+        list_push(&c->unsubq, ch);
+        pump(c);
+    } else {
+        free(ch);
     }
-    free(ch);
     update_state(s);
     return 0;
 }

@@ -50,19 +50,25 @@
  * buffers and a bounded hiredis reader each (px_rsub_reader below); hiredis
  * 0.14's async layer cannot carry sharded pub/sub (it drops the connection
  * at the first `smessage`). Commands are formatted with
- * redisFormatCommandArgv. A connection is checked with PING every ping_ms
- * and dropped when an answer takes longer than timeout_ms.
+ * redisFormatCommandArgv. An idle connection is sent a PING every ping_ms;
+ * a connection whose oldest command has waited timeout_ms for its answer
+ * is dropped (a server that stops reading or answering is noticed too).
  *
  * Bounds: max_channels channels (px_rsub_add refuses more), a channel name
  * of at most PX_RSUB_CHANNEL_MAX bytes, a reply of at most max_reply bytes
  * (a larger one, or bytes that break RESP, or a reply out of order drops
  * the connection: logged and counted as a protocol error), per connection
- * at most max_wbuf bytes of unsent commands (channels wait their turn; an
- * UNSUBSCRIBE that does not fit drops the connection, which unsubscribes
- * everything on it, and the wanted channels are placed again), at most
- * PX_REDIS_NODES_MAX connections. Every failure is logged (a run of
- * failures once, at its start; the recovery with its duration) and counted
- * (px_rsub_stats).
+ * about max_wbuf bytes of commands written and not yet answered (past half
+ * of it, subscribes and the unsubscribes of deleted channels wait for
+ * answers to make room; a deleted channel is kept until its unsubscribe is
+ * written, so at most max_channels more of them), at most
+ * PX_REDIS_NODES_MAX connections. Every failure is counted (px_rsub_stats)
+ * and logged: a run of failures once, at its start (the rest at debug),
+ * its end with how long the subscriber was down; a protocol error every
+ * time, at level error.
+ *
+ * Not done: AUTH and TLS (no program of presence uses them with Redis
+ * yet), pattern subscriptions, subscribing on replicas.
  *
  * Threads: everything runs on the loop's thread. Callbacks are called from
  * the loop, never from inside px_rsub_add or px_rsub_del (a state change
@@ -93,12 +99,12 @@ typedef struct px_rsub_conf {
     const char *seeds;    /* cluster: "host:port,host:port" (at most 16) */
     long timeout_ms;      /* connect and PING answer; default 1000 */
     long refresh_timeout_ms; /* each blocking CLUSTER SLOTS call (connect, answer); default 250 */
-    long ping_ms;         /* PING period on every connection; default 1000 */
+    long ping_ms;         /* PING period on an idle connection; default 1000 */
     long retry_min_ms;    /* backoff after a failure: first wait (the first retry is at once); default 50 */
     long retry_max_ms;    /* backoff cap; default 1000 */
     size_t max_channels;  /* default 100000 */
     size_t max_reply;     /* bytes of one reply; default 4 MiB */
-    size_t max_wbuf;      /* bytes of unsent commands per connection; default 4 MiB */
+    size_t max_wbuf;      /* bytes of commands not yet answered per connection; default 4 MiB */
     const char *log_comp; /* the `comp` of log lines; default "redis-sub" */
 } px_rsub_conf_t;
 

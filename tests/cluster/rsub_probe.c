@@ -2,15 +2,19 @@
  * rsub_probe.c - drives core/px_rsub.c against a real Redis (Cluster) for
  * tests/cluster/test_redis_rsub.py, which forces the faults (pxcluster.py).
  *
- *   rsub_probe cluster SEEDS NPER MAX_SECONDS   NPER channels on each master
- *   rsub_probe single ADDR N MAX_SECONDS        ADDR host:port or a socket path
+ *   rsub_probe cluster SEEDS NPER MAX_SECONDS [EXTRA [WBUF]]
+ *                                        NPER channels on each master
+ *   rsub_probe single ADDR N MAX_SECONDS [EXTRA [WBUF]]
+ *                                        ADDR host:port or a socket path
  *
  * Channels are `presence:updates:{t:e:<i>}`, each in its own slot. The
  * subscriber runs on a libuv loop; publisher threads (one per master that
  * owned channels at the start, each with its own blocking px_rcl client)
  * SPUBLISH (cluster) or PUBLISH (single) "<seq> <monotonic ms>" on every
- * channel every 20 ms. Lines on stdout, each with t=<CLOCK_MONOTONIC ms>
- * (the clock of Python's time.monotonic()):
+ * channel every 20 ms. EXTRA more channels `presence:updates:{x:e:<i>}`
+ * are subscribed and never published on (WBUF: the subscriber's max_wbuf,
+ * small to make subscribes wait for room). Lines on stdout, each with
+ * t=<CLOCK_MONOTONIC ms> (the clock of Python's time.monotonic()):
  *
  *   channel ch=C slot=S node=H:P        at the start, one per channel
  *   ready t=                            every channel confirmed, first time
@@ -23,8 +27,10 @@
  *   final key=value...                  at the end: px_rsub_stats and the
  *                                       publishers' figures
  *
- * Stops on "quit" (or EOF) on stdin, or after MAX_SECONDS. Exits 0 when
- * every channel is confirmed at the end.
+ * Commands on stdin, one a line: `del A B` / `add A B` (the extra
+ * channels A..B-1; answered `done del|add`), `stats` (answered `stats
+ * channels= live= up=`), `quit` (or EOF). Stops after MAX_SECONDS too.
+ * Exits 0 when every channel wanted is confirmed at the end.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,7 +43,8 @@
 #include "px_redis_cluster.h"
 #include "px_rsub.h"
 
-#define MAXCH 64
+#define MAXCH 64      /* published */
+#define MAXEXTRA 8192 /* not published */
 #define PERIOD_MS 20
 #define GAP_MS 60
 
@@ -56,7 +63,8 @@ typedef struct {
 } chan_t;
 
 static chan_t ch[MAXCH];
-static int nch;
+static int nch, nextra;
+static char (*extra)[48];
 static bool cluster;
 static const char *addr;
 static atomic_bool stop_pub;
@@ -142,7 +150,8 @@ static uv_loop_t *loop;
 static uv_pipe_t in;
 static uv_timer_t deadline;
 static bool ready_said, stopping;
-static char inbuf[256];
+static char inbuf[256], line[256];
+static size_t linelen;
 
 static chan_t *find(const char *c, size_t len) {
     for (int i = 0; i < nch; i++)
@@ -185,7 +194,7 @@ static void on_subscribed(void *ud, const char *c, size_t clen, bool again) {
     chan_t *x = find(c, clen);
     printf("sub ch=%.*s again=%d t=%ld\n", (int)clen, c, again, mono_ms());
     if (x) x->want_first = true;
-    if (!ready_said && px_rsub_stats(sub).live == (size_t)nch) {
+    if (!ready_said && px_rsub_stats(sub).live == (size_t)(nch + nextra)) {
         ready_said = true;
         printf("ready t=%ld\n", mono_ms());
     }
@@ -218,16 +227,54 @@ static void on_in_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
     *b = uv_buf_init(inbuf, sizeof inbuf);
 }
 
+static void command(const char *cmd) {
+    int a = 0, z = 0;
+    if (strcmp(cmd, "quit") == 0) {
+        stop();
+    } else if (strcmp(cmd, "stats") == 0) {
+        px_rsub_stats_t st = px_rsub_stats(sub);
+        printf("stats channels=%zu live=%zu up=%d t=%ld\n", st.channels, st.live, px_rsub_up(sub), mono_ms());
+    } else if ((sscanf(cmd, "del %d %d", &a, &z) == 2 || sscanf(cmd, "add %d %d", &a, &z) == 2) && a >= 0 &&
+               z <= nextra) {
+        bool add = cmd[0] == 'a';
+        for (int i = a; i < z; i++) {
+            int rc = add ? px_rsub_add(sub, extra[i], strlen(extra[i])) : px_rsub_del(sub, extra[i], strlen(extra[i]));
+            if (rc) printf("refused %s rc=%d\n", extra[i], rc);
+        }
+        printf("done %s t=%ld\n", add ? "add" : "del", mono_ms());
+    } else {
+        printf("unknown command %s\n", cmd);
+    }
+    fflush(stdout);
+}
+
 static void on_in(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     (void)st;
-    if (n < 0 || (n > 0 && memmem(b->base, (size_t)n, "quit", 4))) stop();
+    if (n < 0) {
+        stop();
+        return;
+    }
+    for (ssize_t i = 0; i < n && !stopping; i++) {
+        if (b->base[i] == '\n') {
+            line[linelen] = '\0';
+            command(line);
+            linelen = 0;
+        } else if (linelen < sizeof line - 1) {
+            line[linelen++] = b->base[i];
+        }
+    }
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5 || (strcmp(argv[1], "cluster") && strcmp(argv[1], "single"))) {
-        fprintf(stderr, "usage: rsub_probe cluster SEEDS NPER MAX_SECONDS | single ADDR N MAX_SECONDS\n");
+    if (argc < 5 || argc > 7 || (strcmp(argv[1], "cluster") && strcmp(argv[1], "single"))) {
+        fprintf(stderr, "usage: rsub_probe cluster SEEDS NPER MAX_SECONDS [EXTRA [WBUF]] | "
+                        "single ADDR N MAX_SECONDS [EXTRA [WBUF]]\n");
         return 2;
     }
+    nextra = argc > 5 ? atoi(argv[5]) : 0;
+    if (nextra < 0 || nextra > MAXEXTRA) nextra = MAXEXTRA;
+    extra = calloc((size_t)nextra + 1, sizeof *extra);
+    for (int i = 0; i < nextra; i++) snprintf(extra[i], sizeof extra[i], "presence:updates:{x:e:%d}", i);
     setvbuf(stdout, NULL, _IOLBF, 0);
     cluster = strcmp(argv[1], "cluster") == 0;
     addr = argv[2];
@@ -267,7 +314,8 @@ int main(int argc, char **argv) {
     }
 
     loop = uv_default_loop();
-    px_rsub_conf_t conf = {.cluster = cluster, .timeout_ms = 1000, .ping_ms = 500, .retry_max_ms = 500};
+    px_rsub_conf_t conf = {.cluster = cluster, .timeout_ms = 1000, .ping_ms = 500, .retry_max_ms = 500,
+                           .max_wbuf = argc > 6 ? (size_t)atol(argv[6]) : 0};
     char host[256];
     if (cluster) {
         conf.seeds = addr;
@@ -288,6 +336,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nch; i++)
         if (px_rsub_add(sub, ch[i].name, ch[i].len) != 0) {
             fprintf(stderr, "rsub_probe: add %s refused\n", ch[i].name);
+            return 1;
+        }
+    for (int i = 0; i < nextra; i++)
+        if (px_rsub_add(sub, extra[i], strlen(extra[i])) != 0) {
+            fprintf(stderr, "rsub_probe: add %s refused\n", extra[i]);
             return 1;
         }
     uv_pipe_init(loop, &in, 0);
@@ -324,7 +377,8 @@ int main(int argc, char **argv) {
            (unsigned long long)st.connects, (unsigned long long)st.connect_failures, (unsigned long long)st.drops,
            (unsigned long long)st.protocol_errors, st.channels, st.live, st.connections, px_rsub_up(sub),
            atomic_load(&published), atomic_load(&pub_failed), atomic_load(&receivers), lost, max_gap, recv);
-    int rc = st.live == (size_t)nch ? 0 : 1;
+    int rc = st.live == st.channels ? 0 : 1;
+    free(extra);
     px_rsub_free(sub);
     uv_close((uv_handle_t *)&in, NULL);
     uv_close((uv_handle_t *)&deadline, NULL);

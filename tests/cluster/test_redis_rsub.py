@@ -3,15 +3,20 @@ the fault harness (pxcluster.py), driven by rsub_probe (publisher threads
 SPUBLISH or PUBLISH on every channel every 20 ms):
 
   - a 3 + 3 Redis Cluster: 3 channels on each master, each SSUBSCRIBEd on
-    the owner of its slot (PUBSUB SHARDNUMSUB there) and receiving;
+    the owner of its slot (PUBSUB SHARDNUMSUB there) and receiving, and
+    1000 more that are never published on, through an 8 KiB write buffer;
   - a slot migrated: the old owner's `sunsubscribe`, the channel subscribed
     again on the new owner (on_subscribed again=1), messages from there,
     no other channel touched;
   - a master SIGKILLed: its channels subscribed again on the promoted
     replica and messages flowing; the gap is printed;
   - CLUSTER FAILOVER: likewise;
-  - a single plain Redis (classic SUBSCRIBE/PUBLISH), SIGKILLed and
-    restarted on its port; then over its Unix socket.
+  - then every one of the 1009 channels is subscribed on a master and on no
+    other node (PUBSUB SHARDCHANNELS on every node), 500 unsubscribed and
+    subscribed again likewise;
+  - a single plain Redis (classic SUBSCRIBE/PUBLISH, 1004 channels),
+    SIGKILLed and restarted on its port, the same churn; then over its
+    Unix socket.
 
 Usage: test_redis_rsub.py PROBE WORKDIR  (ctest passes both)
 """
@@ -29,7 +34,7 @@ PROBE, WORKDIR = sys.argv[1], sys.argv[2]
 
 
 def now_ms():
-    return time.monotonic() * 1000  # CLOCK_MONOTONIC, as the probe's t=
+    return int(time.monotonic() * 1000)  # CLOCK_MONOTONIC in whole ms, as the probe's t=
 
 
 class Probe:
@@ -89,6 +94,20 @@ class Probe:
                                                                     if k not in ("kind", "args")]),
                       file=sys.stderr)
 
+    def send(self, cmd):
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+
+    def stats(self):
+        t = now_ms()
+        self.send("stats")
+        return self.wait(lambda d: d["kind"] == "stats" and int(d["t"]) >= t, 10, "stats")
+
+    def command(self, cmd):
+        t = now_ms()
+        self.send(cmd)
+        self.wait(lambda d: d["kind"] == "done" and d["args"] == [cmd.split()[0]] and int(d["t"]) >= t, 10, cmd)
+
     def quit(self):
         self.p.stdin.write("quit\n")
         self.p.stdin.flush()
@@ -117,6 +136,27 @@ class Probe:
         return max([int(g["ms"]) for g in gaps] + [0]), sum(int(g["lost"]) for g in gaps)
 
 
+def wait_for(fn, want, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got == want:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: {got}, not {want} after {timeout} s")
+        time.sleep(0.1)
+
+
+def churn(pr, total, count_on_servers, what):
+    """Unsubscribe 500 of the extra channels and subscribe them again;
+    the servers' own count follows."""
+    pr.command("del 100 600")
+    wait_for(count_on_servers, total - 500, 10, f"{what}: subscriptions on the servers after 500 unsubscribes")
+    pr.command("add 100 600")
+    wait_for(lambda: pr.stats()["live"], str(total), 10, f"{what}: channels confirmed after 500 subscribes")
+    wait_for(count_on_servers, total, 10, f"{what}: subscriptions on the servers after 500 subscribes")
+
+
 def shard_subscribers(rc, node, ch):
     out = rc.cli(node, "PUBSUB", "SHARDNUMSUB", ch).split()
     return int(out[1])
@@ -124,9 +164,13 @@ def shard_subscribers(rc, node, ch):
 
 def cluster_phase():
     rc = pxcluster.RedisCluster(os.path.join(WORKDIR, "cluster"), masters=3, replicas=1).start()
-    pr = Probe("cluster", rc.seeds(), 3, 150)
+    pr = Probe("cluster", rc.seeds(), 3, 150, 1000, 8192)
     pr.wait(lambda d: d["kind"] == "ready", 20, "ready")
     chans = {d["ch"]: (int(d["slot"]), d["node"]) for d in pr.find(lambda d: d["kind"] == "channel")}
+
+    def on_servers():
+        """Sharded subscriptions on every live node: masters only, once each."""
+        return sum(len(rc.cli(n, "PUBSUB", "SHARDCHANNELS").split()) for n in rc._live())
     assert len(chans) == 9 and len({n for _, n in chans.values()}) == 3, chans
     for ch in chans:
         pr.wait(lambda d: d["kind"] == "msg" and d["ch"] == ch, 10, f"a message on {ch}")
@@ -135,7 +179,9 @@ def cluster_phase():
         assert owner.addr == node, (ch, owner, node)
         assert shard_subscribers(rc, owner, ch) == 1, (ch, owner)
         assert rc.cli(owner, "SPUBLISH", ch, "from redis-cli") == "1", ch  # one receiver: the probe
-    print(f"{len(chans)} channels on 3 masters: each SSUBSCRIBEd on its owner, receiving", flush=True)
+    assert on_servers() == 1009
+    print(f"{len(chans)} channels on 3 masters: each SSUBSCRIBEd on its owner, receiving; "
+          f"1009 subscriptions in all", flush=True)
 
     # 1. A slot migrated to another master.
     ch0 = next(iter(chans))
@@ -158,7 +204,7 @@ def cluster_phase():
     # 2. A master killed with SIGKILL: its replica takes over.
     victim = rc.master_of(chans[ch0][0])  # dst: now 4 channels
     vch = [ch for ch, (slot, _) in chans.items() if rc.master_of(slot).port == victim.port]
-    t_kill = rc.kill(victim) * 1000
+    t_kill = int(rc.kill(victim) * 1000)
     waited = rc.wait_ok(timeout=40)
     t_sub = pr.resubscribed(vch, t_kill, 30, "SIGKILL")
     for ch in vch:
@@ -186,10 +232,16 @@ def cluster_phase():
           f"again {(t_sub - t0) / 1000:.1f} s after it began; longest message gap {gap / 1000:.2f} s "
           f"({lost} lost)", flush=True)
 
+    wait_for(lambda: pr.stats()["live"], "1009", 10, "channels confirmed after the faults")
+    wait_for(on_servers, 1009, 10, "subscriptions on the cluster after the faults")
+    churn(pr, 1009, on_servers, "cluster")
+    print("after the faults: 1009 channels, each subscribed on its master and nowhere else; "
+          "500 unsubscribed and subscribed again", flush=True)
+
     time.sleep(0.3)
     rc_, f = pr.quit()
     assert rc_ == 0, (rc_, f)
-    assert f["live"] == "9" and f["channels"] == "9" and f["up"] == "1", f
+    assert f["live"] == "1009" and f["channels"] == "1009" and f["up"] == "1", f
     assert f["protocol_errors"] == "0" and f["stray"] == "0" and f["errors"] == "0", f
     assert int(f["drops"]) >= 1 and int(f["unsubscribed"]) >= 1 + len(fch), f
     assert int(f["resubscribes"]) >= 1 + len(vch) + len(fch), f
@@ -201,24 +253,32 @@ def cluster_phase():
 
 def single_phase():
     rs = pxcluster.RedisServer(os.path.join(WORKDIR, "single")).start()
-    pr = Probe("single", rs.addr, 4, 60)
+    pr = Probe("single", rs.addr, 4, 60, 1000, 4096)
     pr.wait(lambda d: d["kind"] == "ready", 10, "ready")
+
+    def on_server():
+        return len(rs.cli("PUBSUB", "CHANNELS").split())
+
+    assert on_server() == 1004
     chans = [d["ch"] for d in pr.find(lambda d: d["kind"] == "channel")]
     for ch in chans:
         pr.wait(lambda d: d["kind"] == "msg" and d["ch"] == ch, 10, f"a message on {ch}")
         assert rs.cli("PUBSUB", "NUMSUB", ch).split()[1] == "1", ch
-    t_kill = rs.kill() * 1000
+    t_kill = int(rs.kill() * 1000)
     time.sleep(0.5)
+    t_start = now_ms()
     rs.restart()
-    t_up = now_ms()
     t_sub = pr.resubscribed(chans, t_kill, 15, "restart")
     gap, lost = pr.gap(chans, t_kill)
     assert gap >= 500, gap
-    print(f"single Redis SIGKILLed, back 0.5 s later: {len(chans)} channels subscribed again "
-          f"{t_sub - t_up:.0f} ms after it answered; longest message gap {gap / 1000:.1f} s ({lost} lost)",
-          flush=True)
+    print(f"single Redis SIGKILLed, started again {(t_start - t_kill) / 1000:.1f} s later: 1004 channels "
+          f"subscribed again {(t_sub - t_kill) / 1000:.2f} s after the kill; longest message gap "
+          f"{gap / 1000:.1f} s ({lost} lost)", flush=True)
+    wait_for(lambda: pr.stats()["live"], "1004", 10, "channels confirmed after the restart")
+    wait_for(on_server, 1004, 10, "subscriptions on the server after the restart")
+    churn(pr, 1004, on_server, "single")
     rc_, f = pr.quit()
-    assert rc_ == 0 and f["live"] == "4" and f["protocol_errors"] == "0" and f["resubscribes"] == "4", f
+    assert rc_ == 0 and f["live"] == "1004" and f["protocol_errors"] == "0" and f["resubscribes"] == "1004", f
     assert int(f["drops"]) >= 1, f  # 2 when the first retry is accepted by the dying server's backlog
 
     pr = Probe("single", rs.socket, 2, 30)

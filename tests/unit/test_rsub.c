@@ -15,7 +15,8 @@
  *    once at level error), connects again and subscribes, and the message
  *    the server then sends is delivered. Error answers, an unsolicited
  *    unsubscribe and a connection closed after the confirmation are
- *    subscribed again without a protocol error (on_subscribed's `again`).
+ *    subscribed again without a protocol error (on_subscribed's `again`),
+ *    and a server that never answers is dropped after timeout_ms.
  *
  * Run under ASan/UBSan and valgrind by ctest (label unit).
  */
@@ -334,6 +335,7 @@ static void on_written(uv_write_t *w, int status) {
 }
 
 static void send_answer(client_t *c, const answer_t *a) {
+    if (a->len == 0) return; /* silence */
     uv_write_t *w = malloc(sizeof *w);
     assert_non_null(w);
     uv_buf_t b = uv_buf_init((char *)a->bytes, (unsigned)a->len);
@@ -415,6 +417,7 @@ typedef struct {
     answer_t first;      /* the answer to the first SUBSCRIBE */
     answer_t second;     /* to the second (after the reconnect or the retry) */
     int proto, drops, errors, unsubscribed, stray, again, connects;
+    long timeout_ms, ping_ms; /* 0: 2000 and 60000 (no PING) */
 } conn_case_t;
 
 /* Count log lines at `level` holding `what` in fd (from its start). */
@@ -451,7 +454,8 @@ static void run_case(const conn_case_t *k) {
     FILE *log = tmpfile();
     assert_non_null(log);
     px_log_set_fd(fileno(log));
-    px_rsub_conf_t conf = {.host = "127.0.0.1", .port = s.port, .timeout_ms = 2000, .ping_ms = 60000,
+    px_rsub_conf_t conf = {.host = "127.0.0.1", .port = s.port, .timeout_ms = k->timeout_ms ? k->timeout_ms : 2000,
+                           .ping_ms = k->ping_ms ? k->ping_ms : 60000,
                            .max_reply = 64 * 1024, .retry_min_ms = 10, .log_comp = "test"};
     px_rsub_handlers_t h = {on_msg, on_sub, NULL, &s};
     char err[200];
@@ -500,32 +504,34 @@ static void test_conn_hostile(void **state) {
     char *line = repeat("+", "a", 70000, "", &linen);
     const conn_case_t cases[] = {
         /* hostile bytes: dropped, counted, logged once; then subscribed */
-        {"bad type byte", {S("!oops\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
-        {"binary", {S("\x00\xff\xfe\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
-        {"bad bulk length", {S("*3\r\n$7\r\nmessage\r\n$-5\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
-        {"bad array length", {S("*-7\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
-        {"2^31 elements announced", {S("*2147483647\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
-        {"bulk over max_reply", {big, bign, false}, ok, 1, 1, 0, 0, 0, 0, 2},
-        {"endless line", {line, linen, false}, ok, 1, 1, 0, 0, 0, 0, 2},
+        {"bad type byte", {S("!oops\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
+        {"binary", {S("\x00\xff\xfe\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
+        {"bad bulk length", {S("*3\r\n$7\r\nmessage\r\n$-5\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
+        {"bad array length", {S("*-7\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
+        {"2^31 elements announced", {S("*2147483647\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
+        {"bulk over max_reply", {big, bign, false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
+        {"endless line", {line, linen, false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
         {"nested too deep", {S("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n"), false}, ok, 1, 1, 0,
-         0, 0, 0, 2},
-        {"integer", {S(":1\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
-        {"status", {S("+OK\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
+         0, 0, 0, 2, 0, 0},
+        {"integer", {S(":1\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
+        {"status", {S("+OK\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
         {"pmessage", {S("*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$2\r\nch\r\n$1\r\nx\r\n"), false}, ok, 1, 1, 0, 0, 0, 0,
-         2},
-        {"integer payload", {S("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n:5\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
-        {"nil channel", {S("*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
+         2, 0, 0},
+        {"integer payload", {S("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n:5\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
+        {"nil channel", {S("*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
         {"confirmation of another channel", {S("*3\r\n$9\r\nsubscribe\r\n$5\r\nother\r\n:1\r\n"), false}, ok, 1, 1,
-         0, 0, 0, 0, 2},
-        {"pong never asked", {S("*2\r\n$4\r\npong\r\n$0\r\n\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2},
-        {"two confirmations", {S(CONFIRM CONFIRM), false}, ok, 1, 1, 0, 0, 0, 1, 2},
+         0, 0, 0, 0, 2, 0, 0},
+        {"pong never asked", {S("*2\r\n$4\r\npong\r\n$0\r\n\r\n"), false}, ok, 1, 1, 0, 0, 0, 0, 2, 0, 0},
+        {"two confirmations", {S(CONFIRM CONFIRM), false}, ok, 1, 1, 0, 0, 0, 1, 2, 0, 0},
         /* not hostile: handled without a protocol error */
-        {"error answer", {S("-ERR not now\r\n"), false}, ok, 0, 0, 1, 0, 0, 0, 1},
+        {"error answer", {S("-ERR not now\r\n"), false}, ok, 0, 0, 1, 0, 0, 0, 1, 0, 0},
         {"unsolicited unsubscribe",
-         {S(CONFIRM "*3\r\n$11\r\nunsubscribe\r\n$32\r\n" CH "\r\n:0\r\n"), false}, ok, 0, 0, 0, 1, 0, 1, 1},
-        {"closed after the confirmation", {S(CONFIRM), true}, ok, 0, 1, 0, 0, 0, 1, 2},
+         {S(CONFIRM "*3\r\n$11\r\nunsubscribe\r\n$32\r\n" CH "\r\n:0\r\n"), false}, ok, 0, 0, 0, 1, 0, 1, 1, 0, 0},
+        {"closed after the confirmation", {S(CONFIRM), true}, ok, 0, 1, 0, 0, 0, 1, 2, 0, 0},
         {"message on a channel not wanted", {S("*3\r\n$7\r\nmessage\r\n$5\r\nother\r\n$1\r\nx\r\n" CONFIRM HELLO), false},
-         {NULL, 0, false}, 0, 0, 0, 0, 1, 0, 1},
+         {NULL, 0, false}, 0, 0, 0, 0, 1, 0, 1, 0, 0},
+        /* a server that never answers: dropped after timeout_ms (checked every ping_ms) */
+        {"no answer", {"", 0, false}, ok, 0, 1, 0, 0, 0, 0, 2, 200, 50},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
     free(big);
