@@ -68,9 +68,10 @@ static const px_opt_t pr_opts[] = {
     /* the old names, before the gateway's http.* and these parted */
     {"http.host", PX_OPT_ALIAS, "ops.host", NULL, 0, 0, 0},
     {"http.port", PX_OPT_ALIAS, "ops.port", NULL, 0, 0, 0},
+    PX_REGISTRY_OPTS(pr_config_t, schema),
 };
 
-static bool is_ready(pr_ctx_t *pr) { return pr->rd.conn && !pr->paused && pr->kc.kafka_ok; }
+static bool is_ready(pr_ctx_t *pr) { return pr->rd.conn && !pr->paused && pr->kc.kafka_ok && !pr->reg.down; }
 
 /* Totals over the entities in memory, for the gauges (O(entities), at
  * scrape time only). */
@@ -92,8 +93,9 @@ static void on_http(void *arg, const char *path, int *status, const char **ctype
     } else if (strcmp(path, "/readyz") == 0) {
         bool ready = is_ready(pr);
         *status = ready ? 200 : 503;
-        px_buf_printf(body, "%s redis=%s kafka=%s consuming=%s\n", ready ? "ready" : "not-ready",
-                      pr->rd.conn ? "up" : "down", pr->kc.kafka_ok ? "up" : "down", pr->paused ? "paused" : "yes");
+        px_buf_printf(body, "%s redis=%s kafka=%s consuming=%s%s\n", ready ? "ready" : "not-ready",
+                      pr->rd.conn ? "up" : "down", pr->kc.kafka_ok ? "up" : "down",
+                      pr->paused || pr->reg.down ? "paused" : "yes", pr->reg.down ? " registry=down" : "");
     } else if (strcmp(path, "/metrics") == 0) {
         update_gauges(pr);
         *status = px_metrics_render(pr->metrics, body) == 0 ? 200 : 500;
@@ -122,6 +124,9 @@ static void register_metrics(pr_ctx_t *pr) {
                                        "records sent to a retry topic after a failure that may pass", NULL);
     pr->m_retry_dlq = px_metrics_counter(m, "presence_processor_retries_exhausted_total",
                                          "records sent to the DLQ after their last retry", NULL);
+    pr->m_registry_err = px_metrics_counter(m, "presence_processor_registry_errors_total",
+                                            "batches rewound because the schema registry did not answer for a "
+                                            "record's schema", NULL);
     pr->m_skipped = px_metrics_counter(m, "presence_processor_duplicates_total",
                                        "records skipped because their entity's watermark covered them", NULL);
     pr->m_wskipped = px_metrics_counter(m, "presence_processor_writes_skipped_total",
@@ -172,6 +177,26 @@ static void register_metrics(pr_ctx_t *pr) {
 
 /* What the settings imply: the instance name (default: the host name)
  * and the fold's deadlines. */
+/* The registry, when one is set: the four kinds the processor writes
+ * (changes, and EXPIRE records into three input topics) registered under
+ * their topics' subjects when it writes the Confluent framing. */
+static int setup_schemas(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
+    static const px_kind_t kinds[4] = {PX_KIND_CHANGE, PX_KIND_PRESENCE, PX_KIND_LOCK, PX_KIND_LIFECYCLE};
+    const char *base[4] = {pr->cfg.topic_changes, pr->cfg.topic_heartbeats, pr->cfg.topic_locks,
+                           pr->cfg.topic_mutating};
+    char names[4][2 * PX_CONF_STR_MAX];
+    const char *topics[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(names[i], sizeof names[i], "%s%s", pr->cfg.topic_prefix, base[i]);
+        topics[i] = names[i];
+    }
+    int rc = px_schema_setup(&pr->cfg.schema, pr->avro, kinds, topics, 4, &pr->registry, errstr, errstr_size);
+    if (!rc && pr->registry)
+        PX_INFO(PR_COMP, "schema registry", "url=\"%s\" wire_format=%s", px_registry_url(pr->registry),
+                pr->cfg.schema.wire_format);
+    return rc;
+}
+
 static void derive_settings(pr_ctx_t *pr) {
     if (!pr->cfg.instance[0] && gethostname(pr->cfg.instance, sizeof pr->cfg.instance - 1) != 0)
         snprintf(pr->cfg.instance, sizeof pr->cfg.instance, "default");
@@ -205,6 +230,7 @@ static void free_ctx(pr_ctx_t *pr) {
     px_buf_term(&pr->scratch);
     px_buf_term(&pr->val);
     px_avro_free(pr->avro);
+    px_registry_free(pr->registry); /* after the codec that fetched through it */
     px_metrics_free(pr->metrics);
 }
 
@@ -255,6 +281,12 @@ int main(int argc, char **argv) {
         goto out;
     }
     register_metrics(pr);
+    if (setup_schemas(pr, errstr, sizeof errstr)) {
+        PX_ERROR(PR_COMP, "start-up failed", "err=\"%s\" setting=schema.registry.url url=\"%s\"", errstr,
+                 pr->cfg.schema.url);
+        rc = 1;
+        goto out;
+    }
     if (pr->cfg.http_port) {
         pr->httpd = px_httpd_start(&loop, pr->cfg.http_host, (int)pr->cfg.http_port, on_http, pr, errstr,
                                    sizeof errstr);

@@ -58,6 +58,7 @@
 #include "px_kafka.h"
 #include "px_metrics.h"
 #include "px_notify.h"
+#include "px_registry.h"
 #include "px_store.h"
 
 #define PR_COMP "processor"
@@ -93,6 +94,7 @@ typedef struct pr_config {
     char log_level[PX_CONF_STR_MAX];
     char http_host[PX_CONF_STR_MAX];
     int64_t http_port;
+    px_schema_conf_t schema; /* avro.wire_format, schema.registry.* */
 } pr_config_t;
 
 /* One entity in memory. */
@@ -290,6 +292,7 @@ typedef struct pr_ctx {
     uv_loop_t *loop;
     px_metrics_t *metrics;
     px_avro_t *avro;
+    px_registry_t *registry; /* NULL without schema.registry.url */
     px_httpd_t *httpd;
     bool stopping;
     int exit_code;
@@ -314,6 +317,13 @@ typedef struct pr_ctx {
     uv_timer_t timer;
     uv_idle_t idle;           /* the next batch at once while batches find work */
     bool paused;              /* Redis is away: every partition paused */
+    /* the schema registry did not answer for a record's schema: the batch
+     * was dropped, and every partition waits (paused) until retry_at */
+    struct {
+        bool down;
+        int64_t retry_at, backoff_ms; /* mono ms */
+        char why[256];
+    } reg;
     int64_t flush_at;         /* mono ms the deferred writes are due (0: none deferred) */
     px_buf_t val;             /* a produced record's value (pr_batch.c) */
 
@@ -325,6 +335,7 @@ typedef struct pr_ctx {
     px_counter_t *m_decided;  /* entities whose lock decisions were published before their batch's commit */
     px_counter_t *m_deferred; /* batches whose Redis writes were deferred */
     px_counter_t *m_retries, *m_retry_dlq;
+    px_counter_t *m_registry_err; /* batches dropped because a schema could not be fetched */
     px_hist_t *m_batch_ms;
     px_hist_t *m_age_ms[PX_SRC__COUNT]; /* wall now - record timestamp when a batch takes it, per input topic */
     px_hist_t *m_decide_ms;             /* batch taken -> its early lock decisions published */

@@ -205,9 +205,9 @@ static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, int s, px_event_t *
         rd_kafka_message_headers(m, &h);
         if (px_input_retry_origin(h, o, err, n)) return PX_EINVAL;
     }
-    return px_input_decode(pr->avro, PR_FOLD_SRC(s), m->key, m->key_len, m->payload, m->len, o->ts, ev, err, n)
-               ? PX_EINVAL
-               : 0;
+    px_input_fault_t f = px_input_decode(pr->avro, PR_FOLD_SRC(s), m->key, m->key_len, m->payload, m->len, o->ts,
+                                         ev, err, n);
+    return f == PX_INPUT_UNAVAILABLE ? PX_EBACKEND : f ? PX_EINVAL : 0;
 }
 
 /* Record i is poison: why (kept for its dead letter). */
@@ -221,8 +221,10 @@ static const char *poison_why(const batch_t *b, size_t i) {
     return b->why[i] == UINT32_MAX ? "does not decode" : b->whys.data + b->why[i];
 }
 
-/* Decode [from, n) (and prefetch each key's bucket slot). */
-static void decode_range(pr_ctx_t *pr, batch_t *b, size_t from) {
+/* Decode [from, n) (and prefetch each key's bucket slot). PX_EBACKEND
+ * when a record's schema could not be fetched from the registry (the
+ * reason in pr->reg.why): the record is not at fault, the batch stops. */
+static int decode_range(pr_ctx_t *pr, batch_t *b, size_t from) {
     int64_t now_ms = px_now_ms();
     for (size_t i = from; i < b->n; i++) {
         rd_kafka_message_t *m = b->msgs[i];
@@ -230,8 +232,12 @@ static void decode_range(pr_ctx_t *pr, batch_t *b, size_t from) {
         char err[256];
         b->ents[i] = NULL;
         b->ok[i] = 1;
+        int rc = 0;
         if (src >= PR_N_SRC || m->partition >= PR_MAX_PARTITIONS) b->ok[i] = 0; /* not folded at all */
-        else if (decode(pr, m, src, &b->evs[i], &b->orig[i], err, sizeof err)) poison(b, i, err);
+        else if ((rc = decode(pr, m, src, &b->evs[i], &b->orig[i], err, sizeof err)) == PX_EBACKEND) {
+            snprintf(pr->reg.why, sizeof pr->reg.why, "%s", err);
+            return PX_EBACKEND;
+        } else if (rc) poison(b, i, err);
         /* presence_processor_record_age_ms: by the timestamp decode read
          * (retry topics excepted: their records wait on purpose) */
         if (src < PX_SRC__COUNT && m->partition < PR_MAX_PARTITIONS && b->orig[i].ts > 0)
@@ -240,6 +246,7 @@ static void decode_range(pr_ctx_t *pr, batch_t *b, size_t from) {
         b->hash[i] = pr_table_hash(&b->evs[i].key);
         pr_table_prefetch(pr, b->hash[i], false);
     }
+    return 0;
 }
 
 /* Find the entities of [from, n) (each prefetched PR_PREFETCH records
@@ -363,7 +370,10 @@ static bool fold_one(pr_ctx_t *pr, batch_t *b, size_t i, int64_t now) {
 
 int pr_batch_fold(pr_ctx_t *pr, batch_t *b, size_t from, int64_t *t_loaded) {
     if (from == 0) px_buf_reset(&b->whys);
-    decode_range(pr, b, from);
+    if (decode_range(pr, b, from)) {
+        pr->reg.down = true;
+        return PX_EBACKEND;
+    }
     if (find_range(pr, b, from)) return PX_EBACKEND;
     *t_loaded = px_mono_us();
     int64_t now = px_now_ms();

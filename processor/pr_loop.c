@@ -49,6 +49,23 @@ typedef struct stage_times {
 
 typedef enum { FOLDED, FOLD_DROPPED, FOLD_REBALANCED } fold_end_t;
 
+/* A record's schema could not be fetched: the batch was dropped (rewound);
+ * every partition waits a capped, doubling backoff (0.5 s to 10 s), then
+ * the records are taken again. Not-ready meanwhile (main.c). */
+static void registry_failed(pr_ctx_t *pr) {
+    bool first = pr->reg.backoff_ms == 0;
+    pr->reg.backoff_ms = first ? 500 : pr->reg.backoff_ms * 2 > 10000 ? 10000 : pr->reg.backoff_ms * 2;
+    pr->reg.retry_at = px_mono_ms() + pr->reg.backoff_ms;
+    px_counter_add(pr->m_registry_err, 1);
+    if (first) PX_WARN(PR_COMP, "schema registry unavailable: waiting, records rewound", "err=\"%s\"", pr->reg.why);
+}
+
+static void registry_back(pr_ctx_t *pr) {
+    PX_INFO(PR_COMP, "schema registry answers again", "waited_ms_last=%lld", (long long)pr->reg.backoff_ms);
+    pr->reg.down = false;
+    pr->reg.backoff_ms = 0;
+}
+
 /* Fold what was collected; while the batch may grow, collect and fold
  * more. Ends when it is full, failed, the loop stops, the previous commit
  * failed, or (no commit in flight) the commit interval passed. */
@@ -59,8 +76,10 @@ static fold_end_t stage_fold(pr_ctx_t *pr, batch_t *b, uint64_t gen, stage_times
         pr_batch_state_fold(&b->st);
         if (pr_batch_fold(pr, b, from, &t_loaded)) {
             pr_batch_drop(pr, b);
+            if (pr->reg.down) registry_failed(pr);
             return FOLD_DROPPED;
         }
+        if (pr->reg.down && from == 0) registry_back(pr);
         /* Redis reconnected meanwhile: states may have been loaded from a
          * dataset that is gone */
         if (redis_moved(pr, gen)) pr_batch_state_fail(&b->st, PR_FATE_REDIS_LOST);
@@ -182,14 +201,14 @@ static void rebuild(pr_ctx_t *pr) {
 }
 
 /* Redis first: nothing moves while it is away, or while deferred writes
- * that are due fail; every partition is paused then (not ready). True
- * when batches may run. */
+ * that are due fail, or while the schema registry's backoff runs; every
+ * partition is paused then (not ready). True when batches may run. */
 static bool redis_ready(pr_ctx_t *pr) {
     if (pr_redis_ensure(pr) == 0 && pr->rd.rebuild_pending) rebuild(pr);
     /* deferred writes that are due (or that failed) go first; with a
      * commit in flight they wait for the next seal, which hands them to
      * the writer with that commit */
-    if (!pr->rd.conn ||
+    if (!pr->rd.conn || (pr->reg.down && px_mono_ms() < pr->reg.retry_at) ||
         (pr->tab.dirty && !pr_commit_busy(pr) && px_mono_ms() >= pr->flush_at && flush_now(pr))) {
         if (!pr->paused) pr_kafka_pause_all(pr);
         pr->paused = true;
@@ -199,7 +218,7 @@ static bool redis_ready(pr_ctx_t *pr) {
     if (pr->paused) {
         pr_kafka_resume_checked(pr); /* partitions waiting for their repair check stay paused */
         pr->paused = false;
-        PX_INFO(PR_COMP, "redis is back: consuming again", NULL);
+        PX_INFO(PR_COMP, pr->reg.down ? "trying the schema registry again" : "redis is back: consuming again", NULL);
     }
     return true;
 }
