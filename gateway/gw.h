@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "px_avro.h"
+#include "px_registry.h"
 #include "px_buf.h"
 #include "px_config.h"
 #include "px_err.h"
@@ -64,6 +65,7 @@ typedef struct gw_config {
     char allowed_origins[PX_CONF_STR_MAX]; /* comma list; empty: any origin */
     bool deflate;                   /* offer permessage-deflate */
     int64_t idle_ping_s;            /* PING a silent connection after this; 0: never */
+    px_schema_conf_t schema;        /* avro.wire_format, schema.registry.* */
 } gw_config_t;
 
 /* Who a connection is, from its JWT (or the dev-mode query). */
@@ -190,6 +192,7 @@ typedef struct gw_ctx {
     struct lws_context *lws;
     px_metrics_t *metrics;
     px_avro_t *avro;
+    px_registry_t *registry; /* NULL without schema.registry.url */
     px_buf_t scratch;
     px_buf_t wbuf; /* LWS_PRE bytes, then one message written at once (gw_ws.c) */
 

@@ -59,6 +59,7 @@ static const px_opt_t gw_opts[] = {
     OPT("limits.idle_ping_s", PX_OPT_INT, "30",
         "PING a connection silent this long; close it if still silent as long again (0: never)", idle_ping_s, 0,
         30000),
+    PX_REGISTRY_OPTS(gw_config_t, schema),
 };
 
 /* Shutdown starts inside the loop, as lws wants with a foreign loop: the
@@ -124,6 +125,26 @@ static void register_metrics(gw_ctx_t *gw) {
                                                  topic[i], lat, sizeof lat / sizeof lat[0]);
 }
 
+/* The registry, when one is set: with avro.wire_format=confluent the
+ * gateway's two kinds are registered under their topics' subjects and its
+ * records framed with the ids the registry gave. */
+static int setup_schemas(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
+    static const px_kind_t kinds[2] = {PX_KIND_PRESENCE, PX_KIND_LOCK};
+    char hb[2 * PX_CONF_STR_MAX], locks[2 * PX_CONF_STR_MAX];
+    snprintf(hb, sizeof hb, "%s%s", gw->cfg.topic_prefix, gw->cfg.topic_heartbeats);
+    snprintf(locks, sizeof locks, "%s%s", gw->cfg.topic_prefix, gw->cfg.topic_locks);
+    const char *topics[2] = {hb, locks};
+    char why[400];
+    if (px_schema_setup(&gw->cfg.schema, gw->avro, kinds, topics, 2, &gw->registry, why, sizeof why)) {
+        snprintf(errstr, errstr_size, "schema registry '%.200s': %s", gw->cfg.schema.url, why);
+        return -1;
+    }
+    if (gw->registry)
+        PX_INFO(GW_COMP, "schema registry", "url=\"%s\" wire_format=%s", px_registry_url(gw->registry),
+                gw->cfg.schema.wire_format);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static gw_ctx_t gw_storage; /* large; zeroed; lives for the process */
     gw_ctx_t *gw = &gw_storage;
@@ -180,7 +201,7 @@ int main(int argc, char **argv) {
     /* The listener first: a port that cannot be had stops start-up before
      * anything connects to Kafka or Redis (exit 1, well within a second). */
     if (gw_subs_init(gw, 4096) || gw_locks_init(gw, 4096) || gw_rest_init(gw) ||
-        gw_ws_start(gw, errstr, sizeof errstr) || gw_redis_start(gw) ||
+        gw_ws_start(gw, errstr, sizeof errstr) || setup_schemas(gw, errstr, sizeof errstr) || gw_redis_start(gw) ||
         gw_kafka_start(gw, errstr, sizeof errstr) ||
         px_signal_uv_start(&loop, on_stop, gw, &gw->sig)) {
         PX_ERROR(GW_COMP, "start-up failed", "err=\"%s\"", errstr);
@@ -204,6 +225,7 @@ out:
     px_buf_term(&gw->scratch);
     px_buf_term(&gw->wbuf);
     px_avro_free(gw->avro);
+    px_registry_free(gw->registry); /* after the codec that fetched through it */
     px_metrics_free(gw->metrics);
     PX_INFO(GW_COMP, "stopped", "rc=%d", rc);
     return rc;

@@ -285,7 +285,7 @@ int main(int argc, char **argv) {
         PX_ERROR(PR_COMP, "start-up failed", "err=\"%s\" setting=schema.registry.url url=\"%s\"", errstr,
                  pr->cfg.schema.url);
         rc = 1;
-        goto out;
+        goto out_loop;
     }
     if (pr->cfg.http_port) {
         pr->httpd = px_httpd_start(&loop, pr->cfg.http_host, (int)pr->cfg.http_port, on_http, pr, errstr,

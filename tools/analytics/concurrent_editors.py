@@ -13,12 +13,18 @@ minutes without events counts in each of them (up to the last event time
 read).
 
 Reads the topic from the beginning to its end as of the start
-(read_committed, no group commits), with Debian's python3-confluent-kafka,
-and decodes Avro single-object encoding with python3-avro, checking each
-record's schema fingerprint (CRC-64-AVRO of the Parsing Canonical Form).
+(read_committed, no group commits), with Debian's python3-confluent-kafka.
+Values in Avro single-object encoding (first byte C3) are decoded with
+python3-avro, checking each record's schema fingerprint (CRC-64-AVRO of
+the Parsing Canonical Form); values in the Confluent wire format (first
+byte 00, a schema registry's id) with confluent-kafka's own
+AvroDeserializer and the registry given by --registry (it needs fastavro),
+read into this release's ChangeEvent schema, so a newer version of the
+schema is read as well.
 
   concurrent_editors.py --bootstrap HOST:PORT [--topic presence.changes]
-                        [--schema schemas/ChangeEvent.avsc] [--json]
+                        [--schema schemas/ChangeEvent.avsc] [--registry URL]
+                        [--json]
 
 Output (CSV, or one JSON object per line with --json):
   minute,entity,peak,editors
@@ -64,19 +70,31 @@ def fix_primitives(node):
 
 
 class ChangeDecoder:
-    def __init__(self, path):
+    def __init__(self, path, registry=None):
         with open(path) as f:
-            self.schema = avro.schema.parse(f.read())
+            text = f.read()
+        self.schema = avro.schema.parse(text)
+        self.confluent = None
+        if registry:
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+            from confluent_kafka.schema_registry.avro import AvroDeserializer
+            self.confluent = AvroDeserializer(SchemaRegistryClient({"url": registry}), text)
         pcf = json.dumps(fix_primitives(json.loads(self.schema.canonical_form)), separators=(",", ":"))
         self.fingerprint = struct.pack("<Q", crc64_avro(pcf.encode()))
         self.reader = avro.io.DatumReader(self.schema)
 
     def decode(self, data):
-        if data[:2] != b"\xc3\x01" or data[2:10] != self.fingerprint:
+        if data[:1] == b"\x00":
+            if not self.confluent:
+                raise ValueError("a Confluent wire format record (schema id %d): pass --registry"
+                                 % struct.unpack(">I", data[1:5])[0])
+            d = self.confluent(data, None)
+        elif data[:2] != b"\xc3\x01" or data[2:10] != self.fingerprint:
             raise ValueError("not a ChangeEvent in Avro single-object encoding")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            d = self.reader.read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                d = self.reader.read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
         ts = d["ts"]
         if isinstance(ts, datetime.datetime):
             d["ts"] = (ts - EPOCH) // datetime.timedelta(milliseconds=1)
@@ -172,9 +190,10 @@ def main():
     ap.add_argument("--topic", default="presence.changes")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--schema", default=os.path.join(here, "..", "..", "schemas", "ChangeEvent.avsc"))
+    ap.add_argument("--registry", help="schema registry URL, for records in the Confluent wire format")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    changes = read_all(a.bootstrap, a.topic, ChangeDecoder(a.schema))
+    changes = read_all(a.bootstrap, a.topic, ChangeDecoder(a.schema, a.registry))
     rows = concurrent_editors(changes)
     if not a.json:
         print("minute,entity,peak,editors")
