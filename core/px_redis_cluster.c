@@ -337,7 +337,7 @@ static void round_node(px_rcl_t *c, px_rcl_batch_t *b, int i, round_t *rd) {
     return;
 io: {
     char name[PX_REDIS_HOST_MAX + 16];
-    snprintf(rd->last, sizeof rd->last, "redis %s: %s", px_rcl_node_name(c, i, name, sizeof name),
+    snprintf(rd->last, sizeof rd->last, "redis %.100s: %.120s", px_rcl_node_name(c, i, name, sizeof name),
              r->errstr[0] ? r->errstr : "connection lost");
     drop(c, i);
     rd->refresh = rd->wait = true;
