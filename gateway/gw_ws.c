@@ -883,8 +883,14 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     info.iface = gw->cfg.http_host[0] ? gw->cfg.http_host : NULL;
     protocols[0].rx_buffer_size = gw->cfg.deflate ? (size_t)gw->cfg.max_msg_bytes : GW_RX_CHUNK;
     info.protocols = protocols;
+    /* The vhost (the listener) is made below, not by lws_create_context:
+     * with a foreign libuv loop, lws 4.1 returns a context whose default
+     * vhost could not bind (and destroys it later in the loop), so a taken
+     * port would look like success. FAIL_UPON_UNABLE_TO_BIND: an address
+     * that is not on this machine fails too, instead of waiting for it. */
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_DISABLE_IPV6;
+                   LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     info.foreign_loops = foreign;
     static const struct lws_extension exts[] = {
         {"permessage-deflate", lws_extension_callback_pm_deflate,
@@ -905,10 +911,30 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     gw->lws = lws_create_context(&info);
     if (!gw->lws)
         return px_errf(PX_EIO, errstr, errstr_size,
-                       "cannot listen on %s:%lld (port taken, or libuv event plugin missing)",
-                       gw->cfg.http_host, (long long)gw->cfg.http_port);
-    PX_INFO(GW_COMP, "listening", "host=%s port=%lld", gw->cfg.http_host,
-            (long long)gw->cfg.http_port);
+                       "cannot create the libwebsockets context (libuv event plugin missing?)");
+    /* On failure the context stays in gw->lws: the caller's shutdown
+     * (gw_ws_stop, the loop, gw_ws_stop) destroys it. */
+    struct lws_vhost *vh = lws_create_vhost(gw->lws, &info);
+    int port = vh ? lws_get_vhost_listen_port(vh) : -1;
+    if (port <= 0) {
+        /* lws logged its own line but not the reason: ask the kernel the
+         * same question for the message (the same SO_REUSEADDR bind) */
+        const char *why = "see the lws error above";
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)gw->cfg.http_port)};
+        if (info.iface && inet_pton(AF_INET, info.iface, &sa.sin_addr) != 1)
+            why = "not an IPv4 address or interface of this machine";
+        else {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+            if (fd >= 0) {
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) why = strerror(errno);
+                close(fd);
+            }
+        }
+        return px_errf(PX_EIO, errstr, errstr_size, "cannot listen on %s:%lld: %s (http.port, http.host)",
+                       gw->cfg.http_host, (long long)gw->cfg.http_port, why);
+    }
+    PX_INFO(GW_COMP, "listening", "host=%s port=%d", gw->cfg.http_host, port);
     uv_timer_init(gw->loop, &gw->idle_timer);
     gw->idle_timer.data = gw;
     if (gw->cfg.idle_ping_s > 0) uv_timer_start(&gw->idle_timer, on_idle_sweep, 1000, 1000);
