@@ -20,6 +20,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "px_avro.h"
+#include "px_registry.h"
 #include "px_time.h"
 
 static uint64_t rng_state;
@@ -76,6 +77,19 @@ int main(int argc, char **argv) {
                                    "core.entities.lifecycle.mutated"};
     char tn[4][512];
     for (int i = 0; i < 4; i++) snprintf(tn[i], sizeof tn[i], "%s%s", prefix, topics[i]);
+    /* PX_BENCH_REGISTRY=URL: the records in the Confluent wire format, with
+     * the ids that registry gives the schemas under the topics' subjects */
+    px_registry_t *reg = NULL;
+    const char *reg_url = getenv("PX_BENCH_REGISTRY");
+    if (reg_url && *reg_url) {
+        px_registry_conf_t rc = {reg_url, NULL, NULL, 10000};
+        static const px_kind_t kinds[4] = {PX_KIND_PRESENCE, PX_KIND_LOCK, PX_KIND_LIFECYCLE, PX_KIND_LIFECYCLE};
+        const char *subj[4] = {tn[0], tn[1], tn[2], tn[3]};
+        if (!(reg = px_registry_new(&rc, err, sizeof err)) || px_registry_bind(reg, avro, kinds, subj, 4, err, sizeof err)) {
+            fprintf(stderr, "px_bench_produce: registry %s: %s\n", reg_url, err);
+            return 2;
+        }
+    }
     static const char *fields[] = {"amount", "customer", "notes", "date"};
     px_buf_t val;
     px_buf_init(&val, 1 << 16);
@@ -140,6 +154,7 @@ int main(int argc, char **argv) {
     printf("\n");
     px_buf_term(&val);
     px_avro_free(avro);
+    px_registry_free(reg);
     rd_kafka_destroy(rk);
     return 0;
 }

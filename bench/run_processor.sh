@@ -17,6 +17,11 @@
 #   PX_BENCH_PERF=DIR        profile the processor and redis-server during run 1
 #                            (bench/lib.sh: DIR/processor.perf.txt, redis.perf.txt)
 #   PX_BENCH_PERF_ARGS="-g"  more perf record flags; PX_BENCH_PERF_KEEP=1 keeps DIR/*.perf.data
+#   PX_BENCH_WIRES="single-object confluent"  the wire formats to run, each
+#                            run of each back to back (default single-object);
+#                            confluent: the input produced in the Confluent
+#                            wire format and the processor writing it, with
+#                            the stack's schema registry (stack.sh --registry)
 #
 #   bench/run_processor.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
 #
@@ -38,7 +43,10 @@ bash scripts/setup.sh >/dev/null
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPX_TESTS=OFF >/dev/null
 cmake --build build/release -j"$(nproc)" >/dev/null
 state=$root/.state/bench
-bash scripts/stack.sh up --state "$state/stack" --partitions 6 >/dev/null
+wires=${PX_BENCH_WIRES:-single-object}
+reg_opt=()
+case " $wires " in *" confluent "*) reg_opt=(--registry) ;; esac
+bash scripts/stack.sh up --state "$state/stack" --partitions 6 "${reg_opt[@]}" >/dev/null
 pid=""
 cleanup() {
     px_perf_stop
@@ -67,16 +75,24 @@ px_machine
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before)"
 baselines=${PX_BENCH_BASELINES:-1}
 for run in $(seq 1 "$runs"); do
+for wire in $wires; do
+    wire_env=() wire_args=()
+    if [ "$wire" = confluent ]; then
+        wire_env=(PX_BENCH_REGISTRY="$REGISTRY_URL")
+        wire_args=(--set avro.wire_format=confluent --set "schema.registry.url=$REGISTRY_URL")
+    fi
+    [ "$wires" = single-object ] || echo "wire: $wire"
     prefix="bench$run-$(date +%s)."
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     bash scripts/stack.sh topics --state "$state/stack" --prefix "$prefix" --partitions 6 >/dev/null
-    out=$(build/release/bench/px_bench_produce "$KAFKA_BOOTSTRAP" "$prefix" "$records" "$entities" "$run")
+    out=$(env "${wire_env[@]}" build/release/bench/px_bench_produce "$KAFKA_BOOTSTRAP" "$prefix" "$records" "$entities" "$run")
     echo "$out" | grep -v '^ends:' | sed 's/^/  /'
     ends=$(echo "$out" | sed -n 's/^ends: //p') # "S:P=O ...": every partition's end offset
     build/release/processor/presence-processor --set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" \
         --set "redis.port=$REDIS_PORT" --set "topic.prefix=$prefix" --set "kafka.group.id=$prefix" \
-        --set "http.port=$port" --set log.level=warn ${PX_BENCH_PROCESSOR_ARGS:-} >"$state/processor-$run.log" 2>&1 &
+        --set "http.port=$port" --set log.level=warn "${wire_args[@]}" ${PX_BENCH_PROCESSOR_ARGS:-} \
+        >"$state/processor-$run.log" 2>&1 &
     pid=$!
     first=$(date +%s.%N) last="" folded_at="" n=0 # from the launch: start-up, group join and init_transactions included
     series=/dev/null
@@ -110,8 +126,8 @@ for run in $(seq 1 "$runs"); do
     kill -TERM "$pid"; wait "$pid" || true
     pid=""
     if [ -z "$last" ]; then echo "run $run: did not finish ($n of $records folded)"; exit 1; fi
-    awk -v n="$records" -v a="$first" -v b="$last" -v c="$folded_at" -v r="$run" \
-        'BEGIN { printf "run %d: %d records folded in %.2f s from launch: %.0f records/s (all folded at %.2f s, all in Redis at %.2f s)\n", r, n, b - a, n / (b - a), c - a, b - a }'
+    awk -v n="$records" -v a="$first" -v b="$last" -v c="$folded_at" -v r="$run" -v w="$([ "$wires" = single-object ] || echo " ($wire)")" \
+        'BEGIN { printf "run %d%s: %d records folded in %.2f s from launch: %.0f records/s (all folded at %.2f s, all in Redis at %.2f s)\n", r, w, n, b - a, n / (b - a), c - a, b - a }'
     # Baseline (b): the same records through a processor as typical service
     # code writes it (bench/baselines/px_naive_processor.c: one synchronous
     # Redis round trip per command per event, no exactly-once).
@@ -120,6 +136,7 @@ for run in $(seq 1 "$runs"); do
         build/release/bench/px_naive_processor "$KAFKA_BOOTSTRAP" "$prefix" "$REDIS_PORT" "${PX_BENCH_NAIVE_RECORDS:-$records}" |
             sed "s/^/baseline run $run: /"
     fi
+done
 done
 
 # Baseline: the per-event Redis work a processor without batching would do
