@@ -39,6 +39,18 @@
 #define GW_COMP "gateway"
 #define GW_MAX_TABS 512 /* most live tabs one PRESENCE reports */
 #define GW_MAX_LOCKS 64 /* most live locks one PRESENCE reports (the fold's cap) */
+/* A subscriber's own tab is merged into the PRESENCEs it is sent until the
+ * processor's fold of its SUB shows in Redis, for at most this long
+ * (gw_redis.c; docs/protocol.md, SUB). */
+#define GW_SELF_MERGE_MS 10000
+/* libwebsockets 4.1's header space per HTTP request (max_http_header_data,
+ * left at its default): the request line and every header must fit in it
+ * together; lws drops a request over it without a response. Buffers that
+ * copy a header or query argument out of it are this large, so whatever
+ * lws accepted is read whole (a long token is checked, never cut). */
+#define GW_HTTP_HEADER_MAX 4096
+/* Development mode's tenant when the query names none: the demo page's. */
+#define GW_DEV_TENANT "demo"
 
 typedef struct gw_config {
     char http_host[PX_CONF_STR_MAX];
@@ -122,6 +134,14 @@ typedef struct gw_sub {
     px_status_t status;
     gw_held_t *held;     /* locks the tab holds on this entity */
     gw_out_t *presence;  /* a PRESENCE of this entity still queued, replaced by a newer one */
+    /* The SUB's fold is not in the view yet: the tab is merged into this
+     * sub's PRESENCEs (gw_redis.c), until the view holds it joined at or
+     * after self_ts_ms, or self_until_ms (monotonic) has passed and one
+     * merged PRESENCE went out. */
+    bool self_pending;
+    bool self_sent;       /* a merged PRESENCE went out since the SUB */
+    int64_t self_ts_ms;   /* the SUB record's ts (wall clock), as the fold's `since` */
+    int64_t self_until_ms;
 } gw_sub_t;
 
 struct gw_conn {
@@ -208,6 +228,8 @@ typedef struct gw_ctx {
     /* Redis: one connection for reads, one for pub/sub */
     redisAsyncContext *rcmd, *rsub;
     struct px_view_tab *tabs;  /* GW_MAX_TABS scratch for building a PRESENCE */
+    size_t n_tabs;             /* live tabs in `tabs` after the last decode */
+    px_buf_t scratch_self;     /* a PRESENCE with the subscriber's own tab merged in */
     px_viewer_t *viewers;
     struct px_view_lock *locks; /* GW_MAX_LOCKS scratch, decoded from the view */
     px_lock_view_t *lock_views;

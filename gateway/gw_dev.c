@@ -1,7 +1,7 @@
 /*
  * gw_dev.c - development mode helpers: a token issuer for the demo page.
  *
- *   GET /api/v1/dev/token?user=U[&name=N][&tenant=T]
+ *   GET /api/v1/dev/token?user=U[&name=N][&tenant=T]   (T: "demo" by default)
  *   200 {"success":true,"data":{"token":"<JWT>","user_id":U,"user_name":N,
  *                               "tenant":T,"expires_at":<ms>}}
  *
@@ -78,7 +78,7 @@ int gw_dev_token(gw_ctx_t *gw, gw_http_t *h) {
     const char *n = arg(h, "name=", nbuf, sizeof nbuf);
     if (!u || !*u || strlen(u) > PX_ID_MAX || !px_key_part_valid(u, strlen(u)))
         return gw_http_error(gw, h, 400, "BAD_FIELD", "'user' must be 1-128 characters of [A-Za-z0-9._-]");
-    if (!t) t = "dev";
+    if (!t) t = GW_DEV_TENANT;
     if (!*t || strlen(t) > PX_KEY_PART_MAX || !px_key_part_valid(t, strlen(t)))
         return gw_http_error(gw, h, 400, "BAD_FIELD", "'tenant' must be 1-128 characters of [A-Za-z0-9._-]");
     if (!n) n = u;

@@ -176,6 +176,7 @@ int gw_redis_start(gw_ctx_t *gw) {
     gw->locks = calloc(GW_MAX_LOCKS, sizeof *gw->locks);
     gw->lock_views = calloc(GW_MAX_LOCKS, sizeof *gw->lock_views);
     if (!gw->tabs || !gw->viewers || !gw->locks || !gw->lock_views) return PX_ENOMEM;
+    px_buf_init(&gw->scratch_self, 1u << 20);
     uv_timer_init(gw->loop, &gw->redis_retry);
     gw->redis_retry.data = gw;
     uv_timer_init(gw->loop, &gw->redis_watchdog);
@@ -207,6 +208,7 @@ void gw_redis_term(gw_ctx_t *gw) {
     gw->viewers = NULL;
     gw->locks = NULL;
     gw->lock_views = NULL;
+    px_buf_term(&gw->scratch_self);
 }
 
 /* A message on a watched channel: the processor changed the entity. */
@@ -271,6 +273,7 @@ static int decode_view(gw_ctx_t *gw, const px_key_t *key, const redisReply *repl
                 key->id, reply->type);
         return -1;
     }
+    gw->n_tabs = pv.n_tabs;
     size_t nv = px_view_aggregate(pv.tabs, pv.n_tabs, gw->viewers);
     for (size_t i = 0; i < pv.n_locks; i++) {
         const px_view_lock_t *l = &pv.locks[i];
@@ -290,8 +293,72 @@ static int decode_view(gw_ctx_t *gw, const px_key_t *key, const redisReply *repl
     return 0;
 }
 
+/* Whether s's PRESENCE from the view just decoded (gw->tabs[0..n_tabs))
+ * gets the subscriber's own tab merged in: yes until the view holds that
+ * tab (same tab id and user) joined at or after the SUB's ts, which is
+ * the processor's fold of this SUB, or GW_SELF_MERGE_MS has passed since
+ * the SUB and one merged PRESENCE went out. Clears s->self_pending when
+ * the answer becomes no for good. *at is the tab's index in the view, or
+ * -1. */
+static bool self_merge(gw_ctx_t *gw, gw_sub_t *s, int64_t now_mono, long *at) {
+    const gw_conn_t *c = s->conn;
+    *at = -1;
+    if (!s->self_pending) return false;
+    for (size_t i = 0; i < gw->n_tabs; i++) {
+        const struct px_view_tab *t = &gw->tabs[i];
+        if (strcmp(t->tab_id, c->tab_id) != 0 || strcmp(t->user_id, c->who.user_id) != 0) continue;
+        if (t->since_ms >= s->self_ts_ms) {
+            s->self_pending = false;
+            return false;
+        }
+        *at = (long)i;
+        break;
+    }
+    if (s->self_sent && now_mono >= s->self_until_ms) {
+        s->self_pending = false;
+        return false;
+    }
+    return true;
+}
+
+/* v (just decoded, its viewers aggregated from gw->tabs) as s's
+ * connection should see it while its SUB is not folded yet: with the
+ * connection's own tab in its declared state (user, name, mode, dirty,
+ * status): added, or in place of the older state of that tab at index
+ * `at`. Written to gw->scratch_self; overwrites gw->viewers (v's viewers).
+ * 0, or PX_ENOMEM (the PRESENCE is over its bound, or the view already
+ * holds GW_MAX_TABS tabs). */
+static int write_presence_self(gw_ctx_t *gw, const px_presence_view_t *v, const gw_sub_t *s, long at) {
+    const gw_conn_t *c = s->conn;
+    size_t n = gw->n_tabs;
+    struct px_view_tab saved, *t;
+    if (at >= 0) {
+        t = &gw->tabs[at];
+        saved = *t;
+    } else {
+        if (n >= GW_MAX_TABS) return PX_ENOMEM;
+        t = &gw->tabs[n++];
+        memset(t, 0, sizeof *t);
+        snprintf(t->tab_id, sizeof t->tab_id, "%s", c->tab_id);
+        snprintf(t->user_id, sizeof t->user_id, "%s", c->who.user_id);
+    }
+    snprintf(t->user_name, sizeof t->user_name, "%s", c->who.user_name);
+    t->mode = s->mode;
+    t->dirty = s->dirty;
+    t->status = s->status;
+    px_presence_view_t mine = *v;
+    mine.viewers = gw->viewers;
+    mine.n_viewers = px_view_aggregate(gw->tabs, n, gw->viewers);
+    px_buf_reset(&gw->scratch_self);
+    int rc = px_proto_write_presence(&gw->scratch_self, &mine);
+    if (at >= 0) *t = saved;
+    return rc ? PX_ENOMEM : 0;
+}
+
 /* The read of a watched entity is back: push a PRESENCE to every watcher
- * (coalesced per connection) and read again if a change came meanwhile. */
+ * (coalesced per connection) and read again if a change came meanwhile.
+ * A watcher whose SUB the view does not show yet gets its own tab merged
+ * in (self_merge), so its first PRESENCE never shows the room without it. */
 static void on_refresh(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
     char *keystr = arg;
     gw_entity_t *e = gw->stopping ? NULL : gw_entity_find(gw, keystr);
@@ -307,8 +374,21 @@ static void on_refresh(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
             PX_WARN(GW_COMP, "presence too large", "key=%s viewers=%zu locks=%zu", e->keystr, v->n_viewers,
                     v->n_locks);
         } else {
+            int64_t now_mono = px_mono_ms();
             for (gw_sub_t *s = e->subs, *next; s; s = next) {
                 next = s->next_in_ent; /* a send may close and unlink the conn */
+                long at;
+                if (self_merge(gw, s, now_mono, &at)) {
+                    if (write_presence_self(gw, v, s, at) == 0) {
+                        s->self_sent = true;
+                        gw_conn_send_presence(s, gw->scratch_self.data, gw->scratch_self.len);
+                        continue;
+                    }
+                    gw_count_error(gw, "INTERNAL");
+                    PX_WARN(GW_COMP, "presence with the subscriber's tab too large: sent without it",
+                            "key=%s tabs=%zu", e->keystr, gw->n_tabs);
+                    s->self_pending = false;
+                }
                 gw_conn_send_presence(s, gw->scratch.data, gw->scratch.len);
             }
             px_counter_add(gw->m_pushes, 1);

@@ -103,7 +103,7 @@ static bool rate_take(gw_ctx_t *gw, const gw_identity_t *id) {
 
 /* The identity of the request, or an error reply (-2: replied). */
 static int authenticate(gw_ctx_t *gw, gw_http_t *h) {
-    char buf[2048], err[256];
+    char buf[GW_HTTP_HEADER_MAX], err[256]; /* any header lws accepted fits */
     int n = lws_hdr_copy(h->wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 7 && strncasecmp(buf, "Bearer ", 7) == 0) {
         if (gw_auth_token(&gw->cfg, buf + 7, px_now_ms() / 1000, &h->who, err, sizeof err)) {
@@ -118,7 +118,7 @@ static int authenticate(gw_ctx_t *gw, gw_http_t *h) {
         v = lws_get_urlarg_by_name(h->wsi, "name=", a, sizeof a);
         snprintf(h->who.user_name, sizeof h->who.user_name, "%s", v && *v ? v : h->who.user_id);
         v = lws_get_urlarg_by_name(h->wsi, "tenant=", a, sizeof a);
-        snprintf(h->who.tenant, sizeof h->who.tenant, "%s", v && *v ? v : "dev");
+        snprintf(h->who.tenant, sizeof h->who.tenant, "%s", v && *v ? v : GW_DEV_TENANT);
         if (!px_key_part_valid(h->who.user_id, strlen(h->who.user_id)) ||
             !px_key_part_valid(h->who.tenant, strlen(h->who.tenant))) {
             gw_http_error(gw, h, 401, "UNAUTHORIZED", "dev-mode user/tenant must be identifiers");

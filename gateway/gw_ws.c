@@ -234,6 +234,12 @@ static int publish(gw_conn_t *c, gw_sub_t *s, px_pres_type_t type, const px_msg_
         if (m) gw_conn_send_error(c, "UNAVAILABLE", "cannot publish to Kafka", m->request_id);
         return -1;
     }
+    if (type == PX_PRES_SUB) { /* its PRESENCEs show the tab until the view does (gw_redis.c) */
+        s->self_pending = true;
+        s->self_sent = false;
+        s->self_ts_ms = ev.ts_ms;
+        s->self_until_ms = px_mono_ms() + GW_SELF_MERGE_MS;
+    }
     return 0;
 }
 
@@ -337,7 +343,13 @@ static void handle_message(gw_conn_t *c, const char *buf, size_t len) {
             return;
         }
         target = gw_subs_find(c, &key);
-    } else if (m.type != PX_MSG_HB) {
+    } else if (m.type == PX_MSG_HB) {
+        /* applies to every subscription of the connection (below) */
+        if (!c->subs) {
+            gw_conn_send_error(c, "NOT_SUBSCRIBED", "HB without entity and id, and no subscription", m.request_id);
+            return;
+        }
+    } else {
         if (c->n_subs != 1) {
             gw_conn_send_error(c, "NOT_SUBSCRIBED", "no entity and id, and not exactly one subscription", m.request_id);
             return;
@@ -421,7 +433,7 @@ static void handle_message(gw_conn_t *c, const char *buf, size_t len) {
 
 static int conn_open(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss) {
     gw_conn_t *c = &pss->conn;
-    char buf[2048], err[256];
+    char buf[GW_HTTP_HEADER_MAX], err[256]; /* holds any URI lws accepted: a long token is checked, not cut */
     memset(pss, 0, sizeof *pss);
     pss->is_ws = true;
     c->wsi = wsi;
@@ -463,7 +475,7 @@ static int conn_open(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss) {
         v = lws_get_urlarg_by_name(wsi, "name=", a, sizeof a);
         snprintf(c->who.user_name, sizeof c->who.user_name, "%s", v && *v ? v : c->who.user_id);
         v = lws_get_urlarg_by_name(wsi, "tenant=", a, sizeof a);
-        snprintf(c->who.tenant, sizeof c->who.tenant, "%s", v && *v ? v : "dev");
+        snprintf(c->who.tenant, sizeof c->who.tenant, "%s", v && *v ? v : GW_DEV_TENANT);
         if (!px_key_part_valid(c->who.user_id, strlen(c->who.user_id)) ||
             !px_key_part_valid(c->who.tenant, strlen(c->who.tenant))) {
             gw_conn_send_error(c, "UNAUTHORIZED", "dev-mode user/tenant must be identifiers", NULL);

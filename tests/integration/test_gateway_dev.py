@@ -6,7 +6,10 @@
   configured secret, with exactly the claims sub, tenant, name, exp (about
   12 h ahead); the WebSocket accepts it and PRESENCE carries the name; REST
   accepts it as a Bearer token;
-- defaults (tenant "dev", name = user), URL-encoded UTF-8 names;
+- defaults (tenant "demo", the demo page's, and name = user), URL-encoded
+  UTF-8 names; dev mode's query identities (WebSocket ?user=, REST ?user=
+  without a token) default to the same tenant, so all three meet on one
+  record;
 - bad input (no user, characters outside [A-Za-z0-9._-], 129-character
   user or tenant, empty, control-character, non-UTF-8 or 257-byte names,
   wrong method) is a 400/405 with the one error shape, and the gateway goes
@@ -96,11 +99,24 @@ async def test(stack):
     with urllib.request.urlopen(req, timeout=5) as r:
         assert r.status == 200 and json.loads(r.read())["data"]["entity"] == "order"
 
-    # defaults: tenant "dev", name = user id
+    # defaults: tenant "demo" (the demo page's), name = user id
     status, body = dev_token(stack, user="bob")
     assert status == 200, body
+    assert body["data"]["tenant"] == "demo", body
     claims = json.loads(b64d(body["data"]["token"].split(".")[1]))
-    assert (claims["sub"], claims["tenant"], claims["name"]) == ("bob", "dev", "bob"), claims
+    assert (claims["sub"], claims["tenant"], claims["name"]) == ("bob", "demo", "bob"), claims
+    # bob's default token, erin's dev-mode query identity without a tenant
+    # and a REST reader without a token all see one record of tenant demo
+    shared = pxtest.unique("o")
+    async with websockets.connect(stack.ws_url(body["data"]["token"])) as bob_ws, \
+            websockets.connect(f"ws://127.0.0.1:{stack.http_port}/ws/presence?user=erin&name=Erin") as erin_ws:
+        for ws in (bob_ws, erin_ws):
+            await ws.send(json.dumps({"type": "SUB", "entity": "order", "id": shared}))
+        for ws in (bob_ws, erin_ws):
+            await pxtest.recv_until(ws, lambda m: m.get("type") == "PRESENCE" and sorted(m["users"]) == ["bob", "erin"],
+                                    what="PRESENCE with bob and erin")
+        status, body = get(stack, f"/api/v1/presence/order/{shared}?user=rita")
+        assert status == 200 and sorted(body["data"]["users"]) == ["bob", "erin"], (status, body)
 
     # bad input: 400 BAD_FIELD naming the argument, one error shape
     bad = [

@@ -2,7 +2,9 @@
 """The gateway's WebSocket protocol end to end (real gateway, processor,
 Kafka, Redis; real WebSocket clients), every message checked field by field:
 
-- PRESENCE of an empty record, then of two users (viewers, users, locks);
+- the first PRESENCE after a SUB shows the subscriber, as it declared
+  itself, even before the processor has folded the SUB (here: no processor
+  at all yet); then PRESENCE of two users (viewers, users, locks);
 - LOCK without a processor: ERROR TIMEOUT echoing the request id;
 - two users contend for one field: LOCK_ACK to both (granted with a token,
   denied naming the holder), even with the same client request id; tokens
@@ -13,6 +15,9 @@ Kafka, Redis; real WebSocket clients), every message checked field by field:
 - a client killed without UNSUB/UNLOCK: its presence and locks are gone;
 - protocol errors (BAD_JSON, BAD_TYPE, BAD_FIELD, NOT_SUBSCRIBED,
   FORBIDDEN) keep the connection serving;
+- an HB without entity and id: NOT_SUBSCRIBED (with its request id) on a
+  connection without subscriptions, applied to every subscription on one
+  with several;
 - a 4000-byte message (over the gateway's 1 KiB receive chunk) is served,
   with and without permessage-deflate;
 - /metrics counts messages by type, errors by code, LOCK_ACK latency.
@@ -39,8 +44,12 @@ async def test(stack):
     alice = await websockets.connect(stack.ws_url(pxtest.token("alice", tenant, "Alice")))
     await alice.send(json.dumps({"type": "SUB", "entity": "order", "id": order, "tab_id": "ta",
                                  "mode": "edit", "request_id": "s1"}))
+    # No processor yet, so Redis does not hold alice's tab: the gateway
+    # merges it into her PRESENCEs until the view shows it.
     m = await pxtest.recv_until(alice, presence(), what="first PRESENCE")
-    assert m == {"type": "PRESENCE", "entity": "order", "id": order, "users": [], "viewers": [],
+    assert m == {"type": "PRESENCE", "entity": "order", "id": order, "users": ["alice"],
+                 "viewers": [{"id": "alice", "user_name": "Alice", "tabs": 1, "has_dirty_tab": False,
+                              "mode": "edit", "status": "online"}],
                  "locks": [], "stale": False, "busyBy": None, "version": 0}, m
 
     # No processor yet: the LOCK's outcome never comes back -> TIMEOUT.
@@ -144,6 +153,27 @@ async def test(stack):
         await bob.send(raw)
         e = await pxtest.recv_until(bob, lambda m: m.get("type") == "ERROR", what=f"ERROR {code}")
         assert e["code"] == code and e["request_id"] == rid and e["message"], (raw, e)
+
+    # An HB without entity and id: NOT_SUBSCRIBED while the connection holds
+    # no subscription; with several, it applies to all of them (eve's dirty
+    # flag shows to bob on order and to fred on order2).
+    order2 = pxtest.unique("o")
+    eve = await websockets.connect(stack.ws_url(pxtest.token("eve", tenant, "Eve")))
+    await eve.send(json.dumps({"type": "HB", "dirty": True, "request_id": "h0"}))
+    e = await pxtest.recv_until(eve, lambda m: m.get("type") == "ERROR", timeout=5, what="NOT_SUBSCRIBED for an HB")
+    assert e["code"] == "NOT_SUBSCRIBED" and e["request_id"] == "h0" and e["message"], e
+    fred = await websockets.connect(stack.ws_url(pxtest.token("fred", tenant, "Fred")))
+    await fred.send(json.dumps({"type": "SUB", "entity": "order", "id": order2}))
+    for o in (order, order2):
+        await eve.send(json.dumps({"type": "SUB", "entity": "order", "id": o}))
+    for ws, o in ((bob, order), (fred, order2)):
+        await pxtest.recv_until(ws, presence(lambda m: m["id"] == o and "eve" in m["users"]), what=f"eve on {o}")
+    await eve.send(json.dumps({"type": "HB", "dirty": True}))
+    for ws, o in ((bob, order), (fred, order2)):
+        await pxtest.recv_until(ws, presence(lambda m: m["id"] == o and any(
+            v["id"] == "eve" and v["has_dirty_tab"] for v in m["viewers"])), what=f"eve dirty on {o}")
+    await eve.close()
+    await fred.close()
 
     # alice is killed (TCP gone, no close frame): her tab and her lock leave.
     alice.transport.abort()

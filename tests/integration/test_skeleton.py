@@ -3,7 +3,11 @@
 to one entity through the gateway; the records go through Kafka to the
 processor, into Redis, and back out as PRESENCE pushes. Each user must see
 both; when one disconnects without UNSUB, the other must see them leave.
-Also checks the Redis view directly and that both daemons stop cleanly."""
+Also checks the Redis view directly and that both daemons stop cleanly,
+and that a token of over 2 KiB (an extra claim; the URI still within the
+gateway's 4096-byte header space) is read whole and accepted."""
+import hashlib
+import hmac
 import json
 import subprocess
 import time
@@ -121,6 +125,19 @@ async def test(stack):
     assert (lock["user"], lock["user_name"], lock["tab_id"], lock["token"]) == ("alice", "Alice", alice_tab, 42), m
     assert m["stale"] is True and m["busyBy"] == "import job" and m["version"] == 5, m
     await alice.close()
+
+    # A 3 KiB token (an extra claim the gateway ignores) is read whole: accepted.
+    head = pxtest.b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = pxtest.b64url(json.dumps({"sub": "zoe", "tenant": tenant, "exp": int(time.time()) + 600,
+                                     "pad": "z" * 2200}).encode())
+    sig = pxtest.b64url(hmac.new(pxtest.SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+    big = f"{head}.{body}.{sig}"
+    assert 2900 < len(big) < 3300, len(big)
+    zoe = await websockets.connect(stack.ws_url(big))
+    await zoe.send(json.dumps({"type": "SUB", "entity": "order", "id": order}))
+    await pxtest.recv_until(zoe, lambda m: m.get("type") == "PRESENCE" and "zoe" in m["users"],
+                            what="PRESENCE for the holder of a 3 KiB token")
+    await zoe.close()
 
     # No token: refused with an ERROR UNAUTHORIZED and close code 4401.
     ws = await websockets.connect(f"ws://127.0.0.1:{stack.http_port}/ws/presence")
