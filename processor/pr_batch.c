@@ -196,9 +196,9 @@ bool pr_batch_collect(pr_ctx_t *pr, batch_t *b, int wait_ms) {
 /* ---- fold ---------------------------------------------------------------- */
 
 /* The input-record rule (px_input.h), and for a retry record the origin
- * its headers name; o is the record's own coordinates otherwise. Any
- * refusal is poison: the processor's Avro codec fetches no schemas, so
- * px_input never answers PX_INPUT_UNAVAILABLE here. */
+ * its headers name; o is the record's own coordinates otherwise. 0;
+ * PX_EINVAL: poison (the reason in err); PX_EBACKEND: undecided, the
+ * registry did not answer for the record's schema. */
 static int decode(pr_ctx_t *pr, const rd_kafka_message_t *m, int s, px_event_t *ev, orig_t *o, char *err,
                   size_t n) {
     *o = px_input_origin_here(m->offset, rd_kafka_message_timestamp(m, NULL));
