@@ -12,9 +12,16 @@
  * Replication: --replication-factor (default: the cluster's broker count,
  * at most 3) and --min-insync-replicas (default: the replication factor
  * minus one, at least 1), so a topic survives a broker loss with no
- * acknowledged write lost. Brokers apply a new topic's configs a moment
- * after CreateTopics answers: check reads them again, for up to the
- * timeout, while only configs differ, before it reports.
+ * acknowledged write lost. The cluster's broker count is the brokers in the
+ * metadata plus those the topics' replica lists name that are down, so a
+ * broker down does not lower what check wants. A partition with fewer
+ * in-sync replicas than replicas (under-replicated: a broker down or
+ * catching up) is noted, not a difference; one with fewer in-sync replicas
+ * than min.insync.replicas refuses acks=all writes, and its topic differs.
+ * Brokers apply a new topic's configs a moment
+ * after CreateTopics answers (and a new partition's in-sync replicas a
+ * moment after its leader): check reads them again, for up to the
+ * timeout, while only configs or in-sync replicas differ, before it reports.
  * Exit 0 all right, 1 something differs, 2 Kafka unreachable (within
  * timeout_ms) or refused; the verdict and every error name the bootstrap
  * servers.
@@ -191,12 +198,27 @@ static void wait_visible(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t) {
     }
 }
 
+#define MAX_DOWN 8 /* down brokers named in the verdict */
+
 /* What the metadata says of each topic: whether it exists, its partition
- * count and the fewest replicas any of its partitions has. */
+ * count, the fewest replicas and the fewest in-sync replicas any of its
+ * partitions has and how many are under-replicated; the brokers it lists
+ * and those the replica lists name that it does not (down). */
 typedef struct seen {
     bool exists[NTOPICS];
-    int parts[NTOPICS], replicas[NTOPICS], brokers;
+    int parts[NTOPICS], replicas[NTOPICS], isr[NTOPICS], under[NTOPICS], brokers;
+    int down, down_id[MAX_DOWN];
 } seen_t;
+
+/* Notes broker id as down unless the metadata lists it or it is noted. */
+static void note_down(seen_t *sn, const rd_kafka_metadata_t *md, int32_t id) {
+    for (int b = 0; b < md->broker_cnt; b++)
+        if (md->brokers[b].id == id) return;
+    for (int d = 0; d < sn->down && d < MAX_DOWN; d++)
+        if (sn->down_id[d] == id) return;
+    if (sn->down < MAX_DOWN) sn->down_id[sn->down] = id;
+    sn->down++;
+}
 
 static int metadata(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, seen_t *sn) {
     const rd_kafka_metadata_t *md = NULL;
@@ -214,16 +236,21 @@ static int metadata(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, seen_t *sn)
             if (strcmp(md->topics[k].topic, t[i].name) == 0 && !md->topics[k].err) {
                 sn->exists[i] = true;
                 sn->parts[i] = md->topics[k].partition_cnt;
-                sn->replicas[i] = md->topics[k].partition_cnt ? INT32_MAX : 0;
-                for (int p = 0; p < md->topics[k].partition_cnt; p++)
-                    if (md->topics[k].partitions[p].replica_cnt < sn->replicas[i])
-                        sn->replicas[i] = md->topics[k].partitions[p].replica_cnt;
+                sn->replicas[i] = sn->isr[i] = md->topics[k].partition_cnt ? INT32_MAX : 0;
+                for (int p = 0; p < md->topics[k].partition_cnt; p++) {
+                    const rd_kafka_metadata_partition_t *mp = &md->topics[k].partitions[p];
+                    if (mp->replica_cnt < sn->replicas[i]) sn->replicas[i] = mp->replica_cnt;
+                    if (mp->isr_cnt < sn->isr[i]) sn->isr[i] = mp->isr_cnt;
+                    sn->under[i] += mp->isr_cnt < mp->replica_cnt;
+                    for (int r = 0; r < mp->replica_cnt; r++) note_down(sn, md, mp->replicas[r]);
+                }
             }
     rd_kafka_metadata_destroy(md);
     return 0;
 }
 
-/* Why topic i differs ("" if it does not); *config: only a config does. */
+/* Why topic i differs ("" if it does not); *config: only a config or the
+ * in-sync replicas do (both may settle a moment after a create). */
 static void differs(const topic_spec_t *t, size_t i, const seen_t *sn, int want, const repl_t *rp,
                     const char *policy, const char *retention, int min_isr, char *why, size_t n, bool *config) {
     *config = false;
@@ -242,6 +269,9 @@ static void differs(const topic_spec_t *t, size_t i, const seen_t *sn, int want,
     else if (min_isr > sn->replicas[i])
         snprintf(why, n, "min.insync.replicas=%d is more than its %d replicas: no write can succeed", min_isr,
                  sn->replicas[i]);
+    else if (sn->isr[i] < min_isr)
+        snprintf(why, n, "a partition has %d in-sync replicas, below min.insync.replicas=%d: acks=all writes fail",
+                 sn->isr[i], min_isr);
     else *config = false;
 }
 
@@ -255,7 +285,8 @@ static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_parti
     int min_isr[NTOPICS];
     int bad, config_only;
     int64_t until = px_mono_ms() + c->cfg.timeout_ms;
-    for (;;) { /* configs settle on every broker a moment after a create */
+    for (int round = 0;; round++) { /* configs and in-sync replicas settle on every broker after a create */
+        if (round && metadata(c, rk, t, &sn)) return CTL_EXIT_ERR;
         memset(policy, 0, sizeof policy);
         memset(retention, 0, sizeof retention);
         memset(min_isr, 0, sizeof min_isr);
@@ -270,15 +301,31 @@ static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_parti
         if (!bad || bad != config_only || px_mono_ms() > until) break;
         usleep(300 * 1000);
     }
-    int nw = 0;
+    int nw = 0, under = 0, parts = 0;
     for (size_t i = 0; i < NTOPICS; i++)
         if ((int)strlen(t[i].name) > nw) nw = (int)strlen(t[i].name);
-    for (size_t i = 0; i < NTOPICS; i++)
-        printf("%-6s %-*s partitions=%-3d replicas=%-2d min.insync.replicas=%-2d retention.ms=%-11s %s\n",
+    for (size_t i = 0; i < NTOPICS; i++) {
+        char note[96] = "";
+        if (!why[i][0] && sn.under[i])
+            snprintf(note, sizeof note, "under-replicated: %d of %d partitions, fewest in sync %d", sn.under[i],
+                     sn.parts[i], sn.isr[i]);
+        printf("%-6s %-*s partitions=%-3d replicas=%-2d min.insync.replicas=%-2d retention.ms=%-11s %s%s\n",
                why[i][0] ? "DIFF" : "ok", nw, t[i].name, sn.parts[i], sn.replicas[i], min_isr[i],
-               retention[i][0] ? retention[i] : "-", why[i]);
-    printf("%s: %d of %d topics differ at %s (%d brokers; want replication factor %d, min.insync.replicas %d)\n",
-           bad ? "DIFFERENT" : "OK", bad, NTOPICS, c->kafka_where, sn.brokers, rp->factor, rp->min_isr);
+               retention[i][0] ? retention[i] : "-", why[i], note);
+        under += sn.under[i];
+        parts += sn.parts[i];
+    }
+    char ids[12 * MAX_DOWN + 8] = "";
+    size_t il = 0;
+    for (int d = 0; d < sn.down && d < MAX_DOWN; d++)
+        il += (size_t)snprintf(ids + il, sizeof ids - il, "%s%d", d ? "," : "", sn.down_id[d]);
+    if (sn.down > MAX_DOWN) snprintf(ids + il, sizeof ids - il, ",...");
+    if (under)
+        printf("under-replicated: %d of %d partitions have fewer replicas in sync than assigned%s%s%s\n", under,
+               parts, sn.down ? " (brokers down: " : "", ids, sn.down ? ")" : "");
+    printf("%s: %d of %d topics differ at %s (%d brokers%s%s; want replication factor %d, min.insync.replicas %d)\n",
+           bad ? "DIFFERENT" : "OK", bad, NTOPICS, c->kafka_where, sn.brokers + sn.down, sn.down ? ", down: " : "",
+           ids, rp->factor, rp->min_isr);
     return bad ? CTL_EXIT_DIFF : CTL_EXIT_OK;
 }
 
@@ -314,17 +361,18 @@ int ctl_topics(ctl_t *c, int argc, char **argv) {
     int rc = ctl_kafka_wait(c, rk);
     seen_t sn;
     if (!rc) rc = metadata(c, rk, t, &sn);
-    if (!rc) { /* defaults from the cluster's size */
+    if (!rc) { /* defaults from the cluster's size, the brokers down included */
+        int size = sn.brokers + sn.down;
         rp.brokers = sn.brokers;
-        if (!rp.factor) rp.factor = sn.brokers < 3 ? (sn.brokers > 0 ? sn.brokers : 1) : 3;
+        if (!rp.factor) rp.factor = size < 3 ? (size > 0 ? size : 1) : 3;
         if (!rp.min_isr) rp.min_isr = rp.factor > 1 ? rp.factor - 1 : 1;
         if (rp.min_isr > rp.factor) {
             fprintf(stderr, "presencectl topics: --min-insync-replicas %d is more than the replication factor %d\n",
                     rp.min_isr, rp.factor);
             rc = CTL_EXIT_ERR;
         } else if (do_create && rp.factor > sn.brokers) {
-            fprintf(stderr, "presencectl topics: replication factor %d needs %d brokers; Kafka %s has %d\n",
-                    rp.factor, rp.factor, c->bootstrap, sn.brokers);
+            fprintf(stderr, "presencectl topics: replication factor %d needs %d brokers; Kafka %s has %d%s\n",
+                    rp.factor, rp.factor, c->bootstrap, sn.brokers, sn.down ? " up (and some down)" : "");
             rc = CTL_EXIT_ERR;
         }
     }
