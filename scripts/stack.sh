@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
-# scripts/stack.sh - a local Kafka (KRaft, single node) + Redis for development
-# and the integration tests, without Docker.
+# scripts/stack.sh - a local Kafka (KRaft, one node or a replicated cluster)
+# + Redis for development and the integration tests, without Docker.
 #
-#   stack.sh up     [--state DIR] [--kafka-port N] [--redis-port N]
+#   stack.sh up     [--state DIR] [--brokers N] [--kafka-port N] [--redis-port N]
 #                   [--partitions N] [--prefix P] [--keep-data] [--registry]
 #   stack.sh down   [--state DIR]
 #   stack.sh status [--state DIR]
 #   stack.sh env    [--state DIR]
 #   stack.sh topics [--state DIR] [--partitions N] [--prefix P] [--bootstrap HOST:PORT]
+#                   [--replication-factor N] [--min-insync-replicas N]
+#   stack.sh kill-node N [--state DIR] [--signal KILL|TERM]
+#   stack.sh start-node N [--state DIR]
 #   stack.sh java21                 (the Java the registry runs on)
 #
-# --registry also runs a Confluent-compatible schema registry (Apicurio
-# Registry from the cache scripts/setup.sh fills, in memory, compatibility
-# BACKWARD) and writes its URL to stack.env as REGISTRY_URL.
+# --brokers N (default 1) runs N Kafka nodes, each broker and controller:
+# replication factor min(3, N), min.insync.replicas one less (at least 1),
+# for the presence topics and the broker's own group and transaction logs.
+# kill-node / start-node stop one node (SIGKILL by default) and start it
+# again with the same config and data. --registry also runs a
+# Confluent-compatible schema registry (Apicurio Registry from the cache
+# scripts/setup.sh fills, in memory, compatibility BACKWARD) and writes its
+# URL to stack.env as REGISTRY_URL.
 #
 # Kafka 3.9.1 runs from the jars scripts/setup.sh fetched into
 # ${PRESENCE_CACHE:-~/.cache/presence}/kafka-3.9.1/libs, on the local JDK.
 # Ports are free ones picked at start unless given, so several stacks (one per
 # state dir) run side by side. Everything a stack owns lives in its state dir
 # (default <repo>/.state/stack): configs, data, logs, pid files and stack.env.
-# Limits: loopback only, one broker, replication factor 1, no auth (the
-# registry too: in memory, lost at down). The
-# compose/ files are the containerised equivalent. See docs/operations.md.
+# One broker keeps its files where they always were (DIR/kafka/, kafka.pid,
+# kafka.log); a cluster has one dir per node (DIR/kafka-N/: config, data,
+# kafka.pid, kafka.log). Limits: loopback only, no auth (the registry too: in
+# memory, lost at down). The compose/ files are the containerised equivalent.
+# See docs/operations.md and docs/deployment.md.
 set -euo pipefail
 
 readonly KAFKA_VERSION=3.9.1
@@ -55,12 +65,13 @@ case $KAFKA_REQUEST_LOG in
 esac
 
 usage() {
-  sed -n '4,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '4,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-2}"
 }
 
 # --- options ---------------------------------------------------------------
 STATE=$ROOT/.state/stack
+NODE_ARG= # set by the node commands: they take a node id
 KAFKA_PORT=
 REDIS_PORT=
 PARTITIONS=
@@ -68,6 +79,11 @@ PREFIX=
 BOOTSTRAP=
 KEEP_DATA=0
 REGISTRY=0
+BROKERS=
+TOPIC_RF=
+TOPIC_MIN_ISR=
+SIGNAL=KILL
+NODE=
 
 parse_opts() {
   while [ $# -gt 0 ]; do
@@ -80,13 +96,22 @@ parse_opts() {
       --bootstrap) BOOTSTRAP=${2:?--bootstrap needs host:port}; shift 2 ;;
       --keep-data) KEEP_DATA=1; shift ;;
       --registry) REGISTRY=1; shift ;;
+      --brokers) BROKERS=${2:?--brokers needs a number}; shift 2 ;;
+      --replication-factor) TOPIC_RF=${2:?--replication-factor needs a number}; shift 2 ;;
+      --min-insync-replicas) TOPIC_MIN_ISR=${2:?--min-insync-replicas needs a number}; shift 2 ;;
+      --signal) SIGNAL=${2:?--signal needs KILL or TERM}; shift 2 ;;
       -h|--help) usage 0 ;;
+      [1-9]*) [ -z "$NODE" ] && [ -n "$NODE_ARG" ] || die "unexpected argument: $1 (see stack.sh --help)"
+              NODE=$1; shift ;;
       *) die "unknown option: $1 (see stack.sh --help)" ;;
     esac
   done
-  for v in "$KAFKA_PORT" "$REDIS_PORT" "$PARTITIONS"; do
+  for v in "$KAFKA_PORT" "$REDIS_PORT" "$PARTITIONS" "$BROKERS" "$TOPIC_RF" "$TOPIC_MIN_ISR" "$NODE"; do
     [ -z "$v" ] || [[ $v =~ ^[1-9][0-9]*$ ]] || die "not a positive number: $v"
   done
+  [ -z "$BROKERS" ] || [ "$BROKERS" -le 9 ] || die "--brokers must be 1..9, not $BROKERS"
+  case $SIGNAL in KILL | TERM) ;; *) die "--signal must be KILL or TERM, not '$SIGNAL'" ;; esac
+  [ -z "$NODE_ARG" ] || [ -n "$NODE" ] || die "$NODE_ARG needs a node id (1..N; see stack.sh status)"
   [[ $PREFIX =~ ^[A-Za-z0-9._-]*$ ]] || die "topic prefix may only hold [A-Za-z0-9._-]: $PREFIX"
   mkdir -p "$STATE"
   STATE=$(cd "$STATE" && pwd)
@@ -233,16 +258,17 @@ load_env() {
 
 # --- topics ----------------------------------------------------------------
 
-# Compiles stack/kafka/CreateTopics.java once per source version into the
-# cache, so each later call costs one plain JVM start.
+# Compiles stack/kafka/CreateTopics.java and FormatNodes.java once per
+# source version into the cache, so each later call costs one plain JVM
+# start.
 topic_tool_classes() {
-  local src=$ROOT/stack/kafka/CreateTopics.java sum dir
-  sum=$(sha256sum "$src" | cut -c1-16)
+  local src=("$ROOT/stack/kafka/CreateTopics.java" "$ROOT/stack/kafka/FormatNodes.java") sum dir
+  sum=$(cat "${src[@]}" | sha256sum | cut -c1-16)
   dir=$CACHE/kafka-$KAFKA_VERSION/tools-$sum
-  if [ ! -f "$dir/CreateTopics.class" ]; then
+  if [ ! -f "$dir/CreateTopics.class" ] || [ ! -f "$dir/FormatNodes.class" ]; then
     command -v javac >/dev/null || return 1
     mkdir -p "$dir.tmp.$$"
-    javac -nowarn -d "$dir.tmp.$$" -cp "$LIBS/*" "$src" >&2 || { rm -rf "$dir.tmp.$$"; return 1; }
+    javac -nowarn -d "$dir.tmp.$$" -cp "$LIBS/*" "${src[@]}" >&2 || { rm -rf "$dir.tmp.$$"; return 1; }
     mv -T "$dir.tmp.$$" "$dir" 2>/dev/null || rm -rf "$dir.tmp.$$" # lost a race: fine
   fi
   printf '%s\n' "$dir"
@@ -295,9 +321,10 @@ PYEOF
 }
 
 # Creates every presence topic (prefixed) with PARTITIONS partitions,
-# replication factor 1; existing topics are left alone.
+# replication factor RF and min.insync.replicas MIN_ISR (1 and 1 on one
+# broker); existing topics are left alone.
 create_topics() {
-  local bootstrap=$1 partitions=$2 prefix=$3 t names=() started classes
+  local bootstrap=$1 partitions=$2 prefix=$3 rf=${4:-1} min_isr=${5:-1} t names=() started classes
   for t in "${INPUT_TOPICS[@]}"; do names+=("$prefix$t" "$prefix$t.retry" "$prefix$t.dlt"); done
   for t in "${OUTPUT_TOPICS[@]}"; do names+=("$prefix$t"); done
   started=$(now_ms)
@@ -305,7 +332,8 @@ create_topics() {
     # One JVM, one CreateTopics request for all of them (AdminClient).
     java -Xmx128m -XX:TieredStopAtLevel=1 -Xshare:auto \
       -Dlog4j.configuration=file:"$STATE/tools-log4j.properties" \
-      -cp "$classes:$LIBS/*" CreateTopics "$bootstrap" "$partitions" "${names[@]}" ||
+      -cp "$classes:$LIBS/*" CreateTopics --replication-factor "$rf" --min-insync-replicas "$min_isr" \
+      "$bootstrap" "$partitions" "${names[@]}" ||
       die "topic creation failed on $bootstrap"
   else
     # No javac: Kafka's own TopicCommand, one JVM per topic, in parallel.
@@ -319,13 +347,54 @@ create_topics() {
         -Dlog4j.configuration=file:"$STATE/tools-log4j.properties" \
         -cp "$LIBS/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
         --create --if-not-exists --topic "$t" --partitions "$partitions" \
-        --replication-factor 1 --config cleanup.policy=delete --config retention.ms="$retention" >/dev/null &
+        --replication-factor "$rf" --config min.insync.replicas="$min_isr" \
+        --config cleanup.policy=delete --config retention.ms="$retention" >/dev/null &
       pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || rc=1; done
     [ "$rc" -eq 0 ] || die "topic creation failed on $bootstrap"
   fi
-  say "topics: ${#names[@]} topics (${partitions} partitions, prefix '${prefix}') ready in $(secs_since "$started") s"
+  local repl=
+  [ "$rf" = 1 ] || repl=", replication factor $rf, min.insync.replicas $min_isr"
+  say "topics: ${#names[@]} topics (${partitions} partitions$repl, prefix '${prefix}') ready in $(secs_since "$started") s"
+}
+
+# Waits (up to KAFKA_READY_TIMEOUT_S) until every partition of each TOPIC
+# has all of its replicas in sync, as the metadata of BOOTSTRAP says.
+wait_full_isr() { # bootstrap topic...
+  local started out
+  started=$(now_ms)
+  if ! out=$("$PY" - "$KAFKA_READY_TIMEOUT_S" "$@" 2>&1 <<'PYEOF'
+import sys, time
+from confluent_kafka.admin import AdminClient
+timeout, boot, topics = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+a = AdminClient({"bootstrap.servers": boot})
+deadline, short = time.monotonic() + timeout, ["no metadata yet"]
+while time.monotonic() < deadline:
+    try:
+        md = a.list_topics(timeout=5)
+    except Exception as e:  # a broker just started may not answer yet
+        short = [str(e)]
+        time.sleep(0.25)
+        continue
+    short = []
+    for t in topics:
+        tm = md.topics.get(t)
+        if tm is None or tm.error is not None or not tm.partitions:
+            short.append(f"{t}: {tm.error if tm is not None and tm.error else 'not in the metadata'}")
+            continue
+        short += [f"{t}[{p}] replicas {pm.replicas} isr {pm.isrs}" for p, pm in sorted(tm.partitions.items())
+                  if sorted(pm.isrs) != sorted(pm.replicas) or pm.leader < 0]
+    if not short:
+        sys.exit(0)
+    time.sleep(0.25)
+print("; ".join(short[:6]) + (f" (and {len(short) - 6} more)" if len(short) > 6 else ""))
+sys.exit(1)
+PYEOF
+  ); then
+    die "kafka: replicas not in sync after ${KAFKA_READY_TIMEOUT_S}s: $out"
+  fi
+  say "kafka: every replica in sync (${*:2}) in $(secs_since "$started") s"
 }
 
 write_tools_log4j() {
@@ -343,15 +412,52 @@ cmd_topics() {
   need_jars
   if [ -z "$BOOTSTRAP" ]; then load_env; BOOTSTRAP=$KAFKA_BOOTSTRAP; fi
   PARTITIONS=${PARTITIONS:-${KAFKA_PARTITIONS:-6}}
+  TOPIC_RF=${TOPIC_RF:-${KAFKA_REPLICATION_FACTOR:-1}}
+  TOPIC_MIN_ISR=${TOPIC_MIN_ISR:-${KAFKA_MIN_INSYNC_REPLICAS:-$(( TOPIC_RF > 1 ? TOPIC_RF - 1 : 1 ))}}
+  [ "$TOPIC_MIN_ISR" -le "$TOPIC_RF" ] ||
+    die "--min-insync-replicas $TOPIC_MIN_ISR is more than the replication factor $TOPIC_RF"
   [ -f "$STATE/tools-log4j.properties" ] || write_tools_log4j
-  create_topics "$BOOTSTRAP" "$PARTITIONS" "$PREFIX"
+  create_topics "$BOOTSTRAP" "$PARTITIONS" "$PREFIX" "$TOPIC_RF" "$TOPIC_MIN_ISR"
+}
+
+# --- nodes -----------------------------------------------------------------
+# One broker keeps the layout of old: DIR/kafka/ (config, data), DIR/kafka.pid,
+# DIR/kafka.log, DIR/kafka.out. A cluster of N: node I's all in DIR/kafka-I/
+# (server.properties, log4j.properties, data/, kafka.pid, kafka.log,
+# kafka.out). DIR/kafka.brokers holds N from the last `up`.
+
+node_dir() { if [ "$BROKERS" = 1 ]; then echo "$STATE/kafka"; else echo "$STATE/kafka-$1"; fi; }
+node_pidfile() { if [ "$BROKERS" = 1 ]; then echo "$STATE/kafka.pid"; else echo "$STATE/kafka-$1/kafka.pid"; fi; }
+node_log() { if [ "$BROKERS" = 1 ]; then echo "$STATE/kafka.log"; else echo "$STATE/kafka-$1/kafka.log"; fi; }
+node_out() { if [ "$BROKERS" = 1 ]; then echo "$STATE/kafka.out"; else echo "$STATE/kafka-$1/kafka.out"; fi; }
+
+# The broker count of the stack in STATE (1 when none was recorded: a stack
+# started before clusters existed).
+stack_brokers() {
+  local n
+  n=$(cat "$STATE/kafka.brokers" 2>/dev/null || true)
+  if [[ $n =~ ^[1-9]$ ]]; then echo "$n"; else echo 1; fi
+}
+
+# RF and MIN_ISR for BROKERS nodes: factor min(3, N), min.insync.replicas
+# one less, at least 1 (docs/deployment.md says why).
+replication() {
+  RF=$(( BROKERS < 3 ? BROKERS : 3 ))
+  MIN_ISR=$(( RF > 1 ? RF - 1 : 1 ))
+}
+
+# The node's PLAINTEXT port from its generated config.
+node_port() {
+  sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$(node_dir "$1")/server.properties"
 }
 
 # --- up --------------------------------------------------------------------
 
-write_kafka_config() {
-  local kport=$1 cport=$2 dir=$STATE/kafka
+write_kafka_config() { # node kafka-port controller-port voters
+  local id=$1 kport=$2 cport=$3 voters=$4 dir
+  dir=$(node_dir "$id")
   mkdir -p "$dir"
+  if [ "$BROKERS" = 1 ]; then
   cat >"$dir/server.properties" <<EOF
 # Generated by scripts/stack.sh: single-node KRaft broker+controller on loopback.
 process.roles=broker,controller
@@ -384,11 +490,51 @@ background.threads=2
 num.recovery.threads.per.data.dir=1
 num.replica.fetchers=1
 EOF
+  else
+  cat >"$dir/server.properties" <<EOF
+# Generated by scripts/stack.sh: node $id of a $BROKERS-node KRaft cluster on
+# loopback, every node broker and controller (docs/deployment.md).
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$kport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$kport
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+# Topics are created explicitly (stack.sh topics) so a misspelt name fails
+# instead of silently getting a topic with the wrong partition count.
+auto.create.topics.enable=false
+num.partitions=1
+# Replication factor min(3, brokers), min.insync.replicas one less (at
+# least 1): an acks=all write survives the loss of one broker, and the
+# topics stay writable while one is down. The group and transaction logs
+# are replicated the same way.
+default.replication.factor=$RF
+min.insync.replicas=$MIN_ISR
+offsets.topic.replication.factor=$RF
+transaction.state.log.replication.factor=$RF
+transaction.state.log.min.isr=$MIN_ISR
+unclean.leader.election.enable=false
+# Small internal logs and small thread counts: N brokers on a small machine.
+offsets.topic.num.partitions=3
+transaction.state.log.num.partitions=3
+group.initial.rebalance.delay.ms=0
+log.cleaner.dedupe.buffer.size=2097152
+log.cleaner.threads=1
+num.network.threads=2
+num.io.threads=2
+background.threads=2
+num.recovery.threads.per.data.dir=1
+num.replica.fetchers=1
+EOF
+  fi
   cat >"$dir/log4j.properties" <<EOF
-# Generated by scripts/stack.sh: the broker logs to $STATE/kafka.log.
+# Generated by scripts/stack.sh: the broker logs to $(node_log "$id").
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$STATE/kafka.log
+log4j.appender.file.File=$(node_log "$id")
 log4j.appender.file.Append=true
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
@@ -402,6 +548,34 @@ EOF
 KAFKA_JAVA_OPTS=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20
                  -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
                  -Djava.awt.headless=true)
+# A cluster's nodes: smaller heaps and the client JIT only, so N of them fit
+# on a 2-core machine.
+KAFKA_CLUSTER_JAVA_OPTS=(-Xms128m -Xmx384m -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+                         -XX:TieredStopAtLevel=1 -XX:InitiatingHeapOccupancyPercent=35
+                         -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true)
+
+# Starts node ID's JVM in its own session, output appended to its .out, pid
+# in its pid file and in LAUNCHED_PID.
+launch_node() {
+  local id=$1 dir opts
+  dir=$(node_dir "$id")
+  if [ "$BROKERS" = 1 ]; then opts=("${KAFKA_JAVA_OPTS[@]}"); else opts=("${KAFKA_CLUSTER_JAVA_OPTS[@]}"); fi
+  setsid java "${opts[@]}" \
+    -Dlog4j.configuration=file:"$dir/log4j.properties" -Dkafka.logs.dir="$(dirname "$(node_log "$id")")" \
+    -cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
+    </dev/null >>"$(node_out "$id")" 2>&1 &
+  LAUNCHED_PID=$!
+  echo "$LAUNCHED_PID" >"$(node_pidfile "$id")"
+}
+
+# The node ids whose pid file names a live broker.
+live_nodes() {
+  local id out=()
+  for id in $(seq 1 "$BROKERS"); do
+    ! pid_is "$(read_pid "$(node_pidfile "$id")")" kafka.Kafka || out+=("$id")
+  done
+  echo "${out[*]}"
+}
 
 STARTED_PIDS=()
 # Stops whatever this `up` started when it fails half-way.
@@ -415,42 +589,68 @@ on_up_exit() {
   exit "$rc"
 }
 
+# Every Kafka pid file of STATE with its pattern, whichever layout ran.
+all_kafka_pidfiles() {
+  local f
+  for f in "$STATE/kafka.pid" "$STATE"/kafka-[0-9]*/kafka.pid; do
+    [ -e "$f" ] && printf '%s:kafka.Kafka\n' "$f"
+  done
+  return 0
+}
+
 cmd_up() {
   parse_opts "$@"
   need_jars
   PARTITIONS=${PARTITIONS:-6}
+  BROKERS=${BROKERS:-1}
+  replication
 
-  local kpid rpid
-  kpid=$(read_pid "$STATE/kafka.pid") rpid=$(read_pid "$STATE/redis.pid")
-  if pid_is "$kpid" kafka.Kafka || pid_is "$rpid" redis-server ||
+  local kpid rpid spec running=
+  rpid=$(read_pid "$STATE/redis.pid")
+  for spec in $(all_kafka_pidfiles); do
+    ! pid_is "$(read_pid "${spec%%:*}")" kafka.Kafka || running+=" $(read_pid "${spec%%:*}")"
+  done
+  if [ -n "$running" ] || pid_is "$rpid" redis-server ||
      pid_is "$(read_pid "$STATE/registry.pid")" quarkus-run.jar; then
-    die "a stack already runs in $STATE (kafka pid ${kpid:-none}, redis pid ${rpid:-none}): run stack.sh down --state $STATE first"
+    die "a stack already runs in $STATE (kafka pid${running:- none}, redis pid ${rpid:-none}): run stack.sh down --state $STATE first"
+  fi
+  if [ "$KEEP_DATA" = 1 ] && [ -f "$STATE/kafka.brokers" ] && [ "$(stack_brokers)" != "$BROKERS" ]; then
+    die "--keep-data: the data in $STATE is of a $(stack_brokers)-broker stack, not $BROKERS (give --brokers $(stack_brokers), or drop --keep-data)"
   fi
 
-  # Ports: given ones must be free; the rest (and the controller's) are picked.
-  local p cport picked
+  # Ports: given ones must be free; the rest (and the controllers') are
+  # picked: N broker ports, N controller ports and Redis's, all distinct.
+  local p picked want i kports=() cports=()
   for p in "$KAFKA_PORT" "$REDIS_PORT"; do
     [ -z "$p" ] || ! port_taken "$p" || die "port $p is already in use on 127.0.0.1 (pick another, or omit it to get a free one)"
   done
-  read -r -a picked <<<"$(free_ports 3)"
-  KAFKA_PORT=${KAFKA_PORT:-${picked[0]}}
-  REDIS_PORT=${REDIS_PORT:-${picked[1]}}
-  cport=${picked[2]}
-  [ "$KAFKA_PORT" != "$REDIS_PORT" ] || die "kafka and redis cannot share port $KAFKA_PORT"
-  if [ "$cport" = "$KAFKA_PORT" ] || [ "$cport" = "$REDIS_PORT" ]; then
-    read -r -a picked <<<"$(free_ports 3)"
-    for p in "${picked[@]}"; do
-      [ "$p" = "$KAFKA_PORT" ] || [ "$p" = "$REDIS_PORT" ] || { cport=$p; break; }
-    done
-  fi
+  [ -z "$KAFKA_PORT" ] || [ "$KAFKA_PORT" != "$REDIS_PORT" ] || die "kafka and redis cannot share port $KAFKA_PORT"
+  want=$(( 2 * BROKERS + 1 ))
+  read -r -a picked <<<"$(free_ports $(( want + 2 )))"
+  local pool=()
+  for p in "${picked[@]}"; do
+    [ "$p" = "$KAFKA_PORT" ] || [ "$p" = "$REDIS_PORT" ] || pool+=("$p")
+  done
+  [ ${#pool[@]} -ge "$want" ] || die "could not pick $want free ports"
+  KAFKA_PORT=${KAFKA_PORT:-${pool[0]}}
+  REDIS_PORT=${REDIS_PORT:-${pool[1]}}
+  kports=("$KAFKA_PORT") i=2
+  for (( n = 2; n <= BROKERS; n++ )); do kports+=("${pool[i]}"); i=$((i + 1)); done
+  for (( n = 1; n <= BROKERS; n++ )); do cports+=("${pool[i]}"); i=$((i + 1)); done
+
+  local voters= bootstrap=
+  for (( n = 1; n <= BROKERS; n++ )); do
+    voters+="${voters:+,}$n@127.0.0.1:${cports[n - 1]}"
+    bootstrap+="${bootstrap:+,}127.0.0.1:${kports[n - 1]}"
+  done
 
   trap on_up_exit EXIT
   rm -f "$STATE/stack.env"
   if [ "$KEEP_DATA" = 0 ]; then
-    rm -rf "$STATE/kafka/data" "$STATE/redis"
+    rm -rf "$STATE/kafka/data" "$STATE"/kafka-[0-9]* "$STATE/redis"
   fi
+  echo "$BROKERS" >"$STATE/kafka.brokers"
   mkdir -p "$STATE/redis"
-  : >"$STATE/kafka.log"
   : >"$STATE/redis.log"
   write_tools_log4j
 
@@ -473,25 +673,49 @@ cmd_up() {
   STARTED_PIDS+=("$STATE/redis.pid:redis-server")
   say "redis: starting on 127.0.0.1:$REDIS_PORT (pid $!, log $STATE/redis.log)"
 
-  # Kafka: format the KRaft log dir (no-op when kept), then start the broker.
-  write_kafka_config "$KAFKA_PORT" "$cport"
-  local started t0
+  # Kafka: format each node's KRaft log dir (no-op when kept), then start
+  # them. A cluster's nodes in one JVM (stack/kafka/FormatNodes.java), or
+  # in parallel without javac.
+  local started t0 fpids=() frc=0 classes configs=()
   t0=$(now_ms)
-  java -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j.configuration=file:"$STATE/tools-log4j.properties" \
-    -cp "$LIBS/*" kafka.tools.StorageTool format --ignore-formatted \
-    -t "$CLUSTER_ID" -c "$STATE/kafka/server.properties" >>"$STATE/kafka.log" 2>&1 ||
-    { tail -n 20 "$STATE/kafka.log" >&2; die "kafka storage format failed (log: $STATE/kafka.log)"; }
-  say "kafka: formatted $STATE/kafka/data in $(secs_since "$t0") s"
+  for (( n = 1; n <= BROKERS; n++ )); do
+    write_kafka_config "$n" "${kports[n - 1]}" "${cports[n - 1]}" "$voters"
+    : >"$(node_log "$n")"
+    : >"$(node_out "$n")"
+    configs+=("$(node_dir "$n")/server.properties")
+  done
+  if [ "$BROKERS" -gt 1 ] && classes=$(topic_tool_classes); then
+    java -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j.configuration=file:"$STATE/tools-log4j.properties" \
+      -cp "$classes:$LIBS/*" FormatNodes "$CLUSTER_ID" "${configs[@]}" >>"$(node_log 1)" 2>&1 || frc=1
+  else
+    for (( n = 1; n <= BROKERS; n++ )); do
+      java -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j.configuration=file:"$STATE/tools-log4j.properties" \
+        -cp "$LIBS/*" kafka.tools.StorageTool format --ignore-formatted \
+        -t "$CLUSTER_ID" -c "$(node_dir "$n")/server.properties" >>"$(node_log "$n")" 2>&1 &
+      fpids+=($!)
+    done
+    for p in "${fpids[@]}"; do wait "$p" || frc=1; done
+  fi
+  if [ "$frc" != 0 ]; then
+    for (( n = 1; n <= BROKERS; n++ )); do tail -n 20 "$(node_log "$n")" >&2; done
+    die "kafka storage format failed (log: $(node_log 1))"
+  fi
+  if [ "$BROKERS" = 1 ]; then
+    say "kafka: formatted $STATE/kafka/data in $(secs_since "$t0") s"
+  else
+    say "kafka: formatted $BROKERS nodes' data ($STATE/kafka-N/data) in $(secs_since "$t0") s"
+  fi
 
   started=$(now_ms)
-  setsid java "${KAFKA_JAVA_OPTS[@]}" \
-    -Dlog4j.configuration=file:"$STATE/kafka/log4j.properties" -Dkafka.logs.dir="$STATE" \
-    -cp "$LIBS/*" kafka.Kafka "$STATE/kafka/server.properties" \
-    </dev/null >"$STATE/kafka.out" 2>&1 &
-  echo $! >"$STATE/kafka.pid"
-  kpid=$!
-  STARTED_PIDS+=("$STATE/kafka.pid:kafka.Kafka")
-  say "kafka: starting on 127.0.0.1:$KAFKA_PORT, controller 127.0.0.1:$cport (pid $kpid, log $STATE/kafka.log)"
+  for (( n = 1; n <= BROKERS; n++ )); do
+    launch_node "$n"
+    STARTED_PIDS+=("$(node_pidfile "$n"):kafka.Kafka")
+    if [ "$BROKERS" = 1 ]; then
+      say "kafka: starting on 127.0.0.1:$KAFKA_PORT, controller 127.0.0.1:${cports[0]} (pid $LAUNCHED_PID, log $STATE/kafka.log)"
+    else
+      say "kafka: node $n starting on 127.0.0.1:${kports[n - 1]}, controller 127.0.0.1:${cports[n - 1]} (pid $LAUNCHED_PID, log $(node_log "$n"))"
+    fi
+  done
   REGISTRY_URL=
   [ "$REGISTRY" = 0 ] || start_registry # starts beside the broker, waited for after it
 
@@ -506,64 +730,162 @@ cmd_up() {
   done
   say "redis: ready"
 
+  # Kafka is ready when the metadata lists every broker.
   deadline=$(( $(date +%s) + KAFKA_READY_TIMEOUT_S ))
-  until kcat -b "127.0.0.1:$KAFKA_PORT" -L -t __none -m 2 2>/dev/null | grep -q ' 1 brokers:'; do
-    if ! pid_is "$kpid" kafka.Kafka; then
-      tail -n 30 "$STATE/kafka.log" "$STATE/kafka.out" >&2
-      die "kafka exited during start-up (log: $STATE/kafka.log)"
-    fi
+  until kcat -b "$bootstrap" -L -t __none -m 2 2>/dev/null | grep -q " $BROKERS brokers:"; do
+    for (( n = 1; n <= BROKERS; n++ )); do
+      if ! pid_is "$(read_pid "$(node_pidfile "$n")")" kafka.Kafka; then
+        tail -n 30 "$(node_log "$n")" "$(node_out "$n")" >&2
+        if [ "$BROKERS" = 1 ]; then die "kafka exited during start-up (log: $STATE/kafka.log)"; fi
+        die "kafka node $n exited during start-up (log: $(node_log "$n"))"
+      fi
+    done
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      tail -n 30 "$STATE/kafka.log" >&2
-      die "kafka not ready on 127.0.0.1:$KAFKA_PORT after ${KAFKA_READY_TIMEOUT_S}s (log: $STATE/kafka.log)"
+      tail -n 30 "$(node_log 1)" >&2
+      die "kafka not ready on $bootstrap after ${KAFKA_READY_TIMEOUT_S}s (log: $(node_log 1))"
     fi
     sleep 0.25
   done
-  say "kafka: ready in $(secs_since "$started") s"
+  if [ "$BROKERS" = 1 ]; then
+    say "kafka: ready in $(secs_since "$started") s"
+  else
+    say "kafka: $BROKERS brokers in the metadata in $(secs_since "$started") s"
+  fi
   [ "$REGISTRY" = 0 ] || wait_registry
 
-  cat >"$STATE/stack.env" <<EOF
-KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+  {
+    cat <<EOF
+KAFKA_BOOTSTRAP=$bootstrap
 REDIS_HOST=127.0.0.1
 REDIS_PORT=$REDIS_PORT
 REDIS_SOCKET=$sock
 PRESENCE_TOPIC_PREFIX=$PREFIX
 KAFKA_PARTITIONS=$PARTITIONS
-KAFKA_CONTROLLER_PORT=$cport
-PRESENCE_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+KAFKA_CONTROLLER_PORT=${cports[0]}
+PRESENCE_KAFKA_BOOTSTRAP_SERVERS=$bootstrap
 PRESENCE_REDIS_HOST=127.0.0.1
 PRESENCE_REDIS_PORT=$REDIS_PORT
 REGISTRY_URL=$REGISTRY_URL
+KAFKA_BROKERS=$BROKERS
+KAFKA_REPLICATION_FACTOR=$RF
+KAFKA_MIN_INSYNC_REPLICAS=$MIN_ISR
+KAFKA_CONTROLLER_QUORUM=$voters
+KAFKA_NODES=$(seq -s, 1 "$BROKERS")
 EOF
-  create_topics "127.0.0.1:$KAFKA_PORT" "$PARTITIONS" "$PREFIX"
-  warm_coordinators "127.0.0.1:$KAFKA_PORT" "$PREFIX"
+    for (( n = 1; n <= BROKERS; n++ )); do
+      printf 'KAFKA_NODE_%d=127.0.0.1:%s\nKAFKA_NODE_%d_CONTROLLER_PORT=%s\nKAFKA_NODE_%d_DIR=%s\n' \
+        "$n" "${kports[n - 1]}" "$n" "${cports[n - 1]}" "$n" "$(node_dir "$n")"
+    done
+  } >"$STATE/stack.env"
+  create_topics "$bootstrap" "$PARTITIONS" "$PREFIX" "$RF" "$MIN_ISR"
+  warm_coordinators "$bootstrap" "$PREFIX"
+  if [ "$BROKERS" -gt 1 ]; then
+    wait_full_isr "$bootstrap" __consumer_offsets __transaction_state
+  fi
   trap - EXIT
   say "up: env in $STATE/stack.env (source it, or: stack.sh env --state $STATE)"
+}
+
+# --- node commands ----------------------------------------------------------
+
+# The layout of the stack in STATE, for the commands that act on a running one.
+load_layout() {
+  BROKERS=$(stack_brokers)
+  [ "$NODE" -le "$BROKERS" ] || die "no node $NODE: the stack in $STATE has $BROKERS broker$([ "$BROKERS" = 1 ] || echo s) (1..$BROKERS)"
+  [ -f "$(node_dir "$NODE")/server.properties" ] || die "no node $NODE in $STATE ($(node_dir "$NODE")/server.properties missing): run stack.sh up first"
+}
+
+cmd_kill_node() {
+  NODE_ARG=kill-node
+  parse_opts "$@"
+  load_layout
+  local pidfile pid t0
+  pidfile=$(node_pidfile "$NODE")
+  pid=$(read_pid "$pidfile")
+  pid_is "$pid" kafka.Kafka || die "kafka node $NODE is not running (pid file $pidfile)"
+  t0=$(now_ms)
+  kill -"$SIGNAL" "$pid" 2>/dev/null || true
+  local deadline=$(( $(date +%s) + 60 ))
+  while pid_is "$pid" kafka.Kafka && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
+  if pid_is "$pid" kafka.Kafka; then
+    say "kafka node $NODE (pid $pid) ignored SIGTERM for 60 s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while pid_is "$pid" kafka.Kafka; do sleep 0.05; done
+  fi
+  rm -f "$pidfile"
+  say "kafka: node $NODE (pid $pid) stopped by SIG$SIGNAL in $(secs_since "$t0") s (signalled at $t0 ms since the epoch)"
+}
+
+cmd_start_node() {
+  NODE_ARG=start-node
+  parse_opts "$@"
+  need_jars
+  load_layout
+  load_env
+  local pid port t0 deadline
+  pid=$(read_pid "$(node_pidfile "$NODE")")
+  ! pid_is "$pid" kafka.Kafka || die "kafka node $NODE already runs (pid $pid)"
+  port=$(node_port "$NODE")
+  [ -n "$port" ] || die "no port for node $NODE in $(node_dir "$NODE")/server.properties"
+  ! port_taken "$port" || die "port $port of node $NODE is taken by another program"
+  t0=$(now_ms)
+  launch_node "$NODE"
+  say "kafka: node $NODE starting on 127.0.0.1:$port (pid $LAUNCHED_PID, log $(node_log "$NODE"))"
+  # Ready when the node itself lists itself among the brokers: it has
+  # registered with the controllers, caught up the metadata and is unfenced.
+  deadline=$(( $(date +%s) + KAFKA_READY_TIMEOUT_S ))
+  until kcat -b "127.0.0.1:$port" -L -t __none -m 2 2>/dev/null | grep -q "broker $NODE at "; do
+    if ! pid_is "$LAUNCHED_PID" kafka.Kafka; then
+      tail -n 30 "$(node_log "$NODE")" "$(node_out "$NODE")" >&2
+      die "kafka node $NODE exited during start-up (log: $(node_log "$NODE"))"
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -n 30 "$(node_log "$NODE")" >&2
+      die "kafka node $NODE not in the metadata after ${KAFKA_READY_TIMEOUT_S}s (a cluster needs a majority of its nodes up; log: $(node_log "$NODE"))"
+    fi
+    sleep 0.1
+  done
+  say "kafka: node $NODE back in the metadata in $(secs_since "$t0") s"
 }
 
 # --- down / status / env -----------------------------------------------------
 
 cmd_down() {
   parse_opts "$@"
-  local any=0
-  [ -f "$STATE/kafka.pid" ] || [ -f "$STATE/redis.pid" ] || [ -f "$STATE/registry.pid" ] && any=1
-  stop_pids "$STATE/kafka.pid:kafka.Kafka" "$STATE/redis.pid:redis-server" "$STATE/registry.pid:quarkus-run.jar"
+  local any=0 specs=()
+  mapfile -t specs < <(all_kafka_pidfiles)
+  [ ${#specs[@]} -gt 0 ] || [ -f "$STATE/redis.pid" ] || [ -f "$STATE/registry.pid" ] && any=1
+  stop_pids "${specs[@]}" "$STATE/redis.pid:redis-server" "$STATE/registry.pid:quarkus-run.jar"
   rm -f "$STATE/stack.env"
   if [ "$any" = 1 ]; then say "down: stopped the stack in $STATE"; else say "down: nothing runs in $STATE"; fi
 }
 
 cmd_status() {
   parse_opts "$@"
-  local kpid rpid rc=0 ports=
-  kpid=$(read_pid "$STATE/kafka.pid") rpid=$(read_pid "$STATE/redis.pid")
+  local kpid rpid rc=0 ports= n
+  BROKERS=$(stack_brokers)
+  rpid=$(read_pid "$STATE/redis.pid")
   if [ -f "$STATE/stack.env" ]; then
     # shellcheck disable=SC1091
     . "$STATE/stack.env"
     ports=1
   fi
-  if pid_is "$kpid" kafka.Kafka; then
-    say "kafka: running, pid $kpid${ports:+, $KAFKA_BOOTSTRAP (controller port $KAFKA_CONTROLLER_PORT)}, log $STATE/kafka.log"
+  if [ "$BROKERS" = 1 ]; then
+    kpid=$(read_pid "$STATE/kafka.pid")
+    if pid_is "$kpid" kafka.Kafka; then
+      say "kafka: running, pid $kpid${ports:+, $KAFKA_BOOTSTRAP (controller port $KAFKA_CONTROLLER_PORT)}, log $STATE/kafka.log"
+    else
+      say "kafka: not running"; rc=3
+    fi
   else
-    say "kafka: not running"; rc=3
+    for (( n = 1; n <= BROKERS; n++ )); do
+      kpid=$(read_pid "$(node_pidfile "$n")")
+      if pid_is "$kpid" kafka.Kafka; then
+        say "kafka node $n: running, pid $kpid, 127.0.0.1:$(node_port "$n"), log $(node_log "$n")"
+      else
+        say "kafka node $n: not running (127.0.0.1:$(node_port "$n"))"; rc=3
+      fi
+    done
   fi
   if pid_is "$rpid" redis-server; then
     say "redis: running, pid $rpid${ports:+, $REDIS_HOST:$REDIS_PORT}, log $STATE/redis.log"
@@ -593,7 +915,9 @@ case $sub in
   status) cmd_status "$@" ;;
   env) cmd_env "$@" ;;
   topics) cmd_topics "$@" ;;
+  kill-node) cmd_kill_node "$@" ;;
+  start-node) cmd_start_node "$@" ;;
   java21) find_java21 || die "no Java 21 or newer under /usr/lib/jvm" ;;
   -h|--help|help) usage 0 ;;
-  *) die "unknown subcommand: $sub (up, down, status, env, topics, java21)" ;;
+  *) die "unknown subcommand: $sub (up, down, status, env, topics, kill-node, start-node, java21)" ;;
 esac

@@ -1,14 +1,18 @@
 // stack/kafka/CreateTopics.java - creates many topics in one JVM and one
 // CreateTopics request (Kafka's AdminClient), for scripts/stack.sh.
 //
-//   java -cp <this dir>:<kafka libs>/* CreateTopics BOOTSTRAP PARTITIONS TOPIC...
+//   java -cp <this dir>:<kafka libs>/* CreateTopics [--replication-factor N]
+//        [--min-insync-replicas N] BOOTSTRAP PARTITIONS TOPIC...
 //
-// Replication factor 1 (single-node dev/test stack). Configs as
+// Replication factor 1 unless given (scripts/stack.sh passes min(3, brokers));
+// min.insync.replicas set on each topic when given. Configs as
 // `presencectl topics create` sets them (tools/ctl_topics.c, documented in
 // docs/presencectl.md): cleanup.policy=delete everywhere; retention.ms one
 // day for presence.heartbeats and the .retry topics, 30 days for the rest. A topic that already
-// exists is fine if its partition count matches; a mismatch is an error,
-// because every input topic must have the same partition count (all records of one entity land in the same partition number).
+// exists is fine if its partition count and replica count match; a mismatch
+// is an error, because every input topic must have the same partition count
+// (all records of one entity land in the same partition number) and a topic
+// with fewer replicas than wanted loses records with a broker.
 // Exit 0 on success, 1 on any error (printed to stderr). Why not
 // TopicCommand: it costs one JVM start per topic (about 2 s of CPU each).
 import java.util.ArrayList;
@@ -28,26 +32,38 @@ public final class CreateTopics {
   static final String DAY_MS = "86400000";
   static final String MONTH_MS = "2592000000";
 
-  static Map<String, String> configs(String topic) {
+  static Map<String, String> configs(String topic, int minIsr) {
     boolean shortLived = topic.endsWith("presence.heartbeats") || topic.endsWith(".retry");
     Map<String, String> m = new java.util.HashMap<>();
     m.put("cleanup.policy", "delete");
     m.put("retention.ms", shortLived ? DAY_MS : MONTH_MS);
+    if (minIsr > 0) m.put("min.insync.replicas", Integer.toString(minIsr));
     return m;
   }
 
-  public static void main(String[] args) throws Exception {
-    if (args.length < 3) {
-      System.err.println("usage: CreateTopics BOOTSTRAP PARTITIONS TOPIC...");
-      System.exit(2);
+  static void usage() {
+    System.err.println("usage: CreateTopics [--replication-factor N] [--min-insync-replicas N] BOOTSTRAP PARTITIONS TOPIC...");
+    System.exit(2);
+  }
+
+  public static void main(String[] argv) throws Exception {
+    List<String> args = new ArrayList<>(List.of(argv));
+    short factor = 1;
+    int minIsr = 0; // 0: the broker's default
+    while (args.size() >= 2 && args.get(0).startsWith("--")) {
+      String opt = args.remove(0), val = args.remove(0);
+      if (opt.equals("--replication-factor")) factor = Short.parseShort(val);
+      else if (opt.equals("--min-insync-replicas")) minIsr = Integer.parseInt(val);
+      else usage();
     }
-    int partitions = Integer.parseInt(args[1]);
+    if (args.size() < 3 || factor < 1 || minIsr < 0 || minIsr > factor) usage();
+    int partitions = Integer.parseInt(args.get(1));
     List<NewTopic> topics = new ArrayList<>();
-    for (int i = 2; i < args.length; i++)
-      topics.add(new NewTopic(args[i], partitions, (short) 1).configs(configs(args[i])));
+    for (String name : args.subList(2, args.size()))
+      topics.add(new NewTopic(name, partitions, factor).configs(configs(name, minIsr)));
 
     Properties props = new Properties();
-    props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+    props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args.get(0));
     props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 15000);
     props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30000);
     int failed = 0;
@@ -71,6 +87,10 @@ public final class CreateTopics {
           if (t.partitions().size() != partitions) {
             System.err.println("CreateTopics: " + t.name() + " exists with " + t.partitions().size()
                 + " partitions, wanted " + partitions);
+            failed++;
+          } else if (t.partitions().get(0).replicas().size() != factor) {
+            System.err.println("CreateTopics: " + t.name() + " exists with " + t.partitions().get(0).replicas().size()
+                + " replicas, wanted " + factor);
             failed++;
           }
         }
