@@ -206,6 +206,16 @@ static void derive_settings(pr_ctx_t *pr) {
     pr->fold.stale_ttl_ms = pr->cfg.stale_ttl_ms;
 }
 
+/* The loop and the handles the turn runs on. */
+static void init_loop(pr_ctx_t *pr, uv_loop_t *loop) {
+    uv_loop_init(loop);
+    pr->loop = loop;
+    uv_timer_init(loop, &pr->timer);
+    pr->timer.data = pr;
+    uv_idle_init(loop, &pr->idle);
+    pr->idle.data = pr;
+}
+
 /* The loop stopped (or never ran): close its handles, then leave the
  * group (the revoke writes what is committed) and stop the threads. */
 static void close_loop(pr_ctx_t *pr, px_signal_uv_t *sig) {
@@ -265,12 +275,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     derive_settings(pr);
-    uv_loop_init(&loop);
-    pr->loop = &loop;
-    uv_timer_init(&loop, &pr->timer);
-    pr->timer.data = pr;
-    uv_idle_init(&loop, &pr->idle);
-    pr->idle.data = pr;
+    init_loop(pr, &loop);
     pr->metrics = px_metrics_new();
     pr->avro = px_avro_new(errstr, sizeof errstr);
     px_buf_init(&pr->scratch, 1u << 20);
