@@ -249,14 +249,18 @@ static int metadata(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, seen_t *sn)
     return 0;
 }
 
-/* Why topic i differs ("" if it does not); *config: only a config or the
- * in-sync replicas do (both may settle a moment after a create). */
+/* Why topic i differs ("" if it does not); *config: what differs may
+ * settle in a moment: a config or the in-sync replicas, or (just_created)
+ * the topic missing from a broker whose metadata lags the create. */
 static void differs(const topic_spec_t *t, size_t i, const seen_t *sn, int want, const repl_t *rp,
-                    const char *policy, const char *retention, int min_isr, char *why, size_t n, bool *config) {
+                    const char *policy, const char *retention, int min_isr, bool just_created, char *why, size_t n,
+                    bool *config) {
     *config = false;
     why[0] = '\0';
-    if (!sn->exists[i]) snprintf(why, n, "missing");
-    else if (t[i].input && sn->parts[i] != want)
+    if (!sn->exists[i]) {
+        *config = just_created;
+        snprintf(why, n, "missing");
+    } else if (t[i].input && sn->parts[i] != want)
         snprintf(why, n, "%d partitions, the input topics need %d", sn->parts[i], want);
     else if (sn->replicas[i] < rp->factor)
         snprintf(why, n, "replication factor %d, want %d", sn->replicas[i], rp->factor);
@@ -275,18 +279,21 @@ static void differs(const topic_spec_t *t, size_t i, const seen_t *sn, int want,
     else *config = false;
 }
 
-static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_partitions, const repl_t *rp) {
+/* Reports every topic and the verdict. just_created: the topics were just
+ * created, and a broker's metadata may not show them yet (each broker
+ * learns a new topic on its own a moment after the create). */
+static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_partitions, const repl_t *rp,
+                 bool just_created) {
     seen_t sn;
-    if (metadata(c, rk, t, &sn)) return CTL_EXIT_ERR;
-    int want = want_partitions;
-    for (size_t i = 0; !want && i < NTOPICS; i++)
-        if (t[i].input && sn.exists[i]) want = sn.parts[i];
     char policy[NTOPICS][32], retention[NTOPICS][32], why[NTOPICS][256];
     int min_isr[NTOPICS];
     int bad, config_only;
     int64_t until = px_mono_ms() + c->cfg.timeout_ms;
-    for (int round = 0;; round++) { /* configs and in-sync replicas settle on every broker after a create */
-        if (round && metadata(c, rk, t, &sn)) return CTL_EXIT_ERR;
+    for (;;) { /* configs, in-sync replicas and new topics settle on every broker after a create */
+        if (metadata(c, rk, t, &sn)) return CTL_EXIT_ERR;
+        int want = want_partitions;
+        for (size_t i = 0; !want && i < NTOPICS; i++)
+            if (t[i].input && sn.exists[i]) want = sn.parts[i];
         memset(policy, 0, sizeof policy);
         memset(retention, 0, sizeof retention);
         memset(min_isr, 0, sizeof min_isr);
@@ -294,7 +301,8 @@ static int check(ctl_t *c, rd_kafka_t *rk, const topic_spec_t *t, int want_parti
         bad = config_only = 0;
         for (size_t i = 0; i < NTOPICS; i++) {
             bool config;
-            differs(t, i, &sn, want, rp, policy[i], retention[i], min_isr[i], why[i], sizeof why[i], &config);
+            differs(t, i, &sn, want, rp, policy[i], retention[i], min_isr[i], just_created, why[i], sizeof why[i],
+                    &config);
             bad += why[i][0] != '\0';
             config_only += why[i][0] && config;
         }
@@ -378,7 +386,7 @@ int ctl_topics(ctl_t *c, int argc, char **argv) {
     }
     if (!rc && do_create) rc = create(c, rk, t, partitions ? partitions : 6, &rp);
     if (!rc && do_create) wait_visible(c, rk, t);
-    if (!rc) rc = check(c, rk, t, partitions, &rp);
+    if (!rc) rc = check(c, rk, t, partitions, &rp, do_create);
     rd_kafka_destroy(rk);
     return rc;
 }
