@@ -412,8 +412,14 @@ cmd_topics() {
   need_jars
   if [ -z "$BOOTSTRAP" ]; then load_env; BOOTSTRAP=$KAFKA_BOOTSTRAP; fi
   PARTITIONS=${PARTITIONS:-${KAFKA_PARTITIONS:-6}}
-  TOPIC_RF=${TOPIC_RF:-${KAFKA_REPLICATION_FACTOR:-1}}
-  TOPIC_MIN_ISR=${TOPIC_MIN_ISR:-${KAFKA_MIN_INSYNC_REPLICAS:-$(( TOPIC_RF > 1 ? TOPIC_RF - 1 : 1 ))}}
+  # A factor given alone gets min.insync.replicas one less (at least 1);
+  # neither given: the stack's.
+  if [ -n "$TOPIC_RF" ]; then
+    TOPIC_MIN_ISR=${TOPIC_MIN_ISR:-$(( TOPIC_RF > 1 ? TOPIC_RF - 1 : 1 ))}
+  else
+    TOPIC_RF=${KAFKA_REPLICATION_FACTOR:-1}
+    TOPIC_MIN_ISR=${TOPIC_MIN_ISR:-${KAFKA_MIN_INSYNC_REPLICAS:-1}}
+  fi
   [ "$TOPIC_MIN_ISR" -le "$TOPIC_RF" ] ||
     die "--min-insync-replicas $TOPIC_MIN_ISR is more than the replication factor $TOPIC_RF"
   [ -f "$STATE/tools-log4j.properties" ] || write_tools_log4j
