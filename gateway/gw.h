@@ -43,12 +43,18 @@
  * processor's fold of its SUB shows in Redis, for at most this long
  * (gw_redis.c; docs/protocol.md, SUB). */
 #define GW_SELF_MERGE_MS 10000
-/* libwebsockets 4.1's header space per HTTP request (max_http_header_data,
- * left at its default): the request line and every header must fit in it
- * together; lws drops a request over it without a response. Buffers that
- * copy a header or query argument out of it are this large, so whatever
- * lws accepted is read whole (a long token is checked, never cut). */
-#define GW_HTTP_HEADER_MAX 4096
+/* The head (request line and headers) of an HTTP request or WebSocket
+ * handshake. libwebsockets 4.1 keeps it in one buffer of GW_HTTP_HEAD_MAX
+ * bytes and cuts each field (the URI's path, each query argument, each
+ * header it knows) one byte past GW_HTTP_FIELD_MAX (gw_ws.c
+ * head_limits), so a longer field is seen, however long, and refused with
+ * 414 or 431 (head_too_large). A head that fills the buffer otherwise
+ * (many large fields, a large header lws does not know, more fields than
+ * its table holds) lws drops without a response. Buffers that copy one
+ * field out hold GW_HTTP_FIELD_MAX bytes and the argument's name. */
+#define GW_HTTP_HEAD_MAX 8192
+#define GW_HTTP_FIELD_MAX 4096
+#define GW_HTTP_FIELD_BUF (GW_HTTP_FIELD_MAX + 64)
 /* Development mode's tenant when the query names none: the demo page's. */
 #define GW_DEV_TENANT "demo"
 

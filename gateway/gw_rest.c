@@ -103,7 +103,7 @@ static bool rate_take(gw_ctx_t *gw, const gw_identity_t *id) {
 
 /* The identity of the request, or an error reply (-2: replied). */
 static int authenticate(gw_ctx_t *gw, gw_http_t *h) {
-    char buf[GW_HTTP_HEADER_MAX], err[256]; /* any header lws accepted fits */
+    char buf[GW_HTTP_FIELD_BUF], err[256]; /* any header lws accepted fits */
     int n = lws_hdr_copy(h->wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 7 && strncasecmp(buf, "Bearer ", 7) == 0) {
         if (gw_auth_token(&gw->cfg, buf + 7, px_now_ms() / 1000, &h->who, err, sizeof err)) {

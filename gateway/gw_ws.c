@@ -433,7 +433,7 @@ static void handle_message(gw_conn_t *c, const char *buf, size_t len) {
 
 static int conn_open(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss) {
     gw_conn_t *c = &pss->conn;
-    char buf[GW_HTTP_HEADER_MAX], err[256]; /* holds any URI lws accepted: a long token is checked, not cut */
+    char buf[GW_HTTP_FIELD_BUF], err[256]; /* any field lws accepted: a long token is checked, not cut */
     memset(pss, 0, sizeof *pss);
     pss->is_ws = true;
     c->wsi = wsi;
@@ -741,6 +741,66 @@ static int http_begin(gw_ctx_t *gw, struct lws *wsi, gw_pss_t *pss, const char *
     return http_route(gw, wsi, h, h->path);
 }
 
+/* ---- request heads ------------------------------------------------------ */
+
+/* The head limits in the context's creation info (gw.h GW_HTTP_HEAD_MAX):
+ * the buffer, and every field cut one byte past GW_HTTP_FIELD_MAX, so that
+ * head_too_large sees a longer one instead of lws dropping the connection
+ * when a single field fills the buffer. */
+static void head_limits(struct lws_context_creation_info *info) {
+    static struct lws_token_limits limits;
+    for (int i = 0; i < WSI_TOKEN_COUNT; i++) limits.token_limit[i] = GW_HTTP_FIELD_MAX + 1;
+    info->token_limits = &limits;
+    info->max_http_header_data = GW_HTTP_HEAD_MAX;
+}
+
+static bool token_is_uri(int t) {
+    return t == WSI_TOKEN_GET_URI || t == WSI_TOKEN_POST_URI || t == WSI_TOKEN_OPTIONS_URI ||
+           t == WSI_TOKEN_PATCH_URI || t == WSI_TOKEN_PUT_URI || t == WSI_TOKEN_DELETE_URI ||
+           t == WSI_TOKEN_CONNECT || t == WSI_TOKEN_HEAD_URI || t == WSI_TOKEN_HTTP_URI_ARGS;
+}
+
+/* A request (before its route, or a handshake before the upgrade) with a
+ * field over GW_HTTP_FIELD_MAX: answered 414 (the URI's path or a query
+ * argument, e.g. an access_token) or 431 (a header) in the one error
+ * shape, code TOO_LARGE, then closed (lws has skipped the rest of that
+ * line, so nothing else of the request can be trusted). Counted and
+ * logged. Returns 1 when it answered (the caller returns 1: close). */
+static int head_too_large(gw_ctx_t *gw, struct lws *wsi) {
+    int tok = -1;
+    for (int t = 0; t < WSI_TOKEN_COUNT && tok < 0; t++) {
+        if (lws_hdr_total_length(wsi, (enum lws_token_indexes)t) <= GW_HTTP_FIELD_MAX) continue;
+        for (int f = 0; f < WSI_TOKEN_COUNT; f++) { /* no fragment table is longer */
+            int n = lws_hdr_fragment_length(wsi, (enum lws_token_indexes)t, f);
+            if (n > GW_HTTP_FIELD_MAX) {
+                tok = t;
+                break;
+            }
+        }
+    }
+    if (tok < 0) return 0;
+    bool uri = token_is_uri(tok);
+    unsigned status = uri ? 414 : 431;
+    char body[256], peer[64] = "?";
+    int blen = snprintf(body, sizeof body,
+                        "{\"success\":false,\"error\":{\"code\":\"TOO_LARGE\",\"message\":\"%s over %d bytes\"}}",
+                        uri ? "the URI, or one of its query arguments, is" : "a request header is", GW_HTTP_FIELD_MAX);
+    unsigned char buf[LWS_PRE + 1024], *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof buf - 1];
+    const unsigned char *name = lws_token_to_string((enum lws_token_indexes)tok);
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    gw_count_error(gw, "TOO_LARGE");
+    PX_WARN(GW_COMP, "request refused: a field over the limit", "status=%u field=\"%s\" limit=%d peer=%s", status,
+            name ? (const char *)name : "?", GW_HTTP_FIELD_MAX, peer);
+    if (lws_add_http_common_headers(wsi, status, "application/json", (lws_filepos_t)blen, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end) || end - p < blen)
+        return 1;
+    memcpy(p, body, (size_t)blen);
+    p += blen;
+    lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+    return 1;
+}
+
 /* Only origins in http.allowed_origins may open a WebSocket (a browser
  * always sends Origin; a missing one is a non-browser client, which could
  * send any value anyway, so it passes). Refused: 403 before the upgrade. */
@@ -792,7 +852,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLOSED_HTTP:
         if (pss && !pss->is_ws) http_done(pss);
         break;
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        return head_too_large(gw, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (head_too_large(gw, wsi)) return 1;
         if (origin_ok(gw, wsi)) return 0;
         lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
         return 1;
@@ -850,6 +913,8 @@ static struct lws_protocols protocols[] = {
 static void lws_log_emit(int level, const char *line) {
     size_t n = strlen(line);
     char buf[1024];
+    /* a field cut at the head limits: head_too_large answers and logs it */
+    if (strncmp(line, "header ", 7) == 0 && strstr(line, " exceeds limit ")) level = LLL_DEBUG;
     if (n >= sizeof buf) n = sizeof buf - 1;
     memcpy(buf, line, n);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
@@ -920,6 +985,7 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     info.user = gw;
     info.pcontext = &gw->lws; /* lws clears it when the destroy completes */
     info.timeout_secs = 10;
+    head_limits(&info);
     gw->lws = lws_create_context(&info);
     if (!gw->lws)
         return px_errf(PX_EIO, errstr, errstr_size,

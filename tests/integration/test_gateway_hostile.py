@@ -10,6 +10,11 @@ while a well-behaved client (bob) must keep being served after each case:
   valid character split across two frames is accepted;
 - a 1 MiB message (deflated or not): TOO_LARGE and close 1009; a binary
   frame: BAD_FRAME, the connection stays;
+- request heads over the limits, by raw socket: an access_token of 4084
+  bytes to 3 MB (the query argument passes 4096 bytes) gets 414, a Cookie,
+  User-Agent or Authorization header of 5 KB to 70 KB gets 431, each with
+  the JSON error TOO_LARGE, and the connection is closed; a 4000-byte
+  token is read whole (UNAUTHORIZED for its signature, close 4401);
 - 10k SUBs on one connection: at most limits.subscriptions_per_connection
   entities watched, TOO_MANY_SUBSCRIPTIONS, one RATE_LIMITED;
 - a flood of 20k messages: one RATE_LIMITED, the connection stays, and is
@@ -31,6 +36,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 
 import websockets
@@ -89,6 +95,33 @@ def raw_ws(port, path, rcvbuf):
         head += s.recv(1)
     assert head.startswith(b"HTTP/1.1 101"), head
     return s
+
+
+def raw_request(port, head):
+    """Send one request head (in a thread: the gateway may answer before it
+    has all of it) and return everything the gateway sends until it closes."""
+    s = socket.create_connection(("127.0.0.1", port))
+
+    def send():
+        try:
+            s.sendall(head)
+        except OSError:
+            pass  # the gateway answered and closed first
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    s.settimeout(10)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    sender.join(10)
+    s.close()
+    return data
 
 
 def ws_frame(text):
@@ -207,6 +240,38 @@ async def test(stack):
     await m1.send(json.dumps({"type": "SUB", "entity": "order", "id": order}))  # still usable
     await pxtest.recv_until(m1, presence(lambda m: "mallory" in m["users"]), what="mallory's SUB after abuse")
     await bob.served("1 MiB and binary")
+
+    # --- request heads over the limits ------------------------------------------------
+    def upgrade(tok):
+        return (f"GET /ws/presence?access_token={tok} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+    def get(path, header):
+        return f"GET {path} HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n".encode()
+    heads = [
+        (upgrade("a" * 4084), 414), (upgrade("a" * 65536), 414), (upgrade("a" * 3000000), 414),
+        (get("/" + "p" * 5000, "Accept: */*"), 414),
+        (get("/healthz", "Cookie: " + "c" * 5000), 431), (get("/healthz", "User-Agent: " + "u" * 70000), 431),
+        (get(f"/api/v1/presence/order/{order}", "Authorization: Bearer " + "b" * 5000), 431),
+    ]
+    too_large_before = metric(stack, 'presence_gateway_errors_by_code_total{code="TOO_LARGE"}')
+    for head, status in heads:
+        got = raw_request(stack.http_port, head)
+        top, _, body = got.partition(b"\r\n\r\n")
+        assert top.split(b" ")[1:2] == [str(status).encode()], (len(head), head[:60], got[:80])
+        assert json.loads(body) == {"success": False, "error": {"code": "TOO_LARGE",
+                                                                 "message": json.loads(body)["error"]["message"]}}, body
+    assert metric(stack, 'presence_gateway_errors_by_code_total{code="TOO_LARGE"}') - too_large_before == len(heads)
+    # within the limits, a long token is read whole: refused for its signature
+    ws = await websockets.connect(stack.ws_url("a" * 4000))
+    e = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert e["code"] == "UNAUTHORIZED" and e["message"] == "invalid token or signature", e
+    try:
+        await asyncio.wait_for(ws.recv(), 10)
+    except websockets.ConnectionClosed as ce:
+        assert ce.code == 4401, ce.code
+    await bob.served("request heads over the limits")
 
     # --- 10k subscriptions --------------------------------------------------------------
     m2 = await websockets.connect(mallory_url())
