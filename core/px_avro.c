@@ -329,6 +329,8 @@ err:
     return NULL;
 }
 
+avro_schema_t px_avro_parsed_schema(const px_avro_t *c, px_kind_t kind) { return c->k[kind].schema; }
+
 const char *px_avro_schema_json(px_kind_t kind) {
     return ((unsigned)kind < PX_KIND__COUNT) ? px_avro_kinds[kind].schema_json : NULL;
 }
@@ -397,22 +399,19 @@ int px_avro_encode(px_avro_t *c, const px_event_t *ev, px_buf_t *out, char *errs
         return px_errf(PX_EINVAL, errstr, errstr_size, "avro: encode %s: %s", px_kind_name(ev->kind),
                        avro_strerror());
     size_t n = (size_t)avro_writer_tell(c->writer);
-    unsigned char hdr[PX_AVRO_HEADER_LEN] = {0xC3, 0x01};
-    size_t hlen = PX_AVRO_HEADER_LEN;
-    if (s->confluent_id >= 0) {
-        uint32_t id = (uint32_t)s->confluent_id;
-        hdr[0] = 0;
-        for (int b = 0; b < 4; b++) hdr[1 + b] = (unsigned char)(id >> (24 - 8 * b));
-        hlen = 5;
-    } else {
-        memcpy(hdr + 2, s->fp_le, 8);
-    }
+    size_t hlen = s->confluent_id >= 0 ? PX_WIRE_CF_HEADER : PX_WIRE_SO_HEADER;
     if (n + hlen > PX_AVRO_MAX_RECORD)
         return px_errf(PX_EINVAL, errstr, errstr_size, "avro: encoded %s is %zu bytes, over %d",
                        px_kind_name(ev->kind), n + hlen, PX_AVRO_MAX_RECORD);
     if (px_buf_reserve(out, hlen + n))
         return px_errf(PX_ENOMEM, errstr, errstr_size, "avro: output buffer full");
-    px_buf_append(out, hdr, hlen); /* cannot fail after the reserve */
+    /* neither append can fail after the reserve */
+    if (s->confluent_id >= 0) {
+        px_wire_put_confluent(out, (uint32_t)s->confluent_id);
+    } else {
+        px_buf_append(out, "\xC3\x01", 2);
+        px_buf_append(out, s->fp_le, 8);
+    }
     px_buf_append(out, c->scratch, n);
     return 0;
 }
@@ -592,21 +591,23 @@ void px_avro_set_fetch(px_avro_t *c, px_avro_fetch_fn fn, void *ud) {
  * that id's schema. */
 static int px_avro_decode_confluent(px_avro_t *c, const unsigned char *b, size_t len, px_event_t *out,
                                     char *errstr, size_t errstr_size) {
-    if (len < 5)
-        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: truncated Confluent header (%zu of 5 bytes)",
-                       len);
-    uint32_t id = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
+    px_wire_hdr_t h;
+    char why[128];
+    if (px_wire_parse(b, len, &h, why, sizeof why))
+        return px_errf(PX_EPROTO, errstr, errstr_size, "avro: %s", why);
+    int32_t id = (int32_t)h.schema_id;
     px_kind_t kind;
     bool native;
-    if (id > INT32_MAX) return px_errf(PX_EPROTO, errstr, errstr_size, "avro: unknown schema id %u", id);
     if (px_avro_writers_find(c->writers, (int32_t)id, &kind, &native)) {
-        int rc = px_avro_learn(c, (int32_t)id, errstr, errstr_size);
+        int rc = px_avro_learn(c, id, errstr, errstr_size);
         if (rc) return rc;
-        px_avro_writers_find(c->writers, (int32_t)id, &kind, &native);
+        px_avro_writers_find(c->writers, id, &kind, &native);
     }
     px_event_init(out, kind);
-    int rc = native ? px_avro_decode_body(kind, b + 5, len - 5, out, errstr, errstr_size)
-                    : px_avro_writers_decode(c->writers, (int32_t)id, b + 5, len - 5, out, errstr, errstr_size);
+    const unsigned char *body = b + h.body_off;
+    size_t n = len - h.body_off;
+    int rc = native ? px_avro_decode_body(kind, body, n, out, errstr, errstr_size)
+                    : px_avro_writers_decode(c->writers, id, body, n, out, errstr, errstr_size);
     if (rc) return rc;
     return px_event_validate(out, errstr, errstr_size);
 }
@@ -672,7 +673,7 @@ int px_avro_decode_avroc(px_avro_t *c, const void *buf, size_t len, px_event_t *
     const px_avro_kind_desc_t *d = &px_avro_kinds[kind];
     px_event_init(out, kind);
     avro_value_reset(&s->value);
-    size_t hlen = ((const unsigned char *)buf)[0] == 0x00 ? 5 : PX_AVRO_HEADER_LEN;
+    size_t hlen = ((const unsigned char *)buf)[0] == 0x00 ? PX_WIRE_CF_HEADER : PX_AVRO_HEADER_LEN;
     avro_reader_memory_set_source(c->reader, (const char *)buf + hlen, (int64_t)(len - hlen));
     if (avro_value_read(c->reader, &s->value))
         return px_errf(PX_EPROTO, errstr, errstr_size, "avro-c: read %s: %s", px_kind_name(kind), avro_strerror());

@@ -99,6 +99,9 @@ int px_avro_rd_varint(px_avro_rd_t *r, int maxbytes, const char *what, int64_t *
 int px_avro_rd_index(px_avro_rd_t *r, int n, const char *kind, const char *field, int64_t *out);
 int px_avro_rd_string(px_avro_rd_t *r, const char *field, char *dst, size_t max);
 
+/* The codec's parsed built-in schema of kind (owned by the codec). */
+avro_schema_t px_avro_parsed_schema(const px_avro_t *c, px_kind_t kind);
+
 /* --- writer schemas by Confluent schema id (px_avro_resolve.c) ---------- */
 
 #define PX_AVRO_WRITERS_MAX 256 /* most distinct schema ids one codec keeps */

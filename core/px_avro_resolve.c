@@ -139,16 +139,12 @@ static void writer_term(px_res_writer_t *w) {
 }
 
 /* The built-in kind whose record has w's full name, or PX_KIND__COUNT. */
-static px_kind_t kind_of(avro_schema_t w) {
+static px_kind_t kind_of(const px_avro_t *c, avro_schema_t w) {
     const char *name = avro_schema_name(w), *ns = avro_schema_namespace(w);
     for (int k = 0; k < PX_KIND__COUNT; k++) {
-        avro_schema_t own = NULL;
-        const char *json = px_avro_kinds[k].schema_json;
-        if (avro_schema_from_json_length(json, strlen(json), &own)) continue;
+        avro_schema_t own = px_avro_parsed_schema(c, (px_kind_t)k);
         const char *on = avro_schema_name(own), *ons = avro_schema_namespace(own);
-        bool same = name && on && strcmp(name, on) == 0 && strcmp(ns ? ns : "", ons ? ons : "") == 0;
-        avro_schema_decref(own);
-        if (same) return (px_kind_t)k;
+        if (name && on && strcmp(name, on) == 0 && strcmp(ns ? ns : "", ons ? ons : "") == 0) return (px_kind_t)k;
     }
     return PX_KIND__COUNT;
 }
@@ -161,7 +157,7 @@ static int plan_writer(px_res_writer_t *pw, px_avro_t *c, const char *json, char
     avro_schema_t w = pw->schema;
     if (!is_avro_record(w))
         return px_errf(PX_EINVAL, errstr, errstr_size, "avro: writer schema %d is not a record", (int)pw->id);
-    pw->kind = kind_of(w);
+    pw->kind = kind_of(c, w);
     if (pw->kind == PX_KIND__COUNT)
         return px_errf(PX_EINVAL, errstr, errstr_size, "avro: writer schema %d is record '%s', none of ours",
                        (int)pw->id, avro_schema_name(w) ? avro_schema_name(w) : "?");

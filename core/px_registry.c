@@ -273,8 +273,10 @@ int px_registry_bind(px_registry_t *r, px_avro_t *c, const px_kind_t *kinds, con
     return 0;
 }
 
-int px_schema_setup(const px_schema_conf_t *conf, px_avro_t *c, const px_kind_t *kinds, const char *const *topics,
-                    size_t n, px_registry_t **out, char *errstr, size_t errstr_size) {
+#define PX_SCHEMA_TOPICS_MAX 8 /* kinds one program writes */
+
+int px_schema_setup(const px_schema_conf_t *conf, px_avro_t *c, const px_kind_t *kinds, const char *prefix,
+                    const char *const *topics, size_t n, px_registry_t **out, char *errstr, size_t errstr_size) {
     px_wire_format_t f;
     *out = NULL;
     if (px_wire_format_parse(conf->wire_format, &f))
@@ -283,10 +285,17 @@ int px_schema_setup(const px_schema_conf_t *conf, px_avro_t *c, const px_kind_t 
     if (f == PX_WIRE_CONFLUENT && !conf->url[0])
         return px_errf(PX_ECONFIG, errstr, errstr_size, "avro.wire_format=confluent needs schema.registry.url");
     if (!conf->url[0]) return 0;
+    if (n > PX_SCHEMA_TOPICS_MAX) return px_errf(PX_ECONFIG, errstr, errstr_size, "more than %d topics", PX_SCHEMA_TOPICS_MAX);
+    char names[PX_SCHEMA_TOPICS_MAX][2 * PX_CONF_STR_MAX];
+    const char *full[PX_SCHEMA_TOPICS_MAX];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "%s%s", prefix, topics[i]);
+        full[i] = names[i];
+    }
     px_registry_conf_t rc = {conf->url, conf->basic_auth, conf->ca_file, (long)conf->timeout_ms};
     px_registry_t *r = px_registry_new(&rc, errstr, errstr_size);
     if (!r) return PX_ECONFIG;
-    int err = px_registry_bind(r, c, kinds, topics, f == PX_WIRE_CONFLUENT ? n : 0, errstr, errstr_size);
+    int err = px_registry_bind(r, c, kinds, full, f == PX_WIRE_CONFLUENT ? n : 0, errstr, errstr_size);
     if (err) {
         px_registry_free(r);
         return err;

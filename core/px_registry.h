@@ -109,11 +109,11 @@ typedef struct px_schema_conf {
 /* Set up codec c from conf at start-up: a registry handle when a URL is
  * set (*out, the caller frees it after c), ids of unknown records fetched
  * from it, and with wire_format confluent each kinds[i] registered under
- * "<topics[i]>-value" and written in the Confluent framing. A wrong
+ * "<prefix><topics[i]>-value" and written in the Confluent framing. A wrong
  * wire_format, confluent without a URL, or a registry that cannot be
  * reached or refuses is an error (the program exits: it never writes
  * records framed with a guessed id). 0, PX_ECONFIG or PX_EBACKEND. */
-int px_schema_setup(const px_schema_conf_t *conf, px_avro_t *c, const px_kind_t *kinds, const char *const *topics,
-                    size_t n, px_registry_t **out, char *errstr, size_t errstr_size);
+int px_schema_setup(const px_schema_conf_t *conf, px_avro_t *c, const px_kind_t *kinds, const char *prefix,
+                    const char *const *topics, size_t n, px_registry_t **out, char *errstr, size_t errstr_size);
 
 #endif

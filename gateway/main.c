@@ -130,12 +130,10 @@ static void register_metrics(gw_ctx_t *gw) {
  * records framed with the ids the registry gave. */
 static int setup_schemas(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     static const px_kind_t kinds[2] = {PX_KIND_PRESENCE, PX_KIND_LOCK};
-    char hb[2 * PX_CONF_STR_MAX], locks[2 * PX_CONF_STR_MAX];
-    snprintf(hb, sizeof hb, "%s%s", gw->cfg.topic_prefix, gw->cfg.topic_heartbeats);
-    snprintf(locks, sizeof locks, "%s%s", gw->cfg.topic_prefix, gw->cfg.topic_locks);
-    const char *topics[2] = {hb, locks};
+    const char *topics[2] = {gw->cfg.topic_heartbeats, gw->cfg.topic_locks};
     char why[400];
-    if (px_schema_setup(&gw->cfg.schema, gw->avro, kinds, topics, 2, &gw->registry, why, sizeof why)) {
+    if (px_schema_setup(&gw->cfg.schema, gw->avro, kinds, gw->cfg.topic_prefix, topics, 2, &gw->registry, why,
+                        sizeof why)) {
         snprintf(errstr, errstr_size, "schema registry '%.200s': %s", gw->cfg.schema.url, why);
         return -1;
     }

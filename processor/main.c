@@ -182,15 +182,10 @@ static void register_metrics(pr_ctx_t *pr) {
  * their topics' subjects when it writes the Confluent framing. */
 static int setup_schemas(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
     static const px_kind_t kinds[4] = {PX_KIND_CHANGE, PX_KIND_PRESENCE, PX_KIND_LOCK, PX_KIND_LIFECYCLE};
-    const char *base[4] = {pr->cfg.topic_changes, pr->cfg.topic_heartbeats, pr->cfg.topic_locks,
-                           pr->cfg.topic_mutating};
-    char names[4][2 * PX_CONF_STR_MAX];
-    const char *topics[4];
-    for (int i = 0; i < 4; i++) {
-        snprintf(names[i], sizeof names[i], "%s%s", pr->cfg.topic_prefix, base[i]);
-        topics[i] = names[i];
-    }
-    int rc = px_schema_setup(&pr->cfg.schema, pr->avro, kinds, topics, 4, &pr->registry, errstr, errstr_size);
+    const char *topics[4] = {pr->cfg.topic_changes, pr->cfg.topic_heartbeats, pr->cfg.topic_locks,
+                             pr->cfg.topic_mutating};
+    int rc = px_schema_setup(&pr->cfg.schema, pr->avro, kinds, pr->cfg.topic_prefix, topics, 4, &pr->registry,
+                             errstr, errstr_size);
     if (!rc && pr->registry)
         PX_INFO(PR_COMP, "schema registry", "url=\"%s\" wire_format=%s", px_registry_url(pr->registry),
                 pr->cfg.schema.wire_format);

@@ -29,12 +29,10 @@ int ctl_fold_init(ctl_t *c) {
         return CTL_EXIT_ERR;
     }
     /* produce writes lifecycle records: those two topics' subjects */
-    char mutating[PX_CONF_STR_MAX * 2], mutated[PX_CONF_STR_MAX * 2];
-    ctl_topic_name(c, CTL_SRC_TOPICS[PX_SRC_MUTATING], mutating, sizeof mutating);
-    ctl_topic_name(c, CTL_SRC_TOPICS[PX_SRC_MUTATED], mutated, sizeof mutated);
     const px_kind_t kinds[2] = {PX_KIND_LIFECYCLE, PX_KIND_LIFECYCLE};
-    const char *const topics[2] = {mutating, mutated};
-    if (px_schema_setup(&c->cfg.schema, c->avro, kinds, topics, 2, &c->registry, errstr, sizeof errstr)) {
+    const char *const topics[2] = {CTL_SRC_TOPICS[PX_SRC_MUTATING], CTL_SRC_TOPICS[PX_SRC_MUTATED]};
+    if (px_schema_setup(&c->cfg.schema, c->avro, kinds, c->cfg.topic_prefix, topics, 2, &c->registry, errstr,
+                        sizeof errstr)) {
         fprintf(stderr, "presencectl %s: schema registry %s: %s\n", c->cmd,
                 c->cfg.schema.url[0] ? c->cfg.schema.url : "(none)", errstr);
         return CTL_EXIT_ERR;

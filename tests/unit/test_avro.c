@@ -463,7 +463,7 @@ typedef struct {
 static const hostile_t hostile[] = {
     {"empty", 0, RAW(""), {0}, PX_EPROTO, "truncated header"},
     {"1 byte C3", 0, RAW("\xc3"), {0}, PX_EPROTO, "truncated header"},
-    {"1 byte 00 (a truncated Confluent header)", 0, RAW("\x00"), {0}, PX_EPROTO, "truncated Confluent header"},
+    {"1 byte 00 (a truncated Confluent header)", 0, RAW("\x00"), {0}, PX_EPROTO, "confluent header truncated"},
     {"Confluent header, id unknown", 0, RAW("\x00\x00\x00\x00\x07\x02"), {0}, PX_EPROTO, "unknown schema id 7"},
     {"wrong magic C3 02", 0, RAW("\xc3\x02\xf1\x9e\x2e\x9d\xb7\xae\xde\x98\x02"), {0}, PX_EPROTO, "magic"},
     {"wrong magic 01 C3", 0, RAW("\x01\xc3\xf1\x9e\x2e\x9d\xb7\xae\xde\x98\x02"), {0}, PX_EPROTO, "magic"},
