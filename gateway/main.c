@@ -134,7 +134,7 @@ static int setup_schemas(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     char why[400];
     if (px_schema_setup(&gw->cfg.schema, gw->avro, kinds, gw->cfg.topic_prefix, topics, 2, &gw->registry, why,
                         sizeof why)) {
-        snprintf(errstr, errstr_size, "schema registry '%.200s': %s", gw->cfg.schema.url, why);
+        snprintf(errstr, errstr_size, "schema registry '%.120s': %.300s", gw->cfg.schema.url, why);
         return -1;
     }
     if (gw->registry)
