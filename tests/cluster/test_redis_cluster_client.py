@@ -104,6 +104,7 @@ def main():
           f"client's longest gap {int(f['max_gap_ms']) / 1000:.1f} s ({out.strip()})", flush=True)
     rc.restart(victim)  # it rejoins as a replica
     rc.wait_ok()
+    rc.wait_replicas()  # until every node sees it as its new master's replica, in sync
 
     # 5. A failover by hand (no data lost: the replica catches up first).
     m = rc.master_of(slot_of(3, "a"))
