@@ -4,6 +4,7 @@
 #
 #   stack.sh up     [--state DIR] [--brokers N] [--kafka-port N] [--redis-port N]
 #                   [--partitions N] [--prefix P] [--keep-data] [--registry]
+#                   [--redis-cluster | --redis-replica] [--redis-persistence aof|none]
 #   stack.sh down   [--state DIR]
 #   stack.sh status [--state DIR]
 #   stack.sh env    [--state DIR]
@@ -21,6 +22,11 @@
 # Confluent-compatible schema registry (Apicurio Registry from the cache
 # scripts/setup.sh fills, in memory, compatibility BACKWARD) and writes its
 # URL to stack.env as REGISTRY_URL.
+# --redis-cluster runs a Redis Cluster of 3 masters + 3 replicas instead of
+# one Redis (REDIS_NODES in stack.env: the seeds); --redis-replica one
+# master, one replica and 3 Sentinels (REDIS_SENTINELS, REDIS_MASTER_NAME).
+# Both keep an append-only file (fsync every second); the single Redis
+# keeps nothing (--redis-persistence changes either). See stack/redis.sh.
 #
 # Kafka 3.9.1 runs from the jars scripts/setup.sh fetched into
 # ${PRESENCE_CACHE:-~/.cache/presence}/kafka-3.9.1/libs, on the local JDK.
@@ -58,6 +64,8 @@ readonly INPUT_TOPICS=(presence.heartbeats presence.locks
 readonly OUTPUT_TOPICS=(presence.changes)
 
 say() { printf 'stack: %s\n' "$*"; }
+# shellcheck source=../stack/redis.sh
+. "$ROOT/stack/redis.sh"
 die() { printf 'stack: ERROR: %s\n' "$*" >&2; exit 1; }
 case $KAFKA_REQUEST_LOG in
   TRACE | DEBUG | INFO | WARN | ERROR) ;;
@@ -65,7 +73,7 @@ case $KAFKA_REQUEST_LOG in
 esac
 
 usage() {
-  sed -n '4,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '4,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-2}"
 }
 
@@ -84,6 +92,8 @@ TOPIC_RF=
 TOPIC_MIN_ISR=
 SIGNAL=KILL
 NODE=
+REDIS_MODE=single
+REDIS_PERSISTENCE=
 
 parse_opts() {
   while [ $# -gt 0 ]; do
@@ -100,6 +110,11 @@ parse_opts() {
       --replication-factor) TOPIC_RF=${2:?--replication-factor needs a number}; shift 2 ;;
       --min-insync-replicas) TOPIC_MIN_ISR=${2:?--min-insync-replicas needs a number}; shift 2 ;;
       --signal) SIGNAL=${2:?--signal needs KILL or TERM}; shift 2 ;;
+      --redis-cluster) [ "$REDIS_MODE" = single ] || die "--redis-cluster and --redis-replica exclude each other"
+                       REDIS_MODE=cluster; shift ;;
+      --redis-replica) [ "$REDIS_MODE" = single ] || die "--redis-cluster and --redis-replica exclude each other"
+                       REDIS_MODE=replica; shift ;;
+      --redis-persistence) REDIS_PERSISTENCE=${2:?--redis-persistence needs aof or none}; shift 2 ;;
       -h|--help) usage 0 ;;
       [1-9]*) [ -z "$NODE" ] && [ -n "$NODE_ARG" ] || die "unexpected argument: $1 (see stack.sh --help)"
               NODE=$1; shift ;;
@@ -111,6 +126,11 @@ parse_opts() {
   done
   [ -z "$BROKERS" ] || [ "$BROKERS" -le 9 ] || die "--brokers must be 1..9, not $BROKERS"
   case $SIGNAL in KILL | TERM) ;; *) die "--signal must be KILL or TERM, not '$SIGNAL'" ;; esac
+  case $REDIS_PERSISTENCE in
+    '') if [ "$REDIS_MODE" = single ]; then REDIS_PERSISTENCE=none; else REDIS_PERSISTENCE=aof; fi ;;
+    aof | none) ;;
+    *) die "--redis-persistence must be aof or none, not '$REDIS_PERSISTENCE'" ;;
+  esac
   [ -z "$NODE_ARG" ] || [ -n "$NODE" ] || die "$NODE_ARG needs a node id (1..N; see stack.sh status)"
   [[ $PREFIX =~ ^[A-Za-z0-9._-]*$ ]] || die "topic prefix may only hold [A-Za-z0-9._-]: $PREFIX"
   mkdir -p "$STATE"
@@ -611,27 +631,29 @@ cmd_up() {
   BROKERS=${BROKERS:-1}
   replication
 
-  local kpid rpid spec running=
-  rpid=$(read_pid "$STATE/redis.pid")
+  local kpid rpids spec running=
+  rpids=$(redis_running_pids)
   for spec in $(all_kafka_pidfiles); do
     ! pid_is "$(read_pid "${spec%%:*}")" kafka.Kafka || running+=" $(read_pid "${spec%%:*}")"
   done
-  if [ -n "$running" ] || pid_is "$rpid" redis-server ||
+  if [ -n "$running" ] || [ -n "$rpids" ] ||
      pid_is "$(read_pid "$STATE/registry.pid")" quarkus-run.jar; then
-    die "a stack already runs in $STATE (kafka pid${running:- none}, redis pid ${rpid:-none}): run stack.sh down --state $STATE first"
+    die "a stack already runs in $STATE (kafka pid${running:- none}, redis pid ${rpids:-none}): run stack.sh down --state $STATE first"
   fi
   if [ "$KEEP_DATA" = 1 ] && [ -f "$STATE/kafka.brokers" ] && [ "$(stack_brokers)" != "$BROKERS" ]; then
     die "--keep-data: the data in $STATE is of a $(stack_brokers)-broker stack, not $BROKERS (give --brokers $(stack_brokers), or drop --keep-data)"
   fi
 
   # Ports: given ones must be free; the rest (and the controllers') are
-  # picked: N broker ports, N controller ports and Redis's, all distinct.
-  local p picked want i kports=() cports=()
+  # picked: N broker ports, N controller ports and Redis's (one, or the
+  # cluster's or the Sentinel layout's), all distinct.
+  local p picked want i kports=() cports=() rwant
+  rwant=$(redis_ports_needed)
   for p in "$KAFKA_PORT" "$REDIS_PORT"; do
     [ -z "$p" ] || ! port_taken "$p" || die "port $p is already in use on 127.0.0.1 (pick another, or omit it to get a free one)"
   done
   [ -z "$KAFKA_PORT" ] || [ "$KAFKA_PORT" != "$REDIS_PORT" ] || die "kafka and redis cannot share port $KAFKA_PORT"
-  want=$(( 2 * BROKERS + 1 ))
+  want=$(( 2 * BROKERS + rwant ))
   read -r -a picked <<<"$(free_ports $(( want + 2 )))"
   local pool=()
   for p in "${picked[@]}"; do
@@ -643,6 +665,8 @@ cmd_up() {
   kports=("$KAFKA_PORT") i=2
   for (( n = 2; n <= BROKERS; n++ )); do kports+=("${pool[i]}"); i=$((i + 1)); done
   for (( n = 1; n <= BROKERS; n++ )); do cports+=("${pool[i]}"); i=$((i + 1)); done
+  REDIS_PORTS=("$REDIS_PORT")
+  for (( n = 2; n <= rwant; n++ )); do REDIS_PORTS+=("${pool[i]}"); i=$((i + 1)); done
 
   local voters= bootstrap=
   for (( n = 1; n <= BROKERS; n++ )); do
@@ -656,28 +680,8 @@ cmd_up() {
     rm -rf "$STATE/kafka/data" "$STATE"/kafka-[0-9]* "$STATE/redis"
   fi
   echo "$BROKERS" >"$STATE/kafka.brokers"
-  mkdir -p "$STATE/redis"
-  : >"$STATE/redis.log"
   write_tools_log4j
-
-  # Redis: no persistence, loopback only, in the background of its own
-  # session; also on a Unix socket in the state dir (REDIS_SOCKET in
-  # stack.env, for redis.host=<path>: docs/configuration.md) unless the
-  # path is too long for a socket address.
-  local sock_args=() sock=$STATE/redis.sock
-  rm -f "$sock"
-  if [ ${#sock} -lt 104 ]; then
-    sock_args=(--unixsocket "$sock" --unixsocketperm 700)
-  else
-    say "redis: no Unix socket ($sock is over 103 bytes); TCP only"
-    sock=
-  fi
-  setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize no --dir "$STATE/redis" --logfile "$STATE/redis.log" "${sock_args[@]}" \
-    </dev/null >"$STATE/redis.out" 2>&1 &
-  echo $! >"$STATE/redis.pid"
-  STARTED_PIDS+=("$STATE/redis.pid:redis-server")
-  say "redis: starting on 127.0.0.1:$REDIS_PORT (pid $!, log $STATE/redis.log)"
+  redis_start
 
   # Kafka: format each node's KRaft log dir (no-op when kept), then start
   # them. A cluster's nodes in one JVM (stack/kafka/FormatNodes.java), or
@@ -726,15 +730,7 @@ cmd_up() {
   [ "$REGISTRY" = 0 ] || start_registry # starts beside the broker, waited for after it
 
   # Readiness. Redis first: it is up long before Kafka.
-  local deadline=$(( $(date +%s) + 10 ))
-  until [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; do
-    if ! pid_is "$(read_pid "$STATE/redis.pid")" redis-server || [ "$(date +%s)" -ge "$deadline" ]; then
-      tail -n 20 "$STATE/redis.log" "$STATE/redis.out" >&2
-      die "redis did not answer PING on 127.0.0.1:$REDIS_PORT (log: $STATE/redis.log)"
-    fi
-    sleep 0.1
-  done
-  say "redis: ready"
+  redis_wait
 
   # Kafka is ready when the metadata lists every broker.
   deadline=$(( $(date +%s) + KAFKA_READY_TIMEOUT_S ))
@@ -762,15 +758,10 @@ cmd_up() {
   {
     cat <<EOF
 KAFKA_BOOTSTRAP=$bootstrap
-REDIS_HOST=127.0.0.1
-REDIS_PORT=$REDIS_PORT
-REDIS_SOCKET=$sock
 PRESENCE_TOPIC_PREFIX=$PREFIX
 KAFKA_PARTITIONS=$PARTITIONS
 KAFKA_CONTROLLER_PORT=${cports[0]}
 PRESENCE_KAFKA_BOOTSTRAP_SERVERS=$bootstrap
-PRESENCE_REDIS_HOST=127.0.0.1
-PRESENCE_REDIS_PORT=$REDIS_PORT
 REGISTRY_URL=$REGISTRY_URL
 KAFKA_BROKERS=$BROKERS
 KAFKA_REPLICATION_FACTOR=$RF
@@ -782,6 +773,7 @@ EOF
       printf 'KAFKA_NODE_%d=127.0.0.1:%s\nKAFKA_NODE_%d_CONTROLLER_PORT=%s\nKAFKA_NODE_%d_DIR=%s\n' \
         "$n" "${kports[n - 1]}" "$n" "${cports[n - 1]}" "$n" "$(node_dir "$n")"
     done
+    redis_env
   } >"$STATE/stack.env"
   create_topics "$bootstrap" "$PARTITIONS" "$PREFIX" "$RF" "$MIN_ISR"
   warm_coordinators "$bootstrap" "$PREFIX"
@@ -859,18 +851,17 @@ cmd_start_node() {
 cmd_down() {
   parse_opts "$@"
   local any=0 specs=()
-  mapfile -t specs < <(all_kafka_pidfiles)
-  [ ${#specs[@]} -gt 0 ] || [ -f "$STATE/redis.pid" ] || [ -f "$STATE/registry.pid" ] && any=1
-  stop_pids "${specs[@]}" "$STATE/redis.pid:redis-server" "$STATE/registry.pid:quarkus-run.jar"
+  mapfile -t specs < <(all_kafka_pidfiles; all_redis_pidfiles)
+  [ ${#specs[@]} -gt 0 ] || [ -f "$STATE/registry.pid" ] && any=1
+  stop_pids "${specs[@]}" "$STATE/registry.pid:quarkus-run.jar"
   rm -f "$STATE/stack.env"
   if [ "$any" = 1 ]; then say "down: stopped the stack in $STATE"; else say "down: nothing runs in $STATE"; fi
 }
 
 cmd_status() {
   parse_opts "$@"
-  local kpid rpid rc=0 ports= n
+  local kpid rc=0 ports= n
   BROKERS=$(stack_brokers)
-  rpid=$(read_pid "$STATE/redis.pid")
   if [ -f "$STATE/stack.env" ]; then
     # shellcheck disable=SC1091
     . "$STATE/stack.env"
@@ -893,11 +884,7 @@ cmd_status() {
       fi
     done
   fi
-  if pid_is "$rpid" redis-server; then
-    say "redis: running, pid $rpid${ports:+, $REDIS_HOST:$REDIS_PORT}, log $STATE/redis.log"
-  else
-    say "redis: not running"; rc=3
-  fi
+  redis_status || rc=3
   local gpid
   gpid=$(read_pid "$STATE/registry.pid")
   if pid_is "$gpid" quarkus-run.jar; then
