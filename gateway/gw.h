@@ -61,6 +61,7 @@
 typedef struct gw_config {
     char http_host[PX_CONF_STR_MAX];
     int64_t http_port;
+    bool reuse_port; /* SO_REUSEPORT on the listening socket */
     char redis_host[PX_CONF_STR_MAX];
     int64_t redis_port;
     char topic_prefix[PX_CONF_STR_MAX];
@@ -211,11 +212,14 @@ typedef struct gw_http {
 
 enum { GW_HTTP_OTHER = 0, GW_HTTP_GET, GW_HTTP_POST, GW_HTTP_DELETE };
 
+typedef struct gw_listen gw_listen_t;
+
 typedef struct gw_ctx {
     gw_config_t cfg;
     px_kvlist_t kafka_kv;
     uv_loop_t *loop;
     struct lws_context *lws;
+    gw_listen_t *listener; /* http.reuse_port: the gateway's own listening socket (gw_listen.c) */
     px_metrics_t *metrics;
     px_avro_t *avro;
     px_registry_t *registry; /* NULL without schema.registry.url */
@@ -388,6 +392,13 @@ int gw_dev_token(gw_ctx_t *gw, gw_http_t *h);
 /* gw_ws.c */
 int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size);
 void gw_ws_stop(gw_ctx_t *gw);
+
+/* gw_listen.c: with http.reuse_port, listen on http.host:http.port with
+ * SO_REUSEPORT and hand every accepted connection to vh. 0, or an error
+ * naming the settings in errstr. Stop closes the socket (in the loop); a
+ * no-op when nothing listens. */
+int gw_listen_start(gw_ctx_t *gw, struct lws_vhost *vh, char *errstr, size_t errstr_size);
+void gw_listen_stop(gw_ctx_t *gw);
 /* Queue text for conn (copied) and ask for a writeable callback. 0 or
  * PX_ENOMEM when the connection's outbound bound is hit (it is closed). */
 int gw_conn_send(gw_conn_t *c, const char *text, size_t len);

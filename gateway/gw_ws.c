@@ -968,6 +968,7 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (gw->cfg.reuse_port) info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* gw_listen.c listens */
     info.foreign_loops = foreign;
     static const struct lws_extension exts[] = {
         {"permessage-deflate", lws_extension_callback_pm_deflate,
@@ -993,7 +994,8 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     /* On failure the context stays in gw->lws: the caller's shutdown
      * (gw_ws_stop, the loop, gw_ws_stop) destroys it. */
     struct lws_vhost *vh = lws_create_vhost(gw->lws, &info);
-    int port = vh ? lws_get_vhost_listen_port(vh) : -1;
+    if (vh && gw->cfg.reuse_port && gw_listen_start(gw, vh, errstr, errstr_size)) return PX_EIO;
+    int port = !vh ? -1 : gw->cfg.reuse_port ? (int)gw->cfg.http_port : lws_get_vhost_listen_port(vh);
     if (port <= 0) {
         /* lws logged its own line but not the reason: ask the kernel the
          * same question for the message (the same SO_REUSEADDR bind) */
@@ -1022,6 +1024,7 @@ int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
 /* Begin (in the loop) or finish (after it) destroying the context; lws
  * sets gw->lws to NULL once it is gone. */
 void gw_ws_stop(gw_ctx_t *gw) {
+    gw_listen_stop(gw);
     if (gw->idle_timer.loop && !uv_is_closing((uv_handle_t *)&gw->idle_timer)) {
         uv_timer_stop(&gw->idle_timer);
         uv_close((uv_handle_t *)&gw->idle_timer, NULL);

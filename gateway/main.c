@@ -23,6 +23,9 @@
 static const px_opt_t gw_opts[] = {
     OPT("http.host", PX_OPT_STR, "127.0.0.1", "address to listen on (0.0.0.0 for all)", http_host, 0, 0),
     OPT("http.port", PX_OPT_INT, "8080", "HTTP and WebSocket port", http_port, 1, 65535),
+    OPT("http.reuse_port", PX_OPT_BOOL, "false",
+        "share the port with other processes that set it too (SO_REUSEPORT: the kernel spreads connections)",
+        reuse_port, 0, 0),
     OPT("redis.host", PX_OPT_STR, "127.0.0.1", "Redis host, or the path of its Unix socket (begins with /)",
         redis_host, 0, 0),
     OPT("redis.port", PX_OPT_INT, "6379", "Redis port", redis_port, 1, 65535),

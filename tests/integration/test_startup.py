@@ -9,6 +9,12 @@ start, and clean up after themselves. Three parts, one ctest each:
          daemons: the shared PRESENCE_HTTP_PORT is the gateway's port only
          (the processor lists it as ignored and serves its ops endpoint on
          PRESENCE_PROCESSOR_OPS_PORT).
+  reuse_port  (no Kafka needed) http.reuse_port: two gateways listen on
+         one port and the kernel spreads connections over both, each
+         answering its WebSocket clients; killed with SIGKILL, one leaves
+         the other serving every new connection; a port held by a socket
+         without SO_REUSEPORT still stops a gateway that sets it, and one
+         without the setting cannot join gateways that have it.
   up     scripts/up.sh with this build's binaries (--build-dir): a given
          port that is taken is refused before anything starts; a processor
          that cannot start (a typo in its own variable) makes up.sh print
@@ -206,6 +212,120 @@ def part_ports():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# --- reuse_port --------------------------------------------------------------
+
+WS_UPGRADE = ("GET /ws/presence?user=alice HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+def ws_client(port):
+    """A WebSocket connection to 127.0.0.1:port that the server upgraded
+    and that answers a message: a bad one gets an ERROR frame back."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(WS_UPGRADE)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, ("closed during the handshake", head)
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload, mask = b'{"type":"NOPE"}', b"\x01\x02\x03\x04"
+    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    frame = head.split(b"\r\n\r\n", 1)[1]
+    while len(frame) < 2 or len(frame) < 2 + (frame[1] & 0x7F):
+        chunk = s.recv(4096)
+        assert chunk, ("closed before answering", frame)
+        frame += chunk
+    assert frame[0] == 0x81 and b'"ERROR"' in frame, frame
+    return s
+
+
+def owner_of(conn, pids):
+    """The pid among pids whose process holds the server end of conn (a
+    connected client socket), from /proc/net/tcp and the processes' fds."""
+    lport, (_, rport) = conn.getsockname()[1], conn.getpeername()
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            local, remote = cols[1].split(":"), cols[2].split(":")
+            if int(local[1], 16) == rport and int(remote[1], 16) == lport:
+                inode = cols[9]
+    assert inode, ("no server end for client port", lport)
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                pass
+    return None
+
+
+def part_reuse_port():
+    (nothing,) = free_ports(1)
+    base = [GATEWAY, "--set", "auth.dev_mode=true", "--set", f"redis.port={nothing}"] + NOWHERE
+    reuse = ["--set", "http.reuse_port=true"]
+
+    # A port held by a socket without SO_REUSEPORT is not shared.
+    held, port = hold_port()
+    out = refused_fast(base + reuse + ["--set", f"http.port={port}"], clean_env(), port, "gateway, reuse_port on a held port")
+    assert "http.reuse_port" in out and 'msg="listening"' not in out, out[-2000:]
+    held.close()
+
+    (port,) = free_ports(1)
+    tmp = tempfile.mkdtemp(prefix="px_reuse_")
+    procs = []
+    try:
+        for i in range(2):
+            path = os.path.join(tmp, f"gw{i}.log")
+            procs.append(subprocess.Popen(base + reuse + ["--set", f"http.port={port}", "--set", f"gateway.id=gw{i}"],
+                                          env=clean_env(), stdout=open(path, "wb"), stderr=subprocess.STDOUT))
+            wait_log(path, 'msg="listening"', procs[-1])
+        # a gateway without the setting cannot join them
+        refused_fast(base + ["--set", f"http.port={port}"], clean_env(), port, "gateway without reuse_port")
+
+        pids = [p.pid for p in procs]
+        conns = [ws_client(port) for _ in range(40)]
+        owners = [owner_of(c, pids) for c in conns]
+        counts = {pid: owners.count(pid) for pid in pids}
+        log(f"40 WebSocket connections on port {port}: {counts} (by gateway pid)")
+        assert None not in owners and all(n > 0 for n in counts.values()), counts
+
+        # SIGKILL one: its clients lose their connections, the other's keep
+        # theirs, and every new connection lands on the survivor.
+        procs[0].kill()
+        procs[0].wait()
+        for c, pid in zip(conns, owners):
+            c.settimeout(10)
+            if pid == pids[0]:
+                try:
+                    assert c.recv(4096) == b"", "a killed gateway's connection still delivers data"
+                except ConnectionResetError:
+                    pass
+            c.close()
+        conns = [ws_client(port) for _ in range(20)]
+        owners = [owner_of(c, [pids[1]]) for c in conns]
+        assert owners == [pids[1]] * 20, owners
+        for c in conns:
+            c.close()
+        log("after SIGKILL of one gateway: 20 of 20 new connections served by the other")
+        procs[1].send_signal(signal.SIGTERM)
+        assert procs[1].wait(timeout=30) == 0, procs[1].returncode
+        assert not listening(port), "the port is still open after both gateways stopped"
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for i in range(2):
+            path = os.path.join(tmp, f"gw{i}.log")
+            if sys.exc_info()[0] and os.path.exists(path):
+                print(f"--- gw{i}.log\n" + open(path, errors="replace").read()[-3000:])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # --- up ---------------------------------------------------------------------
 
 def up(state, env, *args, timeout=400):
@@ -358,7 +478,7 @@ def part_setup():
 
 
 if __name__ == "__main__":
-    parts = {"ports": part_ports, "up": part_up, "setup": part_setup}
+    parts = {"ports": part_ports, "reuse_port": part_reuse_port, "up": part_up, "setup": part_setup}
     if len(sys.argv) != 2 or sys.argv[1] not in parts:
         sys.exit(f"usage: {sys.argv[0]} {'|'.join(parts)}")
     t0 = time.monotonic()
