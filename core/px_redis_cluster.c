@@ -49,26 +49,6 @@ static void sleep_ms(long ms) {
     }
 }
 
-/* Parse "host:port" (port after the last ':'). 0 or -1. */
-static int parse_hostport(const char *s, size_t len, px_redis_node_t *out) {
-    const char *colon = NULL;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] == ':') colon = s + i;
-    if (!colon || colon == s || (size_t)(colon - s) > PX_REDIS_HOST_MAX) return -1;
-    long port = 0;
-    const char *end = s + len;
-    if (colon + 1 == end) return -1;
-    for (const char *p = colon + 1; p < end; p++) {
-        if (*p < '0' || *p > '9' || port > 65535) return -1;
-        port = port * 10 + (*p - '0');
-    }
-    if (port < 1 || port > 65535) return -1;
-    memcpy(out->host, s, (size_t)(colon - s));
-    out->host[colon - s] = '\0';
-    out->port = (int)port;
-    return 0;
-}
-
 px_rcl_t *px_rcl_new(const px_rcl_conf_t *conf, char *errstr, size_t errstr_size) {
     px_rcl_t *c = calloc(1, sizeof *c);
     if (!c) {
@@ -83,18 +63,14 @@ px_rcl_t *px_rcl_new(const px_rcl_conf_t *conf, char *errstr, size_t errstr_size
         c->seed[0].port = conf->port;
         c->nseeds = 1;
     }
-    const char *s = conf->seeds;
-    while (c->cluster && s && *s) {
-        const char *comma = strchr(s, ',');
-        size_t len = comma ? (size_t)(comma - s) : strlen(s);
-        if (len && (c->nseeds == PX_RCL_SEEDS_MAX || parse_hostport(s, len, &c->seed[c->nseeds]) != 0)) {
-            px_errf(PX_ECONFIG, errstr, errstr_size, "redis seed '%.*s' is not host:port (at most %d seeds)",
-                    (int)(len > 200 ? 200 : len), s, PX_RCL_SEEDS_MAX);
+    if (c->cluster && conf->seeds) {
+        int n = px_redis_nodes_parse(conf->seeds, "redis seeds", c->seed + c->nseeds, PX_RCL_SEEDS_MAX - c->nseeds,
+                                     errstr, errstr_size);
+        if (n < 0) {
             free(c);
             return NULL;
         }
-        if (len) c->nseeds++;
-        s = comma ? comma + 1 : s + len;
+        c->nseeds += n;
     }
     if (c->nseeds == 0) {
         px_errf(PX_ECONFIG, errstr, errstr_size, "no Redis server given");

@@ -20,6 +20,43 @@ uint16_t px_redis_crc16(const void *buf, size_t len) {
     return crc;
 }
 
+int px_redis_node_parse(const char *s, size_t len, px_redis_node_t *out) {
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == ':') colon = s + i;
+    if (!colon || colon == s || (size_t)(colon - s) > PX_REDIS_HOST_MAX) return -1;
+    long port = 0;
+    const char *end = s + len;
+    if (colon + 1 == end) return -1;
+    for (const char *p = colon + 1; p < end; p++) {
+        if (*p < '0' || *p > '9' || port > 65535) return -1;
+        port = port * 10 + (*p - '0');
+    }
+    if (port < 1 || port > 65535) return -1;
+    memcpy(out->host, s, (size_t)(colon - s));
+    out->host[colon - s] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
+int px_redis_nodes_parse(const char *list, const char *what, px_redis_node_t *out, int max, char *errstr,
+                         size_t errstr_size) {
+    int n = 0;
+    for (const char *s = list ? list : ""; *s;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        while (len && (*s == ' ' || *s == '\t')) s++, len--;
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
+        if (len && (n == max || px_redis_node_parse(s, len, &out[n]) != 0))
+            return px_errf(PX_ECONFIG, errstr, errstr_size, "%s: '%.*s' is not host:port (at most %d of them)", what,
+                           (int)(len > 200 ? 200 : len), s, max);
+        if (len) n++;
+        if (!comma) break;
+        s = comma + 1;
+    }
+    return n;
+}
+
 int px_redis_slot(const char *key, size_t len) {
     const char *open = memchr(key, '{', len);
     if (open) {

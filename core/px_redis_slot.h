@@ -33,6 +33,17 @@ typedef struct px_redis_node {
     int port;
 } px_redis_node_t;
 
+/* Parse "host:port" (the port after the last ':', so an IPv6 address
+ * passes unbracketed) from s[0..len). 0, or -1 for an empty host, a host
+ * over PX_REDIS_HOST_MAX bytes, or a port outside 1..65535. */
+int px_redis_node_parse(const char *s, size_t len, px_redis_node_t *out);
+
+/* Parse a comma-separated list of host:port into out[0..max) (empty
+ * items are skipped). The count (0 for an empty list), or PX_ECONFIG with
+ * the item at fault named in errstr (`what` names the setting). */
+int px_redis_nodes_parse(const char *list, const char *what, px_redis_node_t *out, int max, char *errstr,
+                         size_t errstr_size);
+
 typedef struct px_redis_slots {
     px_redis_node_t node[PX_REDIS_NODES_MAX]; /* masters, in first-seen order */
     int nnodes;

@@ -28,6 +28,7 @@
 #include "px_registry.h"
 #include "px_buf.h"
 #include "px_config.h"
+#include "px_redis_conf.h"
 #include "px_err.h"
 #include "px_event.h"
 #include "px_hash.h"
@@ -85,6 +86,7 @@ typedef struct gw_config {
     bool deflate;                   /* offer permessage-deflate */
     int64_t idle_ping_s;            /* PING a silent connection after this; 0: never */
     px_schema_conf_t schema;        /* avro.wire_format, schema.registry.* */
+    px_redis_conf_t redis;          /* redis.cluster, redis.nodes, redis.sentinels, redis.master_name */
 } gw_config_t;
 
 /* Who a connection is, from its JWT (or the dev-mode query). */

@@ -63,6 +63,7 @@ static const px_opt_t gw_opts[] = {
         "PING a connection silent this long; close it if still silent as long again (0: never)", idle_ping_s, 0,
         30000),
     PX_REGISTRY_OPTS(gw_config_t, schema),
+    PX_REDIS_OPTS(gw_config_t, redis),
 };
 
 /* Shutdown starts inside the loop, as lws wants with a foreign loop: the
@@ -171,7 +172,9 @@ int main(int argc, char **argv) {
         PX_INFO(GW_COMP, "environment variables ignored: no setting of the gateway", "names=%s",
                 px_log_q(q, sizeof q, ignored));
     }
-    if (px_redis_host_check(gw->cfg.redis_host, errstr, sizeof errstr)) {
+    if (px_redis_host_check(gw->cfg.redis_host, errstr, sizeof errstr) ||
+        px_redis_conf_check(&gw->cfg.redis, errstr, sizeof errstr) ||
+        px_redis_conf_limit(&gw->cfg.redis, "presence-gateway", false, false, errstr, sizeof errstr)) {
         fprintf(stderr, "presence-gateway: %s\n", errstr);
         return 2;
     }

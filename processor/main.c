@@ -69,6 +69,7 @@ static const px_opt_t pr_opts[] = {
     {"http.host", PX_OPT_ALIAS, "ops.host", NULL, 0, 0, 0},
     {"http.port", PX_OPT_ALIAS, "ops.port", NULL, 0, 0, 0},
     PX_REGISTRY_OPTS(pr_config_t, schema),
+    PX_REDIS_OPTS(pr_config_t, redis),
 };
 
 static bool is_ready(pr_ctx_t *pr) { return pr->rd.conn && !pr->paused && pr->kc.kafka_ok && !pr->reg.down; }
@@ -265,7 +266,9 @@ int main(int argc, char **argv) {
         PX_INFO(PR_COMP, "environment variables ignored: no setting of the processor", "names=%s",
                 px_log_q(q, sizeof q, ignored));
     }
-    if (px_redis_host_check(pr->cfg.redis_host, errstr, sizeof errstr)) {
+    if (px_redis_host_check(pr->cfg.redis_host, errstr, sizeof errstr) ||
+        px_redis_conf_check(&pr->cfg.redis, errstr, sizeof errstr) ||
+        px_redis_conf_limit(&pr->cfg.redis, "presence-processor", false, false, errstr, sizeof errstr)) {
         fprintf(stderr, "presence-processor: %s\n", errstr);
         return 2;
     }

@@ -58,6 +58,7 @@
 #include "px_kafka.h"
 #include "px_metrics.h"
 #include "px_notify.h"
+#include "px_redis_conf.h"
 #include "px_registry.h"
 #include "px_store.h"
 
@@ -95,6 +96,7 @@ typedef struct pr_config {
     char http_host[PX_CONF_STR_MAX];
     int64_t http_port;
     px_schema_conf_t schema; /* avro.wire_format, schema.registry.* */
+    px_redis_conf_t redis;   /* redis.cluster, redis.nodes, redis.sentinels, redis.master_name */
 } pr_config_t;
 
 /* One entity in memory. */

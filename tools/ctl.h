@@ -27,6 +27,7 @@
 #include "px_registry.h"
 #include "px_buf.h"
 #include "px_config.h"
+#include "px_redis_conf.h"
 #include "px_fold.h"
 #include "px_store.h"
 
@@ -43,6 +44,7 @@ typedef struct ctl_config {
     int64_t presence_ttl_ms, lock_ttl_ms, stale_ttl_ms;
     int64_t timeout_ms;
     px_schema_conf_t schema; /* avro.wire_format, schema.registry.* */
+    px_redis_conf_t redis;   /* redis.cluster, redis.nodes, redis.sentinels, redis.master_name */
 } ctl_config_t;
 
 /* Command-specific flags (--from X, --dry-run, ...): name -> value ("" for

@@ -37,6 +37,7 @@ static const px_opt_t ctl_opts[] = {
     OPT("stale.ttl_ms", PX_OPT_INT, "300000", "as the processor", stale_ttl_ms, 1000, 86400000),
     OPT("timeout_ms", PX_OPT_INT, "10000", "how long to wait for Kafka (--timeout)", timeout_ms, 100, 3600000),
     PX_REGISTRY_OPTS(ctl_config_t, schema),
+    PX_REDIS_OPTS(ctl_config_t, redis),
 };
 #define NOPTS (sizeof ctl_opts / sizeof ctl_opts[0])
 
@@ -353,7 +354,9 @@ int main(int argc, char **argv) {
     const char *kp = ctl_flag(&c, "key-prefix"), *db = ctl_flag(&c, "db");
     if ((kp && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.key_prefix", kp, errstr, sizeof errstr)) ||
         (db && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.db", db, errstr, sizeof errstr)) ||
-        px_redis_host_check(c.cfg.redis_host, errstr, sizeof errstr)) {
+        px_redis_host_check(c.cfg.redis_host, errstr, sizeof errstr) ||
+        px_redis_conf_check(&c.cfg.redis, errstr, sizeof errstr) ||
+        px_redis_conf_limit(&c.cfg.redis, "presencectl", false, false, errstr, sizeof errstr)) {
         fprintf(stderr, "presencectl: %s\n", errstr);
         return CTL_EXIT_ERR;
     }

@@ -202,11 +202,40 @@ static void test_redirects(void **state) {
     assert_int_equal(px_redis_redirect_parse(longhost, strlen(longhost), &r), PX_REDIS_REDIRECT_NONE);
 }
 
+/* Seed and Sentinel lists (redis.nodes, redis.sentinels): good lists and
+ * a hostile table, each refused with the item at fault named. */
+static void test_nodes_parse(void **state) {
+    (void)state;
+    px_redis_node_t n[4];
+    char err[256];
+    assert_int_equal(px_redis_nodes_parse("", "x", n, 4, err, sizeof err), 0);
+    assert_int_equal(px_redis_nodes_parse(NULL, "x", n, 4, err, sizeof err), 0);
+    assert_int_equal(px_redis_nodes_parse("a:1, b.example:65535 ,,::1:7000", "x", n, 4, err, sizeof err), 3);
+    assert_string_equal(n[0].host, "a");
+    assert_int_equal(n[0].port, 1);
+    assert_string_equal(n[1].host, "b.example");
+    assert_int_equal(n[1].port, 65535);
+    assert_string_equal(n[2].host, "::1");
+    assert_int_equal(n[2].port, 7000);
+    static const char *bad[] = {"a", "a:", ":1", "a:0", "a:65536", "a:1x", "a:-1", "a:1,b", "a:99999999999999999999",
+                                "a:1,b:2,c:3,d:4,e:5", "a :1:"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        int rc = px_redis_nodes_parse(bad[i], "redis.nodes", n, 4, err, sizeof err);
+        if (rc != PX_ECONFIG || !strstr(err, "redis.nodes")) fail_msg("'%s': rc %d err '%s'", bad[i], rc, err);
+    }
+    char longhost[400];
+    memset(longhost, 'h', 300);
+    memcpy(longhost + 300, ":1", 3);
+    assert_int_equal(px_redis_nodes_parse(longhost, "x", n, 4, err, sizeof err), PX_ECONFIG);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc16_and_slots),
         cmocka_unit_test(test_slots_parse),
         cmocka_unit_test(test_redirects),
+        cmocka_unit_test(test_nodes_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
