@@ -14,7 +14,18 @@ slot moves forced on demand and each gap timed.
 
     rs = RedisServer(workdir).start() # one plain server (no cluster)
     rs.addr / rs.socket              # "127.0.0.1:port" and its Unix socket
-    rs.kill() / rs.restart() / rs.cli(...)
+    rs.kill() / rs.restart() / rs.cli(...) / rs.role()
+
+    st = RedisSentinel(workdir, replicas=1, sentinels=3)  # Sentinel-watched master
+    st.start()                       # master, replicas, Sentinels; all agreed
+    st.sentinels / st.name           # "127.0.0.1:p,..." and the master's name
+    st.master() / st.replicas()      # servers by their own ROLE
+    st.named_master()                # the server the live Sentinels all name
+    st.detach(replica)               # REPLICAOF NO ONE: it keeps what it has
+    st.kill(server) / st.restart(server)      # SIGKILL; same port and dir
+    st.wait_master(other_than=srv)   # until the Sentinels name a new master
+    st.failover()                    # SENTINEL FAILOVER (no kill)
+    st.kill_sentinel(i) / st.stop()
 
     kc = KafkaCluster(state_dir, brokers=3)  # scripts/stack.sh up --brokers 3
     kc.start()                       # N KRaft nodes (broker + controller) and a Redis
@@ -44,6 +55,7 @@ import time
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+REDIS_SENTINEL = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STACK_SH = os.path.join(REPO, "scripts", "stack.sh")
 KAFKA_LIBS = os.path.join(os.environ.get("PRESENCE_CACHE", os.path.expanduser("~/.cache/presence")),
@@ -60,6 +72,16 @@ def free_ports(n):
     for s in socks:
         s.close()
     return ports
+
+
+def redis_cli(port, *args, check=True):
+    """redis-cli against 127.0.0.1:port; its output, stripped. check: a
+    failure to connect raises (an error reply is output, not a failure)."""
+    out = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(port), *map(str, args)],
+                         capture_output=True, text=True, timeout=10)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"redis-cli {port} {args}: {out.stderr}")
+    return out.stdout.strip()
 
 
 class Node:
@@ -142,11 +164,7 @@ class RedisCluster:
 
     # --- commands ------------------------------------------------------
     def cli(self, n, *args, check=True):
-        out = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(n.port), *map(str, args)],
-                             capture_output=True, text=True, timeout=10)
-        if check and out.returncode != 0:
-            raise RuntimeError(f"redis-cli {n.port} {args}: {out.stderr}")
-        return out.stdout.strip()
+        return redis_cli(n.port, *args, check=check)
 
     def info(self, n, section="replication"):
         """INFO section as a dict; section "cluster" reads CLUSTER INFO."""
@@ -292,14 +310,19 @@ class RedisCluster:
 
 class RedisServer:
     """One plain redis-server (cluster off) on a free loopback port, with a
-    Unix socket in its directory: the single-server side of the tests."""
+    Unix socket in its directory: the single-server side of the tests.
+    args are more redis-server options (a replica's --replicaof ...)."""
 
-    def __init__(self, workdir):
-        self.port = free_ports(1)[0]
+    def __init__(self, workdir, port=None, args=()):
+        self.port = port or free_ports(1)[0]
         self.dir = os.path.join(workdir, f"redis-single-{self.port}")
         self.socket = os.path.join(self.dir, "redis.sock")
+        self.args = list(args)
         self.proc = None
         atexit.register(self.stop)
+
+    def __repr__(self):
+        return f"RedisServer({self.port})"
 
     @property
     def addr(self):
@@ -311,7 +334,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
              "--unixsocket", self.socket, "--unixsocketperm", "700", "--appendonly", "no", "--save", "",
-             "--protected-mode", "no", "--daemonize", "no"],
+             "--protected-mode", "no", "--daemonize", "no", *map(str, self.args)],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 10
@@ -339,11 +362,211 @@ class RedisServer:
             self.proc.wait()
 
     def cli(self, *args, check=True):
-        out = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port), *map(str, args)],
-                             capture_output=True, text=True, timeout=10)
-        if check and out.returncode != 0:
-            raise RuntimeError(f"redis-cli {self.port} {args}: {out.stderr}")
-        return out.stdout.strip()
+        return redis_cli(self.port, *args, check=check)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def role(self):
+        """"master" or "slave" as the server's ROLE says; None when it
+        does not answer."""
+        if not self.alive():
+            return None
+        out = self.cli("ROLE", check=False)
+        return out.splitlines()[0] if out else None
+
+    def info(self, section="replication"):
+        d = {}
+        for line in self.cli("INFO", section, check=False).splitlines():
+            k, sep, v = line.partition(":")
+            if sep:
+                d[k] = v.strip()
+        return d
+
+
+class SentinelProc:
+    """One redis-sentinel on a free loopback port, its config (which
+    Sentinel rewrites) and log in its own directory."""
+
+    def __init__(self, workdir, port):
+        self.port = port
+        self.dir = os.path.join(workdir, f"sentinel-{port}")
+        self.proc = None
+
+    def __repr__(self):
+        return f"Sentinel({self.port})"
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, name, master_port, quorum, down_after_ms, failover_timeout_ms):
+        os.makedirs(self.dir, exist_ok=True)
+        conf = os.path.join(self.dir, "sentinel.conf")
+        if not os.path.exists(conf):  # a restart keeps what Sentinel learnt
+            with open(conf, "w") as f:
+                f.write(f"port {self.port}\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\n"
+                        f"dir {self.dir}\nsentinel resolve-hostnames no\n"
+                        f"sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n"
+                        f"sentinel down-after-milliseconds {name} {down_after_ms}\n"
+                        f"sentinel failover-timeout {name} {failover_timeout_ms}\n"
+                        f"sentinel parallel-syncs {name} 1\n")
+        log = open(os.path.join(self.dir, "sentinel.log"), "ab")
+        self.proc = subprocess.Popen([REDIS_SENTINEL, conf], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def cli(self, *args, check=True):
+        return redis_cli(self.port, *args, check=check)
+
+    def master_addr(self, name):
+        """(host, port) SENTINEL get-master-addr-by-name answers, or None."""
+        out = self.cli("SENTINEL", "get-master-addr-by-name", name, check=False).split()
+        return (out[0], int(out[1])) if len(out) == 2 and out[1].isdigit() else None
+
+    def master_info(self, name):
+        """SENTINEL MASTER as a dict (num-slaves, num-other-sentinels, flags...)."""
+        out = self.cli("SENTINEL", "MASTER", name, check=False).splitlines()
+        return dict(zip(out[0::2], out[1::2]))
+
+
+class RedisSentinel:
+    """One master, `replicas` replicas of it and `sentinels` Sentinels
+    (Debian's redis-sentinel) watching it as `name` with a majority
+    quorum: the single-Redis-with-failover side of the tests. Servers are
+    RedisServer objects (cli, role, kill, restart); a failover is made by
+    killing the master (the Sentinels agree and promote a replica) or asked
+    for with SENTINEL FAILOVER. detach() makes a replica that lacks the
+    master's next writes (REPLICAOF NO ONE: it keeps what it has); the
+    Sentinels turn such a server back into a replica about 8-18 s later
+    while its master still runs, so kill the master well within 8 s."""
+
+    def __init__(self, workdir, replicas=1, sentinels=3, name="presence", down_after_ms=1000,
+                 failover_timeout_ms=5000):
+        ports = free_ports(1 + replicas + sentinels)
+        self.name = name
+        self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
+        self.quorum = sentinels // 2 + 1
+        self.servers = [RedisServer(workdir, ports[0], ["--repl-diskless-sync-delay", 0])]
+        self.servers += [RedisServer(workdir, p, ["--replicaof", "127.0.0.1", ports[0],
+                                                  "--repl-diskless-sync-delay", 0])
+                         for p in ports[1:1 + replicas]]
+        self.sentinel_procs = [SentinelProc(workdir, p) for p in ports[1 + replicas:]]
+        self.first_master_port = ports[0]
+        atexit.register(self.stop)
+
+    @property
+    def sentinels(self):
+        """The Sentinels as redis.sentinels takes them."""
+        return ",".join(s.addr for s in self.sentinel_procs)
+
+    def start(self, timeout=30):
+        """Starts everything; ready when every replica's link is up and
+        every Sentinel knows the master, every replica and the other
+        Sentinels. Returns the seconds it took."""
+        t0 = time.monotonic()
+        for srv in self.servers:
+            srv.start()
+        for s in self.sentinel_procs:
+            s.start(self.name, self.first_master_port, self.quorum, self.down_after_ms, self.failover_timeout_ms)
+        nrep, nother = len(self.servers) - 1, len(self.sentinel_procs) - 1
+        while time.monotonic() - t0 < timeout:
+            links = all(r.info().get("master_link_status") == "up" for r in self.servers[1:])
+            views = [s.master_info(self.name) for s in self.sentinel_procs]
+            if links and all(v.get("num-slaves") == str(nrep) and v.get("num-other-sentinels") == str(nother)
+                             for v in views):
+                return time.monotonic() - t0
+            for s in self.sentinel_procs:
+                if not s.alive():
+                    raise RuntimeError(f"{s} exited: see {s.dir}/sentinel.log")
+            time.sleep(0.1)
+        raise RuntimeError(f"Sentinel set-up not ready after {timeout}s")
+
+    def stop(self):
+        for s in self.sentinel_procs:
+            s.stop()
+        for srv in self.servers:
+            srv.stop()
+
+    def by_port(self, port):
+        return next(srv for srv in self.servers if srv.port == port)
+
+    def master(self):
+        """The live server whose ROLE says master (None, or the first of
+        several while they disagree)."""
+        return next((srv for srv in self.servers if srv.role() == "master"), None)
+
+    def replicas(self):
+        return [srv for srv in self.servers if srv.role() == "slave"]
+
+    def named_master(self):
+        """The server every live Sentinel names as the master, or None while
+        they disagree."""
+        named = {s.master_addr(self.name) for s in self.sentinel_procs if s.alive()}
+        if len(named) != 1 or None in named:
+            return None
+        return self.by_port(next(iter(named))[1])
+
+    def wait_master(self, other_than=None, timeout=30):
+        """Until every live Sentinel names one live server, which says it
+        is master, other than `other_than`. Returns (server, seconds)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            m = self.named_master()
+            if m is not None and m is not other_than and m.role() == "master":
+                return m, time.monotonic() - t0
+            time.sleep(0.05)
+        raise RuntimeError(f"the Sentinels named no new master (other than {other_than}) after {timeout}s")
+
+    def wait_replica_of(self, srv, master, timeout=30):
+        """Until srv replicates master with its link up. Returns seconds."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            i = srv.info()
+            if (i.get("role") == "slave" and i.get("master_port") == str(master.port)
+                    and i.get("master_link_status") == "up"):
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        raise RuntimeError(f"{srv} is not a replica of {master} in sync after {timeout}s")
+
+    def detach(self, replica):
+        """REPLICAOF NO ONE on a replica: it keeps the data it has and
+        takes no more of the master's writes. Returns the time (monotonic)."""
+        t = time.monotonic()
+        replica.cli("REPLICAOF", "NO", "ONE")
+        return t
+
+    def kill(self, srv):
+        """SIGKILL; returns the time of the kill (monotonic)."""
+        return srv.kill()
+
+    def restart(self, srv):
+        """The same port and dir; as a master with no data (no
+        persistence): the Sentinels make it a replica of the new master."""
+        if "--replicaof" in srv.args:
+            i = srv.args.index("--replicaof")
+            del srv.args[i:i + 3]
+        return srv.start()
+
+    def failover(self, timeout=30):
+        """SENTINEL FAILOVER on a live Sentinel (no agreement needed, the
+        master stays up); returns (new master, seconds)."""
+        t0 = time.monotonic()
+        old = self.named_master()
+        s = next(s for s in self.sentinel_procs if s.alive())
+        s.cli("SENTINEL", "FAILOVER", self.name)
+        m, _ = self.wait_master(other_than=old, timeout=timeout)
+        return m, time.monotonic() - t0
+
+    def kill_sentinel(self, i):
+        self.sentinel_procs[i].stop()
 
 
 class KafkaCluster:

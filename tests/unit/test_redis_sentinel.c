@@ -4,7 +4,7 @@
  * hiredis's own reader, whole and one byte at a time, with hostile tables;
  * and px_sentinel_master's refusals without a server (no Sentinels, no
  * name, a Sentinel that refuses connections). Asking real Sentinels
- * through a failover is tests/cluster/test_redis_sentinel.py. Run under
+ * through a failover is tests/cluster/test_sentinel_master.py. Run under
  * ASan/UBSan and valgrind by ctest (label unit).
  */
 #include <netinet/in.h>
