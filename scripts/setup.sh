@@ -53,7 +53,7 @@ PACKAGES=(
   librdkafka-dev libhiredis-dev libavro-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
   libjansson-dev libjwt-dev libcmocka-dev libcurl4-openssl-dev
   python3-avro python3-websockets python3-yaml python3-confluent-kafka python3-requests python3-pip
-  kcat redis-server redis-tools redis-sentinel valgrind curl
+  kcat redis-server redis-tools redis-sentinel valgrind curl iproute2
   openjdk-17-jdk-headless maven
   chromium
 )

@@ -156,12 +156,14 @@ start_redis_single() { # port
   else
     say "redis: no Unix socket ($sock is over 103 bytes); TCP only"
   fi
+  # --redis-address: also on that address (a link's root side).
+  [ -z "$REDIS_ADDRESS" ] || extra+=$'\n'"bind 127.0.0.1 $REDIS_ADDRESS"
   write_redis_conf "$STATE/redis" "$port" "$STATE/redis.log" <<<"$extra"
   : >"$STATE/redis.log"
   setsid redis-server "$STATE/redis/redis.conf" </dev/null >"$STATE/redis.out" 2>&1 &
   echo $! >"$STATE/redis.pid"
   STARTED_PIDS+=("$STATE/redis.pid:redis-server")
-  say "redis: starting on 127.0.0.1:$port (pid $!, persistence $REDIS_PERSISTENCE, log $STATE/redis.log)"
+  say "redis: starting on 127.0.0.1:$port${REDIS_ADDRESS:+ and $REDIS_ADDRESS:$port} (pid $!, persistence $REDIS_PERSISTENCE, log $STATE/redis.log)"
 }
 
 # --- cluster -----------------------------------------------------------------

@@ -39,8 +39,16 @@ slot moves forced on demand and each gap timed.
     kc.elect_preferred(topic=None)   # LeaderElectionCommand, PREFERRED
     kc.stop()                        # stack.sh down; also at exit
 
-Every server gets its own directory and port; nothing outside loopback is
-touched. Times are measured with time.monotonic() and returned to the
+    h = NetHost("p1", links=("kafka", "redis")).start()   # pxnet.py
+    kc = KafkaCluster(state, kafka_address=h.links["kafka"].root,
+                      redis_address=h.links["redis"].root)
+    kc.external_bootstrap / kc.external_redis  # what h reaches across its links
+    h.cmd(argv) / h.popen(argv)      # run inside the host's namespace
+    h.cut("kafka") / h.heal("kafka") # the host loses Kafka, keeps Redis
+    h.stop()                         # also at exit; stale hosts swept at start
+
+Every server gets its own directory and port; nothing outside loopback and
+the hosts' own links is touched. Times are measured with time.monotonic() and returned to the
 caller, which prints them.
 """
 import atexit
@@ -52,6 +60,8 @@ import signal
 import socket
 import subprocess
 import time
+
+from pxnet import NetHost, sweep_stale  # noqa: F401  (part of the harness)
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -577,11 +587,15 @@ class KafkaCluster:
     the metadata does not: MetadataQuorumCommand (the quorum's leader) and
     LeaderElectionCommand (a preferred-leader election now instead of the
     broker's check every 5 minutes). Metadata comes from confluent-kafka
-    (Debian's python3-confluent-kafka, /usr/bin/python3)."""
+    (Debian's python3-confluent-kafka, /usr/bin/python3). kafka_address
+    and redis_address: the root side of a NetHost's links, where the
+    brokers (listener EXTERNAL) and Redis also listen."""
 
-    def __init__(self, state_dir, brokers=3, partitions=3):
+    def __init__(self, state_dir, brokers=3, partitions=3, kafka_address=None, redis_address=None):
         self.state = os.path.abspath(state_dir)
         self.brokers, self.partitions_n = brokers, partitions
+        self.extra = ((["--kafka-address", kafka_address] if kafka_address else [])
+                      + (["--redis-address", redis_address] if redis_address else []))
         self.env = {}
         atexit.register(self.stop)
 
@@ -609,7 +623,8 @@ class KafkaCluster:
         Returns the seconds it took."""
         t0 = time.monotonic()
         self._stack("down", timeout=120)
-        self.log = self._stack("up", "--brokers", self.brokers, "--partitions", self.partitions_n, timeout=300)
+        self.log = self._stack("up", "--brokers", self.brokers, "--partitions", self.partitions_n, *self.extra,
+                               timeout=300)
         self._read_env()
         return time.monotonic() - t0
 
@@ -635,6 +650,16 @@ class KafkaCluster:
     @property
     def bootstrap(self):
         return self.env["KAFKA_BOOTSTRAP"]
+
+    @property
+    def external_bootstrap(self):
+        """The brokers' EXTERNAL listeners (kafka_address:port each)."""
+        return self.env["KAFKA_EXTERNAL_BOOTSTRAP"]
+
+    @property
+    def external_redis(self):
+        """(host, port) of the stack's Redis on redis_address."""
+        return self.env["REDIS_EXTERNAL_HOST"], int(self.env["REDIS_PORT"])
 
     def pid(self, n):
         path = os.path.join(self.node_dir(n), "kafka.pid") if self.brokers > 1 else \

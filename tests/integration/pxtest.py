@@ -121,11 +121,14 @@ class Stack:
                 "--set", f"redis.port={self.env['REDIS_PORT']}",
                 "--set", f"topic.prefix={prefix}"]
 
-    def start_processor(self, *extra, name="processor", instance="p1"):
-        d = Daemon(name, [os.path.join(self.build, "processor", "presence-processor")]
-                   + self.common() + ["--set", f"kafka.group.id={self.group}",
-                                      "--set", f"processor.instance={instance}",
-                                      "--set", f"http.port={self.proc_port}"] + list(extra), self.logdir)
+    def start_processor(self, *extra, name="processor", instance="p1", host=None):
+        """host: a pxcluster.NetHost to run it in (extra then names the
+        addresses it reaches the servers at)."""
+        argv = ([os.path.join(self.build, "processor", "presence-processor")]
+                + self.common() + ["--set", f"kafka.group.id={self.group}",
+                                   "--set", f"processor.instance={instance}",
+                                   "--set", f"http.port={self.proc_port}"] + list(extra))
+        d = Daemon(name, host.cmd(argv) if host else argv, self.logdir)
         self.daemons.append(d)
         return d
 
@@ -173,21 +176,28 @@ class Stack:
         return Producer({"bootstrap.servers": self.env["KAFKA_BOOTSTRAP"],
                          "partitioner": "murmur2_random", "enable.idempotence": True})
 
-    def changes(self, tenant, timeout=30.0, until=None):
+    def changes(self, tenant, timeout=30.0, until=None, to_end=False):
         """Committed change events of one tenant, in order, read from the
         beginning of presence.changes (read_committed). Reads until `until`
-        (a predicate over the list so far) holds, or the timeout."""
-        from confluent_kafka import Consumer
+        (a predicate over the list so far) holds, or (to_end) every
+        partition's end is reached, or the timeout (to_end: an error)."""
+        from confluent_kafka import Consumer, KafkaError
         import pxavro
         codec = pxavro.Codec()
         c = Consumer({"bootstrap.servers": self.env["KAFKA_BOOTSTRAP"], "group.id": unique("rd-"),
                       "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                      "isolation.level": "read_committed"})
-        c.subscribe([self.topic("presence.changes")])
-        out, deadline = [], time.time() + timeout
+                      "isolation.level": "read_committed", "enable.partition.eof": to_end})
+        topic = self.topic("presence.changes")
+        c.subscribe([topic])
+        nparts = len(c.list_topics(topic, timeout=10).topics[topic].partitions) if to_end else 0
+        out, deadline, ends = [], time.time() + timeout, set()
         try:
             while time.time() < deadline:
                 m = c.poll(0.2)
+                if m is not None and m.error() and m.error().code() == KafkaError._PARTITION_EOF:
+                    ends.add(m.partition())
+                    if len(ends) == nparts:
+                        return out
                 if m is None or m.error():
                     if until and until(out):
                         break
@@ -198,6 +208,7 @@ class Stack:
                     break
         finally:
             c.close()
+        assert not to_end, f"{topic}: the end of every partition not reached in {timeout}s ({len(out)} read)"
         return out
 
     def ws_url(self, tok):

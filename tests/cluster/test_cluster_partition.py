@@ -1,0 +1,319 @@
+#!/usr/bin/python3
+"""A network partition: a processor on a host of its own is cut off from
+Kafka while it still reaches Redis, and the zombie it becomes is fenced.
+
+A 3-broker cluster (RF 3, min ISR 2; pxcluster.KafkaCluster) listens on
+loopback and on the root side of one link of a host (pxcluster.NetHost: a
+network namespace with two veth links, one to the brokers, one to Redis).
+Processor A runs on that host, processor B beside the brokers, in one
+group, while a random workload (test_eos's: every record kind, poison
+records, short ttls) runs. Then:
+
+1. A's Kafka link is cut while it folds (batches open, transactions in
+   flight); it still reaches Redis.
+2. B takes every partition (A's session times out) and commits past
+   where A stood on every partition.
+3. The link is healed; A rejoins the group and owns partitions again,
+   the process alive throughout.
+4. The workload stops; when the group has caught up, both stop cleanly.
+
+Asserted: no committed change event twice in presence.changes
+(read_committed); no entity's state in Redis ever went back (its
+watermark vector, polled all along, always dominates what it was; its
+view's version never falls); A rejoined; `presencectl verify` says EQUAL
+(Redis and the committed changes are an offline fold of the input log).
+Printed: the times of each step and what A logged about its fencing.
+
+Usage: test_cluster_partition.py WORKDIR (ctest sets PX_BUILD_DIR and
+PX_SOURCE_DIR; the test sets PX_STACK_DIR to its cluster's state dir)
+"""
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import pxcluster  # noqa: E402
+import pxtest  # noqa: E402
+import test_eos  # noqa: E402  (its workload and its settle-and-verify)
+
+WORKDIR = os.path.abspath(sys.argv[1])
+T0 = time.monotonic()
+KAFKA_TIMEOUTS = ["--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=1000"]
+CUT_READY_BOUND_S = 15  # a session timeout (6 s) and a generous margin
+ASSIGNED_RE = re.compile(r'msg="partitions assigned" count=(\d+)')
+
+
+def say(msg):
+    print(f"[{time.monotonic() - T0:5.1f}s] {msg}", flush=True)
+
+
+def log_of(d, since=0):
+    """The daemon's log from byte offset since."""
+    d.log.flush()
+    with open(d.log_path, "rb") as f:
+        f.seek(since)
+        return f.read().decode(errors="replace")
+
+
+def log_size(d):
+    d.log.flush()
+    return os.path.getsize(d.log_path)
+
+
+class Supervised:
+    """A processor restarted under its name whenever it exits, as its
+    supervisor (systemd's Restart=, compose's restart policy) does: the
+    processor ends itself, non-zero, in a state it cannot leave."""
+
+    def __init__(self, stack, start):
+        self.stack, self.start, self.exits = stack, start, []
+        self.d = start(1)
+        self.mark_d, self.mark_at = self.d, 0
+
+    def check(self):
+        if self.d.proc.poll() is not None:
+            self.exits.append((time.monotonic() - T0, self.d.proc.returncode, self.d))
+            say(f"{self.d.name} exited with {self.d.proc.returncode}: restarted under its name")
+            self.stack.retire(self.d)
+            self.d = self.start(len(self.exits) + 1)
+
+    def mark(self):
+        self.mark_d, self.mark_at = self.d, log_size(self.d)
+
+    def log_since_mark(self):
+        """What it logged since mark(), a restarted process's whole log."""
+        return log_of(self.d, self.mark_at if self.d is self.mark_d else 0)
+
+
+def wait_for(what, pred, timeout=60, daemons=(), supervised=()):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        for s in supervised:
+            s.check()
+        for d in daemons:
+            assert d.proc.poll() is None, f"{d.name} exited with {d.proc.returncode} while waiting for {what}"
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+class Watch(threading.Thread):
+    """Polls every entity state of one tenant in Redis (one script: its
+    watermark vector and its view's version, read together) and keeps
+    each one that went back: a vector that does not dominate the last one
+    seen, or a lower version."""
+
+    SCRIPT = """
+local out, cur = {}, "0"
+repeat
+  local r = redis.call("SCAN", cur, "MATCH", ARGV[1], "COUNT", 1000)
+  cur = r[1]
+  for _, k in ipairs(r[2]) do
+    local view = redis.call("GET", string.sub(k, 1, -7) .. ":view")
+    local v = -1
+    if view then v = cjson.decode(view).version or -1 end
+    out[#out + 1] = k
+    out[#out + 1] = redis.call("HGET", k, "wm") or "-"
+    out[#out + 1] = tostring(v)
+  end
+until cur == "0"
+return out
+"""
+
+    def __init__(self, port, tenant):
+        super().__init__(daemon=True)
+        self.port, self.pattern = port, f"presence:{{{tenant}:*}}:state"
+        self.last, self.regressions, self.polls, self.errors = {}, [], 0, []
+        self.halt = threading.Event()
+
+    def poll(self):
+        out = subprocess.run(["redis-cli", "-p", str(self.port), "EVAL", self.SCRIPT, "0", self.pattern],
+                             capture_output=True, text=True, timeout=10)
+        rows = [r for r in out.stdout.splitlines() if r]
+        if out.returncode != 0 or len(rows) % 3:
+            self.errors.append(out.stdout[-200:] + out.stderr[-200:])
+            return
+        for k, wm, v in zip(rows[0::3], rows[1::3], rows[2::3]):
+            if wm == "-":
+                continue
+            vec, ver = [int(x) for x in wm.split(",")], int(v)
+            prev = self.last.get(k)
+            if prev and (any(a < b for a, b in zip(vec, prev[0])) or (ver >= 0 and ver < prev[1])):
+                self.regressions.append((time.monotonic() - T0, k, prev, (vec, ver)))
+            if not prev or all(a >= b for a, b in zip(vec, prev[0])):
+                self.last[k] = (vec, max(ver, prev[1]) if prev else ver)
+        self.polls += 1
+
+    def run(self):
+        while not self.halt.is_set():
+            self.poll()
+            time.sleep(0.05)
+
+    def stop(self):
+        self.halt.set()
+        self.join(30)
+        self.poll()
+
+
+def committed(stack):
+    """The group's committed offset per (topic, partition) of the inputs."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": stack.env["KAFKA_BOOTSTRAP"], "group.id": stack.group,
+                  "enable.auto.commit": False})
+    try:
+        tps = [TopicPartition(stack.topic(t), p) for t in ("presence.heartbeats", "presence.locks") for p in range(3)]
+        return {(tp.topic, tp.partition): tp.offset for tp in c.committed(tps, timeout=10)}
+    finally:
+        c.close()
+
+
+class ReadyProbe(threading.Thread):
+    """Asks a processor's /readyz every 0.2 s and keeps (time, answered
+    ready, what it said); a /readyz that does not answer is not ready."""
+
+    def __init__(self, addr, port):
+        super().__init__(daemon=True)
+        self.addr, self.port, self.seen = addr, port, []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            ok, text = ready(self.addr, self.port)
+            self.seen.append((time.monotonic(), ok, text))
+            time.sleep(0.2)
+
+    def stop(self):
+        self.halt.set()
+        self.join(30)
+
+
+def ready(addr, port):
+    try:
+        with urllib.request.urlopen(f"http://{addr}:{port}/readyz", timeout=5) as r:
+            return r.status == 200, r.read().decode().strip()
+    except urllib.error.HTTPError as e:
+        return False, e.read().decode().strip()
+    except OSError as e:
+        return False, str(e)
+
+
+async def test(stack):
+    host, kc = HOST, KC
+    stack.tenant = pxtest.unique("t")
+    common = test_eos.TTLS + KAFKA_TIMEOUTS
+    a_ops, a_port, b_ops = host.links["redis"].addr, stack.proc_port, pxtest.free_port()
+    redis_host, redis_port = kc.external_redis
+
+    def start_a(n):
+        return stack.start_processor(*common, "--set", "kafka.group.instance.id=pa",
+                                     "--set", f"kafka.bootstrap.servers={kc.external_bootstrap}",
+                                     "--set", f"redis.host={redis_host}", "--set", f"redis.port={redis_port}",
+                                     "--set", f"ops.host={a_ops}", "--set", f"ops.port={a_port}",
+                                     name=f"processor-a{n}", instance="pa", host=host)
+
+    a = Supervised(stack, start_a)
+    wait_for("A owns every partition", lambda: ASSIGNED_RE.search(log_of(a.d)), 60, supervised=[a])
+    total = int(ASSIGNED_RE.search(log_of(a.d)).group(1))
+    b = stack.start_processor(*common, "--set", "kafka.group.instance.id=pb", "--set", f"ops.port={b_ops}",
+                              name="processor-b", instance="pb")
+    stop, counts = threading.Event(), {"produced": 0}
+    load = threading.Thread(target=test_eos.workload, args=(stack, stop, counts))
+    watch = Watch(int(stack.env["REDIS_PORT"]), stack.tenant)
+    load.start()
+    watch.start()
+    try:
+        # Both own partitions and fold.
+        wait_for("A and B share the partitions", lambda: all(
+            any(0 < int(n) < total for n in ASSIGNED_RE.findall(log_of(d))) for d in (a.d, b)), 60, [b], [a])
+        wait_for("A ready", lambda: ready(a_ops, a_port)[0], 60, [b], [a])
+        time.sleep(3)
+        say(f"A (on {host.ns}) and B share {total} partitions; {counts['produced']} records produced; "
+            f"A: {ready(a_ops, a_port)[1]}")
+
+        # 1. A loses Kafka, keeps Redis, while it folds.
+        before = committed(stack)
+        b_at = log_size(b)
+        probe = ReadyProbe(a_ops, a_port)
+        t_cut = host.cut("kafka")
+        probe.start()
+        assert host.reaches(redis_host, redis_port), "the host lost Redis with Kafka"
+        broker = kc.external_bootstrap.split(",")[0].rsplit(":", 1)
+        assert not host.reaches(*broker), "the host still reaches Kafka"
+        say(f"A's Kafka link cut (Redis still reachable); committed offsets {sorted(before.values())}")
+
+        # 2. B takes every partition and commits past A's last offsets.
+        wait_for("B owns every partition", lambda: any(
+            int(n) == total for n in ASSIGNED_RE.findall(log_of(b, b_at))), 60, [b], [a])
+        say(f"B owns every partition {time.monotonic() - t_cut:.1f} s after the cut; A: {ready(a_ops, a_port)[1]}")
+        wait_for("B commits past A's offsets on every partition", lambda: all(
+            o > before[k] for k, o in committed(stack).items()), 90, [b], [a])
+        say(f"B committed past A's offsets on every partition {time.monotonic() - t_cut:.1f} s after the cut; "
+            f"A: {ready(a_ops, a_port)[1]}")
+        time.sleep(2)
+
+        # 3. Healed: A rejoins (itself, or restarted by its supervisor).
+        a.mark()
+        probe.stop()
+        t_heal = host.heal("kafka")
+        late = [(round(t - t_cut, 1), text) for t, ok, text in probe.seen if ok and t > t_cut + CUT_READY_BOUND_S]
+        answered = [text for _, _, text in probe.seen if "ready" in text]
+        say(f"A's /readyz in the cut: {len(probe.seen)} asked, {len(answered)} answered "
+            f"({answered[-1] if answered else 'none'}), ready {sum(ok for _, ok, _ in probe.seen)} times")
+        assert not late, f"A said ready while cut off, over {CUT_READY_BOUND_S} s after the cut: {late[:3]}"
+        say(f"A's Kafka link healed {t_heal - t_cut:.1f} s after the cut")
+        wait_for("A owns partitions again", lambda: any(
+            0 < int(n) < total for n in ASSIGNED_RE.findall(a.log_since_mark())), 90, [b], [a])
+        say(f"A owns partitions again {time.monotonic() - t_heal:.1f} s after the heal")
+        wait_for("A ready again", lambda: ready(a_ops, a_port)[0], 60, [b], [a])
+        say(f"A ready again {time.monotonic() - t_heal:.1f} s after the heal: {ready(a_ops, a_port)[1]}")
+        time.sleep(3)
+        a.check()
+    finally:
+        stop.set()
+        load.join()
+    say(f"{counts['produced']} records produced")
+    for t, rc, d in a.exits:
+        say(f"{d.name} exited with {rc} at {t:.1f} s; it said:")
+        for line in log_of(d).splitlines():
+            if "level=error" in line or "stopping" in line or "failed" in line:
+                print("    " + line[:300])
+
+    # 4. Both stop cleanly once the group has caught up; verify.
+    test_eos.settle_and_verify(stack)
+    watch.stop()
+    changes = stack.changes(stack.tenant, timeout=120, to_end=True)
+    twice = [(k, n) for k, n in collections.Counter(tuple(sorted(c.items())) for c in changes).items() if n > 1]
+    say(f"{len(changes)} committed change events, {len(twice)} twice; {watch.polls} polls of "
+        f"{len(watch.last)} entity states, {len(watch.regressions)} regressions")
+    assert not watch.errors, watch.errors[:3]
+    assert watch.polls > 100 and len(watch.last) > 50, (watch.polls, len(watch.last))
+    assert not twice, f"change events committed twice: {twice[:5]}"
+    assert not watch.regressions, f"entity states that went back: {watch.regressions[:5]}"
+    assert all(rc != 0 for _, rc, _ in a.exits), f"A exited 0 without being asked: {a.exits}"
+    say("ok")
+
+
+def main():
+    global HOST, KC
+    shutil.rmtree(WORKDIR, ignore_errors=True)
+    os.makedirs(WORKDIR)
+    HOST = pxcluster.NetHost("pa").start()
+    say(f"host {HOST.ns}: links {list(HOST.links.values())}")
+    KC = pxcluster.KafkaCluster(os.path.join(WORKDIR, "stack"), brokers=3, partitions=3,
+                                kafka_address=HOST.links["kafka"].root, redis_address=HOST.links["redis"].root)
+    say(f"stack.sh up --brokers 3: {KC.start():.1f} s ({KC.bootstrap}; across the link {KC.external_bootstrap})")
+    os.environ["PX_STACK_DIR"] = KC.state
+    pxtest.run(test, "test_cluster_partition")
+
+
+if __name__ == "__main__":
+    main()
