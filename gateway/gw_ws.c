@@ -663,8 +663,8 @@ static int http_route(gw_ctx_t *gw, struct lws *wsi, gw_http_t *h, const char *p
         char body[256];
         bool kafka = gw_kafka_writable(gw), redis = gw->rcmd_up && gw->rsub_up;
         bool ready = kafka && redis;
-        int n = snprintf(body, sizeof body, "%s kafka=%s redis=%s\n", ready ? "ready" : "not-ready",
-                         kafka ? "up" : "down", redis ? "up" : "down");
+        int n = snprintf(body, sizeof body, "%s kafka=%s redis=%s id=%.100s\n", ready ? "ready" : "not-ready",
+                         kafka ? "up" : "down", redis ? "up" : "down", gw->cfg.gateway_id);
         return gw_http_reply(h, ready ? 200 : 503, "text/plain", body, (size_t)n);
     }
     if (strcmp(path, "/metrics") == 0) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop what scripts/up.sh started: gateway, processor, then Kafka and Redis.
+# Stop what scripts/up.sh started: the gateway(s), processor, then Kafka and Redis.
 #   scripts/down.sh [--state DIR]   (the same state dir as up.sh: default
 #                                    <repo>/.state, or PX_UP_STATE)
 # Idempotent: stopping a system that does not run says so and succeeds.
@@ -20,18 +20,19 @@ state=$(cd "$state" && pwd)
 pid_is() { # pid pattern: alive and its command line holds pattern
     [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -q -- "$2"
 }
-for d in gateway processor; do
-    f=$state/$d.pid
+# gateway.pid, gateway-2.pid ... (up.sh --gateways), then processor.pid
+for f in "$state"/gateway*.pid "$state/processor.pid"; do
     [ -f "$f" ] || continue
-    pid=$(cat "$f")
+    name=$(basename "$f" .pid) pid=$(cat "$f")
+    d=${name%%-*}
     if pid_is "$pid" "presence-$d"; then # not a recycled pid
         kill -TERM "$pid"
         for _ in $(seq 1 100); do pid_is "$pid" "presence-$d" || break; sleep 0.1; done
         if pid_is "$pid" "presence-$d"; then
-            echo "down.sh: the $d (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
+            echo "down.sh: the $name (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
             kill -KILL "$pid"
         fi
-        echo "stopped the $d (pid $pid)"
+        echo "stopped the $name (pid $pid)"
     fi
     rm -f "$f"
 done

@@ -3,10 +3,12 @@
 # builds, starts Kafka (KRaft) and Redis, the processor and the gateway, waits
 # until each of them answers its own /readyz, and prints the URL of the demo
 # page. Ctrl-C stops everything.
-#   scripts/up.sh [--detach] [--port N] [--state DIR] [--build-dir DIR]
+#   scripts/up.sh [--detach] [--port N] [--gateways N] [--state DIR] [--build-dir DIR]
 #     --detach         leave it running; stop with scripts/down.sh [--state DIR]
 #     --port N         the gateway's port (else PRESENCE_GATEWAY_HTTP_PORT or
 #                      PRESENCE_HTTP_PORT, else a free one)
+#     --gateways N     run N gateways on that one port (http.reuse_port: the
+#                      kernel spreads connections over them); default 1
 #     --state DIR      state and logs (default <repo>/.state, or PX_UP_STATE);
 #                      one running system per state dir
 #     --build-dir DIR  run the binaries of an existing build in DIR (or
@@ -26,19 +28,23 @@ die() { echo "up.sh: $*" >&2; exit 1; }
 
 detach=0
 port_arg=
+gateways=1
 state=${PX_UP_STATE:-$root/.state}
 build=${PX_UP_BUILD_DIR:-}
 while [ $# -gt 0 ]; do
     case "$1" in
     --detach) detach=1 ;;
     --port) port_arg=${2:?--port needs a number}; shift ;;
+    --gateways) gateways=${2:?--gateways needs a number}; shift ;;
     --state) state=${2:?--state needs a directory}; shift ;;
     --build-dir) build=${2:?--build-dir needs a directory}; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "up.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
+
+[[ $gateways =~ ^[1-9][0-9]?$ ]] || die "--gateways takes 1 to 99, not '$gateways'"
 
 # --- the state dir: one system at a time --------------------------------
 mkdir -p "$state/logs"
@@ -49,12 +55,14 @@ flock -n 8 || die "another up.sh is starting or running a system in $state (use 
 pid_is() { # pid pattern: alive and its command line holds pattern
     [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -q -- "$2"
 }
-for d in gateway processor; do
-    pid=$(cat "$state/$d.pid" 2>/dev/null || true)
-    if pid_is "$pid" "presence-$d"; then
-        die "a $d already runs from $state (pid $pid): scripts/down.sh$([ "$state" = "$root/.state" ] || echo " --state $state") first, or --state DIR for another system"
+# gateway.pid, gateway-2.pid ... (--gateways), processor.pid
+for f in "$state"/gateway*.pid "$state/processor.pid"; do
+    [ -f "$f" ] || continue
+    d=$(basename "$f" .pid) pid=$(cat "$f" 2>/dev/null || true)
+    if pid_is "$pid" "presence-${d%%-*}"; then
+        die "a ${d%%-*} already runs from $state (pid $pid): scripts/down.sh$([ "$state" = "$root/.state" ] || echo " --state $state") first, or --state DIR for another system"
     fi
-    rm -f "$state/$d.pid"
+    rm -f "$f"
 done
 
 # --- ports ---------------------------------------------------------------
@@ -108,6 +116,7 @@ if [ -z "$ops_port" ]; then
     ops_port=${free[1]}; [ "$ops_port" != "$gw_port" ] || ops_port=${free[0]}
     ops_set=(--set "ops.port=$ops_port")
 fi
+[ "$gateways" = 1 ] || gw_set+=(--set http.reuse_port=true)
 poll_host() { if [ "$1" = 0.0.0.0 ]; then echo 127.0.0.1; else echo "$1"; fi; }
 gw_url=http://$(poll_host "$gw_host"):$gw_port
 ops_url=http://$(poll_host "$ops_host"):$ops_port
@@ -133,10 +142,10 @@ stop_started() {
     for s in "${started[@]}"; do
         name=${s%%:*} pid=${s#*:}
         rm -f "$state/$name.pid"
-        pid_is "$pid" "presence-$name" || continue # already gone (and reaped)
+        pid_is "$pid" "presence-${name%%-*}" || continue # already gone (and reaped)
         kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do pid_is "$pid" "presence-$name" || break; sleep 0.1; done
-        if pid_is "$pid" "presence-$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
+        for _ in $(seq 1 100); do pid_is "$pid" "presence-${name%%-*}" || break; sleep 0.1; done
+        if pid_is "$pid" "presence-${name%%-*}"; then kill -KILL "$pid" 2>/dev/null || true; fi
         wait "$pid" 2>/dev/null || true
         echo "up.sh: stopped the $name (pid $pid)" >&2
     done
@@ -178,7 +187,6 @@ fi
 common=(--set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" --set "redis.host=$REDIS_HOST"
         --set "redis.port=$REDIS_PORT" --set "topic.prefix=${PRESENCE_TOPIC_PREFIX:-}")
 : >"$state/logs/processor.log"
-: >"$state/logs/gateway.log"
 # setsid: their own session, so closing the terminal of a --detach run
 # leaves them be; fd 8 (the lock) stays with up.sh.
 setsid "$pr_bin" "${common[@]}" "${ops_set[@]}" \
@@ -187,35 +195,67 @@ pr_pid=$!
 started+=("processor:$pr_pid")
 echo "$pr_pid" >"$state/processor.pid"
 echo "== processor: pid $pr_pid, ops $ops_url, log $state/logs/processor.log"
-setsid "$gw_bin" "${common[@]}" "${gw_set[@]}" --set auth.dev_mode=true \
-    </dev/null >"$state/logs/gateway.log" 2>&1 8>&- &
-gw_pid=$!
-started+=("gateway:$gw_pid")
-echo "$gw_pid" >"$state/gateway.pid"
-echo "== gateway: pid $gw_pid, $gw_url, log $state/logs/gateway.log"
+# The gateways: gateway (its log gateway.log, pid gateway.pid), then
+# gateway-2 ... gateway-N, all on gw_port (http.reuse_port when N > 1).
+gw_names=()
+for i in $(seq 1 "$gateways"); do
+    name=gateway; [ "$i" = 1 ] || name=gateway-$i
+    : >"$state/logs/$name.log"
+    setsid "$gw_bin" "${common[@]}" "${gw_set[@]}" --set auth.dev_mode=true \
+        </dev/null >"$state/logs/$name.log" 2>&1 8>&- &
+    started+=("$name:$!")
+    gw_names+=("$name:$!")
+    echo "$!" >"$state/$name.pid"
+    echo "== $name: pid $!, $gw_url, log $state/logs/$name.log"
+done
 
 # Each component is ready when it is alive, its own log says it bound its
 # port (so what answers there is this process, not another one holding the
-# port) and its own /readyz answers 200.
+# port) and its own /readyz answers 200: the processor's on its ops port; a
+# gateway's is the answer on the shared port that carries its id (its log's
+# `started id=...`), since with --gateways each request reaches one of them.
+alive_or_fail() { # name pid
+    local rc=0
+    kill -0 "$2" 2>/dev/null && return 0
+    wait "$2" || rc=$?
+    fail "$1" "did not start: it exited with code $rc"
+}
 ready_check() { # name pid log-pattern url body-pattern -> 0 ready, 1 not yet; fails when dead
-    local name=$1 pid=$2 pattern=$3 url=$4 body=$5 rc=0 out
-    if ! kill -0 "$pid" 2>/dev/null; then
-        wait "$pid" || rc=$?
-        fail "$name" "did not start: it exited with code $rc"
-    fi
+    local name=$1 pid=$2 pattern=$3 url=$4 body=$5 out
+    alive_or_fail "$name" "$pid"
     grep -q -- "$pattern" "$state/logs/$name.log" || return 1
     out=$(curl -fsS -m 2 "$url/readyz" 2>/dev/null) || return 1
     [[ $out == ready*$body* ]]
 }
-echo "== waiting for both to be ready (at most ${READY_TIMEOUT_S}s)"
+gw_ready=() # names of the gateways found ready
+gw_ready_check() { # one /readyz on the shared port: marks the gateway that answered
+    local s name id out
+    for s in "${gw_names[@]}"; do alive_or_fail "${s%%:*}" "${s#*:}"; done
+    out=$(curl -fsS -m 2 "$gw_url/readyz" 2>/dev/null) || return 0
+    [[ $out == ready*kafka=* ]] || return 0
+    for s in "${gw_names[@]}"; do
+        name=${s%%:*}
+        id=$(sed -n 's/.*msg="started" id=\([^ ]*\).*/\1/p' "$state/logs/$name.log" | head -1)
+        if [ -n "$id" ] && [[ $out == *" id=$id"* ]] && [[ " ${gw_ready[*]} " != *" $name "* ]]; then
+            gw_ready+=("$name")
+        fi
+    done
+}
+echo "== waiting for the processor and $gateways gateway(s) to be ready (at most ${READY_TIMEOUT_S}s)"
 deadline=$(( $(date +%s) + READY_TIMEOUT_S ))
-pr_ready=0 gw_ready=0
-while [ $pr_ready = 0 ] || [ $gw_ready = 0 ]; do
+pr_ready=0
+while [ $pr_ready = 0 ] || [ ${#gw_ready[@]} -lt "$gateways" ]; do
     [ $pr_ready = 1 ] || ! ready_check processor "$pr_pid" 'msg="ops endpoint"' "$ops_url" consuming= || pr_ready=1
-    [ $gw_ready = 1 ] || ! ready_check gateway "$gw_pid" 'msg="listening"' "$gw_url" kafka= || gw_ready=1
-    if [ $pr_ready = 0 ] || [ $gw_ready = 0 ]; then
+    [ ${#gw_ready[@]} -ge "$gateways" ] || gw_ready_check
+    if [ $pr_ready = 0 ] || [ ${#gw_ready[@]} -lt "$gateways" ]; then
         if [ "$(date +%s)" -ge "$deadline" ]; then
-            if [ $pr_ready = 0 ]; then n=processor u=$ops_url; else n=gateway u=$gw_url; fi
+            n=processor u=$ops_url
+            if [ $pr_ready = 1 ]; then
+                for s in "${gw_names[@]}"; do
+                    [[ " ${gw_ready[*]} " == *" ${s%%:*} "* ]] || { n=${s%%:*}; break; }
+                done
+                u=$gw_url
+            fi
             fail "$n" "did not start: not ready after ${READY_TIMEOUT_S}s ($u/readyz: $(curl -sS -m 2 "$u/readyz" 2>&1 | head -c 200))"
         fi
         sleep 0.2
@@ -229,7 +269,7 @@ presence is running (development mode: the demo page gets its token from the
 gateway's dev token route for the user in its URL; never expose this gateway).
   Open:     $gw_url/?user=alice   and, in another window,
             $gw_url/?user=bob
-  Ops:      gateway $gw_url/metrics   processor $ops_url/metrics
+  Ops:      gateway $gw_url/metrics$([ "$gateways" = 1 ] || echo " (one of the $gateways)")   processor $ops_url/metrics
   Logs:     $state/logs/   Kafka $KAFKA_BOOTSTRAP   Redis 127.0.0.1:$REDIS_PORT
   Tools:    set -a; . $state/stack/stack.env; set +a; $build/tools/presencectl verify
   Stop:     $down_cmd$( [ $detach -eq 1 ] || echo "  (or Ctrl-C here)")
@@ -243,7 +283,7 @@ fi
 started_stack=1 # from here on, Ctrl-C stops the whole system, as down.sh would
 trap 'echo; stop_started; exit 0' INT TERM
 while :; do
-    for s in "processor:$pr_pid" "gateway:$gw_pid"; do
+    for s in "processor:$pr_pid" "${gw_names[@]}"; do
         if ! kill -0 "${s#*:}" 2>/dev/null; then
             rc=0; wait "${s#*:}" || rc=$?
             fail "${s%%:*}" "exited with code $rc"

@@ -19,9 +19,12 @@ start, and clean up after themselves. Three parts, one ctest each:
          port that is taken is refused before anything starts; a processor
          that cannot start (a typo in its own variable) makes up.sh print
          its log tail, stop what it started (Kafka and Redis included) and
-         exit 1; then a run that starts: both components ready on their own
-         free ports, the demo page served, a second up.sh on the same state
-         dir refused, and down.sh stops every process.
+         exit 1; then a run that starts with --gateways 2: the processor and
+         both gateways ready, the gateways on one port, the demo page
+         served, two clients that landed on different gateways see each
+         other's tab and race for the same field locks with exactly one
+         winner each time, a second up.sh on the same state dir refused,
+         and down.sh stops every process.
   setup  two scripts/setup.sh at once on an empty PRESENCE_CACHE: while
          this test holds the cache's lock both wait; released, one fetches
          the Kafka jars into a private dir and renames it into place, the
@@ -31,6 +34,7 @@ Environment: PX_BUILD_DIR, PX_SOURCE_DIR (tests/integration/CMakeLists.txt).
 """
 import fcntl
 import glob
+import json
 import os
 import re
 import shutil
@@ -42,6 +46,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+
+import websockets  # python3-websockets
 
 BUILD = os.environ["PX_BUILD_DIR"]
 SRC = os.environ["PX_SOURCE_DIR"]
@@ -352,8 +358,55 @@ def assert_all_gone(pids, state, what):
                          os.path.join(state, "stack")], capture_output=True, text=True)
     assert st.returncode == 3 and "not running" in st.stdout, (what, st.stdout)
     assert not os.path.exists(os.path.join(state, "stack", "stack.env")), what
-    for d in ("gateway", "processor"):
+    for d in ("gateway", "gateway-2", "processor"):
         assert not os.path.exists(os.path.join(state, f"{d}.pid")), (what, d)
+
+
+def across_gateways(port, pids):
+    """Two WebSocket clients that the kernel gave to different gateways of
+    pids (all on port) share one record: each sees the other's tab, and
+    when both LOCK the same field, exactly one is granted and the other is
+    told who holds it."""
+    import asyncio
+
+    async def until(ws, pred):
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if pred(m):
+                return m
+
+    async def run():
+        by_gw, spare = {}, []
+        for i in range(40):
+            ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/presence?user=u{i}&name=U{i}")
+            pid = owner_of(ws.transport.get_extra_info("socket"), pids)
+            assert pid in pids, ("no gateway holds the connection", pid, pids)
+            if pid in by_gw:
+                spare.append(ws)
+            else:
+                by_gw[pid] = (ws, f"u{i}")
+            if len(by_gw) == 2:
+                break
+        assert len(by_gw) == 2, ("40 connections all landed on one gateway", list(by_gw))
+        (a, ua), (b, ub) = by_gw.values()
+        for ws, tab in ((a, "ta"), (b, "tb")):
+            await ws.send(json.dumps({"type": "SUB", "entity": "order", "id": "across", "tab_id": tab}))
+        for ws, other in ((a, ub), (b, ua)):
+            await until(ws, lambda m: m.get("type") == "PRESENCE" and f'"{other}"' in json.dumps(m))
+        for f in ("f1", "f2", "f3"):
+            for ws in (a, b):
+                await ws.send(json.dumps({"type": "LOCK", "entity": "order", "id": "across", "field": f}))
+            ra = await until(a, lambda m: m.get("type") in ("LOCK_ACK", "ERROR"))
+            rb = await until(b, lambda m: m.get("type") in ("LOCK_ACK", "ERROR"))
+            assert ra["type"] == rb["type"] == "LOCK_ACK" and ra["success"] != rb["success"], (ra, rb)
+            winner = ua if ra["success"] else ub
+            assert ra["holder"]["id"] == rb["holder"]["id"] == winner, (ra, rb)
+        for ws in [a, b] + spare:
+            await ws.close()
+        return list(by_gw)
+
+    on = asyncio.run(run())
+    log(f"two clients on gateways {on}: presence shared, 3 LOCK races with one winner each")
 
 
 def part_up():
@@ -383,10 +436,10 @@ def part_up():
         assert_all_gone(pids, state, "after the failed start")
         log(f"failed start cleaned up: {len(pids)} processes gone")
 
-        # 3. a start: both ready on their own ports, the shared
-        # PRESENCE_HTTP_PORT taken by the gateway only
+        # 3. a start with two gateways: all ready on their own ports, the
+        # shared PRESENCE_HTTP_PORT taken by the gateways only
         (gw_port,) = free_ports(1)
-        r = up(state, clean_env(PRESENCE_HTTP_PORT=str(gw_port)))
+        r = up(state, clean_env(PRESENCE_HTTP_PORT=str(gw_port)), "--gateways", "2")
         out = r.stdout + r.stderr
         assert r.returncode == 0 and "presence is running" in r.stdout, (r.returncode, out[-3000:])
         pids = pids_in(out)
@@ -401,6 +454,9 @@ def part_up():
         assert status == 200 and body.startswith("ready kafka=up redis=up"), (status, body)
         status, body = get(f"http://127.0.0.1:{ops_port}/readyz")
         assert status == 200 and body.startswith("ready") and "consuming=yes" in body, (status, body)
+        gw_pids = [int(m) for m in re.findall(r"== gateway(?:-2)?: pid (\d+)", r.stdout)]
+        assert len(gw_pids) == 2 and all(alive(p) for p in gw_pids), (gw_pids, r.stdout[-2000:])
+        across_gateways(gw_port, gw_pids)
 
         # a second system on the same state dir is refused; the first runs on
         r2 = up(state, clean_env(), timeout=60)
@@ -409,7 +465,8 @@ def part_up():
 
         d = subprocess.run(["bash", os.path.join(SRC, "scripts", "down.sh"), "--state", state],
                            capture_output=True, text=True, timeout=120)
-        assert d.returncode == 0 and "stopped the gateway" in d.stdout and "stopped the processor" in d.stdout, \
+        assert d.returncode == 0 and "stopped the gateway " in d.stdout and "stopped the gateway-2 " in d.stdout \
+            and "stopped the processor" in d.stdout, \
             (d.returncode, d.stdout, d.stderr)
         assert_all_gone(pids, state, "after down.sh")
         log(f"up.sh start and down.sh: {len(pids)} processes gone")
