@@ -18,6 +18,7 @@
 
 #include "px_err.h"
 #include "px_redis_addr.h"
+#include "px_redis_sentinel.h"
 
 #define PX_RCL_SEEDS_MAX 16
 #define PX_RCL_ATTEMPTS_MAX 16
@@ -27,6 +28,10 @@ struct px_rcl {
     int nseeds;
     bool cluster;
     long timeout_ms, retry_ms;
+    px_redis_node_t sentinel[PX_SENTINELS_MAX]; /* a single server behind Sentinels */
+    int nsentinels;
+    char master_name[PX_REDIS_HOST_MAX + 1];
+    bool master_known; /* the Sentinels have named a master once */
     px_redis_slots_t map;
     redisContext *conn[PX_REDIS_NODES_MAX]; /* by map node index */
     px_rcl_stats_t stats;
@@ -71,6 +76,20 @@ px_rcl_t *px_rcl_new(const px_rcl_conf_t *conf, char *errstr, size_t errstr_size
             return NULL;
         }
         c->nseeds += n;
+    }
+    if (!c->cluster && conf->sentinels && conf->sentinels[0]) {
+        c->nsentinels = px_redis_nodes_parse(conf->sentinels, "redis.sentinels", c->sentinel, PX_SENTINELS_MAX,
+                                             errstr, errstr_size);
+        if (c->nsentinels >= 0 && (!conf->master_name || !conf->master_name[0] ||
+                                   strlen(conf->master_name) > PX_REDIS_HOST_MAX))
+            c->nsentinels = px_errf(PX_ECONFIG, errstr, errstr_size,
+                                    "redis.sentinels needs redis.master_name (1 to %d bytes)", PX_REDIS_HOST_MAX);
+        if (c->nsentinels < 0) {
+            free(c);
+            return NULL;
+        }
+        snprintf(c->master_name, sizeof c->master_name, "%s", conf->master_name);
+        if (c->nseeds == 0) c->nseeds = 1; /* the map's node comes from the Sentinels */
     }
     if (c->nseeds == 0) {
         px_errf(PX_ECONFIG, errstr, errstr_size, "no Redis server given");
@@ -150,8 +169,24 @@ static int slots_from(redisContext *r, const char *host, px_redis_slots_t *m, ch
     return rc;
 }
 
+/* Ask the Sentinels for the master; a new one replaces the map's node
+ * (and its connection). */
+static int sentinel_refresh(px_rcl_t *c, char *errstr, size_t errstr_size) {
+    px_redis_node_t m;
+    char why[512];
+    if (px_sentinel_master(c->sentinel, c->nsentinels, c->master_name, c->timeout_ms, &m, NULL, why, sizeof why))
+        return px_errf(PX_EBACKEND, errstr, errstr_size, "redis master '%s': %s", c->master_name, why);
+    c->stats.refreshes++;
+    if (c->master_known && m.port == c->map.node[0].port && strcmp(m.host, c->map.node[0].host) == 0) return 0;
+    if (c->master_known) c->stats.master_changes++;
+    drop(c, 0);
+    c->map.node[0] = m;
+    c->master_known = true;
+    return 0;
+}
+
 int px_rcl_refresh(px_rcl_t *c, char *errstr, size_t errstr_size) {
-    if (!c->cluster) return 0;
+    if (!c->cluster) return c->nsentinels ? sentinel_refresh(c, errstr, errstr_size) : 0;
     px_redis_slots_t *m = malloc(sizeof *m);
     if (!m) return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory");
     int rc = PX_EBACKEND;
@@ -176,6 +211,7 @@ int px_rcl_refresh(px_rcl_t *c, char *errstr, size_t errstr_size) {
 }
 
 int px_rcl_connect(px_rcl_t *c, char *errstr, size_t errstr_size) {
+    if (!c->cluster && c->nsentinels && sentinel_refresh(c, errstr, errstr_size)) return PX_EBACKEND;
     if (!c->cluster) return conn_of(c, 0, errstr, errstr_size) ? 0 : PX_EBACKEND;
     int rc = px_rcl_refresh(c, errstr, errstr_size);
     if (rc) return rc;
@@ -299,10 +335,11 @@ static void round_node(px_rcl_t *c, px_rcl_batch_t *b, int i, round_t *rd) {
             if (cmd->ask_node < 0) rd->refresh = true;
         } else if (rep->type == REDIS_REPLY_ERROR &&
                    (strncmp(rep->str, "TRYAGAIN", 8) == 0 || strncmp(rep->str, "CLUSTERDOWN", 11) == 0 ||
-                    strncmp(rep->str, "LOADING", 7) == 0 || strncmp(rep->str, "MASTERDOWN", 10) == 0)) {
+                    strncmp(rep->str, "LOADING", 7) == 0 || strncmp(rep->str, "MASTERDOWN", 10) == 0 ||
+                    strncmp(rep->str, "READONLY", 8) == 0)) {
             c->stats.tryagain++;
             rd->wait = true;
-            rd->refresh |= rep->str[0] == 'C' || rep->str[0] == 'M';
+            rd->refresh |= rep->str[0] == 'C' || rep->str[0] == 'M' || rep->str[0] == 'R';
         } else {
             cmd->reply = rep;
             continue;
@@ -342,7 +379,8 @@ int px_rcl_exec(px_rcl_t *c, px_rcl_batch_t *b, char *errstr, size_t errstr_size
         rd.wait = false;
         for (int i = 0; i < c->map.nnodes; i++)
             if (sent_to[i]) round_node(c, b, i, &rd);
-        if (rd.refresh && c->cluster && px_rcl_refresh(c, rd.last, sizeof rd.last) != 0) rd.wait = true;
+        if (rd.refresh && (c->cluster || c->nsentinels) && px_rcl_refresh(c, rd.last, sizeof rd.last) != 0)
+            rd.wait = true;
         if (now_ms() > deadline) break;
     }
     size_t left = 0;

@@ -22,6 +22,10 @@
  *
  * A single server (cluster mode off, TCP or a Unix socket) is a map of one
  * node that owns every slot, so the same code runs; redirections never come.
+ * A single server behind Sentinels (sentinels + master_name) is that node
+ * as the Sentinels name it (px_redis_sentinel.h): asked at connect, and
+ * again when its connection fails or it refuses a write as a replica
+ * (READONLY, a demoted master), before the commands are resent.
  * Not thread-safe: one px_rcl_t per thread. Related: px_redis_slot.h,
  * px_redis_addr.h, docs/redis-keys.md.
  */
@@ -42,6 +46,8 @@ typedef struct px_rcl_conf {
     const char *seeds; /* "host:port,host:port" (cluster), may be NULL */
     long timeout_ms;   /* connect and per-command timeout */
     long retry_ms;     /* most time px_rcl_exec spends following the cluster */
+    const char *sentinels;   /* "host:port,..." (not with cluster), may be NULL */
+    const char *master_name; /* the master the Sentinels name (with sentinels) */
 } px_rcl_conf_t;
 
 typedef struct px_rcl px_rcl_t;
@@ -98,9 +104,11 @@ int px_rcl_exec(px_rcl_t *c, px_rcl_batch_t *b, char *errstr, size_t errstr_size
 /* Refresh the slot map now (after a failover was seen elsewhere). */
 int px_rcl_refresh(px_rcl_t *c, char *errstr, size_t errstr_size);
 
-/* Counters since px_rcl_new: redirections followed and map refreshes. */
+/* Counters since px_rcl_new: redirections followed and map refreshes;
+ * with Sentinels, the times the master they name changed (master_changes,
+ * the first connect not counted). */
 typedef struct px_rcl_stats {
-    unsigned long moved, ask, tryagain, refreshes, reconnects;
+    unsigned long moved, ask, tryagain, refreshes, reconnects, master_changes;
 } px_rcl_stats_t;
 px_rcl_stats_t px_rcl_stats(const px_rcl_t *c);
 

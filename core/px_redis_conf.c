@@ -44,7 +44,9 @@ void px_redis_conf_rcl(const px_redis_conf_t *rc, const char *host, int port, lo
                            .cluster = rc->cluster,
                            .seeds = seeds ? rc->nodes : NULL,
                            .timeout_ms = timeout_ms,
-                           .retry_ms = timeout_ms};
+                           .retry_ms = timeout_ms,
+                           .sentinels = rc->sentinels[0] ? rc->sentinels : NULL,
+                           .master_name = rc->master_name};
 }
 
 int px_redis_conf_sentinels(const px_redis_conf_t *rc, px_redis_node_t *out, char *errstr, size_t errstr_size) {

@@ -4,13 +4,18 @@
  * cluster and forces the faults (pxcluster.py). Keys are `{PREFIX:i}:k`,
  * spread over every slot; commands go through px_rcl batches of 100.
  *
+ * SEEDS is a cluster's host:port,... or, for a single server behind
+ * Sentinels, sentinel:NAME@host:port,... (the Sentinels and the master's
+ * name).
+ *
  *   rcl_probe SEEDS write PREFIX N TAG     SET every key to TAG-i
  *   rcl_probe SEEDS check PREFIX N TAG     GET every key, compare
  *   rcl_probe SEEDS loop PREFIX N SECONDS  write then read back round
  *                                          after round for SECONDS
  *
  * Prints one line of key=value figures (rounds, failures, the longest gap
- * between two good rounds, redirections followed, map refreshes); exits 0
+ * between two good rounds, redirections followed, map refreshes, changes of
+ * the master the Sentinels name); exits 0
  * when every key read back what was written (check, loop's last round).
  */
 #include <stdio.h>
@@ -68,6 +73,12 @@ int main(int argc, char **argv) {
     }
     char err[512] = "";
     px_rcl_conf_t conf = {.cluster = true, .seeds = argv[1], .timeout_ms = 1000, .retry_ms = 3000};
+    char name[256];
+    const char *at = strchr(argv[1], '@');
+    if (strncmp(argv[1], "sentinel:", 9) == 0 && at && (size_t)(at - argv[1]) - 9 < sizeof name) {
+        snprintf(name, sizeof name, "%.*s", (int)(at - argv[1] - 9), argv[1] + 9);
+        conf = (px_rcl_conf_t){.sentinels = at + 1, .master_name = name, .timeout_ms = 500, .retry_ms = 3000};
+    }
     px_rcl_t *c = px_rcl_new(&conf, err, sizeof err);
     if (!c || px_rcl_connect(c, err, sizeof err)) {
         fprintf(stderr, "rcl_probe: %s\n", err);
@@ -96,8 +107,10 @@ int main(int argc, char **argv) {
          * write one more round, then it must read back whole. */
         rc = pass(c, argv[3], n, "final", 1, err, sizeof err) == 0 && pass(c, argv[3], n, "final", 0, err, sizeof err) == 0 ? 0 : 1;
         px_rcl_stats_t s = px_rcl_stats(c);
-        printf("rounds=%ld failed=%ld max_gap_ms=%ld final=%s moved=%lu ask=%lu tryagain=%lu refreshes=%lu reconnects=%lu\n",
-               rounds, failed, max_gap, rc ? "bad" : "ok", s.moved, s.ask, s.tryagain, s.refreshes, s.reconnects);
+        printf("rounds=%ld failed=%ld max_gap_ms=%ld final=%s moved=%lu ask=%lu tryagain=%lu refreshes=%lu "
+               "reconnects=%lu master_changes=%lu\n",
+               rounds, failed, max_gap, rc ? "bad" : "ok", s.moved, s.ask, s.tryagain, s.refreshes, s.reconnects,
+               s.master_changes);
     } else {
         int write = strcmp(argv[2], "write") == 0;
         long bad = pass(c, argv[3], n, argv[5], write, err, sizeof err);

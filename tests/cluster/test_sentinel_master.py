@@ -1,6 +1,7 @@
 """Asking Sentinels where the master is (core/px_redis_sentinel.c, through
-sentinel_probe) on a real master + replica + 3 Sentinels started by the
-fault harness (pxcluster.RedisSentinel):
+sentinel_probe) and following them (core/px_redis_cluster.c with
+Sentinels, through rcl_probe) on a real master + replica + 3 Sentinels
+started by the fault harness (pxcluster.RedisSentinel):
 
 1. the Sentinels name the master; a Sentinel that names a server which is
    not a master (a lone Sentinel set to watch the replica) is passed over;
@@ -8,12 +9,14 @@ fault harness (pxcluster.RedisSentinel):
    next one answers;
 3. a master name no Sentinel knows is told apart (exit 3) from a failure;
 4. the master SIGKILLed: the probe, asked in a loop, never names the dead
-   server, and names the promoted replica once the Sentinels agree on it
-   (the time from the kill is printed);
+   server, and names the promoted replica once the Sentinels agree on it;
+   the slot-aware client, writing and reading keys in a loop meanwhile,
+   follows the Sentinels to the new master and reads back its last round
+   whole (the times from the kill and the longest gap are printed);
 5. the old master restarted: the Sentinels make it a replica, the probe
    keeps naming the new master.
 
-Usage: test_sentinel_master.py PROBE WORKDIR  (ctest passes both)
+Usage: test_sentinel_master.py SENTINEL_PROBE RCL_PROBE WORKDIR  (from ctest)
 """
 import os
 import shutil
@@ -25,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxcluster  # noqa: E402
 
-PROBE, WORKDIR = sys.argv[1], sys.argv[2]
+PROBE, RCL_PROBE, WORKDIR = sys.argv[1], sys.argv[2], sys.argv[3]
 NAME = "presence"
 
 
@@ -78,8 +81,13 @@ def main():
     rc, m, which, err = probe(["127.0.0.1:1"] + real, name="no-such-master")
     assert rc == 3 and "sentinel 127.0.0.1:1: " in err, (rc, err)
 
-    # 4. The master dies: never named once dead; the replica once promoted.
+    # 4. The master dies: never named once dead; the replica once promoted;
+    #    the client follows.
     master.cli("SET", "k", "before")
+    loop = subprocess.Popen([RCL_PROBE, f"sentinel:{NAME}@{st.sentinels}", "loop", "s", "200", "14"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    assert loop.poll() is None, loop.communicate()
     t_kill = st.kill(master)
     seen, first_new = set(), None
     while time.monotonic() - t_kill < 30:
@@ -96,6 +104,13 @@ def main():
     assert new is replica and replica.cli("GET", "k") == "before", (new, replica.cli("GET", "k"))
     print(f"master SIGKILLed: the probe named the promoted replica {first_new:.2f} s after the kill "
           f"(down-after {st.down_after_ms} ms); nothing else named: {sorted(seen)}", flush=True)
+    out, err = loop.communicate(timeout=60)
+    f = dict(kv.split("=", 1) for kv in out.split())
+    assert loop.returncode == 0 and f.get("final") == "ok", (loop.returncode, out, err[-2000:])
+    assert f["master_changes"] == "1" and int(f["rounds"]) > int(f["failed"]), f
+    assert replica.cli("GET", "{s:0}:k") == "final-0", replica.cli("GET", "{s:0}:k")
+    print(f"the client followed the Sentinels: {f['rounds']} rounds of 200 keys, {f['failed']} failed, longest gap "
+          f"{f['max_gap_ms']} ms, {f['refreshes']} asks, master changed {f['master_changes']} time", flush=True)
 
     # 5. The old master back (empty, as a master): the Sentinels make it a
     #    replica of the new one; the probe names the new master throughout.
