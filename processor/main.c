@@ -54,6 +54,11 @@ static const px_opt_t pr_opts[] = {
         commit_interval_ms, 0, 10000),
     OPT("kafka.transaction_timeout_ms", PX_OPT_INT, "10000",
         "how long a crashed instance's open transaction blocks readers", txn_timeout_ms, 1000, 900000),
+    OPT("processor.stall_ms", PX_OPT_INT, "30000", "an owned partition with records waiting and no progress this "
+        "long is stalled: /readyz says not-ready and names it, the stall is counted", stall_ms, 1000, 3600000),
+    OPT("processor.stall_exit_ms", PX_OPT_INT, "180000", "a stall this long while Redis and the schema registry "
+        "answer is one the processor cannot leave by itself: it exits 1 for its supervisor to restart it "
+        "(0: never)", stall_exit_ms, 0, 86400000),
     OPT("retry.max_attempts", PX_OPT_INT, "3", "retries of a record whose failure may pass, then the DLQ",
         retry_max_attempts, 0, 20),
     OPT("retry.base_ms", PX_OPT_INT, "1000", "delay before retry k: base * 3^(k-1) (1 s, 3 s, 9 s)", retry_base_ms,
@@ -72,7 +77,13 @@ static const px_opt_t pr_opts[] = {
     PX_REDIS_OPTS(pr_config_t, redis),
 };
 
-static bool is_ready(pr_ctx_t *pr) { return pr->rd.conn && !pr->paused && pr->kc.kafka_ok && !pr->reg.down; }
+/* Ready: Redis and Kafka answer, nothing paused, and the partitions
+ * owned (or none, the group said so), checked and moving (pr_watch.c);
+ * why gets the partitions' part of the answer (NULL: not wanted). */
+static bool is_ready(pr_ctx_t *pr, px_buf_t *why) {
+    bool parts = pr_watch_ready(pr, why);
+    return pr->rd.conn && !pr->paused && pr->kc.kafka_ok && !pr->reg.down && parts;
+}
 
 /* Totals over the entities in memory, for the gauges (O(entities), at
  * scrape time only). */
@@ -83,7 +94,7 @@ static void update_gauges(pr_ctx_t *pr) {
     px_gauge_set(pr->m_tabs, pr->tab.g_tabs);
     px_gauge_set(pr->m_locks, pr->tab.g_locks);
     px_gauge_set(pr->m_stale, pr->tab.g_stale);
-    px_gauge_set(pr->m_ready, is_ready(pr));
+    px_gauge_set(pr->m_ready, is_ready(pr, NULL));
 }
 
 static void on_http(void *arg, const char *path, int *status, const char **ctype, px_buf_t *body) {
@@ -92,11 +103,15 @@ static void on_http(void *arg, const char *path, int *status, const char **ctype
         *status = 200;
         px_buf_puts(body, "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
-        bool ready = is_ready(pr);
+        px_buf_t parts;
+        px_buf_init(&parts, 16384);
+        bool ready = is_ready(pr, &parts);
         *status = ready ? 200 : 503;
-        px_buf_printf(body, "%s redis=%s kafka=%s consuming=%s%s\n", ready ? "ready" : "not-ready",
+        px_buf_printf(body, "%s redis=%s kafka=%s consuming=%s%s%.*s\n", ready ? "ready" : "not-ready",
                       pr->rd.conn ? "up" : "down", pr->kc.kafka_ok ? "up" : "down",
-                      pr->paused || pr->reg.down ? "paused" : "yes", pr->reg.down ? " registry=down" : "");
+                      pr->paused || pr->reg.down ? "paused" : "yes", pr->reg.down ? " registry=down" : "",
+                      (int)parts.len, parts.data ? parts.data : "");
+        px_buf_term(&parts);
     } else if (strcmp(path, "/metrics") == 0) {
         update_gauges(pr);
         *status = px_metrics_render(pr->metrics, body) == 0 ? 200 : 500;
@@ -141,7 +156,8 @@ static void register_metrics(pr_ctx_t *pr) {
     pr->m_redis_err = px_metrics_counter(m, "presence_processor_redis_errors_total", "Redis failures", NULL);
     pr->m_kafka_err = px_metrics_counter(m, "presence_processor_kafka_errors_total", "Kafka errors", NULL);
     pr->m_entities = px_metrics_gauge(m, "presence_processor_entities", "entities in memory", NULL);
-    pr->m_ready = px_metrics_gauge(m, "presence_processor_ready", "1 when Redis and Kafka are up", NULL);
+    pr->m_ready = px_metrics_gauge(m, "presence_processor_ready",
+                                   "1 when /readyz says ready: Redis and Kafka up, the partitions owned and moving", NULL);
     pr->m_users = px_metrics_gauge(m, "redis_presence_active_users", "users present, summed over entities", NULL);
     pr->m_tabs = px_metrics_gauge(m, "redis_presence_active_tabs", "live tabs", NULL);
     pr->m_locks = px_metrics_gauge(m, "redis_presence_active_locks", "held locks", NULL);

@@ -22,11 +22,14 @@
  *
  *   main.c
  *   pr_loop.c       the turn: runs a batch through its stages
- *   pr_repair.c     the repair check of a partition
+ *   pr_watch.c      the partitions' watchdog: lag, progress, readiness
+ *   pr_repair.c     the repair checks of partitions
  *   pr_batch.c      collect and fold
  *   pr_txn.c        the batch's transaction: produce, hold, begin, abort
  *   pr_commit.c     the committer thread; rewinds a failed batch
  *   pr_writer.c     write snapshots (the only Redis write path), the writer thread
+ *   pr_kquery.c     the consumer edge's questions to the brokers: ends,
+ *                   committed offsets, seeks, the retry scan
  *   pr_kafka.c      the consumer edge: consumer, producers, rebalance,
  *                   pause/seek/resume, the retry scan
  *   pr_redis.c      the loop's Redis connection: loads, reads, publishes
@@ -92,6 +95,8 @@ typedef struct pr_config {
     int64_t retry_max_attempts; /* transient failures: retries before the DLQ */
     int64_t retry_base_ms;      /* delay of attempt k: base * 3^(k-1) (1 s, 3 s, 9 s) */
     int64_t fault_abort_every;  /* testing: every Nth commit fails instead (pr_commit.c) */
+    int64_t stall_ms;           /* a partition with lag and no progress this long: not ready (pr_watch.c) */
+    int64_t stall_exit_ms;      /* ... this long, Kafka's fault: exit (0: never) */
     char log_level[PX_CONF_STR_MAX];
     char http_host[PX_CONF_STR_MAX];
     int64_t http_port;
@@ -143,6 +148,20 @@ typedef struct pr_part {
     bool repair_check;            /* assigned (or Redis lost data): run the repair check */
     bool full_rebuild;            /* ignore the applied marks: re-fold from the start */
     bool seek_refused;            /* the check's seek was refused (fetcher not started): logged once */
+    /* a failed check runs again at check_at (mono ms), after a delay that
+     * doubles from 100 ms to 2 s; fails counts them in a row (its logs
+     * are thinned by it) */
+    int64_t check_at, check_backoff_ms;
+    uint32_t check_fails;
+    /* the watchdog's (pr_watch.c), per input topic: the fetch position and
+     * the records prefetched, from librdkafka's statistics (-1: unknown),
+     * and the end the broker reports (read_committed: the last stable
+     * offset; -1: unknown) */
+    int64_t fetch_next[PX_SRC__COUNT], fetchq[PX_SRC__COUNT], end[PX_SRC__COUNT];
+    int64_t lag;                  /* records behind, over the input topics (-1: unknown) */
+    int64_t progress_sig;         /* the positions' sum when last seen */
+    int64_t progress_at;          /* mono ms they last moved, or it had no lag */
+    bool stalled;                 /* lag and no progress for processor.stall_ms */
 } pr_part_t;
 
 /* The Redis writes of the entities dirty at one moment (pr_writer.c): RESP
@@ -273,8 +292,28 @@ typedef struct pr_kafka {
     char topic_changes[PX_CONF_STR_MAX * 2];
     char group[PX_CONF_STR_MAX];
     uint64_t rebalances;          /* +1 per rebalance: a collect that saw one drops its batch */
+    bool owned;                   /* the group gave this instance its partitions (maybe none); false
+                                   * before the first assignment and between a revoke and the next */
+    int n_owned;                  /* partition numbers assigned */
     pr_rebalance_hook on_rebalance; /* installed by pr_loop.c */
 } pr_kafka_t;
+
+/* pr_watch.c's: the partitions' watchdog. A helper thread asks the
+ * broker for the ends of the owned partitions (its own client, so a
+ * stuck consumer or a slow leader never blocks the loop); the loop
+ * compares them with the positions (pr_part_t). The job reads q and
+ * client, writes q's offsets and errors and rc. */
+typedef struct pr_watch {
+    pr_worker_t w;
+    rd_kafka_t *client;
+    rd_kafka_topic_partition_list_t *q;
+    int rc;
+    int64_t due_at;               /* mono ms of the next query */
+    int64_t judge_at;             /* mono ms the partitions are judged next */
+    uint32_t fails;               /* queries failed in a row (logs thinned) */
+    px_counter_t *m_stalls;
+    px_gauge_t *m_stalled, *m_owned;
+} pr_watch_t;
 
 /* pr_redis.c's: the loop's Redis connection. */
 typedef struct pr_redis {
@@ -307,6 +346,7 @@ typedef struct pr_ctx {
     pr_threads_t threads;
     pr_committer_t cm;
     pr_writer_t wr;
+    pr_watch_t wd;                /* pr_watch.c's */
 
     pr_redis_t rd;                /* pr_redis.c's */
     px_buf_t scratch;             /* an early lock decision's payload (pr_redis_decisions) */
@@ -430,11 +470,22 @@ void pr_kafka_close_consumer(pr_ctx_t *pr);
 void pr_kafka_stop(pr_ctx_t *pr);
 /* Index of a consumed topic (0..PR_N_SRC-1), PR_N_SRC if unknown. */
 int pr_topic_src(const pr_ctx_t *pr, const char *topic);
+/* The ends of the retry topics of the n partitions ps[] in one query:
+ * ends[i][fs] (-1: not answered). Returns how many were not answered. */
+int pr_kafka_retry_ends(pr_ctx_t *pr, const int32_t *ps, int n, int64_t (*ends)[PX_SRC__COUNT]);
 /* The retry records of partition p still waiting (from the committed
- * offsets in committed[PR_N_SRC] to the end): sets each entity's retry
- * head/next and hold_from (adding and loading entities as needed). 0, or
- * PX_EBACKEND (Kafka or Redis unreachable: try again). */
-int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC]);
+ * offsets in committed[PR_N_SRC] to ends[], pr_kafka_retry_ends): sets
+ * each entity's retry head/next and hold_from (adding and loading
+ * entities as needed). 0, or PX_EBACKEND (Kafka or Redis unreachable:
+ * try again). */
+int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC],
+                          const int64_t ends[PX_SRC__COUNT]);
+/* True when a failure of the check of pp is worth a log line: its first,
+ * then its 2nd, 4th, 8th... in a row. */
+static inline bool pr_check_log_due(const pr_part_t *pp) {
+    uint32_t n = pp->check_fails;
+    return (n & (n - 1)) == 0;
+}
 /* Drop the entities of the partitions in first[][] (a batch consumed from
  * them) and touched[] (it produced EXPIREs for them), hold those
  * partitions until their repair check ran again, and pause them. Nothing
@@ -450,13 +501,17 @@ void pr_kafka_resume_checked(pr_ctx_t *pr);
 /* While paused: serve rebalances; a record delivered anyway is sought
  * back to, so it is consumed again once resumed. */
 void pr_kafka_serve_paused(pr_ctx_t *pr);
-/* Seek every source of partition p to the list's offsets and wait for the
- * outcome. 0, or PX_EBACKEND (refused: the fetcher has not started, or an
- * error; logged once), the check to be run again. */
-int pr_kafka_seek_sources(pr_ctx_t *pr, int32_t p, rd_kafka_topic_partition_list_t *l);
-/* The committed offsets of partition p per source (-1: none). 0 or
- * PX_EBACKEND (logged). */
-int pr_kafka_committed(pr_ctx_t *pr, int32_t p, int64_t out[PR_N_SRC]);
+/* Seek every source of the partitions in l to the list's offsets and wait
+ * for the outcome. ok[p] false for each partition refused (the fetcher
+ * has not started, or an error; logged thinned), its check to be run
+ * again. */
+void pr_kafka_seek_sources(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *l, bool ok[PR_MAX_PARTITIONS]);
+/* The committed offsets of the n partitions ps[] per source (-1: none)
+ * in one request: ok[i] tells whether out[i] was read. A partition whose
+ * offsets are not stable (a transaction still open) fails the request,
+ * so then each is asked alone. Returns how many failed (logged
+ * thinned by each partition's check_fails). */
+int pr_kafka_committed(pr_ctx_t *pr, const int32_t *ps, int n, int64_t (*out)[PR_N_SRC], bool *ok);
 /* Resume every source of partition p. */
 void pr_kafka_resume_part(pr_ctx_t *pr, int32_t p);
 /* Hold retry topic fs of partition p at offset until wall-clock ms due:
@@ -467,6 +522,15 @@ void pr_kafka_release_retries(pr_ctx_t *pr, int64_t now_ms);
 /* Records waiting in the owned partitions (librdkafka's cached high
  * watermarks minus the next offset to fold). */
 int64_t pr_kafka_backlog(pr_ctx_t *pr);
+/* A client of its own for queries (assign only, never in the group),
+ * named name; NULL if it cannot be made (logged). */
+rd_kafka_t *pr_kafka_client_new(pr_ctx_t *pr, const char *name);
+/* The ends of l's partitions (each elem's offset; read_committed: the
+ * last stable offset) asked of their leaders, within timeout_ms; thread
+ * safe. 0, or the number of partitions not answered (their err set,
+ * offset -1); a failure refreshes rk's metadata, so the next query asks
+ * the partitions' new leaders. */
+int pr_kafka_query_ends(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int timeout_ms);
 
 /* ---- pr_writer.c: the only Redis write path ------------------------------ */
 int pr_writer_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
@@ -533,12 +597,29 @@ int pr_quiesce(pr_ctx_t *pr);
 /* Abort the open transaction of rk; if that fails for good, stop. */
 void pr_txn_abort(pr_ctx_t *pr, rd_kafka_t *rk);
 
+/* ---- pr_watch.c: the partitions' watchdog ---------------------------------- */
+/* The metrics and the query thread (after pr_threads_init). */
+int pr_watch_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
+/* (after pr_threads_term) */
+void pr_watch_stop(pr_ctx_t *pr);
+/* Each turn: takes the ends the thread found, judges each owned
+ * partition (lag, progress, stalls: counted, logged once each), asks
+ * again when due. A stall past processor.stall_exit_ms while Redis and
+ * the registry answer stops the processor (pr_fatal). */
+void pr_watch_tick(pr_ctx_t *pr);
+/* Ready as far as the partitions go: owned (the group assigned them,
+ * maybe none), checked, none stalled. Appends the reason to why (or the
+ * partitions when ready). */
+bool pr_watch_ready(pr_ctx_t *pr, px_buf_t *why);
+
 /* ---- pr_txn.c, pr_batch.c, pr_repair.c, pr_loop.c --------------------------
  * (pr_batch.h and pr_txn.h: the batch and its transaction, for pr_loop.c) */
-/* For each partition whose repair check is due, run it: committed offsets
- * C, applied marks A; where A < C, seek to A and fold [A, C) in repair
- * mode; then load the entities with pending deadlines and resume. 0, or
- * PX_EBACKEND: a check could not run (tried again at the next turn). */
+/* For the partitions whose repair checks are due, run them together:
+ * committed offsets C, applied marks A; where A < C, seek to A and fold
+ * [A, C) in repair mode; then load the entities with pending deadlines
+ * and resume. A partition whose check fails stays paused and is checked
+ * again after a backoff; the others go on. 0, or PX_EBACKEND when the
+ * commit in flight failed (rewound: no batch this turn). */
 int pr_repair_checks(pr_ctx_t *pr);
 /* What each wake runs: at most one batch through its stages. */
 void pr_loop_turn(pr_ctx_t *pr);

@@ -47,9 +47,15 @@ static void set_partitions(pr_ctx_t *pr, const rd_kafka_topic_partition_list_t *
             pp->assigned = true;
             pp->repair_check = true;
             for (int s = 0; s < PR_N_SRC; s++) pp->repair_until[s] = pp->next[s] = pp->marked[s] = -1;
+            for (int s = 0; s < PX_SRC__COUNT; s++) pp->fetch_next[s] = pp->fetchq[s] = pp->end[s] = -1;
+            pp->lag = -1;
+            pp->progress_at = px_mono_ms();
+            pr->kc.n_owned++;
         } else if (!assigned && pp->assigned) {
             pp->assigned = false;
+            pp->stalled = false;
             pr_table_drop_partition(pr, p);
+            pr->kc.n_owned--;
         }
     }
 }
@@ -68,131 +74,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     if (assigned) {
         PX_INFO(PR_COMP, "partitions assigned", "count=%d", parts->cnt);
         set_partitions(pr, parts, true);
+        pr->kc.owned = true;
         rd_kafka_assign(rk, parts);
         rd_kafka_pause_partitions(rk, parts);
     } else {
         PX_INFO(PR_COMP, "partitions revoked", "count=%d", parts->cnt);
         set_partitions(pr, parts, false);
+        pr->kc.owned = false;
         rd_kafka_assign(rk, NULL);
     }
-}
-
-/* The scanner: an assign-only consumer (no group) that reads retry topics. */
-static rd_kafka_t *scanner(pr_ctx_t *pr) {
-    if (pr->kc.scanner) return pr->kc.scanner;
-    static const char *const d[][2] = {{"bootstrap.servers", "127.0.0.1:9092"}};
-    char err[512];
-    rd_kafka_conf_t *conf = px_kafka_conf_new_with(d, 1, &pr->kafka_kv, "presence-processor-scan", err, sizeof err);
-    if (!conf) return NULL;
-    static const char *const fixed[][2] = {{"enable.auto.commit", "false"},
-                                           {"enable.auto.offset.store", "false"},
-                                           {"isolation.level", "read_committed"},
-                                           {"enable.partition.eof", "true"},
-                                           {"group.id", "presence-processor-scan"}};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (px_kafka_conf_set(conf, fixed[i][0], fixed[i][1], err, sizeof err)) {
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    /* a static member id is the main consumer's, never the scanner's */
-    rd_kafka_conf_set(conf, "group.instance.id", NULL, err, sizeof err);
-    pr->kc.scanner = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!pr->kc.scanner) {
-        PX_ERROR(PR_COMP, "cannot create the retry scanner", "err=\"%s\"", err);
-        rd_kafka_conf_destroy(conf);
-    }
-    return pr->kc.scanner;
-}
-
-/* One waiting retry record of entity e: widen its head..next and hold_from. */
-static void scan_note(pr_entity_t *e, int fs, uint32_t seq, int64_t orig_off) {
-    if (e->retry_head == e->retry_next) {
-        e->retry_head = seq;
-        e->retry_next = seq + 1;
-    } else {
-        if ((int32_t)(seq - e->retry_head) < 0) e->retry_head = seq;
-        if ((int32_t)(seq + 1 - e->retry_next) > 0) e->retry_next = seq + 1;
-    }
-    if (orig_off < e->hold_from[fs]) e->hold_from[fs] = orig_off;
-}
-
-int pr_kafka_scan_retries(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC]) {
-    /* The ends are asked on the scanner's connections: on the consumer's,
-     * each request would queue behind a fetch long-poll (fetch.wait.max.ms)
-     * once the partition is fetching. */
-    rd_kafka_t *rk = scanner(pr);
-    if (!rk) return PX_EBACKEND;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PX_SRC__COUNT);
-    for (int s = 0; s < PX_SRC__COUNT; s++) {
-        int rs = PR_RETRY(s);
-        int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, pr->kc.topics[rs], p, &lo, &hi, 5000);
-        if (err) {
-            PX_WARN(PR_COMP, "cannot read a retry topic's end; will retry", "topic=%s partition=%d err=%s",
-                    pr->kc.topics[rs], p, rd_kafka_err2name(err));
-            rd_kafka_topic_partition_list_destroy(l);
-            return PX_EBACKEND;
-        }
-        int64_t from = committed[rs] >= lo ? committed[rs] : lo;
-        if (from < hi) rd_kafka_topic_partition_list_add(l, pr->kc.topics[rs], p)->offset = from;
-    }
-    if (!l->cnt) { /* nothing waits: the usual case */
-        rd_kafka_topic_partition_list_destroy(l);
-        return 0;
-    }
-    if (rd_kafka_assign(rk, l)) {
-        rd_kafka_topic_partition_list_destroy(l);
-        return PX_EBACKEND;
-    }
-    int open = l->cnt, rc = 0;
-    size_t n_load = 0, cap = 0, n_seen = 0;
-    pr_entity_t **load = NULL;
-    int64_t until = px_mono_ms() + 10000;
-    while (open > 0) {
-        if (px_mono_ms() > until) {
-            PX_WARN(PR_COMP, "retry scan timed out; will retry", "partition=%d", p);
-            rc = PX_EBACKEND;
-            break;
-        }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (!m) continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            open--;
-        } else if (m->err) {
-            PX_WARN(PR_COMP, "retry scan error", "err=\"%s\"", rd_kafka_message_errstr(m));
-        } else {
-            int s = pr_topic_src(pr, rd_kafka_topic_name(m->rkt));
-            int64_t seq, off;
-            px_key_t key;
-            rd_kafka_headers_t *h = NULL;
-            rd_kafka_message_headers(m, &h);
-            if (s < PR_N_SRC && PR_IS_RETRY(s) && px_kafka_header_int(h, PX_HDR_SEQ, &seq) == 0 &&
-                px_kafka_header_int(h, PX_HDR_OFFSET, &off) == 0 && m->key &&
-                px_key_parse(m->key, m->key_len, &key, NULL, 0) == 0) {
-                pr_entity_t *e = pr_table_find(pr, &key);
-                if (!e && (e = pr_table_add(pr, &key, p)) != NULL) {
-                    if (n_load == cap) {
-                        size_t nc = cap ? 2 * cap : 64;
-                        pr_entity_t **g = realloc(load, nc * sizeof *g);
-                        if (g) {
-                            load = g;
-                            cap = nc;
-                        }
-                    }
-                    if (n_load < cap) load[n_load++] = e;
-                }
-                if (e) scan_note(e, PR_FOLD_SRC(s), (uint32_t)seq, off);
-                n_seen++;
-            } /* else: malformed; the batch sends it to the DLQ when it comes */
-        }
-        rd_kafka_message_destroy(m);
-    }
-    rd_kafka_assign(rk, NULL);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (!rc && n_load && pr_redis_load(pr, load, n_load) == PX_EBACKEND) rc = PX_EBACKEND;
-    if (!rc) PX_INFO(PR_COMP, "retry records waiting", "partition=%d records=%zu", p, n_seen);
-    free(load);
-    return rc;
 }
 
 void pr_kafka_rebuild(pr_ctx_t *pr) {
@@ -263,59 +153,6 @@ void pr_kafka_serve_paused(pr_ctx_t *pr) {
         rd_kafka_topic_partition_list_destroy(l);
     }
     rd_kafka_message_destroy(m);
-}
-
-/* librdkafka refuses a seek (ERR__STATE) while a partition's fetcher has
- * not started: for a fresh assignment the consumer first fetches the
- * committed offsets itself (with read_committed it retries that for as
- * long as an open transaction makes them unstable, e.g. one of a killed
- * instance) and then starts the fetcher there. A seek sent without waiting
- * for its outcome can be dropped silently in that window, and a repair
- * range would never be folded ("The proof, and what it found" in
- * docs/exactly-once.md). Once the fetcher runs, nothing but our own seeks
- * moves it. */
-int pr_kafka_seek_sources(pr_ctx_t *pr, int32_t p, rd_kafka_topic_partition_list_t *l) {
-    pr_part_t *pp = &pr->parts[p];
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(pr->kc.consumer, l, 5000);
-    rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
-    const char *topic = "";
-    if (e) rd_kafka_error_destroy(e);
-    for (int i = 0; !err && i < l->cnt; i++)
-        if (l->elems[i].err) {
-            err = l->elems[i].err;
-            topic = l->elems[i].topic;
-        }
-    if (!err) return 0;
-    if (err == RD_KAFKA_RESP_ERR__STATE) { /* the fetcher has not started yet: expected, logged once */
-        if (!pp->seek_refused)
-            PX_INFO(PR_COMP, "repair check waits for the consumer to start the partition", "partition=%d topic=%s", p,
-                    topic);
-        pp->seek_refused = true;
-        return PX_EBACKEND;
-    }
-    px_counter_add(pr->m_kafka_err, 1);
-    PX_WARN(PR_COMP, "seek failed; will retry the repair check", "partition=%d topic=%s err=%s", p, topic,
-            rd_kafka_err2name(err));
-    return PX_EBACKEND;
-}
-
-int pr_kafka_committed(pr_ctx_t *pr, int32_t p, int64_t out[PR_N_SRC]) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PR_N_SRC);
-    for (int s = 0; s < PR_N_SRC; s++) rd_kafka_topic_partition_list_add(l, pr->kc.topics[s], p);
-    rd_kafka_resp_err_t err = rd_kafka_committed(pr->kc.consumer, l, 10000);
-    /* librdkafka sorts the list by topic name in the request: each source
-     * topic is looked up by name, never by its index in the list */
-    for (int s = 0; s < PR_N_SRC; s++) out[s] = -1;
-    for (int s = 0; !err && s < PR_N_SRC; s++) {
-        const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l, pr->kc.topics[s], p);
-        if (!tp) err = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
-        else if (tp->err) err = tp->err; /* e.g. UNSTABLE_OFFSET_COMMIT: a transaction still open */
-        else out[s] = tp->offset;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    if (!err) return 0;
-    PX_WARN(PR_COMP, "cannot read committed offsets; will retry", "partition=%d err=%s", p, rd_kafka_err2name(err));
-    return PX_EBACKEND;
 }
 
 void pr_kafka_resume_part(pr_ctx_t *pr, int32_t p) {
@@ -418,41 +255,40 @@ static void on_wake(void *arg) {
     pr->wake(pr);
 }
 
+/* One partition's statistics: its fetch position and the records
+ * prefetched, for the watchdog (pr_watch.c). */
+static void stats_partition(pr_ctx_t *pr, int src, const char *pname, json_t *p) {
+    char *end;
+    long n = strtol(pname, &end, 10);
+    if (*end || n < 0 || n >= PR_MAX_PARTITIONS || !pr->parts[n].assigned) return; /* "-1": the topic's UA */
+    json_t *next = json_object_get(p, "next_offset"), *q = json_object_get(p, "fetchq_cnt");
+    pr_part_t *pp = &pr->parts[n];
+    pp->fetch_next[src] = json_is_integer(next) && json_integer_value(next) >= 0 ? json_integer_value(next) : -1;
+    pp->fetchq[src] = json_is_integer(q) ? json_integer_value(q) : -1;
+}
+
 /* librdkafka's statistics (every statistics.interval.ms, served by the
- * consumer poll on the loop thread): consumer lag per assigned partition
- * into presence_processor_consumer_lag{topic,partition}. Bounded by the
- * metrics registry's series limit (4 topics x partitions). */
+ * consumer poll on the loop thread): each owned input partition's fetch
+ * position, which moves past transaction markers and aborted records
+ * that the fold never sees. Its ends come from the broker (pr_watch.c):
+ * the statistics' own only move with fetches, and a stuck fetcher
+ * leaves them where they were. */
 static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     pr_ctx_t *pr = opaque;
+    (void)rk;
+    (void)len;
     json_error_t jerr;
     json_t *root = json_loads(json, 0, &jerr); /* NUL-terminated; len may count the NUL */
     if (!root) {
         PX_WARN(PR_COMP, "kafka statistics do not parse", "err=\"%s\"", jerr.text);
         return 0;
     }
-    json_t *topics = json_object_get(root, "topics");
-    const char *tname;
-    json_t *t;
-    json_object_foreach(topics, tname, t) {
-        if (pr_topic_src(pr, tname) >= PR_N_SRC) continue;
-        const char *pname;
-        json_t *p;
-        json_object_foreach(json_object_get(t, "partitions"), pname, p) {
-            /* librdkafka's consumer_lag needs the consumer's own committed
-             * offset, which transactional commits never set: use the last
-             * stable offset (read_committed's end) minus the position */
-            json_t *ls = json_object_get(p, "ls_offset"), *app = json_object_get(p, "app_offset");
-            if (!json_is_integer(ls) || !json_is_integer(app) || json_integer_value(app) < 0 ||
-                json_integer_value(ls) < 0 || strcmp(pname, "-1") == 0)
-                continue;
-            json_int_t lag = json_integer_value(ls) - json_integer_value(app);
-            char labels[PX_CONF_STR_MAX * 2 + 64];
-            snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%s\"", tname, pname);
-            px_gauge_set(px_metrics_gauge(pr->metrics, "presence_processor_consumer_lag",
-                                          "records between the consumer's position and the end of the partition",
-                                          labels),
-                         lag > 0 ? (int64_t)lag : 0);
-        }
+    const char *tname, *pname;
+    json_t *t, *p;
+    json_object_foreach(json_object_get(root, "topics"), tname, t) {
+        int s = pr_topic_src(pr, tname);
+        if (s >= PX_SRC__COUNT) continue; /* retry topics wait on purpose */
+        json_object_foreach(json_object_get(t, "partitions"), pname, p) stats_partition(pr, s, pname, p);
     }
     json_decref(root);
     return 0; /* librdkafka frees json */
@@ -494,7 +330,7 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
         {"group.id", "presence-processor"},
         {"auto.offset.reset", "earliest"},
         {"bootstrap.servers", "127.0.0.1:9092"},
-        {"statistics.interval.ms", "5000"}, /* consumer lag for /metrics */
+        {"statistics.interval.ms", "1000"}, /* fetch positions for the watchdog (pr_watch.c) */
         /* 8 MiB per partition and fetch, not librdkafka's 1 MiB: with 1 MiB
          * the loop waited for fetches, idle in epoll for about half of a
          * 2M-record backlog (2M records over 100k entities: 120-150k

@@ -233,6 +233,8 @@ void pr_loop_turn(pr_ctx_t *pr) {
         uv_stop(pr->loop);
         return;
     }
+    pr_watch_tick(pr);
+    if (pr->stopping) return; /* a stall it cannot leave */
     /* a commit or a write that ended while the loop slept */
     if (pr_commit_ended(pr)) pr_commit_drain(pr);
     if (pr_writer_ended(pr)) pr_writer_finish(pr);
@@ -272,6 +274,7 @@ int pr_loop_start(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
     pr->wake = wake;
     pr->kc.on_rebalance = on_rebalance;
     int rc = pr_threads_init(pr, errstr, errstr_size);
+    if (!rc) rc = pr_watch_start(pr, errstr, errstr_size);
     if (!rc) rc = pr_commit_start(pr, errstr, errstr_size);
     if (!rc) rc = pr_writer_start(pr, errstr, errstr_size);
     return rc;
@@ -286,6 +289,7 @@ void pr_loop_stop(pr_ctx_t *pr) {
     pr_kafka_close_consumer(pr); /* the revoke writes what is committed */
     if (pr->threads.inited) pr_quiesce(pr);
     pr_threads_term(pr);
+    pr_watch_stop(pr);
     pr_commit_stop(pr);
     pr_writer_stop(pr);
     pr_kafka_stop(pr);

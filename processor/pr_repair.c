@@ -10,11 +10,19 @@
  * the retry records still waiting rebuild their entities' order, the
  * entities with pending deadlines are loaded (their timers live here now),
  * and the partition resumes. docs/exactly-once.md, "Rebalances".
+ *
+ * The checks due in a turn run as one pass: the committed offsets in one
+ * request, the seeks in one call, the retry topics' ends in one query,
+ * so partitions assigned together do not queue behind each other. A
+ * partition whose check fails (its offsets not stable yet, a leader
+ * away) stays paused and is checked again after a backoff (100 ms
+ * doubling to 2 s); the others resume.
  */
 #include <stdlib.h>
 
 #include "pr.h"
 #include "px_log.h"
+#include "px_time.h"
 
 /* Where each source of partition p starts (into seek) and the repair
  * bound until[s] (-1: none). Every source is sought explicitly, the ones
@@ -73,18 +81,24 @@ static void repair_log(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC
             pp->full_rebuild);
 }
 
-/* The check of partition p. 0, or PX_EBACKEND: run it again later. */
-static int repair_one(pr_ctx_t *pr, int32_t p) {
+/* A failed check: run again after a delay doubling from 100 ms to 2 s. */
+static void check_failed(pr_ctx_t *pr, int32_t p) {
     pr_part_t *pp = &pr->parts[p];
-    int64_t applied[PR_N_SRC], committed[PR_N_SRC], until[PR_N_SRC];
-    if (pr_redis_applied(pr, p, applied) || pr_kafka_committed(pr, p, committed)) return PX_EBACKEND;
-    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(PR_N_SRC);
-    repair_positions(pr, p, committed, applied, seek, until);
-    int rc = pr_kafka_seek_sources(pr, p, seek);
-    rd_kafka_topic_partition_list_destroy(seek);
-    if (rc) return rc;
+    pp->check_fails++;
+    pp->check_backoff_ms = pp->check_backoff_ms ? pp->check_backoff_ms * 2 : 100;
+    if (pp->check_backoff_ms > 2000) pp->check_backoff_ms = 2000;
+    pp->check_at = px_mono_ms() + pp->check_backoff_ms;
+}
+
+/* The rest of the check of partition p once its sources were sought:
+ * the retry records still waiting, the entities with deadlines, then
+ * the partition resumes. 0, or PX_EBACKEND: run it again later. */
+static int repair_finish(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC],
+                         const int64_t applied[PR_N_SRC], const int64_t until[PR_N_SRC],
+                         const int64_t ends[PX_SRC__COUNT]) {
+    pr_part_t *pp = &pr->parts[p];
     /* records still waiting in the retry topics: their entities' order */
-    if (pr_kafka_scan_retries(pr, p, committed)) {
+    if (pr_kafka_scan_retries(pr, p, committed, ends)) {
         pr_table_drop_partition(pr, p); /* half-scanned: start clean next time */
         return PX_EBACKEND;
     }
@@ -94,22 +108,81 @@ static int repair_one(pr_ctx_t *pr, int32_t p) {
     }
     repair_log(pr, p, committed, applied);
     if (repair_deadlines(pr, p)) return PX_EBACKEND;
+    if (pp->check_fails)
+        PX_INFO(PR_COMP, "repair check done after failures", "partition=%d failures=%u", p, pp->check_fails);
     pp->repair_check = false;
     pp->full_rebuild = false;
     pp->seek_refused = false;
+    pp->check_fails = 0;
+    pp->check_backoff_ms = pp->check_at = 0;
     for (int s = 0; s < PX_SRC__COUNT; s++) pp->retry_due[s] = 0;
     pr_kafka_resume_part(pr, p);
     return 0;
 }
 
-int pr_repair_checks(pr_ctx_t *pr) {
-    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
-        pr_part_t *pp = &pr->parts[p];
-        if (!pp->assigned || !pp->repair_check) continue;
-        /* a check may drop the partition's entities: nothing may be in
-         * flight that names them (rare: after an assignment or a rewind) */
-        if (pr_quiesce(pr)) return PX_EBACKEND;
-        if (repair_one(pr, p)) return PX_EBACKEND;
+/* What the checks of one pass learn, per partition due. */
+typedef struct check_pass {
+    int n;
+    int32_t ps[PR_MAX_PARTITIONS];
+    bool ok[PR_MAX_PARTITIONS];       /* per partition number: still on course */
+    bool read[PR_MAX_PARTITIONS];     /* per index: the committed offsets were read */
+    int64_t committed[PR_MAX_PARTITIONS][PR_N_SRC], applied[PR_MAX_PARTITIONS][PR_N_SRC];
+    int64_t until[PR_MAX_PARTITIONS][PR_N_SRC], ends[PR_MAX_PARTITIONS][PX_SRC__COUNT];
+} check_pass_t;
+
+/* The questions of the checks asked together for every partition due:
+ * the committed offsets in one request, the seeks in one call, the retry
+ * topics' ends in one query; a partition that fails is dropped from the
+ * pass (ok false), the others go on. */
+static void check_ask(pr_ctx_t *pr, check_pass_t *c) {
+    pr_kafka_committed(pr, c->ps, c->n, c->committed, c->read);
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(c->n * PR_N_SRC);
+    for (int i = 0; i < c->n; i++) {
+        int32_t p = c->ps[i];
+        c->ok[p] = c->read[i] && pr_redis_applied(pr, p, c->applied[i]) == 0;
+        if (c->ok[p]) repair_positions(pr, p, c->committed[i], c->applied[i], seek, c->until[i]);
     }
+    if (seek->cnt) pr_kafka_seek_sources(pr, seek, c->ok);
+    rd_kafka_topic_partition_list_destroy(seek);
+    int32_t asked[PR_MAX_PARTITIONS];
+    int m = 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->ok[c->ps[i]]) asked[m++] = c->ps[i];
+    int64_t (*ends)[PX_SRC__COUNT] = calloc(m ? (size_t)m : 1, sizeof *ends);
+    if (ends && m) pr_kafka_retry_ends(pr, asked, m, ends);
+    for (int i = 0, j = 0; i < c->n; i++) {
+        int32_t p = c->ps[i];
+        if (!c->ok[p]) continue;
+        for (int fs = 0; fs < PX_SRC__COUNT; fs++) {
+            c->ends[i][fs] = ends ? ends[j][fs] : -1;
+            if (c->ends[i][fs] < 0) c->ok[p] = false;
+        }
+        j++;
+    }
+    free(ends);
+}
+
+int pr_repair_checks(pr_ctx_t *pr) {
+    int64_t now = px_mono_ms();
+    bool due = false;
+    for (int p = 0; p < PR_MAX_PARTITIONS && !due; p++)
+        due = pr->parts[p].assigned && pr->parts[p].repair_check && pr->parts[p].check_at <= now;
+    if (!due) return 0;
+    /* a check may drop the partition's entities: nothing may be in
+     * flight that names them (rare: after an assignment or a rewind) */
+    if (pr_quiesce(pr)) return PX_EBACKEND;
+    check_pass_t *c = calloc(1, sizeof *c); /* too large for the stack; rare */
+    if (!c) return PX_ENOMEM;
+    for (int p = 0; p < PR_MAX_PARTITIONS; p++) {
+        const pr_part_t *pp = &pr->parts[p];
+        if (pp->assigned && pp->repair_check && pp->check_at <= now) c->ps[c->n++] = p;
+    }
+    check_ask(pr, c);
+    for (int i = 0; i < c->n; i++) {
+        int32_t p = c->ps[i];
+        if (!c->ok[p] || repair_finish(pr, p, c->committed[i], c->applied[i], c->until[i], c->ends[i]))
+            check_failed(pr, p);
+    }
+    free(c);
     return 0;
 }

@@ -67,12 +67,12 @@ void pr_threads_term(pr_ctx_t *pr) {
     pr_threads_t *t = &pr->threads;
     if (!t->inited) return;
     pr_threads_unwatch(pr);
-    pr_worker_t *ws[2] = {&pr->cm.w, &pr->wr.w};
+    pr_worker_t *ws[3] = {&pr->cm.w, &pr->wr.w, &pr->wd.w};
     pthread_mutex_lock(&t->mu);
-    for (int i = 0; i < 2; i++) ws[i]->quit = true;
+    for (int i = 0; i < 3; i++) ws[i]->quit = true;
     pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (ws[i]->started) {
             pthread_join(ws[i]->th, NULL);
             ws[i]->started = false;
