@@ -32,6 +32,7 @@ struct px_rcl {
     int nsentinels;
     char master_name[PX_REDIS_HOST_MAX + 1];
     bool master_known; /* the Sentinels have named a master once */
+    int db;
     px_redis_slots_t map;
     redisContext *conn[PX_REDIS_NODES_MAX]; /* by map node index */
     px_rcl_stats_t stats;
@@ -63,6 +64,12 @@ px_rcl_t *px_rcl_new(const px_rcl_conf_t *conf, char *errstr, size_t errstr_size
     c->cluster = conf->cluster;
     c->timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms : 2000;
     c->retry_ms = conf->retry_ms > 0 ? conf->retry_ms : 5000;
+    c->db = conf->db;
+    if (c->cluster && c->db) {
+        px_errf(PX_ECONFIG, errstr, errstr_size, "a Redis Cluster has database 0 only, not %d", c->db);
+        free(c);
+        return NULL;
+    }
     if (conf->host && conf->host[0]) {
         snprintf(c->seed[0].host, sizeof c->seed[0].host, "%s", conf->host);
         c->seed[0].port = conf->port;
@@ -135,9 +142,21 @@ static redisContext *open_node(const px_redis_node_t *nd, long timeout_ms, char 
     return r;
 }
 
+/* Node i's connection, made (and its database selected) on first use. */
 static redisContext *conn_of(px_rcl_t *c, int i, char *errstr, size_t errstr_size) {
     if (!c->conn[i]) {
-        c->conn[i] = open_node(&c->map.node[i], c->timeout_ms, errstr, errstr_size);
+        redisContext *r = open_node(&c->map.node[i], c->timeout_ms, errstr, errstr_size);
+        redisReply *rep = r && c->db ? redisCommand(r, "SELECT %d", c->db) : NULL;
+        if (r && c->db && (!rep || rep->type != REDIS_REPLY_STATUS)) {
+            char name[PX_REDIS_HOST_MAX + 16];
+            px_errf(PX_EBACKEND, errstr, errstr_size, "redis %s: SELECT %d: %s",
+                    px_rcl_node_name(c, i, name, sizeof name), c->db,
+                    rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
+            redisFree(r);
+            r = NULL;
+        }
+        if (rep) freeReplyObject(rep);
+        c->conn[i] = r;
         if (c->conn[i]) c->stats.reconnects++;
     }
     return c->conn[i];

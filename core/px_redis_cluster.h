@@ -48,6 +48,7 @@ typedef struct px_rcl_conf {
     long retry_ms;     /* most time px_rcl_exec spends following the cluster */
     const char *sentinels;   /* "host:port,..." (not with cluster), may be NULL */
     const char *master_name; /* the master the Sentinels name (with sentinels) */
+    int db;            /* SELECT on every connection (0: none); not with cluster */
 } px_rcl_conf_t;
 
 typedef struct px_rcl px_rcl_t;

@@ -27,6 +27,7 @@
 #include "px_registry.h"
 #include "px_buf.h"
 #include "px_config.h"
+#include "px_redis_cluster.h"
 #include "px_redis_conf.h"
 #include "px_fold.h"
 #include "px_store.h"
@@ -104,10 +105,12 @@ struct ctl {
     px_kvlist_t kafka;
     /* the endpoints, for every summary and error message: "Kafka
      * host:9092[ (topic prefix 'p.')]" and "Redis host:port db N[ key
-     * prefix 'k:']" (or the socket's path) */
+     * prefix 'k:']" (or the socket's path); once connected, every master
+     * read ("Redis Cluster of 3 masters h:p, h:p, h:p", "Redis h:p, master
+     * 'name' of Sentinels h:p,...") */
     char bootstrap[512];
     char kafka_where[PX_CONF_STR_MAX + 600];
-    char redis_where[3 * PX_CONF_STR_MAX + 64];
+    char redis_where[PX_REDIS_NODES_MAX * 24 + 3 * PX_CONF_STR_MAX + 128];
     ctl_kwatch_t kw;
     ctl_flags_t flags;
     const char *cmd;
@@ -221,9 +224,14 @@ int ctl_dlq(ctl_t *c, int argc, char **argv);
 int ctl_produce(ctl_t *c, int argc, char **argv);
 int ctl_topics(ctl_t *c, int argc, char **argv);
 
-/* Redis connection to the configured host/port/db; NULL after printing. */
-struct redisContext;
-struct redisContext *ctl_redis_connect(ctl_t *c);
+/* The configured Redis (one server, the master the Sentinels name, or a
+ * cluster's masters), connected, with c->redis_where naming every master
+ * it reads; NULL after printing why. Commands go through px_rcl batches
+ * (routed by slot, following failovers for up to timeout_ms). */
+px_rcl_t *ctl_redis_connect(ctl_t *c);
+/* Run batch b; CTL_EXIT_ERR after printing the reason (what: the command's
+ * verb for the message), 0 when every command has a reply. */
+int ctl_redis_exec(ctl_t *c, px_rcl_t *r, px_rcl_batch_t *b, const char *what);
 /* The Redis key of an entity's part with the configured key prefix. */
 int ctl_redis_key(const ctl_t *c, const px_key_t *k, const char *suffix, char *out, size_t out_size);
 

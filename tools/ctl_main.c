@@ -105,32 +105,52 @@ int ctl_redis_key(const ctl_t *c, const px_key_t *k, const char *suffix, char *o
     return n < 0 ? -1 : (int)pl + n;
 }
 
-redisContext *ctl_redis_connect(ctl_t *c) {
-    struct timeval tv = {(long)(c->cfg.timeout_ms / 1000), (long)(c->cfg.timeout_ms % 1000) * 1000};
-    if (tv.tv_sec > 5) tv = (struct timeval){5, 0};
-    redisContext *r = px_redis_connect(c->cfg.redis_host, (int)c->cfg.redis_port, tv);
-    if (!r || r->err) {
-        char addr[PX_CONF_STR_MAX + 24];
+/* c->redis_where once connected: every master px_rcl reads, and how it
+ * found them. */
+static void redis_where_nodes(ctl_t *c, px_rcl_t *r) {
+    size_t n = sizeof c->redis_where, w = 0;
+    const px_redis_conf_t *rc = &c->cfg.redis;
+    char name[PX_REDIS_HOST_MAX + 16];
+    if (rc->cluster)
+        w = (size_t)snprintf(c->redis_where, n, "Redis Cluster of %d master%s", px_rcl_nodes(r),
+                             px_rcl_nodes(r) == 1 ? "" : "s");
+    else
+        w = (size_t)snprintf(c->redis_where, n, "Redis");
+    for (int i = 0; i < px_rcl_nodes(r) && w < n; i++)
+        w += (size_t)snprintf(c->redis_where + w, n - w, "%s %s", i ? "," : "", px_rcl_node_name(r, i, name, sizeof name));
+    if (rc->sentinels[0] && w < n)
+        w += (size_t)snprintf(c->redis_where + w, n - w, ", master '%s' of Sentinels %s", rc->master_name,
+                              rc->sentinels);
+    if (!rc->cluster && w < n) w += (size_t)snprintf(c->redis_where + w, n - w, " db %lld", (long long)c->cfg.redis_db);
+    if (c->cfg.redis_key_prefix[0] && w < n)
+        snprintf(c->redis_where + w, n - w, " key prefix '%s'", c->cfg.redis_key_prefix);
+}
+
+px_rcl_t *ctl_redis_connect(ctl_t *c) {
+    px_rcl_conf_t conf;
+    char err[1024] = "";
+    long tmo = c->cfg.timeout_ms > 5000 ? 5000 : (long)c->cfg.timeout_ms;
+    px_redis_conf_rcl(&c->cfg.redis, c->cfg.redis_host, (int)c->cfg.redis_port, tmo, &conf);
+    conf.retry_ms = (long)c->cfg.timeout_ms; /* how long a failover is followed */
+    conf.db = (int)c->cfg.redis_db;
+    px_rcl_t *r = px_rcl_new(&conf, err, sizeof err);
+    if (!r || px_rcl_connect(r, err, sizeof err)) {
+        char what[2 * PX_CONF_STR_MAX + 64];
         fprintf(stderr, "presencectl %s: Redis %s unreachable: %s\n", c->cmd,
-                px_redis_addr(c->cfg.redis_host, c->cfg.redis_port, addr, sizeof addr),
-                r ? r->errstr : "out of memory");
-        redisFree(r);
+                px_redis_conf_describe(&c->cfg.redis, c->cfg.redis_host, (int)c->cfg.redis_port, what, sizeof what),
+                err);
+        px_rcl_free(r);
         return NULL;
     }
-    redisSetTimeout(r, (struct timeval){30, 0});
-    if (c->cfg.redis_db) {
-        redisReply *rep = redisCommand(r, "SELECT %lld", (long long)c->cfg.redis_db);
-        bool ok = rep && rep->type == REDIS_REPLY_STATUS;
-        if (!ok)
-            fprintf(stderr, "presencectl %s: %s: SELECT %lld: %s\n", c->cmd, c->redis_where,
-                    (long long)c->cfg.redis_db, rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
-        freeReplyObject(rep);
-        if (!ok) {
-            redisFree(r);
-            return NULL;
-        }
-    }
+    redis_where_nodes(c, r);
     return r;
+}
+
+int ctl_redis_exec(ctl_t *c, px_rcl_t *r, px_rcl_batch_t *b, const char *what) {
+    char err[1024];
+    if (px_rcl_exec(r, b, err, sizeof err) == 0) return 0;
+    fprintf(stderr, "presencectl %s: %s: %s: %s\n", c->cmd, c->redis_where, what, err);
+    return CTL_EXIT_ERR;
 }
 
 int ctl_when(ctl_t *c, const char *flag, const char *s, int64_t now, int64_t *ms) {
@@ -355,8 +375,7 @@ int main(int argc, char **argv) {
     if ((kp && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.key_prefix", kp, errstr, sizeof errstr)) ||
         (db && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.db", db, errstr, sizeof errstr)) ||
         px_redis_host_check(c.cfg.redis_host, errstr, sizeof errstr) ||
-        px_redis_conf_check(&c.cfg.redis, errstr, sizeof errstr) ||
-        px_redis_conf_limit(&c.cfg.redis, "presencectl", false, false, errstr, sizeof errstr)) {
+        px_redis_conf_check(&c.cfg.redis, errstr, sizeof errstr)) {
         fprintf(stderr, "presencectl: %s\n", errstr);
         return CTL_EXIT_ERR;
     }
@@ -368,8 +387,12 @@ int main(int argc, char **argv) {
                 c.cmd, tmo);
         return CTL_EXIT_ERR;
     }
-    char addr[PX_CONF_STR_MAX + 24];
-    px_redis_addr(c.cfg.redis_host, c.cfg.redis_port, addr, sizeof addr);
+    if (c.cfg.redis.cluster && c.cfg.redis_db) {
+        fprintf(stderr, "presencectl: redis.db %lld: a Redis Cluster has database 0 only\n", (long long)c.cfg.redis_db);
+        return CTL_EXIT_ERR;
+    }
+    char addr[2 * PX_CONF_STR_MAX + 64];
+    px_redis_conf_describe(&c.cfg.redis, c.cfg.redis_host, (int)c.cfg.redis_port, addr, sizeof addr);
     int wl = snprintf(c.redis_where, sizeof c.redis_where, "Redis %s db %lld", addr, (long long)c.cfg.redis_db);
     if (c.cfg.redis_key_prefix[0])
         snprintf(c.redis_where + wl, sizeof c.redis_where - (size_t)wl, " key prefix '%s'", c.cfg.redis_key_prefix);

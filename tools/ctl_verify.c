@@ -10,8 +10,12 @@
  * Prints each difference, then a verdict naming both ends (the Kafka
  * bootstrap servers and topic prefix, the Redis address, database and key
  * prefix); exit 1 if any, 0 if none, 2 on an error.
- * With --scan-redis it also SCANs Redis for entities the log does not have
- * (only where the database / key prefix holds this deployment alone).
+ * With --scan-redis it also SCANs every master for entities the log does
+ * not have (only where the database / key prefix holds this deployment
+ * alone). Redis is read through px_rcl (one server, the master the
+ * Sentinels name, or every master of a cluster, each key from the master
+ * of its slot), 512 entities a pipeline; on more than one master, each
+ * master's count is printed.
  * Limits: the change multiset is held in memory (about 200 bytes a change).
  */
 #include <stdio.h>
@@ -142,84 +146,152 @@ static void compare_changes(ctl_t *c, verify_t *v) {
            c->bootstrap);
 }
 
-/* --scan-redis: SCAN the (prefixed) state keys and report every entity
- * Redis holds that the log does not. Only meaningful when the Redis
- * database / key prefix belongs to this deployment's topics alone. */
-static int scan_extra(ctl_t *c, verify_t *v, redisContext *r) {
-    char pat[PX_CONF_STR_MAX * 2 + 32], cursor[32] = "0";
+/* --scan-redis, on one master: SCAN its (prefixed) state keys and report
+ * every entity it holds that the log does not. *nkeys counts the state
+ * keys seen. */
+static int scan_node(ctl_t *c, verify_t *v, px_rcl_t *r, int node, const char *pat, size_t *extra, size_t *nkeys) {
+    size_t skip = strlen(c->cfg.redis_key_prefix) + strlen("presence:{");
+    char cursor[32] = "0";
+    px_rcl_batch_t b;
+    px_rcl_batch_init(&b, 1u << 16);
+    int rc = 0;
+    do {
+        char *cmd = NULL;
+        int len = redisFormatCommand(&cmd, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
+        rc = len < 0 || px_rcl_add_formatted(&b, -1, node, cmd, (size_t)len) ? CTL_EXIT_ERR : 0;
+        if (cmd) redisFreeCommand(cmd);
+        if (rc || (rc = ctl_redis_exec(c, r, &b, "SCAN"))) break;
+        const redisReply *rep = b.cmd[0].reply;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING) {
+            char name[PX_REDIS_HOST_MAX + 16];
+            fprintf(stderr, "presencectl verify: %s: SCAN: %s\n", px_rcl_node_name(r, node, name, sizeof name),
+                    rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+            rc = CTL_EXIT_ERR;
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        const redisReply *keys = rep->element[1];
+        for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++) {
+            const redisReply *k = keys->element[i];
+            if (k->type != REDIS_REPLY_STRING || k->len < skip + strlen("}:state")) continue;
+            size_t kl = k->len - skip - strlen("}:state");
+            (*nkeys)++;
+            if (ctl_fold_find(c, k->str + skip, kl)) continue;
+            (*extra)++;
+            v->diffs++;
+            printf("entity-extra %.*s (in Redis, not in the log)\n", (int)kl, k->str + skip);
+        }
+        px_rcl_batch_reset(&b);
+    } while (strcmp(cursor, "0") != 0);
+    px_rcl_batch_term(&b);
+    return rc;
+}
+
+/* --scan-redis: every master in turn. Only meaningful when the Redis
+ * database / key prefix belongs to this deployment's topics alone. A
+ * failover or slot move during the scan may hide or repeat keys. */
+static int scan_extra(ctl_t *c, verify_t *v, px_rcl_t *r) {
+    char pat[PX_CONF_STR_MAX * 2 + 32], name[PX_REDIS_HOST_MAX + 16];
     size_t pl = 0, extra = 0;
     for (const char *p = c->cfg.redis_key_prefix; *p && pl < sizeof pat - 40; p++) {
         if (strchr("*?[]\\", *p)) pat[pl++] = '\\'; /* the prefix is literal in the glob */
         pat[pl++] = *p;
     }
     snprintf(pat + pl, sizeof pat - pl, "presence:{*}:state");
-    size_t skip = strlen(c->cfg.redis_key_prefix) + strlen("presence:{");
-    do {
-        redisReply *rep = redisCommand(r, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
-        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING) {
-            fprintf(stderr, "presencectl verify: %s: SCAN: %s\n", c->redis_where,
-                    rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->errstr);
-            freeReplyObject(rep);
-            return CTL_EXIT_ERR;
-        }
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        redisReply *keys = rep->element[1];
-        for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++) {
-            const redisReply *k = keys->element[i];
-            if (k->type != REDIS_REPLY_STRING || k->len < skip + strlen("}:state")) continue;
-            size_t kl = k->len - skip - strlen("}:state");
-            if (ctl_fold_find(c, k->str + skip, kl)) continue;
-            extra++;
-            v->diffs++;
-            printf("entity-extra %.*s (in Redis, not in the log)\n", (int)kl, k->str + skip);
-        }
-        freeReplyObject(rep);
-    } while (strcmp(cursor, "0") != 0);
+    for (int i = 0; i < px_rcl_nodes(r); i++) {
+        size_t nkeys = 0, before = extra;
+        int rc = scan_node(c, v, r, i, pat, &extra, &nkeys);
+        if (rc) return rc;
+        printf("scanned %s: %zu entities, %zu not in the log\n", px_rcl_node_name(r, i, name, sizeof name), nkeys,
+               extra - before);
+    }
     printf("entities: %zu in %s that the log does not have\n", extra, c->redis_where);
     return 0;
 }
 
-static int compare_redis(ctl_t *c, verify_t *v, redisContext *r) {
-    size_t same = 0;
-    int rc = 0;
+/* Compare entity n with the blob Redis answered; prints a difference. */
+static bool compare_one(verify_t *v, const ctl_ent_t *n, const redisReply *rep, px_buf_t *a, px_buf_t *b) {
+    char err[256] = "";
     px_entity_t got;
     px_store_wm_t wm;
-    px_buf_t a, b;
-    px_buf_init(&a, 1u << 24);
-    px_buf_init(&b, 1u << 24);
-    CTL_FOR_EACH_ENT(c, n) {
-        char key[PX_CONF_STR_MAX + PX_KEY_MAX + 64], err[256] = "";
-        ctl_redis_key(c, &n->st.key, "state", key, sizeof key);
-        redisReply *rep = redisCommand(r, "HGET %s blob", key);
-        if (!rep) {
-            fprintf(stderr, "presencectl verify: %s: HGET %s: %s\n", c->redis_where, key, r->errstr);
-            rc = CTL_EXIT_ERR;
-            goto out;
-        }
-        px_entity_init(&got, &n->st.key);
-        bool ok = rep->type == REDIS_REPLY_STRING && px_store_decode(rep->str, rep->len, &got, &wm, err, sizeof err) == 0;
-        bool empty = n->st.n_tabs == 0 && n->st.n_locks == 0 && n->st.n_writes == 0 && n->st.version == 0;
-        if (ok ? px_entity_equal(&got, &n->st) : (empty && rep->type == REDIS_REPLY_NIL)) {
-            same++;
-        } else {
-            v->diffs++;
-            px_buf_reset(&a);
-            px_buf_reset(&b);
-            px_entity_dump(&n->st, &a);
-            if (ok) px_entity_dump(&got, &b);
-            printf("entity-differs %s:%s:%s\n  log:   %s\n  redis: %s%s%s\n", n->st.key.tenant, n->st.key.entity,
-                   n->st.key.id, a.data ? a.data : "",
-                   ok ? (b.data ? b.data : "") : rep->type == REDIS_REPLY_NIL ? "(missing)" : "(undecodable: ",
-                   ok || rep->type == REDIS_REPLY_NIL ? "" : err, ok || rep->type == REDIS_REPLY_NIL ? "" : ")");
-        }
-        px_entity_term(&got);
-        freeReplyObject(rep);
+    px_entity_init(&got, &n->st.key);
+    bool ok = rep->type == REDIS_REPLY_STRING && px_store_decode(rep->str, rep->len, &got, &wm, err, sizeof err) == 0;
+    bool empty = n->st.n_tabs == 0 && n->st.n_locks == 0 && n->st.n_writes == 0 && n->st.version == 0;
+    bool same = ok ? px_entity_equal(&got, &n->st) : (empty && rep->type == REDIS_REPLY_NIL);
+    if (!same) {
+        v->diffs++;
+        px_buf_reset(a);
+        px_buf_reset(b);
+        px_entity_dump(&n->st, a);
+        if (ok) px_entity_dump(&got, b);
+        const char *open = rep->type == REDIS_REPLY_NIL     ? "(missing)"
+                           : rep->type == REDIS_REPLY_ERROR ? "(error reply: "
+                                                            : "(undecodable: ";
+        printf("entity-differs %s:%s:%s\n  log:   %s\n  redis: %s%s%s\n", n->st.key.tenant, n->st.key.entity,
+               n->st.key.id, a->data ? a->data : "", ok ? (b->data ? b->data : "") : open,
+               ok || rep->type == REDIS_REPLY_NIL ? "" : rep->type == REDIS_REPLY_ERROR ? rep->str : err,
+               ok || rep->type == REDIS_REPLY_NIL ? "" : ")");
     }
-    printf("entities: %zu in the log, %zu equal in %s\n", c->nents, same, c->redis_where);
-    if (ctl_flag_set(c, "scan-redis")) rc = scan_extra(c, v, r);
-out:
-    px_buf_term(&a);
-    px_buf_term(&b);
+    px_entity_term(&got);
+    return same;
+}
+
+#define VERIFY_CHUNK 512
+
+typedef struct cmp {
+    const ctl_ent_t *ent[VERIFY_CHUNK];
+    size_t n, same;
+    size_t per_node[PX_REDIS_NODES_MAX], equal_node[PX_REDIS_NODES_MAX];
+    px_rcl_batch_t b;
+    px_buf_t da, db;
+} cmp_t;
+
+/* Read the chunk's blobs (one pipeline per master) and compare them. */
+static int compare_chunk(ctl_t *c, verify_t *v, px_rcl_t *r, cmp_t *k) {
+    int rc = ctl_redis_exec(c, r, &k->b, "HGET");
+    for (size_t i = 0; !rc && i < k->n; i++) {
+        bool same = compare_one(v, k->ent[i], k->b.cmd[i].reply, &k->da, &k->db);
+        k->same += same;
+        int node = px_rcl_owner(r, k->b.cmd[i].slot);
+        if (node >= 0) k->per_node[node]++, k->equal_node[node] += same;
+    }
+    px_rcl_batch_reset(&k->b);
+    k->n = 0;
+    return rc;
+}
+
+static int compare_redis(ctl_t *c, verify_t *v, px_rcl_t *r) {
+    cmp_t *k = calloc(1, sizeof *k);
+    if (!k) return CTL_EXIT_ERR;
+    px_rcl_batch_init(&k->b, 1u << 24);
+    px_buf_init(&k->da, 1u << 24);
+    px_buf_init(&k->db, 1u << 24);
+    int rc = 0;
+    CTL_FOR_EACH_ENT(c, n) {
+        char key[PX_CONF_STR_MAX + PX_KEY_MAX + 64];
+        int kl = ctl_redis_key(c, &n->st.key, "state", key, sizeof key);
+        const char *argv[3] = {"HGET", key, "blob"};
+        size_t argvlen[3] = {4, (size_t)(kl < 0 ? 0 : kl), 4};
+        k->ent[k->n++] = n;
+        if (kl < 0 || px_rcl_add(&k->b, key, (size_t)kl, 3, argv, argvlen)) {
+            fprintf(stderr, "presencectl verify: %s: key too long or out of memory\n", n->st.key.id);
+            rc = CTL_EXIT_ERR;
+        }
+        if (rc || (k->n == VERIFY_CHUNK && (rc = compare_chunk(c, v, r, k)))) break;
+    }
+    if (!rc && k->n) rc = compare_chunk(c, v, r, k);
+    if (!rc) {
+        char name[PX_REDIS_HOST_MAX + 16];
+        for (int i = 0; i < px_rcl_nodes(r) && px_rcl_nodes(r) > 1; i++)
+            printf("read %s: %zu entities, %zu equal\n", px_rcl_node_name(r, i, name, sizeof name), k->per_node[i],
+                   k->equal_node[i]);
+        printf("entities: %zu in the log, %zu equal in %s\n", c->nents, k->same, c->redis_where);
+    }
+    if (!rc && ctl_flag_set(c, "scan-redis")) rc = scan_extra(c, v, r);
+    px_rcl_batch_term(&k->b);
+    px_buf_term(&k->da);
+    px_buf_term(&k->db);
+    free(k);
     return rc;
 }
 
@@ -227,7 +299,7 @@ int ctl_verify(ctl_t *c) {
     verify_t v = {0};
     c->user = &v;
     c->on_change = on_change;
-    redisContext *r = ctl_redis_connect(c); /* first: an unreachable Redis fails before the long read */
+    px_rcl_t *r = ctl_redis_connect(c); /* first: an unreachable Redis fails before the long read */
     if (!r) return CTL_EXIT_ERR;
     int rc = ctl_fold_inputs(c, NULL);
     if (!rc) {
@@ -251,6 +323,6 @@ int ctl_verify(ctl_t *c) {
     }
     vec_free(&v.offline);
     vec_free(&v.live);
-    redisFree(r);
+    px_rcl_free(r);
     return rc;
 }

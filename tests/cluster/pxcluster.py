@@ -84,6 +84,24 @@ def free_ports(n):
     return ports
 
 
+def key_slot(key):
+    """The Redis Cluster slot of a key: CRC16 (XModem) of its hash tag (the
+    bytes between the first '{' and the next '}', when not empty), or of
+    the whole key."""
+    b = key.encode() if isinstance(key, str) else key
+    lo = b.find(b"{")
+    hi = b.find(b"}", lo + 1) if lo >= 0 else -1
+    if lo >= 0 and hi > lo + 1:
+        b = b[lo + 1:hi]
+    crc = 0
+    for x in b:
+        crc ^= x << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc & 16383
+
+
 def redis_cli(port, *args, check=True):
     """redis-cli against 127.0.0.1:port; its output, stripped. check: a
     failure to connect raises (an error reply is output, not a failure)."""

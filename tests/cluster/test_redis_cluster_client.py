@@ -30,18 +30,8 @@ def probe(seeds, *args, check=True):
     return figures, out
 
 
-def crc16(b):
-    crc = 0
-    for x in b:
-        crc ^= x << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
-
-
 def slot_of(i, prefix):
-    return crc16(f"{prefix}:{i}".encode()) & 16383
+    return pxcluster.key_slot(f"{{{prefix}:{i}}}:k")
 
 
 def main():

@@ -16,8 +16,6 @@ its own Redis. Then:
   exits 1 and names exactly that entity; an entity Redis has and the log
   does not is named by verify --scan-redis."""
 import re
-import threading
-import time
 
 import ctltest
 import pxtest
@@ -27,19 +25,10 @@ TTLS = test_eos.TTLS
 
 
 async def test(stack):
-    stack.tenant = pxtest.unique("t")
-    live = pxtest.Redis(stack.logdir)
-    stack.env["REDIS_PORT"] = str(live.port)
-    stack.start_processor(*TTLS, "--set", "http.port=0")
-    stop, counts = threading.Event(), {"produced": 0}
-    producer = threading.Thread(target=test_eos.workload, args=(stack, stop, counts))
-    producer.start()
-    mid = int(time.time() * 1000) + 4000  # a Kafka timestamp halfway through the workload
-    time.sleep(8)
-    stop.set()
-    producer.join()
-    print(f"replay: {counts['produced']} records produced")
-    test_eos.settle_and_verify(stack)  # the live view equals the log's fold (verify exit 0)
+    # the live view equals the log's fold (verify exit 0)
+    live, produced, t0 = test_eos.fold_workload(stack, 8)
+    mid = t0 + 4000  # a Kafka timestamp halfway through the workload
+    print(f"replay: {produced} records produced")
 
     # replay into an empty Redis
     empty = pxtest.Redis(stack.logdir)

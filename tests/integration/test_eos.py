@@ -93,6 +93,26 @@ def workload(stack, stop, counts):
     prod.flush(30)
 
 
+def fold_workload(stack, seconds, *extra):
+    """The processor (TTLS and extra settings) folds `seconds` of the
+    workload into a Redis of the test's own, then everything settles and
+    verify is EQUAL (settle_and_verify). Returns (that Redis, records
+    produced, the workload's start as epoch ms)."""
+    stack.tenant = pxtest.unique("t")
+    live = pxtest.Redis(stack.logdir)
+    stack.env["REDIS_PORT"] = str(live.port)
+    stack.start_processor(*TTLS, "--set", "http.port=0", *extra)
+    stop, counts = threading.Event(), {"produced": 0}
+    producer = threading.Thread(target=workload, args=(stack, stop, counts))
+    t0 = int(time.time() * 1000)
+    producer.start()
+    time.sleep(seconds)
+    stop.set()
+    producer.join()
+    settle_and_verify(stack)
+    return live, counts["produced"], t0
+
+
 def settle_and_verify(stack):
     """Let deadlines run out (no more EXPIREs) and the group catch up, stop
     the processors, and require presencectl verify to find everything
