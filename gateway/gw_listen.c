@@ -27,6 +27,7 @@
 
 #include "gw.h"
 #include "px_log.h"
+#include "px_time.h"
 
 #define GW_LISTEN_PAUSE_MS 100
 #define GW_LISTEN_BATCH 64 /* connections accepted per readable event */
@@ -36,6 +37,8 @@ struct gw_listen {
     uv_timer_t pause;
     int fd;
     int open_handles; /* freed when both handles are closed */
+    int64_t warned_ms; /* the last refusal logged: at most one line a second */
+    uint64_t refused;  /* refusals since then */
     gw_ctx_t *gw;
     struct lws_vhost *vh;
 };
@@ -47,6 +50,19 @@ static void on_resume(uv_timer_t *t) {
     uv_poll_start(&l->poll, UV_READABLE, on_readable);
 }
 
+/* Count a connection not taken, and log it at most once a second (with
+ * how many since the last line): under fd exhaustion this happens for
+ * every connection that arrives. */
+static void refused(gw_listen_t *l, const char *msg, const char *why) {
+    gw_count_error(l->gw, "ACCEPT");
+    l->refused++;
+    int64_t now = px_mono_ms();
+    if (now - l->warned_ms < 1000) return;
+    PX_WARN(GW_COMP, msg, "err=\"%s\" count=%llu", why, (unsigned long long)l->refused);
+    l->warned_ms = now;
+    l->refused = 0;
+}
+
 /* Take one connection off the queue. 1: adopted or dropped, go on; 0: the
  * queue is empty or the listener paused. */
 static int accept_one(gw_listen_t *l) {
@@ -54,19 +70,15 @@ static int accept_one(gw_listen_t *l) {
     if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) return 1;
-        gw_count_error(l->gw, "ACCEPT");
-        PX_WARN(GW_COMP, "cannot accept a connection; pausing the listener", "err=\"%s\" pause_ms=%d",
-                strerror(errno), GW_LISTEN_PAUSE_MS);
+        refused(l, "cannot accept connections; the listener pauses 100 ms each time", strerror(errno));
         uv_poll_stop(&l->poll);
         uv_timer_start(&l->pause, on_resume, GW_LISTEN_PAUSE_MS, 0);
         return 0;
     }
     int one = 1; /* as the lws listener sets it: replies are small, send them now */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (!lws_adopt_socket_vhost(l->vh, fd)) { /* lws closed fd */
-        gw_count_error(l->gw, "ACCEPT");
-        PX_WARN(GW_COMP, "libwebsockets refused an accepted connection (no room?)", NULL);
-    }
+    if (!lws_adopt_socket_vhost(l->vh, fd)) /* lws closed fd */
+        refused(l, "libwebsockets refused accepted connections", "no room for another connection");
     return 1;
 }
 
