@@ -14,7 +14,9 @@ start, and clean up after themselves. Three parts, one ctest each:
          answering its WebSocket clients; killed with SIGKILL, one leaves
          the other serving every new connection; a port held by a socket
          without SO_REUSEPORT still stops a gateway that sets it, and one
-         without the setting cannot join gateways that have it.
+         without the setting cannot join gateways that have it. Which
+         gateway took a connection: its /readyz answer on that connection
+         (keep-alive, then the WebSocket upgrade) names it.
   up     scripts/up.sh with this build's binaries (--build-dir): a given
          port that is taken is refused before anything starts; a processor
          that cannot start (a typo in its own variable) makes up.sh print
@@ -118,16 +120,16 @@ def alive(pid):
 
 # --- ports -----------------------------------------------------------------
 
-def refused_fast(argv, env, port, what):
-    """Run a daemon that must fail to listen on `port`: exit 1 within a
-    second, the reason naming the port. Returns its output."""
+def refused_fast(argv, env, port, what, limit_s=1.0):
+    """Run a daemon that must fail to listen on `port`: exit 1 within
+    limit_s, the reason naming the port. Returns its output."""
     t0 = time.monotonic()
     r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
     took = time.monotonic() - t0
     out = r.stdout + r.stderr
     log(f"{what}: exit {r.returncode} in {took:.2f} s")
     assert r.returncode == 1, (what, r.returncode, out[-2000:])
-    assert took < 1.0, (what, f"took {took:.2f} s to give up", out[-2000:])
+    assert took < limit_s, (what, f"took {took:.2f} s to give up", out[-2000:])
     assert f"cannot listen on 127.0.0.1:{port}" in out and "already in use" in out.lower(), (what, out[-2000:])
     assert 'msg="start-up failed"' in out, (what, out[-2000:])
     return out
@@ -225,48 +227,49 @@ WS_UPGRADE = ("GET /ws/presence?user=alice HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrad
               "Sec-WebSocket-Version: 13\r\n\r\n").encode()
 
 
-def ws_client(port):
-    """A WebSocket connection to 127.0.0.1:port that the server upgraded
-    and that answers a message: a bad one gets an ERROR frame back."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(WS_UPGRADE)
-    head = b""
-    while b"\r\n\r\n" not in head:
+def read_head(s, buf=b""):
+    """(head, rest): an HTTP response head read from socket s."""
+    while b"\r\n\r\n" not in buf:
         chunk = s.recv(4096)
-        assert chunk, ("closed during the handshake", head)
-        head += chunk
+        assert chunk, ("closed during a response head", buf)
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
+def gateway_of(s):
+    """The id of the gateway at the other end of socket s (a connection
+    with no request yet), from its /readyz answer on that connection; the
+    connection stays open for another request (HTTP/1.1 keep-alive)."""
+    s.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    head, body = read_head(s)
+    n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < n:
+        chunk = s.recv(4096)
+        assert chunk, ("closed during /readyz", head, body)
+        body += chunk
+    m = re.search(r" id=(\S+)", body.decode())
+    assert m and len(body) == n, (head, body)
+    return m.group(1)
+
+
+def ws_client(port):
+    """(socket, gateway id): a connection to 127.0.0.1:port that told which
+    gateway took it, was upgraded to a WebSocket and answers a message (a
+    bad one gets an ERROR frame back)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    gw = gateway_of(s)
+    s.sendall(WS_UPGRADE)
+    head, frame = read_head(s)
     assert head.startswith(b"HTTP/1.1 101"), head
     payload, mask = b'{"type":"NOPE"}', b"\x01\x02\x03\x04"
     s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-    frame = head.split(b"\r\n\r\n", 1)[1]
     while len(frame) < 2 or len(frame) < 2 + (frame[1] & 0x7F):
         chunk = s.recv(4096)
         assert chunk, ("closed before answering", frame)
         frame += chunk
     assert frame[0] == 0x81 and b'"ERROR"' in frame, frame
-    return s
-
-
-def owner_of(conn, pids):
-    """The pid among pids whose process holds the server end of conn (a
-    connected client socket), from /proc/net/tcp and the processes' fds."""
-    lport, (_, rport) = conn.getsockname()[1], conn.getpeername()
-    inode = None
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            local, remote = cols[1].split(":"), cols[2].split(":")
-            if int(local[1], 16) == rport and int(remote[1], 16) == lport:
-                inode = cols[9]
-    assert inode, ("no server end for client port", lport)
-    for pid in pids:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return pid
-            except OSError:
-                pass
-    return None
+    return s, gw
 
 
 def part_reuse_port():
@@ -276,7 +279,8 @@ def part_reuse_port():
 
     # A port held by a socket without SO_REUSEPORT is not shared.
     held, port = hold_port()
-    out = refused_fast(base + reuse + ["--set", f"http.port={port}"], clean_env(), port, "gateway, reuse_port on a held port")
+    out = refused_fast(base + reuse + ["--set", f"http.port={port}"], clean_env(), port,
+                       "gateway, reuse_port on a held port", limit_s=10)
     assert "http.reuse_port" in out and 'msg="listening"' not in out, out[-2000:]
     held.close()
 
@@ -290,31 +294,29 @@ def part_reuse_port():
                                           env=clean_env(), stdout=open(path, "wb"), stderr=subprocess.STDOUT))
             wait_log(path, 'msg="listening"', procs[-1])
         # a gateway without the setting cannot join them
-        refused_fast(base + ["--set", f"http.port={port}"], clean_env(), port, "gateway without reuse_port")
+        refused_fast(base + ["--set", f"http.port={port}"], clean_env(), port, "gateway without reuse_port",
+                     limit_s=10)
 
-        pids = [p.pid for p in procs]
-        conns = [ws_client(port) for _ in range(40)]
-        owners = [owner_of(c, pids) for c in conns]
-        counts = {pid: owners.count(pid) for pid in pids}
-        log(f"40 WebSocket connections on port {port}: {counts} (by gateway pid)")
-        assert None not in owners and all(n > 0 for n in counts.values()), counts
+        clients = [ws_client(port) for _ in range(40)]
+        counts = {gw: sum(1 for _, g in clients if g == gw) for gw in ("gw0", "gw1")}
+        log(f"40 WebSocket connections on port {port}: {counts} (by the gateway that answered)")
+        assert sum(counts.values()) == 40 and all(n > 0 for n in counts.values()), counts
 
         # SIGKILL one: its clients lose their connections, the other's keep
         # theirs, and every new connection lands on the survivor.
         procs[0].kill()
         procs[0].wait()
-        for c, pid in zip(conns, owners):
+        for c, gw in clients:
             c.settimeout(10)
-            if pid == pids[0]:
+            if gw == "gw0":
                 try:
                     assert c.recv(4096) == b"", "a killed gateway's connection still delivers data"
                 except ConnectionResetError:
                     pass
             c.close()
-        conns = [ws_client(port) for _ in range(20)]
-        owners = [owner_of(c, [pids[1]]) for c in conns]
-        assert owners == [pids[1]] * 20, owners
-        for c in conns:
+        clients = [ws_client(port) for _ in range(20)]
+        assert [gw for _, gw in clients] == ["gw1"] * 20, clients
+        for c, _ in clients:
             c.close()
         log("after SIGKILL of one gateway: 20 of 20 new connections served by the other")
         procs[1].send_signal(signal.SIGTERM)
@@ -362,11 +364,11 @@ def assert_all_gone(pids, state, what):
         assert not os.path.exists(os.path.join(state, f"{d}.pid")), (what, d)
 
 
-def across_gateways(port, pids):
-    """Two WebSocket clients that the kernel gave to different gateways of
-    pids (all on port) share one record: each sees the other's tab, and
-    when both LOCK the same field, exactly one is granted and the other is
-    told who holds it."""
+def across_gateways(port):
+    """Two WebSocket clients that the kernel gave to different gateways on
+    port share one record: each sees the other's tab, and when both LOCK
+    the same field, exactly one is granted and the other is told who holds
+    it."""
     import asyncio
 
     async def until(ws, pred):
@@ -378,13 +380,14 @@ def across_gateways(port, pids):
     async def run():
         by_gw, spare = {}, []
         for i in range(40):
-            ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/presence?user=u{i}&name=U{i}")
-            pid = owner_of(ws.transport.get_extra_info("socket"), pids)
-            assert pid in pids, ("no gateway holds the connection", pid, pids)
-            if pid in by_gw:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            gw = gateway_of(s)
+            s.settimeout(None)
+            ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/presence?user=u{i}&name=U{i}", sock=s)
+            if gw in by_gw:
                 spare.append(ws)
             else:
-                by_gw[pid] = (ws, f"u{i}")
+                by_gw[gw] = (ws, f"u{i}")
             if len(by_gw) == 2:
                 break
         assert len(by_gw) == 2, ("40 connections all landed on one gateway", list(by_gw))
@@ -456,7 +459,7 @@ def part_up():
         assert status == 200 and body.startswith("ready") and "consuming=yes" in body, (status, body)
         gw_pids = [int(m) for m in re.findall(r"== gateway(?:-2)?: pid (\d+)", r.stdout)]
         assert len(gw_pids) == 2 and all(alive(p) for p in gw_pids), (gw_pids, r.stdout[-2000:])
-        across_gateways(gw_port, gw_pids)
+        across_gateways(gw_port)
 
         # a second system on the same state dir is refused; the first runs on
         r2 = up(state, clean_env(), timeout=60)
