@@ -3,7 +3,8 @@
 
 Reads only RUN_DIR (the raw output of bench/run: meta.txt, processor.log,
 processor-run<N>.tsv, entities-<E>.log, batch-<B>.log, gateway-<name>.log,
-replay.log, perf/*.perf.txt), writes the markdown (--doc, default
+replay.log, failover.log and brokers.log (bench/report_failover.py),
+perf/*.perf.txt), writes the markdown (--doc, default
 docs/benchmarks.md) and the PNG plots (--img, default docs/img; gnuplot),
 and takes the hand-written readings of each section from bench/notes.md
 (sections "## <name>"). Every number in the output comes from RUN_DIR; a
@@ -22,6 +23,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report_failover  # noqa: E402
 
 # the project's performance targets.
 T_PROC = 250_000
@@ -351,7 +354,7 @@ def run_report(a, d, img, pdir):
     w(f"<!-- Written by bench/report.py from the output of `bench/run` in "
       f"{os.path.relpath(d, ROOT)}; do not edit by hand: the readings are in bench/notes.md. -->")
     w("")
-    w(f"Produced by **`bash bench/run`** (about 40 minutes; `--quick` for a trial) on "
+    w(f"Produced by **`bash bench/run`** (about an hour; `--quick` for a trial) on "
       f"{meta.get('started', '?')}, commit `{meta.get('commit', '?')}`, in "
       f"{int(meta.get('duration_s', '0')) // 60} min. Every table and plot below comes from that one run, "
       "and every figure stands beside its baseline measured in the same run on the same machine. "
@@ -672,9 +675,13 @@ def run_report(a, d, img, pdir):
     w(f"Ratios: in memory / kcat **{ratio(rm, km)}**; in memory / target (500k) **{ratio(rm, T_REPLAY)}**.")
     note("replay")
 
-    # ---- 5. profiles
+    # ---- 5. failover
+    report_failover.section(w, read(os.path.join(d, "failover.log")), read(os.path.join(d, "brokers.log")))
+    note("failover")
+
+    # ---- 6. profiles
     w("")
-    w("## 5. Profiles")
+    w("## 6. Profiles")
     w("")
     w("`perf record -F 499 -p PID` (flat, user and kernel) during run 1 of the processor benchmark (the "
       "processor and redis-server) and during the highest-rate gateway run (the gateway and its processor). "

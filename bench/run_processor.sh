@@ -22,6 +22,11 @@
 #                            confluent: the input produced in the Confluent
 #                            wire format and the processor writing it, with
 #                            the stack's schema registry (stack.sh --registry)
+#   PX_BENCH_BROKERS="1 3"   the Kafka sizes to run, each run of each back to
+#                            back (default 1): N brokers (stack.sh up --brokers N,
+#                            replication factor min(3, N), min.insync.replicas
+#                            one less), both stacks up for the whole script;
+#                            the baselines run on the first
 #
 #   bench/run_processor.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
 #
@@ -46,16 +51,21 @@ state=$root/.state/bench
 wires=${PX_BENCH_WIRES:-single-object}
 reg_opt=()
 case " $wires " in *" confluent "*) reg_opt=(--registry) ;; esac
-bash scripts/stack.sh up --state "$state/stack" --partitions 6 "${reg_opt[@]}" >/dev/null
+brokers_list=${PX_BENCH_BROKERS:-1}
+stack_dir() { if [ "$1" = 1 ]; then echo "$state/stack"; else echo "$state/stack-$1"; fi; }
 pid=""
 cleanup() {
     px_perf_stop
     [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    bash scripts/stack.sh down --state "$state/stack" >/dev/null 2>&1 || true
+    for b in $brokers_list; do bash scripts/stack.sh down --state "$(stack_dir "$b")" >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
-# shellcheck disable=SC1091
-. "$state/stack/stack.env"
+for b in $brokers_list; do
+    bash scripts/stack.sh up --state "$(stack_dir "$b")" --brokers "$b" --partitions 6 "${reg_opt[@]}" >/dev/null
+done
+first_brokers=${brokers_list%% *}
+# shellcheck disable=SC1090
+. "$(stack_dir "$first_brokers")/stack.env"
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 folded() { # sum of folded/duplicate/DLQ input records in the processor's metrics (0 before it listens)
@@ -75,6 +85,11 @@ px_machine
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before)"
 baselines=${PX_BENCH_BASELINES:-1}
 for run in $(seq 1 "$runs"); do
+for brokers in $brokers_list; do
+# shellcheck disable=SC1090
+. "$(stack_dir "$brokers")/stack.env"
+btag=""
+[ "$brokers_list" = 1 ] || btag=" ($brokers broker$([ "$brokers" = 1 ] || echo s))"
 for wire in $wires; do
     wire_env=() wire_args=()
     if [ "$wire" = confluent ]; then
@@ -85,7 +100,7 @@ for wire in $wires; do
     prefix="bench$run-$(date +%s)."
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
-    bash scripts/stack.sh topics --state "$state/stack" --prefix "$prefix" --partitions 6 >/dev/null
+    bash scripts/stack.sh topics --state "$(stack_dir "$brokers")" --prefix "$prefix" --partitions 6 >/dev/null
     out=$(env "${wire_env[@]}" build/release/bench/px_bench_produce "$KAFKA_BOOTSTRAP" "$prefix" "$records" "$entities" "$run")
     echo "$out" | grep -v '^ends:' | sed 's/^/  /'
     ends=$(echo "$out" | sed -n 's/^ends: //p') # "S:P=O ...": every partition's end offset
@@ -100,7 +115,7 @@ for wire in $wires; do
     printf 't_s\tfolded\n' >"$series"
     if [ "$run" = 1 ]; then
         px_perf_start processor "$pid"
-        px_perf_start redis "$(cat "$state/stack/redis.pid")"
+        px_perf_start redis "$(cat "$(stack_dir "$brokers")/redis.pid")"
     fi
     deadline=$(( $(date +%s) + 900 ))
     while [ "$(date +%s)" -lt "$deadline" ]; do
@@ -125,19 +140,22 @@ for wire in $wires; do
         awk -F'[:,=]' '/^cmdstat_/ && $3 > 1000 { printf "%s calls=%s usec=%s; ", substr($1, 9), $3, $5 }')"
     kill -TERM "$pid"; wait "$pid" || true
     pid=""
-    if [ -z "$last" ]; then echo "run $run: did not finish ($n of $records folded)"; exit 1; fi
-    awk -v n="$records" -v a="$first" -v b="$last" -v c="$folded_at" -v r="$run" -v w="$([ "$wires" = single-object ] || echo " ($wire)")" \
+    if [ -z "$last" ]; then echo "run $run$btag: did not finish ($n of $records folded)"; exit 1; fi
+    awk -v n="$records" -v a="$first" -v b="$last" -v c="$folded_at" -v r="$run" -v w="$btag$([ "$wires" = single-object ] || echo " ($wire)")" \
         'BEGIN { printf "run %d%s: %d records folded in %.2f s from launch: %.0f records/s (all folded at %.2f s, all in Redis at %.2f s)\n", r, w, n, b - a, n / (b - a), c - a, b - a }'
     # Baseline (b): the same records through a processor as typical service
     # code writes it (bench/baselines/px_naive_processor.c: one synchronous
     # Redis round trip per command per event, no exactly-once).
-    if [ "$baselines" != 0 ] && [ -z "${PX_BENCH_NO_NAIVE:-}" ]; then
+    if [ "$baselines" != 0 ] && [ -z "${PX_BENCH_NO_NAIVE:-}" ] && [ "$brokers" = "$first_brokers" ]; then
         redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
         build/release/bench/px_naive_processor "$KAFKA_BOOTSTRAP" "$prefix" "$REDIS_PORT" "${PX_BENCH_NAIVE_RECORDS:-$records}" |
             sed "s/^/baseline run $run: /"
     fi
 done
 done
+done
+# shellcheck disable=SC1090
+. "$(stack_dir "$first_brokers")/stack.env"
 
 # Baseline: the per-event Redis work a processor without batching would do
 # for a heartbeat (the state hash and the view string with its expiry, as

@@ -93,6 +93,19 @@ class Recorded(unittest.TestCase):
         self.assertIn("| redis-server |", self.doc)  # Debian's redis-check-rdb binary, named for what it is
         self.assertNotIn("redis-check-rdb", self.doc)
 
+    def test_failover(self):
+        self.assertIn("`bench/run_failover.sh 1` on 2026-12-06T08:50:58Z, commit `61f4683`", self.doc)
+        self.assertEqual(row(self.doc, "| kill -9 of a processor, restarted"),
+                         "| kill -9 of a processor, restarted at once under its name | 43.4 | 43.5 | 43.6 | 16/24 | "
+                         "1840 | 0 | <= 3 s | no (0 of 1 rounds) |")
+        self.assertIn("| 0.5 | 45.3 | 45.4 | 10/24 | 640 | 0 | <= 12 s | no (0 of 1 rounds) |", self.doc)
+        self.assertIn("| 12.0 | 12.2 | 12.3 | 24/24 | 480 | 0 | <= 10 s, no exit | no (0 of 1 rounds) |", self.doc)
+        # no entity affected: no figure invented for it, the exit target still judged
+        self.assertIn("| n/a | n/a | 4.6 | 0/24 | 18 | 0 | no exit | yes (1 of 1 rounds) |", self.doc)
+        self.assertEqual(row(self.doc, "| 1 | 15,666"), "| 1 | 15,666 | 1 |")
+        self.assertIn("| 3 | 11,719 | 1 |", self.doc)
+        self.assertIn("3 brokers / 1 broker (medians): **0.75**", self.doc)
+
     def test_plots_when_gnuplot_exists(self):
         if shutil.which("gnuplot") is None:
             self.assertNotIn("![", self.doc)  # no picture promised that was not drawn
@@ -200,6 +213,42 @@ class Hostile(unittest.TestCase):
     def test_no_lock_parts(self):
         doc = report(self.run, self.tmp)  # the recorded run predates them: no table, no invented figure
         self.assertNotIn("Where a presence LOCK's time goes", doc)
+
+    def test_failover_missing(self):
+        os.unlink(os.path.join(self.run, "failover.log"))
+        os.unlink(os.path.join(self.run, "brokers.log"))
+        doc = report(self.run, self.tmp)
+        self.assertIn("Failover: not measured (no result in failover.log).", doc)
+        self.assertIn("Processor throughput on 3 brokers beside 1: not measured (no brokers.log).", doc)
+
+    def test_failover_truncated_and_garbage(self):
+        text = slurp(os.path.join(self.run, "failover.log"))
+        cut = text.index("result fault=broker-controller") + 45  # inside the line
+        self.write("failover.log", text[:cut] + "\x00\xff result fault=x round=q\nresult fault=broker-follower\n")
+        self.write("brokers.log", "run 1 (3 brokers): lots records folded\nrun 2 (1 broker): 1 records folded "
+                   "in 1.00 s from launch: 77 records/s\n")
+        doc = report(self.run, self.tmp)
+        self.assertIn("| kill -9 of the quorum's leader | not measured | | | | | | | |", doc)
+        self.assertIn("| a preferred-leader election (from the first leader seen moving) | not measured |", doc)
+        self.assertNotIn("12.2", doc.split("## 5. Failover")[1].split("## 6.")[0])
+        self.assertIn("| 1 | 77 | 1 |", doc)
+        self.assertNotIn("| 3 |", doc.split("## 5. Failover")[1].split("## 6.")[0])
+        self.assertNotIn("3 brokers / 1 broker", doc)
+
+    def test_failover_rounds(self):
+        extra = ("result fault=processor-dead round=2 entities=24 affected=12 first=0.60 last=9.50 gap=9.70 "
+                 "errors=10 unanswered=0 exits=0\n"
+                 "result fault=processor-dead round=3 entities=24 affected=12 first=0.70 last=8.00 gap=8.10 "
+                 "errors=12 unanswered=0 exits=0\n"
+                 "result fault=broker-follower round=2 entities=24 affected=24 first=5.00 last=6.00 gap=6.10 "
+                 "errors=1 unanswered=3 exits=1\n")
+        self.write("failover.log", slurp(os.path.join(self.run, "failover.log")) + extra)
+        doc = report(self.run, self.tmp)
+        self.assertIn("| **0.6** (0.5-0.7) | **9.5** (8.0-45.3) | **9.7** (8.1-45.4) | 10/24, 12/24, 12/24 | "
+                      "640, 10, 12 | 0 | <= 12 s | no (2 of 3 rounds) |", doc)
+        # an exit or an entity never answered fails a broker fault's round
+        self.assertIn("| 243, 1 | 1 | <= 10 s, no exit | no (0 of 2 rounds) |", doc)
+        self.assertIn("Entities never answered within 90 s of the fault: broker-follower 3.", doc)
 
     def test_medians_over_runs(self):
         extra = ("run 2: 10 records folded in 1.00 s from launch: 10000 records/s\n"
