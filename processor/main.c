@@ -36,8 +36,10 @@ static const px_opt_t pr_opts[] = {
     OPT("topic.mutated", PX_OPT_STR, "core.entities.lifecycle.mutated", "lifecycle MUTATED topic",
         topic_mutated, 0, 0),
     OPT("topic.changes", PX_OPT_STR, "presence.changes", "change events topic", topic_changes, 0, 0),
-    OPT("processor.instance", PX_OPT_STR, "", "stable name of this instance, part of its transactional.id "
-        "(default: host name); restart an instance with the same name", instance, 0, 0),
+    OPT("processor.instance", PX_OPT_STR, "", "stable name of this instance: its group.instance.id and part of "
+        "its transactional.ids (default: host name-ops port); restart an instance with the same name", instance, 0, 0),
+    OPT("processor.static_membership", PX_OPT_BOOL, "true", "the consumer is a static group member named "
+        "processor.instance: a restart under the name resumes its partitions at once", static_membership, 0, 0),
     OPT("presence.ttl_ms", PX_OPT_INT, "60000", "a tab lives this long after its last heartbeat",
         presence_ttl_ms, 1000, 86400000),
     OPT("lock.ttl_ms", PX_OPT_INT, "120000", "a lock lives this long after its grant or holder heartbeat",
@@ -52,8 +54,10 @@ static const px_opt_t pr_opts[] = {
         "until this long after the previous transaction was dispatched, so live traffic makes fewer, larger "
         "transactions",
         commit_interval_ms, 0, 10000),
-    OPT("kafka.transaction_timeout_ms", PX_OPT_INT, "10000",
-        "how long a crashed instance's open transaction blocks readers", txn_timeout_ms, 1000, 900000),
+    OPT("kafka.transaction_timeout_ms", PX_OPT_INT, "60000",
+        "transaction.timeout.ms (and so message.timeout.ms) of the producers: long enough to ride through a "
+        "partition leader's election; a departed instance's open transaction is aborted at once by the survivor "
+        "that fences it, else it blocks readers this long", txn_timeout_ms, 1000, 900000),
     OPT("processor.stall_ms", PX_OPT_INT, "30000", "an owned partition with records waiting and no progress this "
         "long is stalled: /readyz says not-ready and names it, the stall is counted", stall_ms, 1000, 3600000),
     OPT("processor.stall_exit_ms", PX_OPT_INT, "180000", "a stall this long while Redis and the schema registry "
@@ -209,9 +213,17 @@ static int setup_schemas(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
     return rc;
 }
 
+/* The instance's default name: the host name and the ops port, stable
+ * across restarts and distinct for instances side by side on one host. */
 static void derive_settings(pr_ctx_t *pr) {
-    if (!pr->cfg.instance[0] && gethostname(pr->cfg.instance, sizeof pr->cfg.instance - 1) != 0)
-        snprintf(pr->cfg.instance, sizeof pr->cfg.instance, "default");
+    if (!pr->cfg.instance[0]) {
+        char host[256] = "default";
+        if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "default");
+        host[sizeof host - 1] = 0;
+        if (pr->cfg.http_port) snprintf(pr->cfg.instance, sizeof pr->cfg.instance, "%s-%lld", host,
+                                        (long long)pr->cfg.http_port);
+        else snprintf(pr->cfg.instance, sizeof pr->cfg.instance, "%s", host);
+    }
     pr->fold = px_fold_conf_default();
     pr->fold.presence_ttl_ms = pr->cfg.presence_ttl_ms;
     pr->fold.lock_ttl_ms = pr->cfg.lock_ttl_ms;

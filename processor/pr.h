@@ -67,6 +67,7 @@
 
 #define PR_COMP "processor"
 #define PR_MAX_PARTITIONS 256
+#define PR_MAX_PEERS 64 /* departed instances remembered as fenced (pr_kafka_peers) */
 /* Consumed topics: the four input topics (px_src_topic_t), then their
  * retry topics in the same order (PR_RETRY(s) = the retry topic of s). */
 #define PR_N_SRC (2 * PX_SRC__COUNT)
@@ -85,6 +86,7 @@ typedef struct pr_config {
     char topic_mutated[PX_CONF_STR_MAX];
     char topic_changes[PX_CONF_STR_MAX];
     char instance[PX_CONF_STR_MAX];
+    bool static_membership;     /* the consumer's group.instance.id is the instance name */
     int64_t presence_ttl_ms;
     int64_t lock_ttl_ms;
     int64_t stale_ttl_ms;
@@ -295,6 +297,13 @@ typedef struct pr_kafka {
     bool owned;                   /* the group gave this instance its partitions (maybe none); false
                                    * before the first assignment and between a revoke and the next */
     int n_owned;                  /* partition numbers assigned */
+    /* the other instances fenced since they left the group, and the
+     * rebalance last looked at (pr_kafka_peers) */
+    char fenced[PR_MAX_PEERS][PX_CONF_STR_MAX];
+    int n_fenced;
+    uint64_t peers_at;
+    rd_kafka_t *offsets_reader;   /* the group's committed offsets, stable or not (no group join) */
+    bool txn_ready;               /* the producers' transactions initialised */
     pr_rebalance_hook on_rebalance; /* installed by pr_loop.c */
 } pr_kafka_t;
 
@@ -468,6 +477,17 @@ void pr_kafka_unwatch(pr_ctx_t *pr);
 void pr_kafka_close_consumer(pr_ctx_t *pr);
 /* Destroy the producers (after pr_kafka_close_consumer, nothing in flight). */
 void pr_kafka_stop(pr_ctx_t *pr);
+/* Once per rebalance, before the repair checks of the n partitions ps[]
+ * (static membership): the instances that last committed their offsets
+ * (each offset names its committer) and are not in the group any more
+ * are fenced: their transactional ids initialised, so the transaction a
+ * departed instance left open is aborted at once instead of at its
+ * timeout. Then this instance's own transactions are initialised, the
+ * first time: only now, once the group has it, so no peer's fence can
+ * meet its new producers. Blocks the loop for two requests, and per
+ * departed instance for its fence (at most 5 s each). Stops the
+ * processor (pr_fatal) if its own transactions cannot be initialised. */
+void pr_kafka_peers(pr_ctx_t *pr, const int32_t *ps, int n);
 /* Index of a consumed topic (0..PR_N_SRC-1), PR_N_SRC if unknown. */
 int pr_topic_src(const pr_ctx_t *pr, const char *topic);
 /* The ends of the retry topics of the n partitions ps[] in one query:
@@ -522,9 +542,10 @@ void pr_kafka_release_retries(pr_ctx_t *pr, int64_t now_ms);
 /* Records waiting in the owned partitions (librdkafka's cached high
  * watermarks minus the next offset to fold). */
 int64_t pr_kafka_backlog(pr_ctx_t *pr);
-/* A client of its own for queries (assign only, never in the group),
- * named name; NULL if it cannot be made (logged). */
-rd_kafka_t *pr_kafka_client_new(pr_ctx_t *pr, const char *name);
+/* A client of its own for queries (assign only, never joins a group),
+ * named name, with group.id group (NULL: name), reading read_committed
+ * or not; NULL if it cannot be made (logged). */
+rd_kafka_t *pr_kafka_client_new(pr_ctx_t *pr, const char *name, const char *group, bool committed);
 /* The ends of l's partitions (each elem's offset; read_committed: the
  * last stable offset) asked of their leaders, within timeout_ms; thread
  * safe. 0, or the number of partitions not answered (their err set,

@@ -90,6 +90,14 @@ void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
     memcpy(cm->first, first, PR_MAX_PARTITIONS * sizeof *cm->first);
     memcpy(cm->touched, touched, sizeof cm->touched);
     cm->producer = pr->kc.producer;
+    /* each offset names the instance that committed it: a later owner of
+     * the partition fences that instance if it left (pr_kafka_peers) */
+    size_t il = strlen(pr->cfg.instance);
+    for (int i = 0; i < offsets->cnt; i++)
+        if (!offsets->elems[i].metadata && (offsets->elems[i].metadata = malloc(il ? il : 1)) != NULL) {
+            memcpy(offsets->elems[i].metadata, pr->cfg.instance, il);
+            offsets->elems[i].metadata_size = il;
+        }
     cm->offsets = offsets;
     cm->gm = rd_kafka_consumer_group_metadata(pr->kc.consumer);
     cm->err = NULL;

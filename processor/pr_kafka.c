@@ -294,7 +294,14 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     return 0; /* librdkafka frees json */
 }
 
-static int producer_new(pr_ctx_t *pr, const char *txn_id, rd_kafka_t **out, char *errstr, size_t n);
+static int producer_new(pr_ctx_t *pr, const char *txn_id, bool ours, int init_ms, rd_kafka_t **out, char *errstr,
+                        size_t n);
+
+/* The transactional.id of an instance (the first of its two; the
+ * second adds ".b"). */
+static void txn_id_of(const pr_ctx_t *pr, const char *instance, char *out, size_t n) {
+    snprintf(out, n, "presence-processor.%s.%s", pr->kc.group, instance);
+}
 
 /* Producer i learns the partitions of every topic it may write to (the
  * changes, the inputs for EXPIREs, their retry and dead-letter topics)
@@ -326,7 +333,15 @@ static void warm_topics(pr_ctx_t *pr, int i) {
 }
 
 int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
-    static const char *const cdefaults[][2] = {
+    /* Static membership: the instance name is the member's
+     * group.instance.id, so a restart under it takes its partitions back
+     * at once without a rebalance, and a member that stays away loses them
+     * after session.timeout.ms (6 s, librdkafka's 45 s otherwise). */
+    const char *const cdefaults[][2] = {
+        {"session.timeout.ms", "6000"},
+        {"heartbeat.interval.ms", "2000"},
+        {pr->cfg.static_membership ? "group.instance.id" : "client.id",
+         pr->cfg.static_membership ? pr->cfg.instance : "presence-processor"},
         {"group.id", "presence-processor"},
         {"auto.offset.reset", "earliest"},
         {"bootstrap.servers", "127.0.0.1:9092"},
@@ -378,11 +393,11 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     /* the producers: same kafka.* settings; consumer-only keys are ignored
      * by librdkafka with a warning */
     char txn_id[PX_CONF_STR_MAX * 3];
-    snprintf(txn_id, sizeof txn_id, "presence-processor.%s.%s", pr->kc.group, pr->cfg.instance);
+    txn_id_of(pr, pr->cfg.instance, txn_id, sizeof txn_id);
     for (int i = 0; i < 2; i++) {
         char id[sizeof txn_id + 4];
         snprintf(id, sizeof id, "%s%s", txn_id, i ? ".b" : "");
-        int rc = producer_new(pr, id, &pr->kc.producers[i], errstr, n);
+        int rc = producer_new(pr, id, true, 0, &pr->kc.producers[i], errstr, n); /* initialised once owning (pr_kafka_peers) */
         if (rc) return rc;
     }
     pr->kc.cur_producer = 0;
@@ -405,9 +420,12 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
 }
 
 /* One transactional producer with transactional.id id, its transactions
- * initialised (which aborts what a crashed instance of the same name left
- * open, and fences it). */
-static int producer_new(pr_ctx_t *pr, const char *txn_id, rd_kafka_t **out, char *errstr, size_t n) {
+ * initialised within init_ms (0: not yet; initialising aborts what a crashed instance of the
+ * same name left open, and fences it). ours: one of this instance's two,
+ * with their callbacks; otherwise a departed instance's, made only to
+ * fence it (its errors are librdkafka's log lines alone). */
+static int producer_new(pr_ctx_t *pr, const char *txn_id, bool ours, int init_ms, rd_kafka_t **out, char *errstr,
+                        size_t n) {
     char tmo[24];
     snprintf(tmo, sizeof tmo, "%lld", (long long)pr->cfg.txn_timeout_ms);
     const char *const pdefaults[][2] = {
@@ -436,21 +454,166 @@ static int producer_new(pr_ctx_t *pr, const char *txn_id, rd_kafka_t **out, char
         rd_kafka_conf_destroy(conf);
         return PX_ECONFIG;
     }
-    rd_kafka_conf_set_opaque(conf, pr);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    if (ours) {
+        rd_kafka_conf_set_opaque(conf, pr);
+        rd_kafka_conf_set_error_cb(conf, on_error);
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    }
     *out = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, n);
     if (!*out) {
         rd_kafka_conf_destroy(conf);
         return PX_ECONFIG;
     }
-    rd_kafka_error_t *e = rd_kafka_init_transactions(*out, 60000);
+    rd_kafka_error_t *e = init_ms ? rd_kafka_init_transactions(*out, init_ms) : NULL;
     if (e) {
         px_errf(PX_EBACKEND, errstr, n, "init_transactions (%s): %s", txn_id, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         return PX_EBACKEND;
     }
     return 0;
+}
+
+/* The instance name of a static member of the group: its member id is
+ * the name, '-' and a UUID (8-4-4-4-12 hex digits). False for a dynamic
+ * member or another form. */
+static bool member_instance(const char *member_id, char *out, size_t n) {
+    size_t len = strlen(member_id);
+    if (len < 38 || member_id[len - 37] != '-' || len - 37 >= n) return false;
+    const char *u = member_id + len - 36;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? u[i] != '-' : !strchr("0123456789abcdef", u[i]) || !u[i]) return false;
+    }
+    memcpy(out, member_id, len - 37);
+    out[len - 37] = 0;
+    return true;
+}
+
+/* Fence a departed instance: initialise both of its transactional ids,
+ * which aborts the transaction it left open at once (readers and the
+ * committed offsets of its partitions waited for its timeout otherwise)
+ * and bumps their epochs, so its producers, if it still runs, are
+ * refused. */
+static void fence(pr_ctx_t *pr, const char *instance) {
+    int64_t t0 = px_mono_ms();
+    char txn_id[PX_CONF_STR_MAX * 3], id[sizeof txn_id + 4], err[512] = "";
+    txn_id_of(pr, instance, txn_id, sizeof txn_id);
+    int failed = 0;
+    for (int i = 0; i < 2; i++) {
+        rd_kafka_t *rk = NULL;
+        snprintf(id, sizeof id, "%s%s", txn_id, i ? ".b" : "");
+        if (producer_new(pr, id, false, 5000, &rk, err, sizeof err)) failed++;
+        if (rk) rd_kafka_destroy(rk);
+    }
+    if (failed) {
+        px_counter_add(pr->m_kafka_err, 1);
+        PX_WARN(PR_COMP, "cannot fence a departed instance (its open transaction ends at its timeout)",
+                "instance=%s err=\"%s\"", instance, err);
+    } else {
+        PX_INFO(PR_COMP, "fenced a departed instance: its open transaction aborted", "instance=%s took_ms=%lld",
+                instance, (long long)(px_mono_ms() - t0));
+    }
+}
+
+typedef char pr_name_t[PX_CONF_STR_MAX];
+
+static bool name_in(const pr_name_t *names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(names[i], name)) return true;
+    return false;
+}
+
+/* The instance names of the group's static members now into names[]:
+ * how many, or -1 if the group could not be listed (logged). */
+static int group_members(pr_ctx_t *pr, pr_name_t *names, int cap) {
+    const struct rd_kafka_group_list *gl = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_list_groups(pr->kc.consumer, pr->kc.group, &gl, 2000);
+    int n = -1;
+    if (!err && gl && gl->group_cnt == 1) {
+        n = 0;
+        const struct rd_kafka_group_info *g = &gl->groups[0];
+        for (int i = 0; i < g->member_cnt && n < cap; i++)
+            if (member_instance(g->members[i].member_id, names[n], sizeof names[n])) n++;
+    } else {
+        px_counter_add(pr->m_kafka_err, 1);
+        PX_WARN(PR_COMP, "cannot list the group's members (departed instances are not fenced)", "err=%s",
+                rd_kafka_err2name(err ? err : RD_KAFKA_RESP_ERR__UNKNOWN_GROUP));
+    }
+    if (gl) rd_kafka_group_list_destroy(gl);
+    return n;
+}
+
+/* The instances that last committed the offsets of partitions ps[] (each
+ * offset's metadata names its committer), read without waiting for
+ * transactions still open: how many names went into names[]. */
+static int last_committers(pr_ctx_t *pr, const int32_t *ps, int n, pr_name_t *names, int cap) {
+    pr_kafka_t *kc = &pr->kc;
+    if (!kc->offsets_reader && !(kc->offsets_reader = pr_kafka_client_new(pr, "presence-processor-offsets", kc->group,
+                                                                          false)))
+        return 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n * PR_N_SRC);
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < PR_N_SRC; s++) rd_kafka_topic_partition_list_add(l, kc->topics[s], ps[i]);
+    int k = 0;
+    rd_kafka_resp_err_t err = rd_kafka_committed(kc->offsets_reader, l, 2000);
+    for (int i = 0; !err && i < l->cnt && k < cap; i++) {
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        if (tp->err || !tp->metadata || !tp->metadata_size || tp->metadata_size >= sizeof names[0]) continue;
+        memcpy(names[k], tp->metadata, tp->metadata_size);
+        names[k][tp->metadata_size] = 0;
+        if (!name_in(names, k, names[k])) k++;
+    }
+    if (err) {
+        px_counter_add(pr->m_kafka_err, 1);
+        PX_WARN(PR_COMP, "cannot read the partitions' last committers (departed instances are not fenced)", "err=%s",
+                rd_kafka_err2name(err));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return k;
+}
+
+/* Fence the last committers of ps[] that are not in the group, each
+ * once per departure. */
+static void fence_departed(pr_ctx_t *pr, const int32_t *ps, int n) {
+    pr_kafka_t *kc = &pr->kc;
+    pr_name_t *present = calloc(PR_MAX_PEERS, sizeof *present), *last = calloc(PR_MAX_PEERS, sizeof *last);
+    int np = present && last ? group_members(pr, present, PR_MAX_PEERS) : -1;
+    for (int i = 0; np >= 0 && i < kc->n_fenced;) /* back in the group: fenced again when it next leaves */
+        if (name_in(present, np, kc->fenced[i])) memcpy(kc->fenced[i], kc->fenced[--kc->n_fenced], sizeof kc->fenced[0]);
+        else i++;
+    int nl = np >= 0 ? last_committers(pr, ps, n, last, PR_MAX_PEERS) : 0;
+    for (int i = 0; i < nl; i++) {
+        if (!strcmp(last[i], pr->cfg.instance) || name_in(present, np, last[i]) ||
+            name_in((const pr_name_t *)kc->fenced, kc->n_fenced, last[i]))
+            continue;
+        fence(pr, last[i]);
+        if (kc->n_fenced == PR_MAX_PEERS) kc->n_fenced--; /* full: forget the latest */
+        snprintf(kc->fenced[kc->n_fenced++], sizeof kc->fenced[0], "%s", last[i]);
+    }
+    free(present);
+    free(last);
+}
+
+void pr_kafka_peers(pr_ctx_t *pr, const int32_t *ps, int n) {
+    pr_kafka_t *kc = &pr->kc;
+    if (kc->peers_at != kc->rebalances && pr->cfg.static_membership) fence_departed(pr, ps, n);
+    kc->peers_at = kc->rebalances;
+    if (kc->txn_ready) return;
+    int64_t t0 = px_mono_ms();
+    for (int i = 0; i < 2; i++) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(kc->producers[i], 60000);
+        if (e) {
+            char why[600];
+            snprintf(why, sizeof why, "cannot initialise the transactions of %s: %s", rd_kafka_name(kc->producers[i]),
+                     rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            pr_fatal(pr, why);
+            return;
+        }
+    }
+    kc->txn_ready = true;
+    PX_INFO(PR_COMP, "transactions initialised (what an earlier run under this name left open is aborted)",
+            "instance=%s took_ms=%lld", pr->cfg.instance, (long long)(px_mono_ms() - t0));
 }
 
 void pr_kafka_unwatch(pr_ctx_t *pr) {
@@ -467,11 +630,13 @@ void pr_kafka_close_consumer(pr_ctx_t *pr) {
         rd_kafka_destroy(pr->kc.consumer);
         pr->kc.consumer = NULL;
     }
-    if (pr->kc.scanner) {
-        rd_kafka_consumer_close(pr->kc.scanner);
-        rd_kafka_destroy(pr->kc.scanner);
-        pr->kc.scanner = NULL;
-    }
+    rd_kafka_t **clients[2] = {&pr->kc.scanner, &pr->kc.offsets_reader};
+    for (int i = 0; i < 2; i++)
+        if (*clients[i]) {
+            rd_kafka_consumer_close(*clients[i]);
+            rd_kafka_destroy(*clients[i]);
+            *clients[i] = NULL;
+        }
 }
 
 void pr_kafka_stop(pr_ctx_t *pr) {

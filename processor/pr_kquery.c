@@ -24,15 +24,15 @@
 #include "px_log.h"
 #include "px_time.h"
 
-rd_kafka_t *pr_kafka_client_new(pr_ctx_t *pr, const char *name) {
+rd_kafka_t *pr_kafka_client_new(pr_ctx_t *pr, const char *name, const char *group, bool committed) {
     static const char *const d[][2] = {{"bootstrap.servers", "127.0.0.1:9092"}};
     char err[512];
     rd_kafka_conf_t *conf = px_kafka_conf_new_with(d, 1, &pr->kafka_kv, name, err, sizeof err);
     const char *const fixed[][2] = {{"enable.auto.commit", "false"},
                                     {"enable.auto.offset.store", "false"},
-                                    {"isolation.level", "read_committed"},
+                                    {"isolation.level", committed ? "read_committed" : "read_uncommitted"},
                                     {"enable.partition.eof", "true"},
-                                    {"group.id", name}};
+                                    {"group.id", group ? group : name}};
     for (size_t i = 0; conf && i < sizeof fixed / sizeof fixed[0]; i++)
         if (px_kafka_conf_set(conf, fixed[i][0], fixed[i][1], err, sizeof err)) {
             rd_kafka_conf_destroy(conf);
@@ -75,7 +75,7 @@ int pr_kafka_query_ends(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int 
 
 /* The retry scanner, made at its first use. */
 static rd_kafka_t *scanner(pr_ctx_t *pr) {
-    if (!pr->kc.scanner) pr->kc.scanner = pr_kafka_client_new(pr, "presence-processor-scan");
+    if (!pr->kc.scanner) pr->kc.scanner = pr_kafka_client_new(pr, "presence-processor-scan", NULL, true);
     return pr->kc.scanner;
 }
 

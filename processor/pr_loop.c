@@ -238,6 +238,8 @@ void pr_loop_turn(pr_ctx_t *pr) {
     /* a commit or a write that ended while the loop slept */
     if (pr_commit_ended(pr)) pr_commit_drain(pr);
     if (pr_writer_ended(pr)) pr_writer_finish(pr);
+    /* (records come only from partitions whose check ran, and the first
+     * check initialised the transactions: pr_kafka_peers) */
     if (!redis_ready(pr) || pr_repair_checks(pr)) return;
     pr_kafka_release_retries(pr, px_now_ms());
     batch_t *b = pr_batch_get(pr);

@@ -177,6 +177,12 @@ int pr_repair_checks(pr_ctx_t *pr) {
         const pr_part_t *pp = &pr->parts[p];
         if (pp->assigned && pp->repair_check && pp->check_at <= now) c->ps[c->n++] = p;
     }
+    /* after a rebalance: a departed instance's open transaction ends first */
+    pr_kafka_peers(pr, c->ps, c->n);
+    if (pr->stopping) {
+        free(c);
+        return PX_EBACKEND;
+    }
     check_ask(pr, c);
     for (int i = 0; i < c->n; i++) {
         int32_t p = c->ps[i];

@@ -88,7 +88,7 @@ static void take(pr_ctx_t *pr) {
 static void ask(pr_ctx_t *pr, int64_t now) {
     pr_watch_t *wd = &pr->wd;
     wd->due_at = now + WATCH_PERIOD_MS;
-    if (!wd->client && !(wd->client = pr_kafka_client_new(pr, "presence-processor-watch"))) {
+    if (!wd->client && !(wd->client = pr_kafka_client_new(pr, "presence-processor-watch", NULL, true))) {
         wd->due_at = now + 5000;
         return;
     }
