@@ -189,7 +189,11 @@ common=(--set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" --set "redis.host=$REDI
 : >"$state/logs/processor.log"
 # setsid: their own session, so closing the terminal of a --detach run
 # leaves them be; fd 8 (the lock) stays with up.sh.
-setsid "$pr_bin" "${common[@]}" "${ops_set[@]}" \
+# a stable instance name (static group membership, transactional ids): a
+# restart of up.sh takes the partitions back at once
+inst_set=()
+[ -n "${PRESENCE_PROCESSOR_INSTANCE:-}" ] || inst_set=(--set processor.instance=up-processor-1)
+setsid "$pr_bin" "${common[@]}" "${ops_set[@]}" "${inst_set[@]}" \
     </dev/null >"$state/logs/processor.log" 2>&1 8>&- &
 pr_pid=$!
 started+=("processor:$pr_pid")
