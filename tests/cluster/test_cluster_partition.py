@@ -47,6 +47,7 @@ import test_eos  # noqa: E402  (its workload and its settle-and-verify)
 WORKDIR = os.path.abspath(sys.argv[1])
 T0 = time.monotonic()
 KAFKA_TIMEOUTS = ["--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=1000"]
+REJOIN_HOLD_S = 5
 CUT_READY_BOUND_S = 15  # a session timeout (6 s) and a generous margin
 ASSIGNED_RE = re.compile(r'msg="partitions assigned" count=(\d+)')
 
@@ -196,6 +197,29 @@ class ReadyProbe(threading.Thread):
         self.join(30)
 
 
+class Held:
+    """A predicate that holds once pred() held for `hold` seconds in a row
+    in one process of a Supervised (a restart starts the count again)."""
+
+    def __init__(self, pred, hold, sup):
+        self.pred, self.hold, self.sup, self.since, self.d = pred, hold, sup, None, None
+
+    def __call__(self):
+        now = time.monotonic()
+        if not self.pred() or self.sup.d is not self.d:
+            self.since, self.d = (now if self.pred() else None), self.sup.d
+            return False
+        self.since = self.since or now
+        return now - self.since >= self.hold
+
+
+def owns_ready(addr, port):
+    """/readyz says ready and names at least one partition owned."""
+    ok, text = ready(addr, port)
+    m = re.search(r"partitions=(\d+)", text)
+    return ok and m is not None and int(m.group(1)) > 0
+
+
 def ready(addr, port):
     try:
         with urllib.request.urlopen(f"http://{addr}:{port}/readyz", timeout=5) as r:
@@ -273,9 +297,10 @@ async def test(stack):
         wait_for("A owns partitions again", lambda: any(
             0 < int(n) < total for n in ASSIGNED_RE.findall(a.log_since_mark())), 90, [b], [a])
         say(f"A owns partitions again {time.monotonic() - t_heal:.1f} s after the heal")
-        wait_for("A ready again", lambda: ready(a_ops, a_port)[0], 60, [b], [a])
-        say(f"A ready again {time.monotonic() - t_heal:.1f} s after the heal: {ready(a_ops, a_port)[1]}")
-        time.sleep(3)
+        held = Held(lambda: owns_ready(a_ops, a_port), REJOIN_HOLD_S, a)
+        wait_for(f"A ready with partitions, the same process for {REJOIN_HOLD_S} s", held, 90, [b], [a])
+        say(f"A ready with partitions {time.monotonic() - t_heal - REJOIN_HOLD_S:.1f} s after the heal, and so "
+            f"for {REJOIN_HOLD_S} s: {ready(a_ops, a_port)[1]}")
         a.check()
     finally:
         stop.set()
