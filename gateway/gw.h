@@ -12,6 +12,22 @@
  * changes (gw_locks.c), re-reads the entity from Redis and pushes a
  * PRESENCE message to each watching connection. REST routes: gw_rest.c.
  * Bounds and their error codes: docs/protocol.md.
+ *
+ * The files form layers, each calling only those below it (the layers are
+ * drawn in docs/architecture.md):
+ *   main.c                    configuration, start-up, shutdown
+ *   gw_ws.c                   the lws callback: hands each event down
+ *   gw_msg.c, gw_rest.c,      what clients ask (WebSocket messages, REST,
+ *   gw_dev.c                  the dev token)
+ *   gw_push.c                 what Redis's replies become for the clients
+ *   gw_subs.c                 which connection watches which entity
+ *   gw_locks.c, gw_event.c,   LOCKs in flight, a request as a Kafka record,
+ *   gw_view.c                 a view read from Redis
+ *   gw_conn.c, gw_http.c,     the transports: WebSocket connections, HTTP,
+ *   gw_listen.c               the shared port (http.reuse_port)
+ *   gw_kafka.c, gw_redis.c    the back ends (gw_redis_uv.c under Redis)
+ *   gw_auth.c, gw_rate.c,     pure: tokens, rate limits, origins, error
+ *   gw_origin.c, gw_errors.c  accounting
  */
 #ifndef PX_GW_H
 #define PX_GW_H
@@ -24,6 +40,9 @@
 #include <libwebsockets.h>
 #include <uv.h>
 
+#include "gw_origin.h"
+#include "gw_rate.h"
+#include "gw_redis.h"
 #include "px_avro.h"
 #include "px_registry.h"
 #include "px_buf.h"
@@ -42,14 +61,14 @@
 #define GW_MAX_LOCKS 64 /* most live locks one PRESENCE reports (the fold's cap) */
 /* A subscriber's own tab is merged into the PRESENCEs it is sent until the
  * processor's fold of its SUB shows in Redis, for at most this long
- * (gw_redis.c; docs/protocol.md, SUB). */
+ * (gw_push.c; docs/protocol.md, SUB). */
 #define GW_SELF_MERGE_MS 10000
 /* The head (request line and headers) of an HTTP request or WebSocket
  * handshake. libwebsockets 4.1 keeps it in one buffer of GW_HTTP_HEAD_MAX
  * bytes and cuts each field (the URI's path, each query argument, each
- * header it knows) one byte past GW_HTTP_FIELD_MAX (gw_ws.c
- * head_limits), so a longer field is seen, however long, and refused with
- * 414 or 431 (head_too_large). A head that fills the buffer otherwise
+ * header it knows) one byte past GW_HTTP_FIELD_MAX (gw_http.c
+ * gw_http_head_limits), so a longer field is seen, however long, and refused with
+ * 414 or 431 (gw_http_head_too_large). A head that fills the buffer otherwise
  * (many large fields, a large header lws does not know, more fields than
  * its table holds) lws drops without a response. Buffers that copy one
  * field out hold GW_HTTP_FIELD_MAX bytes and the argument's name. */
@@ -96,6 +115,14 @@ typedef struct gw_identity {
     char tenant[PX_KEY_PART_MAX + 1];
 } gw_identity_t;
 
+/* What a tab declares about itself on one entity (SUB and HB over the
+ * WebSocket, the REST heartbeat). */
+typedef struct gw_tab {
+    px_mode_t mode;
+    bool dirty;
+    px_status_t status;
+} gw_tab_t;
+
 typedef struct gw_conn gw_conn_t;
 typedef struct gw_entity gw_entity_t;
 
@@ -138,13 +165,11 @@ typedef struct gw_sub {
     gw_entity_t *ent;
     struct gw_sub *next_in_conn;
     struct gw_sub *next_in_ent;
-    px_mode_t mode;
-    bool dirty;
-    px_status_t status;
+    gw_tab_t tab;        /* the tab's declared state on this entity */
     gw_held_t *held;     /* locks the tab holds on this entity */
     gw_out_t *presence;  /* a PRESENCE of this entity still queued, replaced by a newer one */
     /* The SUB's fold is not in the view yet: the tab is merged into this
-     * sub's PRESENCEs (gw_redis.c), until the view holds it joined at or
+     * sub's PRESENCEs (gw_push.c), until the view holds it joined at or
      * after self_ts_ms, or self_until_ms (monotonic) has passed and one
      * merged PRESENCE went out. */
     bool self_pending;
@@ -153,32 +178,53 @@ typedef struct gw_sub {
     int64_t self_until_ms;
 } gw_sub_t;
 
+/* A WebSocket connection's life (gw_conn.c). One state, changed only by
+ * the gw_conn_* functions:
+ *
+ *   OPEN      serving: input is handled, messages are sent (written at
+ *             once or queued)
+ *   DRAINING  refused or told to go (a handshake check failed, a message
+ *             over the limit): input is ignored and sends are refused;
+ *             what is queued is written, then the close frame (close_code)
+ *   CLOSING   the close frame goes at the next WRITEABLE, ahead of
+ *             anything queued (a client that does not read, a failed
+ *             write, the peer's own close); sends are refused
+ *   CLOSED    the close frame is with lws: nothing more is written
+ *
+ * OPEN -> DRAINING | CLOSING -> CLOSED; DRAINING stays DRAINING when told
+ * to close (its queue still goes first). lws's CLOSED callback ends the
+ * connection in any state (gw_conn_term). */
+typedef enum gw_conn_state {
+    GW_CONN_OPEN = 0,
+    GW_CONN_DRAINING,
+    GW_CONN_CLOSING,
+    GW_CONN_CLOSED,
+} gw_conn_state_t;
+
 struct gw_conn {
     struct lws *wsi;
     struct gw_ctx *gw;
+    gw_conn_state_t state;
+    uint16_t close_code;  /* DRAINING, CLOSING: the close frame's code */
     gw_identity_t who;
     char tab_id[PX_ID_MAX + 1];
     gw_sub_t *subs;
     int n_subs;
     gw_out_t *out_head, *out_tail;
-    gw_out_t *draining; /* a deflated message lws may still be compressing (gw_ws.c conn_writeable) */
+    gw_out_t *draining; /* a deflated message lws may still be compressing (gw_conn.c) */
     size_t out_bytes;
     px_buf_t rx; /* reassembles fragmented frames, capped at PX_PROTO_MAX_MSG */
     bool rx_binary;       /* the message being received is binary: refused */
-    bool closing;
-    uint16_t close_code;  /* with closing: the close frame's code */
     gw_pending_t *pending; /* LOCKs awaiting their outcome */
     int n_pending;
-    double tokens;         /* rate limit bucket */
-    int64_t tokens_ms;     /* last refill */
-    int64_t limited_ms;    /* last RATE_LIMITED sent */
-    /* idle policy (gw_ws.c idle sweep): every live connection is on
+    gw_bucket_t bucket;    /* messages per second (gw_msg.c) */
+    /* idle policy (gw_conn_idle_sweep): every live connection is on
      * gw->live, with the monotonic time of its last frame in */
     struct gw_conn *live_prev, *live_next;
     int64_t last_rx_ms;
     bool ping_due; /* write a PING at the next WRITEABLE */
     bool pinged;   /* a PING went out after idle_ping_s of silence */
-    bool direct;   /* accepted, no permessage-deflate: a send may be written at once (gw_ws.c) */
+    bool direct;   /* no extension offered (no permessage-deflate): a send may be written at once */
 };
 
 /* An entity some local connection watches: the Redis channel is subscribed
@@ -226,7 +272,7 @@ typedef struct gw_ctx {
     px_avro_t *avro;
     px_registry_t *registry; /* NULL without schema.registry.url */
     px_buf_t scratch;
-    px_buf_t wbuf; /* LWS_PRE bytes, then one message written at once (gw_ws.c) */
+    px_buf_t wbuf; /* LWS_PRE bytes, then one message written at once (gw_conn.c) */
 
     /* Kafka */
     rd_kafka_t *rk;
@@ -237,21 +283,16 @@ typedef struct gw_ctx {
     char topic_hb[PX_CONF_STR_MAX * 2];
     char topic_locks[PX_CONF_STR_MAX * 2];
 
-    /* Redis: one connection for reads, one for pub/sub */
-    redisAsyncContext *rcmd, *rsub;
-    struct px_view_tab *tabs;  /* GW_MAX_TABS scratch for building a PRESENCE */
+    /* Redis: the transport (gw_redis.h), and the scratch a view is
+     * decoded into and a PRESENCE built in (gw_view.c, gw_push.c) */
+    gw_redis_t *redis;
+    struct px_view_tab *tabs;  /* GW_MAX_TABS */
     size_t n_tabs;             /* live tabs in `tabs` after the last decode */
     px_buf_t scratch_self;     /* a PRESENCE with the subscriber's own tab merged in */
     px_viewer_t *viewers;
-    struct px_view_lock *locks; /* GW_MAX_LOCKS scratch, decoded from the view */
+    struct px_view_lock *locks; /* GW_MAX_LOCKS, decoded from the view */
     px_lock_view_t *lock_views;
-    char busy_by[PX_NAME_MAX + 1]; /* scratch: the view's busyBy */
-    bool rcmd_up, rsub_up;
-    uv_timer_t redis_retry;
-    uv_timer_t redis_watchdog; /* PINGs rcmd: hiredis 0.14 may miss a dead socket */
-    int64_t ping_sent_ms;      /* 0: no PING outstanding */
-    int64_t watchdog_ms;       /* the watchdog's last tick (a late tick: the loop was busy) */
-    int64_t dial_ms;           /* when the connections were last dialled */
+    char busy_by[PX_NAME_MAX + 1]; /* the view's busyBy */
 
     /* entities watched by local connections */
     gw_entity_t **ents;
@@ -270,8 +311,7 @@ typedef struct gw_ctx {
     uv_timer_t lock_timer;
 
     /* REST rate limit per user (gw_rest.c) */
-    struct gw_rate *rates;
-    size_t n_rates;
+    gw_windows_t rest_windows;
 
     bool stopping;
     struct px_signal_uv *sig;
@@ -294,10 +334,26 @@ static inline uint64_t gw_hash(const char *s) { return px_fnv1a_str(PX_FNV1A_INI
 int gw_auth_token(const gw_config_t *cfg, const char *token, int64_t now_s, gw_identity_t *out,
                   char *errstr, size_t errstr_size);
 
+/* gw_errors.c: error accounting shared by every file. */
 /* Count an error by its code word (presence_gateway_errors_total{code=}). */
 void gw_count_error(gw_ctx_t *gw, const char *code);
 /* An allocation failed: log it (what) and count it as code INTERNAL. */
 void gw_oom(gw_ctx_t *gw, const char *what);
+
+/* gw_event.c: a client's request as an event, and its produce. */
+#define GW_KAFKA_DOWN "Kafka is unreachable; retry later"
+/* ev := a PresenceEvent of the tab (who, tab_id) on key, declaring *tab,
+ * stamped with the gateway's clock. */
+void gw_event_presence(px_event_t *ev, px_pres_type_t type, const px_key_t *key, const gw_identity_t *who,
+                       const char *tab_id, const gw_tab_t *tab);
+/* ev := a LockEvent of the tab on (key, field); rid (NULL: none) is the
+ * gateway's request id, which the processor's decision carries back. */
+void gw_event_lock(px_event_t *ev, px_lock_type_t type, const px_key_t *key, const gw_identity_t *who,
+                   const char *tab_id, const char *field, const char *rid);
+/* Produce a client's event. 0, or PX_EBACKEND with *why, the message of
+ * the client's UNAVAILABLE: Kafka is down (refused at once), or the
+ * producer refused the record. */
+int gw_event_submit(gw_ctx_t *gw, const px_event_t *ev, const char **why);
 
 /* gw_kafka.c */
 int gw_kafka_start(gw_ctx_t *gw, char *errstr, size_t errstr_size);
@@ -312,28 +368,27 @@ int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev);
  * otherwise, rather than queued for minutes. */
 bool gw_kafka_writable(const gw_ctx_t *gw);
 
-/* gw_redis.c */
-/* hiredis's async context on the gateway's loop (gw_redis_uv.c): commands
- * written together once per loop iteration, reads until the socket is
- * empty. REDIS_OK or REDIS_ERR. */
-int gw_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
-int gw_redis_start(gw_ctx_t *gw);
-void gw_redis_stop(gw_ctx_t *gw);  /* disconnect; callbacks still run */
-void gw_redis_term(gw_ctx_t *gw);  /* free what start allocated, after the loop drained */
-/* Read the entity from Redis and push a PRESENCE to all its watchers. At
- * most one read per entity is in flight; changes meanwhile coalesce into
- * one more read. */
-void gw_redis_refresh(gw_ctx_t *gw, gw_entity_t *ent);
+/* gw_view.c: an entity's view, read from Redis and decoded. */
+/* The scratch arrays views are decoded into. 0 or PX_ENOMEM. */
+int gw_view_init(gw_ctx_t *gw);
+void gw_view_term(gw_ctx_t *gw);
 /* One entity read at one point in time, decoded into the context's
- * scratch arrays; `v` is NULL when Redis failed or is down. The view and
- * its strings live until the callback returns. */
+ * scratch arrays; `v` is NULL when Redis failed or the view does not
+ * decode. The view and its strings live until the callback returns. */
 typedef void (*gw_read_cb)(gw_ctx_t *gw, void *arg, const px_presence_view_t *v);
 /* Read key's view and call cb once, always (also with NULL on failure and
- * at shutdown). 0, or PX_EBACKEND when Redis is down (cb is not called). */
-int gw_redis_read(gw_ctx_t *gw, const px_key_t *key, gw_read_cb cb, void *arg);
-bool gw_redis_readable(const gw_ctx_t *gw);
-/* (UN)SUBSCRIBE one pub/sub channel on the subscriber connection. */
-void gw_redis_channel(gw_ctx_t *gw, const char *channel, bool subscribe);
+ * at shutdown). 0, or PX_EBACKEND when Redis is down or the gateway is
+ * stopping, PX_ENOMEM (cb is then not called). */
+int gw_view_read(gw_ctx_t *gw, const px_key_t *key, gw_read_cb cb, void *arg);
+
+/* gw_push.c: what Redis's replies become for the clients. */
+/* The handlers gw_redis_new is given: channel messages and links up. */
+gw_redis_handlers_t gw_push_handlers(gw_ctx_t *gw);
+/* Read the entity and push a PRESENCE to all its watchers. At most one
+ * read per entity is in flight; changes meanwhile coalesce into one more
+ * read. While Redis is down nothing is read (the link's return reads every
+ * entity). */
+void gw_push_refresh(gw_ctx_t *gw, gw_entity_t *ent);
 
 /* gw_subs.c: the registry of watched entities. */
 int gw_subs_init(gw_ctx_t *gw, size_t buckets);
@@ -380,10 +435,36 @@ int gw_rest_begin(gw_ctx_t *gw, gw_http_t *h);
 void gw_rest_body(gw_http_t *h, const void *in, size_t len);
 int gw_rest_body_done(gw_ctx_t *gw, gw_http_t *h);
 void gw_rest_closed(gw_http_t *h); /* the client went away */
-/* Stage a response and ask for a writeable callback (gw_ws.c). */
+
+/* gw_http.c: HTTP requests on lws (the transport of REST and of the
+ * operations routes) and the checks on every request head. */
+/* Start a request on h (the previous one on a kept-alive connection must
+ * have ended with gw_http_done): its path and method. */
+void gw_http_begin(gw_http_t *h, struct lws *wsi, const char *path);
+/* The request ended (answered, or the client went away): free its
+ * buffers. A REST read in flight is let go first (gw_rest_closed). */
+void gw_http_done(gw_http_t *h);
+/* Stage a response (body copied) and ask for a writeable callback. 0, or
+ * -1 when the request was already answered or the body is over 8 MiB. */
 int gw_http_reply(gw_http_t *h, unsigned status, const char *ctype, const char *body, size_t len);
-/* The one JSON error shape {"success":false,"error":{"code","message"}}. */
+/* The one JSON error shape {"success":false,"error":{"code","message"}};
+ * counted by code. */
 int gw_http_error(gw_ctx_t *gw, gw_http_t *h, unsigned status, const char *code, const char *msg);
+/* HTTP_WRITEABLE: the staged headers, then the body at the next call. 0,
+ * or -1 to close the connection. */
+int gw_http_writeable(struct lws *wsi, gw_http_t *h);
+/* The head limits into the context's creation info (GW_HTTP_HEAD_MAX). */
+void gw_http_head_limits(struct lws_context_creation_info *info);
+/* A request head with a field over GW_HTTP_FIELD_MAX is answered 414 (the
+ * URI's path or a query argument) or 431 (a header), JSON TOO_LARGE, and
+ * closed. 1 when it answered (the callback then returns 1), else 0. */
+int gw_http_head_too_large(gw_ctx_t *gw, struct lws *wsi);
+/* The handshake's Origin against http.allowed_origins (gw_origin.h); a
+ * refusal is counted and logged with the origin quoted. */
+bool gw_http_origin_ok(gw_ctx_t *gw, struct lws *wsi);
+/* Development mode's identity from the query (user, name, tenant; the
+ * demo tenant by default). 0, or -1 when user or tenant is not a key part. */
+int gw_http_dev_identity(struct lws *wsi, gw_identity_t *who);
 
 /* gw_dev.c: development mode only. gw_dev_init gives a dev-mode gateway
  * without auth.jwt_secret an ephemeral random one (0 or PX_EIO);
@@ -391,9 +472,61 @@ int gw_http_error(gw_ctx_t *gw, gw_http_t *h, unsigned status, const char *code,
 int gw_dev_init(gw_ctx_t *gw);
 int gw_dev_token(gw_ctx_t *gw, gw_http_t *h);
 
-/* gw_ws.c */
-int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size);
-void gw_ws_stop(gw_ctx_t *gw);
+/* gw_conn.c: one WebSocket connection on lws: its state (gw_conn_state_t),
+ * the outbound queue and its writes, the reassembly of a message from
+ * frames, the idle policy. Knows nothing of what messages mean. */
+/* A connection just established on wsi (c zeroed first): OPEN, counted,
+ * on the live list, with a tab id of this gateway. */
+void gw_conn_init(gw_conn_t *c, gw_ctx_t *gw, struct lws *wsi);
+/* lws closed it: free its queue and buffers, take it off the live list. */
+void gw_conn_term(gw_conn_t *c);
+/* Queue text for conn (copied), or write it at once when nothing waits
+ * before it. 0; PX_EIO when the connection is not OPEN; PX_ENOMEM when
+ * the outbound bound is hit (the connection is then closed with 1008). */
+int gw_conn_send(gw_conn_t *c, const char *text, size_t len);
+/* Queue a PRESENCE of s's entity, replacing one still queued for it. */
+int gw_conn_send_presence(gw_sub_t *s, const char *text, size_t len);
+/* An ERROR message (counted by code); request_id NULL or empty: none. */
+void gw_conn_send_error(gw_conn_t *c, const char *code, const char *msg, const char *request_id);
+/* OPEN -> CLOSING: the close frame with code goes at the next WRITEABLE,
+ * ahead of the queue. No-op in any other state. */
+void gw_conn_close(gw_conn_t *c, uint16_t code);
+/* OPEN -> DRAINING: the queue is written, then the close frame with code.
+ * No-op in any other state. */
+void gw_conn_drain(gw_conn_t *c, uint16_t code);
+/* The peer sent its close (lws echoes it): -> CLOSED, nothing more goes. */
+void gw_conn_peer_closed(gw_conn_t *c);
+/* SERVER_WRITEABLE: a PING due, the close frame, or queued messages. 0, or
+ * -1 when lws must drop the connection (a write failed). */
+int gw_conn_writeable(gw_conn_t *c);
+/* LWS_CALLBACK_TIMER: -1 (lws closes, sending the close frame) once the
+ * close frame is due, else 0. */
+int gw_conn_timer(gw_conn_t *c);
+/* What one RECEIVE callback's fragment completed. */
+typedef enum { GW_RX_MORE, GW_RX_TEXT, GW_RX_BINARY, GW_RX_IGNORED } gw_rx_t;
+/* Add a fragment of the message being received. GW_RX_TEXT: c->rx holds
+ * the whole text message (until gw_conn_rx_done); GW_RX_BINARY: a binary
+ * message ended; GW_RX_IGNORED: the connection is not OPEN, or the
+ * message passed limits.message_bytes (ERROR TOO_LARGE sent, DRAINING
+ * with 1009). Any frame counts as a sign of life. */
+gw_rx_t gw_conn_receive(gw_conn_t *c, const void *in, size_t len);
+void gw_conn_rx_done(gw_conn_t *c);
+/* A PONG came in: a sign of life. */
+void gw_conn_heard(gw_conn_t *c);
+/* One pass of the idle policy over every live connection (limits.idle_ping_s). */
+void gw_conn_idle_sweep(gw_ctx_t *gw);
+
+/* gw_msg.c: what a client's messages mean: SUB, HB, UNSUB, LOCK and
+ * UNLOCK become events (rate-limited per connection), answered through
+ * gw_conn_send*; the end of a connection releases its tabs and locks. */
+/* A whole text message of c. */
+void gw_msg_handle(gw_conn_t *c, const char *buf, size_t len);
+/* A binary message of c: refused (BAD_FRAME), rate-limited like any. */
+void gw_msg_binary(gw_conn_t *c);
+/* c is closing: its LOCKs in flight dropped, UNLOCK for each lock it
+ * holds and UNSUB for each subscription published, its subscriptions
+ * removed. */
+void gw_msg_closed(gw_conn_t *c);
 
 /* gw_listen.c: with http.reuse_port, listen on http.host:http.port with
  * SO_REUSEPORT and hand every accepted connection to vh. 0, or an error
@@ -401,13 +534,10 @@ void gw_ws_stop(gw_ctx_t *gw);
  * no-op when nothing listens. */
 int gw_listen_start(gw_ctx_t *gw, struct lws_vhost *vh, char *errstr, size_t errstr_size);
 void gw_listen_stop(gw_ctx_t *gw);
-/* Queue text for conn (copied) and ask for a writeable callback. 0 or
- * PX_ENOMEM when the connection's outbound bound is hit (it is closed). */
-int gw_conn_send(gw_conn_t *c, const char *text, size_t len);
-/* Queue a PRESENCE of s's entity, replacing one still queued for it. */
-int gw_conn_send_presence(gw_sub_t *s, const char *text, size_t len);
-/* Close the connection with code once its queue has been written. */
-void gw_conn_close(gw_conn_t *c, uint16_t code);
-void gw_conn_send_error(gw_conn_t *c, const char *code, const char *msg, const char *request_id);
+
+/* gw_ws.c: the lws context on the loop, its one protocol callback, which
+ * hands each event to gw_conn.c, gw_msg.c, gw_http.c or gw_rest.c. */
+int gw_ws_start(gw_ctx_t *gw, char *errstr, size_t errstr_size);
+void gw_ws_stop(gw_ctx_t *gw);
 
 #endif

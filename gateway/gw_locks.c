@@ -24,7 +24,8 @@
  *
  * Bounds: limits.pending_locks_per_connection LOCKs in flight per
  * connection; a fixed hash table; the timer runs every 50 ms.
- * Related: gw_ws.c (the LOCK message), gw.h, docs/protocol.md.
+ * Related: gw_msg.c (the LOCK message), gw_push.c (the notifications), gw.h,
+ * docs/protocol.md.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 
-#include "gw.h"
+#include "gw_redis.h"
 
 #define GW_REDIS_READS 16
 

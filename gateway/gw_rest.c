@@ -17,14 +17,14 @@
  * without Redis.
  *
  * Rate limit: limits.rest_requests_per_minute per user (tenant + sub), a
- * fixed window in a fixed table of GW_RATE_SLOTS slots with 8-way probing;
- * when every probed slot is busy the oldest window is taken over, so
- * memory stays bounded whatever the number of users.
+ * fixed one-minute window in a table of GW_RATE_SLOTS slots (gw_rate.h),
+ * so memory stays bounded whatever the number of users.
+ * Writes build their events through gw_event.c, as the WebSocket does.
  *
  * A GET's Redis read may outlive the request (the client leaves): the read
  * owns its gw_rest_op_t and the request only points at it; whichever ends
  * second frees it.
- * Related: gw_ws.c (the HTTP plumbing), docs/protocol.md (REST section).
+ * Related: gw_http.c (the HTTP plumbing), docs/protocol.md (REST section).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,15 +36,8 @@
 #include "px_time.h"
 
 #define GW_RATE_SLOTS 65536
-#define GW_RATE_PROBE 8
 #define GW_REST_MAX_BODY 4096
 #define GW_API_PREFIX "/api/v1/presence/"
-
-typedef struct gw_rate {
-    char who[PX_KEY_PART_MAX + PX_ID_MAX + 2]; /* tenant:user; empty = free */
-    int64_t window_ms;                         /* start of the current minute window */
-    int64_t count;
-} gw_rate_t;
 
 enum { OP_VIEWERS = 1, OP_STATE };
 
@@ -55,50 +48,18 @@ typedef struct gw_rest_op {
 } gw_rest_op_t;
 
 int gw_rest_init(gw_ctx_t *gw) {
-    gw->rates = calloc(GW_RATE_SLOTS, sizeof *gw->rates);
-    if (!gw->rates) return PX_ENOMEM;
-    gw->n_rates = GW_RATE_SLOTS;
-    return 0;
+    return gw_windows_init(&gw->rest_windows, GW_RATE_SLOTS, 60000);
 }
 
 void gw_rest_term(gw_ctx_t *gw) {
-    free(gw->rates);
-    gw->rates = NULL;
-    gw->n_rates = 0;
+    gw_windows_term(&gw->rest_windows);
 }
 
-/* true if one more request of `who` fits in the current minute. */
+/* true if one more request of the user fits in its current minute. */
 static bool rate_take(gw_ctx_t *gw, const gw_identity_t *id) {
-    char who[sizeof gw->rates[0].who];
-    int64_t now = px_now_ms();
+    char who[GW_WINDOW_WHO_MAX + 1];
     snprintf(who, sizeof who, "%s:%s", id->tenant, id->user_id);
-    size_t base = gw_hash(who) % gw->n_rates;
-    gw_rate_t *slot = NULL, *oldest = NULL;
-    for (size_t i = 0; i < GW_RATE_PROBE; i++) {
-        gw_rate_t *r = &gw->rates[(base + i) % gw->n_rates];
-        if (strcmp(r->who, who) == 0) {
-            slot = r;
-            break;
-        }
-        if (!r->who[0] || now - r->window_ms >= 60000) { /* free or stale: reusable */
-            if (!slot) slot = r;
-            continue;
-        }
-        if (!oldest || r->window_ms < oldest->window_ms) oldest = r;
-    }
-    if (!slot) slot = oldest;
-    if (strcmp(slot->who, who) != 0) {
-        memcpy(slot->who, who, sizeof who);
-        slot->window_ms = now;
-        slot->count = 0;
-    }
-    if (now - slot->window_ms >= 60000) {
-        slot->window_ms = now;
-        slot->count = 0;
-    }
-    if (slot->count >= gw->cfg.rest_per_min) return false;
-    slot->count++;
-    return true;
+    return gw_windows_take(&gw->rest_windows, who, gw->cfg.rest_per_min, px_now_ms());
 }
 
 /* The identity of the request, or an error reply (-2: replied). */
@@ -111,16 +72,7 @@ static int authenticate(gw_ctx_t *gw, gw_http_t *h) {
             return -2;
         }
     } else if (gw->cfg.dev_mode && n <= 0) {
-        const char *v;
-        char a[256];
-        v = lws_get_urlarg_by_name(h->wsi, "user=", a, sizeof a);
-        snprintf(h->who.user_id, sizeof h->who.user_id, "%s", v && *v ? v : "dev");
-        v = lws_get_urlarg_by_name(h->wsi, "name=", a, sizeof a);
-        snprintf(h->who.user_name, sizeof h->who.user_name, "%s", v && *v ? v : h->who.user_id);
-        v = lws_get_urlarg_by_name(h->wsi, "tenant=", a, sizeof a);
-        snprintf(h->who.tenant, sizeof h->who.tenant, "%s", v && *v ? v : GW_DEV_TENANT);
-        if (!px_key_part_valid(h->who.user_id, strlen(h->who.user_id)) ||
-            !px_key_part_valid(h->who.tenant, strlen(h->who.tenant))) {
+        if (gw_http_dev_identity(h->wsi, &h->who)) {
             gw_http_error(gw, h, 401, "UNAUTHORIZED", "dev-mode user/tenant must be identifiers");
             return -2;
         }
@@ -217,7 +169,8 @@ static void on_read(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
     if (!rc) {
         gw_http_reply(h, 200, "application/json", b.data, b.len);
     } else {
-        PX_WARN(GW_COMP, "REST response too large", "path=%s", h->path);
+        char q[300];
+        PX_WARN(GW_COMP, "REST response too large", "path=%s", px_log_q(q, sizeof q, h->path));
         gw_http_error(gw, h, 500, "INTERNAL", "response too large");
     }
     px_buf_term(&b);
@@ -225,7 +178,7 @@ static void on_read(gw_ctx_t *gw, void *arg, const px_presence_view_t *v) {
 }
 
 static int start_read(gw_ctx_t *gw, gw_http_t *h, const px_key_t *key, int kind) {
-    if (!gw_redis_readable(gw)) return gw_http_error(gw, h, 503, "UNAVAILABLE", "Redis is unreachable; retry later");
+    if (!gw_redis_readable(gw->redis)) return gw_http_error(gw, h, 503, "UNAVAILABLE", "Redis is unreachable; retry later");
     gw_rest_op_t *op = calloc(1, sizeof *op);
     if (!op) {
         gw_oom(gw, "REST read");
@@ -235,7 +188,7 @@ static int start_read(gw_ctx_t *gw, gw_http_t *h, const px_key_t *key, int kind)
     op->kind = kind;
     snprintf(op->user_id, sizeof op->user_id, "%s", h->who.user_id);
     h->op = op;
-    if (gw_redis_read(gw, key, on_read, op)) {
+    if (gw_view_read(gw, key, on_read, op)) {
         h->op = NULL;
         free(op);
         return gw_http_error(gw, h, 503, "UNAVAILABLE", "Redis is unreachable; retry later");
@@ -245,88 +198,67 @@ static int start_read(gw_ctx_t *gw, gw_http_t *h, const px_key_t *key, int kind)
 
 /* ---- writes -------------------------------------------------------------- */
 
-/* POST heartbeat / DELETE unregister, once the body is in. */
-static int do_write(gw_ctx_t *gw, gw_http_t *h, const px_key_t *key, bool unregister) {
+/* The write's body: a JSON object with optional tab_id, mode and dirty,
+ * into tab and st (left as they are for absent members). 0, or an error
+ * reply (-2). */
+static int parse_body(gw_ctx_t *gw, gw_http_t *h, char tab[PX_ID_MAX + 1], gw_tab_t *st) {
     json_error_t jerr;
-    char tab[PX_ID_MAX + 1] = "";
-    px_mode_t mode = PX_MODE_VIEW;
-    bool dirty = false;
-    json_t *root = NULL;
-    int rc;
-    if (h->req_overflow) return gw_http_error(gw, h, 413, "TOO_LARGE", "body over 4096 bytes");
-    if (h->req.len) {
-        root = json_loadb(h->req.data, h->req.len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!json_is_object(root)) {
-            rc = gw_http_error(gw, h, 400, "BAD_JSON", "body must be a JSON object");
-            goto out;
-        }
-        const json_t *t = json_object_get(root, "tab_id"), *m = json_object_get(root, "mode"),
-                     *d = json_object_get(root, "dirty");
-        if (t) {
-            if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > PX_ID_MAX ||
-                !px_key_part_valid(json_string_value(t), json_string_length(t))) {
-                rc = gw_http_error(gw, h, 400, "BAD_FIELD", "'tab_id' must be 1-128 characters of [A-Za-z0-9._-]");
-                goto out;
-            }
-            memcpy(tab, json_string_value(t), json_string_length(t) + 1);
-        }
-        if (m) {
-            const char *ms = json_is_string(m) ? json_string_value(m) : "";
-            if (strcmp(ms, "view") != 0 && strcmp(ms, "edit") != 0) {
-                rc = gw_http_error(gw, h, 400, "BAD_FIELD", "'mode' must be \"view\" or \"edit\"");
-                goto out;
-            }
-            mode = ms[0] == 'e' ? PX_MODE_EDIT : PX_MODE_VIEW;
-        }
-        if (d) {
-            if (!json_is_boolean(d)) {
-                rc = gw_http_error(gw, h, 400, "BAD_FIELD", "'dirty' must be true or false");
-                goto out;
-            }
-            dirty = json_is_true(d);
-        }
+    json_t *root = json_loadb(h->req.data, h->req.len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = 0;
+    if (!json_is_object(root)) {
+        json_decref(root);
+        gw_http_error(gw, h, 400, "BAD_JSON", "body must be a JSON object");
+        return -2;
     }
+    const json_t *t = json_object_get(root, "tab_id"), *m = json_object_get(root, "mode"),
+                 *d = json_object_get(root, "dirty");
+    const char *ms = m && json_is_string(m) ? json_string_value(m) : "";
+    if (t && (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > PX_ID_MAX ||
+              !px_key_part_valid(json_string_value(t), json_string_length(t)))) {
+        gw_http_error(gw, h, 400, "BAD_FIELD", "'tab_id' must be 1-128 characters of [A-Za-z0-9._-]");
+        rc = -2;
+    } else if (m && strcmp(ms, "view") != 0 && strcmp(ms, "edit") != 0) {
+        gw_http_error(gw, h, 400, "BAD_FIELD", "'mode' must be \"view\" or \"edit\"");
+        rc = -2;
+    } else if (d && !json_is_boolean(d)) {
+        gw_http_error(gw, h, 400, "BAD_FIELD", "'dirty' must be true or false");
+        rc = -2;
+    } else {
+        if (t) memcpy(tab, json_string_value(t), json_string_length(t) + 1);
+        if (m) st->mode = ms[0] == 'e' ? PX_MODE_EDIT : PX_MODE_VIEW;
+        if (d) st->dirty = json_is_true(d);
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* POST heartbeat / DELETE unregister, once the body is in: the tab's
+ * event, built and produced as the WebSocket's are (gw_event.c). */
+static int do_write(gw_ctx_t *gw, gw_http_t *h, const px_key_t *key, bool unregister) {
+    char tab[PX_ID_MAX + 1] = "";
+    gw_tab_t st = {.mode = PX_MODE_VIEW, .dirty = false, .status = PX_STATUS_ONLINE};
+    const char *why;
+    px_event_t ev;
+    if (h->req_overflow) return gw_http_error(gw, h, 413, "TOO_LARGE", "body over 4096 bytes");
+    if (h->req.len && parse_body(gw, h, tab, &st)) return 0;
     if (!tab[0]) {
         char a[PX_ID_MAX + 1];
         const char *v = lws_get_urlarg_by_name(h->wsi, "tab_id=", a, sizeof a);
         if (v && *v && px_key_part_valid(v, strlen(v))) snprintf(tab, sizeof tab, "%s", v);
     }
-    if (!tab[0]) {
-        rc = gw_http_error(gw, h, 400, "BAD_FIELD", "'tab_id' is required");
-        goto out;
-    }
-    if (!gw_kafka_writable(gw)) {
-        rc = gw_http_error(gw, h, 503, "UNAVAILABLE", "Kafka is unreachable; retry later");
-        goto out;
-    }
-    px_event_t ev;
-    px_event_init(&ev, PX_KIND_PRESENCE);
-    ev.type = unregister ? PX_PRES_UNSUB : PX_PRES_HB;
-    ev.key = *key;
-    ev.ts_ms = px_now_ms();
-    memcpy(ev.tab_id, tab, sizeof tab);
-    snprintf(ev.user_id, sizeof ev.user_id, "%s", h->who.user_id);
-    snprintf(ev.user_name, sizeof ev.user_name, "%s", h->who.user_name);
-    ev.mode = mode;
-    ev.dirty = dirty;
-    if (gw_kafka_publish(gw, &ev)) {
-        rc = gw_http_error(gw, h, 503, "UNAVAILABLE", "cannot publish to Kafka");
-        goto out;
-    }
-    {
-        px_buf_t b;
-        px_buf_init(&b, 4096); /* two ids of <= 128 bytes, escaped: always fits */
-        rc = px_buf_puts(&b, "{\"success\":true,\"data\":{\"tab_id\":");
-        if (!rc) rc = px_proto_write_string(&b, tab);
-        if (!rc) rc = px_buf_puts(&b, ",\"user_id\":");
-        if (!rc) rc = px_proto_write_string(&b, h->who.user_id);
-        if (!rc) rc = px_buf_puts(&b, "}}");
-        rc = rc ? gw_http_error(gw, h, 500, "INTERNAL", "out of memory")
-                : gw_http_reply(h, 200, "application/json", b.data, b.len);
-        px_buf_term(&b);
-    }
-out:
-    json_decref(root);
+    if (!tab[0]) return gw_http_error(gw, h, 400, "BAD_FIELD", "'tab_id' is required");
+    gw_event_presence(&ev, unregister ? PX_PRES_UNSUB : PX_PRES_HB, key, &h->who, tab, &st);
+    if (gw_event_submit(gw, &ev, &why)) return gw_http_error(gw, h, 503, "UNAVAILABLE", why);
+    px_buf_t b;
+    px_buf_init(&b, 4096); /* two ids of <= 128 bytes, escaped: always fits */
+    int rc = px_buf_puts(&b, "{\"success\":true,\"data\":{\"tab_id\":");
+    if (!rc) rc = px_proto_write_string(&b, tab);
+    if (!rc) rc = px_buf_puts(&b, ",\"user_id\":");
+    if (!rc) rc = px_proto_write_string(&b, h->who.user_id);
+    if (!rc) rc = px_buf_puts(&b, "}}");
+    rc = rc ? gw_http_error(gw, h, 500, "INTERNAL", "out of memory")
+            : gw_http_reply(h, 200, "application/json", b.data, b.len);
+    px_buf_term(&b);
     return rc;
 }
 

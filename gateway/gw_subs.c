@@ -12,16 +12,13 @@
 
 #include "gw.h"
 #include "px_log.h"
-
-static void redis_channel(const gw_entity_t *e, char *out, size_t n) {
-    snprintf(out, n, "presence:updates:{%s}", e->keystr);
-}
+#include "px_view.h"
 
 static void ent_sub_changed(gw_ctx_t *gw, gw_entity_t *e, bool subscribe) {
     char ch[PX_KEY_MAX + 32];
-    if (!gw->rsub_up) return; /* re-subscribed on reconnect */
-    redis_channel(e, ch, sizeof ch);
-    gw_redis_channel(gw, ch, subscribe);
+    if (!gw_redis_subscribed(gw->redis)) return; /* subscribed again when the link is up (gw_push.c) */
+    px_view_channel(&e->key, ch, sizeof ch);
+    gw_redis_subscribe(gw->redis, ch, subscribe);
 }
 
 int gw_subs_init(gw_ctx_t *gw, size_t buckets) {

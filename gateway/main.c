@@ -75,7 +75,7 @@ static void on_stop(void *arg) {
     PX_INFO(GW_COMP, "stopping", NULL);
     gw->stopping = true;
     gw_ws_stop(gw);
-    gw_redis_stop(gw);
+    gw_redis_stop(gw->redis);
     gw_locks_stop(gw);
     gw_kafka_unwatch(gw);
     px_signal_uv_stop(gw->sig);
@@ -147,11 +147,19 @@ static int setup_schemas(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    static gw_ctx_t gw_storage; /* large; zeroed; lives for the process */
-    gw_ctx_t *gw = &gw_storage;
+/* The Redis transport, its replies handed to gw_push.c. */
+static int redis_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
+    gw_redis_handlers_t h = gw_push_handlers(gw);
+    if (gw_view_init(gw)) return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory");
+    gw->redis = gw_redis_new(gw->loop, gw->cfg.redis_host, (int)gw->cfg.redis_port, gw->m_redis_err, &h);
+    return gw->redis ? 0 : px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory");
+}
+
+/* Configuration into gw->cfg, validated, the logger set. -1 to go on, or
+ * the exit code (0 after --help, 2 for a bad setting, 1 when dev mode
+ * cannot make its secret). */
+static int configure(gw_ctx_t *gw, int argc, char **argv) {
     char errstr[512];
-    uv_loop_t loop;
     int rc = px_config_load(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &gw->cfg, &gw->kafka_kv, argc,
                             argv, "presence-gateway", stdout, errstr, sizeof errstr);
     if (rc == PX_CONFIG_EXIT) return 0;
@@ -188,7 +196,16 @@ int main(int argc, char **argv) {
                 "auth.dev_mode=true");
     else if (!gw->cfg.jwt_secret[0])
         PX_WARN(GW_COMP, "no auth.jwt_secret: every WebSocket will be refused", NULL);
-    if (gw_dev_init(gw)) return 1;
+    return gw_dev_init(gw) ? 1 : -1;
+}
+
+int main(int argc, char **argv) {
+    static gw_ctx_t gw_storage; /* large; zeroed; lives for the process */
+    gw_ctx_t *gw = &gw_storage;
+    char errstr[512];
+    uv_loop_t loop;
+    int rc = configure(gw, argc, argv);
+    if (rc >= 0) return rc;
 
     uv_loop_init(&loop);
     gw->loop = &loop;
@@ -202,11 +219,12 @@ int main(int argc, char **argv) {
         goto out;
     }
     register_metrics(gw);
+    snprintf(errstr, sizeof errstr, "out of memory"); /* what the functions that name nothing else mean */
     /* The listener first: a port that cannot be had stops start-up before
      * anything connects to Kafka or Redis (exit 1, well within a second). */
     if (gw_subs_init(gw, 4096) || gw_locks_init(gw, 4096) || gw_rest_init(gw) ||
-        gw_ws_start(gw, errstr, sizeof errstr) || setup_schemas(gw, errstr, sizeof errstr) || gw_redis_start(gw) ||
-        gw_kafka_start(gw, errstr, sizeof errstr) ||
+        gw_ws_start(gw, errstr, sizeof errstr) || setup_schemas(gw, errstr, sizeof errstr) ||
+        redis_start(gw, errstr, sizeof errstr) || gw_kafka_start(gw, errstr, sizeof errstr) ||
         px_signal_uv_start(&loop, on_stop, gw, &gw->sig)) {
         PX_ERROR(GW_COMP, "start-up failed", "err=\"%s\"", errstr);
         on_stop(gw);
@@ -222,7 +240,8 @@ int main(int argc, char **argv) {
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop)) PX_WARN(GW_COMP, "loop closed with handles open", NULL);
 out:
-    gw_redis_term(gw);
+    gw_redis_free(gw->redis);
+    gw_view_term(gw);
     gw_locks_term(gw);
     gw_rest_term(gw);
     gw_subs_term(gw);
