@@ -26,8 +26,10 @@
  *   gw_conn.c, gw_http.c,     the transports: WebSocket connections, HTTP,
  *   gw_listen.c               the shared port (http.reuse_port)
  *   gw_kafka.c, gw_redis.c    the back ends (gw_redis_uv.c under Redis)
- *   gw_auth.c, gw_rate.c,     pure: tokens, rate limits, origins, error
- *   gw_origin.c, gw_errors.c  accounting
+ *   gw_auth.c, gw_rate.c,     pure: tokens, rate limits, origins, the
+ *   gw_origin.c,              connection's states, the subscriber's own
+ *   gw_conn_state.c,          tab; error accounting
+ *   gw_self.c, gw_errors.c
  */
 #ifndef PX_GW_H
 #define PX_GW_H
@@ -40,8 +42,10 @@
 #include <libwebsockets.h>
 #include <uv.h>
 
+#include "gw_conn_state.h"
 #include "gw_origin.h"
 #include "gw_rate.h"
+#include "gw_self.h"
 #include "gw_redis.h"
 #include "px_avro.h"
 #include "px_registry.h"
@@ -168,44 +172,14 @@ typedef struct gw_sub {
     gw_tab_t tab;        /* the tab's declared state on this entity */
     gw_held_t *held;     /* locks the tab holds on this entity */
     gw_out_t *presence;  /* a PRESENCE of this entity still queued, replaced by a newer one */
-    /* The SUB's fold is not in the view yet: the tab is merged into this
-     * sub's PRESENCEs (gw_push.c), until the view holds it joined at or
-     * after self_ts_ms, or self_until_ms (monotonic) has passed and one
-     * merged PRESENCE went out. */
-    bool self_pending;
-    bool self_sent;       /* a merged PRESENCE went out since the SUB */
-    int64_t self_ts_ms;   /* the SUB record's ts (wall clock), as the fold's `since` */
-    int64_t self_until_ms;
+    gw_self_t self;      /* its own tab merged into its PRESENCEs until the view shows it (gw_self.h) */
 } gw_sub_t;
-
-/* A WebSocket connection's life (gw_conn.c). One state, changed only by
- * the gw_conn_* functions:
- *
- *   OPEN      serving: input is handled, messages are sent (written at
- *             once or queued)
- *   DRAINING  refused or told to go (a handshake check failed, a message
- *             over the limit): input is ignored and sends are refused;
- *             what is queued is written, then the close frame (close_code)
- *   CLOSING   the close frame goes at the next WRITEABLE, ahead of
- *             anything queued (a client that does not read, a failed
- *             write, the peer's own close); sends are refused
- *   CLOSED    the close frame is with lws: nothing more is written
- *
- * OPEN -> DRAINING | CLOSING -> CLOSED; DRAINING stays DRAINING when told
- * to close (its queue still goes first). lws's CLOSED callback ends the
- * connection in any state (gw_conn_term). */
-typedef enum gw_conn_state {
-    GW_CONN_OPEN = 0,
-    GW_CONN_DRAINING,
-    GW_CONN_CLOSING,
-    GW_CONN_CLOSED,
-} gw_conn_state_t;
 
 struct gw_conn {
     struct lws *wsi;
     struct gw_ctx *gw;
-    gw_conn_state_t state;
-    uint16_t close_code;  /* DRAINING, CLOSING: the close frame's code */
+    gw_conn_state_t state; /* gw_conn_state.h; changed only in gw_conn.c */
+    uint16_t close_code;   /* DRAINING, CLOSING: the close frame's code */
     gw_identity_t who;
     char tab_id[PX_ID_MAX + 1];
     gw_sub_t *subs;
@@ -489,7 +463,8 @@ int gw_conn_send_presence(gw_sub_t *s, const char *text, size_t len);
 /* An ERROR message (counted by code); request_id NULL or empty: none. */
 void gw_conn_send_error(gw_conn_t *c, const char *code, const char *msg, const char *request_id);
 /* OPEN -> CLOSING: the close frame with code goes at the next WRITEABLE,
- * ahead of the queue. No-op in any other state. */
+ * ahead of the queue. No-op in any other state (the first decision
+ * stands). */
 void gw_conn_close(gw_conn_t *c, uint16_t code);
 /* OPEN -> DRAINING: the queue is written, then the close frame with code.
  * No-op in any other state. */

@@ -3,7 +3,7 @@
  * (gw_conn_state_t in gw.h), the outbound queue and its writes, the
  * reassembly of a message from frames, and the idle policy. What the
  * messages mean is gw_msg.c's; the lws callback that drives this file is
- * gw_ws.c's.
+ * gw_ws.c's; the states and their transitions are gw_conn_state.h's.
  *
  * Writes follow the lws minimal examples: a send queues and asks for
  * SERVER_WRITEABLE, one message per lws_write, LWS_PRE bytes of headroom;
@@ -77,22 +77,28 @@ void gw_conn_term(gw_conn_t *c) {
 
 /* ---- state ------------------------------------------------------------- */
 
+/* ev in the state machine; true if the state changed. */
+static bool transition(gw_conn_t *c, gw_conn_event_t ev) {
+    gw_conn_state_t next = gw_conn_next(c->state, ev);
+    if (next == c->state) return false;
+    c->state = next;
+    return true;
+}
+
 void gw_conn_close(gw_conn_t *c, uint16_t code) {
-    if (c->state != GW_CONN_OPEN) return;
-    c->state = GW_CONN_CLOSING;
+    if (!transition(c, GW_CONN_EV_CLOSE)) return;
     c->close_code = code;
     lws_callback_on_writable(c->wsi);
 }
 
 void gw_conn_drain(gw_conn_t *c, uint16_t code) {
-    if (c->state != GW_CONN_OPEN) return;
-    c->state = GW_CONN_DRAINING;
+    if (!transition(c, GW_CONN_EV_DRAIN)) return;
     c->close_code = code;
     lws_callback_on_writable(c->wsi);
 }
 
 void gw_conn_peer_closed(gw_conn_t *c) {
-    c->state = GW_CONN_CLOSED; /* lws echoes the close and calls WRITEABLE no more */
+    transition(c, GW_CONN_EV_PEER_CLOSED); /* lws echoes the close and calls WRITEABLE no more */
 }
 
 /* The close frame, by lws's own close: the code set with
@@ -104,7 +110,7 @@ void gw_conn_peer_closed(gw_conn_t *c) {
  * lws then sends the frame after anything still buffered and gives the
  * peer 5 s to answer. */
 static int send_close(gw_conn_t *c) {
-    c->state = GW_CONN_CLOSED;
+    transition(c, GW_CONN_EV_FRAME_SENT);
     lws_close_reason(c->wsi, (enum lws_close_status)c->close_code, NULL, 0);
     lws_set_timer_usecs(c->wsi, 1);
     return 0;
@@ -129,7 +135,7 @@ int gw_conn_timer(gw_conn_t *c) {
  * inside it, so a connection whose client offered any extension always
  * queues (c->direct is false). */
 static bool can_write_now(const gw_conn_t *c) {
-    return c->state == GW_CONN_OPEN && c->direct && !c->out_head && !lws_partial_buffered(c->wsi);
+    return gw_conn_takes_sends(c->state) && c->direct && !c->out_head && !lws_partial_buffered(c->wsi);
 }
 
 static int write_now(gw_conn_t *c, const char *text, size_t len) {
@@ -144,7 +150,7 @@ static int write_now(gw_conn_t *c, const char *text, size_t len) {
         /* the peer is gone: lws closes the connection, and CLOSED releases
          * its tabs and locks */
         PX_INFO(GW_COMP, "ws write failed: closing", "user=%s tab=%s", c->who.user_id, c->tab_id);
-        c->state = GW_CONN_CLOSED;
+        transition(c, GW_CONN_EV_WRITE_FAILED);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return PX_EIO;
     }
@@ -174,7 +180,7 @@ static int out_overflow(gw_conn_t *c) {
 
 int gw_conn_send(gw_conn_t *c, const char *text, size_t len) {
     gw_ctx_t *gw = c->gw;
-    if (c->state != GW_CONN_OPEN) return PX_EIO;
+    if (!gw_conn_takes_sends(c->state)) return PX_EIO;
     if (c->out_bytes + len > (size_t)gw->cfg.max_out_bytes) return out_overflow(c);
     if (can_write_now(c)) return write_now(c, text, len);
     gw_out_t *o = out_new(text, len);
@@ -192,7 +198,7 @@ int gw_conn_send(gw_conn_t *c, const char *text, size_t len) {
 int gw_conn_send_presence(gw_sub_t *s, const char *text, size_t len) {
     gw_conn_t *c = s->conn;
     gw_ctx_t *gw = c->gw;
-    if (c->state != GW_CONN_OPEN) return PX_EIO;
+    if (!gw_conn_takes_sends(c->state)) return PX_EIO;
     if (s->presence) {
         s->presence->dead = true;
         s->presence->sub = NULL;
@@ -236,23 +242,24 @@ static int write_ping(gw_conn_t *c) {
     unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'p', [LWS_PRE + 1] = 'x'};
     c->ping_due = false;
     if (lws_write(c->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0) return -1;
-    if (c->out_head || c->state != GW_CONN_OPEN) lws_callback_on_writable(c->wsi);
+    if (c->out_head || gw_conn_wants_writeable(c->state)) lws_callback_on_writable(c->wsi);
     return 0;
 }
 
-/* The next queued message that is still wanted, taken off the queue, or
- * NULL. */
-static gw_out_t *queue_pop(gw_conn_t *c) {
-    gw_out_t *o = c->out_head;
-    while (o && o->dead) { /* superseded PRESENCEs: their bytes were already uncounted */
+/* Superseded PRESENCEs at the head of the queue are freed: their bytes
+ * were already uncounted. */
+static void skip_dead(gw_conn_t *c) {
+    while (c->out_head && c->out_head->dead) {
+        gw_out_t *o = c->out_head;
         c->out_head = o->next;
         free(o);
-        o = c->out_head;
     }
-    if (!o) {
-        c->out_tail = NULL;
-        return NULL;
-    }
+    if (!c->out_head) c->out_tail = NULL;
+}
+
+/* The head of a queue skip_dead has left non-empty, taken off it. */
+static gw_out_t *queue_pop(gw_conn_t *c) {
+    gw_out_t *o = c->out_head;
     c->out_head = o->next;
     if (!c->out_head) c->out_tail = NULL;
     c->out_bytes -= o->len;
@@ -262,19 +269,20 @@ static gw_out_t *queue_pop(gw_conn_t *c) {
 }
 
 /* Queued messages, as many as the socket takes at once (up to
- * GW_WRITES_PER_CALLBACK, then the next callback), then (DRAINING, the
- * queue empty) the close frame. */
+ * GW_WRITES_PER_CALLBACK, then the next callback), or the close frame when
+ * the state machine says it is due. */
 #define GW_WRITES_PER_CALLBACK 16
 int gw_conn_writeable(gw_conn_t *c) {
     free(c->draining); /* a deflated message's drain ended before this callback */
     c->draining = NULL;
     if (c->state == GW_CONN_CLOSED) return 0;
     if (c->ping_due) return write_ping(c);
-    /* a stuck client is closed at once: its queue is what is stuck */
-    if (c->state == GW_CONN_CLOSING) return send_close(c);
     for (int i = 0; i < GW_WRITES_PER_CALLBACK; i++) {
+        skip_dead(c);
+        gw_conn_write_t act = gw_conn_write_action(c->state, !c->out_head);
+        if (act == GW_CONN_WRITE_CLOSE_FRAME) return send_close(c); /* a stuck client: its queue is what is stuck */
+        if (act == GW_CONN_WRITE_NOTHING) return 0;
         gw_out_t *o = queue_pop(c);
-        if (!o) return c->state == GW_CONN_DRAINING ? send_close(c) : 0;
         int n = lws_write(c->wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
         if (c->direct) {
             free(o);
@@ -294,7 +302,7 @@ int gw_conn_writeable(gw_conn_t *c) {
          * truncated write waits for the socket */
         if (!c->direct || lws_partial_buffered(c->wsi)) break;
     }
-    if (c->out_head || c->state == GW_CONN_DRAINING) lws_callback_on_writable(c->wsi);
+    if (c->out_head || gw_conn_wants_writeable(c->state)) lws_callback_on_writable(c->wsi);
     return 0;
 }
 
@@ -307,7 +315,7 @@ void gw_conn_heard(gw_conn_t *c) {
 
 gw_rx_t gw_conn_receive(gw_conn_t *c, const void *in, size_t len) {
     gw_conn_heard(c);
-    if (c->state != GW_CONN_OPEN) return GW_RX_IGNORED; /* refused or closing: input is ignored */
+    if (!gw_conn_takes_input(c->state)) return GW_RX_IGNORED; /* refused or closing */
     bool final = lws_is_final_fragment(c->wsi) && !lws_remaining_packet_payload(c->wsi);
     if (lws_frame_is_binary(c->wsi)) {
         c->rx_binary = true;

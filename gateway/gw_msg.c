@@ -48,12 +48,8 @@ static int publish(gw_conn_t *c, gw_sub_t *s, px_pres_type_t type, const px_msg_
         gw_conn_send_error(c, "UNAVAILABLE", why, m->request_id);
         return -1;
     }
-    if (type == PX_PRES_SUB) { /* its PRESENCEs show the tab until the view does (gw_push.c) */
-        s->self_pending = true;
-        s->self_sent = false;
-        s->self_ts_ms = ev.ts_ms;
-        s->self_until_ms = px_mono_ms() + GW_SELF_MERGE_MS;
-    }
+    if (type == PX_PRES_SUB) /* its PRESENCEs show the tab until the view does (gw_push.c) */
+        gw_self_start(&s->self, ev.ts_ms, px_mono_ms(), GW_SELF_MERGE_MS);
     return 0;
 }
 

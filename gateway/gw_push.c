@@ -10,8 +10,8 @@
  * - A read of a watched entity is back: a PRESENCE to every watcher,
  *   coalesced per connection (gw_conn.c), and one more read if a change
  *   came meanwhile; at most one read per entity is in flight. A watcher
- *   whose SUB the view does not show yet gets its own tab merged in, so
- *   its first PRESENCE never shows the room without it.
+ *   whose SUB the view does not show yet gets its own tab merged in
+ *   (gw_self.h), so its first PRESENCE never shows the room without it.
  * - A Redis link up again: every watched channel is subscribed again, or
  *   every watched entity read again.
  */
@@ -22,34 +22,6 @@
 #include "px_log.h"
 #include "px_time.h"
 #include "px_view.h"
-
-/* Whether s's PRESENCE from the view just decoded (gw->tabs[0..n_tabs))
- * gets the subscriber's own tab merged in: yes until the view holds that
- * tab (same tab id and user) joined at or after the SUB's ts, which is
- * the processor's fold of this SUB, or GW_SELF_MERGE_MS has passed since
- * the SUB and one merged PRESENCE went out. Clears s->self_pending when
- * the answer becomes no for good. *at is the tab's index in the view, or
- * -1. */
-static bool self_merge(gw_ctx_t *gw, gw_sub_t *s, int64_t now_mono, long *at) {
-    const gw_conn_t *c = s->conn;
-    *at = -1;
-    if (!s->self_pending) return false;
-    for (size_t i = 0; i < gw->n_tabs; i++) {
-        const struct px_view_tab *t = &gw->tabs[i];
-        if (strcmp(t->tab_id, c->tab_id) != 0 || strcmp(t->user_id, c->who.user_id) != 0) continue;
-        if (t->since_ms >= s->self_ts_ms) {
-            s->self_pending = false;
-            return false;
-        }
-        *at = (long)i;
-        break;
-    }
-    if (s->self_sent && now_mono >= s->self_until_ms) {
-        s->self_pending = false;
-        return false;
-    }
-    return true;
-}
 
 /* v (just decoded, its viewers aggregated from gw->tabs) as s's
  * connection should see it while its SUB is not folded yet: with the
@@ -91,16 +63,16 @@ static void fan_out(gw_ctx_t *gw, gw_entity_t *e, const px_presence_view_t *v) {
     for (gw_sub_t *s = e->subs, *next; s; s = next) {
         next = s->next_in_ent; /* a send may close and unlink the conn */
         long at;
-        if (self_merge(gw, s, now_mono, &at)) {
+        if (gw_self_merge(&s->self, gw->tabs, gw->n_tabs, s->conn->tab_id, s->conn->who.user_id, now_mono, &at)) {
             if (write_presence_self(gw, v, s, at) == 0) {
-                s->self_sent = true;
+                s->self.sent = true;
                 gw_conn_send_presence(s, gw->scratch_self.data, gw->scratch_self.len);
                 continue;
             }
             gw_count_error(gw, "INTERNAL");
             PX_WARN(GW_COMP, "presence with the subscriber's tab too large: sent without it", "key=%s tabs=%zu",
                     e->keystr, gw->n_tabs);
-            s->self_pending = false;
+            s->self.pending = false;
         }
         gw_conn_send_presence(s, gw->scratch.data, gw->scratch.len);
     }
