@@ -13,6 +13,8 @@
 #                   [--replication-factor N] [--min-insync-replicas N]
 #   stack.sh kill-node N [--state DIR] [--signal KILL|TERM]
 #   stack.sh start-node N [--state DIR]
+#   stack.sh kill-redis N [--state DIR] [--signal KILL|TERM]
+#   stack.sh start-redis N [--state DIR]
 #   stack.sh java21                 (the Java the registry runs on)
 #
 # --brokers N (default 1) runs N Kafka nodes, each broker and controller:
@@ -27,7 +29,9 @@
 # one Redis (REDIS_NODES in stack.env: the seeds); --redis-replica one
 # master, one replica and 3 Sentinels (REDIS_SENTINELS, REDIS_MASTER_NAME).
 # Both keep an append-only file (fsync every second); the single Redis
-# keeps nothing (--redis-persistence changes either). See stack/redis.sh.
+# keeps nothing (--redis-persistence changes either). kill-redis /
+# start-redis stop and start one of their Redis nodes (DIR/redis-N). See
+# stack/redis.sh.
 # --kafka-address ADDR: every broker also listens on ADDR (a port of its own
 # each, the listener EXTERNAL, advertised as ADDR:port), so clients in
 # another network namespace reach the cluster across a link whose root side
@@ -80,7 +84,7 @@ case $KAFKA_REQUEST_LOG in
 esac
 
 usage() {
-  sed -n '4,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '4,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-2}"
 }
 
@@ -943,7 +947,9 @@ case $sub in
   topics) cmd_topics "$@" ;;
   kill-node) cmd_kill_node "$@" ;;
   start-node) cmd_start_node "$@" ;;
+  kill-redis) cmd_kill_redis "$@" ;;
+  start-redis) cmd_start_redis "$@" ;;
   java21) find_java21 || die "no Java 21 or newer under /usr/lib/jvm" ;;
   -h|--help|help) usage 0 ;;
-  *) die "unknown subcommand: $sub (up, down, status, env, topics, kill-node, start-node, java21)" ;;
+  *) die "unknown subcommand: $sub (up, down, status, env, topics, kill-node, start-node, kill-redis, start-redis, java21)" ;;
 esac

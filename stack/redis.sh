@@ -283,6 +283,52 @@ wait_redis_replica() { # ports...
   say "redis: master 127.0.0.1:${ports[0]}, replica 127.0.0.1:${ports[1]}, $REDIS_SENTINELS_N sentinels ($REDIS_SENTINELS_LIST, master name '$SENTINEL_MASTER_NAME') ready in $(secs_since "$t0") s"
 }
 
+# --- kill-redis / start-redis --------------------------------------------------
+
+# The dir of Redis node NODE of a cluster or replica layout, or death.
+redis_node_dir() {
+  [ "$(redis_mode)" != single ] || die "kill-redis / start-redis need a --redis-cluster or --redis-replica stack (this one has a single Redis: kill its pid from stack.sh status)"
+  local dir=$STATE/redis-$NODE
+  [ -f "$dir/redis.conf" ] || die "no Redis node $NODE in $STATE ($dir/redis.conf missing; stack.sh status lists them)"
+  echo "$dir"
+}
+
+# Signals Redis node NODE (SIGKILL by default) and waits until it is gone.
+cmd_kill_redis() {
+  NODE_ARG=kill-redis
+  parse_opts "$@"
+  local dir pid t0
+  dir=$(redis_node_dir)
+  pid=$(read_pid "$dir/redis.pid")
+  pid_is "$pid" redis-server || die "redis node $NODE is not running (pid file $dir/redis.pid)"
+  t0=$(now_ms)
+  kill -"$SIGNAL" "$pid" 2>/dev/null || true
+  while pid_is "$pid" redis-server; do sleep 0.02; done
+  rm -f "$dir/redis.pid"
+  say "redis: node $NODE (pid $pid) stopped by SIG$SIGNAL in $(secs_since "$t0") s (signalled at $t0 ms since the epoch)"
+}
+
+# Starts Redis node NODE again from its config and data (its append-only
+# file, and for a cluster node its nodes.conf) on its port; ready when it
+# answers PING, its data loaded. The Sentinels or the cluster make a
+# former master a replica of the one that replaced it.
+cmd_start_redis() {
+  NODE_ARG=start-redis
+  parse_opts "$@"
+  local dir pid port t0 role
+  dir=$(redis_node_dir)
+  pid=$(read_pid "$dir/redis.pid")
+  ! pid_is "$pid" redis-server || die "redis node $NODE already runs (pid $pid)"
+  port=$(conf_port "$dir/redis.conf")
+  ! port_taken "$port" || die "port $port of redis node $NODE is taken by another program"
+  t0=$(now_ms)
+  setsid redis-server "$dir/redis.conf" </dev/null >>"$dir/redis.out" 2>&1 &
+  echo $! >"$dir/redis.pid"
+  wait_redis_ping "$port" "$dir/redis.pid" "$dir/redis.log"
+  role=$(redis-cli -h 127.0.0.1 -p "$port" ROLE 2>/dev/null | head -n 1)
+  say "redis: node $NODE back on 127.0.0.1:$port in $(secs_since "$t0") s, role ${role/slave/replica} for now (log $dir/redis.log)"
+}
+
 # --- up / env / status ----------------------------------------------------------
 
 # How many free ports the layout needs.

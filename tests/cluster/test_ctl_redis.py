@@ -45,7 +45,7 @@ async def test(stack):
     print(f"{produced} records through the processor", flush=True)
 
     # --- a 3 + 3 Redis Cluster -------------------------------------------
-    workdir = os.path.join(stack.logdir, "redis")
+    workdir = os.path.join(stack.build, "cluster", "ctl-redis")  # Unix sockets: not under the log dir
     rc = pxcluster.RedisCluster(workdir, masters=3, replicas=1).start()
     masters = sorted(m.addr for m in rc.masters())
     cl = ["--set", "redis.cluster=true", "--set", f"redis.nodes={rc.seeds()}"]
