@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "gw_redis.h"
+#include "gw_redis_cluster.h"
 #include "px_err.h"
 #include "px_log.h"
 #include "px_redis_addr.h"
@@ -25,6 +26,7 @@
 #define GW_REDIS_DEAD_MS 3000
 
 struct gw_redis {
+    gw_rcl_t *cl; /* a Redis Cluster: everything goes to gw_redis_cluster.c */
     uv_loop_t *loop;
     char host[512];
     int port;
@@ -201,6 +203,10 @@ gw_redis_t *gw_redis_new(uv_loop_t *loop, const char *host, int port, px_counter
 }
 
 void gw_redis_stop(gw_redis_t *r) {
+    if (r && r->cl) {
+        gw_rcl_stop(r->cl);
+        return;
+    }
     if (!r || r->stopping) return;
     r->stopping = true;
     uv_timer_stop(&r->retry);
@@ -214,15 +220,35 @@ void gw_redis_stop(gw_redis_t *r) {
     r->cmd = r->sub = NULL;
 }
 
+gw_redis_t *gw_redis_new_cluster(uv_loop_t *loop, const px_rcl_conf_t *conf, px_counter_t *errors,
+                                 const gw_redis_handlers_t *h, char *errstr, size_t errstr_size) {
+    gw_redis_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    r->loop = loop;
+    r->errors = errors;
+    r->h = *h;
+    if (!(r->cl = gw_rcl_new(loop, conf, errors, h, errstr, errstr_size))) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
 void gw_redis_free(gw_redis_t *r) {
+    if (r) gw_rcl_free(r->cl);
     free(r);
 }
 
 bool gw_redis_readable(const gw_redis_t *r) {
+    if (r && r->cl) return gw_rcl_readable(r->cl);
     return r && r->cmd && r->cmd_up;
 }
 
 bool gw_redis_subscribed(const gw_redis_t *r) {
+    if (r && r->cl) return gw_rcl_subscribed(r->cl);
     return r && r->sub && r->sub_up;
 }
 
@@ -240,6 +266,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 void gw_redis_subscribe(gw_redis_t *r, const char *channel, bool on) {
+    if (r->cl) {
+        gw_rcl_subscribe(r->cl, channel, on);
+        return;
+    }
     if (!gw_redis_subscribed(r)) return;
     if (redisAsyncCommand(r->sub, on ? on_sub_reply : NULL, NULL, "%s %s", on ? "SUBSCRIBE" : "UNSUBSCRIBE",
                           channel) != REDIS_OK) {
@@ -268,6 +298,7 @@ static void on_get(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 int gw_redis_get(gw_redis_t *r, const char *key, gw_redis_get_cb cb, void *arg) {
+    if (r->cl) return gw_rcl_get(r->cl, key, cb, arg);
     if (!gw_redis_readable(r) || r->stopping) return PX_EBACKEND;
     get_req_t *req = malloc(sizeof *req);
     if (!req) {

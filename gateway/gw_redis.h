@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "px_metrics.h"
+#include "px_redis_cluster.h"
 
 typedef struct gw_redis gw_redis_t;
 
@@ -48,6 +49,11 @@ typedef void (*gw_redis_get_cb)(void *arg, int status, const char *val, size_t l
  * memory. The handlers run on the loop. */
 gw_redis_t *gw_redis_new(uv_loop_t *loop, const char *host, int port, px_counter_t *errors,
                          const gw_redis_handlers_t *h);
+/* The same on a Redis Cluster (redis.cluster): reads routed by slot,
+ * sharded pub/sub (gw_redis_cluster.h). conf from px_redis_conf_rcl. NULL
+ * with the reason in errstr. */
+gw_redis_t *gw_redis_new_cluster(uv_loop_t *loop, const px_rcl_conf_t *conf, px_counter_t *errors,
+                                 const gw_redis_handlers_t *h, char *errstr, size_t errstr_size);
 /* In the loop, at shutdown: close the connections and timers; reads in
  * flight are answered with PX_EBACKEND, no handler runs afterwards. */
 void gw_redis_stop(gw_redis_t *r);
@@ -60,8 +66,9 @@ bool gw_redis_subscribed(const gw_redis_t *r);
 /* GET key, answered through cb. 0, or PX_EBACKEND when the read link is
  * down or the command cannot be queued (cb is then not called). */
 int gw_redis_get(gw_redis_t *r, const char *key, gw_redis_get_cb cb, void *arg);
-/* (UN)SUBSCRIBE channel; a no-op while the pub/sub link is down (`up`
- * asks for it again). */
+/* (UN)SUBSCRIBE channel. A single server: a no-op while the pub/sub link
+ * is down (`up` asks for it again). A cluster: the channel is wanted or
+ * not at once, and kept subscribed through failures by px_rsub. */
 void gw_redis_subscribe(gw_redis_t *r, const char *channel, bool on);
 
 /* gw_redis_uv.c: hiredis's async context on the loop: commands written

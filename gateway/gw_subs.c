@@ -16,7 +16,7 @@
 
 static void ent_sub_changed(gw_ctx_t *gw, gw_entity_t *e, bool subscribe) {
     char ch[PX_KEY_MAX + 32];
-    if (!gw_redis_subscribed(gw->redis)) return; /* subscribed again when the link is up (gw_push.c) */
+    /* a single server's link down: subscribed again when it is up (gw_push.c) */
     px_view_channel(&e->key, ch, sizeof ch);
     gw_redis_subscribe(gw->redis, ch, subscribe);
 }
