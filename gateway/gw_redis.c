@@ -20,6 +20,7 @@
 #include "px_err.h"
 #include "px_log.h"
 #include "px_redis_addr.h"
+#include "px_redis_sentinel.h"
 #include "px_time.h"
 
 #define GW_REDIS_COMP "gateway"
@@ -30,6 +31,11 @@ struct gw_redis {
     uv_loop_t *loop;
     char host[512];
     int port;
+    /* Sentinel: the master is asked for before every dial */
+    px_redis_node_t sentinel[PX_REDIS_SENTINELS_MAX];
+    int n_sentinels;
+    char master_name[PX_CONF_STR_MAX];
+    bool sentinel_failing; /* a run of failed questions, logged at its start */
     px_counter_t *errors;
     gw_redis_handlers_t h;
     redisAsyncContext *cmd, *sub;
@@ -115,7 +121,32 @@ static redisAsyncContext *dial(gw_redis_t *r) {
     return ac;
 }
 
+/* Sentinel: the master's address into r->host/port. 0, or -1 (logged
+ * and counted at the start of a run of failures). */
+static int ask_sentinels(gw_redis_t *r) {
+    char err[512];
+    px_redis_node_t m;
+    if (px_sentinel_master(r->sentinel, r->n_sentinels, r->master_name, 300, &m, NULL, err, sizeof err)) {
+        px_counter_add(r->errors, 1);
+        if (!r->sentinel_failing)
+            PX_WARN(GW_REDIS_COMP, "redis sentinels name no master", "master_name=%s err=\"%s\"", r->master_name, err);
+        r->sentinel_failing = true;
+        return -1;
+    }
+    if (r->sentinel_failing || m.port != r->port || strcmp(m.host, r->host) != 0)
+        PX_INFO(GW_REDIS_COMP, "redis master named by the sentinels", "master_name=%s addr=%s:%d", r->master_name,
+                m.host, m.port);
+    r->sentinel_failing = false;
+    snprintf(r->host, sizeof r->host, "%s", m.host);
+    r->port = m.port;
+    return 0;
+}
+
 static void redis_connect(gw_redis_t *r) {
+    if ((!r->cmd || !r->sub) && r->n_sentinels && ask_sentinels(r)) {
+        schedule_retry(r);
+        return;
+    }
     if (!r->cmd || !r->sub) r->dial_ms = px_now_ms();
     if (!r->cmd) r->cmd = dial(r);
     if (!r->sub) r->sub = dial(r);
@@ -184,15 +215,34 @@ static void on_watchdog(uv_timer_t *t) {
     schedule_retry(r);
 }
 
-gw_redis_t *gw_redis_new(uv_loop_t *loop, const char *host, int port, px_counter_t *errors,
-                         const gw_redis_handlers_t *h) {
+gw_redis_t *gw_redis_new(uv_loop_t *loop, const px_redis_conf_t *rc, const char *host, int port, px_counter_t *errors,
+                         const gw_redis_handlers_t *h, char *errstr, size_t errstr_size) {
     gw_redis_t *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
+    if (!r) {
+        px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
     r->loop = loop;
-    snprintf(r->host, sizeof r->host, "%s", host);
-    r->port = port;
     r->errors = errors;
     r->h = *h;
+    if (rc->cluster) {
+        px_rcl_conf_t cc;
+        px_redis_conf_rcl(rc, host, port, 1000, &cc);
+        if (!(r->cl = gw_rcl_new(loop, &cc, errors, h, errstr, errstr_size))) {
+            free(r);
+            return NULL;
+        }
+        return r;
+    }
+    int n = px_redis_conf_sentinels(rc, r->sentinel, errstr, errstr_size);
+    if (n < 0) {
+        free(r);
+        return NULL;
+    }
+    r->n_sentinels = n;
+    snprintf(r->master_name, sizeof r->master_name, "%s", rc->master_name);
+    snprintf(r->host, sizeof r->host, "%s", host);
+    r->port = port;
     uv_timer_init(loop, &r->retry);
     r->retry.data = r;
     uv_timer_init(loop, &r->watchdog);
@@ -218,23 +268,6 @@ void gw_redis_stop(gw_redis_t *r) {
     if (r->cmd) redisAsyncFree(r->cmd);
     if (r->sub) redisAsyncFree(r->sub);
     r->cmd = r->sub = NULL;
-}
-
-gw_redis_t *gw_redis_new_cluster(uv_loop_t *loop, const px_rcl_conf_t *conf, px_counter_t *errors,
-                                 const gw_redis_handlers_t *h, char *errstr, size_t errstr_size) {
-    gw_redis_t *r = calloc(1, sizeof *r);
-    if (!r) {
-        px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory");
-        return NULL;
-    }
-    r->loop = loop;
-    r->errors = errors;
-    r->h = *h;
-    if (!(r->cl = gw_rcl_new(loop, conf, errors, h, errstr, errstr_size))) {
-        free(r);
-        return NULL;
-    }
-    return r;
 }
 
 void gw_redis_free(gw_redis_t *r) {

@@ -22,7 +22,7 @@
 #include <uv.h>
 
 #include "px_metrics.h"
-#include "px_redis_cluster.h"
+#include "px_redis_conf.h"
 
 typedef struct gw_redis gw_redis_t;
 
@@ -44,16 +44,16 @@ typedef struct gw_redis_handlers {
  * bytes live until the return. */
 typedef void (*gw_redis_get_cb)(void *arg, int status, const char *val, size_t len);
 
-/* Start dialling host:port (a host beginning with / is a Unix socket);
- * errors (failed reads, lost connections) bump `errors`. NULL when out of
- * memory. The handlers run on the loop. */
-gw_redis_t *gw_redis_new(uv_loop_t *loop, const char *host, int port, px_counter_t *errors,
-                         const gw_redis_handlers_t *h);
-/* The same on a Redis Cluster (redis.cluster): reads routed by slot,
- * sharded pub/sub (gw_redis_cluster.h). conf from px_redis_conf_rcl. NULL
- * with the reason in errstr. */
-gw_redis_t *gw_redis_new_cluster(uv_loop_t *loop, const px_rcl_conf_t *conf, px_counter_t *errors,
-                                 const gw_redis_handlers_t *h, char *errstr, size_t errstr_size);
+/* The transport for the shared Redis settings rc and the gateway's
+ * redis.host/redis.port: a single server (a host beginning with / is a
+ * Unix socket), dialled at once; with Sentinel (redis.sentinels), the
+ * master the Sentinels name, asked before every dial (blocking, 300 ms per
+ * Sentinel at most: only when a connection is lost); a cluster
+ * (redis.cluster): gw_redis_cluster.h. Errors (failed reads, lost
+ * connections) bump `errors`. NULL with the reason in errstr. The
+ * handlers run on the loop. */
+gw_redis_t *gw_redis_new(uv_loop_t *loop, const px_redis_conf_t *rc, const char *host, int port, px_counter_t *errors,
+                         const gw_redis_handlers_t *h, char *errstr, size_t errstr_size);
 /* In the loop, at shutdown: close the connections and timers; reads in
  * flight are answered with PX_EBACKEND, no handler runs afterwards. */
 void gw_redis_stop(gw_redis_t *r);

@@ -151,14 +151,9 @@ static int setup_schemas(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
 static int redis_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
     gw_redis_handlers_t h = gw_push_handlers(gw);
     if (gw_view_init(gw)) return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory");
-    if (gw->cfg.redis.cluster) {
-        px_rcl_conf_t rc;
-        px_redis_conf_rcl(&gw->cfg.redis, gw->cfg.redis_host, (int)gw->cfg.redis_port, (long)1000, &rc);
-        gw->redis = gw_redis_new_cluster(gw->loop, &rc, gw->m_redis_err, &h, errstr, errstr_size);
-        return gw->redis ? 0 : -1;
-    }
-    gw->redis = gw_redis_new(gw->loop, gw->cfg.redis_host, (int)gw->cfg.redis_port, gw->m_redis_err, &h);
-    return gw->redis ? 0 : px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory");
+    gw->redis = gw_redis_new(gw->loop, &gw->cfg.redis, gw->cfg.redis_host, (int)gw->cfg.redis_port, gw->m_redis_err,
+                             &h, errstr, errstr_size);
+    return gw->redis ? 0 : -1;
 }
 
 /* Configuration into gw->cfg, validated, the logger set. -1 to go on, or
@@ -188,7 +183,7 @@ static int configure(gw_ctx_t *gw, int argc, char **argv) {
     }
     if (px_redis_host_check(gw->cfg.redis_host, errstr, sizeof errstr) ||
         px_redis_conf_check(&gw->cfg.redis, errstr, sizeof errstr) ||
-        px_redis_conf_limit(&gw->cfg.redis, "presence-gateway", true, false, errstr, sizeof errstr)) {
+        px_redis_conf_limit(&gw->cfg.redis, "presence-gateway", true, true, errstr, sizeof errstr)) {
         fprintf(stderr, "presence-gateway: %s\n", errstr);
         return 2;
     }
