@@ -295,7 +295,7 @@ static void resend_due(gw_rcl_t *c, int64_t now) {
 static void sweep_nodes(gw_rcl_t *c, int64_t now) {
     for (node_t **pp = &c->conns; *pp;) {
         node_t *n = *pp;
-        if (n->ac && (n->up ? n->owed : 1) && now - n->since_ms > GW_RCL_DEAD_MS) {
+        if (n->ac && (n->up ? n->owed && now - n->since_ms > GW_RCL_DEAD_MS : now - n->since_ms > GW_RCL_CONNECT_MS)) {
             px_counter_add(c->errors, 1);
             PX_WARN(COMP, n->up ? "redis node not answering: reconnecting" : "redis node connect timed out",
                     "node=%s:%d owed=%u", n->addr.host, n->addr.port, n->owed);
@@ -318,7 +318,8 @@ static void on_tick(uv_timer_t *t) {
     map_read(c, now);
     resend_due(c, now);
     sweep_nodes(c, now);
-    if (c->reread_ms && now >= c->reread_ms && c->map_ok) {
+    /* with a fresh map when one was asked for (for at most a second) */
+    if (c->reread_ms && now >= c->reread_ms && c->map_ok && (!c->map_stale || now - c->reread_ms > 1000)) {
         c->reread_ms = 0;
         c->h.up(c->h.arg, GW_REDIS_READS);
     }
@@ -334,7 +335,11 @@ static void on_sub_message(void *ud, const char *ch, size_t ch_len, const char *
 static void on_subscribed(void *ud, const char *ch, size_t ch_len, bool again) {
     gw_rcl_t *c = ud;
     (void)ch, (void)ch_len;
-    if (again) reread_soon(c, 0); /* messages may be lost: read every watched entity again */
+    if (!again) return;
+    /* the channel moved (a failover, a migration): the map is old too, and
+     * messages may be lost, so read every watched entity again with a new map */
+    c->map_stale = true;
+    reread_soon(c, 0);
 }
 
 static void on_sub_state(void *ud, bool up) {

@@ -30,6 +30,7 @@
 #define GW_RCL_ATTEMPTS 8
 #define GW_RCL_RETRY_MS 6000  /* a read gives up this long after it was asked */
 #define GW_RCL_DEAD_MS 3000   /* a connection with an answer owed this long is dropped */
+#define GW_RCL_CONNECT_MS 1000 /* and one not connected after this long (hiredis 0.14 on libuv can miss a refusal) */
 
 typedef struct gw_rcl gw_rcl_t;
 
