@@ -77,9 +77,15 @@ async def sub(ws, oid, tab):
     await ws.send(json.dumps({"type": "SUB", "entity": "order", "id": oid, "tab_id": tab}))
 
 
-async def see_both(ws, oid):
-    await pxtest.recv_until(ws, presence(lambda m: m["id"] == oid and sorted(m["users"]) == ["alice", "bob"]),
-                            timeout=30, what=f"PRESENCE of {oid} with both")
+async def see_both(ws, oids):
+    """PRESENCEs of every one of oids showing both users (in any order)."""
+    left = set(oids)
+
+    def pred(m):
+        if m.get("type") == "PRESENCE" and sorted(m["users"]) == ["alice", "bob"]:
+            left.discard(m["id"])
+        return not left
+    await pxtest.recv_until(ws, pred, timeout=30, what=f"PRESENCE of {sorted(oids)} with both")
 
 
 async def after_fault(rc, alice, bob, oid, what, t_fault, field):
@@ -125,9 +131,8 @@ async def test(stack, rc):
     for oid in (oid_a, oid_b):
         await sub(alice, oid, "ta")
         await sub(bob, oid, "tb")
-    for oid in (oid_a, oid_b):
-        await see_both(alice, oid)
-        await see_both(bob, oid)
+    await see_both(alice, (oid_a, oid_b))
+    await see_both(bob, (oid_a, oid_b))
     for oid, field in ((oid_a, "amount"), (oid_b, "note")):
         winner = await race(alice, bob, oid, field, f"r0-{field}")
         print(f"{oid}: {field} went to {winner}", flush=True)
