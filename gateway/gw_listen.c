@@ -119,12 +119,18 @@ int gw_listen_start(gw_ctx_t *gw, struct lws_vhost *vh, char *errstr, size_t err
     l->fd = fd;
     l->gw = gw;
     l->vh = vh;
-    uv_poll_init_socket(gw->loop, &l->poll, fd);
+    int rc = uv_poll_init_socket(gw->loop, &l->poll, fd);
+    if (rc) {
+        close(fd);
+        free(l);
+        return px_errf(PX_EIO, errstr, errstr_size, "cannot watch the listening socket: %s", uv_strerror(rc));
+    }
     uv_timer_init(gw->loop, &l->pause);
     l->poll.data = l->pause.data = l;
     l->open_handles = 2;
-    gw->listener = l;
-    uv_poll_start(&l->poll, UV_READABLE, on_readable);
+    gw->listener = l; /* from here gw_listen_stop closes it */
+    rc = uv_poll_start(&l->poll, UV_READABLE, on_readable);
+    if (rc) return px_errf(PX_EIO, errstr, errstr_size, "cannot watch the listening socket: %s", uv_strerror(rc));
     return 0;
 }
 
