@@ -7,6 +7,7 @@
  *               [--lockers L] [--lock-rate R] [--duration D] [--hb-s 30]
  *               [--gw-pid PID] [--tenant T] [--socketio] [--path P]
  *               [--hb-burst 20] [--cpu NAME=PID ...]
+ *               [--first I] [--source-base B] [--hold S] [--open-s 300]
  *
  * One thread, epoll, raw sockets and a minimal RFC 6455 client (masked
  * text frames out; unmasked frames in, no extensions), so the generator
@@ -41,6 +42,18 @@
  * (sio_* and px_* below) differs, the scheduling, epoll loop and
  * statistics are shared.
  *
+ * Opening gives up after --open-s seconds (the connections opened by then
+ * stay). --hold S holds the connections instead of the phases after the idle
+ * measurement: it prints the `connections:` line and `idle: subscribed=N`
+ * once every connection is subscribed and 5 s idle, then goes on
+ * heartbeating and answering the server's pings for S seconds or until
+ * SIGTERM/SIGINT, and prints `held:`. For more connections than one
+ * process may open, run several side by side, each with its own --first
+ * (user, tab and entity numbers start there; give --entities the whole
+ * run's) and --source-base (its source addresses are 127.0.0.B ..
+ * 127.0.0.B+K-1, so that no two processes draw on one address's ephemeral
+ * ports): bench/run_idle.sh does.
+ *
  * Limits: no TLS, no permessage-deflate, frames up to 64 KiB, one
  * process (so at most RLIMIT_NOFILE connections).
  */
@@ -52,6 +65,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <jwt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -91,12 +105,12 @@ static int64_t now_ns(void) {
 static struct {
     const char *host, *secret, *tenant;
     const char *path; /* socket.io: the server's path */
-    int port, conns, sources, entities, lockers, gw_pid, hb_burst;
+    int port, conns, sources, entities, lockers, gw_pid, hb_burst, first, source_base;
     bool sio;
-    double lock_rate, duration, hb_s;
+    double lock_rate, duration, hb_s, hold_s, open_s;
 } opt = {.host = "127.0.0.1", .tenant = "bench", .port = 8080, .conns = 1000, .sources = 1, .lockers = 100,
          .lock_rate = 1000, .duration = 10, .hb_s = 30, .path = "/socket.io",
-         .hb_burst = 20};
+         .hb_burst = 20, .source_base = 1, .open_s = 300};
 
 static conn_t *cs;
 static int ep;
@@ -190,6 +204,9 @@ static struct {
 } cpus[MAX_CPU];
 static int n_cpus;
 
+/* The number of connection c: its user, tab and entity (--first on). */
+static int conn_no(const conn_t *c) { return opt.first + (int)(c - cs); }
+
 static char *mint(int i) {
     jwt_t *j = NULL;
     char sub[32];
@@ -258,7 +275,7 @@ typedef enum { IN_OTHER, IN_PRESENCE, IN_LOCK_ACK, IN_BAD_FIELD, IN_ERROR, IN_CO
 
 /* Send message `k` of connection c in the dialect of the run. */
 static int send_msg(conn_t *c, out_kind_t k) {
-    int idx = (int)(c - cs);
+    int idx = conn_no(c);
     char m[256];
     /* socket.io: 42["event",{...}]; presence: {"type":"TYPE",...} */
     const char *pre = opt.sio ? "42[" : "", *post = opt.sio ? "}]" : "}";
@@ -311,7 +328,7 @@ static in_kind_t sio_classify(conn_t *c, const char *msg, size_t len) {
         return IN_CONTROL;
     }
     if (msg[0] == '0') { /* engine.io open: connect the default namespace with our token */
-        char *tok = mint((int)(c - cs));
+        char *tok = mint(conn_no(c));
         char m[1024];
         if (!tok) {
             kill_conn(c);
@@ -469,7 +486,7 @@ static void on_connected(conn_t *c) {
         return;
     }
     /* presence: the token in the URL; socket.io: in the CONNECT packet */
-    char *tok = opt.sio ? NULL : mint((int)(c - cs));
+    char *tok = opt.sio ? NULL : mint(conn_no(c));
     if (!opt.sio && !tok) {
         kill_conn(c);
         return;
@@ -502,7 +519,7 @@ static int open_conn(int idx) {
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_in src = {.sin_family = AF_INET};
-    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(idx % opt.sources));
+    src.sin_addr.s_addr = htonl(0x7f000000u + (uint32_t)opt.source_base + (uint32_t)(idx % opt.sources));
     if (bind(c->fd, (struct sockaddr *)&src, sizeof src)) {
         close(c->fd);
         c->st = ST_DEAD;
@@ -637,12 +654,38 @@ static uint64_t hb_burst(int n, double *secs) {
     return sent;
 }
 
+static volatile sig_atomic_t stop_hold;
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_hold = 1;
+}
+
+/* --hold: keep every connection open and heartbeating for hold_s seconds
+ * or until SIGTERM/SIGINT; the caller has printed the idle figures. */
+static void hold_idle(void) {
+    signal(SIGTERM, on_stop_signal);
+    signal(SIGINT, on_stop_signal);
+    printf("idle: subscribed=%llu\n", (unsigned long long)n_subscribed);
+    fflush(stdout);
+    int64_t end = now_ns() + (int64_t)(opt.hold_s * 1e9);
+    while (!stop_hold && now_ns() < end) {
+        poll_once(100);
+        int64_t t = now_ns();
+        heartbeats((double)(t - last) / 1e9);
+        last = t;
+    }
+    printf("held: subscribed=%llu closed_by_server=%llu heartbeats=%llu server_pings_answered=%llu\n",
+           (unsigned long long)n_subscribed, (unsigned long long)n_closed, (unsigned long long)n_hb_sent,
+           (unsigned long long)n_pings);
+}
+
 int main(int argc, char **argv) {
     static const struct option lo[] = {
         {"host", 1, 0, 'h'},    {"port", 1, 0, 'p'},     {"secret", 1, 0, 's'},   {"conns", 1, 0, 'n'},
         {"sources", 1, 0, 'k'}, {"entities", 1, 0, 'e'}, {"lockers", 1, 0, 'l'},  {"lock-rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"hb-s", 1, 0, 'b'},    {"gw-pid", 1, 0, 'g'},   {"tenant", 1, 0, 't'},
         {"socketio", 0, 0, 'S'}, {"path", 1, 0, 'P'},    {"hb-burst", 1, 0, 'B'},   {"cpu", 1, 0, 'C'},
+        {"first", 1, 0, 'F'},   {"source-base", 1, 0, 'K'}, {"hold", 1, 0, 'H'},  {"open-s", 1, 0, 'O'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -662,6 +705,10 @@ int main(int argc, char **argv) {
         case 'S': opt.sio = true; break;
         case 'P': opt.path = optarg; break;
         case 'B': opt.hb_burst = atoi(optarg); break;
+        case 'F': opt.first = atoi(optarg); break;
+        case 'K': opt.source_base = atoi(optarg); break;
+        case 'H': opt.hold_s = atof(optarg); break;
+        case 'O': opt.open_s = atof(optarg); break;
         case 'C': {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || n_cpus == MAX_CPU || atoi(eq + 1) <= 0) {
@@ -676,8 +723,10 @@ int main(int argc, char **argv) {
         default: fprintf(stderr, "usage: see the header of bench/px_bench_gw.c\n"); return 2;
         }
     }
-    if (!opt.secret || opt.conns < 1 || opt.sources < 1 || opt.hb_s <= 0) {
-        fprintf(stderr, "px_bench_gw: --secret is required; --conns, --sources, --hb-s must be positive\n");
+    if (!opt.secret || opt.conns < 1 || opt.sources < 1 || opt.hb_s <= 0 || opt.first < 0 || opt.source_base < 1 ||
+        opt.source_base + opt.sources > 255) {
+        fprintf(stderr, "px_bench_gw: --secret is required; --conns, --sources, --hb-s must be positive; "
+                        "--first >= 0; 127.0.0.B .. 127.0.0.B+K-1 within 127.0.0.1-254\n");
         return 2;
     }
     if (!opt.entities) opt.entities = opt.conns > 1 ? opt.conns / 2 : 1;
@@ -709,8 +758,8 @@ int main(int argc, char **argv) {
         int64_t t = now_ns();
         heartbeats((double)(t - last) / 1e9);
         last = t;
-        if (t - t0 > 300 * 1000000000LL) {
-            fprintf(stderr, "px_bench_gw: gave up opening after 300 s\n");
+        if (t - t0 > (int64_t)(opt.open_s * 1e9)) {
+            fprintf(stderr, "px_bench_gw: gave up opening after %.0f s\n", opt.open_s);
             break;
         }
     }
@@ -724,6 +773,17 @@ int main(int argc, char **argv) {
         last = t;
     }
     long rss1 = opt.gw_pid ? rss_kb(opt.gw_pid) : -1;
+    if (opt.hold_s > 0) {
+        printf("connections: asked=%d opened=%llu subscribed=%llu failed=%llu closed_by_server=%llu open_s=%.1f\n",
+               opt.conns, (unsigned long long)n_opened, (unsigned long long)n_subscribed,
+               (unsigned long long)n_failed, (unsigned long long)n_closed, open_s);
+        if (opt.gw_pid) printf("gateway_rss_kb: before=%ld after_idle=%ld\n", rss0, rss1);
+        hold_idle();
+        for (int i = 0; i < opt.conns; i++) kill_conn(&cs[i]);
+        free(cs);
+        close(ep);
+        return 0;
+    }
 
     /* 2. baseline: the gateway's own round trip at the same rate; 3. LOCKs */
     uint64_t acks0 = n_acks;

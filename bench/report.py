@@ -3,7 +3,7 @@
 
 Reads only RUN_DIR (the raw output of bench/run: meta.txt, processor.log,
 processor-run<N>.tsv, entities-<E>.log, batch-<B>.log, gateway-<name>.log,
-replay.log, failover.log and brokers.log (bench/report_failover.py),
+idle.log, replay.log, failover.log and brokers.log (bench/report_failover.py),
 perf/*.perf.txt), writes the markdown (--doc, default
 docs/benchmarks.md) and the PNG plots (--img, default docs/img; gnuplot),
 and takes the hand-written readings of each section from bench/notes.md
@@ -191,6 +191,36 @@ def parse_gateway(text):
     return out
 
 
+def parse_idle(text):
+    """bench/run_idle.sh: idle connections held by several processes per
+    server, presence's gateways on one port and Socket.IO's a port each."""
+    if not text.strip():
+        return None
+    out = {"log_tail": text.strip().splitlines()[-1]}
+    m = re.search(r"^bench: (\S+) idle connections: conns=(\d+) servers=(\d+)", text, re.M)
+    if m:
+        out.update(date=m.group(1), conns=int(m.group(2)), servers=int(m.group(3)))
+    for name in ("presence", "socketio"):
+        t = re.search(rf"^{name}_total: (.*)$", text, re.M)
+        if not t:
+            continue
+        r = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", t.group(1))}
+        r["procs"] = [int(n) for n in re.findall(rf"^{name} pid \d+: connections=(\d+)", text, re.M)]
+        r["closed"] = sum(int(n) for n in re.findall(rf"^{name} client \d+: held: .*closed_by_server=(\d+)", text, re.M))
+        r["asked"] = sum(int(n) for n in re.findall(rf"^{name} client \d+: connections: asked=(\d+)", text, re.M))
+        r["failed"] = sum(int(n) for n in re.findall(rf"^{name} client \d+: connections: .*failed=(\d+)", text, re.M))
+        m = re.search(rf"^{name} after the (\d+) s hold: (.*)$", text, re.M)
+        if m and r.get("subscribed"):
+            later = sum(int(k) for k in re.findall(r"rss_kb=(\d+)", m.group(2)))
+            r["hold_s"] = int(m.group(1))
+            r["per_conn_later"] = (later - r["rss_kb_before"]) * 1024 / r["subscribed"]
+        m = re.search(rf"^{name}: all generators idle (\d+) s", text, re.M)
+        r["open_s"] = int(m.group(1)) if m else None
+        out[name] = r
+    out["loads"] = re.findall(r"^load: ([\d.]+, [\d.]+, [\d.]+)", text, re.M)
+    return out
+
+
 def parse_replay(text):
     r = {"kcat": [], "mem": [], "mem_cpu": [], "redis": [], "redis_write_s": []}
     for line in text.splitlines():
@@ -335,6 +365,7 @@ def run_report(a, d, img, pdir):
     for f in glob.glob(os.path.join(d, "gateway-*.log")):
         gws[re.search(r"gateway-(.+)\.log", f).group(1)] = parse_gateway(read(f))
     rp = parse_replay(read(os.path.join(d, "replay.log")))
+    idle = parse_idle(read(os.path.join(d, "idle.log")))
 
     mem_pts = {}  # conns -> gateway result
     for name, g in gws.items():
@@ -397,6 +428,17 @@ def run_report(a, d, img, pdir):
         w(f"| connections held in one process (most measured) | {fmt_int(ps)} | Socket.IO {fmt_int(ss)} | "
           f"{ratio(ps, ss)} | {T_CONNS:,} | {'yes' if ps and ps >= T_CONNS else 'no'}"
           f"{'' if ps and ps >= T_CONNS else ' (file limit ' + meta.get('nofile', '?') + ')'} |")
+    ip = (idle or {}).get("presence")
+    if ip:
+        isio = idle.get("socketio") or {}
+        w(f"| connections held on one host, {idle['servers']} gateways on one port (`http.reuse_port`) | "
+          f"{fmt_int(ip['subscribed'])} | Socket.IO {fmt_int(isio.get('subscribed'))} ({idle['servers']} processes) | "
+          f"{ratio(ip['subscribed'], isio.get('subscribed'))} | {T_CONNS:,} | "
+          f"{'yes' if ip['subscribed'] >= T_CONNS and not ip['closed'] else 'no'} |")
+        w(f"| memory per idle connection, bytes, at {fmt_int(ip['subscribed'])} on one host | "
+          f"{fmt_int(ip['per_connection_bytes'])} | Socket.IO {fmt_int(isio.get('per_connection_bytes'))} | "
+          f"{ratio(ip['per_connection_bytes'], isio.get('per_connection_bytes'))} | < {T_MEM:,} | "
+          f"{'yes' if ip['per_connection_bytes'] < T_MEM else 'no'} |")
     gl = best_lat(T_RATE)
     if gl:
         p, s = gl["presence"], gl["socketio"] or {}
@@ -546,7 +588,8 @@ def run_report(a, d, img, pdir):
             w("")
             w(f"Points above {meta.get('nofile', '?')} connections are not measured: one process cannot hold more "
               "sockets than its file limit, and this machine's hard limit cannot be raised without "
-              "CAP_SYS_RESOURCE. On a machine with a higher limit, `bench/run` measures them.")
+              "CAP_SYS_RESOURCE. On a machine with a higher limit, `bench/run` measures them. "
+              "Past one process, the next section holds them with several gateways on one port.")
             break
     if mem_rows:
         dat = os.path.join(pdir, "gateway-memory.dat")
@@ -559,6 +602,7 @@ def run_report(a, d, img, pdir):
              f"\"{dat}\" using 1:3 with linespoints lw 2 pt 5 title \"Socket.IO + redis-adapter\", "
              f"{T_MEM} with lines dt 2 title \"target: 8 KiB\"\n",
              "memory per idle connection against connections, presence and Socket.IO")
+    idle_section(w, idle, note)
     w("")
     w("### LOCK -> LOCK_ACK latency against the message rate")
     w("")
@@ -711,6 +755,52 @@ def run_report(a, d, img, pdir):
     with open(a.doc, "w") as f:
         f.write("\n".join(L))
     print(f"report: wrote {a.doc}")
+
+
+def idle_section(w, idle, note):
+    """Section 3's idle connections past one process's file limit."""
+    w("")
+    w("### Idle connections on one host: gateways sharing one port")
+    w("")
+    if not idle or not idle.get("presence"):
+        w(f"Not measured: {(idle or {}).get('log_tail', 'no idle.log in this run')}.")
+        return
+    n, k = idle["conns"], idle["servers"]
+    loads = idle["loads"] + ["?", "?"]
+    w(f"`bench/run_idle.sh {n} {k}`, a run of its own on {idle.get('date', '?')} (`bench/run` runs it in this "
+      f"section; load before presence's part {loads[0]}, before Socket.IO's {loads[1]}): {k} gateways with `http.reuse_port=true` on one port and "
+      f"one processor, then {n:,} connections from {k} `px_bench_gw --hold` processes side by side, each "
+      "from its own four loopback source addresses (a process holds at most its file limit of sockets, and "
+      "a source address has about 28,000 ephemeral ports), every connection subscribed to an entity (two "
+      "per entity) and heartbeating every 30 s. Once all are subscribed and 5 s idle, each server's RSS "
+      "growth over its connections (counted by `ss`); the total is all servers' growth over all "
+      f"connections. Then the same for the Socket.IO baseline: {k} node processes on the same Redis, a port "
+      "each (node 20 has no SO_REUSEPORT), one generator process each. Kernel socket buffers are in neither "
+      "RSS.")
+    w("")
+    later = (idle.get("presence") or {}).get("hold_s")
+    w("| server | processes | connections asked | held | per process | opened in | RSS growth | bytes per connection |"
+      f" after the {later or '?'} s hold |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    rows = (("presence", f"presence-gateway, one port (`http.reuse_port`)"),
+            ("socketio", "Socket.IO + redis-adapter, a port each"))
+    for key, label in rows:
+        r = idle.get(key)
+        if not r:
+            w(f"| {label} | not measured | | | | | | | |")
+            continue
+        w(f"| {label} | {len(r['procs'])} | {fmt_int(r['asked'])} | {fmt_int(r['subscribed'])} | "
+          f"{' / '.join(fmt_int(c) for c in r['procs'])} | {r['open_s'] if r['open_s'] is not None else '?'} s | "
+          f"{(r['rss_kb_idle'] - r['rss_kb_before']) / 1024:,.0f} MiB | {fmt_int(r['per_connection_bytes'])} | "
+          f"{fmt_int(r.get('per_conn_later'))} |")
+    p, s = idle["presence"], idle.get("socketio") or {}
+    w(f"| presence / Socket.IO | | | | | | | {ratio(p['per_connection_bytes'], s.get('per_connection_bytes'))} | "
+      f"{ratio(p.get('per_conn_later'), s.get('per_conn_later'))} |")
+    w("")
+    w(f"Connections that failed to open or that the server closed while held: presence "
+      f"{fmt_int(p['failed'] + p['closed'])}, Socket.IO {fmt_int(s.get('failed', 0) + s.get('closed', 0)) if s else 'n/a'}; "
+      "a generator gives up opening after 1,200 s and holds what it has.")
+    note("idle")
 
 
 def G(lat_pts):
