@@ -117,6 +117,15 @@ def parse_processor(text):
     return runs, naive, rb
 
 
+def parse_layouts(text):
+    """Runs of bench/run_processor.sh with PX_BENCH_REDIS: {layout: {run: records/s}}."""
+    out = {}
+    for m in re.finditer(r"^run (\d+) \(redis (\w+)\): \d+ records folded in [\d.]+ s from launch: (\d+) records/s",
+                         text, re.M):
+        out.setdefault(m.group(2), {})[int(m.group(1))] = float(m.group(3))
+    return out
+
+
 def curve(d, name):
     """{x: run 1 of the processor} of the scaling logs <name>-<x>.log."""
     out = {}
@@ -551,6 +560,26 @@ def run_report(a, d, img, pdir):
                  f"plot \"{dat}\" using 1:2 with linespoints lw 2 pt 7\n",
                  f"processor records/s against {title}")
     note("scaling")
+
+    lay = parse_layouts(read(os.path.join(d, "redis-cluster.log")))
+    if lay:
+        w("")
+        w("### On a Redis Cluster, beside a single Redis")
+        w("")
+        w("`PX_BENCH_REDIS=\"single cluster\" bench/run_processor.sh`: each run folds the same number of records "
+          "into a plain Redis and then into a Redis Cluster of 3 masters + 3 replicas (`stack.sh --redis-cluster`, "
+          "no persistence), back to back, on the same machine (every Redis shares its two cores with Kafka and the "
+          "processor). On the cluster the processor routes by slot, writes each master its pipeline at once, "
+          "keeps applied marks on every master and publishes with `SPUBLISH`.")
+        w("")
+        w("| run | single Redis, records/s | cluster, records/s | cluster / single |")
+        w("|---|---|---|---|")
+        s1, c1 = lay.get("single", {}), lay.get("cluster", {})
+        for k in sorted(set(s1) | set(c1)):
+            w(f"| {k} | {fmt_int(s1.get(k))} | {fmt_int(c1.get(k))} | {ratio(c1.get(k), s1.get(k))} |")
+        w(f"| **median** | {spread(list(s1.values()))} | {spread(list(c1.values()))} | "
+          f"**{ratio(med(list(c1.values())), med(list(s1.values())))}** (target 0.8) |")
+        note("redis-cluster")
 
     # ---- 3. gateway
     w("")

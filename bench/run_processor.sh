@@ -27,6 +27,11 @@
 #                            replication factor min(3, N), min.insync.replicas
 #                            one less), both stacks up for the whole script;
 #                            the baselines run on the first
+#   PX_BENCH_REDIS="single cluster"  the Redis layouts to run, each run of each
+#                            back to back (default single): cluster is a
+#                            Redis Cluster of 3 masters + 3 replicas
+#                            (stack.sh --redis-cluster), single then a plain
+#                            redis-server beside it; neither persists
 #
 #   bench/run_processor.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
 #
@@ -52,21 +57,49 @@ wires=${PX_BENCH_WIRES:-single-object}
 reg_opt=()
 case " $wires " in *" confluent "*) reg_opt=(--registry) ;; esac
 brokers_list=${PX_BENCH_BROKERS:-1}
+targets=${PX_BENCH_REDIS:-single}
+cluster_opt=()
+case " $targets " in *" cluster "*) cluster_opt=(--redis-cluster --redis-persistence none) ;; esac
 stack_dir() { if [ "$1" = 1 ]; then echo "$state/stack"; else echo "$state/stack-$1"; fi; }
-pid=""
+pid="" plain_pid="" plain_port=""
 cleanup() {
     px_perf_stop
     [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$plain_pid" ] && kill "$plain_pid" 2>/dev/null && wait "$plain_pid" 2>/dev/null
     for b in $brokers_list; do bash scripts/stack.sh down --state "$(stack_dir "$b")" >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
 for b in $brokers_list; do
-    bash scripts/stack.sh up --state "$(stack_dir "$b")" --brokers "$b" --partitions 6 "${reg_opt[@]}" >/dev/null
+    bash scripts/stack.sh up --state "$(stack_dir "$b")" --brokers "$b" --partitions 6 "${reg_opt[@]}" "${cluster_opt[@]}" >/dev/null
 done
 first_brokers=${brokers_list%% *}
 # shellcheck disable=SC1090
 . "$(stack_dir "$first_brokers")/stack.env"
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+if [ ${#cluster_opt[@]} -gt 0 ]; then
+    # the stacks run clusters; the single Redis runs beside them, as a
+    # stack's own would (no persistence)
+    plain_port=$(free_port)
+    mkdir -p "$state/redis-single"
+    redis-server --port "$plain_port" --bind 127.0.0.1 --dir "$state/redis-single" --save '' --appendonly no \
+        --protected-mode no >"$state/redis-single/redis.log" 2>&1 &
+    plain_pid=$!
+    for _ in $(seq 50); do redis-cli -p "$plain_port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+single_port() { echo "${plain_port:-$REDIS_PORT}"; }
+masters() { # the masters of layout $1 (of the stack whose stack.env was read last)
+    if [ "$1" = single ]; then single_port; return; fi
+    local n v p
+    for n in 1 2 3 4 5 6; do
+        v=REDIS_NODE_$n p=${!v##*:}
+        [ "$(redis-cli -p "$p" ROLE 2>/dev/null | head -1)" = master ] && echo "$p"
+    done
+}
+redis_args() { # the processor's settings for layout $1
+    if [ "$1" = single ]; then echo "--set redis.port=$(single_port)"
+    else echo "--set redis.cluster=true --set redis.nodes=$REDIS_NODES"; fi
+}
 
 folded() { # sum of folded/duplicate/DLQ input records in the processor's metrics (0 before it listens)
     { curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null || true; } | awk '
@@ -74,10 +107,15 @@ folded() { # sum of folded/duplicate/DLQ input records in the processor's metric
         END { print s + 0 }'
 }
 
-in_redis() { # every "S:P=O" of $ends has an applied mark of at least O in Redis ($prefix is the group)
-    redis-cli -p "$REDIS_PORT" HGETALL "presence:applied:{$prefix}" | tr -d '\r' | paste - - |
+in_redis() { # every "S:P=O" of $ends has an applied mark of at least O on every master of $target ($prefix is the group)
+    local p k
+    for p in $(masters "$target"); do
+        k=$(redis-cli -p "$p" --scan --pattern "presence:shard:*:applied:$prefix" | head -1)
+        [ -n "$k" ] || return 1
+        redis-cli -p "$p" HGETALL "$k"
+    done | tr -d '\r' | paste - - |
         awk -v ends="$ends" 'BEGIN { n = split(ends, e, " "); for (i = 1; i <= n; i++) { split(e[i], kv, "="); want[kv[1]] = kv[2] } }
-            { got[$1] = $2 }
+            { if (!($1 in got) || $2 + 0 < got[$1] + 0) got[$1] = $2 }
             END { for (k in want) if (!(k in got) || got[k] + 0 < want[k] + 0) exit 1; exit n ? 0 : 1 }'
 }
 
@@ -90,6 +128,9 @@ for brokers in $brokers_list; do
 . "$(stack_dir "$brokers")/stack.env"
 btag=""
 [ "$brokers_list" = 1 ] || btag=" ($brokers broker$([ "$brokers" = 1 ] || echo s))"
+for target in $targets; do
+rtag=""
+[ "$targets" = single ] || rtag=" (redis $target)"
 for wire in $wires; do
     wire_env=() wire_args=()
     if [ "$wire" = confluent ]; then
@@ -98,14 +139,16 @@ for wire in $wires; do
     fi
     [ "$wires" = single-object ] || echo "wire: $wire"
     prefix="bench$run-$(date +%s)."
-    redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
-    redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+    for p in $(masters "$target"); do
+        redis-cli -p "$p" FLUSHALL >/dev/null
+        redis-cli -p "$p" CONFIG RESETSTAT >/dev/null
+    done
     bash scripts/stack.sh topics --state "$(stack_dir "$brokers")" --prefix "$prefix" --partitions 6 >/dev/null
     out=$(env "${wire_env[@]}" build/release/bench/px_bench_produce "$KAFKA_BOOTSTRAP" "$prefix" "$records" "$entities" "$run")
     echo "$out" | grep -v '^ends:' | sed 's/^/  /'
     ends=$(echo "$out" | sed -n 's/^ends: //p') # "S:P=O ...": every partition's end offset
     build/release/processor/presence-processor --set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" \
-        --set "redis.port=$REDIS_PORT" --set "topic.prefix=$prefix" --set "kafka.group.id=$prefix" \
+        $(redis_args "$target") --set "topic.prefix=$prefix" --set "kafka.group.id=$prefix" \
         --set "http.port=$port" --set log.level=warn "${wire_args[@]}" ${PX_BENCH_PROCESSOR_ARGS:-} \
         >"$state/processor-$run.log" 2>&1 &
     pid=$!
@@ -115,7 +158,7 @@ for wire in $wires; do
     printf 't_s\tfolded\n' >"$series"
     if [ "$run" = 1 ]; then
         px_perf_start processor "$pid"
-        px_perf_start redis "$(cat "$(stack_dir "$brokers")/redis.pid")"
+        [ -n "$plain_port" ] || px_perf_start redis "$(cat "$(stack_dir "$brokers")/redis.pid")"
     fi
     deadline=$(( $(date +%s) + 900 ))
     while [ "$(date +%s)" -lt "$deadline" ]; do
@@ -136,21 +179,24 @@ for wire in $wires; do
     curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | awk '/^presence_processor_batch_phase_us_total/ { printf "  %s %.1f s\n", $1, $2 / 1e6 }
         /^presence_processor_batches_total / { printf "  batches %d\n", $2 }' || true
     # what the run asked of Redis: calls and server time per command
-    echo "  redis: $(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' |
-        awk -F'[:,=]' '/^cmdstat_/ && $3 > 1000 { printf "%s calls=%s usec=%s; ", substr($1, 9), $3, $5 }')"
+    echo "  redis: $(for p in $(masters "$target"); do redis-cli -p "$p" INFO commandstats; done | tr -d '\r' |
+        awk -F'[:,=]' '/^cmdstat_/ { c[substr($1, 9)] += $3; u[substr($1, 9)] += $5 }
+            END { for (k in c) if (c[k] > 1000) printf "%s calls=%d usec=%d; ", k, c[k], u[k] }')"
     kill -TERM "$pid"; wait "$pid" || true
     pid=""
-    if [ -z "$last" ]; then echo "run $run$btag: did not finish ($n of $records folded)"; exit 1; fi
-    awk -v n="$records" -v a="$first" -v b="$last" -v c="$folded_at" -v r="$run" -v w="$btag$([ "$wires" = single-object ] || echo " ($wire)")" \
+    if [ -z "$last" ]; then echo "run $run$btag$rtag: did not finish ($n of $records folded)"; exit 1; fi
+    awk -v n="$records" -v a="$first" -v b="$last" -v c="$folded_at" -v r="$run" \
+        -v w="$btag$([ "$wires" = single-object ] || echo " ($wire)")$rtag" \
         'BEGIN { printf "run %d%s: %d records folded in %.2f s from launch: %.0f records/s (all folded at %.2f s, all in Redis at %.2f s)\n", r, w, n, b - a, n / (b - a), c - a, b - a }'
     # Baseline (b): the same records through a processor as typical service
     # code writes it (bench/baselines/px_naive_processor.c: one synchronous
     # Redis round trip per command per event, no exactly-once).
-    if [ "$baselines" != 0 ] && [ -z "${PX_BENCH_NO_NAIVE:-}" ] && [ "$brokers" = "$first_brokers" ]; then
-        redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
-        build/release/bench/px_naive_processor "$KAFKA_BOOTSTRAP" "$prefix" "$REDIS_PORT" "${PX_BENCH_NAIVE_RECORDS:-$records}" |
+    if [ "$baselines" != 0 ] && [ -z "${PX_BENCH_NO_NAIVE:-}" ] && [ "$brokers" = "$first_brokers" ] && [ "$target" = single ]; then
+        redis-cli -p "$(single_port)" FLUSHALL >/dev/null
+        build/release/bench/px_naive_processor "$KAFKA_BOOTSTRAP" "$prefix" "$(single_port)" "${PX_BENCH_NAIVE_RECORDS:-$records}" |
             sed "s/^/baseline run $run: /"
     fi
+done
 done
 done
 done
@@ -163,14 +209,14 @@ done
 # event, 100k random entities, pipelined 32 deep: the ceiling of "one Redis
 # script per event" on this Redis.
 [ "$baselines" != 0 ] || exit 0
-sha=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "
+sha=$(redis-cli -p "$(single_port)" SCRIPT LOAD "
 redis.call('HSET', KEYS[1], 'wm', ARGV[1], 'blob', ARGV[2])
 redis.call('SET', KEYS[2], ARGV[4], 'PXAT', ARGV[3])
 return 1")
 blob=$(printf '{"fmt":1,"key":"bench:order:x","tabs":[{"tab_id":"tab1","user":"user1","name":"User 1","mode":0,"status":0,"dirty":false,"since":1,"last_seen":2}],"locks":[],"writes":[]}')
 view='{"tabs":[{"tab":"tab1","deadline":9999999999999,"user":"user1","name":"User 1","mode":"view","dirty":false,"status":"online","field":"","cursor":"","since":1}],"locks":[],"stale":false,"busyBy":"","stale_until":0,"version":0}'
 for run in $(seq 1 "$runs"); do
-    redis-benchmark -p "$REDIS_PORT" -q -n "$records" -r "$entities" -P 32 EVALSHA "$sha" 2 \
+    redis-benchmark -p "$(single_port)" -q -n "$records" -r "$entities" -P 32 EVALSHA "$sha" 2 \
         "presence:{bench:order:__rand_int__}:state" "presence:{bench:order:__rand_int__}:view" \
         "1,2,3,4" "$blob" 9999999999999 "$view" | tr '\r' '\n' | grep -v '^$' | tail -1 |
         sed "s/^/baseline run $run: redis-benchmark, one script per event: /"

@@ -272,6 +272,14 @@ void px_rcl_batch_term(px_rcl_batch_t *b) {
 }
 
 int px_rcl_add_formatted(px_rcl_batch_t *b, int slot, int node, const char *cmd, size_t len) {
+    size_t off = b->buf.len;
+    if (px_buf_append(&b->buf, cmd, len)) return PX_ENOMEM;
+    if (px_rcl_add_appended(b, slot, node, off) == 0) return 0;
+    b->buf.len = off;
+    return PX_ENOMEM;
+}
+
+int px_rcl_add_appended(px_rcl_batch_t *b, int slot, int node, size_t off) {
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 64;
         px_rcl_cmd_t *p = realloc(b->cmd, cap * sizeof *p);
@@ -279,9 +287,8 @@ int px_rcl_add_formatted(px_rcl_batch_t *b, int slot, int node, const char *cmd,
         b->cmd = p;
         b->cap = cap;
     }
-    size_t off = b->buf.len;
-    if (px_buf_append(&b->buf, cmd, len)) return PX_ENOMEM;
-    b->cmd[b->n++] = (px_rcl_cmd_t){.slot = slot, .node = node, .off = off, .len = len, .ask_node = -1};
+    b->cmd[b->n++] = (px_rcl_cmd_t){.slot = slot, .node = node, .off = off, .len = b->buf.len - off, .ask_node = -1,
+                                    .sent = -1};
     return 0;
 }
 
@@ -316,30 +323,50 @@ typedef struct {
     char last[256];
 } round_t;
 
-/* Send node i its pending commands and read their answers. */
-static void round_node(px_rcl_t *c, px_rcl_batch_t *b, int i, round_t *rd) {
+static void round_io_fail(px_rcl_t *c, int i, redisContext *r, round_t *rd) {
+    char name[PX_REDIS_HOST_MAX + 16];
+    snprintf(rd->last, sizeof rd->last, "redis %.100s: %.120s", px_rcl_node_name(c, i, name, sizeof name),
+             r->errstr[0] ? r->errstr : "connection lost");
+    drop(c, i);
+    rd->refresh = rd->wait = true;
+}
+
+/* Write node i its pending commands (they are marked sent to i); they are
+ * answered in round_read. */
+static void round_send(px_rcl_t *c, px_rcl_batch_t *b, int i, round_t *rd) {
     redisContext *r = conn_of(c, i, rd->last, sizeof rd->last);
     if (!r) {
         rd->refresh = rd->wait = true;
         return;
     }
-    size_t sent = 0;
     for (size_t k = 0; k < b->n; k++) {
         px_rcl_cmd_t *cmd = &b->cmd[k];
-        if (cmd->reply || target(c, cmd) != i) continue;
+        if (cmd->reply || cmd->sent >= 0 || target(c, cmd) != i) continue;
         if (cmd->ask_node >= 0) redisAppendCommand(r, "ASKING");
         redisAppendFormattedCommand(r, b->buf.data + cmd->off, cmd->len);
-        sent++;
+        cmd->sent = i;
     }
-    for (size_t k = 0; k < b->n && sent; k++) {
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(r, &done) != REDIS_OK) {
+            round_io_fail(c, i, r, rd);
+            return;
+        }
+}
+
+/* Read the answers of the commands sent to node i this round. */
+static void round_read(px_rcl_t *c, px_rcl_batch_t *b, int i, round_t *rd) {
+    redisContext *r = c->conn[i];
+    for (size_t k = 0; k < b->n; k++) {
         px_rcl_cmd_t *cmd = &b->cmd[k];
-        if (cmd->reply || target(c, cmd) != i) continue;
+        if (cmd->sent != i) continue;
+        cmd->sent = -1;
+        if (!r) continue; /* its connection failed: sent again next round */
         bool asking = cmd->ask_node >= 0;
         redisReply *rep = NULL;
         if (asking && (redisGetReply(r, (void **)&rep) != REDIS_OK || !rep)) goto io;
         if (asking) freeReplyObject(rep), rep = NULL;
         if (redisGetReply(r, (void **)&rep) != REDIS_OK || !rep) goto io;
-        sent--;
         cmd->ask_node = -1;
         px_redis_redirect_t rr;
         px_redis_redirect_kind_t kind = rep->type == REDIS_REPLY_ERROR
@@ -365,15 +392,11 @@ static void round_node(px_rcl_t *c, px_rcl_batch_t *b, int i, round_t *rd) {
         }
         snprintf(rd->last, sizeof rd->last, "%.200s", rep->str);
         freeReplyObject(rep);
+        continue;
+    io:
+        round_io_fail(c, i, r, rd);
+        r = NULL;
     }
-    return;
-io: {
-    char name[PX_REDIS_HOST_MAX + 16];
-    snprintf(rd->last, sizeof rd->last, "redis %.100s: %.120s", px_rcl_node_name(c, i, name, sizeof name),
-             r->errstr[0] ? r->errstr : "connection lost");
-    drop(c, i);
-    rd->refresh = rd->wait = true;
-}
 }
 
 int px_rcl_exec(px_rcl_t *c, px_rcl_batch_t *b, char *errstr, size_t errstr_size) {
@@ -397,7 +420,9 @@ int px_rcl_exec(px_rcl_t *c, px_rcl_batch_t *b, char *errstr, size_t errstr_size
         rd.refresh = unowned;
         rd.wait = false;
         for (int i = 0; i < c->map.nnodes; i++)
-            if (sent_to[i]) round_node(c, b, i, &rd);
+            if (sent_to[i]) round_send(c, b, i, &rd);
+        for (int i = 0; i < c->map.nnodes; i++)
+            if (sent_to[i]) round_read(c, b, i, &rd);
         if (rd.refresh && (c->cluster || c->nsentinels) && px_rcl_refresh(c, rd.last, sizeof rd.last) != 0)
             rd.wait = true;
         if (now_ms() > deadline) break;

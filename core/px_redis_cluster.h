@@ -11,7 +11,9 @@
  * CLUSTERDOWN wait a little and resend, and a connection that fails is
  * dropped, the map refreshed, and its commands resent. Every resend is
  * bounded (attempts and time); what still has no answer then fails the
- * call. Order: commands of one slot reach their node in the order added,
+ * call. Each round writes every master its pipeline before reading any
+ * answer, so the masters work at the same time. Order: commands of one
+ * slot reach their node in the order added,
  * also across resends, since a redirection concerns a whole slot (MOVED) or
  * only keys already moved (ASK). Replies of other slots may be answered by
  * other nodes in any order: callers that need "B after A" across slots
@@ -77,6 +79,7 @@ typedef struct px_rcl_cmd {
     size_t off, len;   /* the formatted command in the batch's buffer */
     redisReply *reply; /* after exec: the answer (owned by the batch) */
     int ask_node;      /* internal: ASK target, -1 none */
+    int sent;          /* internal: the node it went to this round, -1 none */
 } px_rcl_cmd_t;
 
 typedef struct px_rcl_batch {
@@ -95,6 +98,10 @@ int px_rcl_add(px_rcl_batch_t *b, const char *key, size_t keylen, int argc, cons
 /* Add an already formatted (RESP) command for slot, or for node `node`
  * when slot is -1. 0 or PX_ENOMEM. */
 int px_rcl_add_formatted(px_rcl_batch_t *b, int slot, int node, const char *cmd, size_t len);
+
+/* Add the command just appended to b->buf (from off to its end: callers
+ * that format into the batch's buffer themselves). 0 or PX_ENOMEM. */
+int px_rcl_add_appended(px_rcl_batch_t *b, int slot, int node, size_t off);
 
 /* Send every command without a reply and read the replies (see above).
  * 0 when every command has a reply (error replies other than redirections

@@ -20,6 +20,15 @@ uint16_t px_redis_crc16(const void *buf, size_t len) {
     return crc;
 }
 
+int px_redis_slot_tag(int slot, char *out, size_t out_size) {
+    if (slot < 0 || slot >= PX_REDIS_SLOTS || out_size < 8) return -1;
+    for (int n = 0; n < 1000000; n++) {
+        int len = snprintf(out, out_size, "%d", n);
+        if ((px_redis_crc16(out, (size_t)len) & 16383) == slot) return len;
+    }
+    return -1;
+}
+
 int px_redis_node_parse(const char *s, size_t len, px_redis_node_t *out) {
     const char *colon = NULL;
     for (size_t i = 0; i < len; i++)

@@ -28,6 +28,13 @@ uint16_t px_redis_crc16(const void *buf, size_t len);
  * '}' after it when that is non-empty, else the whole key. */
 int px_redis_slot(const char *key, size_t len);
 
+/* A hash tag whose slot is `slot` (0..16383): the smallest decimal
+ * number that hashes there, written into out (at most 7 bytes with the
+ * NUL; every slot has one below 10^6). Keys `...{<tag>}...` then live on
+ * the master that owns that slot. The length, or -1 for a slot out of
+ * range or an out too small. */
+int px_redis_slot_tag(int slot, char *out, size_t out_size);
+
 typedef struct px_redis_node {
     char host[PX_REDIS_HOST_MAX + 1];
     int port;

@@ -450,7 +450,7 @@ const char PX_STORE_WRITE_SCRIPT[] =
     "if ARGV[5] == '' then redis.call('DEL', KEYS[2])\n"
     "elseif ARGV[4] == '' then redis.call('SET', KEYS[2], ARGV[5])\n"
     "else redis.call('SET', KEYS[2], ARGV[5], 'PXAT', ARGV[4]) end\n"
-    "if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end\n"
+    "if ARGV[6] ~= '' then redis.call(ARGV[8] == 'S' and 'SPUBLISH' or 'PUBLISH', ARGV[6], ARGV[7]) end\n"
     "return 1\n";
 
 /* ---- the command builder ----------------------------------------------------------------- */

@@ -86,7 +86,7 @@ static const px_opt_t pr_opts[] = {
  * why gets the partitions' part of the answer (NULL: not wanted). */
 static bool is_ready(pr_ctx_t *pr, px_buf_t *why) {
     bool parts = pr_watch_ready(pr, why);
-    return pr->rd.conn && !pr->paused && pr->kc.kafka_ok && !pr->reg.down && parts;
+    return pr_redis_up(pr) && !pr->paused && pr->kc.kafka_ok && !pr->reg.down && parts;
 }
 
 /* Totals over the entities in memory, for the gauges (O(entities), at
@@ -112,7 +112,7 @@ static void on_http(void *arg, const char *path, int *status, const char **ctype
         bool ready = is_ready(pr, &parts);
         *status = ready ? 200 : 503;
         px_buf_printf(body, "%s redis=%s kafka=%s consuming=%s%s%.*s\n", ready ? "ready" : "not-ready",
-                      pr->rd.conn ? "up" : "down", pr->kc.kafka_ok ? "up" : "down",
+                      pr_redis_up(pr) ? "up" : "down", pr->kc.kafka_ok ? "up" : "down",
                       pr->paused || pr->reg.down ? "paused" : "yes", pr->reg.down ? " registry=down" : "",
                       (int)parts.len, parts.data ? parts.data : "");
         px_buf_term(&parts);
@@ -296,7 +296,7 @@ int main(int argc, char **argv) {
     }
     if (px_redis_host_check(pr->cfg.redis_host, errstr, sizeof errstr) ||
         px_redis_conf_check(&pr->cfg.redis, errstr, sizeof errstr) ||
-        px_redis_conf_limit(&pr->cfg.redis, "presence-processor", false, false, errstr, sizeof errstr)) {
+        px_redis_conf_limit(&pr->cfg.redis, "presence-processor", true, true, errstr, sizeof errstr)) {
         fprintf(stderr, "presence-processor: %s\n", errstr);
         return 2;
     }

@@ -61,6 +61,7 @@
 #include "px_kafka.h"
 #include "px_metrics.h"
 #include "px_notify.h"
+#include "px_redis_cluster.h"
 #include "px_redis_conf.h"
 #include "px_registry.h"
 #include "px_store.h"
@@ -148,7 +149,6 @@ typedef struct pr_part {
     int64_t marked[PR_N_SRC]; /* the applied mark last written to Redis; -1 = none */
     int64_t retry_due[PX_SRC__COUNT]; /* retry topic held until this wall-clock ms (0: not held) */
     bool repair_check;            /* assigned (or Redis lost data): run the repair check */
-    bool full_rebuild;            /* ignore the applied marks: re-fold from the start */
     bool seek_refused;            /* the check's seek was refused (fetcher not started): logged once */
     /* a failed check runs again at check_at (mono ms), after a delay that
      * doubles from 100 ms to 2 s; fails counts them in a row (its logs
@@ -177,12 +177,12 @@ typedef struct pr_part {
 #define PR_SNAP_DIRECT 4096 /* caught up, a larger flush is streamed on the loop (pr_writer_flush) */
 typedef struct pr_snap {
     bool ready;                   /* built, not yet sent */
-    px_buf_t resp;                /* the commands */
+    px_rcl_batch_t w;             /* the writes: entity states and the deadline index */
+    px_rcl_batch_t m;             /* the applied marks, one command per shard (sent once every write succeeded) */
     struct pr_entity **ents;      /* its entities, in the order of their writes */
     size_t n_ents;
     size_t *chunk_others;         /* per chunk of PR_FLUSH_CHUNK writes: deadline commands after them */
-    size_t n_chunks, n_marks;     /* then n_marks HSETs of applied marks */
-    size_t marks_at;              /* where the marks' commands start in resp (sent once the writes succeeded) */
+    size_t n_chunks;
     int64_t (*sent)[PR_N_SRC];    /* per partition x source: the mark written, -1: none */
 } pr_snap_t;
 
@@ -230,22 +230,25 @@ typedef struct pr_deadline_scratch {
     const char *argv[2 + 2 * PR_FLUSH_CHUNK];
     size_t argvlen[2 + 2 * PR_FLUSH_CHUNK];
     char keys[PR_FLUSH_CHUNK][PX_KEY_MAX + 1], scores[PR_FLUSH_CHUNK][24];
+    int shard[PR_FLUSH_CHUNK];
     int64_t due[PR_FLUSH_CHUNK];
     bool done[PR_FLUSH_CHUNK];
 } pr_deadline_scratch_t;
 
 /* pr_writer.c's: the snapshot the writer thread sends, on its own
- * connection (the job reads snap and conn, writes rc), and what building
- * a snapshot uses on the loop. */
+ * client (the job reads snap and rcl, writes rc), and what building a
+ * snapshot uses on the loop. */
 typedef struct pr_writer {
     pr_worker_t w;
     int rc;                       /* the job's outcome */
+    char err[256];                /* the job's failure */
     pr_snap_t snap;               /* the snapshot the writer sends */
     pr_snap_t now;                /* with snap, the pieces pr_writer_flush streams in turn */
-    redisContext *conn;           /* the writer's connection */
+    px_rcl_t *rcl;                /* the writer's client (its own connections) */
     uint64_t conn_gen;            /* the loop connection's generation it was opened after */
     px_store_cmd_t cmd;           /* one entity's write command */
     px_buf_t note;                /* one entity's notification */
+    px_buf_t pairs;               /* the applied marks' field/value pairs, in RESP */
     pr_deadline_scratch_t dl;
 } pr_writer_t;
 
@@ -324,13 +327,31 @@ typedef struct pr_watch {
     px_gauge_t *m_stalled, *m_owned;
 } pr_watch_t;
 
-/* pr_redis.c's: the loop's Redis connection. */
+/* One Redis master as last vouched for (pr_redis.c): its keys carry the
+ * hash tag `tag`, whose slot is the lowest it owns, so they live on it. */
+#define PR_SHARD_ID_MAX 160
+typedef struct pr_shard {
+    char addr[PX_REDIS_HOST_MAX + 8];  /* host:port or socket path */
+    char id[PR_SHARD_ID_MAX];          /* "<epoch>/<run_id>/<master_replid>": changes with any loss */
+    char tag[16];
+} pr_shard_t;
+
+/* pr_redis.c's: the loop's Redis client. */
 typedef struct pr_redis {
-    redisContext *conn;
-    char script_sha[41];
-    char epoch[64];               /* the dataset epoch this instance last saw */
+    px_rcl_t *rcl;                /* NULL: not connected */
+    px_rcl_batch_t b;             /* the loop's commands */
+    px_rcl_batch_t vb;            /* vouching's commands */
+    bool binit;                   /* b and vb initialised */
+    char err[256];                /* the last failure, for pr_redis_fail's message */
+    char script_sha[41];          /* the entity write (px_store.h) */
+    char mark_sha[41];            /* the applied marks, guarded by the shard's identity */
+    pr_shard_t shard[PX_REDIS_NODES_MAX]; /* by node index of rcl's map at the last vouch */
+    int nshards;
+    pr_shard_t next[PX_REDIS_NODES_MAX]; /* vouching's scratch */
+    bool vouched;                 /* shard[] holds a first vouch */
+    unsigned long seen;           /* rcl's reconnects + refreshes at the last vouch */
     uint64_t gen;                 /* +1 per (re)connect: a batch that saw one aborts */
-    bool rebuild_pending;         /* Redis lost its data: rebuild at the next turn */
+    bool rebuild_pending;         /* a master lost writes or was replaced: repair at the next turn */
     int64_t retry_at;             /* mono ms: next reconnect attempt */
     int64_t backoff_ms;
 } pr_redis_t;
@@ -444,11 +465,19 @@ bool pr_worker_ended(pr_ctx_t *pr, pr_worker_t *w);
 void pr_worker_wait(pr_ctx_t *pr, pr_worker_t *w, int phase);
 
 /* ---- pr_redis.c ---------------------------------------------------------- */
-/* Connect (or reconnect when due), check the dataset's epoch and load the
- * write script. 0, or PX_EBACKEND while Redis is unreachable (the backoff
- * grows to 5 s). A new connection bumps redis_gen; a lost dataset sets
+/* Connect (or reconnect when due), vouch for every master (its identity,
+ * the scripts loaded on it) and again whenever the client reconnected or
+ * followed the cluster since. 0, or PX_EBACKEND while Redis is
+ * unreachable (the backoff grows to 5 s). A new connection bumps
+ * redis_gen; a master that changed (promoted, restarted, emptied) sets
  * rebuild_pending. */
 int pr_redis_ensure(pr_ctx_t *pr);
+/* True while the loop's client is connected. */
+static inline bool pr_redis_up(const pr_ctx_t *pr) { return pr->rd.rcl != NULL; }
+/* The shard (index into rd.shard) that holds slot now, 0 when unknown. */
+int pr_redis_shard_of(const pr_ctx_t *pr, int slot);
+/* The settings of the loop's client, for the writer's own. */
+void pr_redis_conf(const pr_ctx_t *pr, px_rcl_conf_t *out);
 void pr_redis_close(pr_ctx_t *pr);
 /* Count and log a Redis failure once, drop the loop's connection, back off. */
 void pr_redis_fail(pr_ctx_t *pr, const char *what);
@@ -511,8 +540,10 @@ static inline bool pr_check_log_due(const pr_part_t *pp) {
  * partitions until their repair check ran again, and pause them. Nothing
  * in flight may name their entities (pr_quiesce first). */
 void pr_kafka_rewind(pr_ctx_t *pr, const int64_t first[][PR_N_SRC], const bool *touched);
-/* Redis lost its dataset: drop every entity, mark every owned partition
- * for a full rebuild, pause them. Nothing may be in flight. */
+/* Redis may have lost writes (a master changed: pr_redis.c): drop every
+ * entity, forget the positions, give every owned partition a repair check
+ * (from the applied marks, which a shard loses with its writes), pause
+ * them. Nothing may be in flight. */
 void pr_kafka_rebuild(pr_ctx_t *pr);
 /* Pause every assigned partition (Redis is away). */
 void pr_kafka_pause_all(pr_ctx_t *pr);
@@ -561,6 +592,8 @@ void pr_writer_stop(pr_ctx_t *pr);
  * memory, or more than PR_SNAP_MAX entities) with the dirty list as it
  * was. */
 int pr_snap_build(pr_ctx_t *pr, pr_snap_t *snap);
+/* Empty buffers for a snapshot (its sent[] is the caller's). */
+void pr_snap_init(pr_snap_t *snap);
 /* Forget a snapshot that will not be sent; its entities are dirty again
  * (their notifications then publish at least [], on which gateways
  * re-read). */

@@ -67,7 +67,7 @@ int pr_commit_start(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
     pr_committer_t *cm = &pr->cm;
     cm->first = calloc(PR_MAX_PARTITIONS, sizeof *cm->first);
     cm->snap.sent = calloc(PR_MAX_PARTITIONS, sizeof *cm->snap.sent);
-    px_buf_init(&cm->snap.resp, PR_SNAP_BYTES);
+    pr_snap_init(&cm->snap);
     if (!cm->first || !cm->snap.sent) return px_errf(PX_ENOMEM, errstr, errstr_size, "out of memory for the committer");
     if (pr_worker_start(pr, &cm->w, commit_job))
         return px_errf(PX_EIO, errstr, errstr_size, "committer thread not started");

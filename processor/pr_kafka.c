@@ -88,13 +88,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 void pr_kafka_rebuild(pr_ctx_t *pr) {
     rd_kafka_topic_partition_list_t *a = NULL;
     if (!pr->kc.consumer || rd_kafka_assignment(pr->kc.consumer, &a) || !a) return;
-    PX_WARN(PR_COMP, "redis lost its data: rebuilding the view from the log", "partitions=%d", a->cnt);
+    PX_WARN(PR_COMP, "redis may have lost writes: repairing every owned partition from the applied marks",
+            "partitions=%d", a->cnt);
     for (int p = 0; p < PR_MAX_PARTITIONS; p++)
         if (pr->parts[p].assigned) {
             pr_part_t *pp = &pr->parts[p];
             pr_table_drop_partition(pr, p);
-            pp->repair_check = true;
-            pp->full_rebuild = true;
+            pp->repair_check = true; /* from the marks: a shard that lost writes lost the marks claiming them */
             /* the positions reached before the loss say nothing about the
              * new dataset: a write during the rebuild must not claim them
              * as applied marks, or a later owner skips the part of the

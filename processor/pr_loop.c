@@ -208,7 +208,7 @@ static bool redis_ready(pr_ctx_t *pr) {
     /* deferred writes that are due (or that failed) go first; with a
      * commit in flight they wait for the next seal, which hands them to
      * the writer with that commit */
-    if (!pr->rd.conn || (pr->reg.down && px_mono_ms() < pr->reg.retry_at) ||
+    if (!pr_redis_up(pr) || (pr->reg.down && px_mono_ms() < pr->reg.retry_at) ||
         (pr->tab.dirty && !pr_commit_busy(pr) && px_mono_ms() >= pr->flush_at && flush_now(pr))) {
         if (!pr->paused) pr_kafka_pause_all(pr);
         pr->paused = true;

@@ -32,10 +32,9 @@
 static void repair_positions(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC],
                              const int64_t applied[PR_N_SRC], rd_kafka_topic_partition_list_t *seek,
                              int64_t until[PR_N_SRC]) {
-    const pr_part_t *pp = &pr->parts[p];
     for (int s = 0; s < PR_N_SRC; s++) {
         int64_t c = committed[s]; /* < 0: nothing committed yet */
-        int64_t a = pp->full_rebuild ? -1 : applied[s];
+        int64_t a = applied[s];
         int64_t from = c >= 0 ? c : RD_KAFKA_OFFSET_BEGINNING;
         until[s] = -1;
         if (c > 0 && a < c) { /* fold [a, c) again, emitting nothing */
@@ -75,10 +74,9 @@ static void repair_log(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC
             PX_INFO(PR_COMP, "repairing", "topic=%s partition=%d from=%lld to=%lld", pr->kc.topics[s], p,
                     (long long)pp->next[s], (long long)pp->repair_until[s]);
     PX_INFO(PR_COMP, "repair check",
-            "partition=%d committed=%lld,%lld,%lld,%lld applied=%lld,%lld,%lld,%lld rebuild=%d", p,
+            "partition=%d committed=%lld,%lld,%lld,%lld applied=%lld,%lld,%lld,%lld", p,
             (long long)committed[0], (long long)committed[1], (long long)committed[2], (long long)committed[3],
-            (long long)applied[0], (long long)applied[1], (long long)applied[2], (long long)applied[3],
-            pp->full_rebuild);
+            (long long)applied[0], (long long)applied[1], (long long)applied[2], (long long)applied[3]);
 }
 
 /* A failed check: run again after a delay doubling from 100 ms to 2 s. */
@@ -104,14 +102,13 @@ static int repair_finish(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_S
     }
     for (int s = 0; s < PR_N_SRC; s++) {
         pp->repair_until[s] = until[s];
-        if (until[s] >= 0) pp->next[s] = pp->full_rebuild ? -1 : applied[s]; /* Redis holds all below (-1: none) */
+        if (until[s] >= 0) pp->next[s] = applied[s]; /* Redis holds all below (-1: none) */
     }
     repair_log(pr, p, committed, applied);
     if (repair_deadlines(pr, p)) return PX_EBACKEND;
     if (pp->check_fails)
         PX_INFO(PR_COMP, "repair check done after failures", "partition=%d failures=%u", p, pp->check_fails);
     pp->repair_check = false;
-    pp->full_rebuild = false;
     pp->seek_refused = false;
     pp->check_fails = 0;
     pp->check_backoff_ms = pp->check_at = 0;

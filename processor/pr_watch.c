@@ -160,7 +160,7 @@ static int64_t judge_one(pr_ctx_t *pr, int32_t p, int64_t now, bool clocks) {
 static void judge(pr_ctx_t *pr, int64_t now) {
     /* a dependency away pauses every partition on purpose (not ready
      * already): no clock runs meanwhile */
-    bool clocks = pr->rd.conn && !pr->paused && !pr->reg.down;
+    bool clocks = pr_redis_up(pr) && !pr->paused && !pr->reg.down;
     int64_t worst = 0, n = 0;
     int32_t worst_p = -1;
     for (int32_t p = 0; p < PR_MAX_PARTITIONS; p++) {

@@ -335,6 +335,32 @@ class RedisCluster:
     def seeds(self):
         return ",".join(n.addr for n in self._live())
 
+    def keys(self, pattern="*"):
+        """{master: [key, ...]}: every key matching pattern, per live master."""
+        res = {}
+        for m in self.masters():
+            out = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(m.port), "--scan", "--pattern", pattern],
+                                 capture_output=True, text=True, timeout=60, check=True)
+            res[m] = out.stdout.split()
+        return res
+
+    def copy_to(self, server, pattern="*"):
+        """Copy every key matching pattern from every master into one plain
+        server (MIGRATE COPY REPLACE, TTLs kept), so tools that read one
+        server can read the cluster's data. Returns how many were copied."""
+        n = 0
+        for m, names in self.keys(pattern).items():
+            if not names:
+                continue
+            cmds = "".join(f"MIGRATE 127.0.0.1 {server.port} {k} 0 10000 COPY REPLACE\n" for k in names)
+            out = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(m.port)], input=cmds,
+                                 capture_output=True, text=True, timeout=120)
+            bad = [line for line in out.stdout.splitlines() if line.strip() not in ("OK", "NOKEY")]
+            if out.returncode != 0 or bad:
+                raise RuntimeError(f"copy from {m.port}: {bad[:5]} {out.stderr[-500:]}")
+            n += len(names)
+        return n
+
 
 class RedisServer:
     """One plain redis-server (cluster off) on a free loopback port, with a

@@ -113,10 +113,10 @@ def fold_workload(stack, seconds, *extra):
     return live, counts["produced"], t0
 
 
-def settle_and_verify(stack):
+def settle_and_verify(stack, prepare=None):
     """Let deadlines run out (no more EXPIREs) and the group catch up, stop
-    the processors, and require presencectl verify to find everything
-    equal."""
+    the processors, call prepare() (if given), and require presencectl
+    verify to find everything equal."""
     deadline = time.time() + 120
     left = None
     while time.time() < deadline:
@@ -130,6 +130,8 @@ def settle_and_verify(stack):
     for d in stack.daemons:
         if d.proc.poll() is None:
             assert d.stop() == 0, f"{d.name} did not stop cleanly"
+    if prepare:
+        prepare()
     out = stack.verify(*TTLS)
     with open(os.path.join(stack.logdir, "verify.txt"), "w") as f:
         f.write(out.stdout + out.stderr)

@@ -230,12 +230,32 @@ static void test_nodes_parse(void **state) {
     assert_int_equal(px_redis_nodes_parse(longhost, "x", n, 4, err, sizeof err), PX_ECONFIG);
 }
 
+/* Hash tags that land in a chosen slot: each slot checked against the
+ * CRC16 of its tag; bad slots and a short buffer refused. */
+static void test_slot_tag(void **state) {
+    (void)state;
+    char tag[16], key[64];
+    static const int slots[] = {0, 1, 5460, 5461, 8192, 10922, 10923, 12182, 16382, 16383};
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
+        int n = px_redis_slot_tag(slots[i], tag, sizeof tag);
+        assert_true(n > 0 && n < 8);
+        int k = snprintf(key, sizeof key, "presence:shard:{%s}:epoch", tag);
+        assert_int_equal(px_redis_slot(key, (size_t)k), slots[i]);
+    }
+    assert_int_equal(px_redis_slot_tag(0, tag, sizeof tag), 4);
+    assert_string_equal(tag, "3560"); /* docs/redis-keys.md names it */
+    assert_int_equal(px_redis_slot_tag(-1, tag, sizeof tag), -1);
+    assert_int_equal(px_redis_slot_tag(16384, tag, sizeof tag), -1);
+    assert_int_equal(px_redis_slot_tag(0, tag, 7), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc16_and_slots),
         cmocka_unit_test(test_slots_parse),
         cmocka_unit_test(test_redirects),
         cmocka_unit_test(test_nodes_parse),
+        cmocka_unit_test(test_slot_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
