@@ -98,28 +98,6 @@ fi
 if [ -n "$ops_port" ] && port_taken "$ops_host" "$ops_port"; then
     die "the processor's ops port $ops_host:$ops_port ($ops_from) is taken; pick another or leave it out for a free one"
 fi
-read -r -a free <<<"$("$PY" - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-)"
-gw_set=() ops_set=()
-if [ -n "$port_arg" ]; then gw_set=(--set "http.port=$gw_port"); fi
-if [ -z "$gw_port" ]; then
-    gw_port=${free[0]}; [ "$gw_port" != "$ops_port" ] || gw_port=${free[1]}
-    gw_set=(--set "http.port=$gw_port")
-fi
-if [ -z "$ops_port" ]; then
-    ops_port=${free[1]}; [ "$ops_port" != "$gw_port" ] || ops_port=${free[0]}
-    ops_set=(--set "ops.port=$ops_port")
-fi
-[ "$gateways" = 1 ] || gw_set+=(--set http.reuse_port=true)
-poll_host() { if [ "$1" = 0.0.0.0 ]; then echo 127.0.0.1; else echo "$1"; fi; }
-gw_url=http://$(poll_host "$gw_host"):$gw_port
-ops_url=http://$(poll_host "$ops_host"):$ops_port
 
 # --- set-up and build ----------------------------------------------------
 if [ -z "$build" ]; then
@@ -182,6 +160,32 @@ else
 fi
 # shellcheck disable=SC1091
 . "$state/stack/stack.env"
+
+# --- ports not given: free ones, picked together (so they differ) right
+# before the daemons start; picked before the stack, a port of the
+# ephemeral range could be some connection's source port by now.
+read -r -a free <<<"$("$PY" - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+)"
+gw_set=() ops_set=()
+if [ -n "$port_arg" ]; then gw_set=(--set "http.port=$gw_port"); fi
+if [ -z "$gw_port" ]; then
+    gw_port=${free[0]}; [ "$gw_port" != "$ops_port" ] || gw_port=${free[1]}
+    gw_set=(--set "http.port=$gw_port")
+fi
+if [ -z "$ops_port" ]; then
+    ops_port=${free[1]}; [ "$ops_port" != "$gw_port" ] || ops_port=${free[0]}
+    ops_set=(--set "ops.port=$ops_port")
+fi
+[ "$gateways" = 1 ] || gw_set+=(--set http.reuse_port=true)
+poll_host() { if [ "$1" = 0.0.0.0 ]; then echo 127.0.0.1; else echo "$1"; fi; }
+gw_url=http://$(poll_host "$gw_host"):$gw_port
+ops_url=http://$(poll_host "$ops_host"):$ops_port
 
 # --- the daemons ---------------------------------------------------------
 common=(--set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" --set "redis.host=$REDIS_HOST"
