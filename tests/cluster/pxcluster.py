@@ -22,6 +22,7 @@ slot moves forced on demand and each gap timed.
     st.master() / st.replicas()      # servers by their own ROLE
     st.named_master()                # the server the live Sentinels all name
     st.detach(replica)               # REPLICAOF NO ONE: it keeps what it has
+                                     # (detachable=True: the Sentinels cannot undo it)
     st.kill(server) / st.restart(server)      # SIGKILL; same port and dir
     st.wait_master(other_than=srv)   # until the Sentinels name a new master
     st.failover()                    # SENTINEL FAILOVER (no kill)
@@ -498,19 +499,27 @@ class RedisSentinel:
     RedisServer objects (cli, role, kill, restart); a failover is made by
     killing the master (the Sentinels agree and promote a replica) or asked
     for with SENTINEL FAILOVER. detach() makes a replica that lacks the
-    master's next writes (REPLICAOF NO ONE: it keeps what it has); the
+    master's next writes (REPLICAOF NO ONE: it keeps what it has). The
     Sentinels turn such a server back into a replica about 8-18 s later
-    while its master still runs, so kill the master well within 8 s."""
+    while its master still runs, unless the set-up is detachable: the
+    replicas' REPLICAOF and SLAVEOF are then renamed, so no Sentinel can
+    reconfigure them (detach() uses the new name); a failover then promotes
+    only a replica already detached."""
+
+    DETACH_CMD = "px-detach-replicaof"
 
     def __init__(self, workdir, replicas=1, sentinels=3, name="presence", down_after_ms=1000,
-                 failover_timeout_ms=5000):
+                 failover_timeout_ms=5000, detachable=False):
         ports = free_ports(1 + replicas + sentinels)
+        rename = (["--rename-command", "REPLICAOF", self.DETACH_CMD, "--rename-command", "SLAVEOF", "px-detach-slaveof"]
+                  if detachable else [])
+        self.detachable = detachable
         self.name = name
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
         self.quorum = sentinels // 2 + 1
         self.servers = [RedisServer(workdir, ports[0], ["--repl-diskless-sync-delay", 0])]
         self.servers += [RedisServer(workdir, p, ["--replicaof", "127.0.0.1", ports[0],
-                                                  "--repl-diskless-sync-delay", 0])
+                                                  "--repl-diskless-sync-delay", 0, *rename])
                          for p in ports[1:1 + replicas]]
         self.sentinel_procs = [SentinelProc(workdir, p) for p in ports[1 + replicas:]]
         self.first_master_port = ports[0]
@@ -594,7 +603,9 @@ class RedisSentinel:
         """REPLICAOF NO ONE on a replica: it keeps the data it has and
         takes no more of the master's writes. Returns the time (monotonic)."""
         t = time.monotonic()
-        replica.cli("REPLICAOF", "NO", "ONE")
+        out = replica.cli(self.DETACH_CMD if self.detachable else "REPLICAOF", "NO", "ONE")
+        if out != "OK":
+            raise RuntimeError(f"{replica}: REPLICAOF NO ONE: {out}")
         return t
 
     def kill(self, srv):
