@@ -4,6 +4,7 @@
 # until each of them answers its own /readyz, and prints the URL of the demo
 # page. Ctrl-C stops everything.
 #   scripts/up.sh [--detach] [--port N] [--gateways N] [--state DIR] [--build-dir DIR]
+#                 [--redis-cluster | --redis-replica]
 #     --detach         leave it running; stop with scripts/down.sh [--state DIR]
 #     --port N         the gateway's port (else PRESENCE_GATEWAY_HTTP_PORT or
 #                      PRESENCE_HTTP_PORT, else a free one)
@@ -13,6 +14,9 @@
 #                      one running system per state dir
 #     --build-dir DIR  run the binaries of an existing build in DIR (or
 #                      PX_UP_BUILD_DIR): no setup.sh, no build
+#     --redis-cluster  a 3 + 3 Redis Cluster instead of one Redis; --redis-replica
+#                      a master, a replica and 3 Sentinels (stack.sh's layouts;
+#                      a stack already running keeps its own)
 # Every port is a free one unless given, so several systems run side by side
 # (one per state dir). The processor's ops port: PRESENCE_PROCESSOR_OPS_PORT
 # (or its old name PRESENCE_PROCESSOR_HTTP_PORT). If a component does not
@@ -29,6 +33,7 @@ die() { echo "up.sh: $*" >&2; exit 1; }
 detach=0
 port_arg=
 gateways=1
+redis_layout=()
 state=${PX_UP_STATE:-$root/.state}
 build=${PX_UP_BUILD_DIR:-}
 while [ $# -gt 0 ]; do
@@ -38,7 +43,8 @@ while [ $# -gt 0 ]; do
     --gateways) gateways=${2:?--gateways needs a number}; shift ;;
     --state) state=${2:?--state needs a directory}; shift ;;
     --build-dir) build=${2:?--build-dir needs a directory}; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --redis-cluster|--redis-replica) redis_layout=("$1") ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "up.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -155,11 +161,15 @@ if bash scripts/stack.sh status --state "$state/stack" >/dev/null 2>&1; then
     echo "== Kafka + Redis: already running in $state/stack"
 else
     started_stack=1
-    bash scripts/stack.sh up --state "$state/stack" 8>&- ||
+    bash scripts/stack.sh up --state "$state/stack" "${redis_layout[@]}" 8>&- ||
         { started_stack=0; die "the Kafka + Redis stack did not start (logs in $state/stack/)"; }
 fi
 # shellcheck disable=SC1091
 . "$state/stack/stack.env"
+if [ ${#redis_layout[@]} -gt 0 ] && [ "--redis-${REDIS_MODE:-single}" != "${redis_layout[0]/replica/replica}" ] &&
+   [ "$stack_was_running" = 1 ]; then
+    echo "up.sh: ${redis_layout[0]} ignored: the stack already running in $state/stack has Redis layout '${REDIS_MODE:-single}'" >&2
+fi
 
 # --- ports not given: free ones, picked together (so they differ) right
 # before the daemons start; picked before the stack, a port of the
@@ -190,6 +200,14 @@ ops_url=http://$(poll_host "$ops_host"):$ops_port
 # --- the daemons ---------------------------------------------------------
 common=(--set "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" --set "redis.host=$REDIS_HOST"
         --set "redis.port=$REDIS_PORT" --set "topic.prefix=${PRESENCE_TOPIC_PREFIX:-}")
+# the stack's Redis layout (stack.env): the seeds, or the Sentinels
+case ${REDIS_MODE:-single} in
+    cluster) common+=(--set redis.cluster=true --set "redis.nodes=$REDIS_NODES") ;;
+    replica) common+=(--set "redis.sentinels=$REDIS_SENTINELS" --set "redis.master_name=$REDIS_MASTER_NAME") ;;
+esac
+redis_where="127.0.0.1:$REDIS_PORT"
+[ "${REDIS_MODE:-single}" != cluster ] || redis_where="Cluster $REDIS_NODES"
+[ "${REDIS_MODE:-single}" != replica ] || redis_where="master '$REDIS_MASTER_NAME' of Sentinels $REDIS_SENTINELS"
 : >"$state/logs/processor.log"
 # setsid: their own session, so closing the terminal of a --detach run
 # leaves them be; fd 8 (the lock) stays with up.sh.
@@ -278,7 +296,7 @@ gateway's dev token route for the user in its URL; never expose this gateway).
   Open:     $gw_url/?user=alice   and, in another window,
             $gw_url/?user=bob
   Ops:      gateway $gw_url/metrics$([ "$gateways" = 1 ] || echo " (one of the $gateways)")   processor $ops_url/metrics
-  Logs:     $state/logs/   Kafka $KAFKA_BOOTSTRAP   Redis 127.0.0.1:$REDIS_PORT
+  Logs:     $state/logs/   Kafka $KAFKA_BOOTSTRAP   Redis $redis_where
   Tools:    set -a; . $state/stack/stack.env; set +a; $build/tools/presencectl verify
   Stop:     $down_cmd$( [ $detach -eq 1 ] || echo "  (or Ctrl-C here)")
 MSG
