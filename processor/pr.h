@@ -290,6 +290,8 @@ typedef struct pr_kafka {
     atomic_bool dr_failing;       /* see on_delivery */
     atomic_bool producer_fatal;   /* a producer's fatal error (on_error): the loop stops */
     atomic_bool kafka_ok;         /* producers' callbacks may run on the committer thread */
+    _Atomic int64_t conn_err_logged_ms; /* connection errors: the last logged (mono ms), */
+    atomic_uint conn_err_quiet;   /* and how many since were not */
     rd_kafka_queue_t *cq;
     px_kafka_uv_t *cq_uv;
     char topics[PR_N_SRC][PX_CONF_STR_MAX * 2 + 8];
@@ -662,8 +664,9 @@ void pr_watch_stop(pr_ctx_t *pr);
  * the registry answer stops the processor (pr_fatal). */
 void pr_watch_tick(pr_ctx_t *pr);
 /* Ready as far as the partitions go: owned (the group assigned them,
- * maybe none), checked, none stalled. Appends the reason to why (or the
- * partitions when ready). */
+ * maybe none), checked, none stalled. Appends to why the partition
+ * numbers owned (partitions=0,2 or partitions=none) and what is not
+ * ready. */
 bool pr_watch_ready(pr_ctx_t *pr, px_buf_t *why);
 
 /* ---- pr_txn.c, pr_batch.c, pr_repair.c, pr_loop.c --------------------------

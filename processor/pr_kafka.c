@@ -16,6 +16,7 @@
  * nothing, before normal processing resumes. docs/exactly-once.md.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,8 +214,16 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     pr_ctx_t *pr = opaque;
     px_counter_add(pr->m_kafka_err, 1);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&pr->kc.kafka_ok, false);
-    PX_WARN(PR_COMP, "kafka error", "client=%s err=%s reason=\"%s\"", rd_kafka_name(rk), rd_kafka_err2name(err),
-            reason);
+    /* a broker away makes every client say so about every second:
+     * connection errors are logged once per 5 s, with how many were not */
+    bool conn = err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+                err == RD_KAFKA_RESP_ERR__RESOLVE;
+    int64_t now = px_mono_ms(), last = atomic_load(&pr->kc.conn_err_logged_ms);
+    if (!conn || (now - last >= 5000 && atomic_compare_exchange_strong(&pr->kc.conn_err_logged_ms, &last, now)))
+        PX_WARN(PR_COMP, "kafka error", "client=%s err=%s reason=\"%s\" like_it_not_logged=%u", rd_kafka_name(rk),
+                rd_kafka_err2name(err), reason, conn ? atomic_exchange(&pr->kc.conn_err_quiet, 0) : 0);
+    else
+        atomic_fetch_add(&pr->kc.conn_err_quiet, 1);
     bool producer = rk == pr->kc.producers[0] || rk == pr->kc.producers[1];
     if (err == RD_KAFKA_RESP_ERR__FATAL && producer) {
         char why[256];
@@ -411,6 +420,10 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) return px_errf(PX_EBACKEND, errstr, n, "subscribe: %s", rd_kafka_err2str(err));
     for (int i = 0; i < 2; i++) warm_topics(pr, i); /* while the group join runs */
+    /* made now, so it knows the group's coordinator when a rebalance
+     * needs it (pr_kafka_peers) */
+    if (pr->cfg.static_membership)
+        pr->kc.offsets_reader = pr_kafka_client_new(pr, "presence-processor-offsets", pr->kc.group, false);
     pr->kc.cq = rd_kafka_queue_get_consumer(pr->kc.consumer);
     pr->kc.cq_uv = px_kafka_uv_start(pr->loop, pr->kc.cq, 100, on_wake, pr);
     if (!pr->kc.cq_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");
@@ -594,23 +607,45 @@ static void fence_departed(pr_ctx_t *pr, const int32_t *ps, int n) {
     free(last);
 }
 
+/* A helper thread's half of init_txns: the second producer's. */
+static void *init_second(void *arg) {
+    rd_kafka_t *rk = arg;
+    return rd_kafka_init_transactions(rk, 60000);
+}
+
+/* Initialise both producers' transactions, side by side (each first
+ * waits for the abort of what a crashed run under its id left open). 0,
+ * or -1 after pr_fatal. */
+static int init_txns(pr_ctx_t *pr) {
+    pr_kafka_t *kc = &pr->kc;
+    pthread_t th;
+    bool threaded = pthread_create(&th, NULL, init_second, kc->producers[1]) == 0;
+    rd_kafka_error_t *e[2] = {rd_kafka_init_transactions(kc->producers[0], 60000), NULL};
+    void *r = NULL;
+    if (threaded) pthread_join(th, &r);
+    e[1] = threaded ? r : rd_kafka_init_transactions(kc->producers[1], 60000);
+    int rc = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!e[i]) continue;
+        if (!rc) {
+            char why[600];
+            snprintf(why, sizeof why, "cannot initialise the transactions of %s: %s", rd_kafka_name(kc->producers[i]),
+                     rd_kafka_error_string(e[i]));
+            pr_fatal(pr, why);
+        }
+        rd_kafka_error_destroy(e[i]);
+        rc = -1;
+    }
+    return rc;
+}
+
 void pr_kafka_peers(pr_ctx_t *pr, const int32_t *ps, int n) {
     pr_kafka_t *kc = &pr->kc;
     if (kc->peers_at != kc->rebalances && pr->cfg.static_membership) fence_departed(pr, ps, n);
     kc->peers_at = kc->rebalances;
     if (kc->txn_ready) return;
     int64_t t0 = px_mono_ms();
-    for (int i = 0; i < 2; i++) {
-        rd_kafka_error_t *e = rd_kafka_init_transactions(kc->producers[i], 60000);
-        if (e) {
-            char why[600];
-            snprintf(why, sizeof why, "cannot initialise the transactions of %s: %s", rd_kafka_name(kc->producers[i]),
-                     rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-            pr_fatal(pr, why);
-            return;
-        }
-    }
+    if (init_txns(pr)) return;
     kc->txn_ready = true;
     PX_INFO(PR_COMP, "transactions initialised (what an earlier run under this name left open is aborted)",
             "instance=%s took_ms=%lld", pr->cfg.instance, (long long)(px_mono_ms() - t0));

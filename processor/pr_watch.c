@@ -185,6 +185,16 @@ static void judge(pr_ctx_t *pr, int64_t now) {
 void pr_watch_tick(pr_ctx_t *pr) {
     pr_watch_t *wd = &pr->wd;
     int64_t now = px_mono_ms();
+    /* a consumer librdkafka gave up on (e.g. fenced: another instance
+     * took its name) says so in a message, not always in the error
+     * callback: it never consumes again */
+    char why[512];
+    if (pr->kc.consumer && rd_kafka_fatal_error(pr->kc.consumer, why, sizeof why) && !pr->stopping) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "the consumer failed for good: %s", why);
+        pr_fatal(pr, msg);
+        return;
+    }
     if (wd->w.busy && pr_worker_ended(pr, &wd->w)) { /* its lock orders the job's writes before these reads */
         wd->w.busy = false;
         take(pr);
@@ -201,7 +211,9 @@ bool pr_watch_ready(pr_ctx_t *pr, px_buf_t *why) {
         return false;
     }
     bool ready = true;
-    if (why) px_buf_printf(why, " partitions=%d", pr->kc.n_owned);
+    for (int32_t p = 0, n = 0; why && p < PR_MAX_PARTITIONS; p++)
+        if (pr->parts[p].assigned) px_buf_printf(why, "%s%d", n++ ? "," : " partitions=", p);
+    if (why && !pr->kc.n_owned) px_buf_puts(why, " partitions=none");
     for (int pass = 0; pass < 2; pass++) {
         bool first = true;
         for (int32_t p = 0; p < PR_MAX_PARTITIONS; p++) {

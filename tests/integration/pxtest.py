@@ -132,9 +132,11 @@ class Stack:
         self.daemons.append(d)
         return d
 
-    def start_gateway(self, *extra):
-        d = Daemon("gateway", [os.path.join(self.build, "gateway", "presence-gateway")]
-                   + self.common() + ["--set", f"http.port={self.http_port}",
+    def start_gateway(self, *extra, name="gateway", port=None):
+        """A gateway on http_port, or on port (several gateways: each its
+        own name and port)."""
+        d = Daemon(name, [os.path.join(self.build, "gateway", "presence-gateway")]
+                   + self.common() + ["--set", f"http.port={port or self.http_port}",
                                       "--set", f"auth.jwt_secret={SECRET}"] + list(extra),
                    self.logdir)
         self.daemons.append(d)
@@ -147,7 +149,7 @@ class Stack:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
-    def wait_ready(self, timeout=60):
+    def wait_ready(self, timeout=60, port=None):
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
@@ -155,7 +157,7 @@ class Stack:
                 if d.proc.poll() is not None:
                     raise AssertionError(f"{d.name} exited early with {d.proc.returncode}")
             try:
-                last = self.http("/readyz")
+                last = self.http("/readyz", port)
                 if last[0] == 200:
                     return
             except OSError as e:

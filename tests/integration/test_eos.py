@@ -113,10 +113,10 @@ def fold_workload(stack, seconds, *extra):
     return live, counts["produced"], t0
 
 
-def settle_and_verify(stack, prepare=None):
+def settle_and_verify(stack, prepare=None, ttls=TTLS):
     """Let deadlines run out (no more EXPIREs) and the group catch up, stop
     the processors, call prepare() (if given), and require presencectl
-    verify to find everything equal."""
+    verify (the processors' TTL settings, ttls) to find everything equal."""
     deadline = time.time() + 120
     left = None
     while time.time() < deadline:
@@ -132,7 +132,7 @@ def settle_and_verify(stack, prepare=None):
             assert d.stop() == 0, f"{d.name} did not stop cleanly"
     if prepare:
         prepare()
-    out = stack.verify(*TTLS)
+    out = stack.verify(*ttls)
     with open(os.path.join(stack.logdir, "verify.txt"), "w") as f:
         f.write(out.stdout + out.stderr)
     print(out.stdout[-3000:])
