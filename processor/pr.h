@@ -151,7 +151,7 @@ typedef struct pr_part {
     bool repair_check;            /* assigned (or Redis lost data): run the repair check */
     bool seek_refused;            /* the check's seek was refused (fetcher not started): logged once */
     /* a failed check runs again at check_at (mono ms), after a delay that
-     * doubles from 100 ms to 2 s; fails counts them in a row (its logs
+     * doubles from 100 ms to 1 s; fails counts them in a row (its logs
      * are thinned by it) */
     int64_t check_at, check_backoff_ms;
     uint32_t check_fails;

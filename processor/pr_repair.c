@@ -16,7 +16,7 @@
  * so partitions assigned together do not queue behind each other. A
  * partition whose check fails (its offsets not stable yet, a leader
  * away) stays paused and is checked again after a backoff (100 ms
- * doubling to 2 s); the others resume.
+ * doubling to 1 s); the others resume.
  */
 #include <stdlib.h>
 
@@ -79,12 +79,12 @@ static void repair_log(pr_ctx_t *pr, int32_t p, const int64_t committed[PR_N_SRC
             (long long)applied[0], (long long)applied[1], (long long)applied[2], (long long)applied[3]);
 }
 
-/* A failed check: run again after a delay doubling from 100 ms to 2 s. */
+/* A failed check: run again after a delay doubling from 100 ms to 1 s. */
 static void check_failed(pr_ctx_t *pr, int32_t p) {
     pr_part_t *pp = &pr->parts[p];
     pp->check_fails++;
     pp->check_backoff_ms = pp->check_backoff_ms ? pp->check_backoff_ms * 2 : 100;
-    if (pp->check_backoff_ms > 2000) pp->check_backoff_ms = 2000;
+    if (pp->check_backoff_ms > 1000) pp->check_backoff_ms = 1000;
     pp->check_at = px_mono_ms() + pp->check_backoff_ms;
 }
 

@@ -21,8 +21,19 @@ async def test(stack):
     producer = threading.Thread(target=workload, args=(stack, stop, counts))
     producer.start()
     try:
-        time.sleep(4)
-        assert stack.http("/readyz", stack.proc_port)[0] == 200
+        # ready once it owns its partitions, checked (fresh topics may
+        # answer NOT_LEADER for a few seconds at first)
+        deadline, last = time.time() + 30, None
+        while True:
+            try:
+                last = stack.http("/readyz", stack.proc_port)
+            except OSError as e:  # not listening yet
+                last = (0, str(e))
+            if last[0] == 200:
+                break
+            assert time.time() < deadline, last
+            time.sleep(0.2)
+        time.sleep(2)
         redis.proc.send_signal(signal.SIGSTOP)
         t0, saw_not_ready = time.time(), False
         while time.time() - t0 < 10:
