@@ -341,7 +341,8 @@ static void warm_topics(pr_ctx_t *pr, int i) {
     if (md) rd_kafka_metadata_destroy(md);
 }
 
-int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
+/* The consumer (pr->kc.consumer), its group in pr->kc.group. */
+static int consumer_new(pr_ctx_t *pr, char *errstr, size_t n) {
     /* Static membership: the instance name is the member's
      * group.instance.id, so a restart under it takes its partitions back
      * at once without a rebalance, and a member that stays away loses them
@@ -368,16 +369,6 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
         {"isolation.level", "read_committed"}, /* our own EXPIREs are transactional */
         {"partition.assignment.strategy", "range"}, /* co-partitioning: see the file comment */
     };
-    for (int s = 0; s < PX_SRC__COUNT; s++) {
-        const char *t = s == PX_SRC_HEARTBEATS ? pr->cfg.topic_heartbeats
-                        : s == PX_SRC_LOCKS    ? pr->cfg.topic_locks
-                        : s == PX_SRC_MUTATING ? pr->cfg.topic_mutating
-                                               : pr->cfg.topic_mutated;
-        snprintf(pr->kc.topics[s], sizeof pr->kc.topics[s], "%s%s", pr->cfg.topic_prefix, t);
-        snprintf(pr->kc.topics[PR_RETRY(s)], sizeof pr->kc.topics[0], "%s%s.retry", pr->cfg.topic_prefix, t);
-    }
-    snprintf(pr->kc.topic_changes, sizeof pr->kc.topic_changes, "%s%s", pr->cfg.topic_prefix, pr->cfg.topic_changes);
-
     rd_kafka_conf_t *conf = px_kafka_conf_new_with(cdefaults, sizeof cdefaults / sizeof cdefaults[0],
                                                    &pr->kafka_kv, "presence-processor", errstr, n);
     if (!conf) return PX_ECONFIG;
@@ -398,6 +389,21 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
         return PX_ECONFIG;
     }
     rd_kafka_poll_set_consumer(pr->kc.consumer);
+    return 0;
+}
+
+int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
+    for (int s = 0; s < PX_SRC__COUNT; s++) {
+        const char *t = s == PX_SRC_HEARTBEATS ? pr->cfg.topic_heartbeats
+                        : s == PX_SRC_LOCKS    ? pr->cfg.topic_locks
+                        : s == PX_SRC_MUTATING ? pr->cfg.topic_mutating
+                                               : pr->cfg.topic_mutated;
+        snprintf(pr->kc.topics[s], sizeof pr->kc.topics[s], "%s%s", pr->cfg.topic_prefix, t);
+        snprintf(pr->kc.topics[PR_RETRY(s)], sizeof pr->kc.topics[0], "%s%s.retry", pr->cfg.topic_prefix, t);
+    }
+    snprintf(pr->kc.topic_changes, sizeof pr->kc.topic_changes, "%s%s", pr->cfg.topic_prefix, pr->cfg.topic_changes);
+    int crc = consumer_new(pr, errstr, n);
+    if (crc) return crc;
 
     /* the producers: same kafka.* settings; consumer-only keys are ignored
      * by librdkafka with a warning */
