@@ -32,6 +32,8 @@
 #                            Redis Cluster of 3 masters + 3 replicas
 #                            (stack.sh --redis-cluster), single then a plain
 #                            redis-server beside it; neither persists
+#   PX_BENCH_REDIS_REPLICAS=0  the cluster's replicas are stopped before the
+#                            runs: 3 masters alone, no replication work
 #
 #   bench/run_processor.sh [RECORDS] [ENTITIES] [RUNS]   (defaults 2000000 100000 3)
 #
@@ -87,6 +89,16 @@ if [ ${#cluster_opt[@]} -gt 0 ]; then
     plain_pid=$!
     for _ in $(seq 50); do redis-cli -p "$plain_port" PING >/dev/null 2>&1 && break; sleep 0.1; done
 fi
+if [ ${#cluster_opt[@]} -gt 0 ] && [ "${PX_BENCH_REDIS_REPLICAS:-1}" = 0 ]; then
+    for b in $brokers_list; do
+        for n in 1 2 3 4 5 6; do
+            v=REDIS_NODE_$n d=REDIS_NODE_${n}_DIR
+            v=$(sed -n "s/^$v=//p" "$(stack_dir "$b")/stack.env") d=$(sed -n "s/^$d=//p" "$(stack_dir "$b")/stack.env")
+            [ "$(redis-cli -p "${v##*:}" ROLE 2>/dev/null | head -1)" = slave ] && kill "$(cat "$d/redis.pid")"
+        done
+    done
+    sleep 1
+fi
 single_port() { echo "${plain_port:-$REDIS_PORT}"; }
 masters() { # the masters of layout $1 (of the stack whose stack.env was read last)
     if [ "$1" = single ]; then single_port; return; fi
@@ -107,10 +119,21 @@ folded() { # sum of folded/duplicate/DLQ input records in the processor's metric
         END { print s + 0 }'
 }
 
+marks_key() { # the applied marks' key of group $prefix on master $1 (SCAN in steps of 100000: one or two calls)
+    local cur=0 out
+    while :; do
+        out=$(redis-cli -p "$1" SCAN "$cur" MATCH "presence:shard:*:applied:$prefix" COUNT 100000 | tr -d '\r')
+        cur=$(echo "$out" | head -1)
+        out=$(echo "$out" | sed -n 2p)
+        if [ -n "$out" ]; then echo "$out"; return; fi
+        [ "$cur" != 0 ] || return
+    done
+}
+
 in_redis() { # every "S:P=O" of $ends has an applied mark of at least O on every master of $target ($prefix is the group)
     local p k
     for p in $(masters "$target"); do
-        k=$(redis-cli -p "$p" --scan --pattern "presence:shard:*:applied:$prefix" | head -1)
+        k=$(marks_key "$p")
         [ -n "$k" ] || return 1
         redis-cli -p "$p" HGETALL "$k"
     done | tr -d '\r' | paste - - |
