@@ -1,7 +1,7 @@
 /*
  * px_signal.h - the stop flag, and SIGINT/SIGTERM handling.
  *
- * px_stop_requested is the one global of the project (STYLE.md): a
+ * px_stop_requested is the one global of the project: a
  * `volatile sig_atomic_t` that a signal handler sets and main loops read.
  * Two ways to wire it, never both in one process:
  *   - px_signal_install(): sigaction() handlers for blocking loops
