@@ -147,8 +147,8 @@ class LockProbe:
         return out
 
     def longest_gap(self, t_from, t_to):
-        """The longest time one entity went without a LOCK_ACK between the
-        last one before t_from and the first one after t_to."""
+        """The longest time one entity went without a LOCK_ACK, from the
+        last one before t_from to the first one after t_to."""
         worst = 0.0
         with self.lock:
             for acks in self.acks:
@@ -261,7 +261,11 @@ class Bench:
     def measure(self, probe, fault, t_fault, t_end_of_fault=None):
         probe.wait_recovered(t_fault, timeout=90)
         rec = probe.recovery(t_fault)
-        gap = probe.longest_gap(t_fault, t_end_of_fault or t_fault)
+        answered = [r for r in rec if r is not None]
+        # the gaps over the whole stall: from the fault until every entity
+        # was answered again (or the fault's own end, if later)
+        window_end = max(t_end_of_fault or t_fault, t_fault + (max(answered) if answered else 90.0)) + 0.5
+        gap = probe.longest_gap(t_fault, window_end)
         self.check_exits(fault)
         affected = sorted(r for r in rec if r is not None and r > AFFECTED_S)
         unanswered = sum(1 for r in rec if r is None)

@@ -46,7 +46,6 @@ import test_eos  # noqa: E402  (its workload and its settle-and-verify)
 
 WORKDIR = os.path.abspath(sys.argv[1])
 T0 = time.monotonic()
-KAFKA_TIMEOUTS = ["--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=1000"]
 REJOIN_HOLD_S = 5
 CUT_READY_BOUND_S = 15  # a session timeout (6 s) and a generous margin
 ASSIGNED_RE = re.compile(r'msg="partitions assigned" count=(\d+)')
@@ -233,13 +232,12 @@ def ready(addr, port):
 async def test(stack):
     host, kc = HOST, KC
     stack.tenant = pxtest.unique("t")
-    common = test_eos.TTLS + KAFKA_TIMEOUTS
+    common = test_eos.TTLS  # the group's timeouts and static membership: the defaults
     a_ops, a_port, b_ops = host.links["redis"].addr, stack.proc_port, pxtest.free_port()
     redis_host, redis_port = kc.external_redis
 
     def start_a(n):
-        return stack.start_processor(*common, "--set", "kafka.group.instance.id=pa",
-                                     "--set", f"kafka.bootstrap.servers={kc.external_bootstrap}",
+        return stack.start_processor(*common, "--set", f"kafka.bootstrap.servers={kc.external_bootstrap}",
                                      "--set", f"redis.host={redis_host}", "--set", f"redis.port={redis_port}",
                                      "--set", f"ops.host={a_ops}", "--set", f"ops.port={a_port}",
                                      name=f"processor-a{n}", instance="pa", host=host)
@@ -247,7 +245,7 @@ async def test(stack):
     a = Supervised(stack, start_a)
     wait_for("A owns every partition", lambda: ASSIGNED_RE.search(log_of(a.d)), 60, supervised=[a])
     total = int(ASSIGNED_RE.search(log_of(a.d)).group(1))
-    b = stack.start_processor(*common, "--set", "kafka.group.instance.id=pb", "--set", f"ops.port={b_ops}",
+    b = stack.start_processor(*common, "--set", f"ops.port={b_ops}",
                               name="processor-b", instance="pb")
     stop, counts = threading.Event(), {"produced": 0}
     load = threading.Thread(target=test_eos.workload, args=(stack, stop, counts))
@@ -259,7 +257,9 @@ async def test(stack):
         wait_for("A and B share the partitions", lambda: all(
             any(0 < int(n) < total for n in ASSIGNED_RE.findall(log_of(d))) for d in (a.d, b)), 60, [b], [a])
         wait_for("A ready", lambda: ready(a_ops, a_port)[0], 60, [b], [a])
-        time.sleep(3)
+        wait_for("offsets committed on every partition", lambda: all(
+            o >= 0 for o in committed(stack).values()), 60, [b], [a])
+        time.sleep(2)
         say(f"A (on {host.ns}) and B share {total} partitions; {counts['produced']} records produced; "
             f"A: {ready(a_ops, a_port)[1]}")
 
@@ -282,6 +282,9 @@ async def test(stack):
             o > before[k] for k, o in committed(stack).items()), 90, [b], [a])
         say(f"B committed past A's offsets on every partition {time.monotonic() - t_cut:.1f} s after the cut; "
             f"A: {ready(a_ops, a_port)[1]}")
+        for line in log_of(b, b_at).splitlines():
+            if "fenced a departed instance" in line:
+                print("  B: " + line[line.index("msg="):])
         time.sleep(2)
 
         # 3. Healed: A rejoins (itself, or restarted by its supervisor).
