@@ -235,6 +235,7 @@ class Bench:
         self.results = {}
         self.round_no = 0
         self.starts = 0
+        self.gateways = 0
 
     def start_processor(self, name):
         self.starts += 1  # each start its own log file
@@ -294,12 +295,26 @@ class Bench:
             probe.wait_steady(timeout=90)
         except RuntimeError as e:
             self.stuck.append(after)
-            say(f"  NOT ANSWERING 90 s after {after} ({e}): both processors killed and started again")
+            say(f"  NOT ANSWERING 90 s after {after} ({e}): both processors and the gateway killed and "
+                "started again")
             for name in list(self.procs):
                 self.kill_processor(name)
                 self.start_processor(name)
+            self.restart_gateway()
             probe.wait_steady(timeout=180)
         self.check_exits(after)
+
+    def restart_gateway(self):
+        """kill -9 of the gateway (its log kept beside it), started again on
+        its port; the probe's clients connect again by themselves."""
+        gw = next(d for d in self.stack.daemons if d.name == "gateway")
+        gw.proc.send_signal(signal.SIGKILL)
+        gw.proc.wait()
+        self.stack.retire(gw)
+        gw.log.close()
+        self.gateways += 1
+        os.replace(gw.log_path, f"{gw.log_path}.{self.gateways}")
+        self.stack.start_gateway()
 
     def restore_broker(self, n, probe):
         self.steady(probe, f"node {n}'s kill")
@@ -392,6 +407,8 @@ def main():
         for r in range(1, ROUNDS + 1):
             bench.round(probe, r)
         ok = True
+    except RuntimeError as e:
+        say(f"STOPPED: {e} (the figures so far follow)")
     finally:
         if probe:
             probe.stop()
@@ -402,6 +419,7 @@ def main():
         print(f"processor exits: {bench.exits}")
     if bench.stuck:
         print(f"not answering 90 s after: {bench.stuck}")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
