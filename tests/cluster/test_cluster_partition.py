@@ -229,104 +229,134 @@ def ready(addr, port):
         return False, str(e)
 
 
-async def test(stack):
-    host, kc = HOST, KC
-    stack.tenant = pxtest.unique("t")
-    common = test_eos.TTLS  # the group's timeouts and static membership: the defaults
-    a_ops, a_port, b_ops = host.links["redis"].addr, stack.proc_port, pxtest.free_port()
-    redis_host, redis_port = kc.external_redis
+class Run:
+    """The processors, the workload and the watch of one test run."""
 
-    def start_a(n):
-        return stack.start_processor(*common, "--set", f"kafka.bootstrap.servers={kc.external_bootstrap}",
-                                     "--set", f"redis.host={redis_host}", "--set", f"redis.port={redis_port}",
-                                     "--set", f"ops.host={a_ops}", "--set", f"ops.port={a_port}",
-                                     name=f"processor-a{n}", instance="pa", host=host)
+    def __init__(self, stack):
+        self.stack, self.host, self.kc = stack, HOST, KC
+        stack.tenant = pxtest.unique("t")
+        self.common = test_eos.TTLS  # the group's timeouts and static membership: the defaults
+        self.a_ops, self.a_port = self.host.links["redis"].addr, stack.proc_port
+        self.redis_host, self.redis_port = self.kc.external_redis
+        self.a = Supervised(stack, self.start_a)
+        wait_for("A owns every partition", lambda: ASSIGNED_RE.search(log_of(self.a.d)), 60, supervised=[self.a])
+        self.total = int(ASSIGNED_RE.search(log_of(self.a.d)).group(1))
+        self.b = stack.start_processor(*self.common, "--set", f"ops.port={pxtest.free_port()}",
+                                       name="processor-b", instance="pb")
+        self.stop, self.counts = threading.Event(), {"produced": 0}
+        self.load = threading.Thread(target=test_eos.workload, args=(stack, self.stop, self.counts))
+        self.watch = Watch(int(stack.env["REDIS_PORT"]), stack.tenant)
+        self.load.start()
+        self.watch.start()
 
-    a = Supervised(stack, start_a)
-    wait_for("A owns every partition", lambda: ASSIGNED_RE.search(log_of(a.d)), 60, supervised=[a])
-    total = int(ASSIGNED_RE.search(log_of(a.d)).group(1))
-    b = stack.start_processor(*common, "--set", f"ops.port={b_ops}",
-                              name="processor-b", instance="pb")
-    stop, counts = threading.Event(), {"produced": 0}
-    load = threading.Thread(target=test_eos.workload, args=(stack, stop, counts))
-    watch = Watch(int(stack.env["REDIS_PORT"]), stack.tenant)
-    load.start()
-    watch.start()
-    try:
-        # Both own partitions and fold.
-        wait_for("A and B share the partitions", lambda: all(
-            any(0 < int(n) < total for n in ASSIGNED_RE.findall(log_of(d))) for d in (a.d, b)), 60, [b], [a])
-        wait_for("A ready", lambda: ready(a_ops, a_port)[0], 60, [b], [a])
-        wait_for("offsets committed on every partition", lambda: all(
-            o >= 0 for o in committed(stack).values()), 60, [b], [a])
+    def start_a(self, n):
+        kc = self.kc
+        return self.stack.start_processor(
+            *self.common, "--set", f"kafka.bootstrap.servers={kc.external_bootstrap}",
+            "--set", f"redis.host={self.redis_host}", "--set", f"redis.port={self.redis_port}",
+            "--set", f"ops.host={self.a_ops}", "--set", f"ops.port={self.a_port}",
+            name=f"processor-a{n}", instance="pa", host=self.host)
+
+    def wait(self, what, pred, timeout):
+        return wait_for(what, pred, timeout, [self.b], [self.a])
+
+    def a_ready(self):
+        return ready(self.a_ops, self.a_port)
+
+    def steady(self):
+        """Both own partitions, fold and have committed on every partition."""
+        a, b, total = self.a, self.b, self.total
+        self.wait("A and B share the partitions", lambda: all(
+            any(0 < int(n) < total for n in ASSIGNED_RE.findall(log_of(d))) for d in (a.d, b)), 60)
+        self.wait("A ready", lambda: self.a_ready()[0], 60)
+        self.wait("offsets committed on every partition", lambda: all(
+            o >= 0 for o in committed(self.stack).values()), 60)
         time.sleep(2)
-        say(f"A (on {host.ns}) and B share {total} partitions; {counts['produced']} records produced; "
-            f"A: {ready(a_ops, a_port)[1]}")
+        say(f"A (on {self.host.ns}) and B share {total} partitions; {self.counts['produced']} records produced; "
+            f"A: {self.a_ready()[1]}")
 
-        # 1. A loses Kafka, keeps Redis, while it folds.
-        before = committed(stack)
+    def cut(self):
+        """1. A loses Kafka, keeps Redis, while it folds; 2. B takes every
+        partition and commits past A's last offsets."""
+        host, b = self.host, self.b
+        before = committed(self.stack)
         b_at = log_size(b)
-        probe = ReadyProbe(a_ops, a_port)
-        t_cut = host.cut("kafka")
-        probe.start()
-        assert host.reaches(redis_host, redis_port), "the host lost Redis with Kafka"
-        broker = kc.external_bootstrap.split(",")[0].rsplit(":", 1)
+        self.probe = ReadyProbe(self.a_ops, self.a_port)
+        self.t_cut = t_cut = host.cut("kafka")
+        self.probe.start()
+        assert host.reaches(self.redis_host, self.redis_port), "the host lost Redis with Kafka"
+        broker = self.kc.external_bootstrap.split(",")[0].rsplit(":", 1)
         assert not host.reaches(*broker), "the host still reaches Kafka"
         say(f"A's Kafka link cut (Redis still reachable); committed offsets {sorted(before.values())}")
-
-        # 2. B takes every partition and commits past A's last offsets.
-        wait_for("B owns every partition", lambda: any(
-            int(n) == total for n in ASSIGNED_RE.findall(log_of(b, b_at))), 60, [b], [a])
-        say(f"B owns every partition {time.monotonic() - t_cut:.1f} s after the cut; A: {ready(a_ops, a_port)[1]}")
-        wait_for("B commits past A's offsets on every partition", lambda: all(
-            o > before[k] for k, o in committed(stack).items()), 90, [b], [a])
+        self.wait("B owns every partition", lambda: any(
+            int(n) == self.total for n in ASSIGNED_RE.findall(log_of(b, b_at))), 60)
+        say(f"B owns every partition {time.monotonic() - t_cut:.1f} s after the cut; A: {self.a_ready()[1]}")
+        self.wait("B commits past A's offsets on every partition", lambda: all(
+            o > before[k] for k, o in committed(self.stack).items()), 90)
         say(f"B committed past A's offsets on every partition {time.monotonic() - t_cut:.1f} s after the cut; "
-            f"A: {ready(a_ops, a_port)[1]}")
+            f"A: {self.a_ready()[1]}")
         for line in log_of(b, b_at).splitlines():
             if "fenced a departed instance" in line:
                 print("  B: " + line[line.index("msg="):])
         time.sleep(2)
 
-        # 3. Healed: A rejoins (itself, or restarted by its supervisor).
+    def heal(self):
+        """3. Healed: A rejoins (itself, or restarted by its supervisor)."""
+        a, probe, t_cut = self.a, self.probe, self.t_cut
         a.mark()
         probe.stop()
-        t_heal = host.heal("kafka")
+        t_heal = self.host.heal("kafka")
         late = [(round(t - t_cut, 1), text) for t, ok, text in probe.seen if ok and t > t_cut + CUT_READY_BOUND_S]
         answered = [text for _, _, text in probe.seen if "ready" in text]
         say(f"A's /readyz in the cut: {len(probe.seen)} asked, {len(answered)} answered "
             f"({answered[-1] if answered else 'none'}), ready {sum(ok for _, ok, _ in probe.seen)} times")
         assert not late, f"A said ready while cut off, over {CUT_READY_BOUND_S} s after the cut: {late[:3]}"
         say(f"A's Kafka link healed {t_heal - t_cut:.1f} s after the cut")
-        wait_for("A owns partitions again", lambda: any(
-            0 < int(n) < total for n in ASSIGNED_RE.findall(a.log_since_mark())), 90, [b], [a])
+        self.wait("A owns partitions again", lambda: any(
+            0 < int(n) < self.total for n in ASSIGNED_RE.findall(a.log_since_mark())), 90)
         say(f"A owns partitions again {time.monotonic() - t_heal:.1f} s after the heal")
-        held = Held(lambda: owns_ready(a_ops, a_port), REJOIN_HOLD_S, a)
-        wait_for(f"A ready with partitions, the same process for {REJOIN_HOLD_S} s", held, 90, [b], [a])
+        held = Held(lambda: owns_ready(self.a_ops, self.a_port), REJOIN_HOLD_S, a)
+        self.wait(f"A ready with partitions, the same process for {REJOIN_HOLD_S} s", held, 90)
         say(f"A ready with partitions {time.monotonic() - t_heal - REJOIN_HOLD_S:.1f} s after the heal, and so "
-            f"for {REJOIN_HOLD_S} s: {ready(a_ops, a_port)[1]}")
+            f"for {REJOIN_HOLD_S} s: {self.a_ready()[1]}")
         a.check()
-    finally:
-        stop.set()
-        load.join()
-    say(f"{counts['produced']} records produced")
-    for t, rc, d in a.exits:
-        say(f"{d.name} exited with {rc} at {t:.1f} s; it said:")
-        for line in log_of(d).splitlines():
-            if "level=error" in line or "stopping" in line or "failed" in line:
-                print("    " + line[:300])
 
-    # 4. Both stop cleanly once the group has caught up; verify.
-    test_eos.settle_and_verify(stack)
-    watch.stop()
-    changes = stack.changes(stack.tenant, timeout=120, to_end=True)
-    twice = [(k, n) for k, n in collections.Counter(tuple(sorted(c.items())) for c in changes).items() if n > 1]
-    say(f"{len(changes)} committed change events, {len(twice)} twice; {watch.polls} polls of "
-        f"{len(watch.last)} entity states, {len(watch.regressions)} regressions")
-    assert not watch.errors, watch.errors[:3]
-    assert watch.polls > 100 and len(watch.last) > 50, (watch.polls, len(watch.last))
-    assert not twice, f"change events committed twice: {twice[:5]}"
-    assert not watch.regressions, f"entity states that went back: {watch.regressions[:5]}"
-    assert all(rc != 0 for _, rc, _ in a.exits), f"A exited 0 without being asked: {a.exits}"
+    def end_load(self):
+        self.stop.set()
+        self.load.join()
+        say(f"{self.counts['produced']} records produced")
+        for t, rc, d in self.a.exits:
+            say(f"{d.name} exited with {rc} at {t:.1f} s; it said:")
+            for line in log_of(d).splitlines():
+                if "level=error" in line or "stopping" in line or "failed" in line:
+                    print("    " + line[:300])
+
+    def check(self):
+        """4. Both stop cleanly once the group has caught up; verify; no
+        change event twice, no entity state went back."""
+        stack, watch = self.stack, self.watch
+        test_eos.settle_and_verify(stack)
+        watch.stop()
+        changes = stack.changes(stack.tenant, timeout=120, to_end=True)
+        twice = [(k, n) for k, n in collections.Counter(tuple(sorted(c.items())) for c in changes).items() if n > 1]
+        say(f"{len(changes)} committed change events, {len(twice)} twice; {watch.polls} polls of "
+            f"{len(watch.last)} entity states, {len(watch.regressions)} regressions")
+        assert not watch.errors, watch.errors[:3]
+        assert watch.polls > 100 and len(watch.last) > 50, (watch.polls, len(watch.last))
+        assert not twice, f"change events committed twice: {twice[:5]}"
+        assert not watch.regressions, f"entity states that went back: {watch.regressions[:5]}"
+        assert all(rc != 0 for _, rc, _ in self.a.exits), f"A exited 0 without being asked: {self.a.exits}"
+
+
+async def test(stack):
+    run = Run(stack)
+    try:
+        run.steady()
+        run.cut()
+        run.heal()
+    finally:
+        run.end_load()
+    run.check()
     say("ok")
 
 
