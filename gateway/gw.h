@@ -104,6 +104,7 @@ typedef struct gw_config {
     int64_t msgs_burst;             /* token bucket size */
     int64_t rest_per_min;           /* REST requests per minute per user */
     int64_t lock_timeout_ms;        /* LOCK without outcome -> ERROR TIMEOUT */
+    int64_t fault_kafka_fatal_ms;   /* testing: a fatal producer error this long after start (0: never) */
     int64_t max_pending_locks;      /* LOCKs awaiting their outcome per connection */
     char allowed_origins[PX_CONF_STR_MAX]; /* comma list; empty: any origin */
     bool deflate;                   /* offer permessage-deflate */
@@ -254,6 +255,10 @@ typedef struct gw_ctx {
     rd_kafka_queue_t *rkqu; /* main queue, watched by rk_uv */
     px_kafka_uv_t *rk_uv;
     bool kafka_up;
+    bool kafka_fatal;       /* the producer failed for good: a new one is being made */
+    bool kafka_renew_init;  /* kafka_renew initialised */
+    uv_timer_t kafka_renew; /* makes the new producer, on the loop (gw_kafka.c) */
+    int64_t kafka_fault_at; /* mono ms of fault.kafka_fatal_ms's error (0: none due) */
     char topic_hb[PX_CONF_STR_MAX * 2];
     char topic_locks[PX_CONF_STR_MAX * 2];
 

@@ -7,12 +7,22 @@
  * errors are served from the main queue, wired into the loop by
  * px_kafka_uv. `kafka_up` follows librdkafka's view of the brokers and
  * feeds /readyz.
+ *
+ * A fatal error (librdkafka 2.0's idempotent producer raises one when a
+ * partition leader's loss desynchronises its sequence numbers with the
+ * broker: OUT_OF_ORDER_SEQUENCE_NUMBER) leaves the producer unable to send
+ * anything again. The gateway then refuses writes (UNAVAILABLE, /readyz
+ * kafka=down), drops that producer with what it still held, and makes a
+ * new one on the loop, retried every second until it starts.
  */
 #include <string.h>
 
 #include "gw.h"
 #include "px_log.h"
 #include "px_produce.h"
+#include "px_time.h"
+
+static void gw_kafka_renew_cb(uv_timer_t *t);
 
 static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     gw_ctx_t *gw = opaque;
@@ -29,12 +39,25 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     gw_ctx_t *gw = opaque;
     px_counter_add(gw->m_kafka_err, 1);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) gw->kafka_up = false;
+    if (err == RD_KAFKA_RESP_ERR__FATAL && !gw->kafka_fatal) {
+        char why[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof why);
+        gw->kafka_fatal = true;
+        PX_ERROR(GW_COMP, "kafka producer failed for good: making a new one", "err=%s reason=\"%s\"",
+                 rd_kafka_err2name(orig), why);
+        if (!gw->stopping) uv_timer_start(&gw->kafka_renew, gw_kafka_renew_cb, 0, 0);
+        return;
+    }
     PX_WARN(GW_COMP, "kafka error", "err=%s reason=\"%s\"", rd_kafka_err2name(err), reason);
 }
 
 /* Any successful broker exchange marks Kafka up again. */
 static void on_poll(void *arg) {
     gw_ctx_t *gw = arg;
+    if (gw->kafka_fault_at && px_mono_ms() >= gw->kafka_fault_at) {
+        gw->kafka_fault_at = 0;
+        rd_kafka_test_fatal_error(gw->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "fault.kafka_fatal_ms");
+    }
     rd_kafka_poll(gw->rk, 0);
 }
 
@@ -45,7 +68,45 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     return 0;
 }
 
+/* Let go of the producer: its queue's watcher, its topics, itself (what
+ * it still held is dropped: after a fatal error it could not be sent). */
+static void producer_drop(gw_ctx_t *gw, bool purge) {
+    px_kafka_uv_stop(gw->rk_uv);
+    gw->rk_uv = NULL;
+    if (gw->rkqu) rd_kafka_queue_destroy(gw->rkqu);
+    gw->rkqu = NULL;
+    if (!gw->rk) return;
+    if (purge) rd_kafka_purge(gw->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (gw->rkt_hb) rd_kafka_topic_destroy(gw->rkt_hb);
+    if (gw->rkt_locks) rd_kafka_topic_destroy(gw->rkt_locks);
+    gw->rkt_hb = gw->rkt_locks = NULL;
+    rd_kafka_destroy(gw->rk);
+    gw->rk = NULL;
+}
+
+static void gw_kafka_renew_cb(uv_timer_t *t) {
+    gw_ctx_t *gw = t->data;
+    char errstr[512];
+    if (gw->stopping) return;
+    producer_drop(gw, true);
+    gw->kafka_up = false;
+    if (gw_kafka_start(gw, errstr, sizeof errstr)) {
+        px_counter_add(gw->m_kafka_err, 1);
+        PX_ERROR(GW_COMP, "kafka producer not made: retrying in 1 s", "err=\"%s\"", errstr);
+        producer_drop(gw, false);
+        uv_timer_start(&gw->kafka_renew, gw_kafka_renew_cb, 1000, 0);
+        return;
+    }
+    gw->kafka_fatal = false;
+}
+
 int gw_kafka_start(gw_ctx_t *gw, char *errstr, size_t errstr_size) {
+    if (!gw->kafka_renew_init) {
+        uv_timer_init(gw->loop, &gw->kafka_renew);
+        gw->kafka_renew.data = gw;
+        gw->kafka_renew_init = true;
+        if (gw->cfg.fault_kafka_fatal_ms) gw->kafka_fault_at = px_mono_ms() + gw->cfg.fault_kafka_fatal_ms;
+    }
     static const char *const defaults[][2] = {
         {"bootstrap.servers", "127.0.0.1:9092"},
         {"linger.ms", "1"}, /* latency first: a LOCK waits for its ACK */
@@ -95,6 +156,10 @@ void gw_kafka_unwatch(gw_ctx_t *gw) {
     gw->rk_uv = NULL;
     if (gw->rkqu) rd_kafka_queue_destroy(gw->rkqu);
     gw->rkqu = NULL;
+    if (gw->kafka_renew_init && !uv_is_closing((uv_handle_t *)&gw->kafka_renew)) {
+        uv_timer_stop(&gw->kafka_renew);
+        uv_close((uv_handle_t *)&gw->kafka_renew, NULL);
+    }
 }
 
 void gw_kafka_stop(gw_ctx_t *gw) {
@@ -113,6 +178,7 @@ void gw_kafka_stop(gw_ctx_t *gw) {
 int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev) {
     char errstr[256];
     char key[PX_KEY_MAX + 1];
+    if (!gw->rk || gw->kafka_fatal) return PX_EBACKEND; /* a new producer is being made */
     int kl = px_key_format(&ev->key, key, sizeof key);
     rd_kafka_topic_t *rkt = ev->kind == PX_KIND_LOCK ? gw->rkt_locks : gw->rkt_hb;
     px_buf_reset(&gw->scratch);
@@ -132,5 +198,5 @@ int gw_kafka_publish(gw_ctx_t *gw, const px_event_t *ev) {
 }
 
 bool gw_kafka_writable(const gw_ctx_t *gw) {
-    return gw->rk && gw->kafka_up;
+    return gw->rk && gw->kafka_up && !gw->kafka_fatal;
 }

@@ -52,6 +52,9 @@ static const px_opt_t gw_opts[] = {
         msgs_burst, 1, 1000000),
     OPT("limits.rest_requests_per_minute", PX_OPT_INT, "600", "REST requests per minute per user",
         rest_per_min, 1, 100000000),
+    OPT("fault.kafka_fatal_ms", PX_OPT_INT, "0", "testing only: this long after start the producer fails for good "
+        "(a fatal error, as librdkafka raises on a desynchronised idempotent producer); 0: never",
+        fault_kafka_fatal_ms, 0, 86400000),
     OPT("limits.lock_timeout_ms", PX_OPT_INT, "5000", "a LOCK without outcome this long gets ERROR TIMEOUT",
         lock_timeout_ms, 100, 600000),
     OPT("limits.pending_locks_per_connection", PX_OPT_INT, "16", "LOCKs awaiting their outcome per connection",
