@@ -47,6 +47,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
@@ -59,6 +60,7 @@
 #include "px_fold.h"
 #include "px_http.h"
 #include "px_kafka.h"
+#include "px_log.h"
 #include "px_metrics.h"
 #include "px_notify.h"
 #include "px_redis_cluster.h"
@@ -435,8 +437,14 @@ typedef struct pr_ctx {
 #define PR_PHASE_REDIS 3
 #define PR_PHASE_POLL 4
 
-/* Log why and stop the loop with exit code 1 (its supervisor restarts it). */
-void pr_fatal(pr_ctx_t *pr, const char *why);
+/* Log why and stop the loop with exit code 1 (its supervisor restarts it).
+ * In the header: every layer may end the processor. */
+static inline void pr_fatal(pr_ctx_t *pr, const char *why) {
+    PX_ERROR(PR_COMP, "stopping: the processor cannot go on (its supervisor restarts it)", "why=\"%s\"", why);
+    pr->exit_code = 1;
+    pr->stopping = true;
+    uv_stop(pr->loop);
+}
 
 /* ---- pr_table.c ---------------------------------------------------------- */
 int pr_table_init(pr_ctx_t *pr, size_t buckets);
@@ -533,7 +541,11 @@ void pr_kafka_stop(pr_ctx_t *pr);
  * processor (pr_fatal) if its own transactions cannot be initialised. */
 void pr_kafka_peers(pr_ctx_t *pr, const int32_t *ps, int n);
 /* Index of a consumed topic (0..PR_N_SRC-1), PR_N_SRC if unknown. */
-int pr_topic_src(const pr_ctx_t *pr, const char *topic);
+static inline int pr_topic_src(const pr_ctx_t *pr, const char *topic) {
+    for (int s = 0; s < PR_N_SRC; s++)
+        if (strcmp(pr->kc.topics[s], topic) == 0) return s;
+    return PR_N_SRC;
+}
 /* The ends of the retry topics of the n partitions ps[] in one query:
  * ends[i][fs] (-1: not answered). Returns how many were not answered. */
 int pr_kafka_retry_ends(pr_ctx_t *pr, const int32_t *ps, int n, int64_t (*ends)[PX_SRC__COUNT]);

@@ -31,13 +31,6 @@
 #include "px_log.h"
 #include "px_time.h"
 
-void pr_fatal(pr_ctx_t *pr, const char *why) {
-    PX_ERROR(PR_COMP, "stopping: the processor cannot go on (its supervisor restarts it)", "why=\"%s\"", why);
-    pr->exit_code = 1;
-    pr->stopping = true;
-    uv_stop(pr->loop);
-}
-
 /* The committer's job: the offsets, then the commit (retried while the
  * error is retriable, three times). Reads producer, offsets and gm;
  * writes err and n_commits. */

@@ -28,12 +28,6 @@
 #include "px_log.h"
 #include "px_time.h"
 
-int pr_topic_src(const pr_ctx_t *pr, const char *topic) {
-    for (int s = 0; s < PR_N_SRC; s++)
-        if (strcmp(pr->kc.topics[s], topic) == 0) return s;
-    return PR_N_SRC;
-}
-
 static void set_partitions(pr_ctx_t *pr, const rd_kafka_topic_partition_list_t *l, bool assigned) {
     for (int i = 0; i < l->cnt; i++) {
         int32_t p = l->elems[i].partition;
