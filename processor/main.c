@@ -60,11 +60,6 @@ static const px_opt_t pr_opts[] = {
         "that fences it, else it blocks readers this long", txn_timeout_ms, 1000, 900000),
     OPT("processor.stall_ms", PX_OPT_INT, "30000", "an owned partition with records waiting and no progress this "
         "long is stalled: /readyz says not-ready and names it, the stall is counted", stall_ms, 1000, 3600000),
-    OPT("processor.loop_stall_exit_ms", PX_OPT_INT, "45000", "the loop not turning this long (a call that does not "
-        "return) ends the process with exit 1 for its supervisor to restart it (0: never)", loop_stall_exit_ms, 0,
-        86400000),
-    OPT("fault.block_loop_ms", PX_OPT_INT, "0", "testing only: this long after start the loop blocks for good (as a "
-        "call that never returns would); 0: never", fault_block_loop_ms, 0, 86400000),
     OPT("processor.stall_exit_ms", PX_OPT_INT, "180000", "a stall this long while Redis and the schema registry "
         "answer is one the processor cannot leave by itself: it exits 1 for its supervisor to restart it "
         "(0: never)", stall_exit_ms, 0, 86400000),
@@ -128,17 +123,7 @@ static void on_http(void *arg, const char *path, int *status, const char **ctype
     }
 }
 
-static void on_timer(uv_timer_t *t) {
-    pr_ctx_t *pr = t->data;
-    int64_t *fault_at = &pr->alive.fault_at; /* fault.block_loop_ms (tests): when the loop blocks */
-    if (pr->cfg.fault_block_loop_ms && !*fault_at) *fault_at = px_mono_ms() + pr->cfg.fault_block_loop_ms;
-    if (*fault_at && px_mono_ms() >= *fault_at) {
-        PX_WARN(PR_COMP, "fault.block_loop_ms: the loop blocks now", NULL);
-        for (;;) pause();
-    }
-    pr_alive_beat(pr);
-    pr_loop_turn(pr);
-}
+static void on_timer(uv_timer_t *t) { pr_loop_turn(t->data); }
 
 static void on_stop(void *arg) {
     pr_ctx_t *pr = arg;
@@ -259,7 +244,6 @@ static void init_loop(pr_ctx_t *pr, uv_loop_t *loop) {
  * group (the revoke writes what is committed) and stop the threads. */
 static void close_loop(pr_ctx_t *pr, px_signal_uv_t *sig) {
     pr->stopping = true;
-    pr_alive_stop(pr); /* the shutdown's flushes may block on purpose */
     px_httpd_stop(pr->httpd);
     pr_loop_unwatch(pr);
     uv_timer_stop(&pr->timer);
@@ -348,8 +332,7 @@ int main(int argc, char **argv) {
     }
     pr_redis_ensure(pr); /* failures are retried with backoff by the turns */
     if (pr_loop_start(pr, errstr, sizeof errstr) || pr_kafka_start(pr, errstr, sizeof errstr) ||
-        px_signal_uv_start(&loop, on_stop, pr, &sig) ||
-        (pr_alive_start(pr) && px_errf(PX_EIO, errstr, sizeof errstr, "the loop's watchdog thread not started"))) {
+        px_signal_uv_start(&loop, on_stop, pr, &sig)) {
         PX_ERROR(PR_COMP, "start-up failed", "err=\"%s\"", errstr);
         rc = 1;
         goto out_loop;

@@ -102,8 +102,6 @@ typedef struct pr_config {
     int64_t fault_abort_every;  /* testing: every Nth commit fails instead (pr_commit.c) */
     int64_t stall_ms;           /* a partition with lag and no progress this long: not ready (pr_watch.c) */
     int64_t stall_exit_ms;      /* ... this long, Kafka's fault: exit (0: never) */
-    int64_t loop_stall_exit_ms; /* the loop not turning this long: _exit(1) (pr_alive.c; 0: never) */
-    int64_t fault_block_loop_ms; /* testing: the loop blocks for good this long after start (0: never) */
     char log_level[PX_CONF_STR_MAX];
     char http_host[PX_CONF_STR_MAX];
     int64_t http_port;
@@ -362,16 +360,6 @@ typedef struct pr_redis {
     int64_t backoff_ms;
 } pr_redis_t;
 
-/* pr_alive.c's: a thread that ends the process when the loop stops
- * turning; `beat` is the loop's last stamp (mono ms). */
-typedef struct pr_alive {
-    pthread_t th;
-    bool started;
-    _Atomic int64_t beat;
-    _Atomic bool quit;
-    int64_t fault_at;             /* loop only: fault.block_loop_ms's moment (mono ms), 0: not set */
-} pr_alive_t;
-
 typedef struct pr_ctx {
     pr_config_t cfg;
     px_kvlist_t kafka_kv;
@@ -393,7 +381,6 @@ typedef struct pr_ctx {
     pr_committer_t cm;
     pr_writer_t wr;
     pr_watch_t wd;                /* pr_watch.c's */
-    pr_alive_t alive;             /* pr_alive.c's */
 
     pr_redis_t rd;                /* pr_redis.c's */
     px_buf_t scratch;             /* an early lock decision's payload (pr_redis_decisions) */
@@ -713,11 +700,5 @@ void pr_loop_unwatch(pr_ctx_t *pr);
  * in flight, stop the helper threads and the producers. */
 void pr_loop_stop(pr_ctx_t *pr);
 void pr_batch_free(pr_ctx_t *pr);
-
-/* pr_alive.c: start the thread (a no-op with processor.loop_stall_exit_ms
- * 0; 0 or PX_EIO), stamp a turn of the loop, stop and join the thread. */
-int pr_alive_start(pr_ctx_t *pr);
-void pr_alive_beat(pr_ctx_t *pr);
-void pr_alive_stop(pr_ctx_t *pr);
 
 #endif
