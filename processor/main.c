@@ -70,6 +70,9 @@ static const px_opt_t pr_opts[] = {
     OPT("fault.abort_every", PX_OPT_INT, "0", "testing only: abort every Nth transaction instead of committing it "
         "(the batch and the one folded on top of it are rewound and folded again); 0: never", fault_abort_every, 0,
         1000000),
+    OPT("fault.hang_loop_ms", PX_OPT_INT, "0", "testing only: this long after start the loop thread blocks for good, "
+        "as in a call that never returns (processor.stall_exit_ms ends the process); 0: never", fault_hang_loop_ms, 0,
+        86400000),
     OPT("log.level", PX_OPT_STR, "info", "debug | info | warn | error", log_level, 0, 0),
     OPT("ops.host", PX_OPT_STR, "127.0.0.1", "address of the operations endpoint (/metrics, /healthz, /readyz)",
         http_host, 0, 0),
@@ -123,7 +126,10 @@ static void on_http(void *arg, const char *path, int *status, const char **ctype
     }
 }
 
-static void on_timer(uv_timer_t *t) { pr_loop_turn(t->data); }
+static void on_timer(uv_timer_t *t) {
+    pr_guard_alive(t->data);
+    pr_loop_turn(t->data);
+}
 
 static void on_stop(void *arg) {
     pr_ctx_t *pr = arg;
@@ -243,6 +249,7 @@ static void init_loop(pr_ctx_t *pr, uv_loop_t *loop) {
 /* The loop stopped (or never ran): close its handles, then leave the
  * group (the revoke writes what is committed) and stop the threads. */
 static void close_loop(pr_ctx_t *pr, px_signal_uv_t *sig) {
+    pr_guard_shutdown(pr); /* the shutdown gets the guard's time too */
     pr->stopping = true;
     px_httpd_stop(pr->httpd);
     pr_loop_unwatch(pr);
@@ -332,7 +339,7 @@ int main(int argc, char **argv) {
     }
     pr_redis_ensure(pr); /* failures are retried with backoff by the turns */
     if (pr_loop_start(pr, errstr, sizeof errstr) || pr_kafka_start(pr, errstr, sizeof errstr) ||
-        px_signal_uv_start(&loop, on_stop, pr, &sig)) {
+        px_signal_uv_start(&loop, on_stop, pr, &sig) || pr_guard_start(pr, errstr, sizeof errstr)) {
         PX_ERROR(PR_COMP, "start-up failed", "err=\"%s\"", errstr);
         rc = 1;
         goto out_loop;
@@ -344,6 +351,7 @@ out_loop:
     close_loop(pr, sig);
 out:
     free_ctx(pr);
+    pr_guard_stop(pr);
     PX_INFO(PR_COMP, "stopped", "rc=%d", rc);
     return rc;
 }

@@ -21,6 +21,7 @@
  * file installed (wake-ups, the rebalance hook).
  *
  *   main.c
+ *   pr_guard.c      the loop thread's guard: exits when the loop is stuck
  *   pr_loop.c       the turn: runs a batch through its stages
  *   pr_watch.c      the partitions' watchdog: lag, progress, readiness
  *   pr_repair.c     the repair checks of partitions
@@ -100,6 +101,7 @@ typedef struct pr_config {
     int64_t retry_max_attempts; /* transient failures: retries before the DLQ */
     int64_t retry_base_ms;      /* delay of attempt k: base * 3^(k-1) (1 s, 3 s, 9 s) */
     int64_t fault_abort_every;  /* testing: every Nth commit fails instead (pr_commit.c) */
+    int64_t fault_hang_loop_ms; /* testing: the loop thread blocks for good this long after start (pr_loop.c) */
     int64_t stall_ms;           /* a partition with lag and no progress this long: not ready (pr_watch.c) */
     int64_t stall_exit_ms;      /* ... this long, Kafka's fault: exit (0: never) */
     char log_level[PX_CONF_STR_MAX];
@@ -360,6 +362,19 @@ typedef struct pr_redis {
     int64_t backoff_ms;
 } pr_redis_t;
 
+/* pr_guard.c's: the loop thread's guard. The loop stamps alive_ms (its
+ * 100 ms timer) and names the step it begins in doing; the guard's thread
+ * reads both. */
+typedef struct pr_guard {
+    pthread_t th;
+    bool started;
+    atomic_bool quit;
+    _Atomic int64_t alive_ms;     /* mono ms the loop last came back (or the shutdown began) */
+    const char *_Atomic doing;    /* the loop's last step begun (a string literal) */
+    int64_t limit_ms;             /* processor.stall_exit_ms */
+    int64_t started_ms;           /* mono ms the guard started (the loop's first turn follows) */
+} pr_guard_t;
+
 typedef struct pr_ctx {
     pr_config_t cfg;
     px_kvlist_t kafka_kv;
@@ -381,6 +396,7 @@ typedef struct pr_ctx {
     pr_committer_t cm;
     pr_writer_t wr;
     pr_watch_t wd;                /* pr_watch.c's */
+    pr_guard_t guard;             /* pr_guard.c's */
 
     pr_redis_t rd;                /* pr_redis.c's */
     px_buf_t scratch;             /* an early lock decision's payload (pr_redis_decisions) */
@@ -664,6 +680,19 @@ int pr_commit_drain(pr_ctx_t *pr);
 int pr_quiesce(pr_ctx_t *pr);
 /* Abort the open transaction of rk; if that fails for good, stop. */
 void pr_txn_abort(pr_ctx_t *pr, rd_kafka_t *rk);
+
+/* ---- pr_guard.c: the loop thread's guard ---------------------------------- */
+/* Start the guard's thread (processor.stall_exit_ms 0: none). */
+int pr_guard_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
+/* The loop came back (its timer): stamp it. */
+void pr_guard_alive(pr_ctx_t *pr);
+/* The loop stopped: the shutdown that follows gets the same time. */
+void pr_guard_shutdown(pr_ctx_t *pr);
+void pr_guard_stop(pr_ctx_t *pr);
+/* The loop begins step what (a string literal), named if it never ends. */
+static inline void pr_doing(pr_ctx_t *pr, const char *what) {
+    atomic_store_explicit(&pr->guard.doing, what, memory_order_relaxed);
+}
 
 /* ---- pr_watch.c: the partitions' watchdog ---------------------------------- */
 /* The metrics and the query thread (after pr_threads_init). */

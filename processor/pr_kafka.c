@@ -65,6 +65,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     pr_ctx_t *pr = opaque;
     bool assigned = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     pr->kc.rebalances++;
+    pr_doing(pr, assigned ? "a rebalance: assignment" : "a rebalance: revocation");
     if (pr->kc.on_rebalance) pr->kc.on_rebalance(pr, assigned);
     if (assigned) {
         PX_INFO(PR_COMP, "partitions assigned", "count=%d", parts->cnt);
@@ -515,7 +516,9 @@ static void fence(pr_ctx_t *pr, const char *instance) {
     for (int i = 0; i < 2; i++) {
         rd_kafka_t *rk = NULL;
         snprintf(id, sizeof id, "%s%s", txn_id, i ? ".b" : "");
+        pr_doing(pr, "fencing a departed instance: init_transactions");
         if (producer_new(pr, id, false, 5000, &rk, err, sizeof err)) failed++;
+        pr_doing(pr, "fencing a departed instance: destroying its producer");
         if (rk) rd_kafka_destroy(rk);
     }
     if (failed) {
@@ -590,10 +593,12 @@ static int last_committers(pr_ctx_t *pr, const int32_t *ps, int n, pr_name_t *na
 static void fence_departed(pr_ctx_t *pr, const int32_t *ps, int n) {
     pr_kafka_t *kc = &pr->kc;
     pr_name_t *present = calloc(PR_MAX_PEERS, sizeof *present), *last = calloc(PR_MAX_PEERS, sizeof *last);
+    pr_doing(pr, "fencing departed instances: the group's members");
     int np = present && last ? group_members(pr, present, PR_MAX_PEERS) : -1;
     for (int i = 0; np >= 0 && i < kc->n_fenced;) /* back in the group: fenced again when it next leaves */
         if (name_in(present, np, kc->fenced[i])) memcpy(kc->fenced[i], kc->fenced[--kc->n_fenced], sizeof kc->fenced[0]);
         else i++;
+    pr_doing(pr, "fencing departed instances: their last commits");
     int nl = np >= 0 ? last_committers(pr, ps, n, last, PR_MAX_PEERS) : 0;
     for (int i = 0; i < nl; i++) {
         if (!strcmp(last[i], pr->cfg.instance) || name_in(present, np, last[i]) ||
@@ -645,6 +650,7 @@ void pr_kafka_peers(pr_ctx_t *pr, const int32_t *ps, int n) {
     kc->peers_at = kc->rebalances;
     if (kc->txn_ready) return;
     int64_t t0 = px_mono_ms();
+    pr_doing(pr, "initialising the transactions");
     if (init_txns(pr)) return;
     kc->txn_ready = true;
     PX_INFO(PR_COMP, "transactions initialised (what an earlier run under this name left open is aborted)",

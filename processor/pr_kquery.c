@@ -55,18 +55,39 @@ static void refresh_metadata(rd_kafka_t *rk, int timeout_ms) {
         rd_kafka_metadata_destroy(md);
 }
 
+/* The end of tp's partition (read_committed: its last stable offset) into
+ * tp, within timeout_ms. offsets_for_times with the "latest" timestamp,
+ * one partition per call: librdkafka 2.0.2's rd_kafka_query_watermark_offsets
+ * ignores its timeout once its requests are out, and a partition whose
+ * cached leader died answers only when its request times out (60 s), again
+ * and again while the dead broker's connection attempts keep changing the
+ * brokers' state, holding the caller for minutes; offsets_for_times stops
+ * waiting at its timeout. */
+static void query_end(rd_kafka_t *rk, rd_kafka_topic_partition_t *tp, int timeout_ms) {
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, tp->topic, tp->partition)->offset = RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, one, timeout_ms);
+    tp->err = err ? err : one->elems[0].err;
+    tp->offset = tp->err ? -1 : one->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(one);
+}
+
 int pr_kafka_query_ends(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int timeout_ms) {
-    /* one watermark query per partition (librdkafka 2.0.2's
-     * offsets_for_times answered NOT_LEADER_FOR_PARTITION on a single
-     * broker that led them all), within one deadline for the list */
+    /* one query per partition (librdkafka 2.0.2's offsets_for_times
+     * answered NOT_LEADER_FOR_PARTITION for a list on a single broker that
+     * led them all), within one deadline for the list: past it the rest
+     * is not asked */
     int64_t deadline = px_mono_ms() + timeout_ms;
     int failed = 0;
     for (int i = 0; i < l->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &l->elems[i];
-        int64_t lo = 0, hi = -1, left = deadline - px_mono_ms();
-        tp->err = rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi,
-                                                   left > 100 ? (int)left : 100);
-        tp->offset = tp->err ? -1 : hi;
+        int64_t left = deadline - px_mono_ms();
+        if (i && left <= 0) {
+            tp->err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+            tp->offset = -1;
+        } else {
+            query_end(rk, tp, left > 100 ? (int)left : 100);
+        }
         failed += tp->err != RD_KAFKA_RESP_ERR_NO_ERROR;
     }
     if (failed) refresh_metadata(rk, timeout_ms);

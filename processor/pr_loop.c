@@ -25,6 +25,7 @@
  * (docs/exactly-once.md).
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "pr_batch.h"
 #include "px_log.h"
@@ -225,6 +226,15 @@ static bool redis_ready(pr_ctx_t *pr) {
 
 static void on_idle(uv_idle_t *h) { pr_loop_turn(h->data); }
 
+/* fault.hang_loop_ms (testing only): the loop thread never comes back, as
+ * in a library call that never returns; the guard (pr_guard.c) ends the
+ * process. */
+static void fault_hang(pr_ctx_t *pr) {
+    PX_WARN(PR_COMP, "fault.hang_loop_ms: the loop thread blocks for good (testing only)", NULL);
+    pr_doing(pr, "fault.hang_loop_ms (testing only)");
+    for (;;) pause();
+}
+
 void pr_loop_turn(pr_ctx_t *pr) {
     if (pr->stopping || !pr->kc.consumer) return;
     if (atomic_load(&pr->kc.producer_fatal)) { /* raised on the committer thread (pr_kafka.c on_error) */
@@ -233,25 +243,33 @@ void pr_loop_turn(pr_ctx_t *pr) {
         uv_stop(pr->loop);
         return;
     }
+    if (pr->cfg.fault_hang_loop_ms && px_mono_ms() - pr->guard.started_ms >= pr->cfg.fault_hang_loop_ms)
+        fault_hang(pr);
+    pr_doing(pr, "the partitions' watchdog");
     pr_watch_tick(pr);
     if (pr->stopping) return; /* a stall it cannot leave */
     /* a commit or a write that ended while the loop slept */
+    pr_doing(pr, "finishing a transaction or a Redis write");
     if (pr_commit_ended(pr)) pr_commit_drain(pr);
     if (pr_writer_ended(pr)) pr_writer_finish(pr);
     /* (records come only from partitions whose check ran, and the first
      * check initialised the transactions: pr_kafka_peers) */
+    pr_doing(pr, "Redis");
     if (!redis_ready(pr) || pr_repair_checks(pr)) return;
     pr_kafka_release_retries(pr, px_now_ms());
     batch_t *b = pr_batch_get(pr);
     if (!b) return;
+    pr_doing(pr, "a batch");
     bool worked = !pr->stopping && run_batch(pr, b);
     /* caught up (nothing came and no batch's worth waits): deferred writes
      * wait no longer; a turn that merely found the fetch not yet in leaves
      * them to their deadline */
     if (!worked && pr->tab.dirty && pr->flush_at && pr_kafka_backlog(pr) < pr->cfg.batch_max) {
         pr->flush_at = 0;
+        pr_doing(pr, "writing deferred Redis writes");
         flush_now(pr);
     }
+    pr_doing(pr, "between turns");
     if (worked && !uv_is_active((uv_handle_t *)&pr->idle)) uv_idle_start(&pr->idle, on_idle);
     else if (!worked && uv_is_active((uv_handle_t *)&pr->idle)) uv_idle_stop(&pr->idle);
 }

@@ -167,6 +167,7 @@ int pr_repair_checks(pr_ctx_t *pr) {
     if (!due) return 0;
     /* a check may drop the partition's entities: nothing may be in
      * flight that names them (rare: after an assignment or a rewind) */
+    pr_doing(pr, "the repair checks: ending what is in flight");
     if (pr_quiesce(pr)) return PX_EBACKEND;
     check_pass_t *c = calloc(1, sizeof *c); /* too large for the stack; rare */
     if (!c) return PX_ENOMEM;
@@ -175,12 +176,15 @@ int pr_repair_checks(pr_ctx_t *pr) {
         if (pp->assigned && pp->repair_check && pp->check_at <= now) c->ps[c->n++] = p;
     }
     /* after a rebalance: a departed instance's open transaction ends first */
+    pr_doing(pr, "the repair checks: the departed instances, the transactions' initialisation");
     pr_kafka_peers(pr, c->ps, c->n);
     if (pr->stopping) {
         free(c);
         return PX_EBACKEND;
     }
+    pr_doing(pr, "the repair checks: committed offsets, applied marks, seeks, retry topics' ends");
     check_ask(pr, c);
+    pr_doing(pr, "the repair checks: retry scans, deadlines");
     for (int i = 0; i < c->n; i++) {
         int32_t p = c->ps[i];
         if (!c->ok[p] || repair_finish(pr, p, c->committed[i], c->applied[i], c->until[i], c->ends[i]))

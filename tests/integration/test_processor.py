@@ -338,6 +338,29 @@ async def test(stack):
     assert away == len(ids), f"{away} of {len(ids)} views show the last round"
     assert metric("presence_processor_writes_skipped_total") == 0, "a single instance's write was skipped"
 
+    # --- the loop's guard: a loop thread that never comes back ------------
+    # An instance of its own (its own group and topics, so the one above is
+    # left alone) whose loop thread blocks for good 2 s after start, as in a
+    # library call that never returns: a SIGTERM is not served, and the
+    # guard ends the process with exit 1 once the loop has been away for
+    # processor.stall_exit_ms, naming the step it was in.
+    other = pxtest.unique("hung")
+    hung = stack.start_processor("--set", f"kafka.group.id={other}", "--set", f"topic.prefix={other}.",
+                                 "--set", "fault.hang_loop_ms=2000", "--set", "processor.stall_exit_ms=3000",
+                                 "--set", "ops.port=0", name="processor-hung", instance="hung")
+    t0 = time.monotonic()
+    time.sleep(3)
+    hung.proc.send_signal(signal.SIGTERM)
+    rc = hung.proc.wait(60)
+    took = time.monotonic() - t0
+    stack.retire(hung)
+    with open(hung.log_path, errors="replace") as f:
+        text = f.read()
+    assert rc == 1, f"a processor whose loop thread hung exited {rc}:\n{text[-3000:]}"
+    assert "the loop thread has not come back" in text and "fault.hang_loop_ms (testing only)" in text, text[-3000:]
+    assert "stop requested" not in text, "the SIGTERM was served by a loop that was meant to be stuck"
+    assert 5 <= took < 30, f"the guard ended the hung processor {took:.1f} s after its start"
+
 
 if __name__ == "__main__":
     pxtest.run(test, "test_processor")
