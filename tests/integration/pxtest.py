@@ -149,6 +149,17 @@ class Stack:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
+    def rest(self, method, path, tok, body=None):
+        """A REST call to the gateway as the token's user: (status, JSON body)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=data, method=method)
+        req.add_header("Authorization", f"Bearer {tok}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
     def wait_ready(self, timeout=60, port=None):
         deadline = time.time() + timeout
         last = None

@@ -14,8 +14,6 @@ and serves again, on the same process and the same client connection:
 import asyncio
 import json
 import time
-import urllib.error
-import urllib.request
 
 import websockets
 
@@ -26,17 +24,6 @@ def log_count(d, text):
     d.log.flush()
     with open(d.log_path, encoding="utf-8", errors="replace") as f:
         return f.read().count(text)
-
-
-def rest_heartbeat(stack, path, tok):
-    req = urllib.request.Request(f"http://127.0.0.1:{stack.http_port}{path}",
-                                 data=json.dumps({"tab_id": "r1"}).encode(), method="POST")
-    req.add_header("Authorization", f"Bearer {tok}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 async def lock(ws, field, rid):
@@ -70,7 +57,7 @@ async def test(stack):
     m = await lock(ws, "note", "r2")
     assert m["type"] == "LOCK_ACK" and m["success"] is True and m["field"] == "note", m
     assert log_count(gw, "kafka producer failed for good") == 1
-    st, body = rest_heartbeat(stack, f"/api/v1/presence/order/{order}/heartbeat", tok)
+    st, body = stack.rest("POST", f"/api/v1/presence/order/{order}/heartbeat", tok, {"tab_id": "r1"})
     assert st == 200 and body["success"] is True, (st, body)
     assert ws.close_code is None, ws.close_code
     await ws.close()

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import websockets
 
@@ -62,17 +61,6 @@ class Proc:
         self.pid = p.pid
         with open(self.pidfile, "w") as f:
             f.write(f"{p.pid}\n")
-
-
-def rest(stack, method, path, tok, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{stack.http_port}{path}", data=data, method=method)
-    req.add_header("Authorization", f"Bearer {tok}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def wait_readyz(stack, status, needle, timeout=60):
@@ -149,9 +137,9 @@ async def test(stack):
     await expect_error(alice, "UNAVAILABLE", "l1")
     await alice.send(json.dumps({"type": "SUB", "entity": "order", "id": order2, "request_id": "s1"}))
     await expect_error(alice, "UNAVAILABLE", "s1")
-    st, body = rest(stack, "POST", base + "/heartbeat", tok, {"tab_id": "r1"})
+    st, body = stack.rest("POST", base + "/heartbeat", tok, {"tab_id": "r1"})
     assert st == 503 and body["error"]["code"] == "UNAVAILABLE", (st, body)
-    st, body = rest(stack, "GET", base + "/viewers", tok)
+    st, body = stack.rest("GET", base + "/viewers", tok)
     assert st == 200 and body["success"] is True, (st, body)  # reads come from Redis
 
     # 2. Kafka back
@@ -161,19 +149,19 @@ async def test(stack):
     m = await pxtest.recv_until(alice, lambda m: m.get("type") in ("LOCK_ACK", "ERROR"), timeout=60,
                                 what="LOCK_ACK after Kafka's return")
     assert m["type"] == "LOCK_ACK" and m["success"] is True and m["request_id"] == "l2", m
-    st, body = rest(stack, "POST", base + "/heartbeat", tok, {"tab_id": "r1"})
+    st, body = stack.rest("POST", base + "/heartbeat", tok, {"tab_id": "r1"})
     assert st == 200, (st, body)
 
     # 3. Redis down
     redis.stop()
     st, body = wait_readyz(stack, 503, "redis=down")
     assert "kafka=up" in body, body
-    st, body = rest(stack, "GET", base + "/viewers", tok)
+    st, body = stack.rest("GET", base + "/viewers", tok)
     assert st == 503 and body == {"success": False, "error": {"code": "UNAVAILABLE",
                                                                "message": body["error"]["message"]}}, body
-    st, body = rest(stack, "GET", base, tok)
+    st, body = stack.rest("GET", base, tok)
     assert st == 503 and body["error"]["code"] == "UNAVAILABLE", (st, body)
-    st, body = rest(stack, "POST", base + "/heartbeat", tok, {"tab_id": "during-redis-outage"})
+    st, body = stack.rest("POST", base + "/heartbeat", tok, {"tab_id": "during-redis-outage"})
     assert st == 200 and body["data"]["tab_id"] == "during-redis-outage", (st, body)
     await alice.send(json.dumps({"type": "SUB", "entity": "order", "id": order2, "request_id": "s2"}))
     await expect_error(alice, "UNAVAILABLE", "s2")
@@ -186,7 +174,7 @@ async def test(stack):
     wait_readyz(stack, 200, "ready", timeout=60)
     m = await pxtest.recv_until(alice, lambda m: m.get("type") == "PRESENCE" and m["id"] == order2
                                 and m["users"] == ["alice"], timeout=60, what="PRESENCE of order2 after Redis")
-    st, body = rest(stack, "GET", base + "/viewers", tok)
+    st, body = stack.rest("GET", base + "/viewers", tok)
     assert st == 200 and body["success"] is True, (st, body)
     await alice.close()
 
