@@ -572,6 +572,13 @@ offsets.topic.replication.factor=$RF
 transaction.state.log.replication.factor=$RF
 transaction.state.log.min.isr=$MIN_ISR
 unclean.leader.election.enable=false
+# A dead broker is fenced (out of every ISR, its partitions' leadership
+# moved) when its heartbeats to the active controller stop for
+# broker.session.timeout.ms: 4 s with a heartbeat every second, instead of
+# Kafka's 9 s and 2 s, so writes pause about 4 s after a broker's loss
+# (docs/deployment.md, "What a broker's loss costs").
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
 # Small internal logs and small thread counts: N brokers on a small machine.
 offsets.topic.num.partitions=3
 transaction.state.log.num.partitions=3
