@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "gw.h"
+#include "px_daemon.h"
 #include "px_log.h"
 #include "px_redis_addr.h"
 #include "px_signal.h"
@@ -171,25 +172,9 @@ static int configure(gw_ctx_t *gw, int argc, char **argv) {
         fprintf(stderr, "presence-gateway: %s\n", errstr);
         return 2;
     }
-    int lvl = px_log_level_parse(gw->cfg.log_level);
-    if (lvl < 0) {
-        fprintf(stderr, "presence-gateway: log.level '%s' is not debug|info|warn|error\n", gw->cfg.log_level);
-        return 2;
-    }
-    px_log_set_level((px_log_level_t)lvl);
-    char ignored[256];
-    if (px_config_env_ignored(gw_opts, sizeof gw_opts / sizeof gw_opts[0], "presence-gateway", true, ignored,
-                              sizeof ignored)) {
-        char q[300];
-        PX_INFO(GW_COMP, "environment variables ignored: no setting of the gateway", "names=%s",
-                px_log_q(q, sizeof q, ignored));
-    }
-    if (px_redis_host_check(gw->cfg.redis_host, errstr, sizeof errstr) ||
-        px_redis_conf_check(&gw->cfg.redis, errstr, sizeof errstr) ||
-        px_redis_conf_limit(&gw->cfg.redis, "presence-gateway", true, true, errstr, sizeof errstr)) {
-        fprintf(stderr, "presence-gateway: %s\n", errstr);
-        return 2;
-    }
+    rc = px_daemon_settings(gw_opts, sizeof gw_opts / sizeof gw_opts[0], "presence-gateway", GW_COMP, gw->cfg.log_level,
+                            gw->cfg.redis_host, &gw->cfg.redis);
+    if (rc) return rc;
     if (!gw->cfg.gateway_id[0]) snprintf(gw->cfg.gateway_id, sizeof gw->cfg.gateway_id, "gw-%d", (int)getpid());
     if (strlen(gw->cfg.gateway_id) > 100 || !px_key_part_valid(gw->cfg.gateway_id, strlen(gw->cfg.gateway_id))) {
         fprintf(stderr, "presence-gateway: gateway.id must be 1-100 characters of [A-Za-z0-9._-]\n");

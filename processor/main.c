@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pr.h"
+#include "px_daemon.h"
 #include "px_log.h"
 #include "px_redis_addr.h"
 #include "px_signal.h"
@@ -288,25 +289,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "presence-processor: %s\n", errstr);
         return 2;
     }
-    int lvl = px_log_level_parse(pr->cfg.log_level);
-    if (lvl < 0) {
-        fprintf(stderr, "presence-processor: log.level '%s' is not debug|info|warn|error\n", pr->cfg.log_level);
-        return 2;
-    }
-    px_log_set_level((px_log_level_t)lvl);
-    char ignored[256];
-    if (px_config_env_ignored(pr_opts, sizeof pr_opts / sizeof pr_opts[0], "presence-processor", true, ignored,
-                              sizeof ignored)) {
-        char q[300];
-        PX_INFO(PR_COMP, "environment variables ignored: no setting of the processor", "names=%s",
-                px_log_q(q, sizeof q, ignored));
-    }
-    if (px_redis_host_check(pr->cfg.redis_host, errstr, sizeof errstr) ||
-        px_redis_conf_check(&pr->cfg.redis, errstr, sizeof errstr) ||
-        px_redis_conf_limit(&pr->cfg.redis, "presence-processor", true, true, errstr, sizeof errstr)) {
-        fprintf(stderr, "presence-processor: %s\n", errstr);
-        return 2;
-    }
+    rc = px_daemon_settings(pr_opts, sizeof pr_opts / sizeof pr_opts[0], "presence-processor", PR_COMP, pr->cfg.log_level,
+                            pr->cfg.redis_host, &pr->cfg.redis);
+    if (rc) return rc;
     derive_settings(pr);
     init_loop(pr, &loop);
     pr->metrics = px_metrics_new();
