@@ -73,9 +73,11 @@
  * Threads: everything runs on the loop's thread. Callbacks are called from
  * the loop, never from inside px_rsub_add or px_rsub_del (a state change
  * seen there is reported on the loop's next turn), and may call
- * px_rsub_add, px_rsub_del and px_rsub_free. Related:
- * px_redis_slot.h, px_redis_cluster.h, px_redis_addr.h,
- * docs/redis-keys.md ("Pub/sub on Redis Cluster"), tests/unit/test_rsub.c,
+ * px_rsub_add, px_rsub_del and px_rsub_free. Implemented by px_rsub.c
+ * (channels, placement, recovery), px_rsub_conn.c (connections) and
+ * px_rsub_reader.c (the pure parts below). Related: px_redis_slot.h,
+ * px_redis_cluster.h, px_redis_addr.h, docs/redis-keys.md ("Pub/sub on
+ * Redis Cluster"), tests/unit/test_rsub.c,
  * tests/cluster/test_redis_rsub.py (a real 3 + 3 cluster: slot moves,
  * SIGKILL, CLUSTER FAILOVER; a single server restarted).
  */
