@@ -16,8 +16,10 @@
  * a record that would exceed one is refused (PX_EINVAL, nothing changes).
  * Write ids are remembered as 64-bit FNV-1a hashes in two bounded rings
  * (completed ids, closed-but-known writes); see docs/fold.md.
- * Related: px_fold.c (transitions, deadlines), px_fold_view.c (view, equal,
- * dump), px_event.h, px_proto.h (px_presence_view_t), tests/unit/test_fold.c.
+ * Related: px_fold.c (transitions), px_fold_due.c (deadlines, EXPIRE
+ * records), px_fold_entity.c (an entity's storage and lifetime),
+ * px_fold_view.c (view, equal, dump), px_fold_int.h (what they share),
+ * px_event.h, px_proto.h (px_presence_view_t), tests/unit/test_fold.c.
  */
 #ifndef PX_FOLD_H
 #define PX_FOLD_H
