@@ -21,6 +21,7 @@
 # layout for down/status. Limits: loopback only, no auth, no TLS;
 # --keep-data keeps no Redis data of a cluster or replica layout (their
 # node ids and ports are made anew).
+# shellcheck shell=bash
 
 readonly REDIS_CLUSTER_MASTERS=3
 readonly REDIS_SENTINELS_N=3
@@ -295,6 +296,7 @@ redis_node_dir() {
 
 # Signals Redis node NODE (SIGKILL by default) and waits until it is gone.
 cmd_kill_redis() {
+  # shellcheck disable=SC2034 # read by parse_opts
   NODE_ARG=kill-redis
   parse_opts "$@"
   local dir pid t0
@@ -313,6 +315,7 @@ cmd_kill_redis() {
 # answers PING, its data loaded. The Sentinels or the cluster make a
 # former master a replica of the one that replaced it.
 cmd_start_redis() {
+  # shellcheck disable=SC2034 # read by parse_opts
   NODE_ARG=start-redis
   parse_opts "$@"
   local dir pid port t0 role
@@ -354,7 +357,7 @@ redis_start() {
 redis_wait() {
   local t0
   t0=$(now_ms)
-  REDIS_NODES_LIST= REDIS_SENTINELS_LIST=
+  REDIS_NODES_LIST='' REDIS_SENTINELS_LIST=''
   case $REDIS_MODE in
     cluster) wait_redis_cluster "${REDIS_PORTS[@]}" ;;
     replica) wait_redis_replica "${REDIS_PORTS[@]}" ;;
