@@ -1,10 +1,12 @@
 /*
  * main.c - presence-processor: configuration, start-up, the loop's timers,
- * the operations endpoint and clean shutdown.
+ * what the operations endpoint says, and clean shutdown.
  *
- * The loop wakes on the consumer queue (px_kafka_uv), on a 100 ms timer
- * (deadlines, Redis reconnects, pauses) and on HTTP requests; each wake runs
- * pr_loop_turn. SIGTERM/SIGINT stop the loop between batches, so no
+ * The loop wakes on the consumer queue (px_kafka_uv) and on a 100 ms timer
+ * (deadlines, Redis reconnects, pauses); each wake runs pr_loop_turn, and
+ * the timer then publishes the readiness for the operations endpoint,
+ * which a thread of its own serves (pr_ops.c), so it answers while the
+ * loop is held. SIGTERM/SIGINT stop the loop between batches, so no
  * transaction is left open; the consumer then leaves its group (the revoke
  * flushes pending Redis writes) and the producer is destroyed.
  * Options: docs/configuration.md. Design: docs/exactly-once.md.
@@ -64,6 +66,10 @@ static const px_opt_t pr_opts[] = {
     OPT("processor.stall_exit_ms", PX_OPT_INT, "180000", "a stall this long while Redis and the schema registry "
         "answer is one the processor cannot leave by itself: it exits 1 for its supervisor to restart it "
         "(0: never)", stall_exit_ms, 0, 86400000),
+    OPT("processor.commit_wait_ms", PX_OPT_INT, "20000", "the loop waits for a transaction in flight (to seal the "
+        "next batch, in a revoke, before a flush) until it has been in flight this long; then the brokers are out of "
+        "reach and the processor exits 1 at once, its partitions going on elsewhere (0: wait as long as the "
+        "transaction's own timeouts)", commit_wait_ms, 0, 3600000),
     OPT("retry.max_attempts", PX_OPT_INT, "3", "retries of a record whose failure may pass, then the DLQ",
         retry_max_attempts, 0, 20),
     OPT("retry.base_ms", PX_OPT_INT, "1000", "delay before retry k: base * 3^(k-1) (1 s, 3 s, 9 s)", retry_base_ms,
@@ -93,43 +99,37 @@ static bool is_ready(pr_ctx_t *pr, px_buf_t *why) {
     return pr_redis_up(pr) && !pr->paused && pr->kc.kafka_ok && !pr->reg.down && parts;
 }
 
-/* Totals over the entities in memory, for the gauges (O(entities), at
- * scrape time only). */
 /* The redis_presence_* gauges are kept up to date by the table
- * (pr_heap_update): a scrape costs nothing per entity. */
-static void update_gauges(pr_ctx_t *pr) {
+ * (pr_heap_update): setting them costs nothing per entity. */
+static void update_gauges(pr_ctx_t *pr, bool ready) {
     px_gauge_set(pr->m_users, pr->tab.g_users);
     px_gauge_set(pr->m_tabs, pr->tab.g_tabs);
     px_gauge_set(pr->m_locks, pr->tab.g_locks);
     px_gauge_set(pr->m_stale, pr->tab.g_stale);
-    px_gauge_set(pr->m_ready, is_ready(pr, NULL));
+    px_gauge_set(pr->m_ready, ready);
 }
 
-static void on_http(void *arg, const char *path, int *status, const char **ctype, px_buf_t *body) {
-    pr_ctx_t *pr = arg;
-    if (strcmp(path, "/healthz") == 0) {
-        *status = 200;
-        px_buf_puts(body, "ok\n");
-    } else if (strcmp(path, "/readyz") == 0) {
-        px_buf_t parts;
-        px_buf_init(&parts, 16384);
-        bool ready = is_ready(pr, &parts);
-        *status = ready ? 200 : 503;
-        px_buf_printf(body, "%s redis=%s kafka=%s consuming=%s%s%.*s\n", ready ? "ready" : "not-ready",
-                      pr_redis_up(pr) ? "up" : "down", pr->kc.kafka_ok ? "up" : "down",
-                      pr->paused || pr->reg.down ? "paused" : "yes", pr->reg.down ? " registry=down" : "",
-                      (int)parts.len, parts.data ? parts.data : "");
-        px_buf_term(&parts);
-    } else if (strcmp(path, "/metrics") == 0) {
-        update_gauges(pr);
-        *status = px_metrics_render(pr->metrics, body) == 0 ? 200 : 500;
-        *ctype = "text/plain; version=0.0.4";
-    }
+/* Every 100 ms: the readiness and its /readyz line for the ops endpoint's
+ * thread (pr_ops.c), and the gauges the loop computes. */
+static void publish(pr_ctx_t *pr) {
+    px_buf_t parts, line;
+    px_buf_init(&parts, PR_OPS_TEXT_MAX / 2);
+    px_buf_init(&line, PR_OPS_TEXT_MAX);
+    bool ready = is_ready(pr, &parts);
+    px_buf_printf(&line, "%s redis=%s kafka=%s consuming=%s%s%.*s\n", ready ? "ready" : "not-ready",
+                  pr_redis_up(pr) ? "up" : "down", pr->kc.kafka_ok ? "up" : "down",
+                  pr->paused || pr->reg.down ? "paused" : "yes", pr->reg.down ? " registry=down" : "",
+                  (int)parts.len, parts.data ? parts.data : "");
+    pr_ops_publish(pr, ready, line.data ? line.data : "", line.len);
+    update_gauges(pr, ready);
+    px_buf_term(&line);
+    px_buf_term(&parts);
 }
 
 static void on_timer(uv_timer_t *t) {
     pr_guard_alive(t->data);
     pr_loop_turn(t->data);
+    publish(t->data);
 }
 
 static void on_stop(void *arg) {
@@ -252,7 +252,9 @@ static void init_loop(pr_ctx_t *pr, uv_loop_t *loop) {
 static void close_loop(pr_ctx_t *pr, px_signal_uv_t *sig) {
     pr_guard_shutdown(pr); /* the shutdown gets the guard's time too */
     pr->stopping = true;
-    px_httpd_stop(pr->httpd);
+    const char *stopping = "not-ready stopping\n";
+    pr_ops_publish(pr, false, stopping, strlen(stopping));
+    px_gauge_set(pr->m_ready, 0);
     pr_loop_unwatch(pr);
     uv_timer_stop(&pr->timer);
     uv_close((uv_handle_t *)&pr->timer, NULL);
@@ -304,23 +306,18 @@ int main(int argc, char **argv) {
         goto out;
     }
     register_metrics(pr);
+    pr_guard_init(pr);
     if (setup_schemas(pr, errstr, sizeof errstr)) {
         PX_ERROR(PR_COMP, "start-up failed", "err=\"%s\" setting=schema.registry.url url=\"%s\"", errstr,
                  pr->cfg.schema.url);
         rc = 1;
         goto out_loop;
     }
-    if (pr->cfg.http_port) {
-        pr->httpd = px_httpd_start(&loop, pr->cfg.http_host, (int)pr->cfg.http_port, on_http, pr, errstr,
-                                   sizeof errstr);
-        if (!pr->httpd) {
-            char q[600];
-            PX_ERROR(PR_COMP, "start-up failed", "err=%s setting=ops.port", px_log_q(q, sizeof q, errstr));
-            rc = 1;
-            goto out_loop;
-        }
-        PX_INFO(PR_COMP, "ops endpoint", "url=http://%s:%lld/metrics", pr->cfg.http_host,
-                (long long)pr->cfg.http_port);
+    if (pr_ops_start(pr, errstr, sizeof errstr)) { /* ops.port 0: none */
+        char q[600];
+        PX_ERROR(PR_COMP, "start-up failed", "err=%s setting=ops.port", px_log_q(q, sizeof q, errstr));
+        rc = 1;
+        goto out_loop;
     }
     pr_redis_ensure(pr); /* failures are retried with backoff by the turns */
     if (pr_loop_start(pr, errstr, sizeof errstr) || pr_kafka_start(pr, errstr, sizeof errstr) ||
@@ -329,14 +326,16 @@ int main(int argc, char **argv) {
         rc = 1;
         goto out_loop;
     }
+    publish(pr); /* not ready yet: /readyz says why, and that the loop is blocked if its first turn is */
     uv_timer_start(&pr->timer, on_timer, 100, 100);
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = pr->exit_code;
 out_loop:
     close_loop(pr, sig);
 out:
-    free_ctx(pr);
+    pr_ops_stop(pr);
     pr_guard_stop(pr);
+    free_ctx(pr);
     PX_INFO(PR_COMP, "stopped", "rc=%d", rc);
     return rc;
 }

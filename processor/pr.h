@@ -21,12 +21,15 @@
  * file installed (wake-ups, the rebalance hook).
  *
  *   main.c
- *   pr_guard.c      the loop thread's guard: exits when the loop is stuck
+ *   pr_ops.c        the ops endpoint's thread: answers from what the loop
+ *                   published, and says when the loop is blocked
  *   pr_loop.c       the turn: runs a batch through its stages
  *   pr_watch.c      the partitions' watchdog: lag, progress, readiness
  *   pr_repair.c     the repair checks of partitions
  *   pr_batch.c      collect and fold
  *   pr_txn.c        the batch's transaction: produce, hold, begin, abort
+ *   pr_guard.c      the loop thread's guard: says when the loop is
+ *                   blocked, exits when it is stuck
  *   pr_commit.c     the committer thread; rewinds a failed batch
  *   pr_writer.c     write snapshots (the only Redis write path), the writer thread
  *   pr_kquery.c     the consumer edge's questions to the brokers: ends,
@@ -38,8 +41,9 @@
  *   pr_worker.c     a helper thread running one job at a time
  *
  * Threads: the libuv loop thread runs everything but the committer's job
- * (pr_commit.c) and the writer's job (pr_writer.c), which touch only what
- * their structs say.
+ * (pr_commit.c), the writer's job (pr_writer.c), the guard (pr_guard.c)
+ * and the ops endpoint (pr_ops.c), which touch only what their structs
+ * say and atomics.
  */
 #ifndef PX_PR_H
 #define PX_PR_H
@@ -104,6 +108,7 @@ typedef struct pr_config {
     int64_t fault_hang_loop_ms; /* testing: the loop thread blocks for good this long after start (pr_loop.c) */
     int64_t stall_ms;           /* a partition with lag and no progress this long: not ready (pr_watch.c) */
     int64_t stall_exit_ms;      /* ... this long, Kafka's fault: exit (0: never) */
+    int64_t commit_wait_ms;     /* the loop waits for a transaction until it is this old, then exits (pr_commit.c) */
     char log_level[PX_CONF_STR_MAX];
     char http_host[PX_CONF_STR_MAX];
     int64_t http_port;
@@ -226,6 +231,7 @@ typedef struct pr_committer {
     bool touched[PR_MAX_PARTITIONS]; /* partitions it produced EXPIREs for (rewound with it) */
     pr_snap_t snap;               /* its Redis writes, handed to the writer once it committed */
     int64_t dispatched_ms;        /* mono ms the last transaction was handed over */
+    _Atomic int64_t inflight_ms;  /* the same while it is in flight, 0 once drained (any thread reads it) */
     int64_t n_commits;            /* the job's: commits attempted (fault.abort_every) */
 } pr_committer_t;
 
@@ -293,7 +299,10 @@ typedef struct pr_kafka {
     int cur_producer;
     atomic_bool dr_failing;       /* see on_delivery */
     atomic_bool producer_fatal;   /* a producer's fatal error (on_error): the loop stops */
-    atomic_bool kafka_ok;         /* producers' callbacks may run on the committer thread */
+    /* some broker is up: false on ALL_BROKERS_DOWN, then as the consumer's
+     * statistics say (atomic: the producers' error callbacks run on the
+     * committer thread, the ops endpoint's thread reads it) */
+    atomic_bool kafka_ok;
     _Atomic int64_t conn_err_logged_ms; /* connection errors: the last logged (mono ms), */
     atomic_uint conn_err_quiet;   /* and how many since were not */
     rd_kafka_queue_t *cq;
@@ -369,11 +378,38 @@ typedef struct pr_guard {
     pthread_t th;
     bool started;
     atomic_bool quit;
+    atomic_bool closing;          /* the shutdown began: no blocked loop is reported */
     _Atomic int64_t alive_ms;     /* mono ms the loop last came back (or the shutdown began) */
     const char *_Atomic doing;    /* the loop's last step begun (a string literal) */
     int64_t limit_ms;             /* processor.stall_exit_ms */
     int64_t started_ms;           /* mono ms the guard started (the loop's first turn follows) */
+    int64_t blocked_at;           /* the thread's: the stamp the loop was blocked after (0: not blocked) */
+    px_counter_t *m_blocked;      /* times the loop was blocked for PR_BLOCKED_MS */
+    px_gauge_t *m_away;           /* ms since the loop last came back */
 } pr_guard_t;
+
+/* A loop that has not come back for this long is blocked: /readyz says
+ * not-ready and why (pr_ops.c), the guard logs and counts it. Its timer
+ * comes back every 100 ms; a turn that holds it longer waits for a
+ * broker, Redis or a helper thread (on a loaded machine, a batch and a
+ * slow commit take seconds: 2 s was seen in normal operation). */
+#define PR_BLOCKED_MS 5000
+
+/* pr_ops.c's: the ops endpoint on a thread of its own, and what the loop
+ * published for it (under mu). */
+#define PR_OPS_TEXT_MAX 16384
+typedef struct pr_ops {
+    pthread_t th;
+    bool inited, started;
+    uv_loop_t loop;               /* the thread's */
+    uv_async_t quit;              /* stops the thread's loop */
+    px_httpd_t *httpd;
+    pthread_mutex_t mu;
+    bool published;               /* the loop published once */
+    bool ready;                   /* its last readiness */
+    char text[PR_OPS_TEXT_MAX];   /* and its /readyz line */
+    size_t len;
+} pr_ops_t;
 
 typedef struct pr_ctx {
     pr_config_t cfg;
@@ -383,7 +419,6 @@ typedef struct pr_ctx {
     px_metrics_t *metrics;
     px_avro_t *avro;
     px_registry_t *registry; /* NULL without schema.registry.url */
-    px_httpd_t *httpd;
     bool stopping;
     int exit_code;
 
@@ -397,6 +432,7 @@ typedef struct pr_ctx {
     pr_writer_t wr;
     pr_watch_t wd;                /* pr_watch.c's */
     pr_guard_t guard;             /* pr_guard.c's */
+    pr_ops_t ops;                 /* pr_ops.c's */
 
     pr_redis_t rd;                /* pr_redis.c's */
     px_buf_t scratch;             /* an early lock decision's payload (pr_redis_decisions) */
@@ -489,6 +525,8 @@ bool pr_worker_ended(pr_ctx_t *pr, pr_worker_t *w);
  * given batch phase; busy stays set (the caller clears it once it took
  * the outcome). */
 void pr_worker_wait(pr_ctx_t *pr, pr_worker_t *w, int phase);
+/* The same for at most ms: true when the job is done. */
+bool pr_worker_wait_for(pr_ctx_t *pr, pr_worker_t *w, int phase, int64_t ms);
 
 /* ---- pr_redis.c ---------------------------------------------------------- */
 /* Connect (or reconnect when due), vouch for every master (its identity,
@@ -657,6 +695,9 @@ void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
 static inline bool pr_commit_busy(const pr_ctx_t *pr) { return pr->cm.w.busy; }
 /* Milliseconds since the last transaction was handed over. */
 int64_t pr_commit_age_ms(const pr_ctx_t *pr);
+/* Milliseconds the transaction in flight has been, -1 when none; any
+ * thread may ask. */
+int64_t pr_commit_inflight_ms(const pr_ctx_t *pr);
 /* Build the Redis writes of the transaction in flight from the entities
  * dirty now (its committed states), to be written once it committed. 0,
  * or PX_ENOMEM (too many: the entities stay dirty). */
@@ -667,7 +708,9 @@ void pr_commit_forget_snap(pr_ctx_t *pr);
 bool pr_commit_ended(pr_ctx_t *pr);
 /* Wait for the transaction in flight, if any, without finishing it
  * (nothing in memory changes): 0 if it committed or none is in flight,
- * PX_EBACKEND if it failed. */
+ * PX_EBACKEND if it failed. A transaction that has not ended once it has
+ * been in flight for processor.commit_wait_ms ends the processor (exit 1:
+ * pr_guard_exit). Every wait of the loop for the committer comes here. */
 int pr_commit_wait(pr_ctx_t *pr);
 /* Wait for the transaction in flight, if any, and finish it: committed,
  * its snapshot goes to the writer; failed, it is aborted and its
@@ -682,13 +725,32 @@ int pr_quiesce(pr_ctx_t *pr);
 void pr_txn_abort(pr_ctx_t *pr, rd_kafka_t *rk);
 
 /* ---- pr_guard.c: the loop thread's guard ---------------------------------- */
-/* Start the guard's thread (processor.stall_exit_ms 0: none). */
+/* Its metrics, and the stamp from now on (before pr_ops_start). */
+void pr_guard_init(pr_ctx_t *pr);
+/* Start the guard's thread: it reports a blocked loop, and ends the
+ * process when the loop is stuck (processor.stall_exit_ms; 0: never). */
 int pr_guard_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
 /* The loop came back (its timer): stamp it. */
 void pr_guard_alive(pr_ctx_t *pr);
+/* Milliseconds since the loop last came back; any thread may ask. */
+int64_t pr_guard_away_ms(const pr_ctx_t *pr);
+/* The step the loop last began (a string literal, or NULL); any thread. */
+const char *pr_guard_doing(const pr_ctx_t *pr);
+/* The processor cannot go on and cannot stop cleanly: log why once and
+ * exit 1 at once, as SIGKILL would end it (exactly-once.md: the next
+ * owner of its partitions repairs them and fences its transactions). */
+_Noreturn void pr_guard_exit(const char *why);
 /* The loop stopped: the shutdown that follows gets the same time. */
 void pr_guard_shutdown(pr_ctx_t *pr);
 void pr_guard_stop(pr_ctx_t *pr);
+
+/* ---- pr_ops.c: the ops endpoint -------------------------------------------- */
+/* Listen on ops.host:ops.port (0: none) on a thread of its own. */
+int pr_ops_start(pr_ctx_t *pr, char *errstr, size_t errstr_size);
+/* The loop's readiness and its /readyz line (text, len bytes). */
+void pr_ops_publish(pr_ctx_t *pr, bool ready, const char *text, size_t len);
+/* Stop the thread and close the listener. */
+void pr_ops_stop(pr_ctx_t *pr);
 /* The loop begins step what (a string literal), named if it never ends. */
 static inline void pr_doing(pr_ctx_t *pr, const char *what) {
     atomic_store_explicit(&pr->guard.doing, what, memory_order_relaxed);

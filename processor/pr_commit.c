@@ -95,6 +95,7 @@ void pr_commit_dispatch(pr_ctx_t *pr, rd_kafka_topic_partition_list_t *offsets,
     cm->gm = rd_kafka_consumer_group_metadata(pr->kc.consumer);
     cm->err = NULL;
     cm->dispatched_ms = px_mono_ms();
+    atomic_store(&cm->inflight_ms, cm->dispatched_ms);
     pr_worker_submit(pr, &cm->w);
 }
 
@@ -115,10 +116,36 @@ void pr_txn_abort(pr_ctx_t *pr, rd_kafka_t *rk) {
 
 bool pr_commit_ended(pr_ctx_t *pr) { return pr_worker_ended(pr, &pr->cm.w); }
 
+/* The transaction in flight has been for processor.commit_wait_ms and the
+ * loop must wait for it: the brokers are out of reach (a network
+ * partition: its calls run into their timeouts, 30 s for the offsets and
+ * four times 30 s for the commit) or too slow. Waiting on would hold the
+ * loop, and in a revoke the group's rebalance, for minutes, for nothing:
+ * a processor cut off from the brokers has lost its group session, its
+ * partitions go to another instance, which repairs them from the applied
+ * marks and fences this instance's transactions (docs/exactly-once.md,
+ * "Departures"). So the process ends as SIGKILL would end it, which
+ * exactly-once survives; a clean shutdown would wait for the transaction
+ * again. */
+static void commit_gave_up(pr_ctx_t *pr) {
+    const char *doing = pr_guard_doing(pr);
+    char why[384];
+    snprintf(why, sizeof why, "the loop had to wait for the transaction in flight (%s), and it did not end within "
+             "processor.commit_wait_ms (%lld ms) of its dispatch: the brokers are out of reach or too slow",
+             doing ? doing : "none", (long long)pr->cfg.commit_wait_ms);
+    pr_guard_exit(why);
+}
+
 int pr_commit_wait(pr_ctx_t *pr) {
-    if (!pr->cm.w.busy) return 0;
-    pr_worker_wait(pr, &pr->cm.w, PR_PHASE_COMMIT); /* the loop's wait only */
-    return pr->cm.err ? PX_EBACKEND : 0;
+    pr_committer_t *cm = &pr->cm;
+    if (!cm->w.busy) return 0;
+    if (!pr->cfg.commit_wait_ms) {
+        pr_worker_wait(pr, &cm->w, PR_PHASE_COMMIT); /* the loop's wait only */
+    } else {
+        int64_t left = pr->cfg.commit_wait_ms - pr_commit_age_ms(pr);
+        if (!pr_worker_wait_for(pr, &cm->w, PR_PHASE_COMMIT, left > 0 ? left : 0)) commit_gave_up(pr);
+    }
+    return cm->err ? PX_EBACKEND : 0;
 }
 
 /* The transaction in flight failed: abort it, and drop what it folded.
@@ -145,6 +172,7 @@ int pr_commit_drain(pr_ctx_t *pr) {
     if (!cm->w.busy) return 0;
     pr_commit_wait(pr);
     cm->w.busy = false;
+    atomic_store(&cm->inflight_ms, 0);
     rd_kafka_error_t *e = cm->err;
     cm->err = NULL;
     rd_kafka_topic_partition_list_destroy(cm->offsets);
@@ -168,6 +196,11 @@ int pr_quiesce(pr_ctx_t *pr) {
 }
 
 int64_t pr_commit_age_ms(const pr_ctx_t *pr) { return px_mono_ms() - pr->cm.dispatched_ms; }
+
+int64_t pr_commit_inflight_ms(const pr_ctx_t *pr) {
+    int64_t since = atomic_load(&((pr_ctx_t *)pr)->cm.inflight_ms);
+    return since ? px_mono_ms() - since : -1;
+}
 
 int pr_commit_snap(pr_ctx_t *pr) { return pr_snap_build(pr, &pr->cm.snap); }
 

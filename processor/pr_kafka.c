@@ -74,7 +74,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         rd_kafka_assign(rk, parts);
         rd_kafka_pause_partitions(rk, parts);
     } else {
-        PX_INFO(PR_COMP, "partitions revoked", "count=%d", parts->cnt);
+        PX_INFO(PR_COMP, "partitions revoked", "count=%d lost=%d", parts->cnt, rd_kafka_assignment_lost(rk));
         set_partitions(pr, parts, false);
         pr->kc.owned = false;
         rd_kafka_assign(rk, NULL);
@@ -276,7 +276,9 @@ static void stats_partition(pr_ctx_t *pr, int src, const char *pname, json_t *p)
  * position, which moves past transaction markers and aborted records
  * that the fold never sees. Its ends come from the broker (pr_watch.c):
  * the statistics' own only move with fetches, and a stuck fetcher
- * leaves them where they were. */
+ * leaves them where they were. And whether some broker is up (kafka_ok,
+ * for /readyz): the error callback says when all went down, and only
+ * the statistics say when one is back. */
 static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     pr_ctx_t *pr = opaque;
     (void)rk;
@@ -287,8 +289,14 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         PX_WARN(PR_COMP, "kafka statistics do not parse", "err=\"%s\"", jerr.text);
         return 0;
     }
-    const char *tname, *pname;
-    json_t *t, *p;
+    bool up = false;
+    const char *bname, *tname, *pname;
+    json_t *b, *t, *p;
+    json_object_foreach(json_object_get(root, "brokers"), bname, b) {
+        const char *state = json_string_value(json_object_get(b, "state"));
+        up = up || (state && strcmp(state, "UP") == 0);
+    }
+    atomic_store(&pr->kc.kafka_ok, up);
     json_object_foreach(json_object_get(root, "topics"), tname, t) {
         int s = pr_topic_src(pr, tname);
         if (s >= PX_SRC__COUNT) continue; /* retry topics wait on purpose */

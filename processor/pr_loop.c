@@ -279,7 +279,9 @@ void pr_loop_turn(pr_ctx_t *pr) {
 static void wake(void *arg) { pr_loop_turn(arg); }
 
 /* Inside a rebalance: what is in flight ends first (its offsets are for
- * partitions that may go now; finishing sends its writes). On a revoke,
+ * partitions that may go now; finishing sends its writes; a transaction
+ * that cannot reach the brokers ends the processor once it has been in
+ * flight for processor.commit_wait_ms: pr_commit_wait). On a revoke,
  * what is committed is written, best effort (a new owner repairs anyway);
  * not while a batch holds folded records: the dirty states and applied
  * marks include them, and Redis may hold only committed ones (that batch

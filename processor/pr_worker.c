@@ -5,6 +5,8 @@
  * worker sends) and waits for it (pr_worker_wait) before reading its
  * outcome. One lock and condition serve both workers.
  */
+#include <time.h>
+
 #include "pr.h"
 #include "px_time.h"
 
@@ -15,8 +17,14 @@ static void on_async(uv_async_t *h) {
 
 int pr_threads_init(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
     pr_threads_t *t = &pr->threads;
-    if (pthread_mutex_init(&t->mu, NULL) || pthread_cond_init(&t->cv, NULL))
-        return px_errf(PX_ENOMEM, errstr, errstr_size, "workers: mutex or condition not created");
+    /* the condition's clock is the monotonic one: bounded waits
+     * (pr_worker_wait_for) do not move with the wall clock */
+    pthread_condattr_t ca;
+    bool made = pthread_condattr_init(&ca) == 0;
+    made = made && pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_mutex_init(&t->mu, NULL) == 0 &&
+           pthread_cond_init(&t->cv, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!made) return px_errf(PX_ENOMEM, errstr, errstr_size, "workers: mutex or condition not created");
     if (uv_async_init(pr->loop, &t->async, on_async))
         return px_errf(PX_EIO, errstr, errstr_size, "workers: wake-up handle not created");
     t->async.data = pr;
@@ -106,4 +114,22 @@ void pr_worker_wait(pr_ctx_t *pr, pr_worker_t *w, int phase) {
     while (!w->done) pthread_cond_wait(&pr->threads.cv, &pr->threads.mu);
     pthread_mutex_unlock(&pr->threads.mu);
     px_counter_add(pr->m_phase_us[phase], (uint64_t)(px_mono_us() - t0));
+}
+
+bool pr_worker_wait_for(pr_ctx_t *pr, pr_worker_t *w, int phase, int64_t ms) {
+    int64_t t0 = px_mono_us();
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&pr->threads.mu);
+    for (int rc = 0; !w->done && rc == 0;) rc = pthread_cond_timedwait(&pr->threads.cv, &pr->threads.mu, &until);
+    bool done = w->done;
+    pthread_mutex_unlock(&pr->threads.mu);
+    px_counter_add(pr->m_phase_us[phase], (uint64_t)(px_mono_us() - t0));
+    return done;
 }

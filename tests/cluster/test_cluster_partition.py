@@ -13,16 +13,23 @@ records, short ttls) runs. Then:
    flight); it still reaches Redis.
 2. B takes every partition (A's session times out) and commits past
    where A stood on every partition.
-3. The link is healed; A rejoins the group and owns partitions again,
-   the process alive throughout.
-4. The workload stops; when the group has caught up, both stop cleanly.
+3. A waits for its transaction in flight (in the revoke of its lost
+   partitions) until it has been in flight for processor.commit_wait_ms,
+   then exits 1 and its supervisor (Supervised) restarts it, still cut
+   off. Meanwhile A's /readyz, probed every 0.2 s, answers
+   within PROBE_BOUND_S each time: not-ready with the reason.
+4. The link is healed; A rejoins the group and owns partitions again.
+5. The workload stops; when the group has caught up, both stop cleanly.
 
 Asserted: no committed change event twice in presence.changes
 (read_committed); no entity's state in Redis ever went back (its
 watermark vector, polled all along, always dominates what it was; its
-view's version never falls); A rejoined; `presencectl verify` says EQUAL
-(Redis and the committed changes are an offline fold of the input log).
-Printed: the times of each step and what A logged about its fencing.
+view's version never falls); A's /readyz answered promptly and not
+ready through the cut; A exited 1 by processor.commit_wait_ms (or, with
+no transaction in flight, did not exit), never by its guard; A rejoined;
+`presencectl verify` says EQUAL (Redis and the committed changes are an
+offline fold of the input log). Printed: the times of each step and
+what A logged about its exit.
 
 Usage: test_cluster_partition.py WORKDIR (ctest sets PX_BUILD_DIR and
 PX_SOURCE_DIR; the test sets PX_STACK_DIR to its cluster's state dir)
@@ -47,7 +54,10 @@ import test_eos  # noqa: E402  (its workload and its settle-and-verify)
 WORKDIR = os.path.abspath(sys.argv[1])
 T0 = time.monotonic()
 REJOIN_HOLD_S = 5
-CUT_READY_BOUND_S = 15  # a session timeout (6 s) and a generous margin
+CUT_READY_BOUND_S = 10  # a session timeout (6 s), or the loop blocked for 5 s, and a margin
+PROBE_BOUND_S = 2  # each /readyz of A answers within this, cut off or not
+COMMIT_WAIT_S = 20  # processor.commit_wait_ms's default
+CUT_EXIT_BOUND_S = COMMIT_WAIT_S + 20  # a transaction dispatched after the cut, a margin for a loaded machine
 ASSIGNED_RE = re.compile(r'msg="partitions assigned" count=(\d+)')
 
 
@@ -178,7 +188,8 @@ def committed(stack):
 
 class ReadyProbe(threading.Thread):
     """Asks a processor's /readyz every 0.2 s and keeps (time, answered
-    ready, what it said); a /readyz that does not answer is not ready."""
+    ready, what it said, seconds it took, whether HTTP answered); a
+    /readyz that does not answer is not ready."""
 
     def __init__(self, addr, port):
         super().__init__(daemon=True)
@@ -187,8 +198,9 @@ class ReadyProbe(threading.Thread):
 
     def run(self):
         while not self.halt.is_set():
-            ok, text = ready(self.addr, self.port)
-            self.seen.append((time.monotonic(), ok, text))
+            t = time.monotonic()
+            ok, text, http = ready(self.addr, self.port, with_http=True)
+            self.seen.append((t, ok, text, time.monotonic() - t, http))
             time.sleep(0.2)
 
     def stop(self):
@@ -223,14 +235,17 @@ def owns_ready(addr, port):
     return ok and m is not None
 
 
-def ready(addr, port):
+def ready(addr, port, with_http=False):
+    """(ready, what it said), and with_http whether HTTP answered (False:
+    refused, timed out)."""
     try:
         with urllib.request.urlopen(f"http://{addr}:{port}/readyz", timeout=5) as r:
-            return r.status == 200, r.read().decode().strip()
+            out = r.status == 200, r.read().decode().strip(), True
     except urllib.error.HTTPError as e:
-        return False, e.read().decode().strip()
+        out = False, e.read().decode().strip(), True
     except OSError as e:
-        return False, str(e)
+        out = False, str(e), False
+    return out if with_http else out[:2]
 
 
 class Run:
@@ -302,19 +317,58 @@ class Run:
         for line in log_of(b, b_at).splitlines():
             if "fenced a departed instance" in line:
                 print("  B: " + line[line.index("msg="):])
+        self.cut_exit()
         time.sleep(2)
 
+    def cut_exit(self):
+        """3. A, cut off, exits by processor.commit_wait_ms and is restarted;
+        its restart's /readyz answers (not ready) while it is still cut
+        off."""
+        a, t_cut = self.a, self.t_cut
+        left = max(1.0, t_cut + CUT_EXIT_BOUND_S - time.monotonic())
+        try:
+            self.wait("A exits, cut off", lambda: a.exits, left)
+        except AssertionError:
+            text = log_of(a.d)
+            assert 'msg="partitions revoked"' in text, f"A neither exited nor gave up its partitions:\n{text[-3000:]}"
+            say(f"A did not exit in the cut: its revoke found no transaction in flight; A: {self.a_ready()[1]}")
+            return
+        t, rc, d = a.exits[0]
+        text = log_of(d)
+        assert rc == 1 and "processor.commit_wait_ms" in text, f"A exited {rc}, not by commit_wait_ms:\n" \
+            f"{text[-3000:]}"
+        why = re.search(r'why="([^"]*)"', text[text.index("processor.commit_wait_ms") - 300:])
+        say(f"A exited 1 {t - (t_cut - T0):.1f} s after the cut, restarted under its name; it said: "
+            f"{why.group(1) if why else '?'}")
+        self.wait("A's restart answers /readyz, cut off", lambda: "not-ready" in self.a_ready()[1], 30)
+        say(f"A restarted, cut off: {self.a_ready()[1]}")
+
     def heal(self):
-        """3. Healed: A rejoins (itself, or restarted by its supervisor)."""
+        """4. Healed: A rejoins (itself, or restarted by its supervisor)."""
         a, probe, t_cut = self.a, self.probe, self.t_cut
         a.mark()
         probe.stop()
         t_heal = self.host.heal("kafka")
-        late = [(round(t - t_cut, 1), text) for t, ok, text in probe.seen if ok and t > t_cut + CUT_READY_BOUND_S]
-        answered = [text for _, _, text in probe.seen if "ready" in text]
-        say(f"A's /readyz in the cut: {len(probe.seen)} asked, {len(answered)} answered "
-            f"({answered[-1] if answered else 'none'}), ready {sum(ok for _, ok, _ in probe.seen)} times")
+        seen = probe.seen
+        late = [(round(t - t_cut, 1), text) for t, ok, text, _, _ in seen if ok and t > t_cut + CUT_READY_BOUND_S]
+        answered = [(t, text, took) for t, _, text, took, http in seen if http]
+        slow = [(round(t - t_cut, 1), round(took, 2), text) for t, text, took in answered if took > PROBE_BOUND_S]
+        refused = [round(t - t_cut, 1) for t, _, _, _, http in seen if not http]
+        why = collections.Counter(re.sub(r"[0-9.]+s\b", "Ns", text) for t, text, _ in answered
+                                  if t > t_cut + CUT_READY_BOUND_S)
+        last_ready = max((t - t_cut for t, ok, _, _, _ in seen if ok), default=None)
+        first_blocked = min((t - t_cut for t, text, _ in answered if "blocked=" in text), default=None)
+        say(f"A's /readyz in the cut: {len(seen)} asked, {len(answered)} answered (slowest "
+            f"{max((took for _, _, took in answered), default=0):.2f} s), ready "
+            f"{sum(ok for _, ok, _, _, _ in seen)} times (the last {last_ready and round(last_ready, 1)} s after "
+            f"the cut), blocked from {first_blocked and round(first_blocked, 1)} s, not answered at {refused} "
+            f"(its restart)")
+        for text, n in why.most_common(6):
+            print(f"  {n:4d} x {text}")
         assert not late, f"A said ready while cut off, over {CUT_READY_BOUND_S} s after the cut: {late[:3]}"
+        assert not slow, f"A's /readyz took over {PROBE_BOUND_S} s in the cut: {slow[:3]}"
+        assert len(answered) >= len(seen) - 15, f"A's /readyz did not answer {len(refused)} times: {refused}"
+        assert why and all("not-ready" in text for text in why), why
         say(f"A's Kafka link healed {t_heal - t_cut:.1f} s after the cut")
         self.wait("A owns partitions again", lambda: any(
             0 < int(n) < self.total for n in ASSIGNED_RE.findall(a.log_since_mark())), 90)
@@ -336,7 +390,7 @@ class Run:
                     print("    " + line[:300])
 
     def check(self):
-        """4. Both stop cleanly once the group has caught up; verify; no
+        """5. Both stop cleanly once the group has caught up; verify; no
         change event twice, no entity state went back."""
         stack, watch = self.stack, self.watch
         test_eos.settle_and_verify(stack)
@@ -350,6 +404,8 @@ class Run:
         assert not twice, f"change events committed twice: {twice[:5]}"
         assert not watch.regressions, f"entity states that went back: {watch.regressions[:5]}"
         assert all(rc != 0 for _, rc, _ in self.a.exits), f"A exited 0 without being asked: {self.a.exits}"
+        guarded = [d.name for _, _, d in self.a.exits if "the loop thread has not come back" in log_of(d)]
+        assert not guarded, f"A sat blocked until its guard ended it: {guarded}"
 
 
 async def test(stack):

@@ -341,15 +341,41 @@ async def test(stack):
     # --- the loop's guard: a loop thread that never comes back ------------
     # An instance of its own (its own group and topics, so the one above is
     # left alone) whose loop thread blocks for good 2 s after start, as in a
-    # library call that never returns: a SIGTERM is not served, and the
-    # guard ends the process with exit 1 once the loop has been away for
-    # processor.stall_exit_ms, naming the step it was in.
+    # library call that never returns: its ops endpoint (a thread of its
+    # own) still answers, /readyz within a second, not-ready with the step
+    # the loop is in once it has been away for 5 s; a SIGTERM is not
+    # served, and the guard ends the process with exit 1 once the loop has
+    # been away for processor.stall_exit_ms, naming the step it was in.
     other = pxtest.unique("hung")
+    ops = pxtest.free_port()
     hung = stack.start_processor("--set", f"kafka.group.id={other}", "--set", f"topic.prefix={other}.",
-                                 "--set", "fault.hang_loop_ms=2000", "--set", "processor.stall_exit_ms=3000",
-                                 "--set", "ops.port=0", name="processor-hung", instance="hung")
+                                 "--set", "fault.hang_loop_ms=2000", "--set", "processor.stall_exit_ms=10000",
+                                 "--set", f"ops.port={ops}", name="processor-hung", instance="hung")
     t0 = time.monotonic()
-    time.sleep(3)
+    answers = []  # (seconds since start, seconds to answer, status, body)
+    while time.monotonic() - t0 < 20 and hung.proc.poll() is None:
+        t = time.monotonic()
+        try:
+            status, body = stack.http("/readyz", ops)
+        except OSError as e:
+            status, body = None, str(e)
+        answers.append((t - t0, time.monotonic() - t, status, body.strip()))
+        if status == 503 and "blocked=" in body:
+            break
+        time.sleep(0.2)
+    blocked = [a for a in answers if a[2] == 503 and "blocked=" in a[3]]
+    assert blocked, f"/readyz never said the loop was blocked: {answers[-5:]}"
+    assert 'step="fault.hang_loop_ms (testing only)"' in blocked[0][3], blocked[0]
+    assert all(a[1] < 1 for a in answers if a[2] is not None), f"/readyz answered slowly: {answers}"
+    deadline = time.monotonic() + 3  # the guard looks every 0.2 s
+    while True:
+        status, body = stack.http("/metrics", ops)
+        if (status == 200 and "presence_processor_loop_blocked_total 1" in body) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert status == 200 and "presence_processor_loop_blocked_total 1" in body, body[-2000:]
+    assert "presence_processor_ready 0" in body, body[-2000:]
+    print(f"hung processor's /readyz at {blocked[0][0]:.1f} s, in {blocked[0][1] * 1000:.0f} ms: {blocked[0][3]}")
     hung.proc.send_signal(signal.SIGTERM)
     rc = hung.proc.wait(60)
     took = time.monotonic() - t0
@@ -358,9 +384,9 @@ async def test(stack):
         text = f.read()
     assert rc == 1, f"a processor whose loop thread hung exited {rc}:\n{text[-3000:]}"
     assert "the loop thread has not come back" in text and "fault.hang_loop_ms (testing only)" in text, text[-3000:]
+    assert "the loop thread is blocked" in text, text[-3000:]
     assert "stop requested" not in text, "the SIGTERM was served by a loop that was meant to be stuck"
-    assert 5 <= took < 30, f"the guard ended the hung processor {took:.1f} s after its start"
-
+    assert 10 <= took < 40, f"the guard ended the hung processor {took:.1f} s after its start"
 
 if __name__ == "__main__":
     pxtest.run(test, "test_processor")
