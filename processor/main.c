@@ -80,6 +80,9 @@ static const px_opt_t pr_opts[] = {
     OPT("fault.hang_loop_ms", PX_OPT_INT, "0", "testing only: this long after start the loop thread blocks for good, "
         "as in a call that never returns (processor.stall_exit_ms ends the process); 0: never", fault_hang_loop_ms, 0,
         86400000),
+    OPT("fault.consumer_fenced_ms", PX_OPT_INT, "0", "testing only: this long after it is made, each consumer fails "
+        "for good as fenced under its own instance name (rd_kafka_test_fatal_error); 0: never",
+        fault_consumer_fenced_ms, 0, 86400000),
     OPT("log.level", PX_OPT_STR, "info", "debug | info | warn | error", log_level, 0, 0),
     OPT("ops.host", PX_OPT_STR, "127.0.0.1", "address of the operations endpoint (/metrics, /healthz, /readyz)",
         http_host, 0, 0),

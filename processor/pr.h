@@ -106,6 +106,7 @@ typedef struct pr_config {
     int64_t retry_base_ms;      /* delay of attempt k: base * 3^(k-1) (1 s, 3 s, 9 s) */
     int64_t fault_abort_every;  /* testing: every Nth commit fails instead (pr_commit.c) */
     int64_t fault_hang_loop_ms; /* testing: the loop thread blocks for good this long after start (pr_loop.c) */
+    int64_t fault_consumer_fenced_ms; /* testing: each consumer fenced this long after it is made (pr_watch.c) */
     int64_t stall_ms;           /* a partition with lag and no progress this long: not ready (pr_watch.c) */
     int64_t stall_exit_ms;      /* ... this long, Kafka's fault: exit (0: never) */
     int64_t commit_wait_ms;     /* the loop waits for a transaction until it is this old, then exits (pr_commit.c) */
@@ -322,6 +323,7 @@ typedef struct pr_kafka {
     uint64_t peers_at;
     rd_kafka_t *offsets_reader;   /* the group's committed offsets, stable or not (no group join) */
     bool txn_ready;               /* the producers' transactions initialised */
+    int64_t consumer_made_at;     /* mono ms the consumer was made; 0 once fault.consumer_fenced_ms fired */
     pr_rebalance_hook on_rebalance; /* installed by pr_loop.c */
 } pr_kafka_t;
 
@@ -338,7 +340,8 @@ typedef struct pr_watch {
     int64_t due_at;               /* mono ms of the next query */
     int64_t judge_at;             /* mono ms the partitions are judged next */
     uint32_t fails;               /* queries failed in a row (logs thinned) */
-    px_counter_t *m_stalls;
+    int64_t renewed_at;           /* mono ms the consumer was last replaced (0: never) */
+    px_counter_t *m_stalls, *m_renewals;
     px_gauge_t *m_stalled, *m_owned;
 } pr_watch_t;
 
@@ -568,6 +571,15 @@ void pr_kafka_unwatch(pr_ctx_t *pr);
 /* Leave the group (the revoke runs the rebalance hook) and destroy the
  * consumer and the scanner. */
 void pr_kafka_close_consumer(pr_ctx_t *pr);
+/* Replace a consumer librdkafka gave up on (a static member fenced by
+ * its own rejoin, after a session that timed out while the group's
+ * coordinator moved) by a new one under the same instance name: what the
+ * old one owned is revoked as in a rebalance (the hook runs: what is in
+ * flight ends), then the new consumer subscribes and joins; its
+ * assignment and repair checks follow as after a start. The producers
+ * and their transactions stay. 0, or an error with the reason (the
+ * processor cannot go on). */
+int pr_kafka_renew_consumer(pr_ctx_t *pr, char *errstr, size_t errstr_size);
 /* Destroy the producers (after pr_kafka_close_consumer, nothing in flight). */
 void pr_kafka_stop(pr_ctx_t *pr);
 /* Once per rebalance, before the repair checks of the n partitions ps[]

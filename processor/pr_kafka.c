@@ -225,6 +225,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         rd_kafka_fatal_error(rk, why, sizeof why);
         PX_ERROR(PR_COMP, "fatal kafka error: stopping", "reason=\"%s\"", why);
         atomic_store(&pr->kc.producer_fatal, true);
+    } else if (err == RD_KAFKA_RESP_ERR__FATAL && rk == pr->kc.consumer) {
+        /* the loop's next tick (100 ms) decides: a new consumer or the
+         * end (pr_watch_tick, pr_kafka_renew_consumer) */
     } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[256];
         rd_kafka_fatal_error(rk, why, sizeof why);
@@ -392,6 +395,22 @@ static int consumer_new(pr_ctx_t *pr, char *errstr, size_t n) {
         return PX_ECONFIG;
     }
     rd_kafka_poll_set_consumer(pr->kc.consumer);
+    pr->kc.consumer_made_at = px_mono_ms();
+    return 0;
+}
+
+/* Subscribe the consumer to the input topics and their retry topics, and
+ * watch its queue from the loop. */
+static int subscribe(pr_ctx_t *pr, char *errstr, size_t n) {
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(PR_N_SRC);
+    for (int s = 0; s < PR_N_SRC; s++)
+        rd_kafka_topic_partition_list_add(topics, pr->kc.topics[s], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->kc.consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) return px_errf(PX_EBACKEND, errstr, n, "subscribe: %s", rd_kafka_err2str(err));
+    pr->kc.cq = rd_kafka_queue_get_consumer(pr->kc.consumer);
+    pr->kc.cq_uv = px_kafka_uv_start(pr->loop, pr->kc.cq, 100, on_wake, pr);
+    if (!pr->kc.cq_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");
     return 0;
 }
 
@@ -422,20 +441,13 @@ int pr_kafka_start(pr_ctx_t *pr, char *errstr, size_t n) {
     pr->kc.producer = pr->kc.producers[0];
     atomic_store(&pr->kc.kafka_ok, true);
 
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(PR_N_SRC);
-    for (int s = 0; s < PR_N_SRC; s++)
-        rd_kafka_topic_partition_list_add(topics, pr->kc.topics[s], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(pr->kc.consumer, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (err) return px_errf(PX_EBACKEND, errstr, n, "subscribe: %s", rd_kafka_err2str(err));
+    int src = subscribe(pr, errstr, n);
+    if (src) return src;
     for (int i = 0; i < 2; i++) warm_topics(pr, i); /* while the group join runs */
     /* made now, so it knows the group's coordinator when a rebalance
      * needs it (pr_kafka_peers) */
     if (pr->cfg.static_membership)
         pr->kc.offsets_reader = pr_kafka_client_new(pr, "presence-processor-offsets", pr->kc.group, false);
-    pr->kc.cq = rd_kafka_queue_get_consumer(pr->kc.consumer);
-    pr->kc.cq_uv = px_kafka_uv_start(pr->loop, pr->kc.cq, 100, on_wake, pr);
-    if (!pr->kc.cq_uv) return px_errf(PX_EIO, errstr, n, "cannot watch the consumer queue");
     PX_INFO(PR_COMP, "consuming", "group=%s transactional_ids=%s,%s.b topics=%s,%s,%s,%s", pr->kc.group, txn_id,
             txn_id, pr->kc.topics[0], pr->kc.topics[1], pr->kc.topics[2], pr->kc.topics[3]);
     return 0;
@@ -670,6 +682,26 @@ void pr_kafka_unwatch(pr_ctx_t *pr) {
     pr->kc.cq_uv = NULL;
     if (pr->kc.cq) rd_kafka_queue_destroy(pr->kc.cq);
     pr->kc.cq = NULL;
+}
+
+int pr_kafka_renew_consumer(pr_ctx_t *pr, char *errstr, size_t n) {
+    rd_kafka_topic_partition_list_t *owned = rd_kafka_topic_partition_list_new(PR_MAX_PARTITIONS);
+    for (int32_t p = 0; p < PR_MAX_PARTITIONS; p++)
+        if (pr->parts[p].assigned) rd_kafka_topic_partition_list_add(owned, pr->kc.topics[0], p);
+    /* what a revoke does, without a group to tell */
+    pr->kc.rebalances++;
+    pr_doing(pr, "a new consumer: revocation");
+    if (pr->kc.on_rebalance) pr->kc.on_rebalance(pr, false);
+    set_partitions(pr, owned, false);
+    rd_kafka_topic_partition_list_destroy(owned);
+    pr->kc.owned = false;
+    pr_kafka_unwatch(pr);
+    rd_kafka_consumer_close(pr->kc.consumer);
+    rd_kafka_destroy(pr->kc.consumer);
+    pr->kc.consumer = NULL;
+    int rc = consumer_new(pr, errstr, n);
+    if (!rc) rc = subscribe(pr, errstr, n);
+    return rc;
 }
 
 void pr_kafka_close_consumer(pr_ctx_t *pr) {

@@ -36,6 +36,8 @@ static void watch_job(pr_ctx_t *pr) { pr->wd.rc = pr_kafka_query_ends(pr->wd.cli
 
 int pr_watch_start(pr_ctx_t *pr, char *errstr, size_t errstr_size) {
     pr_watch_t *wd = &pr->wd;
+    wd->m_renewals = px_metrics_counter(pr->metrics, "presence_processor_consumer_renewals_total",
+                                        "consumers replaced after librdkafka fenced them under their own name", NULL);
     wd->m_stalls = px_metrics_counter(pr->metrics, "presence_processor_stalls_total",
                                       "owned partitions found stalled: lag and no progress for processor.stall_ms",
                                       NULL);
@@ -182,17 +184,52 @@ static void judge(pr_ctx_t *pr, int64_t now) {
     }
 }
 
+/* A consumer librdkafka gave up on. Fenced by its own instance name, it
+ * is most likely its own doing: librdkafka rejoins a static member whose
+ * session timed out locally (the group's coordinator away longer than
+ * the session, as when the broker that was the coordinator dies) with a
+ * new member id, and the old id's requests then find it fenced. Such a
+ * consumer is replaced once (pr_kafka_renew_consumer); fenced again
+ * within PR_RENEW_WINDOW_MS, another instance runs under the same name,
+ * and this one stops, as on any other fatal error. */
+#define PR_RENEW_WINDOW_MS 60000
+static void consumer_failed(pr_ctx_t *pr, rd_kafka_resp_err_t ferr, const char *why, int64_t now) {
+    char msg[PX_CONF_STR_MAX + 1024];
+    pr_watch_t *wd = &pr->wd;
+    bool again = wd->renewed_at && now - wd->renewed_at < PR_RENEW_WINDOW_MS;
+    if (ferr == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID && !again) {
+        PX_WARN(PR_COMP, "the consumer was fenced under its own name: replacing it", "instance=%s reason=\"%s\"",
+                pr->cfg.instance, why);
+        px_counter_add(wd->m_renewals, 1);
+        wd->renewed_at = now;
+        char err[256];
+        if (pr_kafka_renew_consumer(pr, err, sizeof err) == 0) return;
+        snprintf(msg, sizeof msg, "a new consumer could not be made: %s", err);
+    } else if (ferr == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
+        snprintf(msg, sizeof msg, "the consumer was fenced twice within %d s: another instance runs as '%s'? (%s)",
+                 PR_RENEW_WINDOW_MS / 1000, pr->cfg.instance, why);
+    } else {
+        snprintf(msg, sizeof msg, "the consumer failed for good: %s", why);
+    }
+    pr_fatal(pr, msg);
+}
+
 void pr_watch_tick(pr_ctx_t *pr) {
     pr_watch_t *wd = &pr->wd;
     int64_t now = px_mono_ms();
     /* a consumer librdkafka gave up on (e.g. fenced: another instance
      * took its name) says so in a message, not always in the error
      * callback: it never consumes again */
+    int64_t fault = pr->cfg.fault_consumer_fenced_ms;
+    if (fault && pr->kc.consumer_made_at && now - pr->kc.consumer_made_at >= fault) {
+        pr->kc.consumer_made_at = 0;
+        PX_WARN(PR_COMP, "fault.consumer_fenced_ms: the consumer is fenced (testing only)", NULL);
+        rd_kafka_test_fatal_error(pr->kc.consumer, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID, "fault.consumer_fenced_ms");
+    }
     char why[512];
-    if (pr->kc.consumer && rd_kafka_fatal_error(pr->kc.consumer, why, sizeof why) && !pr->stopping) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "the consumer failed for good: %s", why);
-        pr_fatal(pr, msg);
+    rd_kafka_resp_err_t ferr = pr->kc.consumer ? rd_kafka_fatal_error(pr->kc.consumer, why, sizeof why) : 0;
+    if (ferr && !pr->stopping) {
+        consumer_failed(pr, ferr, why, now);
         return;
     }
     if (wd->w.busy && pr_worker_ended(pr, &wd->w)) { /* its lock orders the job's writes before these reads */
