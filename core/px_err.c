@@ -19,12 +19,15 @@ const char *px_err_name(int err) {
     }
 }
 
+int px_verrf(int err, char *errstr, size_t errstr_size, const char *fmt, va_list ap) {
+    if (errstr && errstr_size > 0) vsnprintf(errstr, errstr_size, fmt, ap);
+    return err;
+}
+
 int px_errf(int err, char *errstr, size_t errstr_size, const char *fmt, ...) {
-    if (errstr && errstr_size > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errstr_size, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    px_verrf(err, errstr, errstr_size, fmt, ap);
+    va_end(ap);
     return err;
 }

@@ -10,6 +10,7 @@
 #ifndef PX_ERR_H
 #define PX_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum {
@@ -32,5 +33,8 @@ const char *px_err_name(int err);
  * Lets error paths read `return px_errf(PX_EINVAL, e, n, "bad key '%s'", k);` */
 int px_errf(int err, char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* px_errf with the arguments as a va_list (for other formatting helpers). */
+int px_verrf(int err, char *errstr, size_t errstr_size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 #endif

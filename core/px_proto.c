@@ -89,12 +89,10 @@ static int px_proto_fail(int rc, const char **code, const char *word, char *errs
 static int px_proto_fail(int rc, const char **code, const char *word, char *errstr,
                          size_t errstr_size, const char *fmt, ...) {
     if (code) *code = word;
-    if (errstr && errstr_size > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errstr_size, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    px_verrf(rc, errstr, errstr_size, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
