@@ -1,6 +1,6 @@
 /*
  * px_testlib.h - helpers shared by the fold and store tests (test_fold*.c,
- * test_store.c, tests/integration/test_store_redis.c): the entity key K the
+ * test_store*.c, tests/integration/test_store_redis.c): the entity key K the
  * builders use, a splitmix64 PRNG for the seeded property tests, builders of
  * input records, and the topic a record belongs on. Header-only; include it
  * after cmocka.h. Each test sets K in its setup.
