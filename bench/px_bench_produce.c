@@ -47,6 +47,46 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         ends[t][m->partition] = m->offset + 1;
 }
 
+/* Record n of the run: presence 90%, locks 8%, lifecycle 2%, over
+ * `entities` entities of tenant bench; its event time `now` plus a second
+ * per 1000 records. Returns the index of its topic. */
+static int random_event(px_event_t *ev, long n, long entities, int64_t now) {
+    static const char *fields[] = {"amount", "customer", "notes", "date"};
+    long eid = (long)(rnd() % (uint64_t)entities);
+    uint64_t r = rnd() % 100;
+    int user = (int)(rnd() % 20), tab = (int)(eid * 3 + rnd() % 3);
+    int topic;
+    if (r < 90) {
+        px_event_init(ev, PX_KIND_PRESENCE);
+        ev->type = r < 80 ? PX_PRES_HB : (r < 85 ? PX_PRES_SUB : PX_PRES_UNSUB);
+        ev->mode = rnd() % 4 ? PX_MODE_VIEW : PX_MODE_EDIT;
+        ev->dirty = rnd() % 8 == 0;
+        topic = 0;
+    } else if (r < 98) {
+        px_event_init(ev, PX_KIND_LOCK);
+        ev->type = r < 94 ? PX_LOCK_LOCK : PX_LOCK_UNLOCK;
+        snprintf(ev->field, sizeof ev->field, "%s", fields[rnd() % 4]);
+        snprintf(ev->request_id, sizeof ev->request_id, "r%ld", n);
+        topic = 1;
+    } else {
+        px_event_init(ev, PX_KIND_LIFECYCLE);
+        ev->type = r < 99 ? PX_LC_MUTATING : PX_LC_MUTATED;
+        snprintf(ev->write_id, sizeof ev->write_id, "w%ld", eid % 1000);
+        if (ev->type == PX_LC_MUTATING) snprintf(ev->busy_by, sizeof ev->busy_by, "erp");
+        topic = ev->type == PX_LC_MUTATING ? 2 : 3;
+    }
+    if (topic < 2) {
+        snprintf(ev->tab_id, sizeof ev->tab_id, "tab%d", tab);
+        snprintf(ev->user_id, sizeof ev->user_id, "user%d", user);
+        snprintf(ev->user_name, sizeof ev->user_name, "User %d", user);
+    }
+    snprintf(ev->key.tenant, sizeof ev->key.tenant, "bench");
+    snprintf(ev->key.entity, sizeof ev->key.entity, "order");
+    snprintf(ev->key.id, sizeof ev->key.id, "%ld", eid);
+    ev->ts_ms = now + n / 1000; /* a second of event time per 1000 records */
+    return topic;
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: px_bench_produce BOOTSTRAP PREFIX COUNT ENTITIES [SEED]\n");
@@ -90,44 +130,12 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    static const char *fields[] = {"amount", "customer", "notes", "date"};
     px_buf_t val;
     px_buf_init(&val, 1 << 16);
     int64_t t0 = px_mono_ms(), now = px_now_ms();
     for (long n = 0; n < count; n++) {
         px_event_t ev;
-        long eid = (long)(rnd() % (uint64_t)entities);
-        uint64_t r = rnd() % 100;
-        int user = (int)(rnd() % 20), tab = (int)(eid * 3 + rnd() % 3);
-        int topic;
-        if (r < 90) {
-            px_event_init(&ev, PX_KIND_PRESENCE);
-            ev.type = r < 80 ? PX_PRES_HB : (r < 85 ? PX_PRES_SUB : PX_PRES_UNSUB);
-            ev.mode = rnd() % 4 ? PX_MODE_VIEW : PX_MODE_EDIT;
-            ev.dirty = rnd() % 8 == 0;
-            topic = 0;
-        } else if (r < 98) {
-            px_event_init(&ev, PX_KIND_LOCK);
-            ev.type = r < 94 ? PX_LOCK_LOCK : PX_LOCK_UNLOCK;
-            snprintf(ev.field, sizeof ev.field, "%s", fields[rnd() % 4]);
-            snprintf(ev.request_id, sizeof ev.request_id, "r%ld", n);
-            topic = 1;
-        } else {
-            px_event_init(&ev, PX_KIND_LIFECYCLE);
-            ev.type = r < 99 ? PX_LC_MUTATING : PX_LC_MUTATED;
-            snprintf(ev.write_id, sizeof ev.write_id, "w%ld", eid % 1000);
-            if (ev.type == PX_LC_MUTATING) snprintf(ev.busy_by, sizeof ev.busy_by, "erp");
-            topic = ev.type == PX_LC_MUTATING ? 2 : 3;
-        }
-        if (topic < 2) {
-            snprintf(ev.tab_id, sizeof ev.tab_id, "tab%d", tab);
-            snprintf(ev.user_id, sizeof ev.user_id, "user%d", user);
-            snprintf(ev.user_name, sizeof ev.user_name, "User %d", user);
-        }
-        snprintf(ev.key.tenant, sizeof ev.key.tenant, "bench");
-        snprintf(ev.key.entity, sizeof ev.key.entity, "order");
-        snprintf(ev.key.id, sizeof ev.key.id, "%ld", eid);
-        ev.ts_ms = now + n / 1000; /* a second of event time per 1000 records */
+        int topic = random_event(&ev, n, entities, now);
         char key[PX_KEY_MAX + 1];
         int kl = px_key_format(&ev.key, key, sizeof key);
         px_buf_reset(&val);
