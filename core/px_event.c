@@ -92,64 +92,9 @@ static int px_event_check_opt(int64_t v, const char *name, char *errstr, size_t 
     return 0;
 }
 
-int px_event_validate(const px_event_t *ev, char *errstr, size_t errstr_size) {
-    int rc;
-    size_t n = 0;
-    if ((unsigned)ev->kind >= PX_KIND__COUNT)
-        return px_errf(PX_EINVAL, errstr, errstr_size, "kind: %d out of range", (int)ev->kind);
-    if (ev->type < 0 || ev->type >= px_event_type_count(ev->kind))
-        return px_errf(PX_EINVAL, errstr, errstr_size, "type: %d out of range for %s", ev->type,
-                       px_kind_name(ev->kind));
-    if (ev->ts_ms <= 0)
-        return px_errf(PX_EINVAL, errstr, errstr_size, "ts: %lld is not a positive time",
-                       (long long)ev->ts_ms);
-
-    const struct {
-        const char *s;
-        size_t max;
-        const char *name;
-    } key[3] = {{ev->key.tenant, PX_KEY_PART_MAX, "tenant"},
-                {ev->key.entity, PX_KEY_PART_MAX, "entity"},
-                {ev->key.id, PX_KEY_PART_MAX, "id"}};
-    for (int i = 0; i < 3; i++) {
-        if ((rc = px_event_check_str(key[i].s, key[i].max, key[i].name, &n, errstr, errstr_size))) return rc;
-        if (!px_key_part_valid(key[i].s, n))
-            return px_errf(PX_EINVAL, errstr, errstr_size, "%s: must be 1-%d bytes of [A-Za-z0-9._-]",
-                           key[i].name, PX_KEY_PART_MAX);
-    }
-
-    /* Every string, used by this kind or not, must be well-formed. */
-    const struct {
-        const char *s;
-        size_t max;
-        const char *name;
-    } strs[] = {
-        {ev->tab_id, PX_ID_MAX, "tab_id"},
-        {ev->user_id, PX_ID_MAX, "user_id"},
-        {ev->user_name, PX_NAME_MAX, "user_name"},
-        {ev->cursor, PX_NAME_MAX, "cursor"},
-        {ev->field, PX_ID_MAX, "field"},
-        {ev->request_id, PX_ID_MAX, "request_id"},
-        {ev->busy_by, PX_NAME_MAX, "busy_by"},
-        {ev->write_id, PX_ID_MAX, "write_id"},
-        {ev->holder_user_id, PX_ID_MAX, "holder_user_id"},
-        {ev->holder_name, PX_NAME_MAX, "holder_name"},
-        {ev->src_topic, PX_TOPIC_MAX, "src_topic"},
-    };
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if ((rc = px_event_check_str(strs[i].s, strs[i].max, strs[i].name, &n, errstr, errstr_size)))
-            return rc;
-
-    if ((unsigned)ev->mode > PX_MODE_EDIT)
-        return px_errf(PX_EINVAL, errstr, errstr_size, "mode: %d out of range", (int)ev->mode);
-    if ((unsigned)ev->status > PX_STATUS_AWAY)
-        return px_errf(PX_EINVAL, errstr, errstr_size, "status: %d out of range", (int)ev->status);
-    if ((rc = px_event_check_opt(ev->expires_at_ms, "expires_at_ms", errstr, errstr_size))) return rc;
-    if ((rc = px_event_check_opt(ev->version, "version", errstr, errstr_size))) return rc;
-    if ((rc = px_event_check_opt(ev->token, "token", errstr, errstr_size))) return rc;
-    if ((rc = px_event_check_opt(ev->src_partition, "src_partition", errstr, errstr_size))) return rc;
-    if ((rc = px_event_check_opt(ev->src_offset, "src_offset", errstr, errstr_size))) return rc;
-
+/* The fields ev's kind and type require (px_event_validate has checked
+ * the ranges and strings). */
+static int px_event_check_required(const px_event_t *ev, char *errstr, size_t errstr_size) {
     const char *tname = px_event_type_name(ev->kind, ev->type);
 #define PX_REQUIRE(cond, what)                                                                      \
     do {                                                                                            \
@@ -217,4 +162,65 @@ int px_event_validate(const px_event_t *ev, char *errstr, size_t errstr_size) {
     }
 #undef PX_REQUIRE
     return 0;
+}
+
+int px_event_validate(const px_event_t *ev, char *errstr, size_t errstr_size) {
+    int rc;
+    size_t n = 0;
+    if ((unsigned)ev->kind >= PX_KIND__COUNT)
+        return px_errf(PX_EINVAL, errstr, errstr_size, "kind: %d out of range", (int)ev->kind);
+    if (ev->type < 0 || ev->type >= px_event_type_count(ev->kind))
+        return px_errf(PX_EINVAL, errstr, errstr_size, "type: %d out of range for %s", ev->type,
+                       px_kind_name(ev->kind));
+    if (ev->ts_ms <= 0)
+        return px_errf(PX_EINVAL, errstr, errstr_size, "ts: %lld is not a positive time",
+                       (long long)ev->ts_ms);
+
+    const struct {
+        const char *s;
+        size_t max;
+        const char *name;
+    } key[3] = {{ev->key.tenant, PX_KEY_PART_MAX, "tenant"},
+                {ev->key.entity, PX_KEY_PART_MAX, "entity"},
+                {ev->key.id, PX_KEY_PART_MAX, "id"}};
+    for (int i = 0; i < 3; i++) {
+        if ((rc = px_event_check_str(key[i].s, key[i].max, key[i].name, &n, errstr, errstr_size))) return rc;
+        if (!px_key_part_valid(key[i].s, n))
+            return px_errf(PX_EINVAL, errstr, errstr_size, "%s: must be 1-%d bytes of [A-Za-z0-9._-]",
+                           key[i].name, PX_KEY_PART_MAX);
+    }
+
+    /* Every string, used by this kind or not, must be well-formed. */
+    const struct {
+        const char *s;
+        size_t max;
+        const char *name;
+    } strs[] = {
+        {ev->tab_id, PX_ID_MAX, "tab_id"},
+        {ev->user_id, PX_ID_MAX, "user_id"},
+        {ev->user_name, PX_NAME_MAX, "user_name"},
+        {ev->cursor, PX_NAME_MAX, "cursor"},
+        {ev->field, PX_ID_MAX, "field"},
+        {ev->request_id, PX_ID_MAX, "request_id"},
+        {ev->busy_by, PX_NAME_MAX, "busy_by"},
+        {ev->write_id, PX_ID_MAX, "write_id"},
+        {ev->holder_user_id, PX_ID_MAX, "holder_user_id"},
+        {ev->holder_name, PX_NAME_MAX, "holder_name"},
+        {ev->src_topic, PX_TOPIC_MAX, "src_topic"},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if ((rc = px_event_check_str(strs[i].s, strs[i].max, strs[i].name, &n, errstr, errstr_size)))
+            return rc;
+
+    if ((unsigned)ev->mode > PX_MODE_EDIT)
+        return px_errf(PX_EINVAL, errstr, errstr_size, "mode: %d out of range", (int)ev->mode);
+    if ((unsigned)ev->status > PX_STATUS_AWAY)
+        return px_errf(PX_EINVAL, errstr, errstr_size, "status: %d out of range", (int)ev->status);
+    if ((rc = px_event_check_opt(ev->expires_at_ms, "expires_at_ms", errstr, errstr_size))) return rc;
+    if ((rc = px_event_check_opt(ev->version, "version", errstr, errstr_size))) return rc;
+    if ((rc = px_event_check_opt(ev->token, "token", errstr, errstr_size))) return rc;
+    if ((rc = px_event_check_opt(ev->src_partition, "src_partition", errstr, errstr_size))) return rc;
+    if ((rc = px_event_check_opt(ev->src_offset, "src_offset", errstr, errstr_size))) return rc;
+
+    return px_event_check_required(ev, errstr, errstr_size);
 }
