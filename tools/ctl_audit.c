@@ -102,11 +102,53 @@ static void detail(const px_event_t *ch, char *out, size_t n) {
     }
 }
 
+/* One change as a JSON line into b. */
+static void audit_jsonl(px_buf_t *b, const px_event_t *ch, const char *key, const char *when, const char *type) {
+    px_buf_printf(b, "{\"ts\":%lld,\"time\":\"%s\",\"key\":", (long long)ch->ts_ms, when);
+    px_proto_write_string(b, key);
+    px_buf_printf(b, ",\"type\":\"%s\"", type);
+    json_str(b, "user", ch->user_id);
+    json_str(b, "user_name", ch->user_name);
+    json_str(b, "tab", ch->tab_id);
+    json_str(b, "field", ch->field);
+    json_str(b, "request_id", ch->request_id);
+    if (ch->token >= 0) px_buf_printf(b, ",\"token\":%lld", (long long)ch->token);
+    json_str(b, "holder", ch->holder_user_id);
+    json_str(b, "holder_name", ch->holder_name);
+    json_str(b, "busy_by", ch->busy_by);
+    if (ch->type == PX_CH_VERSION_BUMPED) px_buf_printf(b, ",\"version\":%lld", (long long)ch->version);
+    px_buf_puts(b, ",\"src\":{\"topic\":");
+    px_proto_write_string(b, ch->src_topic);
+    px_buf_printf(b, ",\"partition\":%d,\"offset\":%lld}}", ch->src_partition, (long long)ch->src_offset);
+}
+
+/* One change as a CSV row into b; det is detail()'s text. */
+static void audit_csv(px_buf_t *b, const px_event_t *ch, const char *key, const char *when, const char *type,
+                      const char *det) {
+    char num[32];
+    snprintf(num, sizeof num, "%lld", (long long)ch->ts_ms);
+    csv_field(b, num, true);
+    csv_field(b, when, false);
+    csv_field(b, key, false);
+    csv_field(b, type, false);
+    csv_field(b, ch->user_id, false);
+    csv_field(b, ch->user_name, false);
+    csv_field(b, ch->tab_id, false);
+    csv_field(b, ch->field, false);
+    csv_field(b, ch->request_id, false);
+    csv_field(b, det, false);
+    csv_field(b, ch->src_topic, false);
+    snprintf(num, sizeof num, "%d", ch->src_partition);
+    csv_field(b, num, false);
+    snprintf(num, sizeof num, "%lld", (long long)ch->src_offset);
+    csv_field(b, num, false);
+}
+
 static void on_change(ctl_t *c, const px_event_t *ch) {
     audit_t *a = c->user;
     if (ch->ts_ms < a->from_ms || ch->ts_ms >= a->to_ms) return;
     if (a->user && strcmp(ch->user_id, a->user) != 0) return;
-    char key[PX_KEY_MAX + 1], when[40], det[PX_NAME_MAX + 64], num[32], src[PX_CONF_STR_MAX * 2 + 48];
+    char key[PX_KEY_MAX + 1], when[40], det[PX_NAME_MAX + 64], src[PX_CONF_STR_MAX * 2 + 48];
     px_key_format(&ch->key, key, sizeof key);
     px_when_format(ch->ts_ms, when, sizeof when);
     const char *type = px_event_type_name(PX_KIND_CHANGE, ch->type);
@@ -128,40 +170,10 @@ static void on_change(ctl_t *c, const px_event_t *ch) {
         break;
     }
     case FMT_JSONL:
-        px_buf_printf(b, "{\"ts\":%lld,\"time\":\"%s\",\"key\":", (long long)ch->ts_ms, when);
-        px_proto_write_string(b, key);
-        px_buf_printf(b, ",\"type\":\"%s\"", type);
-        json_str(b, "user", ch->user_id);
-        json_str(b, "user_name", ch->user_name);
-        json_str(b, "tab", ch->tab_id);
-        json_str(b, "field", ch->field);
-        json_str(b, "request_id", ch->request_id);
-        if (ch->token >= 0) px_buf_printf(b, ",\"token\":%lld", (long long)ch->token);
-        json_str(b, "holder", ch->holder_user_id);
-        json_str(b, "holder_name", ch->holder_name);
-        json_str(b, "busy_by", ch->busy_by);
-        if (ch->type == PX_CH_VERSION_BUMPED) px_buf_printf(b, ",\"version\":%lld", (long long)ch->version);
-        px_buf_puts(b, ",\"src\":{\"topic\":");
-        px_proto_write_string(b, ch->src_topic);
-        px_buf_printf(b, ",\"partition\":%d,\"offset\":%lld}}", ch->src_partition, (long long)ch->src_offset);
+        audit_jsonl(b, ch, key, when, type);
         break;
     case FMT_CSV:
-        snprintf(num, sizeof num, "%lld", (long long)ch->ts_ms);
-        csv_field(b, num, true);
-        csv_field(b, when, false);
-        csv_field(b, key, false);
-        csv_field(b, type, false);
-        csv_field(b, ch->user_id, false);
-        csv_field(b, ch->user_name, false);
-        csv_field(b, ch->tab_id, false);
-        csv_field(b, ch->field, false);
-        csv_field(b, ch->request_id, false);
-        csv_field(b, det, false);
-        csv_field(b, ch->src_topic, false);
-        snprintf(num, sizeof num, "%d", ch->src_partition);
-        csv_field(b, num, false);
-        snprintf(num, sizeof num, "%lld", (long long)ch->src_offset);
-        csv_field(b, num, false);
+        audit_csv(b, ch, key, when, type, det);
         break;
     }
     if (a->n == a->cap) {

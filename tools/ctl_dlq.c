@@ -444,6 +444,71 @@ static int txn_err(ctl_t *c, const char *what, rd_kafka_error_t *e) {
     return CTL_EXIT_ERR;
 }
 
+/* Check every selected record before producing anything: one reinjected
+ * before is skipped (counted in *done_before), one that does not decode
+ * (unless force) or has no usable origin is refused; *todo counts the
+ * rest. Returns how many were refused. */
+static size_t dlq_check_all(ctl_t *c, dlq_t *d, const char *fixed, size_t fixed_len, bool force, size_t *todo,
+                            size_t *done_before) {
+    size_t refused = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        dlq_rec_t *r = &d->v[i];
+        if (!r->selected) continue;
+        if (r->reinjected) {
+            (*done_before)++;
+            printf("already reinjected %s, skipped\n", r->coord);
+            r->selected = false;
+            continue;
+        }
+        char err[256];
+        px_event_t ev;
+        if (!force && check_value(c, r, fixed ? fixed : r->val, fixed ? fixed_len : r->val_len, err, sizeof err, &ev)) {
+            fprintf(stderr,
+                    "presencectl dlq reinject: %s does not decode (%s): it would go straight back to the DLQ; "
+                    "fix it with --value-file, or pass --force\n",
+                    r->coord, err);
+            refused++;
+            continue;
+        }
+        if (ctl_src_of_topic(c, r->src_topic) < 0 || r->src_partition < 0) {
+            fprintf(stderr, "presencectl dlq reinject: %s has no usable original topic/partition headers\n", r->coord);
+            refused++;
+            continue;
+        }
+        (*todo)++;
+    }
+    return refused;
+}
+
+/* Produce the selected records in rk's open transaction, each to its
+ * original topic and partition with the reinjection headers; on a failure
+ * the transaction is aborted: 0, or CTL_EXIT_ERR after saying why. */
+static int dlq_produce_all(ctl_t *c, rd_kafka_t *rk, dlq_t *d, const char *fixed, size_t fixed_len) {
+    char now[32];
+    snprintf(now, sizeof now, "%" PRId64, px_now_ms());
+    for (size_t i = 0; i < d->n; i++) {
+        dlq_rec_t *r = &d->v[i];
+        if (!r->selected) continue;
+        rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+        rd_kafka_header_add(h, PX_HDR_REINJECTED_FROM, -1, r->coord, -1);
+        rd_kafka_header_add(h, PX_HDR_REINJECTED_AT, -1, now, -1);
+        px_produce_rec_t rec = {.topic = r->src_topic, .partition = r->src_partition, .key = r->key,
+                                .klen = r->key_len, .val = fixed ? fixed : r->val,
+                                .vlen = fixed ? fixed_len : r->val_len, .hdrs = h};
+        rd_kafka_resp_err_t err = px_produce(rk, &rec, 100, 10, NULL);
+        if (err) {
+            rd_kafka_headers_destroy(h);
+            fprintf(stderr, "presencectl dlq reinject: Kafka %s: produce %s: %s\n", c->bootstrap, r->coord,
+                    rd_kafka_err2str(err));
+            rd_kafka_error_t *ae = rd_kafka_abort_transaction(rk, (int)c->cfg.timeout_ms);
+            if (ae) rd_kafka_error_destroy(ae);
+            return CTL_EXIT_ERR;
+        }
+        printf("sending %s -> %s [%d]\n", r->coord, r->src_topic, r->src_partition);
+    }
+    return 0;
+}
+
 static int dlq_reinject(ctl_t *c) {
     bool all = ctl_flag_set(c, "all"), force = ctl_flag_set(c, "force"), dry = ctl_flag_set(c, "dry-run");
     const char *vf = ctl_flag(c, "value-file");
@@ -483,33 +548,8 @@ static int dlq_reinject(ctl_t *c) {
     }
     if ((rc = select_records(c, &d, all, true))) goto out;
     /* check every value before producing anything */
-    size_t refused = 0, todo = 0, done_before = 0;
-    for (size_t i = 0; i < d.n; i++) {
-        dlq_rec_t *r = &d.v[i];
-        if (!r->selected) continue;
-        if (r->reinjected) {
-            done_before++;
-            printf("already reinjected %s, skipped\n", r->coord);
-            r->selected = false;
-            continue;
-        }
-        char err[256];
-        px_event_t ev;
-        if (!force && check_value(c, r, fixed ? fixed : r->val, fixed ? fixed_len : r->val_len, err, sizeof err, &ev)) {
-            fprintf(stderr,
-                    "presencectl dlq reinject: %s does not decode (%s): it would go straight back to the DLQ; "
-                    "fix it with --value-file, or pass --force\n",
-                    r->coord, err);
-            refused++;
-            continue;
-        }
-        if (ctl_src_of_topic(c, r->src_topic) < 0 || r->src_partition < 0) {
-            fprintf(stderr, "presencectl dlq reinject: %s has no usable original topic/partition headers\n", r->coord);
-            refused++;
-            continue;
-        }
-        todo++;
-    }
+    size_t todo = 0, done_before = 0;
+    size_t refused = dlq_check_all(c, &d, fixed, fixed_len, force, &todo, &done_before);
     if (refused) {
         fprintf(stderr, "presencectl dlq reinject: %zu record%s refused; nothing reinjected\n", refused,
                 refused == 1 ? "" : "s");
@@ -527,29 +567,7 @@ static int dlq_reinject(ctl_t *c) {
         rc = txn_err(c, "begin_transaction", e);
         goto out;
     }
-    char now[32];
-    snprintf(now, sizeof now, "%" PRId64, px_now_ms());
-    for (size_t i = 0; i < d.n; i++) {
-        dlq_rec_t *r = &d.v[i];
-        if (!r->selected) continue;
-        rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-        rd_kafka_header_add(h, PX_HDR_REINJECTED_FROM, -1, r->coord, -1);
-        rd_kafka_header_add(h, PX_HDR_REINJECTED_AT, -1, now, -1);
-        px_produce_rec_t rec = {.topic = r->src_topic, .partition = r->src_partition, .key = r->key,
-                                .klen = r->key_len, .val = fixed ? fixed : r->val,
-                                .vlen = fixed ? fixed_len : r->val_len, .hdrs = h};
-        rd_kafka_resp_err_t err = px_produce(rk, &rec, 100, 10, NULL);
-        if (err) {
-            rd_kafka_headers_destroy(h);
-            fprintf(stderr, "presencectl dlq reinject: Kafka %s: produce %s: %s\n", c->bootstrap, r->coord,
-                    rd_kafka_err2str(err));
-            rd_kafka_error_t *ae = rd_kafka_abort_transaction(rk, (int)c->cfg.timeout_ms);
-            if (ae) rd_kafka_error_destroy(ae);
-            rc = CTL_EXIT_ERR;
-            goto out;
-        }
-        printf("sending %s -> %s [%d]\n", r->coord, r->src_topic, r->src_partition);
-    }
+    if ((rc = dlq_produce_all(c, rk, &d, fixed, fixed_len))) goto out;
     if ((e = rd_kafka_commit_transaction(rk, (int)c->cfg.timeout_ms))) {
         rc = txn_err(c, "commit_transaction (nothing was reinjected)", e);
         goto out;

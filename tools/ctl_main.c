@@ -320,6 +320,40 @@ static int parse_flags(ctl_t *c, const char *allowed, int argc, char **argv, int
     return 0;
 }
 
+/* The settings the flags give past the configuration: the replay target's
+ * key prefix and db, --timeout, and where Redis is, as messages name it.
+ * 0, or CTL_EXIT_ERR after saying why. */
+static int ctl_settings(ctl_t *c) {
+    char errstr[512];
+    /* shortcuts for the replay target */
+    const char *kp = ctl_flag(c, "key-prefix"), *db = ctl_flag(c, "db");
+    if ((kp && px_config_set(ctl_opts, NOPTS, &c->cfg, &c->kafka, "redis.key_prefix", kp, errstr, sizeof errstr)) ||
+        (db && px_config_set(ctl_opts, NOPTS, &c->cfg, &c->kafka, "redis.db", db, errstr, sizeof errstr)) ||
+        px_redis_host_check(c->cfg.redis_host, errstr, sizeof errstr) ||
+        px_redis_conf_check(&c->cfg.redis, errstr, sizeof errstr)) {
+        fprintf(stderr, "presencectl: %s\n", errstr);
+        return CTL_EXIT_ERR;
+    }
+    const char *tmo = ctl_flag(c, "timeout");
+    if (tmo && parse_timeout(tmo, &c->cfg.timeout_ms)) {
+        fprintf(stderr,
+                "presencectl %s: --timeout '%.64s': expected seconds (10, 2.5) or a duration (500ms, 30s, 2m), "
+                "from 100ms to 1h\n",
+                c->cmd, tmo);
+        return CTL_EXIT_ERR;
+    }
+    if (c->cfg.redis.cluster && c->cfg.redis_db) {
+        fprintf(stderr, "presencectl: redis.db %lld: a Redis Cluster has database 0 only\n", (long long)c->cfg.redis_db);
+        return CTL_EXIT_ERR;
+    }
+    char addr[2 * PX_CONF_STR_MAX + 64];
+    px_redis_conf_describe(&c->cfg.redis, c->cfg.redis_host, (int)c->cfg.redis_port, addr, sizeof addr);
+    int wl = snprintf(c->redis_where, sizeof c->redis_where, "Redis %s db %lld", addr, (long long)c->cfg.redis_db);
+    if (c->cfg.redis_key_prefix[0])
+        snprintf(c->redis_where + wl, sizeof c->redis_where - (size_t)wl, " key prefix '%s'", c->cfg.redis_key_prefix);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static ctl_t c;
     char errstr[512];
@@ -370,32 +404,7 @@ int main(int argc, char **argv) {
     }
     free(cargv);
     if (rc) return rc < 0 ? CTL_EXIT_OK : rc;
-    /* shortcuts for the replay target */
-    const char *kp = ctl_flag(&c, "key-prefix"), *db = ctl_flag(&c, "db");
-    if ((kp && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.key_prefix", kp, errstr, sizeof errstr)) ||
-        (db && px_config_set(ctl_opts, NOPTS, &c.cfg, &c.kafka, "redis.db", db, errstr, sizeof errstr)) ||
-        px_redis_host_check(c.cfg.redis_host, errstr, sizeof errstr) ||
-        px_redis_conf_check(&c.cfg.redis, errstr, sizeof errstr)) {
-        fprintf(stderr, "presencectl: %s\n", errstr);
-        return CTL_EXIT_ERR;
-    }
-    const char *tmo = ctl_flag(&c, "timeout");
-    if (tmo && parse_timeout(tmo, &c.cfg.timeout_ms)) {
-        fprintf(stderr,
-                "presencectl %s: --timeout '%.64s': expected seconds (10, 2.5) or a duration (500ms, 30s, 2m), "
-                "from 100ms to 1h\n",
-                c.cmd, tmo);
-        return CTL_EXIT_ERR;
-    }
-    if (c.cfg.redis.cluster && c.cfg.redis_db) {
-        fprintf(stderr, "presencectl: redis.db %lld: a Redis Cluster has database 0 only\n", (long long)c.cfg.redis_db);
-        return CTL_EXIT_ERR;
-    }
-    char addr[2 * PX_CONF_STR_MAX + 64];
-    px_redis_conf_describe(&c.cfg.redis, c.cfg.redis_host, (int)c.cfg.redis_port, addr, sizeof addr);
-    int wl = snprintf(c.redis_where, sizeof c.redis_where, "Redis %s db %lld", addr, (long long)c.cfg.redis_db);
-    if (c.cfg.redis_key_prefix[0])
-        snprintf(c.redis_where + wl, sizeof c.redis_where - (size_t)wl, " key prefix '%s'", c.cfg.redis_key_prefix);
+    if (ctl_settings(&c)) return CTL_EXIT_ERR;
     if (ctl_kafka_init(&c)) return CTL_EXIT_ERR;
     px_log_set_level(PX_LOG_WARN);
     c.progress = isatty(STDERR_FILENO);

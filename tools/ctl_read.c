@@ -301,25 +301,19 @@ static void progress(const char *topic, uint64_t done, uint64_t total, int64_t t
             total ? (int)(done * 100 / total) : 100, s > 0 ? (double)done / s : 0.0, last ? "\n" : "");
 }
 
-int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn fn, void *arg) {
-    rd_kafka_t *rk = ctl_consumer_new(c);
-    if (!rk) return CTL_EXIT_ERR;
-    int rc = CTL_EXIT_ERR;
-    int64_t *start = NULL, *end = NULL;
-    rd_kafka_topic_partition_list_t *l = NULL;
+/* The offsets to read in each of topic's np partitions, [start, end): the
+ * watermarks, start moved up to the first record at r->from_ms. 0, or -1
+ * after saying why. */
+static int read_bounds(ctl_t *c, rd_kafka_t *rk, const char *topic, int np, const ctl_range_t *r, int64_t *start,
+                       int64_t *end) {
     char why[600];
-    int np = ctl_kafka_wait(c, rk) ? -1 : ctl_partition_count(c, rk, topic);
-    if (np <= 0) goto out;
-    start = calloc((size_t)np, sizeof *start);
-    end = calloc((size_t)np, sizeof *end);
-    if (!start || !end) goto out;
     for (int p = 0; p < np; p++) {
         int64_t lo, hi;
         rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, (int)c->cfg.timeout_ms);
         if (err) {
             fprintf(stderr, "presencectl %s: Kafka %s: %s [%d]: watermarks: %s%s\n", c->cmd, c->bootstrap, topic, p,
                     rd_kafka_err2str(err), ctl_kafka_reason(c, why, sizeof why));
-            goto out;
+            return -1;
         }
         start[p] = lo;
         end[p] = hi;
@@ -328,26 +322,102 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
         int64_t *at = calloc((size_t)np, sizeof *at);
         if (!at || offsets_at(c, rk, topic, np, r->from_ms, at)) {
             free(at);
-            goto out;
+            return -1;
         }
         for (int p = 0; p < np; p++) start[p] = at[p] < 0 ? end[p] : at[p] > start[p] ? at[p] : start[p];
         free(at);
     }
-    l = rd_kafka_topic_partition_list_new(np);
-    size_t remaining = 0;
-    uint64_t total = 0, done = 0;
+    return 0;
+}
+
+/* Assign rk the partitions of topic with records in [start, end) (*lp,
+ * the caller's to destroy); *remaining counts them, *total their records.
+ * 0, or -1 after saying why. */
+static int read_assign(ctl_t *c, rd_kafka_t *rk, const char *topic, int np, const int64_t *start,
+                       const int64_t *end, rd_kafka_topic_partition_list_t **lp, size_t *remaining,
+                       uint64_t *total) {
+    rd_kafka_topic_partition_list_t *l = *lp = rd_kafka_topic_partition_list_new(np);
     for (int p = 0; p < np; p++)
         if (end[p] > start[p]) {
             rd_kafka_topic_partition_list_add(l, topic, p)->offset = start[p];
-            remaining++;
-            total += (uint64_t)(end[p] - start[p]);
+            (*remaining)++;
+            *total += (uint64_t)(end[p] - start[p]);
         }
     rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, l);
     if (aerr) {
         fprintf(stderr, "presencectl %s: Kafka %s: %s: assign: %s\n", c->cmd, c->bootstrap, topic,
                 rd_kafka_err2str(aerr));
-        goto out;
+        return -1;
     }
+    return 0;
+}
+
+/* How many of l's partitions rk's positions have not brought to their end. */
+static size_t read_remaining(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *l, const int64_t *end) {
+    size_t remaining = 0;
+    rd_kafka_topic_partition_list_t *ps = rd_kafka_topic_partition_list_copy(l);
+    rd_kafka_position(rk, ps);
+    for (int i = 0; i < ps->cnt; i++)
+        if (ps->elems[i].offset < end[ps->elems[i].partition]) remaining++;
+    rd_kafka_topic_partition_list_destroy(ps);
+    return remaining;
+}
+
+/* Stop fetching a partition of topic. */
+static void read_pause(rd_kafka_t *rk, const char *topic, int32_t partition) {
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, topic, partition);
+    rd_kafka_pause_partitions(rk, one);
+    rd_kafka_topic_partition_list_destroy(one);
+}
+
+/* The end of topic's read: 0 when every partition reached its end, else
+ * CTL_EXIT_ERR after saying why. */
+static int read_outcome(ctl_t *c, const char *topic, size_t remaining) {
+    char why[600];
+    if (c->n_unavailable)
+        fprintf(stderr, "presencectl %s: %s: stopped: the schema registry %s did not answer for a record's schema\n",
+                c->cmd, topic, c->cfg.schema.url);
+    else if (remaining)
+        fprintf(stderr,
+                "presencectl %s: Kafka %s: %s: no progress for %g s before the end of the topic (--timeout; a "
+                "transaction a crashed producer left open holds read_committed readers until it times out)%s\n",
+                c->cmd, c->bootstrap, topic, (double)c->cfg.timeout_ms / 1000, ctl_kafka_reason(c, why, sizeof why));
+    else return 0;
+    return CTL_EXIT_ERR;
+}
+
+/* c->prefetch's stages for the first records of a batch of nb. */
+static inline void read_prefetch_head(ctl_t *c, rd_kafka_message_t **batch, ssize_t nb) {
+    for (ssize_t i = 0; i < nb && i < CTL_PREFETCH_AHEAD0; i++) {
+        c->prefetch(c, batch[i], (size_t)i, 0);
+        if (i < CTL_PREFETCH_AHEAD1) c->prefetch(c, batch[i], (size_t)i, 1);
+        if (i < CTL_PREFETCH_AHEAD2) c->prefetch(c, batch[i], (size_t)i, 2);
+    }
+}
+
+/* At record i of a batch of nb: each prefetch stage a fixed distance ahead. */
+static inline void read_prefetch_ahead(ctl_t *c, rd_kafka_message_t **batch, ssize_t nb, ssize_t i) {
+    static const ssize_t ahead[3] = {CTL_PREFETCH_AHEAD0, CTL_PREFETCH_AHEAD1, CTL_PREFETCH_AHEAD2};
+    for (int st = 0; st < 3; st++)
+        if (i + ahead[st] < nb) c->prefetch(c, batch[i + ahead[st]], (size_t)(i + ahead[st]), st);
+}
+
+int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn fn, void *arg) {
+    rd_kafka_t *rk = ctl_consumer_new(c);
+    if (!rk) return CTL_EXIT_ERR;
+    int rc = CTL_EXIT_ERR;
+    int64_t *start = NULL, *end = NULL;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int np = ctl_kafka_wait(c, rk) ? -1 : ctl_partition_count(c, rk, topic);
+    if (np <= 0) goto out;
+    start = calloc((size_t)np, sizeof *start);
+    end = calloc((size_t)np, sizeof *end);
+    if (!start || !end) goto out;
+    if (read_bounds(c, rk, topic, np, r, start, end)) goto out;
+    size_t remaining = 0;
+    uint64_t total = 0, done = 0;
+    if (read_assign(c, rk, topic, np, start, end, &l, &remaining, &total)) goto out;
     int64_t t0 = px_mono_us(), last_shown = 0, last_msg = px_mono_ms();
     /* Messages come in batches from the consumer queue: one queue lock per
      * batch instead of per message (rd_kafka_consumer_poll's lock waits
@@ -372,39 +442,22 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
             rd_kafka_poll(rk, 0); /* the error callback */
             if (px_mono_ms() - last_msg > c->cfg.timeout_ms) break;
             /* positions advance over control and aborted records without a message */
-            rd_kafka_topic_partition_list_t *ps = rd_kafka_topic_partition_list_copy(l);
-            rd_kafka_position(rk, ps);
-            remaining = 0;
-            for (int i = 0; i < ps->cnt; i++)
-                if (ps->elems[i].offset < end[ps->elems[i].partition]) remaining++;
-            rd_kafka_topic_partition_list_destroy(ps);
+            remaining = read_remaining(rk, l, end);
             continue;
         }
         last_msg = px_mono_ms();
         if (c->prefetch) /* the first records' stages, then each stage a fixed distance ahead */
-            for (ssize_t i = 0; i < nb && i < CTL_PREFETCH_AHEAD0; i++) {
-                c->prefetch(c, batch[i], (size_t)i, 0);
-                if (i < CTL_PREFETCH_AHEAD1) c->prefetch(c, batch[i], (size_t)i, 1);
-                if (i < CTL_PREFETCH_AHEAD2) c->prefetch(c, batch[i], (size_t)i, 2);
-            }
+            read_prefetch_head(c, batch, nb);
         for (ssize_t i = 0; i < nb; i++) {
             rd_kafka_message_t *m = batch[i];
-            if (c->prefetch) {
-                static const ssize_t ahead[3] = {CTL_PREFETCH_AHEAD0, CTL_PREFETCH_AHEAD1, CTL_PREFETCH_AHEAD2};
-                for (int st = 0; st < 3; st++)
-                    if (i + ahead[st] < nb) c->prefetch(c, batch[i + ahead[st]], (size_t)(i + ahead[st]), st);
-            }
+            if (c->prefetch) read_prefetch_ahead(c, batch, nb, i);
             if (!m->err) {
                 if (m->offset < end[m->partition]) {
                     done++;
                     int64_t ts = rd_kafka_message_timestamp(m, NULL);
                     if (!r || (ts >= r->from_ms && ts < r->to_ms)) fn(c, m, arg);
                     if (m->offset + 1 >= end[m->partition]) {
-                        /* this partition is done: stop fetching it */
-                        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-                        rd_kafka_topic_partition_list_add(one, topic, m->partition);
-                        rd_kafka_pause_partitions(rk, one);
-                        rd_kafka_topic_partition_list_destroy(one);
+                        read_pause(rk, topic, m->partition); /* this partition is done */
                         end[m->partition] = -1; /* any later position counts as past the end */
                         remaining--;
                     }
@@ -420,15 +473,7 @@ int ctl_read_topic(ctl_t *c, const char *topic, const ctl_range_t *r, ctl_rec_fn
     }
     rd_kafka_queue_destroy(q);
     if (c->progress) progress(topic, done, total, t0, true);
-    if (c->n_unavailable)
-        fprintf(stderr, "presencectl %s: %s: stopped: the schema registry %s did not answer for a record's schema\n",
-                c->cmd, topic, c->cfg.schema.url);
-    else if (remaining)
-        fprintf(stderr,
-                "presencectl %s: Kafka %s: %s: no progress for %g s before the end of the topic (--timeout; a "
-                "transaction a crashed producer left open holds read_committed readers until it times out)%s\n",
-                c->cmd, c->bootstrap, topic, (double)c->cfg.timeout_ms / 1000, ctl_kafka_reason(c, why, sizeof why));
-    else rc = 0;
+    rc = read_outcome(c, topic, remaining);
 out:
     if (l) rd_kafka_topic_partition_list_destroy(l);
     free(start);
