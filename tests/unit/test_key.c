@@ -74,6 +74,19 @@ static void test_part_limits(void **state) {
     assert_int_equal(accepted, 65);
 }
 
+/* Row r of a hostile table, in[0..len): refused with PX_EINVAL, a reason,
+ * and `out` untouched. */
+static void check_refused(const char *in, size_t len, size_t r) {
+    px_key_t k;
+    memset(&k, 0x5a, sizeof k);
+    px_key_t before = k;
+    char err[160] = "";
+    int rc = parse_exact(in, len, &k, err, sizeof err);
+    if (rc != PX_EINVAL) fail_msg("row %zu: rc %d, want PX_EINVAL", r, rc);
+    if (err[0] == '\0') fail_msg("row %zu: no reason in errstr", r);
+    if (memcmp(&k, &before, sizeof k) != 0) fail_msg("row %zu: out was written on error", r);
+}
+
 /* Hostile keys: each must be refused with PX_EINVAL, a reason, and `out`
  * untouched. Lengths are explicit, so rows may hold NULs. */
 static void test_hostile_keys(void **state) {
@@ -140,16 +153,7 @@ static void test_hostile_keys(void **state) {
 #undef ROW
     size_t n = sizeof rows / sizeof rows[0];
     assert_true(n >= 20);
-    for (size_t r = 0; r < n; r++) {
-        px_key_t k;
-        memset(&k, 0x5a, sizeof k);
-        px_key_t before = k;
-        char err[160] = "";
-        int rc = parse_exact(rows[r].in, rows[r].len, &k, err, sizeof err);
-        if (rc != PX_EINVAL) fail_msg("row %zu: rc %d, want PX_EINVAL", r, rc);
-        if (err[0] == '\0') fail_msg("row %zu: no reason in errstr", r);
-        if (memcmp(&k, &before, sizeof k) != 0) fail_msg("row %zu: out was written on error", r);
-    }
+    for (size_t r = 0; r < n; r++) check_refused(rows[r].in, rows[r].len, r);
     /* NULL buffer and a tiny errstr must be handled too. */
     px_key_t k;
     char tiny[4];

@@ -64,6 +64,26 @@ static redisReply *resp(const char *s) {
 #define MASTER(lo, hi, host, port)                                                                           \
     "*4\r\n:" #lo "\r\n:" #hi "\r\n*3\r\n$" host "\r\n:" #port "\r\n$2\r\nid\r\n*3\r\n$9\r\n127.0.0.1\r\n:1\r\n$3\r\nrid\r\n"
 
+/* Row i of the bad CLUSTER SLOTS replies, text (a row whose why is "bad
+ * host" holds a NUL): refused with PX_EPROTO, err naming why, m unchanged. */
+static void check_bad_slots(px_redis_slots_t *m, const char *text, const char *why, size_t i) {
+    char err[160];
+    px_redis_slots_t before = *m;
+    /* resp() needs strlen: rows with a NUL are fed by their real length */
+    redisReader *rd = redisReaderCreate();
+    size_t len = strlen(text);
+    if (strstr(why, "bad host")) len = strlen(text) + 1 + strlen(text + strlen(text) + 1);
+    redisReaderFeed(rd, text, len);
+    void *rep = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &rep), REDIS_OK);
+    redisReaderFree(rd);
+    assert_non_null(rep);
+    assert_int_equal(px_redis_slots_parse(rep, "h", m, err, sizeof err), PX_EPROTO);
+    freeReplyObject(rep);
+    if (!strstr(err, why)) fail_msg("row %zu: '%s' lacks '%s'", i, err, why);
+    assert_memory_equal(&before, m, sizeof *m); /* unchanged on error */
+}
+
 static void test_slots_parse(void **state) {
     (void)state;
     px_redis_slots_t *m = calloc(1, sizeof *m);
@@ -105,22 +125,7 @@ static void test_slots_parse(void **state) {
         {"*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n:7\r\n:1\r\n", "not host, port"},
         {"*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$3\r\na\0b\r\n:1\r\n", "bad host"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        px_redis_slots_t before = *m;
-        /* resp() needs strlen: rows with a NUL are fed by their real length */
-        redisReader *rd = redisReaderCreate();
-        size_t len = strlen(bad[i].resp);
-        if (strstr(bad[i].why, "bad host")) len = strlen(bad[i].resp) + 1 + strlen(bad[i].resp + strlen(bad[i].resp) + 1);
-        redisReaderFeed(rd, bad[i].resp, len);
-        void *rep = NULL;
-        assert_int_equal(redisReaderGetReply(rd, &rep), REDIS_OK);
-        redisReaderFree(rd);
-        assert_non_null(rep);
-        assert_int_equal(px_redis_slots_parse(rep, "h", m, err, sizeof err), PX_EPROTO);
-        freeReplyObject(rep);
-        if (!strstr(err, bad[i].why)) fail_msg("row %zu: '%s' lacks '%s'", i, err, bad[i].why);
-        assert_memory_equal(&before, m, sizeof *m); /* unchanged on error */
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) check_bad_slots(m, bad[i].resp, bad[i].why, i);
     /* An empty host with an empty default, a host over 255 bytes, 65 masters. */
     r = resp("*1\r\n" MASTER(0, 1, "0\r\n", 7000));
     assert_int_equal(px_redis_slots_parse(r, "", m, err, sizeof err), PX_EPROTO);

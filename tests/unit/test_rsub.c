@@ -53,17 +53,40 @@ static redisReply *one_reply(const char *s, size_t n) {
 
 #define S(lit) lit, sizeof(lit) - 1
 
+/* A reply px_rsub_push_parse takes, and what it must read from it. */
+typedef struct {
+    const char *resp;
+    size_t n;
+    px_rsub_push_kind_t kind;
+    bool sharded;
+    const char *channel, *data;
+    size_t data_len;
+    long long count;
+} push_ok_t;
+
+/* Case i of the accepted replies: parsed as k says. */
+static void check_push_ok(const push_ok_t *k, size_t i) {
+    redisReply *r = one_reply(k->resp, k->n);
+    px_rsub_push_t p;
+    if (px_rsub_push_parse(r, &p) != k->kind || p.kind != k->kind) fail_msg("case %zu: kind", i);
+    assert_int_equal(p.sharded, k->sharded);
+    if (k->channel) {
+        assert_int_equal(p.channel_len, strlen(k->channel));
+        assert_memory_equal(p.channel, k->channel, p.channel_len);
+    } else {
+        assert_null(p.channel);
+    }
+    if (k->data) {
+        assert_int_equal(p.data_len, k->data_len);
+        assert_memory_equal(p.data, k->data, p.data_len);
+    }
+    assert_int_equal(p.count, k->count);
+    freeReplyObject(r);
+}
+
 static void test_push_parse(void **state) {
     (void)state;
-    static const struct {
-        const char *resp;
-        size_t n;
-        px_rsub_push_kind_t kind;
-        bool sharded;
-        const char *channel, *data;
-        size_t data_len;
-        long long count;
-    } ok[] = {
+    static const push_ok_t ok[] = {
         {S("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n"), PX_RSUB_PUSH_MESSAGE, false, "ch", "hello", 5, 0},
         {S("*3\r\n$8\r\nsmessage\r\n$2\r\nch\r\n$0\r\n\r\n"), PX_RSUB_PUSH_MESSAGE, true, "ch", "", 0, 0},
         {S("*3\r\n$8\r\nsmessage\r\n$2\r\nch\r\n$3\r\na\0b\r\n"), PX_RSUB_PUSH_MESSAGE, true, "ch", "a\0b", 3, 0},
@@ -75,24 +98,7 @@ static void test_push_parse(void **state) {
         {S("+PONG\r\n"), PX_RSUB_PUSH_PONG, false, NULL, NULL, 0, 0},
         {S("-MOVED 3999 127.0.0.1:6381\r\n"), PX_RSUB_PUSH_ERROR, false, NULL, "MOVED 3999 127.0.0.1:6381", 25, 0},
     };
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        redisReply *r = one_reply(ok[i].resp, ok[i].n);
-        px_rsub_push_t p;
-        if (px_rsub_push_parse(r, &p) != ok[i].kind || p.kind != ok[i].kind) fail_msg("case %zu: kind", i);
-        assert_int_equal(p.sharded, ok[i].sharded);
-        if (ok[i].channel) {
-            assert_int_equal(p.channel_len, strlen(ok[i].channel));
-            assert_memory_equal(p.channel, ok[i].channel, p.channel_len);
-        } else {
-            assert_null(p.channel);
-        }
-        if (ok[i].data) {
-            assert_int_equal(p.data_len, ok[i].data_len);
-            assert_memory_equal(p.data, ok[i].data, p.data_len);
-        }
-        assert_int_equal(p.count, ok[i].count);
-        freeReplyObject(r);
-    }
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) check_push_ok(&ok[i], i);
 
     static const struct {
         const char *resp;
