@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "pr.h"
+#include "pr_kafka.h"
 #include "px_daemon.h"
 #include "px_log.h"
 #include "px_redis_addr.h"

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "pr.h"
+#include "pr_kafka.h"
 #include "px_log.h"
 #include "px_time.h"
 

@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "pr.h"
+#include "pr_kafka.h"
 #include "px_headers.h"
 #include "px_log.h"
 #include "px_time.h"

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "pr_batch.h"
+#include "pr_kafka.h"
 #include "px_log.h"
 #include "px_time.h"
 

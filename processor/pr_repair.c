@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "pr.h"
+#include "pr_kafka.h"
 #include "px_log.h"
 #include "px_time.h"
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 
 #include "pr.h"
+#include "pr_kafka.h"
 #include "px_log.h"
 #include "px_time.h"
 
