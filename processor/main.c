@@ -67,7 +67,7 @@ static const px_opt_t pr_opts[] = {
     OPT("processor.stall_exit_ms", PX_OPT_INT, "180000", "a stall this long while Redis and the schema registry "
         "answer is one the processor cannot leave by itself: it exits 1 for its supervisor to restart it "
         "(0: never)", stall_exit_ms, 0, 86400000),
-    OPT("processor.commit_wait_ms", PX_OPT_INT, "20000", "the loop waits for a transaction in flight (to seal the "
+    OPT("processor.commit_wait_ms", PX_OPT_INT, "30000", "the loop waits for a transaction in flight (to seal the "
         "next batch, in a revoke, before a flush) until it has been in flight this long; then the brokers are out of "
         "reach and the processor exits 1 at once, its partitions going on elsewhere (0: wait as long as the "
         "transaction's own timeouts)", commit_wait_ms, 0, 3600000),

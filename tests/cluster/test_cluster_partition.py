@@ -56,7 +56,7 @@ T0 = time.monotonic()
 REJOIN_HOLD_S = 5
 CUT_READY_BOUND_S = 10  # a session timeout (6 s), or the loop blocked for 5 s, and a margin
 PROBE_BOUND_S = 2  # each /readyz of A answers within this, cut off or not
-COMMIT_WAIT_S = 20  # processor.commit_wait_ms's default
+COMMIT_WAIT_S = 30  # processor.commit_wait_ms's default
 CUT_EXIT_BOUND_S = COMMIT_WAIT_S + 20  # a transaction dispatched after the cut, a margin for a loaded machine
 ASSIGNED_RE = re.compile(r'msg="partitions assigned" count=(\d+)')
 
