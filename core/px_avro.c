@@ -2,8 +2,9 @@
  * px_avro.c - Avro single-object codec for the four event schemas.
  * See px_avro.h for the contract.
  *
- * One table per kind lists the record's fields in wire order with their
- * Avro shape and the px_event_t member they map to. px_avro_new() checks
+ * One table per kind (px_avro_schema.c) lists the record's fields in wire
+ * order with their Avro shape and the px_event_t member they map to.
+ * px_avro_new() checks
  * each table against the compiled-in schema as parsed by avro-c (field
  * names, shapes, enum symbols equal to px_event.h's names), so a schema
  * edit that the table does not follow stops start-up instead of
@@ -29,6 +30,7 @@
  * Errors: PX_EPROTO for bytes that are not a valid record of a known
  * schema, PX_EINVAL for valid Avro whose content px_event.h refuses
  * (over a bound, embedded NUL, negative optional, px_event_validate).
+ * The bounded reader is px_avro_rd.c.
  * Related: px_avro_pcf.c, px_crc64.c, schemas/, tests/unit/test_avro.c.
  */
 #include "px_avro.h"
@@ -40,124 +42,9 @@
 
 #include "px_avro_int.h"
 #include "px_err.h"
-#include "px_utf8.h"
 #include "px_wire.h"
 
-/* Generated from the schemas/ directory (.avsc files) by cmake/embed_schemas.cmake. */
-extern const char px_schema_PresenceEvent[];
-extern const char px_schema_LockEvent[];
-extern const char px_schema_LifecycleEvent[];
-extern const char px_schema_ChangeEvent[];
-
-/* The common head of every record: type, key parts, ts. */
-#define PX_AVRO_HEAD                                                                                     \
-    {"type", PX_F_TYPE, PX_W_ENUM}, {"tenant", PX_F_TENANT, PX_W_STRING},                                \
-        {"entity", PX_F_ENTITY, PX_W_STRING}, {"id", PX_F_ID, PX_W_STRING}, {"ts", PX_F_TS, PX_W_LONG}
-
-static const px_avro_field_t px_avro_presence_fields[] = {
-    PX_AVRO_HEAD,
-    {"tab_id", PX_F_TAB_ID, PX_W_STRING},
-    {"user_id", PX_F_USER_ID, PX_W_STRING},
-    {"user_name", PX_F_USER_NAME, PX_W_OPT_STRING},
-    {"mode", PX_F_MODE, PX_W_ENUM},
-    {"dirty", PX_F_DIRTY, PX_W_BOOL},
-    {"status", PX_F_STATUS, PX_W_ENUM},
-    {"cursor", PX_F_CURSOR, PX_W_OPT_STRING},
-    {"field", PX_F_FIELD, PX_W_OPT_STRING},
-    {"expires_at_ms", PX_F_EXPIRES_AT, PX_W_OPT_LONG},
-};
-
-static const px_avro_field_t px_avro_lock_fields[] = {
-    PX_AVRO_HEAD,
-    {"tab_id", PX_F_TAB_ID, PX_W_STRING},
-    {"user_id", PX_F_USER_ID, PX_W_STRING},
-    {"user_name", PX_F_USER_NAME, PX_W_OPT_STRING},
-    {"field", PX_F_FIELD, PX_W_STRING},
-    {"request_id", PX_F_REQUEST_ID, PX_W_OPT_STRING},
-    {"expires_at_ms", PX_F_EXPIRES_AT, PX_W_OPT_LONG},
-};
-
-static const px_avro_field_t px_avro_lifecycle_fields[] = {
-    PX_AVRO_HEAD,
-    {"busy_by", PX_F_BUSY_BY, PX_W_OPT_STRING},
-    {"write_id", PX_F_WRITE_ID, PX_W_OPT_STRING},
-    {"version", PX_F_VERSION, PX_W_OPT_LONG},
-    {"expires_at_ms", PX_F_EXPIRES_AT, PX_W_OPT_LONG},
-};
-
-static const px_avro_field_t px_avro_change_fields[] = {
-    PX_AVRO_HEAD,
-    {"tab_id", PX_F_TAB_ID, PX_W_OPT_STRING},
-    {"user_id", PX_F_USER_ID, PX_W_OPT_STRING},
-    {"user_name", PX_F_USER_NAME, PX_W_OPT_STRING},
-    {"field", PX_F_FIELD, PX_W_OPT_STRING},
-    {"token", PX_F_TOKEN, PX_W_OPT_LONG},
-    {"holder_user_id", PX_F_HOLDER_USER_ID, PX_W_OPT_STRING},
-    {"holder_name", PX_F_HOLDER_NAME, PX_W_OPT_STRING},
-    {"busy_by", PX_F_BUSY_BY, PX_W_OPT_STRING},
-    {"version", PX_F_VERSION, PX_W_OPT_LONG},
-    {"request_id", PX_F_REQUEST_ID, PX_W_OPT_STRING},
-    {"src_topic", PX_F_SRC_TOPIC, PX_W_OPT_STRING},
-    {"src_partition", PX_F_SRC_PARTITION, PX_W_OPT_INT},
-    {"src_offset", PX_F_SRC_OFFSET, PX_W_OPT_LONG},
-};
-
-const px_avro_kind_desc_t px_avro_kinds[PX_KIND__COUNT] = {
-    [PX_KIND_PRESENCE] = {px_schema_PresenceEvent, px_avro_presence_fields,
-                          sizeof px_avro_presence_fields / sizeof px_avro_presence_fields[0]},
-    [PX_KIND_LOCK] = {px_schema_LockEvent, px_avro_lock_fields,
-                      sizeof px_avro_lock_fields / sizeof px_avro_lock_fields[0]},
-    [PX_KIND_LIFECYCLE] = {px_schema_LifecycleEvent, px_avro_lifecycle_fields,
-                           sizeof px_avro_lifecycle_fields / sizeof px_avro_lifecycle_fields[0]},
-    [PX_KIND_CHANGE] = {px_schema_ChangeEvent, px_avro_change_fields,
-                        sizeof px_avro_change_fields / sizeof px_avro_change_fields[0]},
-};
-
-/* Per-kind avro-c state, reused for every record of that kind. */
-typedef struct px_avro_schema {
-    avro_schema_t schema;
-    avro_value_iface_t *iface;
-    avro_value_t value;
-    bool has_value;
-    px_buf_t pcf;         /* Parsing Canonical Form */
-    uint64_t fingerprint; /* CRC-64-AVRO of pcf */
-    unsigned char fp_le[8];
-    int32_t confluent_id; /* >= 0: encode in Confluent framing with this id */
-} px_avro_schema_t;
-
-struct px_avro {
-    px_avro_schema_t k[PX_KIND__COUNT];
-    avro_writer_t writer;
-    avro_reader_t reader;
-    char scratch[PX_AVRO_MAX_RECORD]; /* encoder output before the header is prepended */
-    px_avro_writers_t *writers;       /* Confluent schema ids seen (px_avro_resolve.c) */
-    px_avro_fetch_fn fetch;           /* the writer schema of an unknown id, or NULL */
-    void *fetch_ud;
-    px_buf_t fetched;                 /* its text */
-};
-
 /* ---- field access ------------------------------------------------------ */
-
-/* The string member for a field and its bound; NULL for non-strings. */
-char *px_avro_str(px_event_t *ev, px_fid_t f, size_t *max) {
-    switch (f) {
-    case PX_F_TENANT: *max = PX_KEY_PART_MAX; return ev->key.tenant;
-    case PX_F_ENTITY: *max = PX_KEY_PART_MAX; return ev->key.entity;
-    case PX_F_ID: *max = PX_KEY_PART_MAX; return ev->key.id;
-    case PX_F_TAB_ID: *max = PX_ID_MAX; return ev->tab_id;
-    case PX_F_USER_ID: *max = PX_ID_MAX; return ev->user_id;
-    case PX_F_USER_NAME: *max = PX_NAME_MAX; return ev->user_name;
-    case PX_F_CURSOR: *max = PX_NAME_MAX; return ev->cursor;
-    case PX_F_FIELD: *max = PX_ID_MAX; return ev->field;
-    case PX_F_REQUEST_ID: *max = PX_ID_MAX; return ev->request_id;
-    case PX_F_BUSY_BY: *max = PX_NAME_MAX; return ev->busy_by;
-    case PX_F_WRITE_ID: *max = PX_ID_MAX; return ev->write_id;
-    case PX_F_HOLDER_USER_ID: *max = PX_ID_MAX; return ev->holder_user_id;
-    case PX_F_HOLDER_NAME: *max = PX_NAME_MAX; return ev->holder_name;
-    case PX_F_SRC_TOPIC: *max = PX_TOPIC_MAX; return ev->src_topic;
-    default: *max = 0; return NULL;
-    }
-}
 
 static const char *px_avro_cstr(const px_event_t *ev, px_fid_t f, size_t *max) {
     return px_avro_str((px_event_t *)ev, f, max); /* read only */
@@ -180,55 +67,7 @@ static int64_t px_avro_get_int(const px_event_t *ev, px_fid_t f) {
     }
 }
 
-/* Store v; callers have range-checked it for the member's type. */
-void px_avro_set_int(px_event_t *ev, px_fid_t f, int64_t v) {
-    switch (f) {
-    case PX_F_TYPE: ev->type = (int)v; break;
-    case PX_F_TS: ev->ts_ms = v; break;
-    case PX_F_MODE: ev->mode = (px_mode_t)v; break;
-    case PX_F_DIRTY: ev->dirty = v != 0; break;
-    case PX_F_STATUS: ev->status = (px_status_t)v; break;
-    case PX_F_EXPIRES_AT: ev->expires_at_ms = v; break;
-    case PX_F_VERSION: ev->version = v; break;
-    case PX_F_TOKEN: ev->token = v; break;
-    case PX_F_SRC_PARTITION: ev->src_partition = (int32_t)v; break;
-    case PX_F_SRC_OFFSET: ev->src_offset = v; break;
-    default: break;
-    }
-}
-
-/* Number of symbols of an enum field of this kind. */
-int px_avro_enum_count(px_kind_t kind, px_fid_t f) {
-    return f == PX_F_TYPE ? px_event_type_count(kind) : 2; /* mode, status */
-}
-
-/* Symbol name of an enum field's value, as px_event.h spells it. */
-const char *px_avro_enum_name(px_kind_t kind, px_fid_t f, int i) {
-    static const char *const modes[] = {"VIEW", "EDIT"}, *const statuses[] = {"ONLINE", "AWAY"};
-    if (f == PX_F_TYPE) return px_event_type_name(kind, i);
-    if (i < 0 || i > 1) return "?";
-    return f == PX_F_MODE ? modes[i] : statuses[i];
-}
-
 /* ---- set-up: parse, check tables against schemas, fingerprint ----------- */
-
-/* The avro-c type a wire shape needs (the non-null branch for OPT_*). */
-avro_type_t px_avro_wire_type(px_avro_shape_t w) {
-    switch (w) {
-    case PX_W_ENUM: return AVRO_ENUM;
-    case PX_W_STRING:
-    case PX_W_OPT_STRING: return AVRO_STRING;
-    case PX_W_LONG:
-    case PX_W_OPT_LONG: return AVRO_INT64;
-    case PX_W_BOOL: return AVRO_BOOLEAN;
-    case PX_W_OPT_INT: return AVRO_INT32;
-    }
-    return AVRO_NULL;
-}
-
-bool px_avro_wire_optional(px_avro_shape_t w) {
-    return w == PX_W_OPT_STRING || w == PX_W_OPT_LONG || w == PX_W_OPT_INT;
-}
 
 /* Check that the parsed schema of a kind is exactly what its table says. */
 static int px_avro_check_schema(px_kind_t kind, avro_schema_t s, char *errstr, size_t errstr_size) {
@@ -329,20 +168,6 @@ err:
     return NULL;
 }
 
-avro_schema_t px_avro_parsed_schema(const px_avro_t *c, px_kind_t kind) { return c->k[kind].schema; }
-
-const char *px_avro_schema_json(px_kind_t kind) {
-    return ((unsigned)kind < PX_KIND__COUNT) ? px_avro_kinds[kind].schema_json : NULL;
-}
-
-const char *px_avro_canonical_form(px_avro_t *c, px_kind_t kind) {
-    return ((unsigned)kind < PX_KIND__COUNT) ? c->k[kind].pcf.data : NULL;
-}
-
-uint64_t px_avro_fingerprint(px_avro_t *c, px_kind_t kind) {
-    return ((unsigned)kind < PX_KIND__COUNT) ? c->k[kind].fingerprint : 0;
-}
-
 /* ---- encode ------------------------------------------------------------ */
 
 /* Lend s to an avro-c string value without copying: a wrapped buffer
@@ -417,66 +242,6 @@ int px_avro_encode(px_avro_t *c, const px_event_t *ev, px_buf_t *out, char *errs
 }
 
 /* ---- decode ------------------------------------------------------------ */
-
-
-/* Zigzag varint of at most maxbytes (10 for long, 5 for int). */
-int px_avro_rd_varint(px_avro_rd_t *r, int maxbytes, const char *what, int64_t *out) {
-    uint64_t u = 0;
-    size_t at = (size_t)(r->p - r->start);
-    for (int i = 0;; i++) {
-        if (i == maxbytes)
-            return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: varint longer than %d bytes at %zu",
-                           what, maxbytes, at);
-        if (r->p == r->end)
-            return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: truncated at %zu", what, at);
-        unsigned b = *r->p++;
-        u |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (i == maxbytes - 1 && (b & 0x7f) >> (maxbytes == 10 ? 1 : 4))
-            return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: varint overflows at %zu", what, at);
-        if (!(b & 0x80)) break;
-    }
-    uint64_t z = (u >> 1) ^ (~(u & 1) + 1); /* zigzag, in unsigned arithmetic */
-    *out = maxbytes == 5 ? (int64_t)(int32_t)(uint32_t)z : (int64_t)z;
-    return 0;
-}
-
-/* A union or enum index (an Avro int) in [0, n). */
-int px_avro_rd_index(px_avro_rd_t *r, int n, const char *kind, const char *field, int64_t *out) {
-    size_t at = (size_t)(r->p - r->start);
-    int rc = px_avro_rd_varint(r, 5, field, out);
-    if (rc) return rc;
-    if (*out < 0 || *out >= n)
-        return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: %s index %lld out of range [0,%d) at %zu",
-                       field, kind, (long long)*out, n, at);
-    return 0;
-}
-
-/* A string into dst (max bytes + NUL). */
-int px_avro_rd_string(px_avro_rd_t *r, const char *field, char *dst, size_t max) {
-    int64_t len;
-    size_t at = (size_t)(r->p - r->start);
-    int rc = px_avro_rd_varint(r, 10, field, &len);
-    if (rc) return rc;
-    size_t left = (size_t)(r->end - r->p);
-    if (len < 0)
-        return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: negative string length %lld at %zu", field,
-                       (long long)len, at);
-    if ((uint64_t)len > left)
-        return px_errf(PX_EPROTO, r->errstr, r->errstr_size,
-                       "avro: %s: string length %lld exceeds the %zu bytes left at %zu", field, (long long)len,
-                       left, at);
-    if ((uint64_t)len > max)
-        return px_errf(PX_EINVAL, r->errstr, r->errstr_size, "avro: %s: %lld bytes, more than %zu", field,
-                       (long long)len, max);
-    if (memchr(r->p, '\0', (size_t)len))
-        return px_errf(PX_EINVAL, r->errstr, r->errstr_size, "avro: %s: contains NUL", field);
-    if (!px_utf8_valid((const char *)r->p, (size_t)len))
-        return px_errf(PX_EPROTO, r->errstr, r->errstr_size, "avro: %s: invalid UTF-8 at %zu", field, at);
-    memcpy(dst, r->p, (size_t)len);
-    dst[len] = '\0';
-    r->p += len;
-    return 0;
-}
 
 /* Decode the body of a record of `kind` into ev (already px_event_init'ed). */
 static int px_avro_decode_body(px_kind_t kind, const unsigned char *body, size_t len, px_event_t *ev,

@@ -86,7 +86,9 @@ char *px_avro_str(px_event_t *ev, px_fid_t f, size_t *max);
 /* Store v in a non-string member; callers have range-checked it. */
 void px_avro_set_int(px_event_t *ev, px_fid_t f, int64_t v);
 /* Symbol count and names of an enum field of a kind, as px_event.h spells them. */
-int px_avro_enum_count(px_kind_t kind, px_fid_t f);
+static inline int px_avro_enum_count(px_kind_t kind, px_fid_t f) {
+    return f == PX_F_TYPE ? px_event_type_count(kind) : 2; /* mode, status */
+}
 const char *px_avro_enum_name(px_kind_t kind, px_fid_t f, int i);
 /* The avro-c type of a shape (the non-null branch for OPT_*), and whether
  * the shape is ["null", T]. */
@@ -107,6 +109,29 @@ avro_schema_t px_avro_parsed_schema(const px_avro_t *c, px_kind_t kind);
 #define PX_AVRO_WRITERS_MAX 256 /* most distinct schema ids one codec keeps */
 
 typedef struct px_avro_writers px_avro_writers_t;
+
+/* Per-kind avro-c state, reused for every record of that kind. */
+typedef struct px_avro_schema {
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+    bool has_value;
+    px_buf_t pcf;         /* Parsing Canonical Form */
+    uint64_t fingerprint; /* CRC-64-AVRO of pcf */
+    unsigned char fp_le[8];
+    int32_t confluent_id; /* >= 0: encode in Confluent framing with this id */
+} px_avro_schema_t;
+
+struct px_avro {
+    px_avro_schema_t k[PX_KIND__COUNT];
+    avro_writer_t writer;
+    avro_reader_t reader;
+    char scratch[PX_AVRO_MAX_RECORD]; /* encoder output before the header is prepended */
+    px_avro_writers_t *writers;       /* Confluent schema ids seen (px_avro_resolve.c) */
+    px_avro_fetch_fn fetch;           /* the writer schema of an unknown id, or NULL */
+    void *fetch_ud;
+    px_buf_t fetched;                 /* its text */
+};
 
 /* Add id -> writer schema (JSON text) to *ws (created on first use). The
  * writer must be a record of one of the four schemas' full names, and

@@ -5,7 +5,7 @@
  * (U+D800..U+DFFF), nothing above U+10FFFF, no truncated sequences.
  * NUL is valid UTF-8; callers that store C strings check for it
  * themselves. Pure function, no allocation.
- * Related: px_event.c, px_avro.c (every decoded string passes here).
+ * Related: px_event.c, px_avro_rd.c (every decoded Avro string passes here).
  */
 #ifndef PX_UTF8_H
 #define PX_UTF8_H
