@@ -193,7 +193,7 @@ static void judge(pr_ctx_t *pr, int64_t now) {
  * consumer is replaced once (pr_kafka_renew_consumer); fenced again
  * within PR_RENEW_WINDOW_MS, another instance runs under the same name,
  * and this one stops, as on any other fatal error. */
-#define PR_RENEW_WINDOW_MS 60000
+#define PR_RENEW_WINDOW_MS 15000
 static void consumer_failed(pr_ctx_t *pr, rd_kafka_resp_err_t ferr, const char *why, int64_t now) {
     char msg[PX_CONF_STR_MAX + 1024];
     pr_watch_t *wd = &pr->wd;
