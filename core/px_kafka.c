@@ -96,6 +96,16 @@ static void px_kafka_uv_on_close(uv_handle_t *h) {
     free(k);
 }
 
+bool px_kafka_stats_broker_up(const json_t *stats) {
+    const char *name;
+    json_t *b;
+    json_object_foreach(json_object_get(stats, "brokers"), name, b) {
+        const char *state = json_string_value(json_object_get(b, "state"));
+        if (state && strcmp(state, "UP") == 0) return true;
+    }
+    return false;
+}
+
 int px_kafka_header_int(const rd_kafka_headers_t *h, const char *name, int64_t *out) {
     const void *v = NULL;
     size_t n = 0;

@@ -9,7 +9,9 @@
 #ifndef PX_KAFKA_H
 #define PX_KAFKA_H
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 #include <uv.h>
 
 #include "px_config.h"
@@ -35,6 +37,10 @@ int px_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, c
  * 0 with *out set, or PX_EINVAL if absent, empty or not such a number. h may
  * be NULL (no headers). */
 int px_kafka_header_int(const rd_kafka_headers_t *h, const char *name, int64_t *out);
+
+/* Whether librdkafka's statistics (the JSON its stats callback gets,
+ * parsed) list a broker in state UP: some broker is reachable. */
+bool px_kafka_stats_broker_up(const json_t *stats);
 
 /* Readiness of a librdkafka queue on a libuv loop: librdkafka writes a byte
  * to a pipe when the queue goes from empty to non-empty; the loop wakes and

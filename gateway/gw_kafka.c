@@ -63,8 +63,9 @@ static void on_poll(void *arg) {
 
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     gw_ctx_t *gw = opaque;
-    /* brokers in state UP appear as "state":"UP" in the stats */
-    gw->kafka_up = strstr(json, "\"state\":\"UP\"") != NULL;
+    json_t *stats = json_loads(json, 0, NULL); /* NUL-terminated; len may count the NUL */
+    gw->kafka_up = stats && px_kafka_stats_broker_up(stats);
+    json_decref(stats);
     return 0;
 }
 

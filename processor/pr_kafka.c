@@ -220,23 +220,19 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
                 rd_kafka_err2name(err), reason, conn ? atomic_exchange(&pr->kc.conn_err_quiet, 0) : 0);
     else
         atomic_fetch_add(&pr->kc.conn_err_quiet, 1);
-    bool producer = rk == pr->kc.producers[0] || rk == pr->kc.producers[1];
-    if (err == RD_KAFKA_RESP_ERR__FATAL && producer) {
-        char why[256];
-        rd_kafka_fatal_error(rk, why, sizeof why);
+    /* the consumer's fatal error: the loop's next tick (100 ms) decides,
+     * a new consumer or the end (pr_watch_tick, pr_kafka_renew_consumer) */
+    if (err != RD_KAFKA_RESP_ERR__FATAL || rk == pr->kc.consumer) return;
+    char why[256];
+    rd_kafka_fatal_error(rk, why, sizeof why);
+    if (rk == pr->kc.producers[0] || rk == pr->kc.producers[1]) {
         PX_ERROR(PR_COMP, "fatal kafka error: stopping", "reason=\"%s\"", why);
         atomic_store(&pr->kc.producer_fatal, true);
-    } else if (err == RD_KAFKA_RESP_ERR__FATAL && rk == pr->kc.consumer) {
-        /* the loop's next tick (100 ms) decides: a new consumer or the
-         * end (pr_watch_tick, pr_kafka_renew_consumer) */
-    } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[256];
-        rd_kafka_fatal_error(rk, why, sizeof why);
-        PX_ERROR(PR_COMP, "fatal kafka error: stopping", "reason=\"%s\"", why);
-        pr->exit_code = 1;
-        pr->stopping = true;
-        uv_stop(pr->loop);
+        return;
     }
+    char msg[300];
+    snprintf(msg, sizeof msg, "fatal kafka error of %s: %s", rd_kafka_name(rk), why);
+    pr_fatal(pr, msg);
 }
 
 /* Delivery reports of the transactional producer. A failed record makes
@@ -293,14 +289,9 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         PX_WARN(PR_COMP, "kafka statistics do not parse", "err=\"%s\"", jerr.text);
         return 0;
     }
-    bool up = false;
-    const char *bname, *tname, *pname;
-    json_t *b, *t, *p;
-    json_object_foreach(json_object_get(root, "brokers"), bname, b) {
-        const char *state = json_string_value(json_object_get(b, "state"));
-        up = up || (state && strcmp(state, "UP") == 0);
-    }
-    atomic_store(&pr->kc.kafka_ok, up);
+    const char *tname, *pname;
+    json_t *t, *p;
+    atomic_store(&pr->kc.kafka_ok, px_kafka_stats_broker_up(root));
     json_object_foreach(json_object_get(root, "topics"), tname, t) {
         int s = pr_topic_src(pr, tname);
         if (s >= PX_SRC__COUNT) continue; /* retry topics wait on purpose */

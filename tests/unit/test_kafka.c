@@ -260,11 +260,43 @@ static void test_header_int(void **state) {
     assert_int_equal(px_kafka_header_int(NULL, "px.n", &out), PX_EINVAL);
 }
 
+/* Some broker UP in librdkafka's statistics; anything else (absent,
+ * other states, wrong types, lowercase, the consumer group's own "state")
+ * is not. */
+static void test_stats_broker_up(void **state) {
+    (void)state;
+    static const struct {
+        const char *json;
+        bool up;
+    } rows[] = {
+        {"{\"brokers\":{\"b1\":{\"state\":\"UP\"}}}", true},
+        {"{\"brokers\":{\"b1\":{\"state\":\"DOWN\"},\"b2\":{\"state\":\"UP\"}}}", true},
+        {"{\"brokers\":{\"b1\":{\"state\":\"DOWN\"},\"b2\":{\"state\":\"INIT\"}}}", false},
+        {"{\"brokers\":{}}", false},
+        {"{}", false},
+        {"{\"brokers\":[{\"state\":\"UP\"}]}", false},
+        {"{\"brokers\":\"UP\"}", false},
+        {"{\"brokers\":{\"b1\":{\"state\":\"up\"}}}", false},
+        {"{\"brokers\":{\"b1\":{\"state\":1}}}", false},
+        {"{\"brokers\":{\"b1\":\"UP\"}}", false},
+        {"{\"cgrp\":{\"state\":\"UP\"},\"brokers\":{\"b1\":{\"state\":\"CONNECT\"}}}", false},
+        {"[]", false},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        json_t *j = json_loads(rows[i].json, 0, NULL);
+        assert_non_null(j);
+        if (px_kafka_stats_broker_up(j) != rows[i].up) fail_msg("row %zu: %s", i, rows[i].json);
+        json_decref(j);
+    }
+    assert_false(px_kafka_stats_broker_up(NULL));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf_ok),
         cmocka_unit_test(test_conf_bad),
         cmocka_unit_test(test_header_int),
+        cmocka_unit_test(test_stats_broker_up),
         cmocka_unit_test(test_uv_bridge),
         cmocka_unit_test(test_uv_stop_before_run),
     };
